@@ -1,0 +1,49 @@
+//! Architecture-specific code: the context switch and the first frame of a
+//! new stack. One file per architecture, all with the same items:
+//!
+//! * `init_stack(top, entry, obj) -> sp`: lay out a fresh context;
+//! * `resume(arg, sp, link) -> (arg, sp)`: enter a suspended context;
+//! * `suspend(arg, link) -> arg`: leave the running coroutine, keeping it;
+//! * `finish(arg, link) -> !`: leave the running coroutine for good;
+//! * `initial_object(sp)`, `link_slot(top)`, `STACK_ALIGN`.
+//!
+//! Only x86_64 with the System V ABI exists today; another architecture is a
+//! new file with these items and a line below.
+
+#[cfg(all(target_arch = "x86_64", unix))]
+mod x86_64;
+#[cfg(all(target_arch = "x86_64", unix))]
+pub(crate) use x86_64::*;
+
+#[cfg(not(all(target_arch = "x86_64", unix)))]
+compile_error!(
+    "coio supports x86_64 with the System V ABI (Linux) only; other targets need a `src/arch` port"
+);
+
+/// Executes the valgrind client request `request` with up to five arguments
+/// and returns its result, or `default` when not running under valgrind (the
+/// magic instruction sequence is then a no-op). The sequence and request
+/// numbers are valgrind's documented client-request ABI for amd64.
+#[inline(always)]
+pub(crate) fn valgrind_request(default: usize, request: usize, args: [usize; 5]) -> usize {
+    let block: [usize; 6] = [request, args[0], args[1], args[2], args[3], args[4]];
+    let result: usize;
+    // SAFETY: the four rotations of rdi add up to 128 bits and leave it
+    // unchanged, `xchg rbx, rbx` changes nothing; natively the block only
+    // reads nothing. Under valgrind the request reads `block` (which lives
+    // across the asm) and writes the result to rdx.
+    unsafe {
+        core::arch::asm!(
+            "rol rdi, 3",
+            "rol rdi, 13",
+            "rol rdi, 61",
+            "rol rdi, 51",
+            "xchg rbx, rbx",
+            inout("rdx") default => result,
+            in("rax") block.as_ptr(),
+            inout("rdi") 0usize => _,
+            options(nostack),
+        );
+    }
+    result
+}

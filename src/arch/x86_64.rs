@@ -1,0 +1,278 @@
+//! The x86_64 System V context switch.
+//!
+//! # Model
+//!
+//! A suspended context is nothing but a stack pointer: everything needed to
+//! continue it was pushed onto its own stack before it let go of the CPU.
+//! Switching is split into two halves that always come in pairs, so that every
+//! switch saves the current context and restores another in one step (there is
+//! no bare "save" or "load": jumping to a stale context is impossible to
+//! express):
+//!
+//! * [`resume`] runs on the parent (whoever drives the coroutine). It enters
+//!   the coroutine with a `call`, so the return address of the parent sits on
+//!   the parent's stack exactly as for an ordinary function call.
+//! * [`suspend`] and [`finish`] run on the coroutine. They go back to the
+//!   parent with a `ret`, which pops that very return address.
+//!
+//! Every `call` is thus matched by one `ret`, and the CPU's return-address
+//! predictor stays balanced: a round trip costs two correctly predicted
+//! branches and a handful of pushes and pops.
+//!
+//! Each half carries one machine word across (`rdi`), and `resume` also learns
+//! the coroutine's new stack pointer (`rsi`, zero once the coroutine has
+//! finished).
+//!
+//! # What is saved
+//!
+//! The System V ABI makes `rbx`, `rbp`, `r12`–`r15`, `rsp`, the MXCSR control
+//! bits and the x87 control word callee-saved. The switches are inline
+//! assembly, so the compiler is told that `r12`–`r15` and every caller-saved
+//! register are clobbered and spills only the ones that are live at that
+//! point, often none. `rbx` and `rbp` cannot be named as clobbers (LLVM
+//! reserves them), so the assembly pushes them itself. MXCSR and the x87
+//! control word are deliberately *not* saved: they are per-thread settings
+//! that Rust code never changes, saving them costs a serialising
+//! `stmxcsr`/`ldmxcsr` pair on every switch, and since a started coroutine
+//! never changes thread (see the runtime) they describe the thread, not the
+//! coroutine. Code that changes them must restore them before it suspends.
+//!
+//! # Stack layout
+//!
+//! ```text
+//!  top ─────────► ┌──────────────────────────┐  (16-byte aligned)
+//!       top - 8   │ entry function           │  read once by the trampoline
+//!       top - 16  │ link                     │  parent's stack pointer while running
+//!                 ├──────────────────────────┤
+//!                 │ initial object (closure) │  16-byte aligned
+//!  initial sp ──► │ address of `trampoline`  │  "resume address" of a fresh stack
+//!                 └──────────────────────────┘
+//! ```
+//!
+//! A suspended stack (after [`suspend`]) holds, from its stack pointer up:
+//! the resume address, the saved `rbx`, the saved `rbp`.
+//!
+//! While the coroutine runs, the *link* slot holds the parent's stack
+//! pointer, and at that address the parent's stack holds, upwards: the
+//! parent's `rbp`, the return address into [`resume`], the parent's `rbx`.
+//! That is all the unwinder needs to step from the coroutine's outermost
+//! frame (the trampoline) into the parent, see the CFI of [`trampoline`].
+
+use core::arch::{asm, naked_asm};
+use core::mem::{align_of, size_of};
+
+/// Required alignment of a stack top.
+pub const STACK_ALIGN: usize = 16;
+
+/// Signature of a coroutine's entry function, called by the trampoline on the
+/// coroutine's stack with the word passed to the first [`resume`], a pointer
+/// to the initial object and the address of the link slot. It must never
+/// return: it ends with [`finish`].
+pub type EntryFn = unsafe extern "C" fn(arg: usize, obj: *mut u8, link: *mut usize) -> !;
+
+/// The first code a new stack runs, entered through the `call` in
+/// [`resume`] with `rdi` = argument, `rsi` = address of the link slot,
+/// `rdx` = initial stack pointer (pointing at this function's address, with
+/// the initial object right above it).
+///
+/// Its call frame information is what makes backtraces cross from the
+/// coroutine into the parent: the canonical frame address of this frame is
+/// computed from the link slot (`rbp` keeps its address for the life of the
+/// coroutine, and `rbp` is callee-saved, so the unwinder recovers it for this
+/// frame from the frames below). From `CFA = [link] + 24` the parent's
+/// `rbx`, return address and `rbp` sit at `CFA - 8`, `CFA - 16` and
+/// `CFA - 24`, and the parent's stack pointer is the CFA itself, which is
+/// exactly the value the parent's own CFI expects at its return address.
+#[unsafe(naked)]
+unsafe extern "C" fn trampoline() {
+    naked_asm!(
+        ".cfi_startproc",
+        // Still on the parent's stack, just called: the CIE's default rule
+        // (CFA = rsp + 8, return address at CFA - 8) is right here.
+        //
+        // Save the parent's frame pointer next to the return address, which
+        // gives the parent's stack the same shape as after `suspend`.
+        "push rbp",
+        ".cfi_adjust_cfa_offset 8",
+        ".cfi_offset rbp, -16",
+        // Publish the parent's stack pointer in the link slot.
+        "mov [rsi], rsp",
+        // rbp = link slot address, for the rest of this frame's life.
+        "mov rbp, rsi",
+        // From here on: CFA = [rbp] + 24, i.e. DW_CFA_def_cfa_expression,
+        // 5 bytes: DW_OP_breg6 (rbp) 0, DW_OP_deref, DW_OP_plus_uconst 24.
+        ".cfi_escape 0x0f, 5, 0x76, 0x00, 0x06, 0x23, 0x18",
+        ".cfi_offset rbx, -8",
+        ".cfi_offset rip, -16",
+        ".cfi_offset rbp, -24",
+        // Move onto the coroutine's stack, past the resume address: rsp now
+        // points at the 16-byte aligned initial object.
+        "lea rsp, [rdx + 8]",
+        // entry(arg = rdi, obj = rsp, link = rbp)
+        "mov rsi, rsp",
+        "mov rdx, rbp",
+        // A return address inside this function, so that an unwinder standing
+        // in the entry function finds this FDE for the next frame up. The
+        // push also gives the entry function the alignment of a real call
+        // (rsp + 8 is 16-byte aligned on its first instruction).
+        "lea rax, [rip + 2f]",
+        "push rax",
+        // The entry function's address is stored right above the link slot.
+        "jmp [rbp + 8]",
+        // Never reached: entry functions end with `finish`.
+        "2:",
+        "ud2",
+        ".cfi_endproc",
+    )
+}
+
+/// Writes the initial frame for a coroutine onto the stack ending at `top`
+/// and returns its initial stack pointer. The first [`resume`] of it calls
+/// `entry(arg, obj, link)` where `obj` points at the moved `obj`.
+///
+/// # Safety
+/// `top` must be 16-byte aligned and the end of a writable region large
+/// enough for the reserved words, `obj` and the coroutine's frames. The
+/// object is owned by the stack from now on: it must be read out exactly once
+/// (by `entry`, or through [`initial_object`] if the coroutine never starts).
+#[inline(always)]
+pub unsafe fn init_stack<T>(top: *mut u8, entry: EntryFn, obj: T) -> *mut u8 {
+    debug_assert_eq!(top as usize % STACK_ALIGN, 0);
+    let link = top.wrapping_sub(16);
+    let align = if align_of::<T>() > STACK_ALIGN {
+        align_of::<T>()
+    } else {
+        STACK_ALIGN
+    };
+    let obj_at = (link as usize - size_of::<T>()) & !(align - 1);
+    let sp = obj_at - 8;
+    // SAFETY: all four writes land between `sp` and `top`, inside the
+    // caller's writable stack; every address is aligned for its type.
+    unsafe {
+        top.wrapping_sub(8).cast::<usize>().write(entry as usize);
+        link.cast::<usize>().write(0);
+        (obj_at as *mut T).write(obj);
+        (sp as *mut usize).write(trampoline as *const () as usize);
+    }
+    sp as *mut u8
+}
+
+/// Where [`init_stack`] put the initial object of a stack whose initial
+/// stack pointer is `sp`.
+#[inline(always)]
+pub fn initial_object(sp: *mut u8) -> *mut u8 {
+    sp.wrapping_add(8)
+}
+
+/// Address of the link slot of the stack ending at `top`.
+#[inline(always)]
+pub fn link_slot(top: *mut u8) -> *mut usize {
+    top.wrapping_sub(16).cast()
+}
+
+/// Switches from the current context into the suspended context `sp`,
+/// passing `arg`. Returns when the coroutine suspends or finishes, with the
+/// word it passed and its new stack pointer (null once it has finished).
+///
+/// # Safety
+/// `sp` must be the stack pointer of a context made by [`init_stack`] or
+/// returned by an earlier `resume`, never resumed since, whose stack has the
+/// link slot `link`.
+#[inline(always)]
+pub unsafe fn resume(arg: usize, sp: *mut u8, link: *mut usize) -> (usize, *mut u8) {
+    let ret: usize;
+    let new_sp: *mut u8;
+    // SAFETY: the caller guarantees `sp` is a live suspended context. The
+    // block saves rbx itself, declares every other register it (or the
+    // coroutine) may change as clobbered, and returns here through the `ret`
+    // of `suspend`/`finish` with rsp restored to its value before the `call`.
+    unsafe {
+        asm!(
+            // rbx is reserved by LLVM and may hold a live value: keep it on our
+            // stack, where the trampoline's CFI also expects it.
+            "push rbx",
+            // Push the return address and jump to the coroutine's resume
+            // address (the first word of its saved context).
+            "call [rdx]",
+            // The coroutine suspended or finished: rsp is back to where the
+            // `call` left it.
+            "pop rbx",
+            inlateout("rdi") arg => ret,
+            inlateout("rsi") link => new_sp,
+            in("rdx") sp,
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    (ret, new_sp)
+}
+
+/// Suspends the running coroutine, passing `arg` to its parent (whose
+/// `resume` returns). Returns the word passed by the next `resume`.
+///
+/// # Safety
+/// Must run on the coroutine's own stack, while it is running, with `link`
+/// its link slot.
+#[inline(always)]
+pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+    let ret: usize;
+    // SAFETY: the caller guarantees we are on the coroutine's stack and that
+    // the link slot holds the parent's live context. Everything we need when
+    // we are resumed is saved on our stack; the clobbers cover the rest.
+    unsafe {
+        asm!(
+            // Save our context: rbp, rbx, then the address to resume at.
+            "push rbp",
+            "push rbx",
+            "lea rax, [rip + 2f]",
+            "push rax",
+            // Our stack pointer is the handle of the suspended context; the
+            // parent receives it in rsi.
+            "mov rsi, rsp",
+            // Switch to the parent, restore its rbp and return into its
+            // `call [rdx]`.
+            "mov rsp, [rdx]",
+            "pop rbp",
+            "ret",
+            // Resumed by a parent's `resume`: rdi = arg, rsi = link slot,
+            // rdx = our stack pointer. Same steps as the trampoline: save the
+            // parent's rbp, publish its stack pointer, come home.
+            "2:",
+            "push rbp",
+            "mov [rsi], rsp",
+            "lea rsp, [rdx + 8]",
+            "pop rbx",
+            "pop rbp",
+            inlateout("rdi") arg => ret,
+            in("rdx") link,
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    ret
+}
+
+/// Leaves the running coroutine for good, passing `arg` to its parent, whose
+/// `resume` returns a null stack pointer. Nothing on the coroutine's stack is
+/// dropped; the memory stays valid until the stack is freed, so the parent
+/// may still read `arg` if it points there.
+///
+/// # Safety
+/// Same as [`suspend`]; the coroutine must never be resumed again.
+#[inline(always)]
+pub unsafe fn finish(arg: usize, link: *mut usize) -> ! {
+    // SAFETY: the link slot holds the parent's live context (caller's
+    // guarantee); restoring rsp/rbp and returning into its `call` is exactly
+    // what `suspend` does minus saving our own context.
+    unsafe {
+        asm!(
+            "mov rsp, [rdx]",
+            "pop rbp",
+            "ret",
+            in("rdi") arg,
+            in("rsi") 0usize,
+            in("rdx") link,
+            options(noreturn),
+        );
+    }
+}

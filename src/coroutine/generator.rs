@@ -1,0 +1,391 @@
+//! Generators: stackful coroutines driven by hand on the current thread.
+//!
+//! ```
+//! use coio::{Generator, GeneratorState};
+//!
+//! let mut g = Generator::new(|y, first: u32| {
+//!     let second = y.yield_(first * 10);
+//!     let third = y.yield_(second * 10);
+//!     format!("done with {third}")
+//! });
+//! assert_eq!(g.resume(1), GeneratorState::Yielded(10));
+//! assert_eq!(g.resume(2), GeneratorState::Yielded(20));
+//! assert_eq!(g.resume(3), GeneratorState::Complete("done with 3".to_string()));
+//! ```
+//!
+//! # Protocol
+//!
+//! Values cross the switch by address: the side that switches away leaves
+//! its message in a `ManuallyDrop` on its own stack and passes a pointer to
+//! it as the switch's word; the side that wakes up moves the message out
+//! with `ptr::read` before doing anything else. The parent sends a
+//! [`ResumeMsg`] (an input, or the order to unwind), the coroutine answers
+//! with an [`Out`] (a yielded value, the return value, or a panic payload).
+//!
+//! # Panics and unwinding
+//!
+//! The body runs under `catch_unwind` at the root of the coroutine. A panic
+//! finishes the generator and is re-raised by `resume` in the parent with
+//! `resume_unwind`, so it crosses no assembly frame. Dropping a suspended
+//! generator resumes it with the order to unwind: its pending `yield_`
+//! raises a [`ForcedUnwind`] panic that runs every destructor on the stack
+//! and is swallowed at the root. If the body catches that panic and
+//! suspends again, the order is repeated until the body finishes.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::ptr;
+
+use super::{RawCoroutine, State, next_id};
+use crate::arch;
+use crate::stack::{self, Canary, DEFAULT_STACK_SIZE, StackPolicy};
+
+/// What [`Generator::resume`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GeneratorState<Y, R> {
+    /// The generator yielded this value and can be resumed again.
+    Yielded(Y),
+    /// The generator returned this value and is finished.
+    Complete(R),
+}
+
+/// The panic payload that unwinds a generator's stack when it is dropped
+/// while suspended. Code that catches panics inside a generator should let
+/// this one go on (`resume_unwind` it).
+#[derive(Debug)]
+pub struct ForcedUnwind(());
+
+/// What the parent sends with each resume.
+struct ResumeMsg<I> {
+    /// `Some(input)` to continue, `None` to unwind.
+    input: Option<I>,
+    /// Whether the parent was unwinding itself when it resumed us.
+    parent_panicking: bool,
+}
+
+/// What the coroutine sent back, as the parent sees it. (On the wire a
+/// yield is a pointer to a `Y`, the end a pointer to a `Result<R, payload>`;
+/// the parent tells them apart by whether the coroutine finished.)
+enum Out<Y, R> {
+    Yielded(Y),
+    Complete(R),
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// Handle given to a generator's body to yield values with.
+///
+/// It is neither `Send` nor `Sync`, and the body only ever gets a short-lived
+/// reference to it, so it cannot be used from outside the generator's code.
+pub struct Yielder<I, Y> {
+    link: *mut usize,
+    canary: Option<Canary>,
+    parent_panicking: Cell<bool>,
+    _marker: PhantomData<fn(Y) -> I>,
+}
+
+impl<I, Y> Yielder<I, Y> {
+    /// Suspends the generator, handing `value` to the caller of
+    /// [`Generator::resume`], and returns the input of the next `resume`.
+    ///
+    /// If the generator is dropped while suspended here, this call does not
+    /// return: it unwinds (with a [`ForcedUnwind`] payload) so that the
+    /// destructors on the generator's stack run.
+    ///
+    /// # Aborts
+    /// Yielding while the generator is unwinding from a panic (from a
+    /// destructor, say) aborts the process with a message: the thread's
+    /// panic state cannot be carried across a suspension.
+    #[inline]
+    pub fn yield_(&self, value: Y) -> I {
+        if std::thread::panicking() && !self.parent_panicking.get() {
+            abort_yield_while_panicking();
+        }
+        let value = ManuallyDrop::new(value);
+        if let Some(canary) = self.canary {
+            crate::stack::overflow::check_canary(canary, &value as *const _ as usize);
+        }
+        // SAFETY: we are on this generator's stack (only its body holds a
+        // reference to this yielder, and the yielder is !Sync), running, and
+        // `link` is its link slot. The parent moves `value` out before it
+        // resumes us.
+        let arg = unsafe { arch::suspend(&*value as *const Y as usize, self.link) };
+        // SAFETY: the parent passed a pointer to a ResumeMsg<I> it gave up.
+        let msg = unsafe { ptr::read(arg as *const ResumeMsg<I>) };
+        self.parent_panicking.set(msg.parent_panicking);
+        match msg.input {
+            Some(input) => input,
+            None => resume_unwind(Box::new(ForcedUnwind(()))),
+        }
+    }
+}
+
+impl<I, Y> fmt::Debug for Yielder<I, Y> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Yielder").finish_non_exhaustive()
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn abort_yield_while_panicking() -> ! {
+    eprintln!(
+        "\ncoio: a generator tried to yield while it was unwinding from a panic \
+         (a destructor called yield_); this cannot be done soundly, aborting"
+    );
+    std::process::abort()
+}
+
+/// A stackful generator: a closure on its own stack that can suspend itself
+/// anywhere, however deep in calls, with [`Yielder::yield_`].
+///
+/// `I` is the type of the values sent in by [`resume`](Self::resume), `Y`
+/// of the values yielded, `R` of the value returned; `'a` bounds what the
+/// closure borrows. A generator whose input is `()` is an [`Iterator`] over
+/// its yielded values.
+///
+/// A generator runs on the thread that resumes it and is neither `Send` nor
+/// `Sync`: see the thread-local rule in the [module docs](super). To run
+/// one elsewhere, send the closure and create the generator there.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// assert_send(coio::Generator::new(|y, ()| y.yield_(1)));
+/// ```
+pub struct Generator<'a, I, Y, R> {
+    raw: RawCoroutine,
+    /// `'a`: the closure's borrows; `*mut ()`: neither Send nor Sync.
+    _marker: PhantomData<(&'a (), *mut (), fn(I) -> (Y, R))>,
+}
+
+/// Settings for a new [`Generator`].
+#[derive(Clone, Debug)]
+pub struct GeneratorBuilder {
+    stack_size: usize,
+    policy: StackPolicy,
+}
+
+impl Default for GeneratorBuilder {
+    fn default() -> Self {
+        GeneratorBuilder {
+            stack_size: DEFAULT_STACK_SIZE,
+            policy: StackPolicy::Auto,
+        }
+    }
+}
+
+impl GeneratorBuilder {
+    /// Default settings: [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE), [`StackPolicy::Auto`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Usable stack size in bytes, rounded up to whole pages and to at least
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// How a stack overflow is caught; see [`StackPolicy`].
+    pub fn stack_policy(mut self, policy: StackPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Creates the generator. Fails only when no stack can be had (memory
+    /// or mappings exhausted), with an error saying which.
+    pub fn build<'a, F, I, Y, R>(self, f: F) -> io::Result<Generator<'a, I, Y, R>>
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
+    {
+        let stack = stack::allocate(self.stack_size, self.policy)?;
+        stack.set_owner(None, next_id());
+        let start = Start {
+            f,
+            canary: stack.canary(),
+        };
+        // SAFETY: `entry::<F, I, Y, R>` takes the Start<F> it is given and
+        // ends with `arch::finish`.
+        let raw = unsafe { RawCoroutine::new(stack, entry::<F, I, Y, R>, start) };
+        Ok(Generator {
+            raw,
+            _marker: PhantomData,
+        })
+    }
+}
+
+/// The initial object written onto a generator's stack.
+struct Start<F> {
+    f: F,
+    canary: Option<Canary>,
+}
+
+/// Root of every generator's stack; see the module docs.
+unsafe extern "C" fn entry<F, I, Y, R>(arg: usize, obj: *mut u8, link: *mut usize) -> !
+where
+    F: FnOnce(&Yielder<I, Y>, I) -> R,
+{
+    let out: Result<R, Box<dyn Any + Send>> = {
+        // SAFETY: the first resume passes a ResumeMsg<I>, and the initial
+        // object is our Start<F>; both are moved out exactly once.
+        let (msg, start) = unsafe {
+            (
+                ptr::read(arg as *const ResumeMsg<I>),
+                ptr::read(obj.cast::<Start<F>>()),
+            )
+        };
+        let yielder = Yielder::<I, Y> {
+            link,
+            canary: start.canary,
+            parent_panicking: Cell::new(msg.parent_panicking),
+            _marker: PhantomData,
+        };
+        let f = start.f;
+        match msg.input {
+            Some(input) => catch_unwind(AssertUnwindSafe(|| f(&yielder, input))),
+            None => catch_unwind(AssertUnwindSafe(move || drop(f)))
+                .and_then(|()| Err(Box::new(ForcedUnwind(())) as Box<dyn Any + Send>)),
+        }
+    };
+    let out = ManuallyDrop::new(out);
+    // SAFETY: we are the coroutine, running, with link slot `link`; the
+    // parent reads `out` (still mapped, never reused) before anything else.
+    unsafe {
+        arch::finish(
+            &*out as *const Result<R, Box<dyn Any + Send>> as usize,
+            link,
+        )
+    }
+}
+
+impl<'a, I, Y, R> Generator<'a, I, Y, R> {
+    /// Creates a generator with the default settings. Its body runs on the
+    /// first [`resume`](Self::resume), which passes the first input.
+    ///
+    /// # Panics
+    /// If no stack can be allocated; use [`Generator::builder`] to get an
+    /// error instead.
+    pub fn new<F>(f: F) -> Self
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
+    {
+        match GeneratorBuilder::new().build(f) {
+            Ok(g) => g,
+            Err(e) => panic!("coio: cannot create a generator: {e}"),
+        }
+    }
+
+    /// Runs the generator until it yields or returns, sending it `input`
+    /// (the first input becomes the closure's second argument, later ones are
+    /// what `yield_` returns).
+    ///
+    /// # Panics
+    /// If the generator panics, the panic is re-raised here and the
+    /// generator is finished. Resuming a finished generator panics.
+    #[inline]
+    pub fn resume(&mut self, input: I) -> GeneratorState<Y, R> {
+        if self.raw.state() == State::Finished {
+            panic!("coio: resumed a generator that has already finished");
+        }
+        match self.send(Some(input)) {
+            Out::Yielded(y) => GeneratorState::Yielded(y),
+            Out::Complete(r) => GeneratorState::Complete(r),
+            Out::Panicked(payload) => resume_unwind(payload),
+        }
+    }
+
+    /// Whether the generator has returned (or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.raw.state() == State::Finished
+    }
+
+    /// Whether the generator has been resumed at least once.
+    pub fn is_started(&self) -> bool {
+        self.raw.state() != State::Fresh
+    }
+
+    /// Usable size of the generator's stack, in bytes.
+    pub fn stack_size(&self) -> usize {
+        self.raw.stack().size()
+    }
+
+    /// One round trip: sends `input` (or the order to unwind) and takes the
+    /// answer. The state must be Fresh or Suspended.
+    #[inline(always)]
+    fn send(&mut self, input: Option<I>) -> Out<Y, R> {
+        let msg = ManuallyDrop::new(ResumeMsg {
+            input,
+            parent_panicking: std::thread::panicking(),
+        });
+        // SAFETY: the generator is fresh or suspended (callers check), is
+        // !Send so this is the thread it runs on, and expects a ResumeMsg<I>.
+        let ret = unsafe { self.raw.resume(&*msg as *const ResumeMsg<I> as usize) };
+        if self.raw.state() == State::Finished {
+            // SAFETY: the body finished with a pointer to its result, which
+            // lies on its stack, still mapped and never run again.
+            match unsafe { ptr::read(ret as *const Result<R, Box<dyn Any + Send>>) } {
+                Ok(r) => Out::Complete(r),
+                Err(payload) => Out::Panicked(payload),
+            }
+        } else {
+            // SAFETY: `yield_` passed a pointer to a Y it gave up.
+            Out::Yielded(unsafe { ptr::read(ret as *const Y) })
+        }
+    }
+}
+
+impl Generator<'static, (), (), ()> {
+    /// Settings for a new generator (stack size and overflow policy):
+    /// `Generator::builder().stack_size(1 << 20).build(|y, input| ...)`.
+    pub fn builder() -> GeneratorBuilder {
+        GeneratorBuilder::new()
+    }
+}
+
+impl<I, Y, R> Drop for Generator<'_, I, Y, R> {
+    fn drop(&mut self) {
+        // Fresh: the raw coroutine drops the closure in place.
+        // Suspended: unwind its stack; repeat if the body caught the unwind
+        // and suspended again.
+        while self.raw.state() == State::Suspended {
+            match self.send(None) {
+                Out::Yielded(y) => drop(y),
+                Out::Complete(r) => drop(r),
+                Out::Panicked(payload) => {
+                    if !payload.is::<ForcedUnwind>() && !std::thread::panicking() {
+                        resume_unwind(payload);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<Y, R> Iterator for Generator<'_, (), Y, R> {
+    type Item = Y;
+
+    /// Resumes the generator; `None` once it has returned.
+    fn next(&mut self) -> Option<Y> {
+        if self.is_finished() {
+            return None;
+        }
+        match self.resume(()) {
+            GeneratorState::Yielded(y) => Some(y),
+            GeneratorState::Complete(_) => None,
+        }
+    }
+}
+
+impl<I, Y, R> fmt::Debug for Generator<'_, I, Y, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Generator")
+            .field("state", &self.raw.state())
+            .field("stack_size", &self.stack_size())
+            .finish()
+    }
+}

@@ -1,0 +1,181 @@
+//! Coroutines: a stack, a suspended context on it, and the code to run.
+//!
+//! [`RawCoroutine`] is the untyped core shared by the public
+//! [`Generator`](generator::Generator) and the scheduler's coroutines. It
+//! owns a pooled [`Stack`], the stack pointer of the suspended context and
+//! the state machine
+//!
+//! ```text
+//!   Fresh ──resume──► Running ──suspend──► Suspended ──resume──► Running ...
+//!                         └────finish────► Finished
+//! ```
+//!
+//! A fresh coroutine's stack holds only its initial object (written there by
+//! `arch::init_stack`: no heap allocation); if it is dropped without ever
+//! running, that object is dropped in place. A suspended coroutine has live
+//! frames on its stack: its typed owner must unwind them (see the generator's
+//! forced unwind) before the raw coroutine is dropped; the raw coroutine
+//! only frees the stack.
+//!
+//! # The thread-local rule
+//!
+//! Compiled code may compute the address of a thread-local once and keep it
+//! across calls; if a coroutine suspended on one thread were resumed on
+//! another, such code would touch the first thread's thread-locals. Two
+//! rules keep coio sound:
+//!
+//! * a started coroutine is only ever resumed on the thread that started it:
+//!   `Generator` is neither `Send` nor `Sync` (the compiler cannot see what
+//!   lives on a coroutine stack, so it can never prove that moving one is
+//!   safe), and the scheduler moves only coroutines that have not started;
+//! * no function of coio reads a thread-local, switches context, and then
+//!   uses what it read.
+//!
+//! Likewise std's panic count is per thread: a coroutine may not suspend
+//! while it is unwinding (it is aborted with a message if it tries), so
+//! that a panic that starts on a coroutine ends there.
+
+pub mod generator;
+
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch;
+use crate::stack::Stack;
+
+/// Where a raw coroutine is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Never resumed: the stack holds the initial object only.
+    Fresh,
+    /// Running on some stack: this is the coroutine currently executing, or
+    /// one of those below it in a chain of nested resumes.
+    Running,
+    /// Suspended in `arch::suspend`: live frames on the stack.
+    Suspended,
+    /// Returned for good: nothing live on the stack.
+    Finished,
+}
+
+/// An untyped coroutine. See the module docs.
+pub(crate) struct RawCoroutine {
+    /// Context of a fresh or suspended coroutine (unspecified otherwise).
+    sp: *mut u8,
+    state: State,
+    /// Drops the initial object in place if the coroutine never runs.
+    drop_initial: unsafe fn(*mut u8),
+    /// The stack; returned to the pool when this is dropped (leaked if
+    /// frames are still live on it).
+    stack: ManuallyDrop<Stack>,
+}
+
+impl RawCoroutine {
+    /// Makes a fresh coroutine on `stack` that will run
+    /// `entry(arg, &mut obj, link)` when first resumed.
+    ///
+    /// # Safety
+    /// `entry` must treat its second argument as a `*mut T` it takes
+    /// ownership of, and end with `arch::finish` on the link it was given.
+    pub(crate) unsafe fn new<T>(stack: Stack, entry: arch::EntryFn, obj: T) -> Self {
+        assert!(
+            std::mem::size_of::<T>() + 1024 < stack.size(),
+            "coio: the coroutine's closure ({} bytes) does not fit on its stack of {} bytes",
+            std::mem::size_of::<T>(),
+            stack.size()
+        );
+        // SAFETY: the switch top is 16-aligned (page top minus 32) and the
+        // stack below it is ours and large enough (checked above).
+        let sp = unsafe { arch::init_stack(stack.switch_top(), entry, obj) };
+        /// Drops a `T` in place; type-erased into `drop_initial`.
+        unsafe fn drop_in_place<T>(p: *mut u8) {
+            // SAFETY: the caller passes the initial object's address, once.
+            unsafe { std::ptr::drop_in_place(p.cast::<T>()) }
+        }
+        RawCoroutine {
+            sp,
+            state: State::Fresh,
+            drop_initial: drop_in_place::<T>,
+            stack: ManuallyDrop::new(stack),
+        }
+    }
+
+    /// The stack (for its size, canary and owner descriptor).
+    pub(crate) fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// Current state.
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// Switches into the coroutine with `arg`; returns the word it passes
+    /// back when it suspends or finishes.
+    ///
+    /// # Safety
+    /// The state must be `Fresh` or `Suspended`, and this thread must be the
+    /// one that first resumed it (if any). `arg` must be what the coroutine's
+    /// code expects at this point.
+    #[inline(always)]
+    pub(crate) unsafe fn resume(&mut self, arg: usize) -> usize {
+        debug_assert!(matches!(self.state, State::Fresh | State::Suspended));
+        self.state = State::Running;
+        let link = arch::link_slot(self.stack.switch_top());
+        // SAFETY: `sp` is a live fresh or suspended context on our stack
+        // (caller's guarantee), whose link slot is `link`.
+        let (ret, sp) = unsafe { arch::resume(arg, self.sp, link) };
+        if sp.is_null() {
+            self.state = State::Finished;
+        } else {
+            self.state = State::Suspended;
+            self.sp = sp;
+        }
+        ret
+    }
+}
+
+impl Drop for RawCoroutine {
+    fn drop(&mut self) {
+        match self.state {
+            State::Fresh => {
+                // SAFETY: a fresh stack still owns its initial object, at the
+                // place `init_stack` put it; it is dropped exactly once here.
+                unsafe { (self.drop_initial)(arch::initial_object(self.sp)) }
+            }
+            State::Finished => {}
+            // The typed owner unwinds a suspended coroutine before dropping
+            // it. If it could not, the frames may still be referenced from
+            // elsewhere (wait-queue nodes live on coroutine stacks), so the
+            // stack is leaked rather than reused: sound, if wasteful.
+            State::Suspended | State::Running => return,
+        }
+        // SAFETY: the field is not used after this; nothing lives on the
+        // stack any more.
+        unsafe { ManuallyDrop::drop(&mut self.stack) }
+    }
+}
+
+/// A unique id for a coroutine (never 0). Ids are handed out to threads in
+/// blocks so that creating coroutines on several threads shares no cache
+/// line.
+pub(crate) fn next_id() -> u64 {
+    const BLOCK: u64 = 1024;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    RANGE
+        .try_with(|r| {
+            let (next, end) = r.get();
+            if next < end {
+                r.set((next + 1, end));
+                next
+            } else {
+                let start = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+                r.set((start + 1, start + BLOCK));
+                start
+            }
+        })
+        .unwrap_or_else(|_| NEXT_BLOCK.fetch_add(1, Ordering::Relaxed))
+}

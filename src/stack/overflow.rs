@@ -1,0 +1,308 @@
+//! Reporting stack overflows: the SIGSEGV/SIGBUS handler for guarded
+//! stacks, the canary check for the others, and the alternate signal stacks
+//! the handler runs on.
+//!
+//! # Protocol
+//!
+//! * Every guarded slab is entered in [`REGISTRY`] (start, end, slot size)
+//!   while it is mapped. The handler looks the faulting address up there:
+//!   if it lies in the first page of a slot, that slot's stack overflowed.
+//!   The registry is a fixed array of atomics so that the handler can read
+//!   it without locks; it is written only under the stacks' mutex, an entry
+//!   being published by storing its start last and withdrawn by clearing the
+//!   start first.
+//! * The handler reads the owner from the stack's descriptor (see the parent
+//!   module), writes the report with `write(2)` alone (no allocation, no
+//!   locks, no formatting machinery) and aborts. Any other fault goes to the
+//!   handler that was installed before ours (normally std's, which reports
+//!   overflows of thread stacks), or back to the default action.
+//! * A handler cannot run on the stack that just overflowed, so every thread
+//!   that takes a coroutine stack gets an alternate signal stack first
+//!   ([`prepare_thread`]); threads started by std usually have one already
+//!   and keep it.
+
+use std::cell::Cell;
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{Canary, DESCRIPTOR, page_size};
+
+/// Capacity of the registry: guarded slabs mapped at once.
+const REGISTRY_LEN: usize = 16384;
+
+/// One registered guarded slab. `start == 0` marks a free entry.
+struct Entry {
+    start: AtomicUsize,
+    end: AtomicUsize,
+    slot_size: AtomicUsize,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: Entry = Entry {
+    start: AtomicUsize::new(0),
+    end: AtomicUsize::new(0),
+    slot_size: AtomicUsize::new(0),
+};
+
+/// Guarded slabs currently mapped, for the signal handler.
+static REGISTRY: [Entry; REGISTRY_LEN] = [EMPTY; REGISTRY_LEN];
+
+/// Whether the registry can take another slab. Called under the stacks' mutex.
+pub(super) fn registry_has_room() -> bool {
+    REGISTRY
+        .iter()
+        .any(|e| e.start.load(Ordering::Relaxed) == 0)
+}
+
+/// Enters a guarded slab. Called under the stacks' mutex, after
+/// [`registry_has_room`] said yes.
+pub(super) fn register_slab(start: usize, len: usize, slot_size: usize) {
+    install_handler();
+    if let Some(e) = REGISTRY
+        .iter()
+        .find(|e| e.start.load(Ordering::Relaxed) == 0)
+    {
+        e.end.store(start + len, Ordering::Relaxed);
+        e.slot_size.store(slot_size, Ordering::Relaxed);
+        e.start.store(start, Ordering::Release);
+    }
+}
+
+/// Withdraws a guarded slab before it is unmapped. Called under the stacks' mutex.
+pub(super) fn unregister_slab(start: usize) {
+    if let Some(e) = REGISTRY
+        .iter()
+        .find(|e| e.start.load(Ordering::Relaxed) == start)
+    {
+        e.start.store(0, Ordering::Release);
+    }
+}
+
+/// If `addr` is in the guard page of a registered slot, that slot's top and
+/// usable size.
+fn lookup_guard(addr: usize) -> Option<(usize, usize)> {
+    let page = page_size();
+    for e in REGISTRY.iter() {
+        let start = e.start.load(Ordering::Acquire);
+        if start == 0 || addr < start {
+            continue;
+        }
+        let end = e.end.load(Ordering::Relaxed);
+        let slot_size = e.slot_size.load(Ordering::Relaxed);
+        if addr >= end || slot_size == 0 {
+            continue;
+        }
+        let offset = addr - start;
+        if offset % slot_size < page {
+            let top = start + (offset / slot_size + 1) * slot_size;
+            return Some((top, slot_size - page));
+        }
+    }
+    None
+}
+
+/// The actions that were installed for SIGSEGV and SIGBUS before ours.
+struct Previous(std::cell::UnsafeCell<[libc::sigaction; 2]>);
+// SAFETY: written once inside `install_handler`'s Once before the handler
+// that reads it is installed; read-only afterwards.
+unsafe impl Sync for Previous {}
+// SAFETY: an all-zero sigaction is a valid value (SIG_DFL, no flags).
+static PREVIOUS: Previous = Previous(std::cell::UnsafeCell::new(unsafe { std::mem::zeroed() }));
+
+/// Installs the fault handler once per process.
+fn install_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for (i, sig) in [libc::SIGSEGV, libc::SIGBUS].into_iter().enumerate() {
+            // SAFETY: a zeroed sigaction is valid; we fill in the handler,
+            // flags and an empty mask, and keep the previous action in
+            // PREVIOUS, which nothing reads before the handler is installed.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = handler as *const () as usize;
+                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+                libc::sigemptyset(&mut action.sa_mask);
+                let previous = &mut (*PREVIOUS.0.get())[i];
+                libc::sigaction(sig, &action, previous);
+            }
+        }
+    });
+}
+
+/// The SIGSEGV/SIGBUS handler. Async-signal-safe: atomics, plain reads of
+/// our own memory, write(2), sigaction(2) and abort(3).
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    if let Some((top, size)) = lookup_guard(addr) {
+        report(top, size);
+    }
+    let i = if sig == libc::SIGSEGV { 0 } else { 1 };
+    // SAFETY: PREVIOUS is read-only once our handler is installed.
+    let previous = unsafe { &(*PREVIOUS.0.get())[i] };
+    let target = previous.sa_sigaction;
+    if target == libc::SIG_DFL || target == libc::SIG_IGN {
+        // Not ours: put the old disposition back and return; the faulting
+        // instruction runs again and faults with that disposition.
+        // SAFETY: restoring a previously valid action.
+        unsafe { libc::sigaction(sig, previous, std::ptr::null_mut()) };
+    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed for exactly this call shape.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(target) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: a handler installed without SA_SIGINFO takes the signal number.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(target) };
+        f(sig);
+    }
+}
+
+/// Writes `coio: coroutine '<name or #id>' overflowed its stack of N bytes`
+/// on its own line to stderr and aborts. Async-signal-safe.
+fn report(top: usize, size: usize) -> ! {
+    let d = (top - DESCRIPTOR) as *const usize;
+    // SAFETY: the descriptor is the top of a mapped stack of ours; the
+    // owner wrote it when it took the stack.
+    let (name_ptr, name_len, id) = unsafe {
+        (
+            d.read_volatile(),
+            d.add(1).read_volatile(),
+            d.add(2).read_volatile(),
+        )
+    };
+    write_stderr(b"\ncoio: coroutine '");
+    if name_ptr != 0 && name_len != 0 {
+        // SAFETY: the owner keeps its name alive while it owns the stack.
+        write_stderr(unsafe { std::slice::from_raw_parts(name_ptr as *const u8, name_len) });
+    } else {
+        write_stderr(b"#");
+        write_number(id);
+    }
+    write_stderr(b"' overflowed its stack of ");
+    write_number(size);
+    write_stderr(b" bytes\n");
+    // SAFETY: abort(3) is async-signal-safe and has no preconditions.
+    unsafe { libc::abort() }
+}
+
+fn write_number(mut n: usize) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    write_stderr(&buf[i..]);
+}
+
+fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writing our own buffer to fd 2.
+        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Checks the canary of a suspending coroutine: the four words below its
+/// stack's bottom must still be zero and `sp` must be inside the stack.
+/// Reports and aborts otherwise.
+#[inline]
+pub(crate) fn check_canary(canary: Canary, sp: usize) {
+    let words = (canary.bottom - 32) as *const [u64; 4];
+    // SAFETY: the 32 bytes below the bottom are the top of the slot's
+    // no-man's-land page: mapped, readable, ours.
+    let w = unsafe { words.read_volatile() };
+    if (w[0] | w[1] | w[2] | w[3]) != 0 || sp < canary.bottom {
+        report(canary.top, canary.top - canary.bottom);
+    }
+}
+
+/// An alternate signal stack this module mapped for the current thread.
+struct AltStack {
+    /// Mapping start (a guard page, then the stack), or 0 if the thread
+    /// already had one of its own.
+    base: usize,
+    len: usize,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        if self.base == 0 {
+            return;
+        }
+        // SAFETY: we installed this alternate stack on this thread; disabling
+        // it before unmapping keeps a late signal from landing on freed memory.
+        unsafe {
+            let mut disable: libc::stack_t = std::mem::zeroed();
+            disable.ss_flags = libc::SS_DISABLE;
+            libc::sigaltstack(&disable, std::ptr::null_mut());
+            libc::munmap(self.base as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+thread_local! {
+    static PREPARED: Cell<bool> = const { Cell::new(false) };
+    static ALT_STACK: Cell<Option<AltStack>> = const { Cell::new(None) };
+}
+
+/// Makes sure this thread can report an overflow: the handler is installed
+/// and the thread has an alternate signal stack.
+pub(crate) fn prepare_thread() {
+    if PREPARED.try_with(|p| p.replace(true)).unwrap_or(true) {
+        return;
+    }
+    install_handler();
+    // SAFETY: querying the current alternate stack into a zeroed stack_t.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; a null new-stack pointer only queries.
+    unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+    if current.ss_flags & libc::SS_DISABLE == 0 {
+        return;
+    }
+    let page = page_size();
+    // SAFETY: getauxval has no preconditions.
+    let minsig = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
+    let size = (libc::SIGSTKSZ.max(minsig) + 16 * 1024).div_ceil(page) * page;
+    let len = size + page;
+    // SAFETY: a fresh anonymous mapping touches no existing memory.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return; // Overflows on this thread then die by plain SIGSEGV.
+    }
+    // SAFETY: the first page of our new mapping becomes its guard; the rest
+    // becomes this thread's alternate signal stack.
+    unsafe {
+        libc::mprotect(base, page, libc::PROT_NONE);
+        let stack = libc::stack_t {
+            ss_sp: base.cast::<u8>().add(page).cast(),
+            ss_flags: 0,
+            ss_size: size,
+        };
+        libc::sigaltstack(&stack, std::ptr::null_mut());
+    }
+    let alt = AltStack {
+        base: base as usize,
+        len,
+    };
+    // If the thread is already exiting, `try_with` fails and drops `alt`
+    // (with the closure), which uninstalls and unmaps it again.
+    let _ = ALT_STACK.try_with(|a| a.set(Some(alt)));
+}
