@@ -43,6 +43,7 @@
 //!  top ─────────► ┌──────────────────────────┐  (16-byte aligned)
 //!       top - 8   │ entry function           │  read once by the trampoline
 //!       top - 16  │ link                     │  parent's stack pointer while running
+//!       top - 48  │ scratch (32 bytes)       │  free for the coroutine layer
 //!                 ├──────────────────────────┤
 //!                 │ initial object (closure) │  16-byte aligned
 //!  initial sp ──► │ address of `trampoline`  │  "resume address" of a fresh stack
@@ -63,6 +64,13 @@ use core::mem::{align_of, size_of};
 
 /// Required alignment of a stack top.
 pub const STACK_ALIGN: usize = 16;
+
+/// Bytes right below the link slot that [`init_stack`] leaves free for the
+/// coroutine layer. It keeps a structure there whose last word *is* the link
+/// slot, so that the code of a coroutine finds its link at a constant offset
+/// from a pointer it already holds in a register, instead of loading it:
+/// that load would sit on the critical path of every switch.
+pub const SCRATCH: usize = 32;
 
 /// Signature of a coroutine's entry function, called by the trampoline on the
 /// coroutine's stack with the word passed to the first [`resume`], a pointer
@@ -144,7 +152,7 @@ pub unsafe fn init_stack<T>(top: *mut u8, entry: EntryFn, obj: T) -> *mut u8 {
     } else {
         STACK_ALIGN
     };
-    let obj_at = (link as usize - size_of::<T>()) & !(align - 1);
+    let obj_at = (link as usize - SCRATCH - size_of::<T>()) & !(align - 1);
     let sp = obj_at - 8;
     // SAFETY: all four writes land between `sp` and `top`, inside the
     // caller's writable stack; every address is aligned for its type.
@@ -162,6 +170,17 @@ pub unsafe fn init_stack<T>(top: *mut u8, entry: EntryFn, obj: T) -> *mut u8 {
 #[inline(always)]
 pub fn initial_object(sp: *mut u8) -> *mut u8 {
     sp.wrapping_add(8)
+}
+
+/// Whether the context `sp` has never been resumed (it still starts at the
+/// trampoline).
+///
+/// # Safety
+/// `sp` must be a context made by [`init_stack`] or returned by [`resume`].
+#[inline(always)]
+pub unsafe fn is_fresh(sp: *mut u8) -> bool {
+    // SAFETY: the first word of a saved context is its resume address.
+    unsafe { sp.cast::<usize>().read() == trampoline as *const () as usize }
 }
 
 /// Address of the link slot of the stack ending at `top`.

@@ -18,9 +18,14 @@
 //! Values cross the switch by address: the side that switches away leaves
 //! its message in a `ManuallyDrop` on its own stack and passes a pointer to
 //! it as the switch's word; the side that wakes up moves the message out
-//! with `ptr::read` before doing anything else. The parent sends a
-//! [`ResumeMsg`] (an input, or the order to unwind), the coroutine answers
-//! with an [`Out`] (a yielded value, the return value, or a panic payload).
+//! with `ptr::read` before doing anything else. The parent sends a pointer
+//! to the input, or 0 as the order to unwind; the coroutine answers with a
+//! pointer to the yielded value, or (when it finishes) to its
+//! `Result<R, panic payload>`. The parent tells the two apart by whether the
+//! coroutine finished. (Small values could travel in the register itself, as
+//! corosensei does, but a value with padding bytes would then be read as a
+//! partly uninitialised integer, which is undefined behaviour; coio passes
+//! addresses only.)
 //!
 //! # Panics and unwinding
 //!
@@ -37,13 +42,13 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, offset_of, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr;
 
 use super::{RawCoroutine, State, next_id};
 use crate::arch;
-use crate::stack::{self, Canary, DEFAULT_STACK_SIZE, StackPolicy};
+use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
 
 /// What [`Generator::resume`] returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,14 +65,6 @@ pub enum GeneratorState<Y, R> {
 #[derive(Debug)]
 pub struct ForcedUnwind(());
 
-/// What the parent sends with each resume.
-struct ResumeMsg<I> {
-    /// `Some(input)` to continue, `None` to unwind.
-    input: Option<I>,
-    /// Whether the parent was unwinding itself when it resumed us.
-    parent_panicking: bool,
-}
-
 /// What the coroutine sent back, as the parent sees it. (On the wire a
 /// yield is a pointer to a `Y`, the end a pointer to a `Result<R, payload>`;
 /// the parent tells them apart by whether the coroutine finished.)
@@ -81,10 +78,16 @@ enum Out<Y, R> {
 ///
 /// It is neither `Send` nor `Sync`, and the body only ever gets a short-lived
 /// reference to it, so it cannot be used from outside the generator's code.
+///
+/// It lives at the top of the generator's stack, in the scratch space of the
+/// context switch, and its last field *is* the switch's link slot: a yield
+/// finds the link at a constant offset from `&self` instead of loading it.
+#[repr(C)]
 pub struct Yielder<I, Y> {
-    link: *mut usize,
-    canary: Option<Canary>,
-    parent_panicking: Cell<bool>,
+    /// Lowest usable address of a canary stack; 0 for a guarded stack.
+    canary_bottom: usize,
+    /// The link slot (written by the context switch; see `arch`).
+    link: Cell<usize>,
     _marker: PhantomData<fn(Y) -> I>,
 }
 
@@ -99,28 +102,25 @@ impl<I, Y> Yielder<I, Y> {
     /// # Aborts
     /// Yielding while the generator is unwinding from a panic (from a
     /// destructor, say) aborts the process with a message: the thread's
-    /// panic state cannot be carried across a suspension.
+    /// panic state cannot be carried across a suspension. (The parent checks
+    /// this as soon as it is back, before anything else runs.)
     #[inline]
     pub fn yield_(&self, value: Y) -> I {
-        if std::thread::panicking() && !self.parent_panicking.get() {
-            abort_yield_while_panicking();
-        }
         let value = ManuallyDrop::new(value);
-        if let Some(canary) = self.canary {
-            crate::stack::overflow::check_canary(canary, &value as *const _ as usize);
+        if self.canary_bottom != 0 {
+            let top = self.link.as_ptr() as usize + 16 + crate::stack::DESCRIPTOR;
+            crate::stack::overflow::check_canary(self.canary_bottom, top, &value as *const _ as usize);
         }
         // SAFETY: we are on this generator's stack (only its body holds a
         // reference to this yielder, and the yielder is !Sync), running, and
         // `link` is its link slot. The parent moves `value` out before it
         // resumes us.
-        let arg = unsafe { arch::suspend(&*value as *const Y as usize, self.link) };
-        // SAFETY: the parent passed a pointer to a ResumeMsg<I> it gave up.
-        let msg = unsafe { ptr::read(arg as *const ResumeMsg<I>) };
-        self.parent_panicking.set(msg.parent_panicking);
-        match msg.input {
-            Some(input) => input,
-            None => resume_unwind(Box::new(ForcedUnwind(()))),
+        let arg = unsafe { arch::suspend(&*value as *const Y as usize, self.link.as_ptr()) };
+        if arg == 0 {
+            resume_unwind(Box::new(ForcedUnwind(())));
         }
+        // SAFETY: the parent passed a pointer to an I it gave up.
+        unsafe { ptr::read(arg as *const I) }
     }
 }
 
@@ -207,7 +207,7 @@ impl GeneratorBuilder {
         stack.set_owner(None, next_id());
         let start = Start {
             f,
-            canary: stack.canary(),
+            canary_bottom: stack.canary_bottom(),
         };
         // SAFETY: `entry::<F, I, Y, R>` takes the Start<F> it is given and
         // ends with `arch::finish`.
@@ -222,7 +222,7 @@ impl GeneratorBuilder {
 /// The initial object written onto a generator's stack.
 struct Start<F> {
     f: F,
-    canary: Option<Canary>,
+    canary_bottom: usize,
 }
 
 /// Root of every generator's stack; see the module docs.
@@ -231,25 +231,28 @@ where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
     let out: Result<R, Box<dyn Any + Send>> = {
-        // SAFETY: the first resume passes a ResumeMsg<I>, and the initial
-        // object is our Start<F>; both are moved out exactly once.
-        let (msg, start) = unsafe {
-            (
-                ptr::read(arg as *const ResumeMsg<I>),
-                ptr::read(obj.cast::<Start<F>>()),
-            )
-        };
-        let yielder = Yielder::<I, Y> {
-            link,
-            canary: start.canary,
-            parent_panicking: Cell::new(msg.parent_panicking),
-            _marker: PhantomData,
+        // SAFETY: the initial object is our Start<F>; it is moved out
+        // exactly once, before the yielder is written into the scratch space
+        // above it.
+        let start = unsafe { ptr::read(obj.cast::<Start<F>>()) };
+        let yielder = link.cast::<u8>().wrapping_sub(offset_of!(Yielder<I, Y>, link)).cast::<Yielder<I, Y>>();
+        // SAFETY: the yielder's place ends with the link slot and lies in the
+        // scratch space of the switch (checked at compile time below), ours
+        // for the life of the coroutine. The link field is left as the
+        // switch wrote it.
+        let yielder: &Yielder<I, Y> = unsafe {
+            const { assert!(size_of::<Yielder<(), ()>>() <= arch::SCRATCH + 8) };
+            (&raw mut (*yielder).canary_bottom).write(start.canary_bottom);
+            &*yielder
         };
         let f = start.f;
-        match msg.input {
-            Some(input) => catch_unwind(AssertUnwindSafe(|| f(&yielder, input))),
-            None => catch_unwind(AssertUnwindSafe(move || drop(f)))
-                .and_then(|()| Err(Box::new(ForcedUnwind(())) as Box<dyn Any + Send>)),
+        if arg == 0 {
+            catch_unwind(AssertUnwindSafe(move || drop(f)))
+                .and_then(|()| Err(Box::new(ForcedUnwind(())) as Box<dyn Any + Send>))
+        } else {
+            // SAFETY: the first resume passes a pointer to an I it gave up.
+            let input = unsafe { ptr::read(arg as *const I) };
+            catch_unwind(AssertUnwindSafe(|| f(yielder, input)))
         }
     };
     let out = ManuallyDrop::new(out);
@@ -289,10 +292,11 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
     /// generator is finished. Resuming a finished generator panics.
     #[inline]
     pub fn resume(&mut self, input: I) -> GeneratorState<Y, R> {
-        if self.raw.state() == State::Finished {
-            panic!("coio: resumed a generator that has already finished");
+        if self.raw.is_finished() {
+            resumed_finished();
         }
-        match self.send(Some(input)) {
+        let input = ManuallyDrop::new(input);
+        match self.send(&*input as *const I as usize) {
             Out::Yielded(y) => GeneratorState::Yielded(y),
             Out::Complete(r) => GeneratorState::Complete(r),
             Out::Panicked(payload) => resume_unwind(payload),
@@ -301,7 +305,7 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
 
     /// Whether the generator has returned (or panicked).
     pub fn is_finished(&self) -> bool {
-        self.raw.state() == State::Finished
+        self.raw.is_finished()
     }
 
     /// Whether the generator has been resumed at least once.
@@ -314,18 +318,16 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
         self.raw.stack().size()
     }
 
-    /// One round trip: sends `input` (or the order to unwind) and takes the
-    /// answer. The state must be Fresh or Suspended.
+    /// One round trip: sends `arg` (a pointer to the input given up by the
+    /// caller, or 0 for the order to unwind) and takes the answer. The
+    /// generator must not have finished.
     #[inline(always)]
-    fn send(&mut self, input: Option<I>) -> Out<Y, R> {
-        let msg = ManuallyDrop::new(ResumeMsg {
-            input,
-            parent_panicking: std::thread::panicking(),
-        });
-        // SAFETY: the generator is fresh or suspended (callers check), is
-        // !Send so this is the thread it runs on, and expects a ResumeMsg<I>.
-        let ret = unsafe { self.raw.resume(&*msg as *const ResumeMsg<I> as usize) };
-        if self.raw.state() == State::Finished {
+    fn send(&mut self, arg: usize) -> Out<Y, R> {
+        let was_panicking = std::thread::panicking();
+        // SAFETY: the generator has not finished (callers check), is !Send
+        // so this is the thread it runs on, and expects such an `arg`.
+        let ret = unsafe { self.raw.resume(arg) };
+        if self.raw.is_finished() {
             // SAFETY: the body finished with a pointer to its result, which
             // lies on its stack, still mapped and never run again.
             match unsafe { ptr::read(ret as *const Result<R, Box<dyn Any + Send>>) } {
@@ -333,10 +335,19 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
                 Err(payload) => Out::Panicked(payload),
             }
         } else {
+            if std::thread::panicking() && !was_panicking {
+                abort_yield_while_panicking();
+            }
             // SAFETY: `yield_` passed a pointer to a Y it gave up.
             Out::Yielded(unsafe { ptr::read(ret as *const Y) })
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn resumed_finished() -> ! {
+    panic!("coio: resumed a generator that has already finished")
 }
 
 impl Generator<'static, (), (), ()> {
@@ -353,7 +364,7 @@ impl<I, Y, R> Drop for Generator<'_, I, Y, R> {
         // Suspended: unwind its stack; repeat if the body caught the unwind
         // and suspended again.
         while self.raw.state() == State::Suspended {
-            match self.send(None) {
+            match self.send(0) {
                 Out::Yielded(y) => drop(y),
                 Out::Complete(r) => drop(r),
                 Out::Panicked(payload) => {

@@ -44,14 +44,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::arch;
 use crate::stack::Stack;
 
-/// Where a raw coroutine is in its life.
+/// Where a raw coroutine is in its life (derived, not stored: see
+/// [`RawCoroutine::state`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
     /// Never resumed: the stack holds the initial object only.
     Fresh,
-    /// Running on some stack: this is the coroutine currently executing, or
-    /// one of those below it in a chain of nested resumes.
-    Running,
     /// Suspended in `arch::suspend`: live frames on the stack.
     Suspended,
     /// Returned for good: nothing live on the stack.
@@ -59,10 +57,12 @@ pub(crate) enum State {
 }
 
 /// An untyped coroutine. See the module docs.
+///
+/// While it runs, it is mutably borrowed by [`resume`](Self::resume), so a
+/// running state never needs to be recorded.
 pub(crate) struct RawCoroutine {
-    /// Context of a fresh or suspended coroutine (unspecified otherwise).
+    /// Context of a fresh or suspended coroutine; null once finished.
     sp: *mut u8,
-    state: State,
     /// Drops the initial object in place if the coroutine never runs.
     drop_initial: unsafe fn(*mut u8),
     /// The stack; returned to the pool when this is dropped (leaked if
@@ -79,7 +79,7 @@ impl RawCoroutine {
     /// ownership of, and end with `arch::finish` on the link it was given.
     pub(crate) unsafe fn new<T>(stack: Stack, entry: arch::EntryFn, obj: T) -> Self {
         assert!(
-            std::mem::size_of::<T>() + 1024 < stack.size(),
+            std::mem::size_of::<T>() + 4096 < stack.size(),
             "coio: the coroutine's closure ({} bytes) does not fit on its stack of {} bytes",
             std::mem::size_of::<T>(),
             stack.size()
@@ -92,12 +92,7 @@ impl RawCoroutine {
             // SAFETY: the caller passes the initial object's address, once.
             unsafe { std::ptr::drop_in_place(p.cast::<T>()) }
         }
-        RawCoroutine {
-            sp,
-            state: State::Fresh,
-            drop_initial: drop_in_place::<T>,
-            stack: ManuallyDrop::new(stack),
-        }
+        RawCoroutine { sp, drop_initial: drop_in_place::<T>, stack: ManuallyDrop::new(stack) }
     }
 
     /// The stack (for its size, canary and owner descriptor).
@@ -105,39 +100,46 @@ impl RawCoroutine {
         &self.stack
     }
 
+    /// Whether the coroutine has finished (it cannot be resumed).
+    #[inline(always)]
+    pub(crate) fn is_finished(&self) -> bool {
+        self.sp.is_null()
+    }
+
     /// Current state.
     pub(crate) fn state(&self) -> State {
-        self.state
+        if self.sp.is_null() {
+            State::Finished
+        // SAFETY: a non-null `sp` is a fresh or suspended context.
+        } else if unsafe { arch::is_fresh(self.sp) } {
+            State::Fresh
+        } else {
+            State::Suspended
+        }
     }
 
     /// Switches into the coroutine with `arg`; returns the word it passes
-    /// back when it suspends or finishes.
+    /// back when it suspends or finishes (see [`is_finished`](Self::is_finished)).
     ///
     /// # Safety
-    /// The state must be `Fresh` or `Suspended`, and this thread must be the
-    /// one that first resumed it (if any). `arg` must be what the coroutine's
+    /// The coroutine must not have finished, and this thread must be the one
+    /// that first resumed it (if any). `arg` must be what the coroutine's
     /// code expects at this point.
     #[inline(always)]
     pub(crate) unsafe fn resume(&mut self, arg: usize) -> usize {
-        debug_assert!(matches!(self.state, State::Fresh | State::Suspended));
-        self.state = State::Running;
+        debug_assert!(!self.sp.is_null());
         let link = arch::link_slot(self.stack.switch_top());
         // SAFETY: `sp` is a live fresh or suspended context on our stack
         // (caller's guarantee), whose link slot is `link`.
         let (ret, sp) = unsafe { arch::resume(arg, self.sp, link) };
-        if sp.is_null() {
-            self.state = State::Finished;
-        } else {
-            self.state = State::Suspended;
-            self.sp = sp;
-        }
+        self.sp = sp;
         ret
     }
 }
 
 impl Drop for RawCoroutine {
     fn drop(&mut self) {
-        match self.state {
+        match self.state() {
             State::Fresh => {
                 // SAFETY: a fresh stack still owns its initial object, at the
                 // place `init_stack` put it; it is dropped exactly once here.
@@ -148,7 +150,7 @@ impl Drop for RawCoroutine {
             // it. If it could not, the frames may still be referenced from
             // elsewhere (wait-queue nodes live on coroutine stacks), so the
             // stack is leaked rather than reused: sound, if wasteful.
-            State::Suspended | State::Running => return,
+            State::Suspended => return,
         }
         // SAFETY: the field is not used after this; nothing lives on the
         // stack any more.

@@ -222,24 +222,11 @@ impl Stack {
         }
     }
 
-    /// The words checked for an overflow of a canary stack, or `None` for a
-    /// guarded stack.
-    pub(crate) fn canary(&self) -> Option<Canary> {
-        (!self.is_guarded()).then(|| Canary {
-            bottom: self.bottom() as usize,
-            top: self.0.top.as_ptr() as usize,
-        })
+    /// For a canary stack its bottom (the words right below it must stay
+    /// zero, see [`overflow::check_canary`]); 0 for a guarded stack.
+    pub(crate) fn canary_bottom(&self) -> usize {
+        if self.is_guarded() { 0 } else { self.bottom() as usize }
     }
-}
-
-/// What a suspending coroutine on a canary stack checks. See
-/// [`overflow::check_canary`].
-#[derive(Clone, Copy)]
-pub(crate) struct Canary {
-    /// Lowest usable address; the words right below it must stay zero.
-    pub(crate) bottom: usize,
-    /// Slot top, where the descriptor lives.
-    pub(crate) top: usize,
 }
 
 impl Drop for Stack {

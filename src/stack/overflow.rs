@@ -25,7 +25,7 @@ use std::cell::Cell;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Canary, DESCRIPTOR, page_size};
+use super::{DESCRIPTOR, page_size};
 
 /// Capacity of the registry: guarded slabs mapped at once.
 const REGISTRY_LEN: usize = 16384;
@@ -211,17 +211,17 @@ fn write_stderr(mut bytes: &[u8]) {
     }
 }
 
-/// Checks the canary of a suspending coroutine: the four words below its
-/// stack's bottom must still be zero and `sp` must be inside the stack.
-/// Reports and aborts otherwise.
+/// Checks the canary of a suspending coroutine whose stack spans
+/// `bottom..top` (slot top): the four words below `bottom` must still be
+/// zero and `sp` must be inside the stack. Reports and aborts otherwise.
 #[inline]
-pub(crate) fn check_canary(canary: Canary, sp: usize) {
-    let words = (canary.bottom - 32) as *const [u64; 4];
+pub(crate) fn check_canary(bottom: usize, top: usize, sp: usize) {
+    let words = (bottom - 32) as *const [u64; 4];
     // SAFETY: the 32 bytes below the bottom are the top of the slot's
     // no-man's-land page: mapped, readable, ours.
     let w = unsafe { words.read_volatile() };
-    if (w[0] | w[1] | w[2] | w[3]) != 0 || sp < canary.bottom {
-        report(canary.top, canary.top - canary.bottom);
+    if (w[0] | w[1] | w[2] | w[3]) != 0 || sp < bottom {
+        report(top, top - bottom);
     }
 }
 
