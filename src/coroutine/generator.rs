@@ -46,7 +46,7 @@ use std::mem::{ManuallyDrop, offset_of, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr;
 
-use super::{RawCoroutine, State, next_id};
+use super::{RawCoroutine, State};
 use crate::arch;
 use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
 
@@ -199,23 +199,12 @@ impl GeneratorBuilder {
 
     /// Creates the generator. Fails only when no stack can be had (memory
     /// or mappings exhausted), with an error saying which.
+    #[inline]
     pub fn build<'a, F, I, Y, R>(self, f: F) -> io::Result<Generator<'a, I, Y, R>>
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
-        let stack = stack::allocate(self.stack_size, self.policy)?;
-        stack.set_owner(None, next_id());
-        let start = Start {
-            f,
-            canary_bottom: stack.canary_bottom(),
-        };
-        // SAFETY: `entry::<F, I, Y, R>` takes the Start<F> it is given and
-        // ends with `arch::finish`.
-        let raw = unsafe { RawCoroutine::new(stack, entry::<F, I, Y, R>, start) };
-        Ok(Generator {
-            raw,
-            _marker: PhantomData,
-        })
+        Generator::create(self.stack_size, self.policy, f)
     }
 }
 
@@ -273,14 +262,48 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
     /// # Panics
     /// If no stack can be allocated; use [`Generator::builder`] to get an
     /// error instead.
+    #[inline]
     pub fn new<F>(f: F) -> Self
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
     {
-        match GeneratorBuilder::new().build(f) {
+        // Scalars rather than a builder value: copying the builder through
+        // memory cost a store-forwarding stall on this hot path (measured).
+        match Self::create(DEFAULT_STACK_SIZE, StackPolicy::Auto, f) {
             Ok(g) => g,
             Err(e) => panic!("coio: cannot create a generator: {e}"),
         }
+    }
+
+    #[inline(always)]
+    fn create<F>(stack_size: usize, policy: StackPolicy, f: F) -> io::Result<Self>
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
+    {
+        if !super::fits_on_stack::<Start<F>>(stack::usable_size(stack_size)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "coio: the generator's closure ({} bytes) does not fit on a stack of {} bytes; \
+                     box it or ask for a larger stack",
+                    size_of::<F>(),
+                    stack::usable_size(stack_size)
+                ),
+            ));
+        }
+        let (stack, id) = stack::allocate(stack_size, policy)?;
+        stack.set_owner(None, id);
+        let start = Start {
+            f,
+            canary_bottom: stack.canary_bottom(),
+        };
+        // SAFETY: `entry::<F, I, Y, R>` takes the Start<F> it is given and
+        // ends with `arch::finish`.
+        let raw = unsafe { RawCoroutine::new(stack, entry::<F, I, Y, R>, start) };
+        Ok(Generator {
+            raw,
+            _marker: PhantomData,
+        })
     }
 
     /// Runs the generator until it yields or returns, sending it `input`
@@ -359,10 +382,23 @@ impl Generator<'static, (), (), ()> {
 }
 
 impl<I, Y, R> Drop for Generator<'_, I, Y, R> {
+    #[inline]
     fn drop(&mut self) {
-        // Fresh: the raw coroutine drops the closure in place.
-        // Suspended: unwind its stack; repeat if the body caught the unwind
-        // and suspended again.
+        // Finished: only the stack goes back to the pool (the raw
+        // coroutine's drop). Fresh: the raw coroutine drops the closure in
+        // place. Suspended: unwind its stack first.
+        if self.raw.state() == State::Suspended {
+            self.unwind();
+        }
+    }
+}
+
+impl<I, Y, R> Generator<'_, I, Y, R> {
+    /// Forced unwind of a suspended generator; repeated if the body caught
+    /// the unwind and suspended again.
+    #[cold]
+    #[inline(never)]
+    fn unwind(&mut self) {
         while self.raw.state() == State::Suspended {
             match self.send(0) {
                 Out::Yielded(y) => drop(y),

@@ -37,9 +37,7 @@
 
 pub mod generator;
 
-use std::cell::Cell;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch;
 use crate::stack::Stack;
@@ -77,13 +75,12 @@ impl RawCoroutine {
     /// # Safety
     /// `entry` must treat its second argument as a `*mut T` it takes
     /// ownership of, and end with `arch::finish` on the link it was given.
+    /// The caller must have checked [`fits_on_stack`] (before taking the
+    /// stack, so that no panic path holds it: that keeps the stack handle
+    /// in registers on the hot path).
+    #[inline]
     pub(crate) unsafe fn new<T>(stack: Stack, entry: arch::EntryFn, obj: T) -> Self {
-        assert!(
-            std::mem::size_of::<T>() + 4096 < stack.size(),
-            "coio: the coroutine's closure ({} bytes) does not fit on its stack of {} bytes",
-            std::mem::size_of::<T>(),
-            stack.size()
-        );
+        debug_assert!(fits_on_stack::<T>(stack.size()));
         // SAFETY: the switch top is 16-aligned (page top minus 32) and the
         // stack below it is ours and large enough (checked above).
         let sp = unsafe { arch::init_stack(stack.switch_top(), entry, obj) };
@@ -107,6 +104,7 @@ impl RawCoroutine {
     }
 
     /// Current state.
+    #[inline]
     pub(crate) fn state(&self) -> State {
         if self.sp.is_null() {
             State::Finished
@@ -137,7 +135,15 @@ impl RawCoroutine {
     }
 }
 
+/// Whether an initial object of type `T` leaves room for the coroutine's
+/// frames on a stack of `size` usable bytes (at least 4 KiB to spare).
+#[inline(always)]
+pub(crate) fn fits_on_stack<T>(size: usize) -> bool {
+    std::mem::size_of::<T>() + std::mem::align_of::<T>() + 4096 <= size
+}
+
 impl Drop for RawCoroutine {
+    #[inline]
     fn drop(&mut self) {
         match self.state() {
             State::Fresh => {
@@ -156,28 +162,4 @@ impl Drop for RawCoroutine {
         // stack any more.
         unsafe { ManuallyDrop::drop(&mut self.stack) }
     }
-}
-
-/// A unique id for a coroutine (never 0). Ids are handed out to threads in
-/// blocks so that creating coroutines on several threads shares no cache
-/// line.
-pub(crate) fn next_id() -> u64 {
-    const BLOCK: u64 = 1024;
-    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-    }
-    RANGE
-        .try_with(|r| {
-            let (next, end) = r.get();
-            if next < end {
-                r.set((next + 1, end));
-                next
-            } else {
-                let start = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
-                r.set((start + 1, start + BLOCK));
-                start
-            }
-        })
-        .unwrap_or_else(|_| NEXT_BLOCK.fetch_add(1, Ordering::Relaxed))
 }

@@ -61,11 +61,12 @@
 
 pub(crate) mod overflow;
 
-use std::cell::RefCell;
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
 use std::io;
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Default usable size of a coroutine stack, in bytes.
 ///
@@ -107,24 +108,14 @@ pub enum StackPolicy {
     Canary,
 }
 
-/// The system page size.
-pub(crate) fn page_size() -> usize {
-    static PAGE: AtomicUsize = AtomicUsize::new(0);
-    match PAGE.load(Ordering::Relaxed) {
-        0 => {
-            // SAFETY: sysconf has no preconditions.
-            let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-            let p = if p > 0 { p as usize } else { 4096 };
-            PAGE.store(p, Ordering::Relaxed);
-            p
-        }
-        p => p,
-    }
-}
+/// The page size: 4 KiB is the base page size of every x86_64 Linux system
+/// (checked once against `sysconf` when the first slab is mapped).
+pub(crate) const PAGE: usize = 4096;
 
 /// Rounds a requested stack size to what will be allocated.
+#[inline]
 pub(crate) fn usable_size(requested: usize) -> usize {
-    let page = page_size();
+    let page = PAGE;
     requested
         .max(MIN_STACK_SIZE)
         .div_ceil(page)
@@ -156,14 +147,38 @@ impl Slab {
     }
 }
 
-/// The raw handle of a stack: its slot's top and its slab. `Copy`, owns
-/// nothing by itself: caches hold these, [`Stack`] owns one.
+/// The raw handle of a stack: its slot's top, its slab, and (copied from
+/// the slab, so that the hot paths need not look there) its kind. `Copy`,
+/// owns nothing by itself: caches hold these, [`Stack`] owns one.
 #[derive(Clone, Copy)]
 struct RawStack {
     /// The slot's top (page aligned).
     top: NonNull<u8>,
     /// The slab it was cut from; alive while the stack is out of the slab.
     slab: NonNull<Slab>,
+    /// Usable size and whether it is guarded: the cache key.
+    key: Key,
+}
+
+/// What tells stacks apart in the caches: the usable size (a multiple of
+/// the page size) with bit 0 set for a guarded stack. One plain word, so
+/// that a RawStack is three words without padding and copies cheaply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Key(usize);
+
+impl Key {
+    #[inline]
+    fn new(size: usize, guarded: bool) -> Key {
+        Key(size | guarded as usize)
+    }
+    #[inline]
+    fn size(self) -> usize {
+        self.0 & !1
+    }
+    #[inline]
+    fn guarded(self) -> bool {
+        self.0 & 1 != 0
+    }
 }
 
 // SAFETY: a RawStack is an address plus a pointer to its slab, whose mutable
@@ -171,45 +186,38 @@ struct RawStack {
 // (through the shared cache) is fine.
 unsafe impl Send for RawStack {}
 
-impl RawStack {
-    fn slab(&self) -> &Slab {
-        // SAFETY: the slab outlives every stack cut from it (module invariant);
-        // its fields other than `free` never change after creation, and `free`
-        // is only touched under the SLABS mutex, never through this reference.
-        unsafe { self.slab.as_ref() }
-    }
-    fn key(&self) -> (usize, bool) {
-        (self.slab().slot_size - page_size(), self.slab().guarded)
-    }
-}
-
 /// A stack of one slot of one slab, owned by one coroutine. Dropping it
 /// gives it back to the pool.
 pub(crate) struct Stack(RawStack);
 
 impl Stack {
     /// Usable bytes.
+    #[inline]
     pub(crate) fn size(&self) -> usize {
-        self.0.key().0
+        self.0.key.size()
     }
 
     /// Whether overflow is caught by a guard page (else by the canary).
+    #[inline]
     pub(crate) fn is_guarded(&self) -> bool {
-        self.0.slab().guarded
+        self.0.key.guarded()
     }
 
     /// Lowest usable address.
+    #[inline]
     pub(crate) fn bottom(&self) -> *mut u8 {
         self.0.top.as_ptr().wrapping_sub(self.size())
     }
 
     /// The top handed to the context switch: below the descriptor.
+    #[inline]
     pub(crate) fn switch_top(&self) -> *mut u8 {
         self.0.top.as_ptr().wrapping_sub(DESCRIPTOR)
     }
 
     /// Records the owner shown in an overflow report. `name` must stay
     /// valid (and unchanged) until the owner changes or the stack is dropped.
+    #[inline]
     pub(crate) fn set_owner(&self, name: Option<&str>, id: u64) {
         let (ptr, len) = name.map_or((0, 0), |n| (n.as_ptr() as usize, n.len()));
         let d = self.switch_top().cast::<usize>();
@@ -224,70 +232,164 @@ impl Stack {
 
     /// For a canary stack its bottom (the words right below it must stay
     /// zero, see [`overflow::check_canary`]); 0 for a guarded stack.
+    #[inline]
     pub(crate) fn canary_bottom(&self) -> usize {
         if self.is_guarded() { 0 } else { self.bottom() as usize }
     }
 }
 
 impl Drop for Stack {
+    #[inline]
     fn drop(&mut self) {
         let raw = self.0;
-        let key = raw.key();
-        let overflow = LOCAL
-            .try_with(|local| local.borrow_mut().put(key, raw))
-            .unwrap_or(Some(raw));
+        // SAFETY: `with_local` hands out the thread's cache for the length
+        // of this closure only; `put` calls nothing that could re-enter it.
+        let overflow = with_local(|local| local.put(raw)).unwrap_or(Some(raw));
         if let Some(raw) = overflow {
-            release_shared(key, raw);
+            release_shared(raw);
         }
     }
 }
 
-/// Per-thread cache: a few lists, one per (size, guarded) in use.
-struct LocalCache {
-    lists: Vec<((usize, bool), Vec<RawStack>)>,
+/// Per-thread state: the cache of free stacks of one kind (the kind this
+/// thread used last), inline so that taking or returning a stack is a few
+/// loads and stores from the thread pointer; and a block of coroutine ids
+/// (one thread-local access serves both on creation). Stacks of any other
+/// kind go to the shared cache.
+struct Local {
+    /// Kind of the cached stacks; `Key(0)` until the thread first uses the
+    /// cache (which is when the flush at thread exit gets registered).
+    key: Key,
+    /// The most recently freed stack: taken first. Kept apart from the array
+    /// so that a create after a drop reads one word-sized slot instead of a
+    /// length and then an element (two dependent trips through memory).
+    last: Option<RawStack>,
+    /// Number of other cached stacks: `stacks[..len]` are initialised.
+    len: usize,
+    stacks: [MaybeUninit<RawStack>; LOCAL_CACHE - 1],
+    /// Set when the thread is exiting: nothing more is cached.
+    closed: bool,
+    /// Next id to hand out, and the end of this thread's block.
+    next_id: u64,
+    id_end: u64,
 }
 
-impl LocalCache {
-    fn list(&mut self, key: (usize, bool)) -> &mut Vec<RawStack> {
-        let i = match self.lists.iter().position(|(k, _)| *k == key) {
-            Some(i) => i,
-            None => {
-                self.lists.push((key, Vec::with_capacity(LOCAL_CACHE)));
-                self.lists.len() - 1
-            }
-        };
-        &mut self.lists[i].1
-    }
-
+impl Local {
     /// Keeps `raw` if there is room, else hands it back.
-    fn put(&mut self, key: (usize, bool), raw: RawStack) -> Option<RawStack> {
-        let list = self.list(key);
-        if list.len() < LOCAL_CACHE {
-            list.push(raw);
-            None
-        } else {
-            Some(raw)
+    #[inline]
+    fn put(&mut self, raw: RawStack) -> Option<RawStack> {
+        if raw.key != self.key {
+            if self.len != 0 || self.last.is_some() || self.closed {
+                return Some(raw);
+            }
+            if self.key == Key(0) {
+                register_flush();
+            }
+            self.key = raw.key;
+        }
+        let Some(last) = self.last.replace(raw) else {
+            return None;
+        };
+        let raw = last;
+        if self.len == LOCAL_CACHE - 1 {
+            return Some(raw);
+        }
+        self.stacks[self.len].write(raw);
+        self.len += 1;
+        None
+    }
+
+    /// A cached stack of one of `keys`, if any.
+    #[inline]
+    fn take(&mut self, keys: &[Key]) -> Option<RawStack> {
+        if !keys.contains(&self.key) {
+            return None;
+        }
+        if let Some(raw) = self.last.take() {
+            return Some(raw);
+        }
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        // SAFETY: `stacks[..len]` are initialised; this one is now moved out.
+        Some(unsafe { self.stacks[self.len].assume_init_read() })
+    }
+
+    #[inline]
+    fn next_id(&mut self) -> u64 {
+        if self.next_id == self.id_end {
+            const BLOCK: u64 = 1024;
+            self.next_id = NEXT_ID_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+            self.id_end = self.next_id + BLOCK;
+        }
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
+    /// Empties the cache into the shared one and stops caching.
+    fn close(&mut self) {
+        self.closed = true;
+        if let Some(raw) = self.last.take() {
+            release_shared(raw);
+        }
+        while self.len > 0 {
+            self.len -= 1;
+            // SAFETY: `stacks[..len]` are initialised; this one is moved out.
+            release_shared(unsafe { self.stacks[self.len].assume_init_read() });
         }
     }
 }
 
-impl Drop for LocalCache {
-    fn drop(&mut self) {
-        for (key, list) in self.lists.drain(..) {
-            for raw in list {
-                release_shared(key, raw);
-            }
-        }
-    }
-}
+/// Start of the next block of coroutine ids (ids start at 1).
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static LOCAL: RefCell<LocalCache> = const { RefCell::new(LocalCache { lists: Vec::new() }) };
+    /// No destructor, so that access needs no liveness check; the flush at
+    /// thread exit is `FLUSH`'s job.
+    static LOCAL: UnsafeCell<Local> = const {
+        UnsafeCell::new(Local {
+            key: Key(0),
+            last: None,
+            len: 0,
+            stacks: [MaybeUninit::uninit(); LOCAL_CACHE - 1],
+            closed: false,
+            next_id: 0,
+            id_end: 0,
+        })
+    };
+    /// Its destructor returns the cached stacks when the thread exits.
+    static FLUSH: Flush = const { Flush };
+}
+
+/// See `FLUSH`.
+struct Flush;
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        let _ = with_local(|local| local.close());
+    }
+}
+
+#[cold]
+fn register_flush() {
+    let _ = FLUSH.try_with(|_| ());
+}
+
+/// Runs `f` on this thread's [`Local`]. `f` must not call back into
+/// anything that uses `LOCAL` (none of `Local`'s methods do, except `close`
+/// through `release_shared`, which does not touch `LOCAL`).
+#[inline(always)]
+fn with_local<T>(f: impl FnOnce(&mut Local) -> T) -> Result<T, std::thread::AccessError> {
+    // SAFETY: the only references to the cell's contents are made here, for
+    // the duration of `f`, which does not re-enter (see above); the cell is
+    // thread-local, so no other thread sees it.
+    LOCAL.try_with(|cell| f(unsafe { &mut *cell.get() }))
 }
 
 /// The shared cache and the slabs of one (size, guarded) kind.
 struct Class {
-    key: (usize, bool),
+    key: Key,
     /// Shared cache of free stacks, at most SHARED_CACHE.
     cached: Vec<RawStack>,
     /// Slabs of this class (owned; freed when empty).
@@ -317,7 +419,7 @@ fn lock_slabs() -> std::sync::MutexGuard<'static, Slabs> {
 }
 
 impl Slabs {
-    fn class(&mut self, key: (usize, bool)) -> &mut Class {
+    fn class(&mut self, key: Key) -> &mut Class {
         let i = match self.classes.iter().position(|c| c.key == key) {
             Some(i) => i,
             None => {
@@ -334,9 +436,9 @@ impl Slabs {
 }
 
 /// Puts a stack nobody caches locally into the shared cache, or releases it.
-fn release_shared(key: (usize, bool), raw: RawStack) {
+fn release_shared(raw: RawStack) {
     let mut slabs = lock_slabs();
-    let class = slabs.class(key);
+    let class = slabs.class(raw.key);
     if class.cached.len() < SHARED_CACHE {
         class.cached.push(raw);
         return;
@@ -358,7 +460,7 @@ fn release_shared(key: (usize, bool), raw: RawStack) {
             slabs.guarded_maps -= maps;
         }
     } else {
-        let page = page_size();
+        let page = PAGE;
         let bottom = raw.top.as_ptr() as usize - slab.slot_size + page;
         // SAFETY: the slot's stack is ours alone (it is on the free list);
         // dropping its pages only makes them read as zero again.
@@ -412,36 +514,36 @@ fn guarded_map_budget() -> usize {
     }
 }
 
-/// Takes a stack of at least `requested` usable bytes: from this thread's
-/// cache, the shared cache, or a slab (mapping a new one if needed).
-pub(crate) fn allocate(requested: usize, policy: StackPolicy) -> io::Result<Stack> {
+/// Takes a stack of at least `requested` usable bytes (from this thread's
+/// cache, the shared cache, or a slab, mapping a new one if needed) and a
+/// fresh coroutine id (never 0) for its owner.
+#[inline(always)]
+pub(crate) fn allocate(requested: usize, policy: StackPolicy) -> io::Result<(Stack, u64)> {
     let size = usable_size(requested);
-    let kinds: &[bool] = match policy {
-        StackPolicy::Auto => &[true, false],
-        StackPolicy::Guarded => &[true],
-        StackPolicy::Canary => &[false],
+    let guarded = Key::new(size, true);
+    let canary = Key::new(size, false);
+    let keys: &[Key] = match policy {
+        StackPolicy::Auto => &[guarded, canary],
+        StackPolicy::Guarded => &[guarded],
+        StackPolicy::Canary => &[canary],
     };
-    let hit = LOCAL
-        .try_with(|local| {
-            let mut local = local.borrow_mut();
-            kinds.iter().find_map(|&g| local.list((size, g)).pop())
-        })
-        .ok()
-        .flatten();
-    if let Some(raw) = hit {
-        return Ok(Stack(raw));
+    let hit = with_local(|local| (local.take(keys), local.next_id()));
+    match hit {
+        Ok((Some(raw), id)) => Ok((Stack(raw), id)),
+        Ok((None, id)) => Ok((allocate_slow(size, policy, keys)?, id)),
+        // Thread exiting: no cache, and an id from the shared counter.
+        Err(_) => Ok((allocate_slow(size, policy, keys)?, NEXT_ID_BLOCK.fetch_add(1, Ordering::Relaxed))),
     }
-    allocate_slow(size, policy, kinds)
 }
 
 #[cold]
-fn allocate_slow(size: usize, policy: StackPolicy, kinds: &[bool]) -> io::Result<Stack> {
+fn allocate_slow(size: usize, policy: StackPolicy, keys: &[Key]) -> io::Result<Stack> {
     // A thread that takes a stack on the slow path may be about to run its
     // first coroutine: make sure overflows on it can be reported.
     overflow::prepare_thread();
     let mut slabs = lock_slabs();
-    for &g in kinds {
-        let class = slabs.class((size, g));
+    for &key in keys {
+        let class = slabs.class(key);
         if let Some(raw) = class.cached.pop() {
             return Ok(Stack(raw));
         }
@@ -453,12 +555,12 @@ fn allocate_slow(size: usize, policy: StackPolicy, kinds: &[bool]) -> io::Result
                     // SAFETY: a slot top is inside (at the end of) the mapping: non-null.
                     top: unsafe { NonNull::new_unchecked(slab.top(slot) as *mut u8) },
                     slab: slab_ptr,
+                    key,
                 }));
             }
         }
     }
-    let page = page_size();
-    let slot_size = size + page;
+    let slot_size = size + PAGE;
     let slots = (SLAB_BYTES / slot_size).clamp(1, MAX_SLOTS);
     let guarded = match policy {
         StackPolicy::Canary => false,
@@ -466,9 +568,7 @@ fn allocate_slow(size: usize, policy: StackPolicy, kinds: &[bool]) -> io::Result
             slabs.guarded_maps + 2 * slots <= guarded_map_budget() && overflow::registry_has_room()
         }
         StackPolicy::Guarded => {
-            if slabs.guarded_maps + 2 * slots > guarded_map_budget()
-                || !overflow::registry_has_room()
-            {
+            if slabs.guarded_maps + 2 * slots > guarded_map_budget() || !overflow::registry_has_room() {
                 return Err(io::Error::new(
                     io::ErrorKind::OutOfMemory,
                     format!(
@@ -492,11 +592,13 @@ fn allocate_slow(size: usize, policy: StackPolicy, kinds: &[bool]) -> io::Result
     let slab = unsafe { &mut *slab_ptr.as_ptr() };
     let slot = slab.free.pop().expect("a new slab has free slots");
     let top = slab.top(slot);
-    slabs.class((size, guarded)).slabs.push(slab_ptr);
+    let key = Key::new(size, guarded);
+    slabs.class(key).slabs.push(slab_ptr);
     Ok(Stack(RawStack {
         // SAFETY: a slot top is inside (at the end of) the mapping: non-null.
         top: unsafe { NonNull::new_unchecked(top as *mut u8) },
         slab: slab_ptr,
+        key,
     }))
 }
 
@@ -523,7 +625,9 @@ fn new_slab(slot_size: usize, slots: usize, guarded: bool) -> io::Result<Box<Sla
         ));
     }
     let base = base as usize;
-    let page = page_size();
+    let page = PAGE;
+    // SAFETY: sysconf has no preconditions.
+    debug_assert_eq!(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }, PAGE as libc::c_long);
     let mut slab = Box::new(Slab {
         base,
         slot_size,
@@ -578,5 +682,5 @@ pub fn resident_bytes() -> usize {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    pages * page_size()
+    pages * PAGE
 }

@@ -25,7 +25,7 @@ use std::cell::Cell;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{DESCRIPTOR, page_size};
+use super::{DESCRIPTOR, PAGE};
 
 /// Capacity of the registry: guarded slabs mapped at once.
 const REGISTRY_LEN: usize = 16384;
@@ -81,7 +81,7 @@ pub(super) fn unregister_slab(start: usize) {
 /// If `addr` is in the guard page of a registered slot, that slot's top and
 /// usable size.
 fn lookup_guard(addr: usize) -> Option<(usize, usize)> {
-    let page = page_size();
+    let page = PAGE;
     for e in REGISTRY.iter() {
         let start = e.start.load(Ordering::Acquire);
         if start == 0 || addr < start {
@@ -268,7 +268,7 @@ pub(crate) fn prepare_thread() {
     if current.ss_flags & libc::SS_DISABLE == 0 {
         return;
     }
-    let page = page_size();
+    let page = PAGE;
     // SAFETY: getauxval has no preconditions.
     let minsig = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
     let size = (libc::SIGSTKSZ.max(minsig) + 16 * 1024).div_ceil(page) * page;
