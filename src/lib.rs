@@ -42,6 +42,6 @@ pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE, StackPolicy};
 pub use stack::resident_bytes;
 #[doc(hidden)]
 pub fn __exp_alloc_free() {
-    let (s, id) = stack::allocate(DEFAULT_STACK_SIZE, StackPolicy::Auto).unwrap();
-    std::hint::black_box((&s, id));
+    let s = stack::allocate(DEFAULT_STACK_SIZE, StackPolicy::Auto).unwrap();
+    std::hint::black_box(&s);
 }

@@ -26,11 +26,12 @@ fn roundtrip(c: &mut Criterion) {
     });
     drop(g);
 
-    let mut co = corosensei::Coroutine::new(|y: &corosensei::Yielder<usize, usize>, mut x: usize| {
-        loop {
-            x = y.suspend(x);
-        }
-    });
+    let mut co =
+        corosensei::Coroutine::new(|y: &corosensei::Yielder<usize, usize>, mut x: usize| {
+            loop {
+                x = y.suspend(x);
+            }
+        });
     group.bench_function("corosensei", |b| {
         b.iter(|| co.resume(black_box(1)));
     });
@@ -71,10 +72,11 @@ fn create(c: &mut Criterion) {
 
     group.bench_function("generator (fresh stack)", |b| {
         b.iter(|| {
-            let mut g = generator::Gn::<usize>::new_scoped_opt(coio::DEFAULT_STACK_SIZE, |mut s| {
-                let x = s.get_yield().unwrap_or(0);
-                x + 1
-            });
+            let mut g =
+                generator::Gn::<usize>::new_scoped_opt(coio::DEFAULT_STACK_SIZE, |mut s| {
+                    let x = s.get_yield().unwrap_or(0);
+                    x + 1
+                });
             black_box(g.send(black_box(1)));
         });
     });

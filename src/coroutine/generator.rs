@@ -109,7 +109,11 @@ impl<I, Y> Yielder<I, Y> {
         let value = ManuallyDrop::new(value);
         if self.canary_bottom != 0 {
             let top = self.link.as_ptr() as usize + 16 + crate::stack::DESCRIPTOR;
-            crate::stack::overflow::check_canary(self.canary_bottom, top, &value as *const _ as usize);
+            crate::stack::overflow::check_canary(
+                self.canary_bottom,
+                top,
+                &value as *const _ as usize,
+            );
         }
         // SAFETY: we are on this generator's stack (only its body holds a
         // reference to this yielder, and the yielder is !Sync), running, and
@@ -224,7 +228,10 @@ where
         // exactly once, before the yielder is written into the scratch space
         // above it.
         let start = unsafe { ptr::read(obj.cast::<Start<F>>()) };
-        let yielder = link.cast::<u8>().wrapping_sub(offset_of!(Yielder<I, Y>, link)).cast::<Yielder<I, Y>>();
+        let yielder = link
+            .cast::<u8>()
+            .wrapping_sub(offset_of!(Yielder<I, Y>, link))
+            .cast::<Yielder<I, Y>>();
         // SAFETY: the yielder's place ends with the link slot and lies in the
         // scratch space of the switch (checked at compile time below), ours
         // for the life of the coroutine. The link field is left as the
@@ -291,8 +298,7 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
                 ),
             ));
         }
-        let (stack, id) = stack::allocate(stack_size, policy)?;
-        stack.set_owner(None, id);
+        let stack = stack::allocate(stack_size, policy)?;
         let start = Start {
             f,
             canary_bottom: stack.canary_bottom(),

@@ -61,8 +61,6 @@ pub(crate) enum State {
 pub(crate) struct RawCoroutine {
     /// Context of a fresh or suspended coroutine; null once finished.
     sp: *mut u8,
-    /// Drops the initial object in place if the coroutine never runs.
-    drop_initial: unsafe fn(*mut u8),
     /// The stack; returned to the pool when this is dropped (leaked if
     /// frames are still live on it).
     stack: ManuallyDrop<Stack>,
@@ -84,12 +82,20 @@ impl RawCoroutine {
         // SAFETY: the switch top is 16-aligned (page top minus 32) and the
         // stack below it is ours and large enough (checked above).
         let sp = unsafe { arch::init_stack(stack.switch_top(), entry, obj) };
-        /// Drops a `T` in place; type-erased into `drop_initial`.
+        /// Drops a `T` in place; type-erased, kept on the stack for `Drop`.
         unsafe fn drop_in_place<T>(p: *mut u8) {
             // SAFETY: the caller passes the initial object's address, once.
             unsafe { std::ptr::drop_in_place(p.cast::<T>()) }
         }
-        RawCoroutine { sp, drop_initial: drop_in_place::<T>, stack: ManuallyDrop::new(stack) }
+        // Only a fresh coroutine needs this, and the first words of the
+        // scratch space are not used before the coroutine starts: keeping it
+        // there keeps the handle at two words.
+        // SAFETY: the scratch space is ours, word aligned, below the link.
+        unsafe { drop_initial_slot(&stack).write(drop_in_place::<T>) };
+        RawCoroutine {
+            sp,
+            stack: ManuallyDrop::new(stack),
+        }
     }
 
     /// The stack (for its size, canary and owner descriptor).
@@ -135,6 +141,16 @@ impl RawCoroutine {
     }
 }
 
+/// Where a fresh coroutine keeps the function that drops its initial
+/// object: the lowest word of the switch's scratch space (the generator's
+/// yielder, written when the coroutine starts, lives above it).
+#[inline(always)]
+fn drop_initial_slot(stack: &Stack) -> *mut unsafe fn(*mut u8) {
+    arch::link_slot(stack.switch_top())
+        .wrapping_byte_sub(arch::SCRATCH)
+        .cast()
+}
+
 /// Whether an initial object of type `T` leaves room for the coroutine's
 /// frames on a stack of `size` usable bytes (at least 4 KiB to spare).
 #[inline(always)]
@@ -149,7 +165,7 @@ impl Drop for RawCoroutine {
             State::Fresh => {
                 // SAFETY: a fresh stack still owns its initial object, at the
                 // place `init_stack` put it; it is dropped exactly once here.
-                unsafe { (self.drop_initial)(arch::initial_object(self.sp)) }
+                unsafe { drop_initial_slot(&self.stack).read()(arch::initial_object(self.sp)) }
             }
             State::Finished => {}
             // The typed owner unwinds a suspended coroutine before dropping

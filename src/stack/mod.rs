@@ -12,9 +12,12 @@
 //!            ^ slot base            ^ bottom                      ^ top
 //! ```
 //!
-//! The top [`DESCRIPTOR`] bytes of every stack describe its current owner
-//! (name and id) for the overflow report; the context switch owns the words
-//! below that (see `arch`).
+//! The top [`DESCRIPTOR`] bytes of every stack describe it: its slab, its
+//! kind (size, guarded or not), and its current owner (name and id) for the
+//! overflow report. The context switch owns the words below that (see
+//! `arch`). Because a stack describes itself, its handle ([`Stack`]) is one
+//! word, the slot's top: caches hold single words, and the descriptor's
+//! cache line is the one the coroutine's first frame touches anyway.
 //!
 //! # Two ways to catch an overflow ([`StackPolicy`])
 //!
@@ -48,8 +51,11 @@
 //!
 //! # Invariants
 //!
-//! * A slab lives until its last slot is released; a [`Stack`] keeps its slab
-//!   alive (the pointer in it is valid for as long as the `Stack` exists).
+//! * A slab lives until its last slot is released; a stack out of its slab
+//!   (owned, or cached) keeps it alive, so the slab pointer in a stack's
+//!   descriptor is valid for as long as the stack is out. The slab and kind
+//!   words of the descriptor are written when the slot leaves the slab and
+//!   never change until it returns.
 //! * All slab bookkeeping happens under the one `SLABS` mutex, which is
 //!   only taken on the slow paths (cache miss, cache overflow).
 //! * The no-man's-land page of a canary stack reads as zero unless an
@@ -62,11 +68,11 @@
 pub(crate) mod overflow;
 
 use std::cell::UnsafeCell;
-use std::mem::MaybeUninit;
 use std::io;
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Default usable size of a coroutine stack, in bytes.
 ///
@@ -80,13 +86,31 @@ pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 /// Smallest usable stack size; smaller requests are rounded up to it.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
-/// Bytes at the top of every stack that describe its owner.
-pub(crate) const DESCRIPTOR: usize = 32;
+/// Bytes at the top of every stack that describe it. Word offsets below the
+/// top, see [`Desc`].
+pub(crate) const DESCRIPTOR: usize = 48;
 
-/// Stacks kept per thread, per size and kind, before they go to the shared cache.
+/// The words of the descriptor, by their index below the slot top (the
+/// word at `top - 8 * i` for variant value `i`).
+#[derive(Clone, Copy)]
+#[repr(usize)]
+pub(crate) enum Desc {
+    /// The owning slab (`*const Slab`).
+    Slab = 1,
+    /// The kind ([`Key`]).
+    Key = 2,
+    /// Owner id (0 if none).
+    Id = 3,
+    /// Owner name: length in bytes, and address (0 if none).
+    NameLen = 4,
+    NamePtr = 5,
+}
+
+/// Stacks kept per thread, of the kind used last, before they go to the
+/// shared cache.
 pub(crate) const LOCAL_CACHE: usize = 64;
 
-/// Stacks kept in the shared cache, per size and kind, before they are released.
+/// Stacks kept in the shared cache, per kind, before they are released.
 pub(crate) const SHARED_CACHE: usize = 1024;
 
 /// Target size of one slab mapping.
@@ -109,17 +133,16 @@ pub enum StackPolicy {
 }
 
 /// The page size: 4 KiB is the base page size of every x86_64 Linux system
-/// (checked once against `sysconf` when the first slab is mapped).
+/// (checked against `sysconf` in debug builds when a slab is mapped).
 pub(crate) const PAGE: usize = 4096;
 
 /// Rounds a requested stack size to what will be allocated.
 #[inline]
 pub(crate) fn usable_size(requested: usize) -> usize {
-    let page = PAGE;
     requested
         .max(MIN_STACK_SIZE)
-        .div_ceil(page)
-        .saturating_mul(page)
+        .div_ceil(PAGE)
+        .saturating_mul(PAGE)
 }
 
 /// One mapping holding `slots` stacks. Owned by `SLABS`; freed when empty.
@@ -147,22 +170,8 @@ impl Slab {
     }
 }
 
-/// The raw handle of a stack: its slot's top, its slab, and (copied from
-/// the slab, so that the hot paths need not look there) its kind. `Copy`,
-/// owns nothing by itself: caches hold these, [`Stack`] owns one.
-#[derive(Clone, Copy)]
-struct RawStack {
-    /// The slot's top (page aligned).
-    top: NonNull<u8>,
-    /// The slab it was cut from; alive while the stack is out of the slab.
-    slab: NonNull<Slab>,
-    /// Usable size and whether it is guarded: the cache key.
-    key: Key,
-}
-
 /// What tells stacks apart in the caches: the usable size (a multiple of
-/// the page size) with bit 0 set for a guarded stack. One plain word, so
-/// that a RawStack is three words without padding and copies cheaply.
+/// the page size) with bit 0 set for a guarded stack. One plain word.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Key(usize);
 
@@ -181,10 +190,39 @@ impl Key {
     }
 }
 
-// SAFETY: a RawStack is an address plus a pointer to its slab, whose mutable
-// parts are only touched under the SLABS mutex; handing it to another thread
-// (through the shared cache) is fine.
+/// The raw handle of a stack out of its slab: its slot's top. `Copy`, owns
+/// nothing by itself: caches hold these, [`Stack`] owns one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RawStack(NonNull<u8>);
+
+// SAFETY: a RawStack is an address; the memory it names is only used by
+// whoever holds the handle, and the slab it points to is only mutated under
+// the SLABS mutex. Handing it to another thread (the shared cache) is fine.
 unsafe impl Send for RawStack {}
+
+impl RawStack {
+    /// The descriptor word `w`.
+    #[inline(always)]
+    fn desc(self, w: Desc) -> *mut usize {
+        self.0.as_ptr().wrapping_sub(8 * w as usize).cast()
+    }
+    #[inline(always)]
+    fn read(self, w: Desc) -> usize {
+        // SAFETY: the descriptor is the top of a stack that is out of its
+        // slab (that is what a RawStack is), hence mapped, and was written
+        // when it left the slab.
+        unsafe { self.desc(w).read() }
+    }
+    #[inline(always)]
+    fn key(self) -> Key {
+        Key(self.read(Desc::Key))
+    }
+    #[inline(always)]
+    fn slab(self) -> NonNull<Slab> {
+        // SAFETY: written non-null when the slot left its slab.
+        unsafe { NonNull::new_unchecked(self.read(Desc::Slab) as *mut Slab) }
+    }
+}
 
 /// A stack of one slot of one slab, owned by one coroutine. Dropping it
 /// gives it back to the pool.
@@ -194,39 +232,30 @@ impl Stack {
     /// Usable bytes.
     #[inline]
     pub(crate) fn size(&self) -> usize {
-        self.0.key.size()
-    }
-
-    /// Whether overflow is caught by a guard page (else by the canary).
-    #[inline]
-    pub(crate) fn is_guarded(&self) -> bool {
-        self.0.key.guarded()
-    }
-
-    /// Lowest usable address.
-    #[inline]
-    pub(crate) fn bottom(&self) -> *mut u8 {
-        self.0.top.as_ptr().wrapping_sub(self.size())
+        self.0.key().size()
     }
 
     /// The top handed to the context switch: below the descriptor.
     #[inline]
     pub(crate) fn switch_top(&self) -> *mut u8 {
-        self.0.top.as_ptr().wrapping_sub(DESCRIPTOR)
+        self.0.0.as_ptr().wrapping_sub(DESCRIPTOR)
     }
 
     /// Records the owner shown in an overflow report. `name` must stay
     /// valid (and unchanged) until the owner changes or the stack is dropped.
+    /// A stack comes out of [`allocate`] with zero owner words (a report
+    /// then names the stack by address): whoever sets them must clear them
+    /// (`set_owner(None, 0)`) before dropping the stack. Generators have no
+    /// public name or id and leave them zero.
+    #[allow(dead_code)] // used by the scheduler (next issue)
     #[inline]
     pub(crate) fn set_owner(&self, name: Option<&str>, id: u64) {
         let (ptr, len) = name.map_or((0, 0), |n| (n.as_ptr() as usize, n.len()));
-        let d = self.switch_top().cast::<usize>();
-        // SAFETY: the descriptor is the top DESCRIPTOR bytes of our own
-        // writable stack, word aligned, used by nothing else.
+        // SAFETY: the descriptor words of our own stack; nothing else uses them.
         unsafe {
-            d.write(ptr);
-            d.add(1).write(len);
-            d.add(2).write(id as usize);
+            self.0.desc(Desc::NamePtr).write(ptr);
+            self.0.desc(Desc::NameLen).write(len);
+            self.0.desc(Desc::Id).write(id as usize);
         }
     }
 
@@ -234,7 +263,12 @@ impl Stack {
     /// zero, see [`overflow::check_canary`]); 0 for a guarded stack.
     #[inline]
     pub(crate) fn canary_bottom(&self) -> usize {
-        if self.is_guarded() { 0 } else { self.bottom() as usize }
+        let key = self.0.key();
+        if key.guarded() {
+            0
+        } else {
+            self.0.0.as_ptr() as usize - key.size()
+        }
     }
 }
 
@@ -242,8 +276,6 @@ impl Drop for Stack {
     #[inline]
     fn drop(&mut self) {
         let raw = self.0;
-        // SAFETY: `with_local` hands out the thread's cache for the length
-        // of this closure only; `put` calls nothing that could re-enter it.
         let overflow = with_local(|local| local.put(raw)).unwrap_or(Some(raw));
         if let Some(raw) = overflow {
             release_shared(raw);
@@ -252,45 +284,39 @@ impl Drop for Stack {
 }
 
 /// Per-thread state: the cache of free stacks of one kind (the kind this
-/// thread used last), inline so that taking or returning a stack is a few
-/// loads and stores from the thread pointer; and a block of coroutine ids
-/// (one thread-local access serves both on creation). Stacks of any other
-/// kind go to the shared cache.
+/// thread freed last), inline so that taking or returning a stack is a few
+/// loads and stores from the thread pointer. Stacks of any other kind go to
+/// the shared cache.
 struct Local {
-    /// Kind of the cached stacks; `Key(0)` until the thread first uses the
-    /// cache (which is when the flush at thread exit gets registered).
+    /// Kind of the cached stacks; `Key(0)` until the thread first caches a
+    /// stack (which is when the flush at thread exit gets registered).
     key: Key,
-    /// The most recently freed stack: taken first. Kept apart from the array
-    /// so that a create after a drop reads one word-sized slot instead of a
-    /// length and then an element (two dependent trips through memory).
+    /// The most recently freed stack, taken first: a create after a drop
+    /// reads one slot instead of a length and then an element (two
+    /// dependent trips through memory).
     last: Option<RawStack>,
     /// Number of other cached stacks: `stacks[..len]` are initialised.
     len: usize,
     stacks: [MaybeUninit<RawStack>; LOCAL_CACHE - 1],
     /// Set when the thread is exiting: nothing more is cached.
     closed: bool,
-    /// Next id to hand out, and the end of this thread's block.
-    next_id: u64,
-    id_end: u64,
 }
 
 impl Local {
     /// Keeps `raw` if there is room, else hands it back.
     #[inline]
     fn put(&mut self, raw: RawStack) -> Option<RawStack> {
-        if raw.key != self.key {
+        let key = raw.key();
+        if key != self.key {
             if self.len != 0 || self.last.is_some() || self.closed {
                 return Some(raw);
             }
             if self.key == Key(0) {
                 register_flush();
             }
-            self.key = raw.key;
+            self.key = key;
         }
-        let Some(last) = self.last.replace(raw) else {
-            return None;
-        };
-        let raw = last;
+        let raw = self.last.replace(raw)?;
         if self.len == LOCAL_CACHE - 1 {
             return Some(raw);
         }
@@ -299,10 +325,15 @@ impl Local {
         None
     }
 
-    /// A cached stack of one of `keys`, if any.
+    /// A cached stack of `size` usable bytes allowed by `policy`, if any.
     #[inline]
-    fn take(&mut self, keys: &[Key]) -> Option<RawStack> {
-        if !keys.contains(&self.key) {
+    fn take(&mut self, size: usize, policy: StackPolicy) -> Option<RawStack> {
+        let ok = match policy {
+            StackPolicy::Auto => self.key.size() == size,
+            StackPolicy::Guarded => self.key == Key::new(size, true),
+            StackPolicy::Canary => self.key == Key::new(size, false),
+        };
+        if !ok {
             return None;
         }
         if let Some(raw) = self.last.take() {
@@ -314,17 +345,6 @@ impl Local {
         self.len -= 1;
         // SAFETY: `stacks[..len]` are initialised; this one is now moved out.
         Some(unsafe { self.stacks[self.len].assume_init_read() })
-    }
-
-    #[inline]
-    fn next_id(&mut self) -> u64 {
-        if self.next_id == self.id_end {
-            const BLOCK: u64 = 1024;
-            self.next_id = NEXT_ID_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
-            self.id_end = self.next_id + BLOCK;
-        }
-        self.next_id += 1;
-        self.next_id - 1
     }
 
     /// Empties the cache into the shared one and stops caching.
@@ -341,9 +361,6 @@ impl Local {
     }
 }
 
-/// Start of the next block of coroutine ids (ids start at 1).
-static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
-
 thread_local! {
     /// No destructor, so that access needs no liveness check; the flush at
     /// thread exit is `FLUSH`'s job.
@@ -354,8 +371,6 @@ thread_local! {
             len: 0,
             stacks: [MaybeUninit::uninit(); LOCAL_CACHE - 1],
             closed: false,
-            next_id: 0,
-            id_end: 0,
         })
     };
     /// Its destructor returns the cached stacks when the thread exits.
@@ -377,8 +392,8 @@ fn register_flush() {
 }
 
 /// Runs `f` on this thread's [`Local`]. `f` must not call back into
-/// anything that uses `LOCAL` (none of `Local`'s methods do, except `close`
-/// through `release_shared`, which does not touch `LOCAL`).
+/// anything that uses `LOCAL`: `Local`'s methods do not (`close` calls
+/// `release_shared`, which does not touch `LOCAL`).
 #[inline(always)]
 fn with_local<T>(f: impl FnOnce(&mut Local) -> T) -> Result<T, std::thread::AccessError> {
     // SAFETY: the only references to the cell's contents are made here, for
@@ -387,7 +402,7 @@ fn with_local<T>(f: impl FnOnce(&mut Local) -> T) -> Result<T, std::thread::Acce
     LOCAL.try_with(|cell| f(unsafe { &mut *cell.get() }))
 }
 
-/// The shared cache and the slabs of one (size, guarded) kind.
+/// The shared cache and the slabs of one kind.
 struct Class {
     key: Key,
     /// Shared cache of free stacks, at most SHARED_CACHE.
@@ -437,37 +452,38 @@ impl Slabs {
 
 /// Puts a stack nobody caches locally into the shared cache, or releases it.
 fn release_shared(raw: RawStack) {
+    let key = raw.key();
+    let slab_ptr = raw.slab();
     let mut slabs = lock_slabs();
-    let class = slabs.class(raw.key);
+    let class = slabs.class(key);
     if class.cached.len() < SHARED_CACHE {
         class.cached.push(raw);
         return;
     }
-    let slab_ptr = raw.slab;
     // SAFETY: we hold the SLABS lock, the only place slabs are mutated; the
     // slab is alive (it still has this slot out).
     let slab = unsafe { &mut *slab_ptr.as_ptr() };
-    let slot = ((raw.top.as_ptr() as usize - slab.base) / slab.slot_size - 1) as u32;
+    let top = raw.0.as_ptr() as usize;
+    let slot = ((top - slab.base) / slab.slot_size - 1) as u32;
     slab.free.push(slot);
     if slab.free.len() == slab.slots {
         class.slabs.retain(|s| *s != slab_ptr);
         let guarded = slab.guarded;
         let maps = 2 * slab.slots;
         // SAFETY: every slot is back in the free list, so no stack points
-        // into the slab any more; it was made by Box::into_raw in new_slab.
+        // into the slab any more; it was made by Box::leak in allocate_slow.
         unsafe { free_slab(Box::from_raw(slab_ptr.as_ptr())) };
         if guarded {
             slabs.guarded_maps -= maps;
         }
     } else {
-        let page = PAGE;
-        let bottom = raw.top.as_ptr() as usize - slab.slot_size + page;
+        let bottom = top - slab.slot_size + PAGE;
         // SAFETY: the slot's stack is ours alone (it is on the free list);
         // dropping its pages only makes them read as zero again.
         unsafe {
             libc::madvise(
                 bottom as *mut libc::c_void,
-                slab.slot_size - page,
+                slab.slot_size - PAGE,
                 libc::MADV_DONTNEED,
             );
         }
@@ -514,30 +530,27 @@ fn guarded_map_budget() -> usize {
     }
 }
 
-/// Takes a stack of at least `requested` usable bytes (from this thread's
-/// cache, the shared cache, or a slab, mapping a new one if needed) and a
-/// fresh coroutine id (never 0) for its owner.
+/// Takes a stack of at least `requested` usable bytes: from this thread's
+/// cache, the shared cache, or a slab (mapping a new one if needed). Its
+/// owner words are zero (see [`Stack::set_owner`]).
 #[inline(always)]
-pub(crate) fn allocate(requested: usize, policy: StackPolicy) -> io::Result<(Stack, u64)> {
+pub(crate) fn allocate(requested: usize, policy: StackPolicy) -> io::Result<Stack> {
     let size = usable_size(requested);
-    let guarded = Key::new(size, true);
-    let canary = Key::new(size, false);
-    let keys: &[Key] = match policy {
-        StackPolicy::Auto => &[guarded, canary],
-        StackPolicy::Guarded => &[guarded],
-        StackPolicy::Canary => &[canary],
-    };
-    let hit = with_local(|local| (local.take(keys), local.next_id()));
-    match hit {
-        Ok((Some(raw), id)) => Ok((Stack(raw), id)),
-        Ok((None, id)) => Ok((allocate_slow(size, policy, keys)?, id)),
-        // Thread exiting: no cache, and an id from the shared counter.
-        Err(_) => Ok((allocate_slow(size, policy, keys)?, NEXT_ID_BLOCK.fetch_add(1, Ordering::Relaxed))),
+    match with_local(|local| local.take(size, policy)) {
+        Ok(Some(raw)) => Ok(Stack(raw)),
+        _ => allocate_slow(size, policy),
     }
 }
 
 #[cold]
-fn allocate_slow(size: usize, policy: StackPolicy, keys: &[Key]) -> io::Result<Stack> {
+fn allocate_slow(size: usize, policy: StackPolicy) -> io::Result<Stack> {
+    let guarded_key = Key::new(size, true);
+    let canary_key = Key::new(size, false);
+    let keys: &[Key] = match policy {
+        StackPolicy::Auto => &[guarded_key, canary_key],
+        StackPolicy::Guarded => &[guarded_key],
+        StackPolicy::Canary => &[canary_key],
+    };
     // A thread that takes a stack on the slow path may be about to run its
     // first coroutine: make sure overflows on it can be reported.
     overflow::prepare_thread();
@@ -551,12 +564,7 @@ fn allocate_slow(size: usize, policy: StackPolicy, keys: &[Key]) -> io::Result<S
             // SAFETY: under the SLABS lock; the slab is alive (listed).
             let slab = unsafe { &mut *slab_ptr.as_ptr() };
             if let Some(slot) = slab.free.pop() {
-                return Ok(Stack(RawStack {
-                    // SAFETY: a slot top is inside (at the end of) the mapping: non-null.
-                    top: unsafe { NonNull::new_unchecked(slab.top(slot) as *mut u8) },
-                    slab: slab_ptr,
-                    key,
-                }));
+                return Ok(take_slot(slab_ptr, slab, slot, key));
             }
         }
     }
@@ -568,7 +576,9 @@ fn allocate_slow(size: usize, policy: StackPolicy, keys: &[Key]) -> io::Result<S
             slabs.guarded_maps + 2 * slots <= guarded_map_budget() && overflow::registry_has_room()
         }
         StackPolicy::Guarded => {
-            if slabs.guarded_maps + 2 * slots > guarded_map_budget() || !overflow::registry_has_room() {
+            if slabs.guarded_maps + 2 * slots > guarded_map_budget()
+                || !overflow::registry_has_room()
+            {
                 return Err(io::Error::new(
                     io::ErrorKind::OutOfMemory,
                     format!(
@@ -588,18 +598,25 @@ fn allocate_slow(size: usize, policy: StackPolicy, keys: &[Key]) -> io::Result<S
         slabs.guarded_maps += 2 * slots;
     }
     let slab_ptr = NonNull::from(Box::leak(slab));
+    let key = Key::new(size, guarded);
+    slabs.class(key).slabs.push(slab_ptr);
     // SAFETY: just created; under the lock.
     let slab = unsafe { &mut *slab_ptr.as_ptr() };
     let slot = slab.free.pop().expect("a new slab has free slots");
-    let top = slab.top(slot);
-    let key = Key::new(size, guarded);
-    slabs.class(key).slabs.push(slab_ptr);
-    Ok(Stack(RawStack {
-        // SAFETY: a slot top is inside (at the end of) the mapping: non-null.
-        top: unsafe { NonNull::new_unchecked(top as *mut u8) },
-        slab: slab_ptr,
-        key,
-    }))
+    Ok(take_slot(slab_ptr, slab, slot, key))
+}
+
+/// Hands out slot `slot` (just popped from `slab.free`): writes the slab
+/// and kind words of its descriptor.
+fn take_slot(slab_ptr: NonNull<Slab>, slab: &Slab, slot: u32, key: Key) -> Stack {
+    // SAFETY: a slot top is inside (at the end of) the mapping: non-null.
+    let raw = RawStack(unsafe { NonNull::new_unchecked(slab.top(slot) as *mut u8) });
+    // SAFETY: the slot is ours now; its descriptor is mapped and writable.
+    unsafe {
+        raw.desc(Desc::Slab).write(slab_ptr.as_ptr() as usize);
+        raw.desc(Desc::Key).write(key.0);
+    }
+    Stack(raw)
 }
 
 /// Maps a new slab of `slots` slots of `slot_size` bytes.
@@ -627,7 +644,10 @@ fn new_slab(slot_size: usize, slots: usize, guarded: bool) -> io::Result<Box<Sla
     let base = base as usize;
     let page = PAGE;
     // SAFETY: sysconf has no preconditions.
-    debug_assert_eq!(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }, PAGE as libc::c_long);
+    debug_assert_eq!(
+        unsafe { libc::sysconf(libc::_SC_PAGESIZE) },
+        PAGE as libc::c_long
+    );
     let mut slab = Box::new(Slab {
         base,
         slot_size,

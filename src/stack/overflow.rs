@@ -25,7 +25,7 @@ use std::cell::Cell;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{DESCRIPTOR, PAGE};
+use super::{Desc, PAGE};
 
 /// Capacity of the registry: guarded slabs mapped at once.
 const REGISTRY_LEN: usize = 16384;
@@ -158,41 +158,45 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     }
 }
 
-/// Writes `coio: coroutine '<name or #id>' overflowed its stack of N bytes`
+/// Writes `coio: coroutine '<name, #id or generator@address>' overflowed its stack of N bytes`
 /// on its own line to stderr and aborts. Async-signal-safe.
 fn report(top: usize, size: usize) -> ! {
-    let d = (top - DESCRIPTOR) as *const usize;
+    let word = |w: Desc| (top - 8 * w as usize) as *const usize;
     // SAFETY: the descriptor is the top of a mapped stack of ours; the
     // owner wrote it when it took the stack.
     let (name_ptr, name_len, id) = unsafe {
         (
-            d.read_volatile(),
-            d.add(1).read_volatile(),
-            d.add(2).read_volatile(),
+            word(Desc::NamePtr).read_volatile(),
+            word(Desc::NameLen).read_volatile(),
+            word(Desc::Id).read_volatile(),
         )
     };
     write_stderr(b"\ncoio: coroutine '");
     if name_ptr != 0 && name_len != 0 {
         // SAFETY: the owner keeps its name alive while it owns the stack.
         write_stderr(unsafe { std::slice::from_raw_parts(name_ptr as *const u8, name_len) });
-    } else {
+    } else if id != 0 {
         write_stderr(b"#");
-        write_number(id);
+        write_number(id, 10);
+    } else {
+        // No owner recorded (a generator): name the stack by its top.
+        write_stderr(b"generator@0x");
+        write_number(top, 16);
     }
     write_stderr(b"' overflowed its stack of ");
-    write_number(size);
+    write_number(size, 10);
     write_stderr(b" bytes\n");
     // SAFETY: abort(3) is async-signal-safe and has no preconditions.
     unsafe { libc::abort() }
 }
 
-fn write_number(mut n: usize) {
+fn write_number(mut n: usize, base: usize) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+        buf[i] = b"0123456789abcdef"[n % base];
+        n /= base;
         if n == 0 {
             break;
         }
