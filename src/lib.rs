@@ -40,8 +40,3 @@ pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE, StackPolicy};
 
 #[doc(hidden)]
 pub use stack::resident_bytes;
-#[doc(hidden)]
-pub fn __exp_alloc_free() {
-    let s = stack::allocate(DEFAULT_STACK_SIZE, StackPolicy::Auto).unwrap();
-    std::hint::black_box(&s);
-}

@@ -183,6 +183,15 @@ pub unsafe fn is_fresh(sp: *mut u8) -> bool {
     unsafe { sp.cast::<usize>().read() == trampoline as *const () as usize }
 }
 
+/// The current stack pointer.
+#[inline(always)]
+pub fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: reads rsp into a register; no memory, stack or flags touched.
+    unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// Address of the link slot of the stack ending at `top`.
 #[inline(always)]
 pub fn link_slot(top: *mut u8) -> *mut usize {

@@ -109,11 +109,7 @@ impl<I, Y> Yielder<I, Y> {
         let value = ManuallyDrop::new(value);
         if self.canary_bottom != 0 {
             let top = self.link.as_ptr() as usize + 16 + crate::stack::DESCRIPTOR;
-            crate::stack::overflow::check_canary(
-                self.canary_bottom,
-                top,
-                &value as *const _ as usize,
-            );
+            crate::stack::overflow::check_canary(self.canary_bottom, top, arch::stack_pointer());
         }
         // SAFETY: we are on this generator's stack (only its body holds a
         // reference to this yielder, and the yielder is !Sync), running, and
@@ -162,9 +158,14 @@ fn abort_yield_while_panicking() -> ! {
 /// ```
 pub struct Generator<'a, I, Y, R> {
     raw: RawCoroutine,
-    /// `'a`: the closure's borrows; `*mut ()`: neither Send nor Sync.
-    _marker: PhantomData<(&'a (), *mut (), fn(I) -> (Y, R))>,
+    _marker: PhantomData<Marker<'a, I, Y, R>>,
 }
+
+/// What a generator owns besides its stack, for variance and auto traits:
+/// `'a` for the closure's borrows, `*mut ()` so that it is neither `Send`
+/// nor `Sync`, the value types by function signature (it owns none of them
+/// between resumes).
+type Marker<'a, I, Y, R> = (&'a (), *mut (), fn(I) -> (Y, R));
 
 /// Settings for a new [`Generator`].
 #[derive(Clone, Debug)]

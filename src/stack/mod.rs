@@ -157,6 +157,8 @@ struct Slab {
     guarded: bool,
     /// Slots never handed out or released back; LIFO.
     free: Vec<u32>,
+    /// Position in its class's `partial` list while it has free slots.
+    partial_at: Option<usize>,
     /// Valgrind stack ids, one per slot (zeros when not under valgrind).
     valgrind_ids: Vec<usize>,
 }
@@ -325,6 +327,19 @@ impl Local {
         None
     }
 
+    /// How many stacks of kind `key` `put` would keep now.
+    fn room_for(&self, key: Key) -> usize {
+        if self.closed {
+            0
+        } else if key == self.key {
+            (LOCAL_CACHE - 1 - self.len) + self.last.is_none() as usize
+        } else if self.len == 0 && self.last.is_none() {
+            LOCAL_CACHE
+        } else {
+            0
+        }
+    }
+
     /// A cached stack of `size` usable bytes allowed by `policy`, if any.
     #[inline]
     fn take(&mut self, size: usize, policy: StackPolicy) -> Option<RawStack> {
@@ -407,8 +422,45 @@ struct Class {
     key: Key,
     /// Shared cache of free stacks, at most SHARED_CACHE.
     cached: Vec<RawStack>,
-    /// Slabs of this class (owned; freed when empty).
-    slabs: Vec<NonNull<Slab>>,
+    /// Slabs of this class with free slots (each knows its index here). A
+    /// full slab is owned by the stacks cut from it; an empty one is freed.
+    partial: Vec<NonNull<Slab>>,
+}
+
+impl Class {
+    /// A free stack of this class from the shared cache or a slab with free
+    /// slots, if any. Called under the SLABS lock.
+    fn take(&mut self) -> Option<RawStack> {
+        if let Some(raw) = self.cached.pop() {
+            return Some(raw);
+        }
+        let &slab_ptr = self.partial.last()?;
+        // SAFETY: under the SLABS lock; listed slabs are alive.
+        let slab = unsafe { &mut *slab_ptr.as_ptr() };
+        let slot = slab.free.pop().expect("a partial slab has a free slot");
+        if slab.free.is_empty() {
+            self.partial.pop();
+            slab.partial_at = None;
+        }
+        Some(take_slot(slab_ptr, slab, slot, self.key))
+    }
+
+    /// Adds a slab that just got a free slot to `partial`.
+    fn add_partial(&mut self, slab_ptr: NonNull<Slab>, slab: &mut Slab) {
+        slab.partial_at = Some(self.partial.len());
+        self.partial.push(slab_ptr);
+    }
+
+    /// Takes a slab out of `partial`.
+    fn remove_partial(&mut self, slab: &mut Slab) {
+        let i = slab.partial_at.take().expect("slab is in the partial list");
+        self.partial.swap_remove(i);
+        if let Some(&moved) = self.partial.get(i) {
+            // SAFETY: under the SLABS lock; listed slabs are alive, and
+            // `moved` is not `slab` (that one was just removed).
+            unsafe { (*moved.as_ptr()).partial_at = Some(i) };
+        }
+    }
 }
 
 /// Everything shared about stacks.
@@ -418,8 +470,8 @@ struct Slabs {
     guarded_maps: usize,
 }
 
-// SAFETY: the slab pointers are owned by this structure and only used under
-// its mutex.
+// SAFETY: the slab pointers are owned by this structure (or by the stacks
+// cut from them) and only used under its mutex.
 unsafe impl Send for Slabs {}
 
 static SLABS: Mutex<Slabs> = Mutex::new(Slabs {
@@ -441,7 +493,7 @@ impl Slabs {
                 self.classes.push(Class {
                     key,
                     cached: Vec::new(),
-                    slabs: Vec::new(),
+                    partial: Vec::new(),
                 });
                 self.classes.len() - 1
             }
@@ -466,13 +518,16 @@ fn release_shared(raw: RawStack) {
     let top = raw.0.as_ptr() as usize;
     let slot = ((top - slab.base) / slab.slot_size - 1) as u32;
     slab.free.push(slot);
+    if slab.partial_at.is_none() {
+        class.add_partial(slab_ptr, slab);
+    }
     if slab.free.len() == slab.slots {
-        class.slabs.retain(|s| *s != slab_ptr);
+        class.remove_partial(slab);
         let guarded = slab.guarded;
         let maps = 2 * slab.slots;
         // SAFETY: every slot is back in the free list, so no stack points
         // into the slab any more; it was made by Box::leak in allocate_slow.
-        unsafe { free_slab(Box::from_raw(slab_ptr.as_ptr())) };
+        unsafe { free_slab(*Box::from_raw(slab_ptr.as_ptr())) };
         if guarded {
             slabs.guarded_maps -= maps;
         }
@@ -494,7 +549,7 @@ fn release_shared(raw: RawStack) {
 ///
 /// # Safety
 /// No stack of the slab may be in use or cached.
-unsafe fn free_slab(slab: Box<Slab>) {
+unsafe fn free_slab(slab: Slab) {
     if slab.guarded {
         overflow::unregister_slab(slab.base);
     }
@@ -555,19 +610,35 @@ fn allocate_slow(size: usize, policy: StackPolicy) -> io::Result<Stack> {
     // first coroutine: make sure overflows on it can be reported.
     overflow::prepare_thread();
     let mut slabs = lock_slabs();
+    let mut found = None;
     for &key in keys {
-        let class = slabs.class(key);
-        if let Some(raw) = class.cached.pop() {
-            return Ok(Stack(raw));
-        }
-        for &slab_ptr in &class.slabs {
-            // SAFETY: under the SLABS lock; the slab is alive (listed).
-            let slab = unsafe { &mut *slab_ptr.as_ptr() };
-            if let Some(slot) = slab.free.pop() {
-                return Ok(take_slot(slab_ptr, slab, slot, key));
-            }
+        if let Some(raw) = slabs.class(key).take() {
+            found = Some(raw);
+            break;
         }
     }
+    let raw = match found {
+        Some(raw) => raw,
+        None => new_slab_stack(&mut slabs, size, policy)?,
+    };
+    // A miss in the thread's cache is usually the start of a burst: take a
+    // batch for it now rather than one lock round trip per coroutine.
+    let key = raw.key();
+    let room = with_local(|local| local.room_for(key)).unwrap_or(0);
+    let class = slabs.class(key);
+    for _ in 0..room {
+        let Some(extra) = class.take() else { break };
+        if let Ok(Some(extra)) = with_local(|local| local.put(extra)) {
+            class.cached.push(extra);
+            break;
+        }
+    }
+    Ok(Stack(raw))
+}
+
+/// Maps a new slab for `size`-byte stacks (guarded or not, as `policy` and
+/// the mapping budget say) and takes its first slot. Called under the lock.
+fn new_slab_stack(slabs: &mut Slabs, size: usize, policy: StackPolicy) -> io::Result<RawStack> {
     let slot_size = size + PAGE;
     let slots = (SLAB_BYTES / slot_size).clamp(1, MAX_SLOTS);
     let guarded = match policy {
@@ -598,17 +669,16 @@ fn allocate_slow(size: usize, policy: StackPolicy) -> io::Result<Stack> {
         slabs.guarded_maps += 2 * slots;
     }
     let slab_ptr = NonNull::from(Box::leak(slab));
-    let key = Key::new(size, guarded);
-    slabs.class(key).slabs.push(slab_ptr);
-    // SAFETY: just created; under the lock.
+    let class = slabs.class(Key::new(size, guarded));
+    // SAFETY: just created, alive until its last slot comes back; under the lock.
     let slab = unsafe { &mut *slab_ptr.as_ptr() };
-    let slot = slab.free.pop().expect("a new slab has free slots");
-    Ok(take_slot(slab_ptr, slab, slot, key))
+    class.add_partial(slab_ptr, slab);
+    Ok(class.take().expect("a new slab has free slots"))
 }
 
 /// Hands out slot `slot` (just popped from `slab.free`): writes the slab
 /// and kind words of its descriptor.
-fn take_slot(slab_ptr: NonNull<Slab>, slab: &Slab, slot: u32, key: Key) -> Stack {
+fn take_slot(slab_ptr: NonNull<Slab>, slab: &Slab, slot: u32, key: Key) -> RawStack {
     // SAFETY: a slot top is inside (at the end of) the mapping: non-null.
     let raw = RawStack(unsafe { NonNull::new_unchecked(slab.top(slot) as *mut u8) });
     // SAFETY: the slot is ours now; its descriptor is mapped and writable.
@@ -616,7 +686,7 @@ fn take_slot(slab_ptr: NonNull<Slab>, slab: &Slab, slot: u32, key: Key) -> Stack
         raw.desc(Desc::Slab).write(slab_ptr.as_ptr() as usize);
         raw.desc(Desc::Key).write(key.0);
     }
-    Stack(raw)
+    raw
 }
 
 /// Maps a new slab of `slots` slots of `slot_size` bytes.
@@ -643,8 +713,8 @@ fn new_slab(slot_size: usize, slots: usize, guarded: bool) -> io::Result<Box<Sla
     }
     let base = base as usize;
     let page = PAGE;
-    // SAFETY: sysconf has no preconditions.
     debug_assert_eq!(
+        // SAFETY: sysconf has no preconditions.
         unsafe { libc::sysconf(libc::_SC_PAGESIZE) },
         PAGE as libc::c_long
     );
@@ -654,6 +724,7 @@ fn new_slab(slot_size: usize, slots: usize, guarded: bool) -> io::Result<Box<Sla
         slots,
         guarded,
         free: (0..slots as u32).rev().collect(),
+        partial_at: None,
         valgrind_ids: Vec::with_capacity(slots),
     });
     if guarded {

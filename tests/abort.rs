@@ -1,0 +1,135 @@
+//! Failures that must abort the process with a clear message: stack
+//! overflow (guarded and canary stacks) and yielding while unwinding. Each
+//! case runs in a child process (this test binary, re-executed with
+//! `COIO_ABORT_CASE` set), whose stderr and exit signal are checked.
+
+use std::hint::black_box;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+use coio::{Generator, StackPolicy, Yielder};
+
+const CASE: &str = "COIO_ABORT_CASE";
+
+/// Recurses with frames of a few hundred bytes until `depth_bytes` below
+/// `start`, then (if `yield_there`) yields from that depth.
+#[inline(never)]
+fn dig(y: &Yielder<(), ()>, start: usize, depth_bytes: usize, yield_there: bool) -> u64 {
+    let frame = black_box([0xA5u8; 256]);
+    let here = &frame as *const _ as usize;
+    if start - here >= depth_bytes {
+        if yield_there {
+            y.yield_(());
+        }
+        return frame[7] as u64;
+    }
+    dig(y, start, depth_bytes, yield_there) + black_box(frame)[100] as u64
+}
+
+fn overflow(policy: StackPolicy, yield_at_bottom: bool) {
+    let mut g = Generator::builder()
+        .stack_policy(policy)
+        .build(move |y, ()| {
+            // The yielder lives a few dozen bytes below the stack's top.
+            let start = y as *const Yielder<(), ()> as usize;
+            // Past the bottom (the guarded stack faults on the way), but within
+            // the page of no-man's-land below a canary stack, leaving room in it
+            // for the frames of the (debug build) report when yielding there; a
+            // little deeper when not, so that the frames over the canary words
+            // are ones that wrote all of their slots (the deepest one leaves the
+            // copy it makes after its recursive call unwritten).
+            let depth = coio::DEFAULT_STACK_SIZE + if yield_at_bottom { 256 } else { 1024 };
+            let r = dig(y, start, depth, yield_at_bottom);
+            y.yield_(());
+            black_box(r);
+        })
+        .unwrap();
+    g.resume(());
+    g.resume(());
+    unreachable!("the overflow went unnoticed");
+}
+
+fn yield_while_unwinding() {
+    struct YieldOnDrop<'a>(&'a Yielder<(), ()>);
+    impl Drop for YieldOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.yield_(());
+        }
+    }
+    let mut g = Generator::new(|y: &Yielder<(), ()>, ()| {
+        let _guard = YieldOnDrop(y);
+        panic!("unwinding through a destructor that yields");
+    });
+    let _ = g.resume(());
+    unreachable!("yield while unwinding was allowed");
+}
+
+/// Runs `case` in a child process; returns its stderr after checking that
+/// it died of SIGABRT.
+fn run_child(case: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(CASE, case)
+        .output()
+        .expect("re-running the test binary");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "case {case}: expected an abort, got {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    stderr
+}
+
+/// The entry point of the child processes (a no-op in the normal run).
+#[test]
+fn child() {
+    match std::env::var(CASE).as_deref() {
+        Ok("guarded") => overflow(StackPolicy::Guarded, false),
+        Ok("canary-deep") => overflow(StackPolicy::Canary, true),
+        Ok("canary-dirty") => overflow(StackPolicy::Canary, false),
+        Ok("yield-unwinding") => yield_while_unwinding(),
+        _ => {}
+    }
+}
+
+fn assert_overflow_report(stderr: &str) {
+    let expected = format!(
+        "' overflowed its stack of {} bytes",
+        coio::DEFAULT_STACK_SIZE
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("coio: coroutine '"))
+        .unwrap_or_else(|| panic!("no report line starting with `coio: coroutine '`:\n{stderr}"));
+    assert!(line.contains(&expected), "unexpected report `{line}`");
+    assert!(
+        line.contains("generator@0x"),
+        "a generator is named by its stack: `{line}`"
+    );
+}
+
+#[test]
+fn overflow_of_guarded_stack_is_reported() {
+    assert_overflow_report(&run_child("guarded"));
+}
+
+#[test]
+fn overflow_of_canary_stack_is_reported_at_a_yield_below_the_bottom() {
+    assert_overflow_report(&run_child("canary-deep"));
+}
+
+#[test]
+fn overflow_of_canary_stack_is_reported_at_the_next_yield() {
+    assert_overflow_report(&run_child("canary-dirty"));
+}
+
+#[test]
+fn yield_while_unwinding_aborts_with_a_message() {
+    let stderr = run_child("yield-unwinding");
+    assert!(
+        stderr.contains("coio: a generator tried to yield while it was unwinding"),
+        "stderr:\n{stderr}"
+    );
+}
