@@ -40,3 +40,8 @@ pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE, StackPolicy};
 
 #[doc(hidden)]
 pub use stack::resident_bytes;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -343,6 +343,23 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
         self.raw.state() != State::Fresh
     }
 
+    /// For measurements (the `stack_use` bench): the deepest extent of the
+    /// stack written so far, in bytes from the top, found by scanning up
+    /// from the bottom for the first non-zero word. Meaningful only on a
+    /// stack that was fresh (never used by an earlier coroutine).
+    #[doc(hidden)]
+    pub fn stack_high_water(&self) -> usize {
+        let stack = self.raw.stack();
+        let top = stack.switch_top() as usize + stack::DESCRIPTOR;
+        let mut p = top - stack.size();
+        // SAFETY: every word between the bottom and the top is our mapped,
+        // readable stack; volatile reads of plain integers.
+        while p < top && unsafe { (p as *const usize).read_volatile() } == 0 {
+            p += 8;
+        }
+        top - p
+    }
+
     /// Usable size of the generator's stack, in bytes.
     pub fn stack_size(&self) -> usize {
         self.raw.stack().size()
