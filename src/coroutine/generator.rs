@@ -156,6 +156,22 @@ fn abort_yield_while_panicking() -> ! {
 /// fn assert_send<T: Send>(_: T) {}
 /// assert_send(coio::Generator::new(|y, ()| y.yield_(1)));
 /// ```
+///
+/// Nor can the yielder leave the body, or the generator outlive what it
+/// borrows:
+///
+/// ```compile_fail
+/// let mut stash = None;
+/// let mut g = coio::Generator::new(|y: &coio::Yielder<(), ()>, ()| stash = Some(y));
+/// g.resume(());
+/// ```
+///
+/// ```compile_fail
+/// let g = {
+///     let v = vec![1, 2, 3];
+///     coio::Generator::new(|y, ()| for x in &v { y.yield_(*x); })
+/// };
+/// ```
 pub struct Generator<'a, I, Y, R> {
     raw: RawCoroutine,
     _marker: PhantomData<Marker<'a, I, Y, R>>,

@@ -76,11 +76,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Default usable size of a coroutine stack, in bytes.
 ///
-/// Chosen from measurement (BENCHMARKS.md, "stack use"): a panic that prints
-/// a symbolised backtrace, the deepest common operation, needs about 40 KiB;
-/// 128 KiB leaves three times that, and still lets sixteen stacks share one
-/// page-table page, which keeps the memory of an idle coroutine near one
-/// page.
+/// Chosen from measurement (BENCHMARKS.md, "Stack use"): of the common
+/// operations measured, the deepest (a panic through the default hook, in a
+/// debug build) writes 22 KiB of stack; 128 KiB leaves more than five times
+/// that for the application's own frames, and still lets fifteen stacks share
+/// one page-table page, which keeps an idle coroutine near one page of
+/// memory. Code with large values on the stack (big arrays, deep recursion)
+/// should ask for more with the builders' `stack_size`.
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 
 /// Smallest usable stack size; smaller requests are rounded up to it.

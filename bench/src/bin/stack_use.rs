@@ -31,7 +31,7 @@ fn main() {
             black_box(format!(
                 "{} {:.3} {:?}",
                 black_box(12345u64),
-                black_box(3.14159f64),
+                black_box(1234.5678f64),
                 black_box([1.5f32; 4])
             ));
         }),
