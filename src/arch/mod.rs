@@ -5,7 +5,7 @@
 //! * `resume(arg, sp, link) -> (arg, sp)`: enter a suspended context;
 //! * `suspend(arg, link) -> arg`: leave the running coroutine, keeping it;
 //! * `finish(arg, link) -> !`: leave the running coroutine for good;
-//! * `initial_object(sp)`, `link_slot(top)`, `stack_pointer()`, `STACK_ALIGN`.
+//! * `is_fresh(sp)`, `link_slot(top)`, `stack_pointer()`, `STACK_ALIGN`.
 //!
 //! Only x86_64 with the System V ABI exists today; another architecture is a
 //! new file with these items and a line below.

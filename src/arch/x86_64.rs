@@ -142,7 +142,7 @@ unsafe extern "C" fn trampoline() {
 /// `top` must be 16-byte aligned and the end of a writable region large
 /// enough for the reserved words, `obj` and the coroutine's frames. The
 /// object is owned by the stack from now on: it must be read out exactly once
-/// (by `entry`, or through [`initial_object`] if the coroutine never starts).
+/// (by `entry`).
 #[inline(always)]
 pub unsafe fn init_stack<T>(top: *mut u8, entry: EntryFn, obj: T) -> *mut u8 {
     debug_assert_eq!(top as usize % STACK_ALIGN, 0);
@@ -154,22 +154,16 @@ pub unsafe fn init_stack<T>(top: *mut u8, entry: EntryFn, obj: T) -> *mut u8 {
     };
     let obj_at = (link as usize - SCRATCH - size_of::<T>()) & !(align - 1);
     let sp = obj_at - 8;
-    // SAFETY: all four writes land between `sp` and `top`, inside the
+    // SAFETY: all three writes land between `sp` and `top`, inside the
     // caller's writable stack; every address is aligned for its type.
     unsafe {
+        // (The link slot is written by the trampoline before anything reads
+        // it.)
         top.wrapping_sub(8).cast::<usize>().write(entry as usize);
-        link.cast::<usize>().write(0);
         (obj_at as *mut T).write(obj);
         (sp as *mut usize).write(trampoline as *const () as usize);
     }
     sp as *mut u8
-}
-
-/// Where [`init_stack`] put the initial object of a stack whose initial
-/// stack pointer is `sp`.
-#[inline(always)]
-pub fn initial_object(sp: *mut u8) -> *mut u8 {
-    sp.wrapping_add(8)
 }
 
 /// Whether the context `sp` has never been resumed (it still starts at the

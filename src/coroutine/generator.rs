@@ -425,21 +425,21 @@ impl<I, Y, R> Drop for Generator<'_, I, Y, R> {
     #[inline]
     fn drop(&mut self) {
         // Finished: only the stack goes back to the pool (the raw
-        // coroutine's drop). Fresh: the raw coroutine drops the closure in
-        // place. Suspended: unwind its stack first.
-        if self.raw.state() == State::Suspended {
-            self.unwind();
+        // coroutine's drop). Otherwise finish it first.
+        if !self.raw.is_finished() {
+            self.finish_for_drop();
         }
     }
 }
 
 impl<I, Y, R> Generator<'_, I, Y, R> {
-    /// Forced unwind of a suspended generator; repeated if the body caught
-    /// the unwind and suspended again.
+    /// Finishes an unfinished generator by resuming it with the order to
+    /// unwind: a fresh one drops its closure, a suspended one unwinds its
+    /// stack (repeated if the body caught the unwind and suspended again).
     #[cold]
     #[inline(never)]
-    fn unwind(&mut self) {
-        while self.raw.state() == State::Suspended {
+    fn finish_for_drop(&mut self) {
+        while !self.raw.is_finished() {
             match self.send(0) {
                 Out::Yielded(y) => drop(y),
                 Out::Complete(r) => drop(r),

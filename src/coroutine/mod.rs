@@ -11,11 +11,12 @@
 //! ```
 //!
 //! A fresh coroutine's stack holds only its initial object (written there by
-//! `arch::init_stack`: no heap allocation); if it is dropped without ever
-//! running, that object is dropped in place. A suspended coroutine has live
-//! frames on its stack: its typed owner must unwind them (see the generator's
-//! forced unwind) before the raw coroutine is dropped; the raw coroutine
-//! only frees the stack.
+//! `arch::init_stack`: no heap allocation). The raw coroutine does not know
+//! the types on its stack, so its typed owner must finish it before dropping
+//! it: a fresh one is resumed with an order to drop its object and finish, a
+//! suspended one with an order to unwind (see the generator). A raw
+//! coroutine dropped unfinished leaks its stack rather than reuse memory
+//! that may still be referenced.
 //!
 //! # The thread-local rule
 //!
@@ -79,19 +80,9 @@ impl RawCoroutine {
     #[inline]
     pub(crate) unsafe fn new<T>(stack: Stack, entry: arch::EntryFn, obj: T) -> Self {
         debug_assert!(fits_on_stack::<T>(stack.size()));
-        // SAFETY: the switch top is 16-aligned (page top minus 32) and the
-        // stack below it is ours and large enough (checked above).
+        // SAFETY: the switch top is 16-aligned (page top minus 48) and the
+        // stack below it is ours and large enough (caller's check).
         let sp = unsafe { arch::init_stack(stack.switch_top(), entry, obj) };
-        /// Drops a `T` in place; type-erased, kept on the stack for `Drop`.
-        unsafe fn drop_in_place<T>(p: *mut u8) {
-            // SAFETY: the caller passes the initial object's address, once.
-            unsafe { std::ptr::drop_in_place(p.cast::<T>()) }
-        }
-        // Only a fresh coroutine needs this, and the first words of the
-        // scratch space are not used before the coroutine starts: keeping it
-        // there keeps the handle at two words.
-        // SAFETY: the scratch space is ours, word aligned, below the link.
-        unsafe { drop_initial_slot(&stack).write(drop_in_place::<T>) };
         RawCoroutine {
             sp,
             stack: ManuallyDrop::new(stack),
@@ -141,16 +132,6 @@ impl RawCoroutine {
     }
 }
 
-/// Where a fresh coroutine keeps the function that drops its initial
-/// object: the lowest word of the switch's scratch space (the generator's
-/// yielder, written when the coroutine starts, lives above it).
-#[inline(always)]
-fn drop_initial_slot(stack: &Stack) -> *mut unsafe fn(*mut u8) {
-    arch::link_slot(stack.switch_top())
-        .wrapping_byte_sub(arch::SCRATCH)
-        .cast()
-}
-
 /// Whether an initial object of type `T` leaves room for the coroutine's
 /// frames on a stack of `size` usable bytes (at least 4 KiB to spare).
 #[inline(always)]
@@ -161,21 +142,14 @@ pub(crate) fn fits_on_stack<T>(size: usize) -> bool {
 impl Drop for RawCoroutine {
     #[inline]
     fn drop(&mut self) {
-        match self.state() {
-            State::Fresh => {
-                // SAFETY: a fresh stack still owns its initial object, at the
-                // place `init_stack` put it; it is dropped exactly once here.
-                unsafe { drop_initial_slot(&self.stack).read()(arch::initial_object(self.sp)) }
-            }
-            State::Finished => {}
-            // The typed owner unwinds a suspended coroutine before dropping
-            // it. If it could not, the frames may still be referenced from
-            // elsewhere (wait-queue nodes live on coroutine stacks), so the
-            // stack is leaked rather than reused: sound, if wasteful.
-            State::Suspended => return,
+        // Unfinished (the typed owner could not finish it): the frames or the
+        // initial object may still be referenced from elsewhere (wait-queue
+        // nodes live on coroutine stacks), so the stack is leaked rather
+        // than reused. Sound, if wasteful.
+        if self.sp.is_null() {
+            // SAFETY: the field is not used after this; nothing lives on the
+            // stack any more.
+            unsafe { ManuallyDrop::drop(&mut self.stack) }
         }
-        // SAFETY: the field is not used after this; nothing lives on the
-        // stack any more.
-        unsafe { ManuallyDrop::drop(&mut self.stack) }
     }
 }
