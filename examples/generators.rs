@@ -68,7 +68,7 @@ fn main() {
     // 1. Iterate a tree by yielding from recursion.
     let mut n = 0;
     let t = tree(4, &mut n);
-    let leaves: Vec<u32> = Generator::new(|y, ()| walk(&t, y)).collect();
+    let leaves: Vec<u32> = Generator::new(move |y, ()| walk(&t, y)).collect();
     println!(
         "tree walk yielded {} leaves: {:?}...",
         leaves.len(),

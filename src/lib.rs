@@ -17,8 +17,8 @@
 //!         y.yield_(x);
 //!     }
 //! }
-//! let tree = [3, 1, 4];
-//! let g = Generator::new(|y, ()| walk(&tree, y));
+//! let tree = vec![3, 1, 4];
+//! let g = Generator::new(move |y, ()| walk(&tree, y));
 //! assert_eq!(g.collect::<Vec<_>>(), [3, 1, 4]);
 //! ```
 //!
@@ -36,7 +36,7 @@ mod stack;
 pub use coroutine::generator::{
     ForcedUnwind, Generator, GeneratorBuilder, GeneratorState, Yielder,
 };
-pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE, StackPolicy};
+pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE, StackPolicy};
 
 #[doc(hidden)]
 pub use stack::resident_bytes;

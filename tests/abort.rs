@@ -64,9 +64,22 @@ fn yield_while_unwinding() {
     unreachable!("yield while unwinding was allowed");
 }
 
+fn segfault_outside_coroutines() {
+    // Make sure coio's handler is installed, then fault on a plain address.
+    let mut g = Generator::new(|y: &Yielder<(), ()>, ()| y.yield_(()));
+    g.resume(());
+    // SAFETY: deliberately faulting: address 8 is never mapped.
+    unsafe { std::ptr::read_volatile(8 as *const u64) };
+    unreachable!("the fault was swallowed");
+}
+
 /// Runs `case` in a child process; returns its stderr after checking that
 /// it died of SIGABRT.
 fn run_child(case: &str) -> String {
+    run_child_expecting(case, libc::SIGABRT)
+}
+
+fn run_child_expecting(case: &str, signal: i32) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env(CASE, case)
@@ -75,8 +88,8 @@ fn run_child(case: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(
         out.status.signal(),
-        Some(libc::SIGABRT),
-        "case {case}: expected an abort, got {:?}; stderr:\n{stderr}",
+        Some(signal),
+        "case {case}: expected signal {signal}, got {:?}; stderr:\n{stderr}",
         out.status
     );
     stderr
@@ -90,6 +103,7 @@ fn child() {
         Ok("canary-deep") => overflow(StackPolicy::Canary, true),
         Ok("canary-dirty") => overflow(StackPolicy::Canary, false),
         Ok("yield-unwinding") => yield_while_unwinding(),
+        Ok("segfault") => segfault_outside_coroutines(),
         _ => {}
     }
 }
@@ -131,5 +145,14 @@ fn yield_while_unwinding_aborts_with_a_message() {
     assert!(
         stderr.contains("coio: a generator tried to yield while it was unwinding"),
         "stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn other_faults_still_kill_the_process_with_sigsegv() {
+    let stderr = run_child_expecting("segfault", libc::SIGSEGV);
+    assert!(
+        !stderr.contains("coio: coroutine"),
+        "not an overflow:\n{stderr}"
     );
 }

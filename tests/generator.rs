@@ -82,9 +82,9 @@ fn iterator_over_unit_input() {
     });
     assert_eq!(g.collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
 
-    // Borrowing from the caller's stack.
+    // Owning its data (generators are 'static, like threads).
     let data = vec![10, 20, 30];
-    let g = Generator::new(|y, ()| {
+    let g = Generator::new(move |y, ()| {
         for x in &data {
             y.yield_(*x + 1);
         }
@@ -275,7 +275,7 @@ fn builder_stack_size_and_policies() {
 
 #[test]
 fn many_generators_live_at_once() {
-    let mut gens: Vec<Generator<'_, (), usize, usize>> = (0..10_000)
+    let mut gens: Vec<Generator<(), usize, usize>> = (0..10_000)
         .map(|i| {
             Generator::new(move |y, ()| {
                 y.yield_(i);
@@ -315,4 +315,52 @@ fn generators_on_many_threads() {
             .sum();
         assert_eq!(h.join().unwrap(), expected);
     }
+}
+
+/// A generator suspended inside `LocalKey::with`, owned by another
+/// thread-local, must not be resumed (not even to unwind) once the thread
+/// has begun to exit: the first thread-local may already be destroyed.
+#[test]
+fn generator_in_a_thread_local_is_not_unwound_at_thread_exit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static A_DESTROYED: AtomicBool = AtomicBool::new(false);
+    static USED_AFTER_DESTROY: AtomicBool = AtomicBool::new(false);
+    struct TrackedA(u8);
+    impl Drop for TrackedA {
+        fn drop(&mut self) {
+            A_DESTROYED.store(true, Ordering::SeqCst);
+        }
+    }
+    struct Use<'a>(&'a TrackedA);
+    impl Drop for Use<'_> {
+        fn drop(&mut self) {
+            if A_DESTROYED.load(Ordering::SeqCst) {
+                USED_AFTER_DESTROY.store(true, Ordering::SeqCst);
+            }
+            std::hint::black_box(self.0.0);
+        }
+    }
+    thread_local! {
+        static GEN: std::cell::RefCell<Option<Generator<(), (), ()>>> = const { std::cell::RefCell::new(None) };
+        static A: TrackedA = const { TrackedA(7) };
+    }
+    std::thread::spawn(|| {
+        GEN.with(|slot| {
+            let mut g = Generator::new(|y: &Yielder<(), ()>, ()| {
+                A.with(|a| {
+                    let _use = Use(a);
+                    y.yield_(());
+                })
+            });
+            g.resume(());
+            *slot.borrow_mut() = Some(g);
+        });
+    })
+    .join()
+    .unwrap();
+    assert!(A_DESTROYED.load(Ordering::SeqCst));
+    assert!(
+        !USED_AFTER_DESTROY.load(Ordering::SeqCst),
+        "a destroyed thread-local was used"
+    );
 }

@@ -5,7 +5,7 @@
 //! * `resume(arg, sp, link) -> (arg, sp)`: enter a suspended context;
 //! * `suspend(arg, link) -> arg`: leave the running coroutine, keeping it;
 //! * `finish(arg, link) -> !`: leave the running coroutine for good;
-//! * `is_fresh(sp)`, `link_slot(top)`, `stack_pointer()`, `STACK_ALIGN`.
+//! * `is_fresh(sp)`, `link_slot(top)`, `stack_pointer()`, `read_word(addr)`, `SCRATCH`, `STACK_ALIGN`.
 //!
 //! Only x86_64 with the System V ABI exists today; another architecture is a
 //! new file with these items and a line below.
@@ -28,10 +28,10 @@ compile_error!(
 pub(crate) fn valgrind_request(default: usize, request: usize, args: [usize; 5]) -> usize {
     let block: [usize; 6] = [request, args[0], args[1], args[2], args[3], args[4]];
     let result: usize;
-    // SAFETY: the four rotations of rdi add up to 128 bits and leave it
-    // unchanged, `xchg rbx, rbx` changes nothing; natively the block only
-    // reads nothing. Under valgrind the request reads `block` (which lives
-    // across the asm) and writes the result to rdx.
+    // SAFETY: natively the sequence changes nothing: the four rotations of
+    // rdi add up to 128 bits, `xchg rbx, rbx` is a no-op, and rdx keeps
+    // `default`. Under valgrind the request reads `block` (alive across the
+    // asm) and writes its result to rdx. No stack is used.
     unsafe {
         core::arch::asm!(
             "rol rdi, 3",

@@ -186,6 +186,24 @@ pub fn stack_pointer() -> usize {
     sp
 }
 
+/// Reads the machine word at `addr` as the CPU sees it, for scanning stack
+/// memory whose bytes Rust may consider uninitialised (a plain read would
+/// turn them into an integer, which is undefined behaviour; an `asm!` load
+/// yields an ordinary, initialised value).
+///
+/// # Safety
+/// `addr` must be 8-byte aligned, mapped and readable.
+#[inline(always)]
+pub unsafe fn read_word(addr: usize) -> usize {
+    let value: usize;
+    // SAFETY: an 8-byte load from readable memory (caller's guarantee); no
+    // stack, no flags, no writes.
+    unsafe {
+        asm!("mov {}, [{}]", out(reg) value, in(reg) addr, options(readonly, nostack, preserves_flags))
+    };
+    value
+}
+
 /// Address of the link slot of the stack ending at `top`.
 #[inline(always)]
 pub fn link_slot(top: *mut u8) -> *mut usize {

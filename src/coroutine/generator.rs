@@ -103,24 +103,36 @@ impl<I, Y> Yielder<I, Y> {
     /// Yielding while the generator is unwinding from a panic (from a
     /// destructor, say) aborts the process with a message: the thread's
     /// panic state cannot be carried across a suspension. (The parent checks
-    /// this as soon as it is back, before anything else runs.)
+    /// this as soon as it is back, before anything else runs; it cannot tell
+    /// when it was itself unwinding as it resumed the generator, and then
+    /// lets it pass.)
     #[inline]
     pub fn yield_(&self, value: Y) -> I {
         let value = ManuallyDrop::new(value);
-        if self.canary_bottom != 0 {
-            let top = self.link.as_ptr() as usize + 16 + crate::stack::DESCRIPTOR;
-            crate::stack::overflow::check_canary(self.canary_bottom, top, arch::stack_pointer());
-        }
-        // SAFETY: we are on this generator's stack (only its body holds a
-        // reference to this yielder, and the yielder is !Sync), running, and
-        // `link` is its link slot. The parent moves `value` out before it
-        // resumes us.
+        self.check_stack();
+        // SAFETY: we are on this generator's stack, running: only its body
+        // can reach this yielder (the body gets a reference that is neither
+        // 'static, so no other generator's 'static closure can capture it,
+        // nor Send, since Yielder is !Sync). `link` is its link slot. The
+        // parent moves `value` out before it resumes us.
         let arg = unsafe { arch::suspend(&*value as *const Y as usize, self.link.as_ptr()) };
         if arg == 0 {
             resume_unwind(Box::new(ForcedUnwind(())));
         }
         // SAFETY: the parent passed a pointer to an I it gave up.
         unsafe { ptr::read(arg as *const I) }
+    }
+}
+
+impl<I, Y> Yielder<I, Y> {
+    /// On a canary stack, checks for an overflow before the generator
+    /// suspends or finishes (see `stack::overflow::check_canary`).
+    #[inline(always)]
+    fn check_stack(&self) {
+        if self.canary_bottom != 0 {
+            let top = self.link.as_ptr() as usize + 16 + crate::stack::DESCRIPTOR;
+            crate::stack::overflow::check_canary(self.canary_bottom, top, arch::stack_pointer());
+        }
     }
 }
 
@@ -144,13 +156,19 @@ fn abort_yield_while_panicking() -> ! {
 /// anywhere, however deep in calls, with [`Yielder::yield_`].
 ///
 /// `I` is the type of the values sent in by [`resume`](Self::resume), `Y`
-/// of the values yielded, `R` of the value returned; `'a` bounds what the
-/// closure borrows. A generator whose input is `()` is an [`Iterator`] over
+/// of the values yielded, `R` of the value returned. A generator whose input is `()` is an [`Iterator`] over
 /// its yielded values.
 ///
 /// A generator runs on the thread that resumes it and is neither `Send` nor
 /// `Sync`: see the thread-local rule in the [module docs](super). To run
 /// one elsewhere, send the closure and create the generator there.
+///
+/// The closure and the inputs must be `'static`, as for
+/// `std::thread::spawn`: a suspended generator can be leaked
+/// (`mem::forget`, an `Rc` cycle), and then its frames are never unwound,
+/// so nothing they hold may borrow from anything that can go away (a
+/// `std::thread::scope` suspended inside would otherwise outlive the data
+/// its threads borrow). A leaked generator's stack is never reused.
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>(_: T) {}
@@ -167,21 +185,30 @@ fn abort_yield_while_panicking() -> ! {
 /// ```
 ///
 /// ```compile_fail
-/// let g = {
-///     let v = vec![1, 2, 3];
-///     coio::Generator::new(|y, ()| for x in &v { y.yield_(*x); })
-/// };
+/// let v = vec![1, 2, 3];
+/// let g = coio::Generator::new(|y, ()| for x in &v { y.yield_(*x); });
 /// ```
-pub struct Generator<'a, I, Y, R> {
+///
+/// And a generator cannot be re-typed to take inputs that live shorter than
+/// the ones it already holds:
+///
+/// ```compile_fail
+/// fn shorten<'s>(g: coio::Generator<&'static str, (), ()>) -> coio::Generator<&'s str, (), ()> {
+///     g
+/// }
+/// ```
+pub struct Generator<I, Y, R> {
     raw: RawCoroutine,
-    _marker: PhantomData<Marker<'a, I, Y, R>>,
+    _marker: PhantomData<Marker<I, Y, R>>,
 }
 
 /// What a generator owns besides its stack, for variance and auto traits:
-/// `'a` for the closure's borrows, `*mut ()` so that it is neither `Send`
-/// nor `Sync`, the value types by function signature (it owns none of them
-/// between resumes).
-type Marker<'a, I, Y, R> = (&'a (), *mut (), fn(I) -> (Y, R));
+/// `*mut ()` so that it is neither `Send` nor `Sync`; the value types by
+/// function signature (it owns none of them between resumes). `I` appears
+/// on both sides, which makes it invariant: the body keeps the inputs it
+/// was given on its stack, so a generator must not be re-typed to accept
+/// inputs that live shorter (or longer) than the ones it holds.
+type Marker<I, Y, R> = (*mut (), fn(I) -> (I, Y, R));
 
 /// Settings for a new [`Generator`].
 #[derive(Clone, Debug)]
@@ -206,7 +233,8 @@ impl GeneratorBuilder {
     }
 
     /// Usable stack size in bytes, rounded up to whole pages and to at least
-    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE).
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE); more than
+    /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) makes `build` fail.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
@@ -221,9 +249,10 @@ impl GeneratorBuilder {
     /// Creates the generator. Fails only when no stack can be had (memory
     /// or mappings exhausted), with an error saying which.
     #[inline]
-    pub fn build<'a, F, I, Y, R>(self, f: F) -> io::Result<Generator<'a, I, Y, R>>
+    pub fn build<F, I, Y, R>(self, f: F) -> io::Result<Generator<I, Y, R>>
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        I: 'static,
     {
         Generator::create(self.stack_size, self.policy, f)
     }
@@ -240,11 +269,13 @@ unsafe extern "C" fn entry<F, I, Y, R>(arg: usize, obj: *mut u8, link: *mut usiz
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
+    let canary_bottom;
     let out: Result<R, Box<dyn Any + Send>> = {
         // SAFETY: the initial object is our Start<F>; it is moved out
         // exactly once, before the yielder is written into the scratch space
         // above it.
         let start = unsafe { ptr::read(obj.cast::<Start<F>>()) };
+        canary_bottom = start.canary_bottom;
         let yielder = link
             .cast::<u8>()
             .wrapping_sub(offset_of!(Yielder<I, Y>, link))
@@ -269,6 +300,10 @@ where
         }
     };
     let out = ManuallyDrop::new(out);
+    if canary_bottom != 0 {
+        let top = link as usize + 16 + crate::stack::DESCRIPTOR;
+        crate::stack::overflow::check_canary(canary_bottom, top, arch::stack_pointer());
+    }
     // SAFETY: we are the coroutine, running, with link slot `link`; the
     // parent reads `out` (still mapped, never reused) before anything else.
     unsafe {
@@ -279,7 +314,7 @@ where
     }
 }
 
-impl<'a, I, Y, R> Generator<'a, I, Y, R> {
+impl<I, Y, R> Generator<I, Y, R> {
     /// Creates a generator with the default settings. Its body runs on the
     /// first [`resume`](Self::resume), which passes the first input.
     ///
@@ -289,7 +324,8 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
     #[inline]
     pub fn new<F>(f: F) -> Self
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        I: 'static,
     {
         // Scalars rather than a builder value: copying the builder through
         // memory cost a store-forwarding stall on this hot path (measured).
@@ -302,20 +338,21 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
     #[inline(always)]
     fn create<F>(stack_size: usize, policy: StackPolicy, f: F) -> io::Result<Self>
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'a,
+        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        I: 'static,
     {
-        if !super::fits_on_stack::<Start<F>>(stack::usable_size(stack_size)) {
+        let size = stack::usable_size(stack_size)?;
+        if !super::fits_on_stack::<Start<F>>(size) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "coio: the generator's closure ({} bytes) does not fit on a stack of {} bytes; \
+                    "coio: the generator's closure ({} bytes) does not fit on a stack of {size} bytes; \
                      box it or ask for a larger stack",
                     size_of::<F>(),
-                    stack::usable_size(stack_size)
                 ),
             ));
         }
-        let stack = stack::allocate(stack_size, policy)?;
+        let stack = stack::allocate(size, policy)?;
         let start = Start {
             f,
             canary_bottom: stack.canary_bottom(),
@@ -368,9 +405,8 @@ impl<'a, I, Y, R> Generator<'a, I, Y, R> {
         let stack = self.raw.stack();
         let top = stack.switch_top() as usize + stack::DESCRIPTOR;
         let mut p = top - stack.size();
-        // SAFETY: every word between the bottom and the top is our mapped,
-        // readable stack; volatile reads of plain integers.
-        while p < top && unsafe { (p as *const usize).read_volatile() } == 0 {
+        // SAFETY: `p` walks our own stack, mapped and readable, by words.
+        while p < top && unsafe { arch::read_word(p) } == 0 {
             p += 8;
         }
         top - p
@@ -413,7 +449,7 @@ fn resumed_finished() -> ! {
     panic!("coio: resumed a generator that has already finished")
 }
 
-impl Generator<'static, (), (), ()> {
+impl Generator<(), (), ()> {
     /// Settings for a new generator (stack size and overflow policy):
     /// `Generator::builder().stack_size(1 << 20).build(|y, input| ...)`.
     pub fn builder() -> GeneratorBuilder {
@@ -421,7 +457,7 @@ impl Generator<'static, (), (), ()> {
     }
 }
 
-impl<I, Y, R> Drop for Generator<'_, I, Y, R> {
+impl<I, Y, R> Drop for Generator<I, Y, R> {
     #[inline]
     fn drop(&mut self) {
         // Finished: only the stack goes back to the pool (the raw
@@ -432,13 +468,18 @@ impl<I, Y, R> Drop for Generator<'_, I, Y, R> {
     }
 }
 
-impl<I, Y, R> Generator<'_, I, Y, R> {
+impl<I, Y, R> Generator<I, Y, R> {
     /// Finishes an unfinished generator by resuming it with the order to
     /// unwind: a fresh one drops its closure, a suspended one unwinds its
     /// stack (repeated if the body caught the unwind and suspended again).
     #[cold]
     #[inline(never)]
     fn finish_for_drop(&mut self) {
+        if stack::thread_exiting() {
+            // Thread-locals the body was using may be gone: leave it
+            // suspended for good (the raw coroutine leaks the stack).
+            return;
+        }
         while !self.raw.is_finished() {
             match self.send(0) {
                 Out::Yielded(y) => drop(y),
@@ -453,7 +494,7 @@ impl<I, Y, R> Generator<'_, I, Y, R> {
     }
 }
 
-impl<Y, R> Iterator for Generator<'_, (), Y, R> {
+impl<Y, R> Iterator for Generator<(), Y, R> {
     type Item = Y;
 
     /// Resumes the generator; `None` once it has returned.
@@ -468,7 +509,7 @@ impl<Y, R> Iterator for Generator<'_, (), Y, R> {
     }
 }
 
-impl<I, Y, R> fmt::Debug for Generator<'_, I, Y, R> {
+impl<I, Y, R> fmt::Debug for Generator<I, Y, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generator")
             .field("state", &self.raw.state())

@@ -32,9 +32,20 @@
 //! * no function of coio reads a thread-local, switches context, and then
 //!   uses what it read.
 //!
+//! Thread exit is the one moment the first rule is not enough: a body
+//! suspended inside `LocalKey::with` holds a reference to a thread-local,
+//! and thread-locals are destroyed one by one when the thread exits. Once
+//! coio's own thread-local has been destroyed, a dropped generator is
+//! therefore leaked, not unwound. This closes the common case (the generator
+//! is owned by a thread-local created before the thread's first generator);
+//! it does not close every order of destruction (see ARCHITECTURE.md,
+//! "Known gaps").
+//!
 //! Likewise std's panic count is per thread: a coroutine may not suspend
-//! while it is unwinding (it is aborted with a message if it tries), so
-//! that a panic that starts on a coroutine ends there.
+//! while it is unwinding (it is aborted with a message if it tries, unless
+//! the resumer was itself unwinding when it resumed it, which std's
+//! interface gives no way to tell apart), so that a panic that starts on a
+//! coroutine ends there.
 
 pub mod generator;
 

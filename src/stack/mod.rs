@@ -138,13 +138,22 @@ pub enum StackPolicy {
 /// (checked against `sysconf` in debug builds when a slab is mapped).
 pub(crate) const PAGE: usize = 4096;
 
-/// Rounds a requested stack size to what will be allocated.
+/// Largest stack size accepted: 1 TiB (a hundredth of the address space).
+pub const MAX_STACK_SIZE: usize = 1 << 40;
+
+/// Rounds a requested stack size to what will be allocated, or explains why
+/// it cannot be.
 #[inline]
-pub(crate) fn usable_size(requested: usize) -> usize {
-    requested
-        .max(MIN_STACK_SIZE)
-        .div_ceil(PAGE)
-        .saturating_mul(PAGE)
+pub(crate) fn usable_size(requested: usize) -> io::Result<usize> {
+    if requested > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "coio: a stack of {requested} bytes was asked for; the largest is {MAX_STACK_SIZE} (1 TiB)"
+            ),
+        ));
+    }
+    Ok(requested.max(MIN_STACK_SIZE).div_ceil(PAGE) * PAGE)
 }
 
 /// One mapping holding `slots` stacks. Owned by `SLABS`; freed when empty.
@@ -311,7 +320,7 @@ impl Local {
     #[inline]
     fn put(&mut self, raw: RawStack) -> Option<RawStack> {
         let key = raw.key();
-        if key != self.key {
+        if key != self.key || self.closed {
             if self.len != 0 || self.last.is_some() || self.closed {
                 return Some(raw);
             }
@@ -364,17 +373,16 @@ impl Local {
         Some(unsafe { self.stacks[self.len].assume_init_read() })
     }
 
-    /// Empties the cache into the shared one and stops caching.
-    fn close(&mut self) {
+    /// Stops caching and hands out everything cached (for the caller to
+    /// release once it no longer holds `self`).
+    fn close(&mut self) -> impl Iterator<Item = RawStack> + use<> {
         self.closed = true;
-        if let Some(raw) = self.last.take() {
-            release_shared(raw);
-        }
-        while self.len > 0 {
-            self.len -= 1;
-            // SAFETY: `stacks[..len]` are initialised; this one is moved out.
-            release_shared(unsafe { self.stacks[self.len].assume_init_read() });
-        }
+        let len = std::mem::take(&mut self.len);
+        let stacks = self.stacks;
+        // SAFETY: `stacks[..len]` were initialised; `len` is now 0, so they
+        // are moved out exactly once (into the copy iterated here).
+        let rest = (0..len).map(move |i| unsafe { stacks[i].assume_init_read() });
+        self.last.take().into_iter().chain(rest)
     }
 }
 
@@ -399,8 +407,19 @@ struct Flush;
 
 impl Drop for Flush {
     fn drop(&mut self) {
-        let _ = with_local(|local| local.close());
+        // Take everything out first, release after: `release_shared` may
+        // allocate, and nothing may hold `&mut Local` meanwhile.
+        if let Ok(stacks) = with_local(|local| local.close()) {
+            stacks.for_each(release_shared);
+        }
     }
+}
+
+/// Whether this thread has begun to exit (its stack cache is gone). A
+/// suspended coroutine is not resumed any more then, not even to unwind
+/// it: thread-locals it was using may already be destroyed.
+pub(crate) fn thread_exiting() -> bool {
+    FLUSH.try_with(|_| ()).is_err()
 }
 
 #[cold]
@@ -587,12 +606,12 @@ fn guarded_map_budget() -> usize {
     }
 }
 
-/// Takes a stack of at least `requested` usable bytes: from this thread's
-/// cache, the shared cache, or a slab (mapping a new one if needed). Its
-/// owner words are zero (see [`Stack::set_owner`]).
+/// Takes a stack of `size` usable bytes (a value from [`usable_size`]):
+/// from this thread's cache, the shared cache, or a slab (mapping a new one
+/// if needed). Its owner words are zero (see [`Stack::set_owner`]).
 #[inline(always)]
-pub(crate) fn allocate(requested: usize, policy: StackPolicy) -> io::Result<Stack> {
-    let size = usable_size(requested);
+pub(crate) fn allocate(size: usize, policy: StackPolicy) -> io::Result<Stack> {
+    debug_assert!(size.is_multiple_of(PAGE) && (MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&size));
     match with_local(|local| local.take(size, policy)) {
         Ok(Some(raw)) => Ok(Stack(raw)),
         _ => allocate_slow(size, policy),
@@ -609,8 +628,10 @@ fn allocate_slow(size: usize, policy: StackPolicy) -> io::Result<Stack> {
         StackPolicy::Canary => &[canary_key],
     };
     // A thread that takes a stack on the slow path may be about to run its
-    // first coroutine: make sure overflows on it can be reported.
+    // first coroutine: make sure overflows on it can be reported, and that
+    // its cache is flushed (and its exit noticed, see `thread_exiting`).
     overflow::prepare_thread();
+    register_flush();
     let mut slabs = lock_slabs();
     let mut found = None;
     for &key in keys {

@@ -114,23 +114,25 @@ fn install_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for (i, sig) in [libc::SIGSEGV, libc::SIGBUS].into_iter().enumerate() {
-            // SAFETY: a zeroed sigaction is valid; we fill in the handler,
-            // flags and an empty mask, and keep the previous action in
-            // PREVIOUS, which nothing reads before the handler is installed.
+            // SAFETY: first the current action is read into PREVIOUS (only
+            // this Once writes it, and our handler, the only reader, is not
+            // installed yet); then ours is installed. A zeroed sigaction is
+            // valid; we fill in the handler, flags and an empty mask.
             unsafe {
+                let previous = &mut (*PREVIOUS.0.get())[i];
+                libc::sigaction(sig, std::ptr::null(), previous);
                 let mut action: libc::sigaction = std::mem::zeroed();
                 action.sa_sigaction = handler as *const () as usize;
                 action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
                 libc::sigemptyset(&mut action.sa_mask);
-                let previous = &mut (*PREVIOUS.0.get())[i];
-                libc::sigaction(sig, &action, previous);
+                libc::sigaction(sig, &action, std::ptr::null_mut());
             }
         }
     });
 }
 
 /// The SIGSEGV/SIGBUS handler. Async-signal-safe: atomics, plain reads of
-/// our own memory, write(2), sigaction(2) and abort(3).
+/// our own memory, write(2), sigaction(2), raise(3) and abort(3).
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
@@ -142,10 +144,18 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     let previous = unsafe { &(*PREVIOUS.0.get())[i] };
     let target = previous.sa_sigaction;
     if target == libc::SIG_DFL || target == libc::SIG_IGN {
-        // Not ours: put the old disposition back and return; the faulting
-        // instruction runs again and faults with that disposition.
-        // SAFETY: restoring a previously valid action.
-        unsafe { libc::sigaction(sig, previous, std::ptr::null_mut()) };
+        // Not ours: put the old disposition back. A fault (si_code > 0)
+        // happens again when the instruction is retried on return; a signal
+        // sent by a process (kill, raise) is raised again, and delivered
+        // with that disposition once this handler returns.
+        // SAFETY: restoring a previously valid action; raise(3) is
+        // async-signal-safe; `info` is valid (see above).
+        unsafe {
+            libc::sigaction(sig, previous, std::ptr::null_mut());
+            if (*info).si_code <= 0 {
+                libc::raise(sig);
+            }
+        }
     } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed for exactly this call shape.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
@@ -215,16 +225,20 @@ fn write_stderr(mut bytes: &[u8]) {
     }
 }
 
-/// Checks the canary of a suspending coroutine whose stack spans
-/// `bottom..top` (slot top): the four words below `bottom` must still be
-/// zero and `sp` must be inside the stack. Reports and aborts otherwise.
+/// Checks a canary stack spanning `bottom..top` (slot top) when its
+/// coroutine suspends or finishes, with `sp` the current stack pointer: the
+/// four words below `bottom` must still be zero, and if `sp` is on this
+/// stack's slot it must be above `bottom`. (`sp` may be on another stack
+/// altogether: an inner generator's body may yield its outer generator.)
+/// Reports and aborts otherwise.
 #[inline]
 pub(crate) fn check_canary(bottom: usize, top: usize, sp: usize) {
     let words = (bottom - 32) as *const [u64; 4];
     // SAFETY: the 32 bytes below the bottom are the top of the slot's
     // no-man's-land page: mapped, readable, ours.
     let w = unsafe { words.read_volatile() };
-    if (w[0] | w[1] | w[2] | w[3]) != 0 || sp < bottom {
+    let in_slot = sp < top && sp >= bottom - PAGE;
+    if (w[0] | w[1] | w[2] | w[3]) != 0 || (in_slot && sp < bottom) {
         report(top, top - bottom);
     }
 }
@@ -242,12 +256,18 @@ impl Drop for AltStack {
         if self.base == 0 {
             return;
         }
-        // SAFETY: we installed this alternate stack on this thread; disabling
-        // it before unmapping keeps a late signal from landing on freed memory.
+        // SAFETY: we mapped this alternate stack for this thread. If it is
+        // still the thread's alternate stack, it is disabled before it is
+        // unmapped, so that a late signal cannot land on freed memory; if
+        // someone replaced it, theirs is left alone and ours is unused.
         unsafe {
-            let mut disable: libc::stack_t = std::mem::zeroed();
-            disable.ss_flags = libc::SS_DISABLE;
-            libc::sigaltstack(&disable, std::ptr::null_mut());
+            let mut current: libc::stack_t = std::mem::zeroed();
+            libc::sigaltstack(std::ptr::null(), &mut current);
+            if current.ss_sp as usize == self.base + PAGE {
+                let mut disable: libc::stack_t = std::mem::zeroed();
+                disable.ss_flags = libc::SS_DISABLE;
+                libc::sigaltstack(&disable, std::ptr::null_mut());
+            }
             libc::munmap(self.base as *mut libc::c_void, self.len);
         }
     }

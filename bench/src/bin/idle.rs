@@ -39,9 +39,9 @@ fn main() {
     );
     println!("|---|---|---|---|---|");
     for n in counts {
-        let mut gens: Vec<Generator<'static, (), (), ()>> = Vec::with_capacity(n);
+        let mut gens: Vec<Generator<(), (), ()>> = Vec::with_capacity(n);
         let (rss0, pte0) = memory();
-        let vec_bytes = n * std::mem::size_of::<Generator<'static, (), (), ()>>();
+        let vec_bytes = n * std::mem::size_of::<Generator<(), (), ()>>();
         let start = Instant::now();
         for _ in 0..n {
             let mut g = Generator::new(|y: &Yielder<(), ()>, ()| y.yield_(()));
