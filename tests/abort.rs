@@ -68,8 +68,8 @@ fn segfault_outside_coroutines() {
     // Make sure coio's handler is installed, then fault on a plain address.
     let mut g = Generator::new(|y: &Yielder<(), ()>, ()| y.yield_(()));
     g.resume(());
-    // SAFETY: deliberately faulting: address 8 is never mapped.
-    unsafe { std::ptr::read_volatile(8 as *const u64) };
+    // SAFETY: deliberately faulting: address 16 is never mapped.
+    unsafe { std::ptr::read_volatile(std::ptr::without_provenance::<u64>(16)) };
     unreachable!("the fault was swallowed");
 }
 
