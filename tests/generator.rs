@@ -364,3 +364,40 @@ fn generator_in_a_thread_local_is_not_unwound_at_thread_exit() {
         "a destroyed thread-local was used"
     );
 }
+
+/// Primitive values travel in the switch's register, everything else by
+/// address; both must arrive intact, whatever their size and padding.
+#[test]
+fn every_kind_of_value_crosses_intact() {
+    fn echo<T: Clone + PartialEq + std::fmt::Debug + 'static>(values: Vec<T>) {
+        let mut g = Generator::new(|y: &Yielder<T, T>, mut x: T| {
+            loop {
+                x = y.yield_(x);
+            }
+        });
+        for v in values {
+            assert_eq!(g.resume(v.clone()), GeneratorState::Yielded(v));
+        }
+    }
+    echo(vec![0u8, 1, 255]);
+    echo(vec![u16::MAX, 7]);
+    echo(vec![u32::MAX, 0, 12345]);
+    echo(vec![u64::MAX, 0, 1 << 63]);
+    echo(vec![usize::MAX, 42]);
+    echo(vec![i8::MIN, -1, i8::MAX]);
+    echo(vec![i16::MIN, -1]);
+    echo(vec![i32::MIN, -1, 0]);
+    echo(vec![i64::MIN, -1]);
+    echo(vec![isize::MIN, isize::MAX]);
+    echo(vec![true, false, true]);
+    echo(vec!['a', '\u{10FFFF}', '\0']);
+    echo(vec![1.5f32, -0.0, f32::MAX]);
+    echo(vec![f64::MIN_POSITIVE, -2.25]);
+    echo(vec![(), ()]);
+    // Not primitives: by address (padding, niches, heap data, large).
+    echo(vec![(1u8, 2u32), (255, u32::MAX)]);
+    echo(vec![Some(3u32), None]);
+    echo(vec![Some(Box::new(5u8)), None]);
+    echo(vec![String::from("coio"), String::new()]);
+    echo(vec![[7u64; 16], [0; 16]]);
+}

@@ -15,17 +15,18 @@
 //!
 //! # Protocol
 //!
-//! Values cross the switch by address: the side that switches away leaves
-//! its message in a `ManuallyDrop` on its own stack and passes a pointer to
-//! it as the switch's word; the side that wakes up moves the message out
-//! with `ptr::read` before doing anything else. The parent sends a pointer
-//! to the input, or 0 as the order to unwind; the coroutine answers with a
-//! pointer to the yielded value, or (when it finishes) to its
-//! `Result<R, panic payload>`. The parent tells the two apart by whether the
-//! coroutine finished. (Small values could travel in the register itself, as
-//! corosensei does, but a value with padding bytes would then be read as a
-//! partly uninitialised integer, which is undefined behaviour; coio passes
-//! addresses only.)
+//! Each switch carries one machine word (see [`transfer`]). A value of a
+//! primitive type (integers, `bool`, `char`, `()`) travels in it by value;
+//! any other value stays in a `ManuallyDrop` on the sender's stack and its
+//! address travels, and the side that wakes up moves it out with
+//! `ptr::read` before doing anything else. (corosensei sends every value of
+//! up to a word by value, but a type with padding bytes would then be read
+//! as a partly uninitialised integer, which is undefined behaviour; coio
+//! does it only for types known to have none.) The parent sends the input;
+//! the coroutine answers with the yielded value, or (when it finishes) the
+//! address of its `Result<R, panic payload>`; the parent tells the two apart
+//! by whether the coroutine finished. The order to unwind is a flag in the
+//! yielder, which the parent sets before it resumes.
 //!
 //! # Panics and unwinding
 //!
@@ -86,12 +87,94 @@ enum Out<Y, R> {
 pub struct Yielder<I, Y> {
     /// Lowest usable address of a canary stack; 0 for a guarded stack.
     canary_bottom: usize,
+    /// Set by the parent before it resumes the generator to have it unwind
+    /// (when the generator is dropped unfinished).
+    unwind: Cell<bool>,
     /// The link slot (written by the context switch; see `arch`).
     link: Cell<usize>,
     _marker: PhantomData<fn(Y) -> I>,
 }
 
-impl<I, Y> Yielder<I, Y> {
+/// The yielder of the coroutine whose link slot is `link`.
+#[inline(always)]
+fn yielder_at<I, Y>(link: *mut usize) -> *mut Yielder<I, Y> {
+    const { assert!(size_of::<Yielder<(), ()>>() <= arch::SCRATCH + 8) };
+    link.cast::<u8>()
+        .wrapping_sub(offset_of!(Yielder<I, Y>, link))
+        .cast()
+}
+
+/// How a value crosses a switch: in the switch's word itself, or by address.
+mod transfer {
+    use std::any::TypeId;
+    use std::mem::{ManuallyDrop, size_of};
+    use std::ptr;
+
+    /// Whether a `T` travels in the word itself: the primitive types whose
+    /// every byte is always initialised (no padding, no niche games) and
+    /// that fit in a word.
+    #[inline(always)]
+    pub(super) fn by_value<T: 'static>() -> bool {
+        let t = TypeId::of::<T>();
+        size_of::<T>() <= size_of::<usize>()
+            && (t == TypeId::of::<()>()
+                || t == TypeId::of::<bool>()
+                || t == TypeId::of::<char>()
+                || t == TypeId::of::<u8>()
+                || t == TypeId::of::<u16>()
+                || t == TypeId::of::<u32>()
+                || t == TypeId::of::<u64>()
+                || t == TypeId::of::<usize>()
+                || t == TypeId::of::<i8>()
+                || t == TypeId::of::<i16>()
+                || t == TypeId::of::<i32>()
+                || t == TypeId::of::<i64>()
+                || t == TypeId::of::<isize>()
+                || t == TypeId::of::<f32>()
+                || t == TypeId::of::<f64>())
+    }
+
+    /// The word that sends `slot`'s value. The value must then be treated as
+    /// moved out of `slot`; by address, `slot` must stay where it is until
+    /// the receiver has taken it.
+    #[inline(always)]
+    pub(super) fn send<T: 'static>(slot: &ManuallyDrop<T>) -> usize {
+        if by_value::<T>() {
+            let mut word = 0usize;
+            // SAFETY: `T` is one of the primitives above: at most a word,
+            // every byte initialised; the rest of `word` stays zero.
+            unsafe {
+                ptr::copy_nonoverlapping(
+                    (slot as *const ManuallyDrop<T>).cast::<u8>(),
+                    (&mut word as *mut usize).cast::<u8>(),
+                    size_of::<T>(),
+                )
+            };
+            word
+        } else {
+            slot as *const ManuallyDrop<T> as usize
+        }
+    }
+
+    /// Takes the value sent with `word`.
+    ///
+    /// # Safety
+    /// `word` must come from [`send::<T>`](send), once, while its slot is
+    /// still in place.
+    #[inline(always)]
+    pub(super) unsafe fn receive<T: 'static>(word: usize) -> T {
+        if by_value::<T>() {
+            // SAFETY: the word holds the bytes of a valid `T` (see `send`),
+            // and `usize` is at least as aligned as these primitives.
+            unsafe { ptr::read((&word as *const usize).cast::<T>()) }
+        } else {
+            // SAFETY: the address of a `T` the sender gave up (caller).
+            unsafe { ptr::read(word as *const T) }
+        }
+    }
+}
+
+impl<I: 'static, Y: 'static> Yielder<I, Y> {
     /// Suspends the generator, handing `value` to the caller of
     /// [`Generator::resume`], and returns the input of the next `resume`.
     ///
@@ -115,12 +198,12 @@ impl<I, Y> Yielder<I, Y> {
         // 'static, so no other generator's 'static closure can capture it,
         // nor Send, since Yielder is !Sync). `link` is its link slot. The
         // parent moves `value` out before it resumes us.
-        let arg = unsafe { arch::suspend(&*value as *const Y as usize, self.link.as_ptr()) };
-        if arg == 0 {
+        let arg = unsafe { arch::suspend(transfer::send(&value), self.link.as_ptr()) };
+        if self.unwind.get() {
             resume_unwind(Box::new(ForcedUnwind(())));
         }
-        // SAFETY: the parent passed a pointer to an I it gave up.
-        unsafe { ptr::read(arg as *const I) }
+        // SAFETY: the parent sent an I with `transfer::send`.
+        unsafe { transfer::receive::<I>(arg) }
     }
 }
 
@@ -189,15 +272,17 @@ fn abort_yield_while_panicking() -> ! {
 /// let g = coio::Generator::new(|y, ()| for x in &v { y.yield_(*x); });
 /// ```
 ///
-/// And a generator cannot be re-typed to take inputs that live shorter than
-/// the ones it already holds:
+/// And a generator cannot be re-typed to take inputs that promise less than
+/// the ones it already holds (its input type is invariant):
 ///
 /// ```compile_fail
-/// fn shorten<'s>(g: coio::Generator<&'static str, (), ()>) -> coio::Generator<&'s str, (), ()> {
+/// fn retype(
+///     g: coio::Generator<for<'a> fn(&'a str), (), ()>,
+/// ) -> coio::Generator<fn(&'static str), (), ()> {
 ///     g
 /// }
 /// ```
-pub struct Generator<I, Y, R> {
+pub struct Generator<I: 'static, Y: 'static, R> {
     raw: RawCoroutine,
     _marker: PhantomData<Marker<I, Y, R>>,
 }
@@ -253,6 +338,7 @@ impl GeneratorBuilder {
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
         I: 'static,
+        Y: 'static,
     {
         Generator::create(self.stack_size, self.policy, f)
     }
@@ -261,49 +347,32 @@ impl GeneratorBuilder {
 /// The initial object written onto a generator's stack.
 struct Start<F> {
     f: F,
-    canary_bottom: usize,
 }
 
 /// Root of every generator's stack; see the module docs.
 unsafe extern "C" fn entry<F, I, Y, R>(arg: usize, obj: *mut u8, link: *mut usize) -> !
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
+    I: 'static,
 {
-    let canary_bottom;
+    // SAFETY: the parent wrote the yielder's fields when it created the
+    // generator; it lives in the switch's scratch space for the life of the
+    // coroutine, and only the link field changes (written by the switch).
+    let yielder: &Yielder<I, Y> = unsafe { &*yielder_at::<I, Y>(link) };
     let out: Result<R, Box<dyn Any + Send>> = {
-        // SAFETY: the initial object is our Start<F>; it is moved out
-        // exactly once, before the yielder is written into the scratch space
-        // above it.
-        let start = unsafe { ptr::read(obj.cast::<Start<F>>()) };
-        canary_bottom = start.canary_bottom;
-        let yielder = link
-            .cast::<u8>()
-            .wrapping_sub(offset_of!(Yielder<I, Y>, link))
-            .cast::<Yielder<I, Y>>();
-        // SAFETY: the yielder's place ends with the link slot and lies in the
-        // scratch space of the switch (checked at compile time below), ours
-        // for the life of the coroutine. The link field is left as the
-        // switch wrote it.
-        let yielder: &Yielder<I, Y> = unsafe {
-            const { assert!(size_of::<Yielder<(), ()>>() <= arch::SCRATCH + 8) };
-            (&raw mut (*yielder).canary_bottom).write(start.canary_bottom);
-            &*yielder
-        };
-        let f = start.f;
-        if arg == 0 {
+        // SAFETY: the initial object is our Start<F>; moved out once.
+        let f = unsafe { ptr::read(obj.cast::<Start<F>>()) }.f;
+        if yielder.unwind.get() {
             catch_unwind(AssertUnwindSafe(move || drop(f)))
                 .and_then(|()| Err(Box::new(ForcedUnwind(())) as Box<dyn Any + Send>))
         } else {
-            // SAFETY: the first resume passes a pointer to an I it gave up.
-            let input = unsafe { ptr::read(arg as *const I) };
+            // SAFETY: the first resume sends an I with `transfer::send`.
+            let input = unsafe { transfer::receive::<I>(arg) };
             catch_unwind(AssertUnwindSafe(|| f(yielder, input)))
         }
     };
+    yielder.check_stack();
     let out = ManuallyDrop::new(out);
-    if canary_bottom != 0 {
-        let top = link as usize + 16 + crate::stack::DESCRIPTOR;
-        crate::stack::overflow::check_canary(canary_bottom, top, arch::stack_pointer());
-    }
     // SAFETY: we are the coroutine, running, with link slot `link`; the
     // parent reads `out` (still mapped, never reused) before anything else.
     unsafe {
@@ -314,7 +383,7 @@ where
     }
 }
 
-impl<I, Y, R> Generator<I, Y, R> {
+impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
     /// Creates a generator with the default settings. Its body runs on the
     /// first [`resume`](Self::resume), which passes the first input.
     ///
@@ -353,13 +422,17 @@ impl<I, Y, R> Generator<I, Y, R> {
             ));
         }
         let stack = stack::allocate(size, policy)?;
-        let start = Start {
-            f,
-            canary_bottom: stack.canary_bottom(),
-        };
+        let canary_bottom = stack.canary_bottom();
         // SAFETY: `entry::<F, I, Y, R>` takes the Start<F> it is given and
         // ends with `arch::finish`.
-        let raw = unsafe { RawCoroutine::new(stack, entry::<F, I, Y, R>, start) };
+        let raw = unsafe { RawCoroutine::new(stack, entry::<F, I, Y, R>, Start { f }) };
+        let yielder = yielder_at::<I, Y>(raw.link());
+        // SAFETY: the yielder's place is the switch's scratch space of our
+        // fresh stack (`init_stack` put the closure below it), ours to write.
+        unsafe {
+            (&raw mut (*yielder).canary_bottom).write(canary_bottom);
+            (&raw mut (*yielder).unwind).write(Cell::new(false));
+        }
         Ok(Generator {
             raw,
             _marker: PhantomData,
@@ -379,7 +452,7 @@ impl<I, Y, R> Generator<I, Y, R> {
             resumed_finished();
         }
         let input = ManuallyDrop::new(input);
-        match self.send(&*input as *const I as usize) {
+        match self.send(transfer::send(&input)) {
             Out::Yielded(y) => GeneratorState::Yielded(y),
             Out::Complete(r) => GeneratorState::Complete(r),
             Out::Panicked(payload) => resume_unwind(payload),
@@ -417,9 +490,9 @@ impl<I, Y, R> Generator<I, Y, R> {
         self.raw.stack().size()
     }
 
-    /// One round trip: sends `arg` (a pointer to the input given up by the
-    /// caller, or 0 for the order to unwind) and takes the answer. The
-    /// generator must not have finished.
+    /// One round trip: sends `arg` (from `transfer::send` of an input the
+    /// caller gave up, or anything along with the unwind flag) and takes the
+    /// answer. The generator must not have finished.
     #[inline(always)]
     fn send(&mut self, arg: usize) -> Out<Y, R> {
         let was_panicking = std::thread::panicking();
@@ -437,8 +510,8 @@ impl<I, Y, R> Generator<I, Y, R> {
             if std::thread::panicking() && !was_panicking {
                 abort_yield_while_panicking();
             }
-            // SAFETY: `yield_` passed a pointer to a Y it gave up.
-            Out::Yielded(unsafe { ptr::read(ret as *const Y) })
+            // SAFETY: `yield_` sent a Y with `transfer::send`.
+            Out::Yielded(unsafe { transfer::receive::<Y>(ret) })
         }
     }
 }
@@ -457,7 +530,7 @@ impl Generator<(), (), ()> {
     }
 }
 
-impl<I, Y, R> Drop for Generator<I, Y, R> {
+impl<I: 'static, Y: 'static, R> Drop for Generator<I, Y, R> {
     #[inline]
     fn drop(&mut self) {
         // Finished: only the stack goes back to the pool (the raw
@@ -468,7 +541,7 @@ impl<I, Y, R> Drop for Generator<I, Y, R> {
     }
 }
 
-impl<I, Y, R> Generator<I, Y, R> {
+impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
     /// Finishes an unfinished generator by resuming it with the order to
     /// unwind: a fresh one drops its closure, a suspended one unwinds its
     /// stack (repeated if the body caught the unwind and suspended again).
@@ -480,6 +553,9 @@ impl<I, Y, R> Generator<I, Y, R> {
             // suspended for good (the raw coroutine leaks the stack).
             return;
         }
+        // SAFETY: the yielder of our unfinished coroutine, in its scratch
+        // space; the flag is a Cell nothing else touches while we run.
+        unsafe { (*yielder_at::<I, Y>(self.raw.link())).unwind.set(true) };
         while !self.raw.is_finished() {
             match self.send(0) {
                 Out::Yielded(y) => drop(y),
@@ -494,7 +570,7 @@ impl<I, Y, R> Generator<I, Y, R> {
     }
 }
 
-impl<Y, R> Iterator for Generator<(), Y, R> {
+impl<Y: 'static, R> Iterator for Generator<(), Y, R> {
     type Item = Y;
 
     /// Resumes the generator; `None` once it has returned.
@@ -509,7 +585,7 @@ impl<Y, R> Iterator for Generator<(), Y, R> {
     }
 }
 
-impl<I, Y, R> fmt::Debug for Generator<I, Y, R> {
+impl<I: 'static, Y: 'static, R> fmt::Debug for Generator<I, Y, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generator")
             .field("state", &self.raw.state())

@@ -105,6 +105,13 @@ impl RawCoroutine {
         &self.stack
     }
 
+    /// The coroutine's link slot (the typed layer keeps its own data next to
+    /// it, in the switch's scratch space).
+    #[inline(always)]
+    pub(crate) fn link(&self) -> *mut usize {
+        arch::link_slot(self.stack.switch_top())
+    }
+
     /// Whether the coroutine has finished (it cannot be resumed).
     #[inline(always)]
     pub(crate) fn is_finished(&self) -> bool {
@@ -134,7 +141,7 @@ impl RawCoroutine {
     #[inline(always)]
     pub(crate) unsafe fn resume(&mut self, arg: usize) -> usize {
         debug_assert!(!self.sp.is_null());
-        let link = arch::link_slot(self.stack.switch_top());
+        let link = self.link();
         // SAFETY: `sp` is a live fresh or suspended context on our stack
         // (caller's guarantee), whose link slot is `link`.
         let (ret, sp) = unsafe { arch::resume(arg, self.sp, link) };
