@@ -302,7 +302,8 @@ impl Drop for Stack {
 /// the shared cache.
 struct Local {
     /// Kind of the cached stacks; `Key(0)` until the thread first caches a
-    /// stack (which is when the flush at thread exit gets registered).
+    /// stack, [`CLOSED`] once the thread is exiting (matches no stack, so
+    /// nothing more is cached).
     key: Key,
     /// The most recently freed stack, taken first: a create after a drop
     /// reads one slot instead of a length and then an element (two
@@ -311,17 +312,19 @@ struct Local {
     /// Number of other cached stacks: `stacks[..len]` are initialised.
     len: usize,
     stacks: [MaybeUninit<RawStack>; LOCAL_CACHE - 1],
-    /// Set when the thread is exiting: nothing more is cached.
-    closed: bool,
 }
+
+/// The cache key of a closed thread cache: no stack has it (its size is
+/// above MAX_STACK_SIZE).
+const CLOSED: Key = Key(usize::MAX);
 
 impl Local {
     /// Keeps `raw` if there is room, else hands it back.
     #[inline]
     fn put(&mut self, raw: RawStack) -> Option<RawStack> {
         let key = raw.key();
-        if key != self.key || self.closed {
-            if self.len != 0 || self.last.is_some() || self.closed {
+        if key != self.key {
+            if self.len != 0 || self.last.is_some() || self.key == CLOSED {
                 return Some(raw);
             }
             if self.key == Key(0) {
@@ -340,7 +343,7 @@ impl Local {
 
     /// How many stacks of kind `key` `put` would keep now.
     fn room_for(&self, key: Key) -> usize {
-        if self.closed {
+        if self.key == CLOSED {
             0
         } else if key == self.key {
             (LOCAL_CACHE - 1 - self.len) + self.last.is_none() as usize
@@ -376,7 +379,7 @@ impl Local {
     /// Stops caching and hands out everything cached (for the caller to
     /// release once it no longer holds `self`).
     fn close(&mut self) -> impl Iterator<Item = RawStack> + use<> {
-        self.closed = true;
+        self.key = CLOSED;
         let len = std::mem::take(&mut self.len);
         let stacks = self.stacks;
         // SAFETY: `stacks[..len]` were initialised; `len` is now 0, so they
@@ -395,7 +398,6 @@ thread_local! {
             last: None,
             len: 0,
             stacks: [MaybeUninit::uninit(); LOCAL_CACHE - 1],
-            closed: false,
         })
     };
     /// Its destructor returns the cached stacks when the thread exits.
