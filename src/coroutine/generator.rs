@@ -85,8 +85,6 @@ enum Out<Y, R> {
 /// finds the link at a constant offset from `&self` instead of loading it.
 #[repr(C)]
 pub struct Yielder<I, Y> {
-    /// Lowest usable address of a canary stack; 0 for a guarded stack.
-    canary_bottom: usize,
     /// Set by the parent before it resumes the generator to have it unwind
     /// (when the generator is dropped unfinished).
     unwind: Cell<bool>,
@@ -212,10 +210,8 @@ impl<I, Y> Yielder<I, Y> {
     /// suspends or finishes (see `stack::overflow::check_canary`).
     #[inline(always)]
     fn check_stack(&self) {
-        if self.canary_bottom != 0 {
-            let top = self.link.as_ptr() as usize + 16 + crate::stack::DESCRIPTOR;
-            crate::stack::overflow::check_canary(self.canary_bottom, top, arch::stack_pointer());
-        }
+        // The switch top is right above the link slot and the entry word.
+        stack::check_overflow(self.link.as_ptr() as usize + 16, arch::stack_pointer());
     }
 }
 
@@ -422,7 +418,6 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
             ));
         }
         let stack = stack::allocate(size, policy)?;
-        let canary_bottom = stack.canary_bottom();
         // SAFETY: `entry::<F, I, Y, R>` takes the Start<F> it is given and
         // ends with `arch::finish`.
         let raw = unsafe { RawCoroutine::new(stack, entry::<F, I, Y, R>, Start { f }) };
@@ -430,7 +425,6 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
         // SAFETY: the yielder's place is the switch's scratch space of our
         // fresh stack (`init_stack` put the closure below it), ours to write.
         unsafe {
-            (&raw mut (*yielder).canary_bottom).write(canary_bottom);
             (&raw mut (*yielder).unwind).write(Cell::new(false));
         }
         Ok(Generator {

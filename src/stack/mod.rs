@@ -271,17 +271,21 @@ impl Stack {
             self.0.desc(Desc::Id).write(id as usize);
         }
     }
+}
 
-    /// For a canary stack its bottom (the words right below it must stay
-    /// zero, see [`overflow::check_canary`]); 0 for a guarded stack.
-    #[inline]
-    pub(crate) fn canary_bottom(&self) -> usize {
-        let key = self.0.key();
-        if key.guarded() {
-            0
-        } else {
-            self.0.0.as_ptr() as usize - key.size()
-        }
+/// Checks the running coroutine's stack for an overflow, if it is a canary
+/// stack (see [`overflow::check_canary`]); nothing to do for a guarded one.
+/// `switch_top` is the stack's [`Stack::switch_top`], `sp` the current stack
+/// pointer. Reading the kind from the stack's own descriptor (a line the
+/// coroutine keeps warm) spares coroutines a copy of it.
+#[inline(always)]
+pub(crate) fn check_overflow(switch_top: usize, sp: usize) {
+    let raw_top = switch_top + DESCRIPTOR;
+    // SAFETY: the descriptor of a live stack (the caller runs on it or owns
+    // it): mapped, and its kind word was written when it left its slab.
+    let key = Key(unsafe { ((raw_top - 8 * Desc::Key as usize) as *const usize).read() });
+    if !key.guarded() {
+        overflow::check_canary(raw_top - key.size(), raw_top, sp);
     }
 }
 
