@@ -19,9 +19,11 @@
 //! predictor stays balanced: a round trip costs two correctly predicted
 //! branches and a handful of pushes and pops.
 //!
-//! Each half carries one machine word across (`rdi`), and `resume` also learns
-//! the coroutine's new stack pointer (`rsi`, zero once the coroutine has
-//! finished).
+//! Each half carries one machine word across (`rdi`). `resume` also passes
+//! an *order* word (`rcx`, untouched by the switch, so it arrives as it was
+//! set) that the coroutine layer uses to say "unwind" without a store to
+//! memory, and learns the coroutine's new stack pointer (`rsi`, zero once
+//! the coroutine has finished).
 //!
 //! # What is saved
 //!
@@ -74,9 +76,10 @@ pub const SCRATCH: usize = 32;
 
 /// Signature of a coroutine's entry function, called by the trampoline on the
 /// coroutine's stack with the word passed to the first [`resume`], a pointer
-/// to the initial object and the address of the link slot. It must never
-/// return: it ends with [`finish`].
-pub type EntryFn = unsafe extern "C" fn(arg: usize, obj: *mut u8, link: *mut usize) -> !;
+/// to the initial object, the address of the link slot and the order word of
+/// that resume. It must never return: it ends with [`finish`].
+pub type EntryFn =
+    unsafe extern "C" fn(arg: usize, obj: *mut u8, link: *mut usize, order: usize) -> !;
 
 /// The first code a new stack runs, entered through the `call` in
 /// [`resume`] with `rdi` = argument, `rsi` = address of the link slot,
@@ -116,7 +119,7 @@ unsafe extern "C" fn trampoline() {
         // Move onto the coroutine's stack, past the resume address: rsp now
         // points at the 16-byte aligned initial object.
         "lea rsp, [rdx + 8]",
-        // entry(arg = rdi, obj = rsp, link = rbp)
+        // entry(arg = rdi, obj = rsp, link = rbp, order = rcx as passed)
         "mov rsi, rsp",
         "mov rdx, rbp",
         // A return address inside this function, so that an unwinder standing
@@ -211,15 +214,16 @@ pub fn link_slot(top: *mut u8) -> *mut usize {
 }
 
 /// Switches from the current context into the suspended context `sp`,
-/// passing `arg`. Returns when the coroutine suspends or finishes, with the
-/// word it passed and its new stack pointer (null once it has finished).
+/// passing `arg` and `order`. Returns when the coroutine suspends or
+/// finishes, with the word it passed and its new stack pointer (null once it
+/// has finished).
 ///
 /// # Safety
 /// `sp` must be the stack pointer of a context made by [`init_stack`] or
 /// returned by an earlier `resume`, never resumed since, whose stack has the
 /// link slot `link`.
 #[inline(always)]
-pub unsafe fn resume(arg: usize, sp: *mut u8, link: *mut usize) -> (usize, *mut u8) {
+pub unsafe fn resume(arg: usize, order: usize, sp: *mut u8, link: *mut usize) -> (usize, *mut u8) {
     let ret: usize;
     let new_sp: *mut u8;
     // SAFETY: the caller guarantees `sp` is a live suspended context. The
@@ -240,6 +244,7 @@ pub unsafe fn resume(arg: usize, sp: *mut u8, link: *mut usize) -> (usize, *mut 
             inlateout("rdi") arg => ret,
             inlateout("rsi") link => new_sp,
             in("rdx") sp,
+            inlateout("rcx") order => _,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("sysv64"),
         );
@@ -248,14 +253,16 @@ pub unsafe fn resume(arg: usize, sp: *mut u8, link: *mut usize) -> (usize, *mut 
 }
 
 /// Suspends the running coroutine, passing `arg` to its parent (whose
-/// `resume` returns). Returns the word passed by the next `resume`.
+/// `resume` returns). Returns the word and the order passed by the next
+/// `resume`.
 ///
 /// # Safety
 /// Must run on the coroutine's own stack, while it is running, with `link`
 /// its link slot.
 #[inline(always)]
-pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+pub unsafe fn suspend(arg: usize, link: *mut usize) -> (usize, usize) {
     let ret: usize;
+    let order: usize;
     // SAFETY: the caller guarantees we are on the coroutine's stack and that
     // the link slot holds the parent's live context. Everything we need when
     // we are resumed is saved on our stack; the clobbers cover the rest.
@@ -275,8 +282,9 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
             "pop rbp",
             "ret",
             // Resumed by a parent's `resume`: rdi = arg, rsi = link slot,
-            // rdx = our stack pointer. Same steps as the trampoline: save the
-            // parent's rbp, publish its stack pointer, come home.
+            // rdx = our stack pointer, rcx = order. Same steps as the
+            // trampoline: save the parent's rbp, publish its stack pointer,
+            // come home.
             "2:",
             "push rbp",
             "mov [rsi], rsp",
@@ -285,11 +293,12 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
             "pop rbp",
             inlateout("rdi") arg => ret,
             in("rdx") link,
+            lateout("rcx") order,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("sysv64"),
         );
     }
-    ret
+    (ret, order)
 }
 
 /// Leaves the running coroutine for good, passing `arg` to its parent, whose

@@ -25,8 +25,8 @@
 //! does it only for types known to have none.) The parent sends the input;
 //! the coroutine answers with the yielded value, or (when it finishes) the
 //! address of its `Result<R, panic payload>`; the parent tells the two apart
-//! by whether the coroutine finished. The order to unwind is a flag in the
-//! yielder, which the parent sets before it resumes.
+//! by whether the coroutine finished. The order to unwind travels in the
+//! switch's order register ([`CONTINUE`] or [`UNWIND`]).
 //!
 //! # Panics and unwinding
 //!
@@ -85,13 +85,15 @@ enum Out<Y, R> {
 /// finds the link at a constant offset from `&self` instead of loading it.
 #[repr(C)]
 pub struct Yielder<I, Y> {
-    /// Set by the parent before it resumes the generator to have it unwind
-    /// (when the generator is dropped unfinished).
-    unwind: Cell<bool>,
     /// The link slot (written by the context switch; see `arch`).
     link: Cell<usize>,
     _marker: PhantomData<fn(Y) -> I>,
 }
+
+/// The resume order that lets the body go on.
+const CONTINUE: usize = 0;
+/// The resume order that unwinds the body (the generator is being dropped).
+const UNWIND: usize = 1;
 
 /// The yielder of the coroutine whose link slot is `link`.
 #[inline(always)]
@@ -196,8 +198,8 @@ impl<I: 'static, Y: 'static> Yielder<I, Y> {
         // 'static, so no other generator's 'static closure can capture it,
         // nor Send, since Yielder is !Sync). `link` is its link slot. The
         // parent moves `value` out before it resumes us.
-        let arg = unsafe { arch::suspend(transfer::send(&value), self.link.as_ptr()) };
-        if self.unwind.get() {
+        let (arg, order) = unsafe { arch::suspend(transfer::send(&value), self.link.as_ptr()) };
+        if order == UNWIND {
             resume_unwind(Box::new(ForcedUnwind(())));
         }
         // SAFETY: the parent sent an I with `transfer::send`.
@@ -346,19 +348,24 @@ struct Start<F> {
 }
 
 /// Root of every generator's stack; see the module docs.
-unsafe extern "C" fn entry<F, I, Y, R>(arg: usize, obj: *mut u8, link: *mut usize) -> !
+unsafe extern "C" fn entry<F, I, Y, R>(
+    arg: usize,
+    obj: *mut u8,
+    link: *mut usize,
+    order: usize,
+) -> !
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
     I: 'static,
 {
-    // SAFETY: the parent wrote the yielder's fields when it created the
-    // generator; it lives in the switch's scratch space for the life of the
-    // coroutine, and only the link field changes (written by the switch).
+    // SAFETY: the yielder is the link slot plus markers: it lives in the
+    // switch's scratch space for the life of the coroutine, and its only
+    // field is written by the switch (through a Cell).
     let yielder: &Yielder<I, Y> = unsafe { &*yielder_at::<I, Y>(link) };
     let out: Result<R, Box<dyn Any + Send>> = {
         // SAFETY: the initial object is our Start<F>; moved out once.
         let f = unsafe { ptr::read(obj.cast::<Start<F>>()) }.f;
-        if yielder.unwind.get() {
+        if order == UNWIND {
             catch_unwind(AssertUnwindSafe(move || drop(f)))
                 .and_then(|()| Err(Box::new(ForcedUnwind(())) as Box<dyn Any + Send>))
         } else {
@@ -421,12 +428,6 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
         // SAFETY: `entry::<F, I, Y, R>` takes the Start<F> it is given and
         // ends with `arch::finish`.
         let raw = unsafe { RawCoroutine::new(stack, entry::<F, I, Y, R>, Start { f }) };
-        let yielder = yielder_at::<I, Y>(raw.link());
-        // SAFETY: the yielder's place is the switch's scratch space of our
-        // fresh stack (`init_stack` put the closure below it), ours to write.
-        unsafe {
-            (&raw mut (*yielder).unwind).write(Cell::new(false));
-        }
         Ok(Generator {
             raw,
             _marker: PhantomData,
@@ -446,7 +447,7 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
             resumed_finished();
         }
         let input = ManuallyDrop::new(input);
-        match self.send(transfer::send(&input)) {
+        match self.send(transfer::send(&input), CONTINUE) {
             Out::Yielded(y) => GeneratorState::Yielded(y),
             Out::Complete(r) => GeneratorState::Complete(r),
             Out::Panicked(payload) => resume_unwind(payload),
@@ -485,14 +486,14 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
     }
 
     /// One round trip: sends `arg` (from `transfer::send` of an input the
-    /// caller gave up, or anything along with the unwind flag) and takes the
+    /// caller gave up, or anything with the order [`UNWIND`]) and takes the
     /// answer. The generator must not have finished.
     #[inline(always)]
-    fn send(&mut self, arg: usize) -> Out<Y, R> {
+    fn send(&mut self, arg: usize, order: usize) -> Out<Y, R> {
         let was_panicking = std::thread::panicking();
         // SAFETY: the generator has not finished (callers check), is !Send
         // so this is the thread it runs on, and expects such an `arg`.
-        let ret = unsafe { self.raw.resume(arg) };
+        let ret = unsafe { self.raw.resume(arg, order) };
         if self.raw.is_finished() {
             // SAFETY: the body finished with a pointer to its result, which
             // lies on its stack, still mapped and never run again.
@@ -547,11 +548,8 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
             // suspended for good (the raw coroutine leaks the stack).
             return;
         }
-        // SAFETY: the yielder of our unfinished coroutine, in its scratch
-        // space; the flag is a Cell nothing else touches while we run.
-        unsafe { (*yielder_at::<I, Y>(self.raw.link())).unwind.set(true) };
         while !self.raw.is_finished() {
-            match self.send(0) {
+            match self.send(0, UNWIND) {
                 Out::Yielded(y) => drop(y),
                 Out::Complete(r) => drop(r),
                 Out::Panicked(payload) => {

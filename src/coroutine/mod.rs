@@ -131,7 +131,8 @@ impl RawCoroutine {
         }
     }
 
-    /// Switches into the coroutine with `arg`; returns the word it passes
+    /// Switches into the coroutine with `arg` and `order` (the typed layer's
+    /// own meaning: "continue" or "unwind"); returns the word it passes
     /// back when it suspends or finishes (see [`is_finished`](Self::is_finished)).
     ///
     /// # Safety
@@ -139,12 +140,12 @@ impl RawCoroutine {
     /// that first resumed it (if any). `arg` must be what the coroutine's
     /// code expects at this point.
     #[inline(always)]
-    pub(crate) unsafe fn resume(&mut self, arg: usize) -> usize {
+    pub(crate) unsafe fn resume(&mut self, arg: usize, order: usize) -> usize {
         debug_assert!(!self.sp.is_null());
         let link = self.link();
         // SAFETY: `sp` is a live fresh or suspended context on our stack
         // (caller's guarantee), whose link slot is `link`.
-        let (ret, sp) = unsafe { arch::resume(arg, self.sp, link) };
+        let (ret, sp) = unsafe { arch::resume(arg, order, self.sp, link) };
         self.sp = sp;
         ret
     }
