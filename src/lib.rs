@@ -25,9 +25,12 @@
 //! # Unsafe code
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment, and
-//! `unsafe_op_in_unsafe_fn` is denied. No safe API can cause undefined
-//! behaviour; the thread-local rule that makes this true for coroutines is
-//! explained in the docs of [`coroutine`].
+//! `unsafe_op_in_unsafe_fn` is denied. The goal is that no safe API can
+//! cause undefined behaviour; the thread-local rule that makes this true for
+//! coroutines is explained in the docs of [`coroutine`]. Two narrow gaps
+//! remain (overflows of canary stacks, and generators unwound at thread exit
+//! after a thread-local their frames use); ARCHITECTURE.md, "Known gaps",
+//! describes them exactly.
 
 mod arch;
 pub mod coroutine;

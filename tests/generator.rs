@@ -401,3 +401,26 @@ fn every_kind_of_value_crosses_intact() {
     echo(vec![String::from("coio"), String::new()]);
     echo(vec![[7u64; 16], [0; 16]]);
 }
+
+/// At thread exit a generator that never started has no frames, so it is
+/// still finished properly: its closure (and what it owns) is dropped.
+#[test]
+fn fresh_generator_in_a_thread_local_drops_its_closure_at_thread_exit() {
+    thread_local! {
+        static FRESH: std::cell::RefCell<Option<Generator<(), (), ()>>> = const { std::cell::RefCell::new(None) };
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        // A generator run first, so that coio's thread-local is older than FRESH.
+        Generator::new(|_: &Yielder<(), ()>, ()| {}).resume(());
+        let g = Generator::new(move |_: &Yielder<(), ()>, ()| drop(tx));
+        FRESH.with(|slot| *slot.borrow_mut() = Some(g));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(5)),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected),
+        "the closure (holding the sender) was dropped"
+    );
+}

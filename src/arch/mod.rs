@@ -2,8 +2,8 @@
 //! new stack. One file per architecture, all with the same items:
 //!
 //! * `init_stack(top, entry, obj) -> sp`: lay out a fresh context;
-//! * `resume(arg, sp, link) -> (arg, sp)`: enter a suspended context;
-//! * `suspend(arg, link) -> arg`: leave the running coroutine, keeping it;
+//! * `resume(arg, order, sp, link) -> (arg, sp)`: enter a suspended context;
+//! * `suspend(arg, link) -> (arg, order)`: leave the running coroutine, keeping it;
 //! * `finish(arg, link) -> !`: leave the running coroutine for good;
 //! * `is_fresh(sp)`, `link_slot(top)`, `stack_pointer()`, `read_word(addr)`, `SCRATCH`, `STACK_ALIGN`.
 //!

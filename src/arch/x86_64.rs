@@ -83,6 +83,7 @@ pub type EntryFn =
 
 /// The first code a new stack runs, entered through the `call` in
 /// [`resume`] with `rdi` = argument, `rsi` = address of the link slot,
+/// `rcx` = order (passed through untouched),
 /// `rdx` = initial stack pointer (pointing at this function's address, with
 /// the initial object right above it).
 ///
@@ -139,7 +140,7 @@ unsafe extern "C" fn trampoline() {
 
 /// Writes the initial frame for a coroutine onto the stack ending at `top`
 /// and returns its initial stack pointer. The first [`resume`] of it calls
-/// `entry(arg, obj, link)` where `obj` points at the moved `obj`.
+/// `entry(arg, obj, link, order)` where `obj` points at the moved `obj`.
 ///
 /// # Safety
 /// `top` must be 16-byte aligned and the end of a writable region large

@@ -16,7 +16,7 @@
 //! # Protocol
 //!
 //! Each switch carries one machine word (see [`transfer`]). A value of a
-//! primitive type (integers, `bool`, `char`, `()`) travels in it by value;
+//! primitive type (integers, floats, `bool`, `char`, `()`) travels in it by value;
 //! any other value stays in a `ManuallyDrop` on the sender's stack and its
 //! address travels, and the side that wakes up moves it out with
 //! `ptr::read` before doing anything else. (corosensei sends every value of
@@ -67,8 +67,9 @@ pub enum GeneratorState<Y, R> {
 pub struct ForcedUnwind(());
 
 /// What the coroutine sent back, as the parent sees it. (On the wire a
-/// yield is a pointer to a `Y`, the end a pointer to a `Result<R, payload>`;
-/// the parent tells them apart by whether the coroutine finished.)
+/// yield is a `Y` sent with `transfer::send`, the end the address of a
+/// `Result<R, payload>`; the parent tells them apart by whether the
+/// coroutine finished.)
 enum Out<Y, R> {
     Yielded(Y),
     Complete(R),
@@ -180,7 +181,9 @@ impl<I: 'static, Y: 'static> Yielder<I, Y> {
     ///
     /// If the generator is dropped while suspended here, this call does not
     /// return: it unwinds (with a [`ForcedUnwind`] payload) so that the
-    /// destructors on the generator's stack run.
+    /// destructors on the generator's stack run. (Not when the program is
+    /// built with `panic = "abort"`, or when the generator is dropped while
+    /// its thread exits: it is then leaked, destructors and all.)
     ///
     /// # Aborts
     /// Yielding while the generator is unwinding from a panic (from a
@@ -543,9 +546,16 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
     #[cold]
     #[inline(never)]
     fn finish_for_drop(&mut self) {
-        if stack::thread_exiting() {
-            // Thread-locals the body was using may be gone: leave it
-            // suspended for good (the raw coroutine leaks the stack).
+        // A fresh generator has no frames: finishing it only drops its
+        // closure, which is always possible. A suspended one is unwound,
+        // except when that cannot be done safely; it is then leaked (the
+        // raw coroutine leaks its stack, and nothing on it is dropped):
+        // - at thread exit, where the thread-locals its frames use may be
+        //   gone already (see the thread-local rule in the module docs);
+        // - when panics abort (`panic = "abort"`): there is no unwinding.
+        if self.raw.state() == State::Suspended
+            && (cfg!(panic = "abort") || stack::thread_exiting())
+        {
             return;
         }
         while !self.raw.is_finished() {

@@ -80,7 +80,7 @@ pub(crate) struct RawCoroutine {
 
 impl RawCoroutine {
     /// Makes a fresh coroutine on `stack` that will run
-    /// `entry(arg, &mut obj, link)` when first resumed.
+    /// `entry(arg, &mut obj, link, order)` when first resumed.
     ///
     /// # Safety
     /// `entry` must treat its second argument as a `*mut T` it takes

@@ -228,8 +228,8 @@ fn write_stderr(mut bytes: &[u8]) {
 /// Checks a canary stack spanning `bottom..top` (slot top) when its
 /// coroutine suspends or finishes, with `sp` the current stack pointer: the
 /// four words below `bottom` must still be zero, and if `sp` is on this
-/// stack's slot it must be above `bottom`. (`sp` may be on another stack
-/// altogether: an inner generator's body may yield its outer generator.)
+/// stack's slot it must be above `bottom`. (Outside the slot entirely, `sp`
+/// says nothing about this stack: only the words are checked then.)
 /// Reports and aborts otherwise.
 #[inline]
 pub(crate) fn check_canary(bottom: usize, top: usize, sp: usize) {
