@@ -49,6 +49,25 @@ fn overflow(policy: StackPolicy, yield_at_bottom: bool) {
     unreachable!("the overflow went unnoticed");
 }
 
+/// A thread made with pthread_create directly has no alternate signal stack
+/// (std gives one only to the threads it starts): coio must add one.
+fn overflow_on_a_bare_pthread() {
+    extern "C" fn body(_: *mut libc::c_void) -> *mut libc::c_void {
+        overflow(StackPolicy::Guarded, false);
+        std::ptr::null_mut()
+    }
+    // SAFETY: a zeroed pthread_t is a valid out-parameter; `body` has the
+    // signature pthread_create expects and never returns.
+    unsafe {
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        assert_eq!(
+            libc::pthread_create(&mut thread, std::ptr::null(), body, std::ptr::null_mut()),
+            0
+        );
+        libc::pthread_join(thread, std::ptr::null_mut());
+    }
+}
+
 fn yield_while_unwinding() {
     struct YieldOnDrop<'a>(&'a Yielder<(), ()>);
     impl Drop for YieldOnDrop<'_> {
@@ -100,6 +119,12 @@ fn run_child_expecting(case: &str, signal: i32) -> String {
 fn child() {
     match std::env::var(CASE).as_deref() {
         Ok("guarded") => overflow(StackPolicy::Guarded, false),
+        Ok("guarded-thread") => {
+            std::thread::spawn(|| overflow(StackPolicy::Guarded, false))
+                .join()
+                .unwrap();
+        }
+        Ok("guarded-pthread") => overflow_on_a_bare_pthread(),
         Ok("canary-deep") => overflow(StackPolicy::Canary, true),
         Ok("canary-dirty") => overflow(StackPolicy::Canary, false),
         Ok("yield-unwinding") => yield_while_unwinding(),
@@ -127,6 +152,16 @@ fn assert_overflow_report(stderr: &str) {
 #[test]
 fn overflow_of_guarded_stack_is_reported() {
     assert_overflow_report(&run_child("guarded"));
+}
+
+#[test]
+fn overflow_on_a_spawned_thread_is_reported() {
+    assert_overflow_report(&run_child("guarded-thread"));
+}
+
+#[test]
+fn overflow_on_a_thread_without_an_alternate_signal_stack_is_reported() {
+    assert_overflow_report(&run_child("guarded-pthread"));
 }
 
 #[test]
