@@ -28,9 +28,9 @@
 //! `unsafe_op_in_unsafe_fn` is denied. The goal is that no safe API can
 //! cause undefined behaviour; the thread-local rule that makes this true for
 //! coroutines is explained in the docs of [`coroutine`]. Two narrow gaps
-//! remain (overflows of canary stacks, and generators unwound at thread exit
-//! after a thread-local their frames use); ARCHITECTURE.md, "Known gaps",
-//! describes them exactly.
+//! remain (overflows of canary stacks on kernels without userfaultfd write
+//! protection, and generators unwound at thread exit after a thread-local
+//! their frames use); ARCHITECTURE.md, "Known gaps", describes them exactly.
 
 mod arch;
 pub mod coroutine;

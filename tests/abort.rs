@@ -68,6 +68,25 @@ fn overflow_on_a_bare_pthread() {
     }
 }
 
+/// A frame bigger than a page on a small canary stack: it skips the canary
+/// words and returns without yielding, so only hardware protection of the
+/// no-man's-land (userfaultfd write protection) can catch it.
+fn canary_large_frame() {
+    #[inline(never)]
+    fn big() -> u8 {
+        let mut a = [0x41u8; 40 * 1024];
+        black_box(&mut a);
+        a[7]
+    }
+    let mut g = Generator::builder()
+        .stack_size(16 * 1024)
+        .stack_policy(StackPolicy::Canary)
+        .build(|_: &Yielder<(), u32>, ()| black_box(big()) as u32)
+        .unwrap();
+    g.resume(());
+    unreachable!("the overflow went unnoticed");
+}
+
 fn yield_while_unwinding() {
     struct YieldOnDrop<'a>(&'a Yielder<(), ()>);
     impl Drop for YieldOnDrop<'_> {
@@ -129,6 +148,7 @@ fn child() {
         Ok("canary-dirty") => overflow(StackPolicy::Canary, false),
         Ok("yield-unwinding") => yield_while_unwinding(),
         Ok("segfault") => segfault_outside_coroutines(),
+        Ok("canary-large-frame") => canary_large_frame(),
         _ => {}
     }
 }
@@ -190,4 +210,39 @@ fn other_faults_still_kill_the_process_with_sigsegv() {
         !stderr.contains("coio: coroutine"),
         "not an overflow:\n{stderr}"
     );
+}
+
+/// Where the kernel offers userfaultfd write protection (Linux 6.4+, not
+/// blocked by seccomp), canary stacks get hardware guard pages too, and an
+/// overflow that skips the canary words is still reported. The machine this
+/// project runs on has it; elsewhere the case is skipped, with a note.
+#[test]
+fn overflow_of_canary_stack_past_the_canary_words_is_caught_by_write_protection() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(CASE, "canary-large-frame")
+        .output()
+        .expect("re-running the test binary");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.signal() == Some(libc::SIGABRT) && stderr.contains("coio: coroutine '") {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("coio: coroutine '"))
+            .unwrap();
+        assert!(
+            line.ends_with("overflowed its stack of 16384 bytes"),
+            "{line}"
+        );
+    } else {
+        // SAFETY: probing for userfaultfd: a flags word in, a descriptor out.
+        let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | 1) };
+        assert!(
+            fd < 0,
+            "userfaultfd is available but the overflow was not caught: {:?}\n{stderr}",
+            out.status
+        );
+        eprintln!(
+            "note: no userfaultfd here; the large-frame canary case is not caught (documented gap)"
+        );
+    }
 }

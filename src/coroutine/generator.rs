@@ -15,7 +15,7 @@
 //!
 //! # Protocol
 //!
-//! Each switch carries one machine word (see [`transfer`]). A value of a
+//! Each switch carries one machine word (see the private `transfer` module). A value of a
 //! primitive type (integers, floats, `bool`, `char`, `()`) travels in it by value;
 //! any other value stays in a `ManuallyDrop` on the sender's stack and its
 //! address travels, and the side that wakes up moves it out with
@@ -26,7 +26,7 @@
 //! the coroutine answers with the yielded value, or (when it finishes) the
 //! address of its `Result<R, panic payload>`; the parent tells the two apart
 //! by whether the coroutine finished. The order to unwind travels in the
-//! switch's order register ([`CONTINUE`] or [`UNWIND`]).
+//! switch's order register (`CONTINUE` or `UNWIND`).
 //!
 //! # Panics and unwinding
 //!
@@ -313,7 +313,7 @@ impl Default for GeneratorBuilder {
 }
 
 impl GeneratorBuilder {
-    /// Default settings: [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE), [`StackPolicy::Auto`].
+    /// Default settings: [`DEFAULT_STACK_SIZE`] and [`StackPolicy::Auto`].
     pub fn new() -> Self {
         Self::default()
     }

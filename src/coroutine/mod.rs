@@ -1,8 +1,8 @@
 //! Coroutines: a stack, a suspended context on it, and the code to run.
 //!
-//! [`RawCoroutine`] is the untyped core shared by the public
+//! `RawCoroutine` is the untyped core shared by the public
 //! [`Generator`](generator::Generator) and the scheduler's coroutines. It
-//! owns a pooled [`Stack`], the stack pointer of the suspended context and
+//! owns a pooled `Stack`, the stack pointer of the suspended context and
 //! the state machine
 //!
 //! ```text

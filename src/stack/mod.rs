@@ -34,9 +34,13 @@
 //!   like a fault. The page also keeps an overflow of up to a page from
 //!   reaching the neighbouring stack. A slab of canary stacks is a single
 //!   mapping however many stacks it holds, which is what makes a million
-//!   live coroutines possible with default kernel settings. Detection is at
-//!   the next switch, not at the faulting instruction, and a frame that
-//!   skips the page without writing it goes unnoticed: best effort.
+//!   live coroutines possible with default kernel settings. Where the kernel
+//!   allows it (Linux 6.4+, see [`uffd`]), the no-man's-land pages of canary
+//!   slabs are also write-protected through a userfaultfd, page by page in
+//!   the page tables (no mapping split): an overflow then faults at the
+//!   offending write, as with a guard page. Without that, detection is at
+//!   the next switch, and a frame larger than a page that skips the checked
+//!   words goes unnoticed: best effort.
 //! * **Auto** (the default): guarded slabs while they use less than half
 //!   of `vm.max_map_count`, canary slabs after that.
 //!
@@ -66,6 +70,7 @@
 //!   stack is exhausted.
 
 pub(crate) mod overflow;
+mod uffd;
 
 use std::cell::UnsafeCell;
 use std::io;
@@ -172,6 +177,9 @@ struct Slab {
     partial_at: Option<usize>,
     /// Valgrind stack ids, one per slot (zeros when not under valgrind).
     valgrind_ids: Vec<usize>,
+    /// Entry in the overflow registry, if writes to the slots' first pages
+    /// fault (guard pages, or userfaultfd write protection).
+    registry: Option<usize>,
 }
 
 impl Slab {
@@ -577,8 +585,8 @@ fn release_shared(raw: RawStack) {
 /// # Safety
 /// No stack of the slab may be in use or cached.
 unsafe fn free_slab(slab: Slab) {
-    if slab.guarded {
-        overflow::unregister_slab(slab.base);
+    if let Some(entry) = slab.registry {
+        overflow::unregister_slab(entry);
     }
     for &id in &slab.valgrind_ids {
         if id != 0 {
@@ -755,6 +763,7 @@ fn new_slab(slot_size: usize, slots: usize, guarded: bool) -> io::Result<Box<Sla
         free: (0..slots as u32).rev().collect(),
         partial_at: None,
         valgrind_ids: Vec::with_capacity(slots),
+        registry: None,
     });
     if guarded {
         for i in 0..slots {
@@ -778,7 +787,10 @@ fn new_slab(slot_size: usize, slots: usize, guarded: bool) -> io::Result<Box<Sla
                 ));
             }
         }
-        overflow::register_slab(base, len, slot_size);
+        slab.registry = overflow::register_slab(base, len, slot_size);
+    } else if uffd::protect(base, slot_size, slots) {
+        // A canary slab whose no-man's-land pages fault on writes after all.
+        slab.registry = overflow::register_slab(base, len, slot_size);
     }
     for i in 0..slots {
         let bottom = base + i * slot_size + page;

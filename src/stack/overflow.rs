@@ -27,10 +27,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{Desc, PAGE};
 
-/// Capacity of the registry: guarded slabs mapped at once.
-const REGISTRY_LEN: usize = 16384;
+/// Capacity of the registry: slabs with hardware-guarded slots mapped at
+/// once (guarded slabs, and canary slabs write-protected by userfaultfd; a
+/// million default-sized stacks take about 16,000).
+const REGISTRY_LEN: usize = 32768;
 
-/// One registered guarded slab. `start == 0` marks a free entry.
+/// One registered slab. `start == 0` marks a free entry.
 struct Entry {
     start: AtomicUsize,
     end: AtomicUsize,
@@ -44,38 +46,58 @@ const EMPTY: Entry = Entry {
     slot_size: AtomicUsize::new(0),
 };
 
-/// Guarded slabs currently mapped, for the signal handler.
+/// Slabs whose first page of every slot faults on a write, for the signal
+/// handler.
 static REGISTRY: [Entry; REGISTRY_LEN] = [EMPTY; REGISTRY_LEN];
 
-/// Whether the registry can take another slab. Called under the stacks' mutex.
+/// Which registry entries are free: the ones at or above `high`, and those
+/// in `free`. Only touched under this mutex (never by the signal handler).
+struct Allocation {
+    high: usize,
+    free: Vec<usize>,
+}
+
+static ALLOCATION: std::sync::Mutex<Allocation> = std::sync::Mutex::new(Allocation {
+    high: 0,
+    free: Vec::new(),
+});
+
+fn allocation() -> std::sync::MutexGuard<'static, Allocation> {
+    ALLOCATION.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the registry can take another slab.
 pub(super) fn registry_has_room() -> bool {
-    REGISTRY
-        .iter()
-        .any(|e| e.start.load(Ordering::Relaxed) == 0)
+    let a = allocation();
+    a.high < REGISTRY_LEN || !a.free.is_empty()
 }
 
-/// Enters a guarded slab. Called under the stacks' mutex, after
-/// [`registry_has_room`] said yes.
-pub(super) fn register_slab(start: usize, len: usize, slot_size: usize) {
+/// Enters a slab (its mapping and slot size) so that a fault in the first
+/// page of one of its slots is reported as that slot's overflow. Returns the
+/// entry to give back to [`unregister_slab`], or `None` if the registry is
+/// full (then the slab must not rely on faults being reported).
+pub(super) fn register_slab(start: usize, len: usize, slot_size: usize) -> Option<usize> {
     install_handler();
-    if let Some(e) = REGISTRY
-        .iter()
-        .find(|e| e.start.load(Ordering::Relaxed) == 0)
-    {
-        e.end.store(start + len, Ordering::Relaxed);
-        e.slot_size.store(slot_size, Ordering::Relaxed);
-        e.start.store(start, Ordering::Release);
-    }
+    let mut a = allocation();
+    let i = match a.free.pop() {
+        Some(i) => i,
+        None if a.high < REGISTRY_LEN => {
+            a.high += 1;
+            a.high - 1
+        }
+        None => return None,
+    };
+    let e = &REGISTRY[i];
+    e.end.store(start + len, Ordering::Relaxed);
+    e.slot_size.store(slot_size, Ordering::Relaxed);
+    e.start.store(start, Ordering::Release);
+    Some(i)
 }
 
-/// Withdraws a guarded slab before it is unmapped. Called under the stacks' mutex.
-pub(super) fn unregister_slab(start: usize) {
-    if let Some(e) = REGISTRY
-        .iter()
-        .find(|e| e.start.load(Ordering::Relaxed) == start)
-    {
-        e.start.store(0, Ordering::Release);
-    }
+/// Withdraws a slab before it is unmapped.
+pub(super) fn unregister_slab(entry: usize) {
+    REGISTRY[entry].start.store(0, Ordering::Release);
+    allocation().free.push(entry);
 }
 
 /// If `addr` is in the guard page of a registered slot, that slot's top and
