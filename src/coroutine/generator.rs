@@ -78,8 +78,10 @@ enum Out<Y, R> {
 
 /// Handle given to a generator's body to yield values with.
 ///
-/// It is neither `Send` nor `Sync`, and the body only ever gets a short-lived
-/// reference to it, so it cannot be used from outside the generator's code.
+/// It is not `Sync`, and the body only ever gets a short-lived, non-`'static`
+/// reference to it, so it cannot be used from outside the generator's code
+/// (not from another thread, and not from another generator's `'static`
+/// closure).
 ///
 /// It lives at the top of the generator's stack, in the scratch space of the
 /// context switch, and its last field *is* the switch's link slot: a yield
@@ -240,8 +242,8 @@ fn abort_yield_while_panicking() -> ! {
 /// anywhere, however deep in calls, with [`Yielder::yield_`].
 ///
 /// `I` is the type of the values sent in by [`resume`](Self::resume), `Y`
-/// of the values yielded, `R` of the value returned. A generator whose input is `()` is an [`Iterator`] over
-/// its yielded values.
+/// of the values yielded, `R` of the value returned. A generator whose input
+/// is `()` is an [`Iterator`] over its yielded values.
 ///
 /// A generator runs on the thread that resumes it and is neither `Send` nor
 /// `Sync`: see the thread-local rule in the [module docs](super). To run
