@@ -40,6 +40,7 @@ for part in "${parts[@]}"; do
         echo "| group | implementation | median | 95% CI |"
         echo "|---|---|---|---|"
         medians roundtrip
+        medians roundtrip_string
         medians create
         echo
         ;;

@@ -1,7 +1,8 @@
 //! Context switch and coroutine creation: coio against corosensei and the
 //! `generator` crate (the switch under the `may` runtime), in one run.
 //!
-//! * `roundtrip/*`: one resume plus one yield back, on a warm coroutine.
+//! * `roundtrip/*`: one resume plus one yield back, on a warm coroutine,
+//!   passing a `usize` each way; `roundtrip_string/*` moves a `String`.
 //! * `create/*`: create + first resume (runs to completion) + drop. coio
 //!   takes its stack from its warm pool; corosensei reuses one stack (its
 //!   fastest mode); the generator crate maps a fresh stack each time (it has
@@ -50,6 +51,41 @@ fn roundtrip(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same round trip moving an owned `String` each way: values that are
+/// not primitives cross the switch by address (both libraries).
+fn roundtrip_string(c: &mut Criterion) {
+    let mut group = c.benchmark_group("roundtrip_string");
+
+    let mut g = coio::Generator::new(|y: &coio::Yielder<String, String>, mut s: String| {
+        loop {
+            s = y.yield_(s);
+        }
+    });
+    let mut s = String::from("coio");
+    group.bench_function("coio", |b| {
+        b.iter(|| match g.resume(std::mem::take(&mut s)) {
+            coio::GeneratorState::Yielded(back) => s = back,
+        });
+    });
+    drop(g);
+
+    let mut co =
+        corosensei::Coroutine::new(|y: &corosensei::Yielder<String, String>, mut s: String| {
+            loop {
+                s = y.suspend(s);
+            }
+        });
+    let mut s = String::from("coio");
+    group.bench_function("corosensei", |b| {
+        b.iter(|| match co.resume(std::mem::take(&mut s)) {
+            corosensei::CoroutineResult::Yield(back) => s = back,
+            corosensei::CoroutineResult::Return(never) => never,
+        });
+    });
+    drop(co);
+    group.finish();
+}
+
 fn create(c: &mut Criterion) {
     let mut group = c.benchmark_group("create");
     group.bench_function("coio", |b| {
@@ -83,5 +119,5 @@ fn create(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, roundtrip, create);
+criterion_group!(benches, roundtrip, roundtrip_string, create);
 criterion_main!(benches);

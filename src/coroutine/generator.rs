@@ -110,7 +110,7 @@ fn yielder_at<I, Y>(link: *mut usize) -> *mut Yielder<I, Y> {
 /// How a value crosses a switch: in the switch's word itself, or by address.
 mod transfer {
     use std::any::TypeId;
-    use std::mem::{ManuallyDrop, size_of};
+    use std::mem::{ManuallyDrop, MaybeUninit, align_of, size_of};
     use std::ptr;
 
     /// Whether a `T` travels in the word itself: the primitive types whose
@@ -170,6 +170,24 @@ mod transfer {
             // SAFETY: the word holds the bytes of a valid `T` (see `send`),
             // and `usize` is at least as aligned as these primitives.
             unsafe { ptr::read((&word as *const usize).cast::<T>()) }
+        } else if size_of::<T>() <= 64 && size_of::<T>().is_multiple_of(8) && align_of::<T>() >= 8 {
+            // Small values move word by word, with word-sized loads: the
+            // sender usually stored the value a word at a time, and a wider
+            // load spanning two of those stores cannot be forwarded from
+            // them (a stall of a dozen cycles on every switch; measured with
+            // a `String`). Volatile keeps the compiler from merging the loads.
+            let mut out = MaybeUninit::<T>::uninit();
+            let src = word as *const MaybeUninit<u64>;
+            let dst = out.as_mut_ptr().cast::<MaybeUninit<u64>>();
+            for i in 0..size_of::<T>() / 8 {
+                // SAFETY: `src` is the address of a `T` the sender gave up
+                // (caller), `dst` our own `T`-sized buffer; both are 8-byte
+                // aligned (checked above) and `i` stays inside them. Words
+                // are copied as `MaybeUninit`, so padding stays padding.
+                unsafe { dst.add(i).write(src.add(i).read_volatile()) };
+            }
+            // SAFETY: every byte of the `T` was copied from a valid `T`.
+            unsafe { out.assume_init() }
         } else {
             // SAFETY: the address of a `T` the sender gave up (caller).
             unsafe { ptr::read(word as *const T) }
