@@ -87,6 +87,68 @@ fn canary_large_frame() {
     unreachable!("the overflow went unnoticed");
 }
 
+/// Fork with live canary generators: the child runs the inherited ones,
+/// drops them, and makes new slabs of several sizes; then the parent goes on
+/// with its own. A child must never protect pages of its parent (a
+/// userfaultfd acts on the process that opened it).
+fn fork_with_canary_stacks() {
+    type G = Generator<(), u64, u64>;
+    fn make(size: usize) -> G {
+        Generator::builder()
+            .stack_size(size)
+            .stack_policy(StackPolicy::Canary)
+            .build(|y: &Yielder<(), u64>, ()| {
+                let mut a = [0u8; 8000];
+                a[7] = 1;
+                black_box(&mut a);
+                let mut s = 0;
+                for i in 0..3 {
+                    y.yield_(i + a[7] as u64);
+                    s += i;
+                }
+                s
+            })
+            .unwrap()
+    }
+    fn drive(gens: &mut [G]) {
+        for g in gens.iter_mut() {
+            while let coio::GeneratorState::Yielded(_) = g.resume(()) {}
+        }
+    }
+    let mut parent: Vec<G> = (0..3000).map(|_| make(128 << 10)).collect();
+    for g in parent.iter_mut().take(1500) {
+        g.resume(());
+    }
+    let mut heap = vec![1u8; 32 << 20];
+    // SAFETY: fork in a process with one thread (the harness runs this case
+    // alone); the child only runs coio code and then _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        drive(&mut parent);
+        drop(parent);
+        drop(heap);
+        for size in [128 << 10, 64 << 10, 16 << 10] {
+            let mut v: Vec<G> = (0..3000).map(|_| make(size)).collect();
+            drive(&mut v);
+        }
+        // SAFETY: leave the child without running the parent's exit code.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child we just forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(status, 0, "the child failed");
+    heap.iter_mut().for_each(|b| *b = b.wrapping_add(1));
+    black_box(&heap);
+    drive(&mut parent);
+    drop(parent);
+    for size in [128 << 10, 64 << 10, 16 << 10] {
+        let mut v: Vec<G> = (0..3000).map(|_| make(size)).collect();
+        drive(&mut v);
+    }
+    println!("fork case completed");
+}
+
 fn yield_while_unwinding() {
     struct YieldOnDrop<'a>(&'a Yielder<(), ()>);
     impl Drop for YieldOnDrop<'_> {
@@ -149,6 +211,7 @@ fn child() {
         Ok("yield-unwinding") => yield_while_unwinding(),
         Ok("segfault") => segfault_outside_coroutines(),
         Ok("canary-large-frame") => canary_large_frame(),
+        Ok("fork-canary") => fork_with_canary_stacks(),
         _ => {}
     }
 }
@@ -249,4 +312,21 @@ fn overflow_of_canary_stack_past_the_canary_words_is_caught_by_write_protection(
             "note: no userfaultfd here; the large-frame canary case is not caught (documented gap)"
         );
     }
+}
+
+#[test]
+fn forked_child_does_not_touch_the_parents_stacks() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(CASE, "fork-canary")
+        .output()
+        .expect("re-running the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("fork case completed"),
+        "{:?}\n{}\n{}",
+        out.status,
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

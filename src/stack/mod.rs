@@ -788,9 +788,14 @@ fn new_slab(slot_size: usize, slots: usize, guarded: bool) -> io::Result<Box<Sla
             }
         }
         slab.registry = overflow::register_slab(base, len, slot_size);
-    } else if uffd::protect(base, slot_size, slots) {
-        // A canary slab whose no-man's-land pages fault on writes after all.
+    } else if overflow::registry_has_room() && uffd::protect(base, slot_size, slots) {
+        // A canary slab whose no-man's-land pages fault on writes after all;
+        // without a registry entry the faults would not be reported, so the
+        // protection only stays with one.
         slab.registry = overflow::register_slab(base, len, slot_size);
+        if slab.registry.is_none() {
+            uffd::unprotect(base, len);
+        }
     }
     for i in 0..slots {
         let bottom = base + i * slot_size + page;

@@ -103,21 +103,24 @@ pub(super) fn unregister_slab(entry: usize) {
 /// If `addr` is in the guard page of a registered slot, that slot's top and
 /// usable size.
 fn lookup_guard(addr: usize) -> Option<(usize, usize)> {
-    let page = PAGE;
     for e in REGISTRY.iter() {
+        // Seqlock-style read: an entry may be withdrawn and reused while we
+        // read it (start is cleared first and set last), so read start, then
+        // the rest, then start again, and skip the entry if it changed.
         let start = e.start.load(Ordering::Acquire);
         if start == 0 || addr < start {
             continue;
         }
         let end = e.end.load(Ordering::Relaxed);
         let slot_size = e.slot_size.load(Ordering::Relaxed);
-        if addr >= end || slot_size == 0 {
+        std::sync::atomic::fence(Ordering::Acquire);
+        if e.start.load(Ordering::Relaxed) != start || addr >= end || slot_size == 0 {
             continue;
         }
         let offset = addr - start;
-        if offset % slot_size < page {
+        if offset % slot_size < PAGE {
             let top = start + (offset / slot_size + 1) * slot_size;
-            return Some((top, slot_size - page));
+            return Some((top, slot_size - PAGE));
         }
     }
     None
