@@ -121,3 +121,59 @@ fn impossible_stack_size_is_an_error_not_a_crash() {
         .unwrap_err();
     assert!(err.to_string().contains("does not fit"), "{err}");
 }
+
+/// Threads making and dropping bursts of live generators at once: stacks go
+/// through every level of the pool (thread caches, the shared cache, slabs
+/// released with madvise and unmapped when empty, slabs handed between
+/// threads) under contention, and every generator still runs correctly.
+#[test]
+fn concurrent_bursts_through_the_shared_pool() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut total = 0u64;
+                for round in 0..6u64 {
+                    let n = 2_000 + 1_000 * ((t + round) % 3) as usize;
+                    let policy = if (t + round) % 2 == 0 {
+                        StackPolicy::Auto
+                    } else {
+                        StackPolicy::Canary
+                    };
+                    let mut gens: Vec<Generator<u64, u64, u64>> = (0..n)
+                        .map(|i| {
+                            Generator::builder()
+                                .stack_policy(policy)
+                                .build(move |y: &Yielder<u64, u64>, x: u64| {
+                                    let x = y.yield_(x + i as u64);
+                                    x * 2
+                                })
+                                .unwrap()
+                        })
+                        .collect();
+                    for (i, g) in gens.iter_mut().enumerate() {
+                        assert_eq!(g.resume(round), GeneratorState::Yielded(round + i as u64));
+                    }
+                    // Half finish, half are dropped suspended (forced unwind).
+                    for (i, g) in gens.iter_mut().enumerate().filter(|(i, _)| i % 2 == 0) {
+                        match g.resume(i as u64) {
+                            GeneratorState::Complete(v) => total += v,
+                            GeneratorState::Yielded(_) => panic!("generator {i} yielded twice"),
+                        }
+                    }
+                    drop(gens);
+                }
+                total
+            })
+        })
+        .collect();
+    for (t, h) in threads.into_iter().enumerate() {
+        let expected: u64 = (0..6u64)
+            .map(|round| {
+                let n = 2_000 + 1_000 * ((t as u64 + round) % 3);
+                (0..n).filter(|i| i % 2 == 0).map(|i| i * 2).sum::<u64>()
+            })
+            .sum();
+        assert_eq!(h.join().unwrap(), expected, "thread {t}");
+    }
+}
