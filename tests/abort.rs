@@ -27,8 +27,15 @@ fn dig(y: &Yielder<(), ()>, start: usize, depth_bytes: usize, yield_there: bool)
 }
 
 fn overflow(policy: StackPolicy, yield_at_bottom: bool) {
-    let mut g = Generator::builder()
-        .stack_policy(policy)
+    overflow_named(policy, yield_at_bottom, None)
+}
+
+fn overflow_named(policy: StackPolicy, yield_at_bottom: bool, name: Option<&str>) {
+    let mut builder = Generator::builder().stack_policy(policy);
+    if let Some(name) = name {
+        builder = builder.name(name);
+    }
+    let mut g = builder
         .build(move |y, ()| {
             // The yielder lives a few dozen bytes below the stack's top.
             let start = y as *const Yielder<(), ()> as usize;
@@ -200,6 +207,8 @@ fn run_child_expecting(case: &str, signal: i32) -> String {
 fn child() {
     match std::env::var(CASE).as_deref() {
         Ok("guarded") => overflow(StackPolicy::Guarded, false),
+        Ok("guarded-named") => overflow_named(StackPolicy::Guarded, false, Some("tree walker")),
+        Ok("canary-named") => overflow_named(StackPolicy::Canary, true, Some("tree walker")),
         Ok("guarded-thread") => {
             std::thread::spawn(|| overflow(StackPolicy::Guarded, false))
                 .join()
@@ -235,6 +244,21 @@ fn assert_overflow_report(stderr: &str) {
 #[test]
 fn overflow_of_guarded_stack_is_reported() {
     assert_overflow_report(&run_child("guarded"));
+}
+
+#[test]
+fn overflow_of_a_named_generator_names_it() {
+    for case in ["guarded-named", "canary-named"] {
+        let stderr = run_child(case);
+        let expected = format!(
+            "coio: coroutine 'tree walker' overflowed its stack of {} bytes",
+            coio::DEFAULT_STACK_SIZE
+        );
+        assert!(
+            stderr.lines().any(|l| l == expected),
+            "case {case}:\n{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -424,3 +424,30 @@ fn fresh_generator_in_a_thread_local_drops_its_closure_at_thread_exit() {
         "the closure (holding the sender) was dropped"
     );
 }
+
+#[test]
+fn named_generators() {
+    let mut g = Generator::builder()
+        .name("parser")
+        .build(|y: &Yielder<(), u8>, ()| y.yield_(1))
+        .unwrap();
+    assert_eq!(g.name(), Some("parser"));
+    assert!(format!("{g:?}").contains("parser"));
+    g.resume(());
+    drop(g);
+    // The stack goes back to the pool without the name.
+    let unnamed = Generator::new(|y: &Yielder<(), u8>, ()| y.yield_(1));
+    assert_eq!(unnamed.name(), None);
+    // Named generators dropped in every state free their names (valgrind
+    // and the allocator would notice otherwise).
+    for state in 0..3 {
+        let mut g = Generator::builder()
+            .name(format!("g{state}"))
+            .build(|y: &Yielder<(), u8>, ()| y.yield_(1))
+            .unwrap();
+        for _ in 0..state {
+            g.resume(());
+        }
+        drop(g);
+    }
+}

@@ -321,6 +321,7 @@ type Marker<I, Y, R> = (*mut (), fn(I) -> (I, Y, R));
 pub struct GeneratorBuilder {
     stack_size: usize,
     policy: StackPolicy,
+    name: Option<String>,
 }
 
 impl Default for GeneratorBuilder {
@@ -328,6 +329,7 @@ impl Default for GeneratorBuilder {
         GeneratorBuilder {
             stack_size: DEFAULT_STACK_SIZE,
             policy: StackPolicy::Auto,
+            name: None,
         }
     }
 }
@@ -336,6 +338,14 @@ impl GeneratorBuilder {
     /// Default settings: [`DEFAULT_STACK_SIZE`] and [`StackPolicy::Auto`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A name for the generator, shown by [`Generator::name`] and in the
+    /// report if its stack overflows (unnamed generators are reported by
+    /// the address of their stack).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// Usable stack size in bytes, rounded up to whole pages and to at least
@@ -361,7 +371,15 @@ impl GeneratorBuilder {
         I: 'static,
         Y: 'static,
     {
-        Generator::create(self.stack_size, self.policy, f)
+        let g = Generator::create(self.stack_size, self.policy, f)?;
+        if let Some(name) = self.name {
+            // The generator owns the name from here on; its address lives in
+            // the stack's descriptor (where the overflow report finds it)
+            // until the generator is dropped (see `Drop`).
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            g.raw.stack().set_owner(Some(name), 0);
+        }
+        Ok(g)
     }
 }
 
@@ -477,6 +495,12 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
         }
     }
 
+    /// The name given with [`GeneratorBuilder::name`], if any.
+    pub fn name(&self) -> Option<&str> {
+        // SAFETY: a recorded name is owned by this generator until it drops.
+        unsafe { self.raw.stack().owner_name() }
+    }
+
     /// Whether the generator has returned (or panicked).
     pub fn is_finished(&self) -> bool {
         self.raw.is_finished()
@@ -556,6 +580,12 @@ impl<I: 'static, Y: 'static, R> Drop for Generator<I, Y, R> {
         if !self.raw.is_finished() {
             self.finish_for_drop();
         }
+        // A name set by the builder is ours to free, and the stack must go
+        // back to the pool without it; a leaked (unfinished) generator keeps
+        // both.
+        if self.raw.is_finished() && self.raw.stack().has_owner_name() {
+            self.free_name();
+        }
     }
 }
 
@@ -563,6 +593,19 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
     /// Finishes an unfinished generator by resuming it with the order to
     /// unwind: a fresh one drops its closure, a suspended one unwinds its
     /// stack (repeated if the body caught the unwind and suspended again).
+    #[cold]
+    #[inline(never)]
+    fn free_name(&mut self) {
+        // SAFETY: a recorded name is the one `build` leaked for us.
+        let name: Option<&'static str> = unsafe { self.raw.stack().owner_name() };
+        if let Some(name) = name {
+            self.raw.stack().set_owner(None, 0);
+            // SAFETY: `name` came from Box::leak in `build`; nothing else
+            // refers to it now that the descriptor is cleared.
+            drop(unsafe { Box::from_raw(name as *const str as *mut str) });
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn finish_for_drop(&mut self) {
@@ -611,6 +654,7 @@ impl<I: 'static, Y: 'static, R> fmt::Debug for Generator<I, Y, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generator")
             .field("state", &self.raw.state())
+            .field("name", &self.name())
             .field("stack_size", &self.stack_size())
             .finish()
     }

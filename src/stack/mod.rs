@@ -266,9 +266,7 @@ impl Stack {
     /// valid (and unchanged) until the owner changes or the stack is dropped.
     /// A stack comes out of [`allocate`] with zero owner words (a report
     /// then names the stack by address): whoever sets them must clear them
-    /// (`set_owner(None, 0)`) before dropping the stack. Generators have no
-    /// public name or id and leave them zero.
-    #[allow(dead_code)] // used by the scheduler (next issue)
+    /// (`set_owner(None, 0)`) before dropping the stack.
     #[inline]
     pub(crate) fn set_owner(&self, name: Option<&str>, id: u64) {
         let (ptr, len) = name.map_or((0, 0), |n| (n.as_ptr() as usize, n.len()));
@@ -278,6 +276,33 @@ impl Stack {
             self.0.desc(Desc::NameLen).write(len);
             self.0.desc(Desc::Id).write(id as usize);
         }
+    }
+
+    /// Whether a name is recorded (see [`set_owner`](Self::set_owner)).
+    #[inline]
+    pub(crate) fn has_owner_name(&self) -> bool {
+        // SAFETY: the descriptor words of our own stack.
+        unsafe { self.0.desc(Desc::NamePtr).read() != 0 }
+    }
+
+    /// The name recorded with [`set_owner`](Self::set_owner), if any.
+    ///
+    /// # Safety
+    /// The recorded name (if any) must still be valid for `'a`.
+    #[inline]
+    pub(crate) unsafe fn owner_name<'a>(&self) -> Option<&'a str> {
+        // SAFETY: the descriptor words of our own stack.
+        let (ptr, len) = unsafe {
+            (
+                self.0.desc(Desc::NamePtr).read(),
+                self.0.desc(Desc::NameLen).read(),
+            )
+        };
+        // SAFETY: set_owner stored the address and length of a `str` that
+        // the caller guarantees is still valid.
+        (ptr != 0).then(|| unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr as *const u8, len))
+        })
     }
 }
 
