@@ -22,8 +22,8 @@
 //! Each half carries one machine word across (`rdi`). `resume` also passes
 //! an *order* word (`rcx`, untouched by the switch, so it arrives as it was
 //! set) that the coroutine layer uses to say "unwind" without a store to
-//! memory, and learns the coroutine's new stack pointer (`rsi`, zero once
-//! the coroutine has finished).
+//! memory, and learns the coroutine's new stack pointer (`rsi`; once the
+//! coroutine has finished, a status of 0 or 1 instead).
 //!
 //! # What is saved
 //!
@@ -216,8 +216,8 @@ pub fn link_slot(top: *mut u8) -> *mut usize {
 
 /// Switches from the current context into the suspended context `sp`,
 /// passing `arg` and `order`. Returns when the coroutine suspends or
-/// finishes, with the word it passed and its new stack pointer (null once it
-/// has finished).
+/// finishes, with the word it passed and its new stack pointer, or, once it
+/// has finished, the status it gave [`finish`] (0 or 1).
 ///
 /// # Safety
 /// `sp` must be the stack pointer of a context made by [`init_stack`] or
@@ -303,14 +303,16 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> (usize, usize) {
 }
 
 /// Leaves the running coroutine for good, passing `arg` to its parent, whose
-/// `resume` returns a null stack pointer. Nothing on the coroutine's stack is
-/// dropped; the memory stays valid until the stack is freed, so the parent
-/// may still read `arg` if it points there.
+/// `resume` returns `status` (0 or 1, never a stack pointer: the coroutine
+/// layer's "returned" or "panicked") in place of a stack pointer. Nothing on
+/// the coroutine's stack is dropped; the memory stays valid until the stack
+/// is freed, so the parent may still read `arg` if it points there.
 ///
 /// # Safety
-/// Same as [`suspend`]; the coroutine must never be resumed again.
+/// Same as [`suspend`]; the coroutine must never be resumed again; `status`
+/// must be 0 or 1.
 #[inline(always)]
-pub unsafe fn finish(arg: usize, link: *mut usize) -> ! {
+pub unsafe fn finish(arg: usize, status: usize, link: *mut usize) -> ! {
     // SAFETY: the link slot holds the parent's live context (caller's
     // guarantee); restoring rsp/rbp and returning into its `call` is exactly
     // what `suspend` does minus saving our own context.
@@ -320,7 +322,7 @@ pub unsafe fn finish(arg: usize, link: *mut usize) -> ! {
             "pop rbp",
             "ret",
             in("rdi") arg,
-            in("rsi") 0usize,
+            in("rsi") status,
             in("rdx") link,
             options(noreturn),
         );

@@ -47,7 +47,7 @@ use std::mem::{ManuallyDrop, offset_of, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr;
 
-use super::{RawCoroutine, State};
+use super::{RawCoroutine, SUSPENDED, State};
 use crate::arch;
 use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
 
@@ -92,6 +92,10 @@ pub struct Yielder<I, Y> {
     link: Cell<usize>,
     _marker: PhantomData<fn(Y) -> I>,
 }
+
+/// How the body ended, as `arch::finish` reports it to the parent.
+const RETURNED: usize = 0;
+const PANICKED: usize = 1;
 
 /// The resume order that lets the body go on.
 const CONTINUE: usize = 0;
@@ -303,7 +307,7 @@ fn abort_yield_while_panicking() -> ! {
 ///     g
 /// }
 /// ```
-pub struct Generator<I: 'static, Y: 'static, R> {
+pub struct Generator<I: 'static, Y: 'static, R: 'static> {
     raw: RawCoroutine,
     _marker: PhantomData<Marker<I, Y, R>>,
 }
@@ -370,6 +374,7 @@ impl GeneratorBuilder {
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
         I: 'static,
         Y: 'static,
+        R: 'static,
     {
         let g = Generator::create(self.stack_size, self.policy, f)?;
         if let Some(name) = self.name {
@@ -398,6 +403,7 @@ unsafe extern "C" fn entry<F, I, Y, R>(
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
     I: 'static,
+    R: 'static,
 {
     // SAFETY: the yielder is the link slot plus markers: it lives in the
     // switch's scratch space for the life of the coroutine, and its only
@@ -416,18 +422,30 @@ where
         }
     };
     yielder.check_stack();
-    let out = ManuallyDrop::new(out);
-    // SAFETY: we are the coroutine, running, with link slot `link`; the
-    // parent reads `out` (still mapped, never reused) before anything else.
-    unsafe {
-        arch::finish(
-            &*out as *const Result<R, Box<dyn Any + Send>> as usize,
-            link,
-        )
+    // The result leaves like a yielded value (a primitive in the register);
+    // a panic payload by the address of its box. The parent reads either
+    // before anything else (the stack stays mapped and is never run again).
+    match out {
+        Ok(r) => {
+            let r = ManuallyDrop::new(r);
+            // SAFETY: we are the coroutine, running, with link slot `link`.
+            unsafe { arch::finish(transfer::send(&r), RETURNED, link) }
+        }
+        Err(payload) => {
+            let payload = ManuallyDrop::new(payload);
+            // SAFETY: as above.
+            unsafe {
+                arch::finish(
+                    &*payload as *const Box<dyn Any + Send> as usize,
+                    PANICKED,
+                    link,
+                )
+            }
+        }
     }
 }
 
-impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
+impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     /// Creates a generator with the default settings. Its body runs on the
     /// first [`resume`](Self::resume), which passes the first input.
     ///
@@ -540,20 +558,21 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
         let was_panicking = std::thread::panicking();
         // SAFETY: the generator has not finished (callers check), is !Send
         // so this is the thread it runs on, and expects such an `arg`.
-        let ret = unsafe { self.raw.resume(arg, order) };
-        if self.raw.is_finished() {
-            // SAFETY: the body finished with a pointer to its result, which
-            // lies on its stack, still mapped and never run again.
-            match unsafe { ptr::read(ret as *const Result<R, Box<dyn Any + Send>>) } {
-                Ok(r) => Out::Complete(r),
-                Err(payload) => Out::Panicked(payload),
+        let (ret, status) = unsafe { self.raw.resume(arg, order) };
+        match status {
+            SUSPENDED => {
+                if std::thread::panicking() && !was_panicking {
+                    abort_yield_while_panicking();
+                }
+                // SAFETY: `yield_` sent a Y with `transfer::send`.
+                Out::Yielded(unsafe { transfer::receive::<Y>(ret) })
             }
-        } else {
-            if std::thread::panicking() && !was_panicking {
-                abort_yield_while_panicking();
-            }
-            // SAFETY: `yield_` sent a Y with `transfer::send`.
-            Out::Yielded(unsafe { transfer::receive::<Y>(ret) })
+            // SAFETY: the body returned an R sent with `transfer::send`; its
+            // slot lies on the finished stack, still mapped.
+            RETURNED => Out::Complete(unsafe { transfer::receive::<R>(ret) }),
+            // SAFETY: the body panicked and sent the address of the payload's
+            // box, on the finished stack, still mapped.
+            _ => Out::Panicked(unsafe { ptr::read(ret as *const Box<dyn Any + Send>) }),
         }
     }
 }
@@ -572,7 +591,7 @@ impl Generator<(), (), ()> {
     }
 }
 
-impl<I: 'static, Y: 'static, R> Drop for Generator<I, Y, R> {
+impl<I: 'static, Y: 'static, R: 'static> Drop for Generator<I, Y, R> {
     #[inline]
     fn drop(&mut self) {
         // Finished: only the stack goes back to the pool (the raw
@@ -589,7 +608,7 @@ impl<I: 'static, Y: 'static, R> Drop for Generator<I, Y, R> {
     }
 }
 
-impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
+impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     /// Finishes an unfinished generator by resuming it with the order to
     /// unwind: a fresh one drops its closure, a suspended one unwinds its
     /// stack (repeated if the body caught the unwind and suspended again).
@@ -635,7 +654,7 @@ impl<I: 'static, Y: 'static, R> Generator<I, Y, R> {
     }
 }
 
-impl<Y: 'static, R> Iterator for Generator<(), Y, R> {
+impl<Y: 'static, R: 'static> Iterator for Generator<(), Y, R> {
     type Item = Y;
 
     /// Resumes the generator; `None` once it has returned.
@@ -650,7 +669,7 @@ impl<Y: 'static, R> Iterator for Generator<(), Y, R> {
     }
 }
 
-impl<I: 'static, Y: 'static, R> fmt::Debug for Generator<I, Y, R> {
+impl<I: 'static, Y: 'static, R: 'static> fmt::Debug for Generator<I, Y, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generator")
             .field("state", &self.raw.state())

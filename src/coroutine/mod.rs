@@ -133,23 +133,33 @@ impl RawCoroutine {
 
     /// Switches into the coroutine with `arg` and `order` (the typed layer's
     /// own meaning: "continue" or "unwind"); returns the word it passes
-    /// back when it suspends or finishes (see [`is_finished`](Self::is_finished)).
+    /// back when it suspends or finishes, and [`SUSPENDED`] or the status
+    /// it finished with (0 or 1, see `arch::finish`).
     ///
     /// # Safety
     /// The coroutine must not have finished, and this thread must be the one
     /// that first resumed it (if any). `arg` must be what the coroutine's
     /// code expects at this point.
     #[inline(always)]
-    pub(crate) unsafe fn resume(&mut self, arg: usize, order: usize) -> usize {
+    pub(crate) unsafe fn resume(&mut self, arg: usize, order: usize) -> (usize, usize) {
         debug_assert!(!self.sp.is_null());
         let link = self.link();
         // SAFETY: `sp` is a live fresh or suspended context on our stack
         // (caller's guarantee), whose link slot is `link`.
         let (ret, sp) = unsafe { arch::resume(arg, order, self.sp, link) };
-        self.sp = sp;
-        ret
+        if (sp as usize) > 1 {
+            self.sp = sp;
+            (ret, SUSPENDED)
+        } else {
+            self.sp = std::ptr::null_mut();
+            (ret, sp as usize)
+        }
     }
 }
+
+/// What [`RawCoroutine::resume`] returns as status when the coroutine
+/// suspended (finish statuses are 0 and 1).
+pub(crate) const SUSPENDED: usize = 2;
 
 /// Whether an initial object of type `T` leaves room for the coroutine's
 /// frames on a stack of `size` usable bytes (at least 4 KiB to spare).
