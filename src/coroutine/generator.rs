@@ -15,18 +15,18 @@
 //!
 //! # Protocol
 //!
-//! Each switch carries one machine word (see the private `transfer` module). A value of a
-//! primitive type (integers, floats, `bool`, `char`, `()`) travels in it by value;
-//! any other value stays in a `ManuallyDrop` on the sender's stack and its
-//! address travels, and the side that wakes up moves it out with
-//! `ptr::read` before doing anything else. (corosensei sends every value of
+//! Each switch carries one machine word (see the private `transfer`
+//! module). A value of a primitive type (integers, floats, `bool`, `char`,
+//! `()`) travels in it by value; any other value stays in a `ManuallyDrop` on
+//! the sender's stack and its address travels, and the side that wakes up
+//! moves it out before doing anything else. (corosensei sends every value of
 //! up to a word by value, but a type with padding bytes would then be read
 //! as a partly uninitialised integer, which is undefined behaviour; coio
-//! does it only for types known to have none.) The parent sends the input;
-//! the coroutine answers with the yielded value, or (when it finishes) the
-//! address of its `Result<R, panic payload>`; the parent tells the two apart
-//! by whether the coroutine finished. The order to unwind travels in the
-//! switch's order register (`CONTINUE` or `UNWIND`).
+//! does it only for types known to have none.) The parent sends the input,
+//! with an order (`CONTINUE` or `UNWIND`) in the switch's order register;
+//! the coroutine answers with the yielded value, or, when it finishes, with
+//! its return value (the same way) or the address of its panic payload, and
+//! a status (`RETURNED` or `PANICKED`) where a stack pointer would be.
 //!
 //! # Panics and unwinding
 //!
@@ -66,10 +66,8 @@ pub enum GeneratorState<Y, R> {
 #[derive(Debug)]
 pub struct ForcedUnwind(());
 
-/// What the coroutine sent back, as the parent sees it. (On the wire a
-/// yield is a `Y` sent with `transfer::send`, the end the address of a
-/// `Result<R, payload>`; the parent tells them apart by whether the
-/// coroutine finished.)
+/// What the coroutine sent back, as the parent sees it (see the module
+/// docs, "Protocol").
 enum Out<Y, R> {
     Yielded(Y),
     Complete(R),
