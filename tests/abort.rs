@@ -186,12 +186,18 @@ fn run_child(case: &str) -> String {
     run_child_expecting(case, libc::SIGABRT)
 }
 
-fn run_child_expecting(case: &str, signal: i32) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
+/// Runs `case` in a child process (this test binary, re-executed with only
+/// the `child` test) and returns its output.
+fn spawn_child(case: &str) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env(CASE, case)
         .output()
-        .expect("re-running the test binary");
+        .expect("re-running the test binary")
+}
+
+fn run_child_expecting(case: &str, signal: i32) -> String {
+    let out = spawn_child(case);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(
         out.status.signal(),
@@ -305,11 +311,7 @@ fn other_faults_still_kill_the_process_with_sigsegv() {
 /// project runs on has it; elsewhere the case is skipped, with a note.
 #[test]
 fn overflow_of_canary_stack_past_the_canary_words_is_caught_by_write_protection() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CASE, "canary-large-frame")
-        .output()
-        .expect("re-running the test binary");
+    let out = spawn_child("canary-large-frame");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if out.status.signal() == Some(libc::SIGABRT) && stderr.contains("coio: coroutine '") {
         let line = stderr
@@ -340,11 +342,7 @@ fn overflow_of_canary_stack_past_the_canary_words_is_caught_by_write_protection(
 
 #[test]
 fn forked_child_does_not_touch_the_parents_stacks() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CASE, "fork-canary")
-        .output()
-        .expect("re-running the test binary");
+    let out = spawn_child("fork-canary");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("fork case completed"),
