@@ -29,8 +29,8 @@
 //!   32,000 guarded stacks at most.
 //! * **Canary**: the page stays readable and writable but is never touched
 //!   by correct code, so it stays zero (and costs no memory). Each time the
-//!   coroutine suspends, the top words of that page and the stack pointer are
-//!   checked; a dirtied page or a stack pointer below the bottom is reported
+//!   coroutine suspends or finishes, the top words of that page and the
+//!   stack pointer are checked; a dirtied page or a stack pointer below the bottom is reported
 //!   like a fault. The page also keeps an overflow of up to a page from
 //!   reaching the neighbouring stack. A slab of canary stacks is a single
 //!   mapping however many stacks it holds, which is what makes a million
@@ -47,8 +47,9 @@
 //! # The pool
 //!
 //! Creating a coroutine on a warm pool makes no syscall and no allocation:
-//! a freed stack goes to a per-thread cache (at most [`LOCAL_CACHE`] per
-//! size and kind); past that to a shared cache (at most [`SHARED_CACHE`]);
+//! a freed stack goes to a per-thread cache (at most [`LOCAL_CACHE`], of the
+//! kind the thread freed last); past that to a shared cache (at most
+//! [`SHARED_CACHE`] per kind);
 //! past that it is released: its pages are dropped with
 //! `madvise(MADV_DONTNEED)`, and a slab whose slots are all free is unmapped.
 //! A burst therefore pins at most the two caches' worth of stacks.
@@ -63,8 +64,12 @@
 //! * All slab bookkeeping happens under the one `SLABS` mutex, which is
 //!   only taken on the slow paths (cache miss, cache overflow).
 //! * The no-man's-land page of a canary stack reads as zero unless an
-//!   overflow wrote to it: new pages are zero, `MADV_DONTNEED` makes them
-//!   zero again, and correct code never writes below the bottom.
+//!   overflow wrote to it: new pages are zero, and correct code never writes
+//!   below the bottom. (Releasing a slot drops the pages of its stack only,
+//!   never its no-man's-land, whose write protection, if any, stays.)
+//! * The per-thread cache is only touched by its thread, through
+//!   `with_local`, whose callers never re-enter it; at thread exit it is
+//!   closed (it takes nothing more) and emptied into the shared cache.
 //! * Every thread that has taken a stack from this module has an alternate
 //!   signal stack, so that the overflow handler can run after the faulting
 //!   stack is exhausted.
