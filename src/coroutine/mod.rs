@@ -28,7 +28,8 @@
 //! * a started coroutine is only ever resumed on the thread that started it:
 //!   `Generator` is neither `Send` nor `Sync` (the compiler cannot see what
 //!   lives on a coroutine stack, so it can never prove that moving one is
-//!   safe), and the scheduler moves only coroutines that have not started;
+//!   safe), and the scheduler (the next layer, being built) is to move only
+//!   coroutines that have not started;
 //! * no function of coio reads a thread-local, switches context, and then
 //!   uses what it read.
 //!
