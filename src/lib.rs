@@ -34,11 +34,17 @@
 
 mod arch;
 pub mod coroutine;
+mod runtime;
 mod stack;
 
 pub use coroutine::generator::{
     ForcedUnwind, Generator, GeneratorBuilder, GeneratorState, Yielder,
 };
+pub use runtime::blocking::{current, is_coroutine, park, park_timeout, sleep, yield_now};
+pub use runtime::local::LocalKey;
+pub use runtime::scope::{Scope, ScopedJoinHandle, scope};
+pub use runtime::task::{Cancelled, Coroutine, CoroutineId, JoinHandle};
+pub use runtime::{Builder, Runtime, RuntimeBuilder, run, spawn};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE, StackPolicy};
 
 #[doc(hidden)]

@@ -1,0 +1,174 @@
+//! The blocking calls of the runtime, for coroutines and plain threads.
+//!
+//! Everything that waits goes through [`wait_until`]: the caller registers
+//! a [`Waiter`] wherever the event will come from, then waits until its
+//! condition holds. In a coroutine the wait suspends it (`block_current`),
+//! checking for cancellation each time round; on a plain thread it parks
+//! the thread. Wakes are hints, so spurious returns are harmless: the
+//! condition is checked again.
+
+use std::panic::resume_unwind;
+use std::time::{Duration, Instant};
+
+use super::task::{Cancelled, Coroutine, Waiter};
+use super::worker;
+
+/// The waiter for the caller: its coroutine, or its thread.
+pub(crate) fn current_waiter() -> Waiter {
+    match worker::coroutine_local() {
+        Some(l) => Waiter::Coroutine(l.current_task()),
+        None => Waiter::Thread(std::thread::current()),
+    }
+}
+
+/// Unwinds with [`Cancelled`] if the running coroutine was cancelled (and
+/// is not unwinding already).
+#[inline]
+pub(crate) fn check_cancel(l: &worker::Local) {
+    if l.with_current(|t| t.header().is_cancelled()) && !std::thread::panicking() {
+        resume_unwind(Box::new(Cancelled));
+    }
+}
+
+/// Waits until `done()` holds or `deadline` passes; returns whether
+/// `done()` held. The caller has registered a waiter that will be woken
+/// when `done()` may have become true. With `cancellable`, a cancelled
+/// coroutine unwinds from here (before waiting, and after each wake).
+pub(crate) fn wait_until(
+    mut done: impl FnMut() -> bool,
+    deadline: Option<Instant>,
+    cancellable: bool,
+) -> bool {
+    if done() {
+        return true;
+    }
+    if worker::coroutine_local().is_some() {
+        loop {
+            let l = worker::coroutine_local().expect("coio: coroutine lost its worker");
+            if cancellable {
+                check_cancel(l);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return done();
+            }
+            l.block_current(deadline);
+            if done() {
+                return true;
+            }
+        }
+    }
+    loop {
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return done();
+                }
+                std::thread::park_timeout(d - now);
+            }
+        }
+        if done() {
+            return true;
+        }
+    }
+}
+
+/// Whether the caller is a coroutine of a coio runtime.
+pub fn is_coroutine() -> bool {
+    worker::coroutine_local().is_some()
+}
+
+/// A handle to the running coroutine.
+///
+/// # Panics
+/// Outside a coroutine (see [`is_coroutine`]).
+pub fn current() -> Coroutine {
+    match worker::coroutine_local() {
+        Some(l) => Coroutine(l.current_task()),
+        None => not_in_coroutine("coio::current"),
+    }
+}
+
+#[cold]
+#[track_caller]
+pub(crate) fn not_in_coroutine(what: &str) -> ! {
+    panic!(
+        "{what} must be called from a coroutine of a coio runtime; \
+         start one with coio::run(|| ...) or Runtime::block_on"
+    )
+}
+
+/// Lets the other runnable coroutines of this worker run (Go's
+/// `runtime.Gosched`); the caller goes to the back of the queue. On a plain
+/// thread, `std::thread::yield_now`. A cancellation point.
+pub fn yield_now() {
+    match worker::coroutine_local() {
+        Some(l) => {
+            check_cancel(l);
+            if !std::thread::panicking() {
+                l.yield_current();
+            }
+        }
+        None => std::thread::yield_now(),
+    }
+}
+
+/// Blocks the current coroutine (or thread) for at least `dur`.
+///
+/// In a coroutine, only the coroutine waits: its worker runs others. The
+/// timer is accurate to about a millisecond.
+///
+/// # Panics
+/// Unwinds with [`Cancelled`] if the coroutine is cancelled while it
+/// sleeps. A coroutine that sleeps while it is unwinding from a panic
+/// blocks its whole worker thread for that time (a panicking coroutine
+/// cannot be switched away from).
+pub fn sleep(dur: Duration) {
+    if worker::coroutine_local().is_none() {
+        return std::thread::sleep(dur);
+    }
+    let deadline = Instant::now().checked_add(dur);
+    wait_until(|| false, deadline, true);
+}
+
+/// Blocks until [`Coroutine::unpark`] makes the park token available, then
+/// consumes it; returns at once if it is already available. May also
+/// return spuriously (as `std::thread::park`). On a plain thread this is
+/// `std::thread::park`.
+///
+/// # Panics
+/// Unwinds with [`Cancelled`] if the coroutine is cancelled.
+pub fn park() {
+    park_impl(None)
+}
+
+/// As [`park`], but returns after `dur` at the latest.
+pub fn park_timeout(dur: Duration) {
+    park_impl(Instant::now().checked_add(dur).or(Some(far_future())))
+}
+
+/// A deadline that never comes (for overflowing durations).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+fn park_impl(deadline: Option<Instant>) {
+    let Some(l) = worker::coroutine_local() else {
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => std::thread::park_timeout(d.saturating_duration_since(Instant::now())),
+        }
+        return;
+    };
+    check_cancel(l);
+    if l.with_current(|t| t.header().take_token()) {
+        return;
+    }
+    l.block_current(deadline);
+    // Woken: by unpark (take its token), by the timer, or spuriously.
+    if let Some(l) = worker::coroutine_local() {
+        l.with_current(|t| t.header().take_token());
+        check_cancel(l);
+    }
+}

@@ -1,0 +1,168 @@
+//! `coroutine_local!`: storage that belongs to the running coroutine.
+//!
+//! A thread-local is shared by every coroutine of a worker thread; a
+//! coroutine-local is per coroutine, as a thread-local is per thread. Each
+//! key gets a process-wide index the first time it is used; each coroutine
+//! has a vector of boxed values by index (in its task header, home-local),
+//! filled lazily by the key's initialiser. The values stay where their box
+//! puts them until the coroutine finishes, so a reference handed to `with`
+//! stays valid while `with` runs, even if the initialiser of another key
+//! grows the vector. They are dropped on the coroutine itself, after its
+//! closure returned (their destructors may use coio). Outside coroutines
+//! (a plain thread) the same keys give per-thread values.
+//!
+//! Values need not be `Send`: a started coroutine never changes thread, and
+//! its values are created and dropped on it.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+use super::task::Header;
+use super::worker;
+
+/// A key for coroutine-local storage; declare with
+/// [`coroutine_local!`](crate::coroutine_local).
+pub struct LocalKey<T: 'static> {
+    init: fn() -> T,
+    /// 0 until the key is first used; then its index + 1.
+    index: AtomicUsize,
+}
+
+static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Values for plain threads (outside coroutines).
+    static THREAD_VALUES: UnsafeCell<Vec<Option<Box<dyn Any>>>> = const { UnsafeCell::new(Vec::new()) };
+}
+
+impl<T: 'static> LocalKey<T> {
+    #[doc(hidden)]
+    pub const fn new(init: fn() -> T) -> Self {
+        LocalKey {
+            init,
+            index: AtomicUsize::new(0),
+        }
+    }
+
+    fn index(&self) -> usize {
+        match self.index.load(Relaxed) {
+            0 => {
+                let fresh = NEXT_INDEX.fetch_add(1, Relaxed) + 1;
+                match self.index.compare_exchange(0, fresh, Relaxed, Relaxed) {
+                    Ok(_) => fresh - 1,
+                    Err(won) => won - 1,
+                }
+            }
+            i => i - 1,
+        }
+    }
+
+    /// Runs `f` with a reference to the current coroutine's value
+    /// (initialised on first use in this coroutine). On a plain thread, the
+    /// thread's value.
+    ///
+    /// # Panics
+    /// On a plain thread whose thread-locals are being destroyed.
+    pub fn with<F, R>(&'static self, f: F) -> R
+    where
+        F: FnOnce(&T) -> R,
+    {
+        let index = self.index();
+        let values = match worker::coroutine_local() {
+            Some(l) => l.with_current(|t| t.header().local.locals.get()),
+            None => THREAD_VALUES
+                .try_with(|v| v.get())
+                .expect("coio: coroutine_local! used while the thread's locals are destroyed"),
+        };
+        // SAFETY: `values` is the running coroutine's vector (home-local,
+        // used by it alone) or this thread's; no reference into the vector
+        // is kept across the calls below, only into the boxes it holds,
+        // which are not dropped before the coroutine (or thread) ends.
+        let value: *const T = unsafe { get_or_init(values, index, self.init) };
+        // SAFETY: see above; the box lives until the owner ends, which
+        // cannot happen while `f` runs on it.
+        f(unsafe { &*value })
+    }
+}
+
+/// The value at `index`, created with `init` if absent.
+///
+/// # Safety
+/// `values` must be the caller's own vector, with no reference into it
+/// alive.
+unsafe fn get_or_init<T: 'static>(
+    values: *mut Vec<Option<Box<dyn Any>>>,
+    index: usize,
+    init: fn() -> T,
+) -> *const T {
+    // SAFETY: caller; the borrow ends before `init` runs.
+    if let Some(Some(b)) = unsafe { (&*values).get(index) } {
+        return downcast::<T>(&**b);
+    }
+    let fresh: Box<dyn Any> = Box::new(init());
+    // SAFETY: caller; `init` may have used the vector, but holds nothing
+    // into it now.
+    let v = unsafe { &mut *values };
+    if v.len() <= index {
+        v.resize_with(index + 1, || None);
+    }
+    // An initialiser that used its own key already put a value there: keep
+    // that one (references to it may exist) and drop ours.
+    let slot = v[index].get_or_insert(fresh);
+    downcast::<T>(&**slot)
+}
+
+fn downcast<T: 'static>(b: &dyn Any) -> *const T {
+    b.downcast_ref::<T>()
+        .expect("coio: coroutine-local key index mismatch") as *const T
+}
+
+/// Drops the coroutine-locals of the finishing coroutine (called on it).
+pub(crate) fn drop_locals(h: &Header) {
+    // A destructor may create values again; a few rounds, then leak.
+    for _ in 0..4 {
+        // SAFETY: home-local; the coroutine calls this after its closure
+        // returned, so no reference into the values exists.
+        let values = std::mem::take(unsafe { &mut *h.local.locals.get() });
+        if values.is_empty() {
+            return;
+        }
+        drop(values);
+    }
+}
+
+/// Declares coroutine-local storage: a [`LocalKey`] whose
+/// [`with`](LocalKey::with) gives each coroutine (and, outside coroutines,
+/// each thread) its own value. The replacement for `thread_local!` inside
+/// coroutines.
+///
+/// ```
+/// use std::cell::Cell;
+/// coio::coroutine_local! {
+///     static COUNTER: Cell<u32> = Cell::new(0);
+/// }
+/// coio::run(|| {
+///     let a = coio::spawn(|| { COUNTER.with(|c| c.set(c.get() + 1)); COUNTER.with(Cell::get) });
+///     let b = coio::spawn(|| COUNTER.with(Cell::get));
+///     assert_eq!(a.join().unwrap(), 1);
+///     assert_eq!(b.join().unwrap(), 0);
+/// });
+/// ```
+#[macro_export]
+macro_rules! coroutine_local {
+    () => {};
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr; $($rest:tt)*) => {
+        $(#[$attr])*
+        $vis static $name: $crate::LocalKey<$t> = $crate::LocalKey::new({
+            fn __coio_init() -> $t {
+                $init
+            }
+            __coio_init
+        });
+        $crate::coroutine_local!($($rest)*);
+    };
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr) => {
+        $crate::coroutine_local!($(#[$attr])* $vis static $name: $t = $init;);
+    };
+}

@@ -1,0 +1,461 @@
+//! The runtime: coroutines scheduled M:N over worker threads.
+//!
+//! ```text
+//!              spawn (from a coroutine)        spawn / block_on (outside)
+//!                        │                                │
+//!   worker 0  ┌──────────▼─────────┐   steal half   ┌─────▼────┐
+//!   thread    │ fresh (FIFO deque) │◄───────────────│ injector │
+//!             │ lifo slot, ready   │                └──────────┘
+//!             │ inbox ◄── wakes from other threads
+//!             │ timers (heap), registry of started coroutines
+//!             └────────────────────┘   ... one per worker
+//! ```
+//!
+//! # The model, and why
+//!
+//! Rust code caches thread-local addresses within a function, so a
+//! coroutine suspended on one thread and resumed on another could touch
+//! the first thread's thread-locals: undefined behaviour from safe code.
+//! coio therefore never moves a *started* coroutine: the worker that first
+//! runs a coroutine is its home for the rest of its life, and a wake sends
+//! it there. What moves is work that has not started: a fresh coroutine is
+//! only a header and a `Send` closure (its stack is taken from the pool
+//! when it first runs), and idle workers steal those, half a victim's queue
+//! at a time.
+//!
+//! The trade-off: long-running coroutines are not rebalanced after they
+//! start, and a worker stuck in a blocking system call (or a long
+//! computation) delays the coroutines homed on it. Mitigations: new work
+//! spreads by stealing; blocking calls belong on the blocking pool (the
+//! I/O layer, planned); and coroutines can be named, so that reports say
+//! which one misbehaved.
+//!
+//! # Layout
+//!
+//! * `task`: the task header, its states, wakes, join handles;
+//! * `worker`: the per-worker queues and scheduling loop;
+//! * `idle`: the searching/parking protocol between workers;
+//! * `timer`: per-worker timer heaps;
+//! * `blocking`: `sleep`, `park`, `yield_now`, and the wait loop every
+//!   blocking call goes through;
+//! * `scope`: scoped coroutines that borrow from their parent;
+//! * `local`: `coroutine_local!`.
+
+pub(crate) mod blocking;
+mod idle;
+pub(crate) mod local;
+pub(crate) mod scope;
+pub(crate) mod task;
+mod timer;
+pub(crate) mod worker;
+
+use std::io;
+use std::panic::resume_unwind;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::thread;
+
+use crossbeam_deque::{Injector, Worker as Deque};
+
+use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
+use task::{JoinHandle, Task, TaskCell, TaskRef};
+
+/// What the workers of one runtime share.
+pub(crate) struct Shared {
+    /// One per worker.
+    pub(crate) remotes: Box<[worker::Remote]>,
+    /// Fresh coroutines spawned from outside the runtime.
+    pub(crate) injector: Injector<TaskRef>,
+    pub(crate) idle: idle::Idle,
+    /// Shutdown has begun.
+    pub(crate) closed: AtomicBool,
+    /// Default usable stack size of coroutines.
+    pub(crate) stack_size: usize,
+    pub(crate) policy: StackPolicy,
+}
+
+impl Shared {
+    /// Queues a fresh task from outside the runtime's workers.
+    fn inject(&self, task: TaskRef) {
+        self.injector.push(task);
+        if let Some(i) = self.idle.notify_work() {
+            self.remotes[i].unpark();
+        }
+    }
+}
+
+/// A coio runtime: worker threads running coroutines.
+///
+/// Dropping it shuts it down: every coroutine still alive is cancelled (it
+/// unwinds from its blocking point, running its destructors), coroutines
+/// that never started are dropped, and the worker threads are joined.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+/// Settings for a [`Runtime`]: `Runtime::builder().workers(2).build()`.
+#[derive(Clone, Debug)]
+pub struct RuntimeBuilder {
+    workers: Option<usize>,
+    stack_size: usize,
+    policy: StackPolicy,
+    thread_name: String,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            workers: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            policy: StackPolicy::Auto,
+            thread_name: "coio-worker".into(),
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// Number of worker threads. Default: the `COIO_WORKERS` environment
+    /// variable if set (Go's `GOMAXPROCS`), else
+    /// `std::thread::available_parallelism()`.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Default stack size of the runtime's coroutines (usable bytes; see
+    /// [`GeneratorBuilder::stack_size`](crate::GeneratorBuilder::stack_size)
+    /// for the rounding). Default [`DEFAULT_STACK_SIZE`].
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// How stack overflows are caught; see [`StackPolicy`].
+    pub fn stack_policy(mut self, policy: StackPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Prefix of the worker threads' names (`<prefix>-<index>`). Default
+    /// `coio-worker`.
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// Starts the worker threads.
+    ///
+    /// # Errors
+    /// `InvalidInput` for zero workers, an unparsable `COIO_WORKERS` or an
+    /// impossible stack size; the OS error if a thread cannot be started.
+    pub fn build(self) -> io::Result<Runtime> {
+        let workers = match self.workers {
+            Some(n) => n,
+            None => workers_from_env()?,
+        };
+        if workers == 0 || workers > 4096 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("coio: a runtime needs 1 to 4096 workers, not {workers}"),
+            ));
+        }
+        let stack_size = stack::usable_size(self.stack_size)?;
+        let deques: Vec<Deque<TaskRef>> = (0..workers).map(|_| Deque::new_fifo()).collect();
+        let shared = Arc::new(Shared {
+            remotes: deques
+                .iter()
+                .map(|d| worker::Remote::new(d.stealer()))
+                .collect(),
+            injector: Injector::new(),
+            idle: idle::Idle::new(workers),
+            closed: AtomicBool::new(false),
+            stack_size,
+            policy: self.policy,
+        });
+        let mut rt = Runtime {
+            shared: shared.clone(),
+            threads: Vec::with_capacity(workers),
+        };
+        for (index, deque) in deques.into_iter().enumerate() {
+            let shared = shared.clone();
+            let handle = thread::Builder::new()
+                .name(format!("{}-{index}", self.thread_name))
+                .spawn(move || worker::worker_main(shared, index, deque))?;
+            rt.shared.remotes[index]
+                .thread
+                .get_or_init(|| handle.thread().clone());
+            rt.threads.push(handle);
+        }
+        Ok(rt)
+    }
+}
+
+/// Workers from `COIO_WORKERS`, else the available parallelism.
+fn workers_from_env() -> io::Result<usize> {
+    match std::env::var("COIO_WORKERS") {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "coio: COIO_WORKERS must be a positive number of worker threads, not {v:?}"
+                    ),
+                )
+            }),
+        Err(std::env::VarError::NotPresent) => {
+            Ok(thread::available_parallelism().map_or(1, |n| n.get()))
+        }
+        Err(e) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("coio: COIO_WORKERS: {e}"),
+        )),
+    }
+}
+
+impl Runtime {
+    /// A runtime with the default settings (see [`RuntimeBuilder`]).
+    pub fn new() -> io::Result<Runtime> {
+        RuntimeBuilder::default().build()
+    }
+
+    /// Settings for a new runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.shared.remotes.len()
+    }
+
+    /// Runs `f` as a coroutine on this runtime and returns its result,
+    /// blocking the calling thread until then. Coroutines it spawned keep
+    /// running after it returns. `f` may borrow from the caller: it has
+    /// finished (or was dropped, if the runtime was shut down) before this
+    /// returns.
+    ///
+    /// # Panics
+    /// If `f` panics, the panic is resumed here. Called from a coroutine
+    /// (which would block its worker thread), it panics with a message:
+    /// use `spawn` and `join` there.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        if blocking::is_coroutine() {
+            panic!(
+                "coio: Runtime::block_on called from a coroutine; it would block the worker \
+                 thread. Use coio::spawn(..).join() instead"
+            );
+        }
+        let mut out: Option<T> = None;
+        let slot = &mut out;
+        let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || *slot = Some(f()));
+        // SAFETY: the job borrows `f`'s captures and `out`; we do not return
+        // (nor unwind: nothing below panics before the join is complete)
+        // until the task has finished running or dropping it, so the borrows
+        // outlive every use.
+        let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+        let handle = self.spawn_boxed(job, None, 0);
+        match handle.join() {
+            Ok(()) => out.expect("coio: block_on's coroutine finished without a result"),
+            Err(payload) => resume_unwind(payload),
+        }
+    }
+
+    /// Spawns a coroutine on this runtime (from anywhere).
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = TaskCell::new(f, None, 0);
+        spawn_task(&self.shared, task.clone());
+        JoinHandle { task }
+    }
+
+    fn spawn_boxed(
+        &self,
+        f: Box<dyn FnOnce() + Send + 'static>,
+        name: Option<Box<str>>,
+        stack_size: usize,
+    ) -> JoinHandle<()> {
+        let task = TaskCell::new(f, name, stack_size);
+        spawn_task(&self.shared, task.clone());
+        JoinHandle { task }
+    }
+}
+
+/// Queues a fresh task on `shared`'s runtime: on the current worker if the
+/// caller is one of its coroutines, else through the injector. After
+/// shutdown began, the task is abandoned (cancelled) at once.
+fn spawn_task(shared: &Arc<Shared>, task: TaskRef) {
+    if shared.closed.load(Acquire) {
+        task.abandon(Box::new(task::Cancelled));
+        return;
+    }
+    match worker::coroutine_local() {
+        Some(l) if Arc::ptr_eq(&l.shared, shared) => l.spawn(task),
+        _ => shared.inject(task),
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(l) = worker::local()
+            && Arc::ptr_eq(&l.shared, &self.shared)
+        {
+            // Joining our own thread would never return.
+            eprintln!(
+                "coio: a Runtime was dropped from inside one of its own coroutines; \
+                 it is leaked instead of shut down"
+            );
+            return;
+        }
+        self.shared.closed.store(true, SeqCst);
+        for r in self.shared.remotes.iter() {
+            r.unpark();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Whatever was injected after the workers stopped looking.
+        loop {
+            match self.shared.injector.steal() {
+                crossbeam_deque::Steal::Success(t) => t.abandon(Box::new(task::Cancelled)),
+                crossbeam_deque::Steal::Empty => break,
+                crossbeam_deque::Steal::Retry => {}
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.workers())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts a runtime with the default settings, runs `f` on it as the main
+/// coroutine and returns its result; the runtime is shut down before this
+/// returns (coroutines still running are cancelled).
+///
+/// # Panics
+/// If the runtime cannot start (for example a bad `COIO_WORKERS`), with the
+/// reason; if `f` panics, its panic is resumed here.
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let rt = match Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => panic!("coio::run: cannot start the runtime: {e}"),
+    };
+    rt.block_on(f)
+}
+
+/// Spawns a coroutine on the current runtime and returns a handle to join
+/// it (as `std::thread::spawn`). It starts on this worker or on another
+/// one that steals it, and runs there for the rest of its life.
+///
+/// # Panics
+/// When called outside a coroutine of a coio runtime (there is no runtime
+/// to spawn on): start one with [`run`] or [`Runtime::block_on`], or use
+/// [`Runtime::spawn`].
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let Some(l) = worker::coroutine_local() else {
+        blocking::not_in_coroutine("coio::spawn")
+    };
+    let task = TaskCell::new(f, None, 0);
+    if l.shared.closed.load(Relaxed) {
+        task.abandon(Box::new(task::Cancelled));
+    } else {
+        l.spawn(task.clone());
+    }
+    JoinHandle { task }
+}
+
+/// Settings for a new coroutine (as `std::thread::Builder`):
+/// `coio::Builder::new().name("worker").stack_size(1 << 20).spawn(f)`.
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// Default settings: no name, the runtime's stack size.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The coroutine's name: [`Coroutine::name`](crate::Coroutine::name)
+    /// returns it, and a stack overflow report shows it.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack size in bytes (rounded up to pages and to at least
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the coroutine on the current runtime.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an impossible stack size; `Other` when called
+    /// outside a coroutine of a coio runtime.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(l) = worker::coroutine_local() else {
+            return Err(io::Error::other(
+                "coio::Builder::spawn must be called from a coroutine of a coio runtime; \
+                 start one with coio::run(|| ...) or Runtime::block_on",
+            ));
+        };
+        let shared = l.shared.clone();
+        self.spawn_on_shared(&shared, f)
+    }
+
+    /// Spawns the coroutine on `rt` (from anywhere).
+    pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_on_shared(&rt.shared, f)
+    }
+
+    fn spawn_on_shared<F, T>(self, shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let stack_size = match self.stack_size {
+            Some(s) => stack::usable_size(s)?,
+            None => 0,
+        };
+        let task = TaskCell::new(f, self.name.map(String::into_boxed_str), stack_size);
+        spawn_task(shared, task.clone());
+        Ok(JoinHandle { task })
+    }
+}

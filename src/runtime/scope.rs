@@ -1,0 +1,249 @@
+//! Scoped coroutines: children that may borrow from their parent's stack.
+//!
+//! As with `std::thread::scope`, soundness rests on one rule: [`scope`]
+//! does not return, by any path, before every coroutine spawned in it has
+//! finished or been dropped unrun. The [`Scope`] lives inside `scope` and
+//! the caller only ever sees a reference to it, so nothing the caller does
+//! (leaking a [`ScopedJoinHandle`] with `mem::forget`, say) can skip the
+//! wait. The wait is not cancellable: a parent cancelled while it waits
+//! cancels its children instead and keeps waiting for them to unwind.
+//!
+//! Each child's closure is boxed with its lifetime erased to `'static` and
+//! spawned as an ordinary coroutine; it owns a guard whose drop (after the
+//! closure ran, or when the unrun closure is dropped at shutdown) counts
+//! the child out and wakes the parent when it was the last.
+
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use super::blocking::{self, current_waiter, wait_until};
+use super::task::{self, Cancelled, Coroutine, JoinHandle, TaskCell, TaskRef, Waiter};
+use super::{Shared, spawn_task, worker};
+
+/// A scope to spawn coroutines that borrow from the enclosing function; see
+/// [`scope`].
+pub struct Scope<'scope, 'env: 'scope> {
+    data: Arc<ScopeData>,
+    shared: Arc<Shared>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+struct ScopeData {
+    /// Children spawned and not yet done.
+    running: AtomicUsize,
+    /// Children that panicked and whose handle did not take the result.
+    unjoined_panics: AtomicUsize,
+    /// The parent, once it waits.
+    waiter: Mutex<Option<Waiter>>,
+    /// Every child, for cancellation.
+    children: Mutex<Vec<TaskRef>>,
+}
+
+impl ScopeData {
+    fn lock_children(&self) -> std::sync::MutexGuard<'_, Vec<TaskRef>> {
+        self.children.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Counts a child out when dropped.
+struct ChildGuard(Arc<ScopeData>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, AcqRel) == 1 {
+            let w = self
+                .0
+                .waiter
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A child's result, shared by the child and its handle.
+struct Packet<T> {
+    result: Mutex<Option<thread::Result<T>>>,
+}
+
+/// Owned permission to join a scoped coroutine.
+pub struct ScopedJoinHandle<'scope, T> {
+    inner: JoinHandle<()>,
+    packet: Arc<Packet<T>>,
+    data: Arc<ScopeData>,
+    _scope: PhantomData<&'scope ()>,
+}
+
+/// Runs `f` with a [`Scope`] in which coroutines can be spawned that borrow
+/// from the caller, and waits for all of them before returning (as
+/// `std::thread::scope`).
+///
+/// ```
+/// let mut words = vec!["a".to_string(), "b".to_string()];
+/// let total = coio::run(|| {
+///     coio::scope(|s| {
+///         let lens: Vec<_> = words.iter().map(|w| s.spawn(move || w.len())).collect();
+///         lens.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+///     })
+/// });
+/// words.push("c".into());
+/// assert_eq!(total, 2);
+/// ```
+///
+/// # Panics
+/// If `f` panics, after all children finished, with its payload. If a
+/// child panicked and its handle was not joined, with a message.
+/// Outside a coroutine of a coio runtime (spawn needs one).
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let Some(l) = worker::coroutine_local() else {
+        blocking::not_in_coroutine("coio::scope")
+    };
+    let scope = Scope {
+        data: Arc::new(ScopeData {
+            running: AtomicUsize::new(0),
+            unjoined_panics: AtomicUsize::new(0),
+            waiter: Mutex::new(None),
+            children: Mutex::new(Vec::new()),
+        }),
+        shared: l.shared.clone(),
+        scope: PhantomData,
+        env: PhantomData,
+    };
+    let out = catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    scope.wait_all();
+    match out {
+        Err(payload) => resume_unwind(payload),
+        Ok(_) if scope.data.unjoined_panics.load(Acquire) > 0 => {
+            panic!("coio::scope: a scoped coroutine panicked")
+        }
+        Ok(v) => v,
+    }
+}
+
+impl<'scope, 'env> Scope<'scope, 'env> {
+    /// Spawns a coroutine that may borrow anything that outlives the scope.
+    /// It is joined automatically when the scope ends.
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let packet = Arc::new(Packet {
+            result: Mutex::new(None),
+        });
+        self.data.running.fetch_add(1, AcqRel);
+        let guard = ChildGuard(self.data.clone());
+        let child_packet = packet.clone();
+        let job = move || {
+            // Declared first, dropped last: after the closure, its captures
+            // and the stored result.
+            let guard = guard;
+            let out = catch_unwind(AssertUnwindSafe(f));
+            if out.is_err() {
+                guard.0.unjoined_panics.fetch_add(1, AcqRel);
+            }
+            *child_packet
+                .result
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(out);
+            drop(child_packet);
+        };
+        let job: Box<dyn FnOnce() + Send + 'scope> = Box::new(job);
+        // SAFETY: `scope` waits until every child has run or been dropped
+        // (the guard inside the job counts both) before 'scope ends; the
+        // erased borrows are not used after that.
+        let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+        let task = TaskCell::new(job, None, 0);
+        {
+            let mut children = self.data.lock_children();
+            if children.len() >= 64 && children.len().is_power_of_two() {
+                children.retain(|t| !t.header().is_complete());
+            }
+            children.push(task.clone());
+        }
+        spawn_task(&self.shared, task.clone());
+        ScopedJoinHandle {
+            inner: JoinHandle { task },
+            packet,
+            data: self.data.clone(),
+            _scope: PhantomData,
+        }
+    }
+
+    /// Waits for every child; not cancellable (see module docs).
+    fn wait_all(&self) {
+        let data = &self.data;
+        if data.running.load(Acquire) == 0 {
+            return;
+        }
+        *data.waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(current_waiter());
+        let mut cancelled = false;
+        wait_until(
+            || {
+                if !cancelled
+                    && worker::coroutine_local()
+                        .is_some_and(|l| l.with_current(|t| t.header().is_cancelled()))
+                {
+                    cancelled = true;
+                    let children: Vec<TaskRef> = data.lock_children().clone();
+                    for c in children {
+                        task::cancel(c);
+                    }
+                }
+                data.running.load(Acquire) == 0
+            },
+            None,
+            false,
+        );
+    }
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the coroutine and returns its result (`Err` with the panic
+    /// payload, or [`Cancelled`]).
+    pub fn join(self) -> thread::Result<T> {
+        let outer = self.inner.join();
+        let stored = self
+            .packet
+            .result
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match stored {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(p)) => {
+                self.data.unjoined_panics.fetch_sub(1, AcqRel);
+                Err(p)
+            }
+            None => match outer {
+                Err(p) => Err(p),
+                Ok(()) => Err(Box::new(Cancelled)),
+            },
+        }
+    }
+
+    /// Whether the coroutine has finished.
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// Cancels the coroutine (see [`JoinHandle::cancel`]).
+    pub fn cancel(&self) {
+        self.inner.cancel()
+    }
+
+    /// A handle to the coroutine.
+    pub fn coroutine(&self) -> Coroutine {
+        self.inner.coroutine()
+    }
+}

@@ -1,0 +1,580 @@
+//! Tasks: what the scheduler queues, runs, wakes and joins.
+//!
+//! A task is one heap allocation (an `Arc`) holding a [`Header`] and its
+//! stage: the closure until it first runs, then its result until it is
+//! joined. The scheduler handles it as a [`TaskRef`] (`Arc<dyn Task>`), a
+//! join handle as an `Arc<dyn Output<T>>`: the same allocation seen through
+//! two traits.
+//!
+//! A task that has not started is nothing but that header and its `Send`
+//! closure: no stack, no context. It is the only kind of task that moves
+//! between workers (work stealing). The worker that first runs it becomes
+//! its *home*: it takes a stack from the pool, builds the coroutine, keeps
+//! a strong reference in its registry until the coroutine finishes, and is
+//! the only thread that ever resumes it.
+//!
+//! # The scheduling state (`Header::state`)
+//!
+//! ```text
+//!            block()                    wake() (any thread)
+//!  RUNNABLE ─────────► WAITING ──────────────────────────► RUNNABLE (queued on home)
+//!     │  ▲ wake() while RUNNABLE sets WAKE; the next block() consumes it
+//!     │  │ and returns at once instead of suspending
+//!     └──┴─ finish ──► FINISHED (wake is a no-op)
+//! ```
+//!
+//! `RUNNABLE` covers queued and running: a task is in at most one run queue
+//! because only the wake that moves it out of `WAITING` (a CAS) queues it,
+//! and a runnable task only re-queues itself (yield). `WAKE` makes every
+//! wait safe against a wake that arrives between "checked the condition"
+//! and "suspended": waits re-check their condition after every return of
+//! `block`, so a wake is a hint ("look again"), never lost. `CANCEL` is
+//! sticky (see `Header::cancel`).
+//!
+//! # Home-local fields
+//!
+//! [`HomeLocal`] is touched only by the task's home worker thread: by the
+//! scheduler between runs and by the coroutine while it runs, never both at
+//! once (one thread, one of them running at a time), and never through a
+//! reference held across a switch. Before the first run nobody touches it;
+//! the run queue that carries the task to its home publishes it.
+
+use std::any::Any;
+use std::cell::{Cell, UnsafeCell};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering::*};
+use std::thread::{self, Thread};
+
+use super::worker::Remote;
+use crate::arch;
+use crate::coroutine::RawCoroutine;
+use crate::stack::Stack;
+
+/// How the scheduler holds a task.
+pub(crate) type TaskRef = Arc<dyn Task>;
+
+/// Queued or running.
+pub(crate) const RUNNABLE: u32 = 0;
+/// Suspended in `block`, in no queue; the next wake queues it.
+pub(crate) const WAITING: u32 = 1;
+/// Its coroutine finished (or it was cancelled before it started).
+pub(crate) const FINISHED: u32 = 2;
+/// The bits above.
+const STATE_MASK: u32 = 3;
+/// A wake arrived while the task was runnable.
+const WAKE: u32 = 4;
+/// `cancel` was called (sticky).
+const CANCEL: u32 = 8;
+
+/// `Header::join`: the result is stored.
+const COMPLETE: u8 = 1;
+/// `Header::join`: a joiner stored its waiter in `join_waiter`.
+const JOIN_WAITER: u8 = 2;
+
+/// The panic payload of a cancelled coroutine: `join` returns
+/// `Err(payload)` with `payload.is::<coio::Cancelled>()`.
+///
+/// A coroutine being cancelled unwinds with this payload from a blocking
+/// point of coio (`sleep`, `park`, `join`, ...). Code that catches panics
+/// inside a coroutine should let it go on (`resume_unwind` it): every later
+/// blocking point raises it again anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("coroutine cancelled")
+    }
+}
+
+/// Who waits for something: a coroutine (woken through its scheduler) or a
+/// plain thread (unparked).
+pub(crate) enum Waiter {
+    Coroutine(TaskRef),
+    Thread(Thread),
+}
+
+impl Waiter {
+    /// Wakes the waiter (a hint: the waiter re-checks its condition).
+    #[inline]
+    pub(crate) fn wake(self) {
+        match self {
+            Waiter::Coroutine(t) => wake(t),
+            Waiter::Thread(t) => t.unpark(),
+        }
+    }
+}
+
+/// Fields only the home worker thread touches (see the module docs).
+pub(crate) struct HomeLocal {
+    /// The coroutine, from the first run until it finishes.
+    pub(crate) raw: UnsafeCell<Option<RawCoroutine>>,
+    /// Index in the home worker's registry.
+    pub(crate) slot: Cell<usize>,
+    /// Generation of the task's timer: a timer entry is live only while its
+    /// recorded generation equals this (see `timer`).
+    pub(crate) timer_gen: Cell<u64>,
+    /// `coroutine_local!` values, by key index (see `local`).
+    pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
+}
+
+/// What every task has, whatever its closure and result types.
+pub(crate) struct Header {
+    /// RUNNABLE / WAITING / FINISHED, plus WAKE and CANCEL bits.
+    state: AtomicU32,
+    /// COMPLETE and JOIN_WAITER bits.
+    join: AtomicU8,
+    /// The park token of `park`/`unpark` (std's semantics).
+    token: AtomicU8,
+    /// The joiner, once JOIN_WAITER is set; read by the completer only.
+    join_waiter: UnsafeCell<Option<Waiter>>,
+    /// The home worker's shared half (set at the first run, before the task
+    /// can ever be WAITING; read by wakers after they moved it out of
+    /// WAITING, which orders the read after the write).
+    home: AtomicPtr<Remote>,
+    /// Unique id (never 0).
+    pub(crate) id: u64,
+    /// Name given with `Builder::name`.
+    pub(crate) name: Option<Box<str>>,
+    /// Stack size asked for (usable bytes, already rounded); 0: the
+    /// runtime's default.
+    pub(crate) stack_size: usize,
+    /// See [`HomeLocal`].
+    pub(crate) local: HomeLocal,
+}
+
+// SAFETY: the atomics are Sync; `join_waiter` is written by the one joiner
+// before it sets JOIN_WAITER (Release) and read by the completer after it
+// saw that bit (AcqRel), or by drop with exclusive access; `local` is
+// touched by the home thread only (module docs), and its contents (a
+// `RawCoroutine`, coroutine-locals) never leave that thread, which is what
+// makes handing the header itself to other threads sound.
+unsafe impl Sync for Header {}
+// SAFETY: as above; a header dropped on another thread has no coroutine
+// left (finished) or leaks it (`RawCoroutine`'s drop touches no
+// thread-local and frees nothing while frames are live).
+unsafe impl Send for Header {}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// A block of ids taken from NEXT_ID at once (spawns on several
+    /// workers would otherwise fight over its cache line): (next, end).
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A fresh coroutine id.
+fn next_id() -> u64 {
+    const BLOCK: u64 = 1024;
+    IDS.try_with(|ids| {
+        let (next, end) = ids.get();
+        if next < end {
+            ids.set((next + 1, end));
+            next
+        } else {
+            let start = NEXT_ID.fetch_add(BLOCK, Relaxed);
+            ids.set((start + 1, start + BLOCK));
+            start
+        }
+    })
+    .unwrap_or_else(|_| NEXT_ID.fetch_add(1, Relaxed))
+}
+
+impl Header {
+    pub(crate) fn new(name: Option<Box<str>>, stack_size: usize) -> Header {
+        Header {
+            state: AtomicU32::new(RUNNABLE),
+            join: AtomicU8::new(0),
+            token: AtomicU8::new(0),
+            join_waiter: UnsafeCell::new(None),
+            home: AtomicPtr::new(ptr::null_mut()),
+            id: next_id(),
+            name,
+            stack_size,
+            local: HomeLocal {
+                raw: UnsafeCell::new(None),
+                slot: Cell::new(usize::MAX),
+                timer_gen: Cell::new(0),
+                locals: UnsafeCell::new(Vec::new()),
+            },
+        }
+    }
+
+    /// Records the home worker (first run, on that worker).
+    pub(crate) fn set_home(&self, home: &Remote) {
+        self.home
+            .store(home as *const Remote as *mut Remote, Relaxed);
+    }
+
+    /// Whether cancellation was requested.
+    #[inline]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.load(Relaxed) & CANCEL != 0
+    }
+
+    /// Marks the task finished (its home worker, after the coroutine's
+    /// last switch; or whoever dropped an unstarted task).
+    pub(crate) fn set_finished(&self) {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            match self
+                .state
+                .compare_exchange_weak(s, (s & CANCEL) | FINISHED, Release, Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Prepares the running task to suspend in `block`: consumes a pending
+    /// wake (returns false: do not suspend) or moves to WAITING (true).
+    #[inline]
+    pub(crate) fn prepare_block(&self) -> bool {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            debug_assert_eq!(s & STATE_MASK, RUNNABLE);
+            let (new, suspend) = if s & WAKE != 0 {
+                (s & !WAKE, false)
+            } else {
+                ((s & !STATE_MASK) | WAITING, true)
+            };
+            match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
+                Ok(_) => return suspend,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Sets the park token; true if it was not set already.
+    #[inline]
+    pub(crate) fn set_token(&self) -> bool {
+        self.token.swap(1, Release) == 0
+    }
+
+    /// Takes the park token; true if it was set.
+    #[inline]
+    pub(crate) fn take_token(&self) -> bool {
+        self.token.load(Relaxed) != 0 && self.token.swap(0, Acquire) != 0
+    }
+
+    /// Whether the task's result is stored (it will not run again).
+    #[inline]
+    pub(crate) fn is_complete(&self) -> bool {
+        self.join.load(Acquire) & COMPLETE != 0
+    }
+
+    /// Registers the joiner's waiter. Returns false if the result is already
+    /// there (the waiter will not be woken: do not wait). Called at most
+    /// once per task (by `JoinHandle::join`, which consumes the handle).
+    pub(crate) fn set_join_waiter(&self, waiter: Waiter) -> bool {
+        if self.is_complete() {
+            return false;
+        }
+        // SAFETY: only the one joiner writes here, before JOIN_WAITER is set;
+        // the completer reads it only after seeing that bit.
+        unsafe { *self.join_waiter.get() = Some(waiter) };
+        self.join.fetch_or(JOIN_WAITER, AcqRel) & COMPLETE == 0
+    }
+
+    /// Publishes the stored result and wakes the joiner, if any.
+    pub(crate) fn complete(&self) {
+        if self.join.fetch_or(COMPLETE, AcqRel) & JOIN_WAITER != 0 {
+            // SAFETY: the joiner wrote the waiter before it set JOIN_WAITER
+            // (we saw it with Acquire) and never touches it again; we are
+            // the only completer.
+            if let Some(w) = unsafe { (*self.join_waiter.get()).take() } {
+                w.wake();
+            }
+        }
+    }
+
+    /// Requests cancellation: sets the sticky CANCEL bit. The caller then
+    /// wakes the task so that a blocked coroutine sees it.
+    pub(crate) fn set_cancel(&self) -> bool {
+        self.state.fetch_or(CANCEL, AcqRel) & CANCEL == 0
+    }
+}
+
+/// A queued task, as the scheduler sees it.
+pub(crate) trait Task: Send + Sync {
+    fn header(&self) -> &Header;
+
+    /// Builds the coroutine of a fresh task on `stack`.
+    ///
+    /// # Safety
+    /// Called once, on the task's home worker, which keeps a reference to
+    /// the task until the coroutine finishes.
+    unsafe fn make_coroutine(&self, stack: Stack) -> RawCoroutine;
+
+    /// Finishes a task that never started: drops its closure and stores
+    /// `payload` as its result (a panic: `Cancelled`, or why no stack could
+    /// be had).
+    fn abandon(&self, payload: Box<dyn Any + Send>);
+}
+
+/// The typed side of a task, as a join handle sees it.
+pub(crate) trait Output<T>: Task {
+    /// Takes the result.
+    ///
+    /// # Safety
+    /// The task must be complete (`Header::is_complete` seen true), and
+    /// this must be called once.
+    unsafe fn take_output(&self) -> thread::Result<T>;
+}
+
+/// Where a task's closure and result live.
+enum Stage<F, T> {
+    Fresh(F),
+    Running,
+    Done(thread::Result<T>),
+    Taken,
+}
+
+/// A task with its closure type and result type.
+pub(crate) struct TaskCell<F, T> {
+    header: Header,
+    /// Fresh until it starts (the starting worker takes the closure: only
+    /// the worker that dequeued it can), Done once complete (written by the
+    /// coroutine before `complete`, read by the joiner after it).
+    stage: UnsafeCell<Stage<F, T>>,
+}
+
+// SAFETY: the stage is handed from spawner to runner to joiner with the
+// synchronisation described on the field; F and T are Send.
+unsafe impl<F: Send, T: Send> Sync for TaskCell<F, T> {}
+
+impl<F, T> TaskCell<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    pub(crate) fn new(f: F, name: Option<Box<str>>, stack_size: usize) -> Arc<Self> {
+        Arc::new(TaskCell {
+            header: Header::new(name, stack_size),
+            stage: UnsafeCell::new(Stage::Fresh(f)),
+        })
+    }
+
+    /// Takes the closure (the task is starting).
+    fn take_closure(&self) -> Option<F> {
+        // SAFETY: only the worker that dequeued the fresh task gets here, once.
+        match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Running) } {
+            Stage::Fresh(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Stores the result and publishes it.
+    fn finish_with(&self, out: thread::Result<T>) {
+        // SAFETY: the stage is ours until `complete` publishes it.
+        unsafe { *self.stage.get() = Stage::Done(out) };
+        self.header.complete();
+    }
+}
+
+impl<F, T> Task for TaskCell<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    #[inline(always)]
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    unsafe fn make_coroutine(&self, stack: Stack) -> RawCoroutine {
+        // SAFETY: `entry` takes the task pointer it is given (kept alive by
+        // the home worker's registry: caller) and ends with `arch::finish`.
+        // The caller checked that a pointer fits on any stack.
+        unsafe { RawCoroutine::new(stack, entry::<F, T>, self as *const Self) }
+    }
+
+    fn abandon(&self, payload: Box<dyn Any + Send>) {
+        let f = self.take_closure();
+        // A closure whose captures panic on drop: the panic is the result.
+        let out = match catch_unwind(AssertUnwindSafe(move || drop(f))) {
+            Ok(()) => Err(payload),
+            Err(p) => Err(p),
+        };
+        self.finish_with(out);
+        self.header.set_finished();
+    }
+}
+
+impl<F, T> Output<T> for TaskCell<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    unsafe fn take_output(&self) -> thread::Result<T> {
+        // SAFETY: complete (Acquire seen by the caller), taken once.
+        match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Taken) } {
+            Stage::Done(out) => out,
+            _ => unreachable!("coio: a task's result was taken twice"),
+        }
+    }
+}
+
+/// Root of every scheduled coroutine's stack.
+unsafe extern "C" fn entry<F, T>(_arg: usize, obj: *mut u8, link: *mut usize, _order: usize) -> !
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: the initial object is the task pointer `make_coroutine` wrote;
+    // the home worker's registry keeps the task alive until we finish.
+    let task: &TaskCell<F, T> = unsafe { &*ptr::read(obj.cast::<*const TaskCell<F, T>>()) };
+    let out = match task.take_closure() {
+        Some(f) if !task.header.is_cancelled() => catch_unwind(AssertUnwindSafe(f)),
+        f => {
+            drop(catch_unwind(AssertUnwindSafe(move || drop(f))));
+            Err(Box::new(Cancelled) as Box<dyn Any + Send>)
+        }
+    };
+    // Coroutine-locals die with the coroutine, on it (their destructors
+    // may use coio).
+    super::local::drop_locals(&task.header);
+    task.finish_with(out);
+    // SAFETY: we are the coroutine, running, with link slot `link`; nothing
+    // on this stack is used after this.
+    unsafe { arch::finish(0, 0, link) }
+}
+
+/// Wakes a task: queues it on its home worker if it was waiting, else
+/// leaves a WAKE hint for its next `block`. Any thread.
+#[inline]
+pub(crate) fn wake(task: TaskRef) {
+    let h = task.header();
+    let mut s = h.state.load(Acquire);
+    loop {
+        let new = match s & STATE_MASK {
+            WAITING => (s & !STATE_MASK) | RUNNABLE,
+            RUNNABLE if s & WAKE == 0 => s | WAKE,
+            _ => return,
+        };
+        match h.state.compare_exchange_weak(s, new, AcqRel, Acquire) {
+            Ok(_) if s & STATE_MASK == WAITING => break,
+            Ok(_) => return,
+            Err(now) => s = now,
+        }
+    }
+    // We moved it out of WAITING: it can neither run nor finish before we
+    // queue it, so its home (set before it could wait) is alive.
+    let home = h.home.load(Relaxed);
+    debug_assert!(!home.is_null());
+    // SAFETY: see above: the runtime (which owns every `Remote`) cannot
+    // finish shutting down while this task is unfinished.
+    super::worker::schedule_started(unsafe { &*home }, task);
+}
+
+/// A handle to a coroutine: its id, its name, and `unpark`. Cheap to clone;
+/// `Send` and `Sync`.
+#[derive(Clone)]
+pub struct Coroutine(pub(crate) TaskRef);
+
+/// A coroutine's unique id (as `std::thread::ThreadId`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoroutineId(u64);
+
+impl CoroutineId {
+    /// The id as a number (unique for the life of the process, never 0).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl Coroutine {
+    /// The coroutine's id.
+    pub fn id(&self) -> CoroutineId {
+        CoroutineId(self.0.header().id)
+    }
+
+    /// The coroutine's name, if it was given one with
+    /// [`Builder::name`](crate::Builder::name).
+    pub fn name(&self) -> Option<&str> {
+        self.0.header().name.as_deref()
+    }
+
+    /// Makes the park token available: the coroutine's current or next
+    /// [`park`](crate::park) returns (std's `Thread::unpark` semantics).
+    /// Does nothing once the coroutine has finished.
+    #[inline]
+    pub fn unpark(&self) {
+        if self.0.header().set_token() {
+            wake(self.0.clone());
+        }
+    }
+}
+
+impl std::fmt::Debug for Coroutine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coroutine")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+/// Owned permission to join a coroutine (as `std::thread::JoinHandle`).
+/// Dropping it detaches the coroutine.
+pub struct JoinHandle<T> {
+    pub(crate) task: Arc<dyn Output<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the coroutine to finish and returns its result: `Err` with
+    /// the panic payload if it panicked, or with [`Cancelled`] if it was
+    /// cancelled. Blocks the calling coroutine (or thread, outside a
+    /// runtime).
+    ///
+    /// # Panics
+    /// Unwinds with [`Cancelled`] if the *calling* coroutine is cancelled
+    /// while it waits.
+    pub fn join(self) -> thread::Result<T> {
+        let h = self.task.header();
+        if !h.is_complete() && h.set_join_waiter(super::blocking::current_waiter()) {
+            super::blocking::wait_until(|| h.is_complete(), None, true);
+        }
+        // SAFETY: complete (seen with Acquire); the handle is consumed.
+        unsafe { self.task.take_output() }
+    }
+
+    /// Whether the coroutine has finished (`join` will not block).
+    pub fn is_finished(&self) -> bool {
+        self.task.header().is_complete()
+    }
+
+    /// Cancels the coroutine: it unwinds with a [`Cancelled`] payload from
+    /// its current or next blocking point of coio (sleep, park, join, ...),
+    /// running its destructors; one that has not started never runs.
+    /// `join` then returns `Err(payload)`. Cancelling a finished coroutine
+    /// does nothing. A coroutine that never reaches a blocking point runs
+    /// to its end.
+    pub fn cancel(&self) {
+        cancel(self.task.clone());
+    }
+
+    /// A handle to the coroutine.
+    pub fn coroutine(&self) -> Coroutine {
+        Coroutine(self.task.clone())
+    }
+}
+
+/// Requests cancellation of a task and wakes it.
+pub(crate) fn cancel(task: TaskRef) {
+    if task.header().set_cancel() {
+        wake(task);
+    }
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.task.header().id)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

@@ -1,0 +1,761 @@
+//! Workers: one OS thread each, running coroutines from their queues.
+//!
+//! # Queues
+//!
+//! Each worker has
+//!
+//! * `fresh`: a FIFO deque of coroutines that have not started (just a
+//!   header and a `Send` closure). It is the only queue other workers steal
+//!   from (half of it at a time, victims in random order): stealing never
+//!   moves a started coroutine, which is what keeps thread-locals sound (see
+//!   `coroutine`, "The thread-local rule").
+//! * `lifo`: one slot for the coroutine that the running one just woke
+//!   (Go's `runnext`): a message handed over is processed while it is still
+//!   in cache. A coroutine taken from the slot three times in a row without
+//!   the queues being looked at goes to the back of `ready` instead, so that
+//!   two coroutines waking each other cannot starve the rest.
+//! * `ready`: started coroutines that can run, in FIFO order.
+//! * an inbox (in [`Remote`], shared): started coroutines woken by other
+//!   threads, moved to `ready` when the worker looks.
+//!
+//! plus the shared injector (fresh coroutines from outside the runtime).
+//!
+//! # The scheduling loop
+//!
+//! Each turn (a *tick*) picks one coroutine and resumes it until it yields,
+//! blocks or finishes: the LIFO slot; then the inbox; then `ready` and
+//! `fresh`, alternately, so that neither spawning nor waking starves the
+//! other; then the injector. Every 61 ticks (Go's number) the injector is
+//! looked at first and the timers are fired, so that neither starves behind
+//! a busy local queue. With nothing to run the worker searches, spins for
+//! a few microseconds, and parks (see `idle`).
+//!
+//! # Switching
+//!
+//! Coroutines switch only to the scheduler loop (on the worker thread's own
+//! stack) and back. A coroutine that blocks marks itself WAITING (see
+//! `task`) and suspends; one that yields sets `after` and suspends, and the
+//! loop puts it at the back of `ready` (no reference count traffic). The
+//! `Local` struct lives on the worker thread's stack for the thread's life;
+//! coroutines reach it through the `LOCAL` thread-local. Functions read it
+//! afresh after every switch (they could rely on the thread staying the
+//! same, but the rule is kept literally).
+//!
+//! # Shutdown
+//!
+//! When the runtime is closed, each worker cancels every coroutine in its
+//! registry (they unwind from their blocking points) and abandons fresh
+//! ones (their closures are dropped, `join` gets `Cancelled`), keeps
+//! running until its registry is empty, and exits.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Steal, Stealer, Worker as Deque};
+
+use super::Shared;
+use super::task::{self, Cancelled, TaskRef};
+use super::timer::Timers;
+use crate::arch;
+use crate::coroutine::SUSPENDED;
+use crate::stack;
+
+/// How long a worker with nothing to do spins (looking at its inbox, and
+/// stealing if it may search) before it parks. A futex wake costs ~40 µs
+/// here; a handoff to a spinning worker well under a microsecond.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Every this many ticks the injector comes first and timers are fired.
+const FAIRNESS_TICKS: u32 = 61;
+
+/// Longest run of coroutines taken from the LIFO slot in a row.
+const LIFO_STREAK: u8 = 3;
+
+/// `Local::after`: nothing to do after the coroutine suspended.
+const AFTER_NONE: u8 = 0;
+/// `Local::after`: the coroutine yielded; queue it at the back of `ready`.
+const AFTER_YIELD: u8 = 1;
+
+/// A worker's shared half: what other threads use to reach it.
+pub(crate) struct Remote {
+    /// Started coroutines woken from other threads, and whether the worker
+    /// sleeps (then a push unparks it).
+    inbox: Mutex<Inbox>,
+    /// The inbox has tasks (read without the lock on the hot path).
+    has_inbox: AtomicBool,
+    /// Steals from the worker's `fresh` deque.
+    pub(crate) stealer: Stealer<TaskRef>,
+    /// The worker's thread (set by the worker itself before it can park).
+    pub(crate) thread: OnceLock<Thread>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    tasks: Vec<TaskRef>,
+    parked: bool,
+}
+
+impl Remote {
+    pub(crate) fn new(stealer: Stealer<TaskRef>) -> Remote {
+        Remote {
+            inbox: Mutex::new(Inbox::default()),
+            has_inbox: AtomicBool::new(false),
+            stealer,
+            thread: OnceLock::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a woken started task from another thread. Nothing of the
+    /// runtime is touched after the lock is released (the task may run,
+    /// finish and the runtime shut down right after it), except the
+    /// thread handle cloned under the lock.
+    fn push(&self, task: TaskRef) {
+        let mut inbox = self.lock();
+        inbox.tasks.push(task);
+        self.has_inbox.store(true, Release);
+        let wake = std::mem::take(&mut inbox.parked);
+        let thread = if wake {
+            self.thread.get().cloned()
+        } else {
+            None
+        };
+        drop(inbox);
+        if let Some(t) = thread {
+            t.unpark();
+        }
+    }
+
+    /// Unparks the worker's thread (idle notification, shutdown).
+    pub(crate) fn unpark(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+}
+
+/// Started coroutines owned by a worker (strong references), so that a
+/// coroutine nobody else refers to while it waits stays alive, and so that
+/// shutdown can find every one of them.
+#[derive(Default)]
+struct Registry {
+    slots: Vec<Option<TaskRef>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Registry {
+    fn insert(&mut self, task: TaskRef) -> usize {
+        self.len += 1;
+        if let Some(i) = self.free.pop() {
+            self.slots[i] = Some(task);
+            i
+        } else {
+            self.slots.push(Some(task));
+            self.slots.len() - 1
+        }
+    }
+
+    fn remove(&mut self, i: usize) -> Option<TaskRef> {
+        let t = self.slots.get_mut(i)?.take();
+        if t.is_some() {
+            self.len -= 1;
+            self.free.push(i);
+        }
+        t
+    }
+}
+
+/// A worker's own state; lives on its thread's stack (see module docs).
+pub(crate) struct Local {
+    index: usize,
+    pub(crate) shared: Arc<Shared>,
+    fresh: Deque<TaskRef>,
+    ready: RefCell<VecDeque<TaskRef>>,
+    lifo: Cell<Option<TaskRef>>,
+    lifo_streak: Cell<u8>,
+    /// The coroutine running now (None in the scheduler loop).
+    current: RefCell<Option<TaskRef>>,
+    /// Its link slot (where `arch::suspend` finds the way back).
+    link: Cell<*mut usize>,
+    /// What to do after the running coroutine suspends.
+    after: Cell<u8>,
+    tick: Cell<u32>,
+    pub(crate) timers: RefCell<Timers>,
+    registry: RefCell<Registry>,
+    /// A spare vector swapped with the inbox's (keeps both allocations).
+    spare: RefCell<Vec<TaskRef>>,
+    rng: Cell<u64>,
+    searching: Cell<bool>,
+    /// Shutdown has begun for this worker (registry cancelled).
+    closing: Cell<bool>,
+}
+
+thread_local! {
+    /// The worker this thread runs, if any.
+    static LOCAL: Cell<*const Local> = const { Cell::new(ptr::null()) };
+}
+
+/// The worker of the current thread, if it is one. The reference is valid
+/// for the thread's life; callers do not keep it across a switch.
+#[inline]
+pub(crate) fn local<'a>() -> Option<&'a Local> {
+    let p = LOCAL.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: set by `worker_main` to a `Local` on its own stack, which
+    // outlives everything that runs on the thread (it is cleared before
+    // the `Local` is dropped).
+    unsafe { p.as_ref() }
+}
+
+/// The current coroutine's worker, if this code runs in a coroutine.
+#[inline]
+pub(crate) fn coroutine_local<'a>() -> Option<&'a Local> {
+    local().filter(|l| l.in_coroutine())
+}
+
+/// Queues a started task woken by anyone: locally if this thread is its
+/// home worker, else through the home's inbox.
+pub(crate) fn schedule_started(home: &Remote, task: TaskRef) {
+    if let Some(l) = local()
+        && ptr::eq(l.remote(), home)
+    {
+        l.push_woken(task);
+        return;
+    }
+    home.push(task);
+}
+
+/// Runs worker `index` until the runtime shuts down.
+pub(crate) fn worker_main(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRef>) {
+    shared.remotes[index].thread.get_or_init(thread::current);
+    let local = Local {
+        index,
+        fresh,
+        ready: RefCell::new(VecDeque::with_capacity(256)),
+        lifo: Cell::new(None),
+        lifo_streak: Cell::new(0),
+        current: RefCell::new(None),
+        link: Cell::new(ptr::null_mut()),
+        after: Cell::new(AFTER_NONE),
+        tick: Cell::new(0),
+        timers: RefCell::new(Timers::default()),
+        registry: RefCell::new(Registry::default()),
+        spare: RefCell::new(Vec::new()),
+        rng: Cell::new(
+            0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1).wrapping_mul(0xff51_afd7_ed55_8ccd),
+        ),
+        searching: Cell::new(false),
+        closing: Cell::new(false),
+        shared,
+    };
+    LOCAL.with(|l| l.set(&local));
+    local.run();
+    LOCAL.with(|l| l.set(ptr::null()));
+    local.timers.borrow_mut().clear();
+}
+
+impl Local {
+    #[inline(always)]
+    fn remote(&self) -> &Remote {
+        &self.shared.remotes[self.index]
+    }
+
+    /// Whether a coroutine of this worker is running (the caller is it).
+    #[inline(always)]
+    pub(crate) fn in_coroutine(&self) -> bool {
+        !self.link.get().is_null()
+    }
+
+    /// The running coroutine.
+    #[inline]
+    pub(crate) fn current_task(&self) -> TaskRef {
+        self.current
+            .borrow()
+            .clone()
+            .expect("coio: no coroutine is running on this worker")
+    }
+
+    /// Runs `f` with the running coroutine (no reference count change).
+    #[inline]
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&TaskRef) -> R) -> R {
+        f(self
+            .current
+            .borrow()
+            .as_ref()
+            .expect("coio: no coroutine is running on this worker"))
+    }
+
+    fn run(&self) {
+        loop {
+            if let Some(t) = self.next_task() {
+                self.run_task(t);
+                continue;
+            }
+            if let Some(t) = self.find_work() {
+                self.run_task(t);
+                continue;
+            }
+            if self.shared.closed.load(Acquire) {
+                if !self.closing.get() {
+                    self.begin_close();
+                    continue;
+                }
+                if self.registry.borrow().len == 0 && self.fresh.is_empty() {
+                    break;
+                }
+            }
+            self.park();
+        }
+        if self.searching.replace(false) {
+            self.shared.idle.stop_searching();
+        }
+    }
+
+    /// Picks the next coroutine to run from the local queues, the inbox and
+    /// the injector.
+    #[inline]
+    fn next_task(&self) -> Option<TaskRef> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick.is_multiple_of(FAIRNESS_TICKS) {
+            self.fire_timers();
+            if self.shared.closed.load(Relaxed) && !self.closing.get() {
+                self.begin_close();
+            }
+            if let Some(t) = self.steal_injector() {
+                return Some(t);
+            }
+        }
+        if let Some(t) = self.lifo.take() {
+            let streak = self.lifo_streak.get();
+            if streak < LIFO_STREAK {
+                self.lifo_streak.set(streak + 1);
+                return Some(t);
+            }
+            self.ready.borrow_mut().push_back(t);
+        }
+        self.lifo_streak.set(0);
+        self.drain_inbox();
+        if tick.is_multiple_of(8) && !self.timers.borrow().is_empty() {
+            self.fire_timers();
+        }
+        if tick & 1 == 0 {
+            if let Some(t) = self.ready.borrow_mut().pop_front() {
+                return Some(t);
+            }
+            if let Some(t) = self.fresh.pop() {
+                return Some(t);
+            }
+        } else {
+            if let Some(t) = self.fresh.pop() {
+                return Some(t);
+            }
+            if let Some(t) = self.ready.borrow_mut().pop_front() {
+                return Some(t);
+            }
+        }
+        self.steal_injector()
+    }
+
+    /// Moves the inbox into `ready`.
+    #[inline]
+    fn drain_inbox(&self) {
+        let remote = self.remote();
+        if !remote.has_inbox.load(Acquire) {
+            return;
+        }
+        let mut spare = self.spare.borrow_mut();
+        {
+            let mut inbox = remote.lock();
+            remote.has_inbox.store(false, Relaxed);
+            std::mem::swap(&mut inbox.tasks, &mut *spare);
+        }
+        self.ready.borrow_mut().extend(spare.drain(..));
+    }
+
+    /// Fires the due timers (their tasks go to `ready`).
+    fn fire_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        if timers.is_empty() {
+            return;
+        }
+        timers.fire(Instant::now(), task::wake);
+    }
+
+    fn steal_injector(&self) -> Option<TaskRef> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.fresh) {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Queues a task woken on this, its home, worker: into the LIFO slot if
+    /// a coroutine woke it (message-passing locality), else into `ready`.
+    #[inline]
+    fn push_woken(&self, task: TaskRef) {
+        if self.in_coroutine() {
+            if let Some(old) = self.lifo.replace(Some(task)) {
+                self.ready.borrow_mut().push_back(old);
+            }
+        } else {
+            self.ready.borrow_mut().push_back(task);
+        }
+    }
+
+    /// Queues a fresh task spawned by a coroutine of this worker and lets
+    /// an idle worker know there is work to steal.
+    #[inline]
+    pub(crate) fn spawn(&self, task: TaskRef) {
+        self.fresh.push(task);
+        if let Some(i) = self.shared.idle.notify_work() {
+            self.shared.remotes[i].unpark();
+        }
+    }
+
+    /// Resumes `task` until it suspends or finishes (starting it first if
+    /// it is fresh).
+    fn run_task(&self, task: TaskRef) {
+        let h = task.header();
+        let raw = h.local.raw.get();
+        // SAFETY: home-local (we are its home, or it is fresh and we
+        // dequeued it); no reference into it is held across the switch.
+        if unsafe { (*raw).is_none() } && !self.start(&task) {
+            return;
+        }
+        // SAFETY: as above; it was just checked or made to be Some.
+        let link = unsafe { (*raw).as_ref().map_or(ptr::null_mut(), |r| r.link()) };
+        *self.current.borrow_mut() = Some(task);
+        self.link.set(link);
+        // SAFETY: the coroutine is started or fresh (not finished: finished
+        // tasks are never queued), homed on this thread; it expects no
+        // argument. The task is kept alive by `current`. The `&mut` is to
+        // the `raw` field alone; the coroutine's code touches other fields.
+        let (_, status) = unsafe { (*raw).as_mut().map_or((0, 0), |r| r.resume(0, 0)) };
+        self.link.set(ptr::null_mut());
+        let Some(task) = self.current.borrow_mut().take() else {
+            return;
+        };
+        if status == SUSPENDED {
+            if self.after.replace(AFTER_NONE) == AFTER_YIELD {
+                self.ready.borrow_mut().push_back(task);
+            }
+        } else {
+            self.finished(task);
+        }
+    }
+
+    /// First run of a fresh task on this worker: it gets a stack and this
+    /// worker as its home. False if it was abandoned instead.
+    #[cold]
+    fn start(&self, task: &TaskRef) -> bool {
+        let h = task.header();
+        if h.is_cancelled() || self.shared.closed.load(Relaxed) {
+            task.abandon(Box::new(Cancelled));
+            return false;
+        }
+        let size = if h.stack_size == 0 {
+            self.shared.stack_size
+        } else {
+            h.stack_size
+        };
+        let stack = match stack::allocate(size, self.shared.policy) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = format!("coio: no stack for a new coroutine: {e}");
+                eprintln!("{msg}");
+                task.abandon(Box::new(msg));
+                return false;
+            }
+        };
+        stack.set_owner(h.name.as_deref(), h.id);
+        h.set_home(self.remote());
+        // SAFETY: first and only start, on the home worker; the registry
+        // keeps the task alive until its coroutine finishes.
+        let coroutine = unsafe { task.make_coroutine(stack) };
+        // SAFETY: home-local, not borrowed anywhere.
+        unsafe { *h.local.raw.get() = Some(coroutine) };
+        h.local
+            .slot
+            .set(self.registry.borrow_mut().insert(task.clone()));
+        true
+    }
+
+    /// The task's coroutine finished: free its stack, drop it from the
+    /// registry.
+    fn finished(&self, task: TaskRef) {
+        let h = task.header();
+        h.set_finished();
+        // SAFETY: home-local; the coroutine is finished.
+        if let Some(raw) = unsafe { (*h.local.raw.get()).take() } {
+            raw.stack().set_owner(None, 0);
+            drop(raw);
+        }
+        let owned = self.registry.borrow_mut().remove(h.local.slot.get());
+        drop(owned);
+    }
+
+    /// With nothing queued: look at the inbox and timers, steal if allowed
+    /// to search, spinning for up to [`SPIN`]. None: time to park.
+    fn find_work(&self) -> Option<TaskRef> {
+        if !self.searching.get() && !self.closing.get() && self.shared.idle.try_search() {
+            self.searching.set(true);
+        }
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            self.drain_inbox();
+            self.fire_timers();
+            let local = self
+                .ready
+                .borrow_mut()
+                .pop_front()
+                .or_else(|| self.fresh.pop());
+            if let Some(t) = local {
+                self.stop_searching();
+                return Some(t);
+            }
+            if self.searching.get()
+                && let Some(t) = self.steal()
+            {
+                self.stop_searching();
+                return Some(t);
+            }
+            if self.shared.closed.load(Relaxed) {
+                self.stop_searching();
+                return None;
+            }
+            spins += 1;
+            if spins.is_multiple_of(16) && start.elapsed() > SPIN {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Leaves the searching state; the last searcher passes the baton on if
+    /// stealable work is still visible.
+    fn stop_searching(&self) {
+        if self.searching.replace(false)
+            && self.shared.idle.stop_searching()
+            && self.stealable_work()
+            && let Some(i) = self.shared.idle.notify_work()
+        {
+            self.shared.remotes[i].unpark();
+        }
+    }
+
+    /// Whether any queue others may steal from is non-empty.
+    fn stealable_work(&self) -> bool {
+        !self.shared.injector.is_empty()
+            || self.shared.remotes.iter().any(|r| !r.stealer.is_empty())
+    }
+
+    /// Steals from the injector, then half of a random victim's fresh queue.
+    fn steal(&self) -> Option<TaskRef> {
+        if let Some(t) = self.steal_injector() {
+            return Some(t);
+        }
+        let n = self.shared.remotes.len();
+        // xorshift64*
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        let start = (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as usize % n;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == self.index {
+                continue;
+            }
+            loop {
+                match self.shared.remotes[i]
+                    .stealer
+                    .steal_batch_and_pop(&self.fresh)
+                {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+
+    /// Sleeps until woken (inbox push, idle notification, shutdown) or
+    /// until the next timer is due.
+    fn park(&self) {
+        let searching = self.searching.replace(false);
+        let idle = &self.shared.idle;
+        if idle.park(self.index, searching) && self.stealable_work() {
+            // The last searcher saw work appear while it was giving up.
+            if !idle.unpark(self.index) || idle.try_search() {
+                self.searching.set(true);
+            }
+            return;
+        }
+        let remote = self.remote();
+        let sleep = {
+            let mut inbox = remote.lock();
+            let sleep = inbox.tasks.is_empty() && !self.shared.closed.load(SeqCst);
+            inbox.parked = sleep;
+            sleep
+        };
+        if sleep {
+            let deadline = self.timers.borrow_mut().next_deadline();
+            match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if d > now {
+                        thread::park_timeout(d - now);
+                    }
+                }
+                None => thread::park(),
+            }
+            remote.lock().parked = false;
+        }
+        if !idle.unpark(self.index) {
+            self.searching.set(true);
+        }
+    }
+
+    /// Shutdown: cancel every started coroutine of this worker and abandon
+    /// the fresh ones it holds (see module docs).
+    #[cold]
+    fn begin_close(&self) {
+        self.closing.set(true);
+        let tasks: Vec<TaskRef> = self
+            .registry
+            .borrow()
+            .slots
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for t in tasks {
+            task::cancel(t);
+        }
+        while let Some(t) = self.fresh.pop() {
+            t.abandon(Box::new(Cancelled));
+        }
+        while let Some(t) = self.steal_injector() {
+            t.abandon(Box::new(Cancelled));
+            while let Some(t) = self.fresh.pop() {
+                t.abandon(Box::new(Cancelled));
+            }
+        }
+    }
+
+    /// Suspends the running coroutine back to the scheduler loop.
+    #[inline(always)]
+    fn switch_out(&self) {
+        let link = self.link.get();
+        stack::check_overflow(link as usize + 16, arch::stack_pointer());
+        // SAFETY: a coroutine of this worker is running (the caller is it)
+        // and `link` is its link slot; the loop resumes it with no argument.
+        unsafe { arch::suspend(0, link) };
+    }
+
+    /// `yield_now` in a coroutine: back of the ready queue.
+    #[inline(never)]
+    pub(crate) fn yield_current(&self) {
+        self.after.set(AFTER_YIELD);
+        self.switch_out();
+    }
+
+    /// Blocks the running coroutine until it is woken or `deadline` passes
+    /// (a hint either way: callers re-check their condition).
+    #[inline(never)]
+    pub(crate) fn block_current(&self, deadline: Option<Instant>) {
+        if thread::panicking() {
+            return self.block_in_place(deadline);
+        }
+        let timer = deadline.map(|d| {
+            let task = self.current_task();
+            (self.timers.borrow_mut().arm(d, task.clone()), task)
+        });
+        if self.with_current(|t| t.header().prepare_block()) {
+            self.switch_out();
+        }
+        if let Some((generation, task)) = timer {
+            after_block(generation, task);
+        }
+    }
+
+    /// Blocks a coroutine that is unwinding. It cannot switch (the thread's
+    /// panic count would carry over to the next coroutine), so the worker
+    /// thread waits in its place, handling only its inbox and timers: the
+    /// worker's other coroutines wait too (documented on the public calls).
+    #[cold]
+    fn block_in_place(&self, deadline: Option<Instant>) {
+        let task = self.current_task();
+        let h = task.header();
+        if !h.prepare_block() {
+            return;
+        }
+        let take_self = |l: &Local| -> bool {
+            if let Some(t) = l.lifo.take() {
+                if Arc::ptr_eq(&t, &task) {
+                    return true;
+                }
+                l.lifo.set(Some(t));
+            }
+            let mut ready = l.ready.borrow_mut();
+            if let Some(pos) = ready.iter().position(|t| Arc::ptr_eq(t, &task)) {
+                ready.remove(pos);
+                return true;
+            }
+            false
+        };
+        loop {
+            self.drain_inbox();
+            self.fire_timers();
+            if take_self(self) {
+                return;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                // Make ourselves runnable; if a waker beat us to it, we are
+                // queued somewhere already.
+                task::wake(task.clone());
+                take_self(self);
+                return;
+            }
+            let remote = self.remote();
+            let sleep = {
+                let mut inbox = remote.lock();
+                inbox.parked = inbox.tasks.is_empty();
+                inbox.parked
+            };
+            if sleep {
+                let next = self.timers.borrow_mut().next_deadline();
+                let until = [deadline, next].into_iter().flatten().min();
+                match until {
+                    Some(d) => thread::park_timeout(d.saturating_duration_since(now)),
+                    None => thread::park(),
+                }
+                remote.lock().parked = false;
+            }
+        }
+    }
+}
+
+/// After a timed block: cancels the timer if it has not fired. Reads the
+/// worker afresh (this runs after the switch).
+#[inline(never)]
+fn after_block(generation: u64, task: TaskRef) {
+    if let Some(l) = local() {
+        l.timers.borrow_mut().disarm(&task, generation);
+    }
+}

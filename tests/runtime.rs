@@ -1,0 +1,649 @@
+//! The runtime's public API: spawn/join, yield, park, sleep, current,
+//! cancellation, scopes, coroutine-locals, block_on, shutdown.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::time::{Duration, Instant};
+
+use coio::{Cancelled, Runtime};
+
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder().workers(workers).build().unwrap()
+}
+
+#[test]
+fn run_returns_value() {
+    assert_eq!(coio::run(|| 6 * 7), 42);
+}
+
+#[test]
+fn block_on_borrows() {
+    let rt = rt(2);
+    let mut v = vec![1, 2, 3];
+    let sum: i32 = rt.block_on(|| {
+        v.push(4);
+        v.iter().sum()
+    });
+    assert_eq!(sum, 10);
+    assert_eq!(v.len(), 4);
+}
+
+#[test]
+fn block_on_resumes_panic() {
+    let rt = rt(1);
+    let r = catch_unwind(AssertUnwindSafe(|| rt.block_on(|| panic!("boom"))));
+    let p = r.unwrap_err();
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"boom"));
+    // The runtime carries on.
+    assert_eq!(rt.block_on(|| 1), 1);
+}
+
+#[test]
+fn spawn_join_many() {
+    for workers in [1, 2] {
+        let rt = rt(workers);
+        let total = rt.block_on(|| {
+            let hs: Vec<_> = (0..10_000u64).map(|i| coio::spawn(move || i * 2)).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(total, 10_000 * 9_999);
+    }
+}
+
+#[test]
+fn join_from_plain_thread() {
+    let rt = rt(2);
+    let h = rt.spawn(|| {
+        coio::sleep(Duration::from_millis(20));
+        "done"
+    });
+    let t = std::thread::spawn(move || h.join().unwrap());
+    assert_eq!(t.join().unwrap(), "done");
+}
+
+#[test]
+fn join_returns_panic_payload_and_runtime_carries_on() {
+    let rt = rt(2);
+    rt.block_on(|| {
+        let h = coio::spawn(|| -> u32 { panic!("child failed") });
+        let p = h.join().unwrap_err();
+        assert_eq!(p.downcast_ref::<&str>(), Some(&"child failed"));
+        assert_eq!(coio::spawn(|| 5).join().unwrap(), 5);
+    });
+}
+
+#[test]
+fn is_finished_and_coroutine_handle() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        let h = coio::Builder::new()
+            .name("named-one")
+            .spawn(|| {
+                let me = coio::current();
+                (me.name().map(str::to_owned), me.id())
+            })
+            .unwrap();
+        let c = h.coroutine();
+        assert_eq!(c.name(), Some("named-one"));
+        let (name, id) = h.join().unwrap();
+        assert_eq!(name.as_deref(), Some("named-one"));
+        assert_eq!(id, c.id());
+        let h = coio::spawn(|| ());
+        while !h.is_finished() {
+            coio::yield_now();
+        }
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn is_coroutine() {
+    assert!(!coio::is_coroutine());
+    assert!(coio::run(coio::is_coroutine));
+}
+
+#[test]
+fn spawn_outside_runtime_panics_with_message() {
+    let p = catch_unwind(|| coio::spawn(|| ())).unwrap_err();
+    let msg = p.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("coio::run"), "{msg}");
+    let e = coio::Builder::new().spawn(|| ()).unwrap_err();
+    assert!(e.to_string().contains("coio::run"));
+}
+
+#[test]
+fn bad_worker_counts_are_errors() {
+    let e = Runtime::builder().workers(0).build().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let e = Runtime::builder()
+        .stack_size(usize::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn coio_workers_env() {
+    // Run in a child process: the environment is process-wide.
+    if let Ok(v) = std::env::var("COIO_TEST_ENV_CHILD") {
+        let r = Runtime::new();
+        match v.as_str() {
+            "3" => assert_eq!(r.unwrap().workers(), 3),
+            _ => {
+                let e = r.unwrap_err();
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+                assert!(e.to_string().contains("COIO_WORKERS"), "{e}");
+            }
+        }
+        return;
+    }
+    for (value, child) in [("3", "3"), ("zero", "bad"), ("0", "bad")] {
+        let st = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "coio_workers_env", "--nocapture"])
+            .env("COIO_WORKERS", value)
+            .env("COIO_TEST_ENV_CHILD", child)
+            .status()
+            .unwrap();
+        assert!(st.success(), "COIO_WORKERS={value}");
+    }
+}
+
+#[test]
+fn yield_interleaves() {
+    let rt = rt(1);
+    let log = rt.block_on(|| {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hs: Vec<_> = (0..2)
+            .map(|id| {
+                let log = log.clone();
+                coio::spawn(move || {
+                    for i in 0..3 {
+                        log.lock().unwrap().push((id, i));
+                        coio::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        Arc::try_unwrap(log).unwrap().into_inner().unwrap()
+    });
+    // Both made progress before either finished.
+    let first_done = log.iter().position(|&(_, i)| i == 2).unwrap();
+    assert!(log[..first_done].iter().any(|&(id, _)| id == 0));
+    assert!(log[..first_done].iter().any(|&(id, _)| id == 1));
+}
+
+#[test]
+fn sleep_duration() {
+    let rt = rt(2);
+    rt.block_on(|| {
+        for ms in [1u64, 10, 30] {
+            let t = Instant::now();
+            coio::sleep(Duration::from_millis(ms));
+            let e = t.elapsed();
+            assert!(e >= Duration::from_millis(ms), "{e:?}");
+            assert!(e < Duration::from_millis(ms + 50), "{e:?}");
+        }
+    });
+    // Plain thread.
+    let t = Instant::now();
+    coio::sleep(Duration::from_millis(5));
+    assert!(t.elapsed() >= Duration::from_millis(5));
+}
+
+#[test]
+fn many_sleepers_wake_in_order_of_deadline() {
+    let rt = rt(2);
+    rt.block_on(|| {
+        let start = Instant::now();
+        let hs: Vec<_> = (0..1000u64)
+            .map(|i| {
+                coio::spawn(move || {
+                    let d = Duration::from_millis(i % 50);
+                    coio::sleep(d);
+                    start.elapsed() >= d
+                })
+            })
+            .collect();
+        assert!(hs.into_iter().all(|h| h.join().unwrap()));
+    });
+}
+
+#[test]
+fn unpark_before_park_is_not_lost() {
+    let rt = rt(2);
+    rt.block_on(|| {
+        let me = coio::current();
+        me.unpark();
+        coio::park(); // returns at once: the token was there
+        // An unpark from another coroutine while we sleep is kept for the
+        // park after the sleep.
+        let h = coio::spawn(move || me.unpark());
+        coio::sleep(Duration::from_millis(20));
+        h.join().unwrap();
+        let t = Instant::now();
+        coio::park();
+        assert!(t.elapsed() < Duration::from_millis(500));
+    });
+}
+
+#[test]
+fn park_unpark_pingpong_across_workers() {
+    let rt = rt(2);
+    rt.block_on(|| {
+        const N: usize = 20_000;
+        let turn = Arc::new(AtomicUsize::new(0));
+        let main = coio::current();
+        let t2 = turn.clone();
+        let other = coio::spawn(move || {
+            for i in 0..N {
+                while t2.load(Acquire) != 2 * i + 1 {
+                    coio::park();
+                }
+                t2.store(2 * i + 2, Release);
+                main.unpark();
+            }
+        });
+        let oc = other.coroutine();
+        for i in 0..N {
+            turn.store(2 * i + 1, Release);
+            oc.unpark();
+            while turn.load(Acquire) != 2 * i + 2 {
+                coio::park();
+            }
+        }
+        other.join().unwrap();
+    });
+}
+
+#[test]
+fn park_timeout_times_out() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        let t = Instant::now();
+        coio::park_timeout(Duration::from_millis(20));
+        let e = t.elapsed();
+        assert!(e >= Duration::from_millis(19), "{e:?}");
+        // Unparked early: returns early.
+        let me = coio::current();
+        coio::spawn(move || {
+            coio::sleep(Duration::from_millis(5));
+            me.unpark();
+        });
+        let t = Instant::now();
+        coio::park_timeout(Duration::from_secs(10));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    });
+}
+
+#[test]
+fn unpark_from_plain_thread() {
+    let rt = rt(2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = Arc::new(AtomicBool::new(false));
+    let f2 = flag.clone();
+    let h = rt.spawn(move || {
+        tx.send(coio::current()).unwrap();
+        while !f2.load(Acquire) {
+            coio::park();
+        }
+        7
+    });
+    let c = rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    flag.store(true, Release);
+    c.unpark();
+    assert_eq!(h.join().unwrap(), 7);
+}
+
+/// Drops count destructors that ran during a cancellation.
+struct Noisy(Arc<AtomicUsize>);
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn cancel_each_kind_of_wait() {
+    let rt = rt(2);
+    rt.block_on(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        let sleeper = coio::spawn(move || {
+            let _n = Noisy(d);
+            coio::sleep(Duration::from_secs(3600));
+        });
+        let d = drops.clone();
+        let parker = coio::spawn(move || {
+            let _n = Noisy(d);
+            loop {
+                coio::park();
+            }
+        });
+        let d = drops.clone();
+        let timed = coio::spawn(move || {
+            let _n = Noisy(d);
+            loop {
+                coio::park_timeout(Duration::from_secs(3600));
+            }
+        });
+        let forever = coio::spawn(|| {
+            loop {
+                coio::park();
+            }
+        });
+        let fc = forever.coroutine();
+        let d = drops.clone();
+        let joiner = coio::spawn(move || {
+            let _n = Noisy(d);
+            let _ = forever.join();
+        });
+        let d = drops.clone();
+        let yielder = coio::spawn(move || {
+            let _n = Noisy(d);
+            loop {
+                coio::yield_now();
+            }
+        });
+        coio::sleep(Duration::from_millis(20));
+        for h in [&sleeper, &parker, &timed, &joiner, &yielder] {
+            h.cancel();
+        }
+        for h in [sleeper, parker, timed, joiner, yielder] {
+            let p = h.join().unwrap_err();
+            assert!(p.is::<Cancelled>());
+        }
+        assert_eq!(drops.load(SeqCst), 5);
+        // The joined-on coroutine was not cancelled; cancel it through a
+        // second handle-less path: unpark does not cancel, so it still runs.
+        fc.unpark();
+    });
+}
+
+#[test]
+fn cancel_before_start_never_runs() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        let ran = Arc::new(AtomicBool::new(false));
+        let r2 = ran.clone();
+        let h = coio::spawn(move || r2.store(true, SeqCst));
+        h.cancel();
+        assert!(h.join().unwrap_err().is::<Cancelled>());
+        assert!(!ran.load(SeqCst));
+    });
+}
+
+#[test]
+fn cancel_from_plain_thread_and_finished() {
+    let rt = rt(2);
+    let h = rt.spawn(|| coio::sleep(Duration::from_secs(3600)));
+    std::thread::sleep(Duration::from_millis(10));
+    h.cancel();
+    assert!(h.join().unwrap_err().is::<Cancelled>());
+    let h = rt.spawn(|| 3);
+    while !h.is_finished() {
+        std::thread::yield_now();
+    }
+    h.cancel();
+    assert_eq!(h.join().unwrap(), 3);
+}
+
+#[test]
+fn shutdown_unwinds_everything() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let handles = {
+        let rt = rt(2);
+        let d = drops.clone();
+        rt.block_on(move || {
+            let mut hs = Vec::new();
+            for i in 0..1000 {
+                let d = d.clone();
+                hs.push(coio::spawn(move || {
+                    let _n = Noisy(d);
+                    match i % 3 {
+                        0 => coio::sleep(Duration::from_secs(3600)),
+                        1 => loop {
+                            coio::park()
+                        },
+                        _ => loop {
+                            coio::yield_now()
+                        },
+                    }
+                }));
+            }
+            coio::sleep(Duration::from_millis(50));
+            hs
+        })
+        // The runtime drops here.
+    };
+    assert_eq!(drops.load(SeqCst), 1000);
+    for h in handles {
+        assert!(h.join().unwrap_err().is::<Cancelled>());
+    }
+}
+
+#[test]
+fn shutdown_drops_unstarted() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    {
+        let rt = rt(1);
+        let d = drops.clone();
+        rt.block_on(move || {
+            for _ in 0..100 {
+                let n = Noisy(d.clone());
+                coio::spawn(move || {
+                    let _n = n;
+                    coio::park();
+                });
+            }
+        });
+    }
+    assert_eq!(drops.load(SeqCst), 100);
+}
+
+#[test]
+fn scope_borrows_and_joins_all() {
+    let rt = rt(2);
+    let mut data = vec![1u64, 2, 3, 4];
+    let counter = AtomicUsize::new(0);
+    rt.block_on(|| {
+        coio::scope(|s| {
+            for x in data.iter_mut() {
+                let counter = &counter;
+                s.spawn(move || {
+                    coio::sleep(Duration::from_millis(*x));
+                    *x *= 10;
+                    counter.fetch_add(1, SeqCst);
+                });
+            }
+        });
+    });
+    assert_eq!(data, [10, 20, 30, 40]);
+    assert_eq!(counter.load(SeqCst), 4);
+}
+
+#[test]
+fn scope_survives_forgotten_handles() {
+    let rt = rt(2);
+    let flag = AtomicBool::new(false);
+    rt.block_on(|| {
+        coio::scope(|s| {
+            let h = s.spawn(|| {
+                coio::sleep(Duration::from_millis(30));
+                flag.store(true, SeqCst);
+            });
+            std::mem::forget(h);
+        });
+        // The scope waited although the handle was forgotten.
+        assert!(flag.load(SeqCst));
+    });
+}
+
+#[test]
+fn scope_reports_unjoined_panic() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            coio::scope(|s| {
+                s.spawn(|| panic!("scoped child"));
+            })
+        }));
+        assert!(r.is_err());
+        // Joined panics are the caller's to handle.
+        coio::scope(|s| {
+            let h = s.spawn(|| panic!("joined child"));
+            assert!(h.join().is_err());
+        });
+    });
+}
+
+#[test]
+fn cancelled_scope_owner_cancels_children_and_waits() {
+    let rt = rt(2);
+    let data = vec![1, 2, 3];
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d2 = drops.clone();
+    rt.block_on(|| {
+        let owner = coio::scope(|outer| {
+            let h = outer.spawn(|| {
+                coio::scope(|s| {
+                    for _ in 0..3 {
+                        let d = d2.clone();
+                        let data = &data;
+                        s.spawn(move || {
+                            let _n = Noisy(d);
+                            loop {
+                                coio::park_timeout(Duration::from_secs(3600));
+                                assert_eq!(data.len(), 3);
+                            }
+                        });
+                    }
+                });
+            });
+            coio::sleep(Duration::from_millis(20));
+            h.cancel();
+            h.join()
+        });
+        assert!(owner.is_err());
+    });
+    assert_eq!(drops.load(SeqCst), 3);
+}
+
+coio::coroutine_local! {
+    static LOCAL_ID: Cell<u64> = Cell::new(0);
+    static DROPPED: DropMark = DropMark(Cell::new(false));
+}
+
+struct DropMark(Cell<bool>);
+static LOCAL_DROPS: AtomicUsize = AtomicUsize::new(0);
+impl Drop for DropMark {
+    fn drop(&mut self) {
+        LOCAL_DROPS.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn coroutine_locals_are_per_coroutine() {
+    let rt = rt(2);
+    rt.block_on(|| {
+        let hs: Vec<_> = (1..=100u64)
+            .map(|i| {
+                coio::spawn(move || {
+                    LOCAL_ID.with(|c| c.set(i));
+                    DROPPED.with(|d| d.0.set(true));
+                    coio::sleep(Duration::from_millis(i % 7));
+                    coio::yield_now();
+                    LOCAL_ID.with(Cell::get)
+                })
+            })
+            .collect();
+        for (i, h) in (1..=100u64).zip(hs) {
+            assert_eq!(h.join().unwrap(), i);
+        }
+        assert_eq!(LOCAL_ID.with(Cell::get), 0);
+    });
+    assert_eq!(LOCAL_DROPS.load(SeqCst), 100);
+    // Plain threads get their own value too.
+    LOCAL_ID.with(|c| c.set(5));
+    assert_eq!(
+        std::thread::spawn(|| LOCAL_ID.with(Cell::get))
+            .join()
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn builder_stack_size_and_errors() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        let h = coio::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(|| {
+                // Uses more than the default 128 KiB.
+                let buf = [7u8; 512 * 1024];
+                std::hint::black_box(&buf)[1000]
+            })
+            .unwrap();
+        assert_eq!(h.join().unwrap(), 7);
+        let e = coio::Builder::new()
+            .stack_size(usize::MAX)
+            .spawn(|| ())
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    });
+}
+
+#[test]
+fn block_on_from_coroutine_panics() {
+    let rt = Arc::new(rt(1));
+    let rt2 = rt.clone();
+    let r = rt.block_on(move || catch_unwind(AssertUnwindSafe(|| rt2.block_on(|| ()))).is_err());
+    assert!(r);
+}
+
+#[test]
+fn idle_runtime_burns_no_cpu() {
+    fn cpu_time() -> Duration {
+        // SAFETY: rusage is plain data; all zeroes is a valid value.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid out-pointer.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+    // A child process so that other tests' threads do not count.
+    if std::env::var("COIO_TEST_IDLE_CHILD").is_ok() {
+        let rt = rt(2);
+        rt.block_on(|| {
+            for _ in 0..100 {
+                coio::spawn(coio::park);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let before = cpu_time();
+        std::thread::sleep(Duration::from_secs(1));
+        let used = cpu_time() - before;
+        println!("idle cpu: {used:?}");
+        assert!(
+            used < Duration::from_millis(5),
+            "idle runtime used {used:?} of CPU in 1 s"
+        );
+        std::process::exit(0);
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "idle_runtime_burns_no_cpu", "--nocapture"])
+        .env("COIO_TEST_IDLE_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
