@@ -28,7 +28,7 @@
 //! load.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst, fence};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst, fence};
 
 const SEARCH_MASK: usize = 0xffff;
 const UNPARKED_ONE: usize = 1 << 16;
@@ -80,6 +80,20 @@ impl Idle {
     pub(crate) fn notify_work(&self) -> Option<usize> {
         fence(SeqCst);
         let s = self.state.load(SeqCst);
+        if s & SEARCH_MASK != 0 || s >> 16 >= self.workers {
+            return None;
+        }
+        self.notify_slow()
+    }
+
+    /// [`notify_work`](Self::notify_work) for work a worker pushed on its
+    /// own `fresh` queue, without the fence: if the counts read here are
+    /// stale, a sleeper that could have helped stays asleep, but the work is
+    /// not lost, because the pushing worker runs its own queue before it
+    /// ever parks. This keeps a SeqCst fence off every spawn.
+    #[inline]
+    pub(crate) fn notify_local_work(&self) -> Option<usize> {
+        let s = self.state.load(Relaxed);
         if s & SEARCH_MASK != 0 || s >> 16 >= self.workers {
             return None;
         }

@@ -418,7 +418,7 @@ impl Local {
     #[inline]
     pub(crate) fn spawn(&self, task: TaskRef) {
         self.fresh.push(task);
-        if let Some(i) = self.shared.idle.notify_work() {
+        if let Some(i) = self.shared.idle.notify_local_work() {
             self.shared.remotes[i].unpark();
         }
     }
