@@ -51,7 +51,7 @@ pub(crate) fn wait_until(
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return done();
             }
-            l.block_current(deadline);
+            l.block_current(deadline, false);
             if done() {
                 return true;
             }
@@ -162,13 +162,10 @@ fn park_impl(deadline: Option<Instant>) {
         return;
     };
     check_cancel(l);
-    if l.with_current(|t| t.header().take_token()) {
-        return;
-    }
-    l.block_current(deadline);
-    // Woken: by unpark (take its token), by the timer, or spuriously.
+    l.block_current(deadline, true);
+    // Woken: by unpark (which handed over the token), by the timer, by a
+    // cancellation, or spuriously.
     if let Some(l) = worker::coroutine_local() {
-        l.with_current(|t| t.header().take_token());
         check_cancel(l);
     }
 }

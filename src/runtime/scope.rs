@@ -197,7 +197,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                     cancelled = true;
                     let children: Vec<TaskRef> = data.lock_children().clone();
                     for c in children {
-                        task::cancel(c);
+                        task::cancel(&*c);
                     }
                 }
                 data.running.load(Acquire) == 0

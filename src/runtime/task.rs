@@ -16,11 +16,11 @@
 //! # The scheduling state (`Header::state`)
 //!
 //! ```text
-//!            block()                    wake() (any thread)
-//!  RUNNABLE ─────────► WAITING ──────────────────────────► RUNNABLE (queued on home)
-//!     │  ▲ wake() while RUNNABLE sets WAKE; the next block() consumes it
-//!     │  │ and returns at once instead of suspending
-//!     └──┴─ finish ──► FINISHED (wake is a no-op)
+//!            block() / park()                wake() / unpark() (any thread)
+//!  RUNNABLE ─────────────────► WAITING ─────────────────────────► RUNNABLE (queued on home)
+//!     │  ▲ a wake while RUNNABLE sets WAKE (an unpark sets TOKEN); the
+//!     │  │ next block() (park()) consumes it and returns at once
+//!     └──┴─ finish ──► FINISHED (wakes are no-ops)
 //! ```
 //!
 //! `RUNNABLE` covers queued and running: a task is in at most one run queue
@@ -29,7 +29,24 @@
 //! wait safe against a wake that arrives between "checked the condition"
 //! and "suspended": waits re-check their condition after every return of
 //! `block`, so a wake is a hint ("look again"), never lost. `CANCEL` is
-//! sticky (see `Header::cancel`).
+//! sticky (see `Header::set_cancel`).
+//!
+//! The park token of `park`/`unpark` lives in the same word: `TOKEN` is
+//! the token; `PARKED` marks a WAITING task that waits in `park`, which an
+//! unpark wakes and hands the token to in the same CAS. A task waiting for
+//! anything else (a sleep, a join) is not woken by an unpark: the token
+//! just waits for its next `park`. A park/unpark handoff is therefore one
+//! atomic operation on each side.
+//!
+//! # Who owns a task
+//!
+//! A fresh task is owned by the queue that holds it (a `TaskRef`). When it
+//! starts, that reference moves into its home worker's registry, which
+//! keeps the task alive until its coroutine finishes. From then on the run
+//! queues, the LIFO slot and the inboxes hold [`Started`] pointers that own
+//! nothing: a queued started task is unfinished (it can only finish by
+//! being dequeued and run), so the registry keeps it alive, and waking or
+//! yielding costs no reference-count traffic.
 //!
 //! # Home-local fields
 //!
@@ -43,6 +60,7 @@ use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering::*};
 use std::thread::{self, Thread};
@@ -67,6 +85,10 @@ const STATE_MASK: u32 = 3;
 const WAKE: u32 = 4;
 /// `cancel` was called (sticky).
 const CANCEL: u32 = 8;
+/// The park token is available.
+const TOKEN: u32 = 16;
+/// The task is WAITING in `park` (an unpark wakes it).
+const PARKED: u32 = 32;
 
 /// `Header::join`: the result is stored.
 const COMPLETE: u8 = 1;
@@ -101,7 +123,7 @@ impl Waiter {
     #[inline]
     pub(crate) fn wake(self) {
         match self {
-            Waiter::Coroutine(t) => wake(t),
+            Waiter::Coroutine(t) => wake(&*t),
             Waiter::Thread(t) => t.unpark(),
         }
     }
@@ -126,8 +148,6 @@ pub(crate) struct Header {
     state: AtomicU32,
     /// COMPLETE and JOIN_WAITER bits.
     join: AtomicU8,
-    /// The park token of `park`/`unpark` (std's semantics).
-    token: AtomicU8,
     /// The joiner, once JOIN_WAITER is set; read by the completer only.
     join_waiter: UnsafeCell<Option<Waiter>>,
     /// The home worker's shared half (set at the first run, before the task
@@ -187,7 +207,6 @@ impl Header {
         Header {
             state: AtomicU32::new(RUNNABLE),
             join: AtomicU8::new(0),
-            token: AtomicU8::new(0),
             join_waiter: UnsafeCell::new(None),
             home: AtomicPtr::new(ptr::null_mut()),
             id: next_id(),
@@ -248,16 +267,70 @@ impl Header {
         }
     }
 
-    /// Sets the park token; true if it was not set already.
+    /// Prepares the running task to suspend in `park`: takes the token or a
+    /// pending wake (returns false: do not suspend; a wake makes the park
+    /// return spuriously, which `park` allows) or moves to WAITING|PARKED.
     #[inline]
-    pub(crate) fn set_token(&self) -> bool {
-        self.token.swap(1, Release) == 0
+    pub(crate) fn prepare_park(&self) -> bool {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            debug_assert_eq!(s & STATE_MASK, RUNNABLE);
+            let (new, suspend) = if s & (TOKEN | WAKE) != 0 {
+                (s & !(TOKEN | WAKE), false)
+            } else {
+                ((s & !STATE_MASK) | WAITING | PARKED, true)
+            };
+            match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
+                Ok(_) => return suspend,
+                Err(now) => s = now,
+            }
+        }
     }
 
-    /// Takes the park token; true if it was set.
+    /// Makes the park token available. Returns true if the task was
+    /// parked: it is now RUNNABLE, holding the token, and the caller must
+    /// queue it.
     #[inline]
-    pub(crate) fn take_token(&self) -> bool {
-        self.token.load(Relaxed) != 0 && self.token.swap(0, Acquire) != 0
+    fn unpark(&self) -> bool {
+        let mut s = self.state.load(Acquire);
+        loop {
+            let new = if s & STATE_MASK == WAITING && s & PARKED != 0 {
+                // The wake hands the token over: park returns.
+                (s & !(STATE_MASK | PARKED)) | RUNNABLE
+            } else if s & STATE_MASK == FINISHED || s & TOKEN != 0 {
+                return false;
+            } else {
+                s | TOKEN
+            };
+            match self.state.compare_exchange_weak(s, new, AcqRel, Acquire) {
+                Ok(_) => return new & STATE_MASK != s & STATE_MASK,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Wakes the task: WAITING → RUNNABLE (true: the caller must queue it),
+    /// else a WAKE hint for its next block.
+    #[inline]
+    fn wake(&self) -> bool {
+        let mut s = self.state.load(Acquire);
+        loop {
+            let new = match s & STATE_MASK {
+                WAITING => (s & !(STATE_MASK | PARKED)) | RUNNABLE,
+                RUNNABLE if s & WAKE == 0 => s | WAKE,
+                _ => return false,
+            };
+            match self.state.compare_exchange_weak(s, new, AcqRel, Acquire) {
+                Ok(_) => return s & STATE_MASK == WAITING,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// The home worker's shared half. Only valid once the task started.
+    #[inline]
+    fn home(&self) -> *const Remote {
+        self.home.load(Relaxed)
     }
 
     /// Whether the task's result is stored (it will not run again).
@@ -299,9 +372,11 @@ impl Header {
 }
 
 /// A queued task, as the scheduler sees it.
+///
+/// Its only implementor is [`TaskCell`], which is `repr(C)` with the
+/// [`Header`] first: the header is found from a `dyn Task` (or `dyn
+/// Output<T>`) pointer without a virtual call (see `header` below).
 pub(crate) trait Task: Send + Sync {
-    fn header(&self) -> &Header;
-
     /// Builds the coroutine of a fresh task on `stack`.
     ///
     /// # Safety
@@ -333,7 +408,27 @@ enum Stage<F, T> {
     Taken,
 }
 
+impl dyn Task + '_ {
+    /// The task's header.
+    #[inline(always)]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: every task is a `TaskCell`, `repr(C)` with the header as
+        // its first field: the data pointer is the header's address.
+        unsafe { &*(self as *const dyn Task).cast::<Header>() }
+    }
+}
+
+impl<T> dyn Output<T> + '_ {
+    /// The task's header.
+    #[inline(always)]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: as for `dyn Task`.
+        unsafe { &*(self as *const dyn Output<T>).cast::<Header>() }
+    }
+}
+
 /// A task with its closure type and result type.
+#[repr(C)]
 pub(crate) struct TaskCell<F, T> {
     header: Header,
     /// Fresh until it starts (the starting worker takes the closure: only
@@ -352,6 +447,8 @@ where
     T: Send + 'static,
 {
     pub(crate) fn new(f: F, name: Option<Box<str>>, stack_size: usize) -> Arc<Self> {
+        // `<dyn Task>::header` relies on this.
+        const { assert!(std::mem::offset_of!(TaskCell<F, T>, header) == 0) };
         Arc::new(TaskCell {
             header: Header::new(name, stack_size),
             stage: UnsafeCell::new(Stage::Fresh(f)),
@@ -380,11 +477,6 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    #[inline(always)]
-    fn header(&self) -> &Header {
-        &self.header
-    }
-
     unsafe fn make_coroutine(&self, stack: Stack) -> RawCoroutine {
         // SAFETY: `entry` takes the task pointer it is given (kept alive by
         // the home worker's registry: caller) and ends with `arch::finish`.
@@ -446,28 +538,89 @@ where
 /// Wakes a task: queues it on its home worker if it was waiting, else
 /// leaves a WAKE hint for its next `block`. Any thread.
 #[inline]
-pub(crate) fn wake(task: TaskRef) {
-    let h = task.header();
-    let mut s = h.state.load(Acquire);
-    loop {
-        let new = match s & STATE_MASK {
-            WAITING => (s & !STATE_MASK) | RUNNABLE,
-            RUNNABLE if s & WAKE == 0 => s | WAKE,
-            _ => return,
-        };
-        match h.state.compare_exchange_weak(s, new, AcqRel, Acquire) {
-            Ok(_) if s & STATE_MASK == WAITING => break,
-            Ok(_) => return,
-            Err(now) => s = now,
-        }
+pub(crate) fn wake(task: &dyn Task) {
+    if task.header().wake() {
+        queue_woken(task);
     }
-    // We moved it out of WAITING: it can neither run nor finish before we
-    // queue it, so its home (set before it could wait) is alive.
-    let home = h.home.load(Relaxed);
+}
+
+/// Unparks a task (see `Header::unpark`). Any thread.
+#[inline]
+pub(crate) fn unpark(task: &dyn Task) {
+    if task.header().unpark() {
+        queue_woken(task);
+    }
+}
+
+/// Queues a started task that the caller just moved out of WAITING.
+#[inline]
+fn queue_woken(task: &dyn Task) {
+    // It can neither run nor finish before we queue it, so its home (set
+    // before it could wait) and its registry entry are alive.
+    let home = task.header().home();
     debug_assert!(!home.is_null());
     // SAFETY: see above: the runtime (which owns every `Remote`) cannot
     // finish shutting down while this task is unfinished.
-    super::worker::schedule_started(unsafe { &*home }, task);
+    super::worker::schedule_started(unsafe { &*home }, Started::of(task));
+}
+
+/// A non-owning pointer to a started, unfinished task, as the run queues
+/// hold it (see "Who owns a task" in the module docs).
+#[derive(Clone, Copy)]
+pub(crate) struct Started(NonNull<dyn Task>);
+
+// SAFETY: it points to a `Task`, which is Send + Sync; its validity rests
+// on the registry (module docs), not on the thread that holds it.
+unsafe impl Send for Started {}
+
+impl Started {
+    /// The pointer to `task`, which must live in an `Arc` (every task
+    /// does: `TaskCell::new`), possibly seen through another trait (a join
+    /// handle's `Output<T>`): the data pointer is the same. It stays valid
+    /// while the task is in its home registry and unfinished.
+    #[inline(always)]
+    pub(crate) fn of(task: &dyn Task) -> Started {
+        let p = NonNull::from(task);
+        // SAFETY: only the trait object's lifetime bound changes (same
+        // layout); every task type is 'static (`TaskCell` requires it).
+        Started(unsafe {
+            std::mem::transmute::<NonNull<dyn Task + '_>, NonNull<dyn Task + 'static>>(p)
+        })
+    }
+
+    /// The task.
+    ///
+    /// # Safety
+    /// The task must still be unfinished (queued, running or waiting), so
+    /// that its registry entry keeps it alive for `'a`.
+    #[inline(always)]
+    pub(crate) unsafe fn get<'a>(self) -> &'a dyn Task {
+        // SAFETY: caller.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// An owning reference to the task.
+    ///
+    /// # Safety
+    /// As for [`get`](Self::get).
+    #[inline]
+    pub(crate) unsafe fn to_ref(self) -> TaskRef {
+        let p = self.0.as_ptr().cast_const();
+        // SAFETY: `p` points into a live Arc allocation of the task's own
+        // concrete type (caller; see `of`), and a `dyn Task` pointer to it
+        // carries that type's layout in its vtable; we take one more strong
+        // count for the new Arc.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        }
+    }
+
+    /// Whether both point to the same task.
+    #[inline]
+    pub(crate) fn same(self, other: Started) -> bool {
+        std::ptr::addr_eq(self.0.as_ptr(), other.0.as_ptr())
+    }
 }
 
 /// A handle to a coroutine: its id, its name, and `unpark`. Cheap to clone;
@@ -503,9 +656,7 @@ impl Coroutine {
     /// Does nothing once the coroutine has finished.
     #[inline]
     pub fn unpark(&self) {
-        if self.0.header().set_token() {
-            wake(self.0.clone());
-        }
+        unpark(&*self.0);
     }
 }
 
@@ -554,7 +705,7 @@ impl<T> JoinHandle<T> {
     /// does nothing. A coroutine that never reaches a blocking point runs
     /// to its end.
     pub fn cancel(&self) {
-        cancel(self.task.clone());
+        cancel(&*self.task);
     }
 
     /// A handle to the coroutine.
@@ -564,7 +715,7 @@ impl<T> JoinHandle<T> {
 }
 
 /// Requests cancellation of a task and wakes it.
-pub(crate) fn cancel(task: TaskRef) {
+pub(crate) fn cancel(task: &dyn Task) {
     if task.header().set_cancel() {
         wake(task);
     }

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 
 use super::Shared;
-use super::task::{self, Cancelled, TaskRef};
+use super::task::{self, Cancelled, Started, Task, TaskRef};
 use super::timer::Timers;
 use crate::arch;
 use crate::coroutine::SUSPENDED;
@@ -96,7 +96,7 @@ pub(crate) struct Remote {
 
 #[derive(Default)]
 struct Inbox {
-    tasks: Vec<TaskRef>,
+    tasks: Vec<Started>,
     parked: bool,
 }
 
@@ -118,7 +118,7 @@ impl Remote {
     /// runtime is touched after the lock is released (the task may run,
     /// finish and the runtime shut down right after it), except the
     /// thread handle cloned under the lock.
-    fn push(&self, task: TaskRef) {
+    fn push(&self, task: Started) {
         let mut inbox = self.lock();
         inbox.tasks.push(task);
         self.has_inbox.store(true, Release);
@@ -179,11 +179,11 @@ pub(crate) struct Local {
     index: usize,
     pub(crate) shared: Arc<Shared>,
     fresh: Deque<TaskRef>,
-    ready: RefCell<VecDeque<TaskRef>>,
-    lifo: Cell<Option<TaskRef>>,
+    ready: RefCell<VecDeque<Started>>,
+    lifo: Cell<Option<Started>>,
     lifo_streak: Cell<u8>,
     /// The coroutine running now (None in the scheduler loop).
-    current: RefCell<Option<TaskRef>>,
+    current: Cell<Option<Started>>,
     /// Its link slot (where `arch::suspend` finds the way back).
     link: Cell<*mut usize>,
     /// What to do after the running coroutine suspends.
@@ -192,7 +192,7 @@ pub(crate) struct Local {
     pub(crate) timers: RefCell<Timers>,
     registry: RefCell<Registry>,
     /// A spare vector swapped with the inbox's (keeps both allocations).
-    spare: RefCell<Vec<TaskRef>>,
+    spare: RefCell<Vec<Started>>,
     rng: Cell<u64>,
     searching: Cell<bool>,
     /// Shutdown has begun for this worker (registry cancelled).
@@ -223,7 +223,7 @@ pub(crate) fn coroutine_local<'a>() -> Option<&'a Local> {
 
 /// Queues a started task woken by anyone: locally if this thread is its
 /// home worker, else through the home's inbox.
-pub(crate) fn schedule_started(home: &Remote, task: TaskRef) {
+pub(crate) fn schedule_started(home: &Remote, task: Started) {
     if let Some(l) = local()
         && ptr::eq(l.remote(), home)
     {
@@ -242,7 +242,7 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRe
         ready: RefCell::new(VecDeque::with_capacity(256)),
         lifo: Cell::new(None),
         lifo_streak: Cell::new(0),
-        current: RefCell::new(None),
+        current: Cell::new(None),
         link: Cell::new(ptr::null_mut()),
         after: Cell::new(AFTER_NONE),
         tick: Cell::new(0),
@@ -276,31 +276,34 @@ impl Local {
 
     /// The running coroutine.
     #[inline]
-    pub(crate) fn current_task(&self) -> TaskRef {
+    fn current_started(&self) -> Started {
         self.current
-            .borrow()
-            .clone()
+            .get()
             .expect("coio: no coroutine is running on this worker")
+    }
+
+    /// An owning reference to the running coroutine.
+    #[inline]
+    pub(crate) fn current_task(&self) -> TaskRef {
+        // SAFETY: the running task is unfinished.
+        unsafe { self.current_started().to_ref() }
     }
 
     /// Runs `f` with the running coroutine (no reference count change).
     #[inline]
-    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&TaskRef) -> R) -> R {
-        f(self
-            .current
-            .borrow()
-            .as_ref()
-            .expect("coio: no coroutine is running on this worker"))
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&dyn Task) -> R) -> R {
+        // SAFETY: the running task is unfinished.
+        f(unsafe { self.current_started().get() })
     }
 
     fn run(&self) {
         loop {
-            if let Some(t) = self.next_task() {
-                self.run_task(t);
+            if let Some(job) = self.next_task() {
+                self.run_job(job);
                 continue;
             }
-            if let Some(t) = self.find_work() {
-                self.run_task(t);
+            if let Some(job) = self.find_work() {
+                self.run_job(job);
                 continue;
             }
             if self.shared.closed.load(Acquire) {
@@ -322,7 +325,7 @@ impl Local {
     /// Picks the next coroutine to run from the local queues, the inbox and
     /// the injector.
     #[inline]
-    fn next_task(&self) -> Option<TaskRef> {
+    fn next_task(&self) -> Option<Job> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick.is_multiple_of(FAIRNESS_TICKS) {
@@ -331,14 +334,14 @@ impl Local {
                 self.begin_close();
             }
             if let Some(t) = self.steal_injector() {
-                return Some(t);
+                return Some(Job::Fresh(t));
             }
         }
         if let Some(t) = self.lifo.take() {
             let streak = self.lifo_streak.get();
             if streak < LIFO_STREAK {
                 self.lifo_streak.set(streak + 1);
-                return Some(t);
+                return Some(Job::Started(t));
             }
             self.ready.borrow_mut().push_back(t);
         }
@@ -349,20 +352,20 @@ impl Local {
         }
         if tick & 1 == 0 {
             if let Some(t) = self.ready.borrow_mut().pop_front() {
-                return Some(t);
+                return Some(Job::Started(t));
             }
             if let Some(t) = self.fresh.pop() {
-                return Some(t);
+                return Some(Job::Fresh(t));
             }
         } else {
             if let Some(t) = self.fresh.pop() {
-                return Some(t);
+                return Some(Job::Fresh(t));
             }
             if let Some(t) = self.ready.borrow_mut().pop_front() {
-                return Some(t);
+                return Some(Job::Started(t));
             }
         }
-        self.steal_injector()
+        self.steal_injector().map(Job::Fresh)
     }
 
     /// Moves the inbox into `ready`.
@@ -387,7 +390,7 @@ impl Local {
         if timers.is_empty() {
             return;
         }
-        timers.fire(Instant::now(), task::wake);
+        timers.fire(Instant::now(), |t| task::wake(&*t));
     }
 
     fn steal_injector(&self) -> Option<TaskRef> {
@@ -403,7 +406,7 @@ impl Local {
     /// Queues a task woken on this, its home, worker: into the LIFO slot if
     /// a coroutine woke it (message-passing locality), else into `ready`.
     #[inline]
-    fn push_woken(&self, task: TaskRef) {
+    fn push_woken(&self, task: Started) {
         if self.in_coroutine() {
             if let Some(old) = self.lifo.replace(Some(task)) {
                 self.ready.borrow_mut().push_back(old);
@@ -423,29 +426,39 @@ impl Local {
         }
     }
 
-    /// Resumes `task` until it suspends or finishes (starting it first if
-    /// it is fresh).
-    fn run_task(&self, task: TaskRef) {
-        let h = task.header();
+    /// Runs a job: starts a fresh task first.
+    #[inline]
+    fn run_job(&self, job: Job) {
+        let task = match job {
+            Job::Started(t) => t,
+            Job::Fresh(t) => match self.start(t) {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        self.run_task(task);
+    }
+
+    /// Resumes a started task of this worker until it suspends or finishes.
+    #[inline]
+    fn run_task(&self, task: Started) {
+        // SAFETY: a queued task is unfinished; the registry keeps it alive
+        // until `finished` below.
+        let h = unsafe { task.get() }.header();
         let raw = h.local.raw.get();
-        // SAFETY: home-local (we are its home, or it is fresh and we
-        // dequeued it); no reference into it is held across the switch.
-        if unsafe { (*raw).is_none() } && !self.start(&task) {
-            return;
-        }
-        // SAFETY: as above; it was just checked or made to be Some.
+        // SAFETY: home-local (we are its home); no reference into it is
+        // held across the switch.
         let link = unsafe { (*raw).as_ref().map_or(ptr::null_mut(), |r| r.link()) };
-        *self.current.borrow_mut() = Some(task);
+        debug_assert!(!link.is_null());
+        self.current.set(Some(task));
         self.link.set(link);
-        // SAFETY: the coroutine is started or fresh (not finished: finished
-        // tasks are never queued), homed on this thread; it expects no
-        // argument. The task is kept alive by `current`. The `&mut` is to
-        // the `raw` field alone; the coroutine's code touches other fields.
+        // SAFETY: the coroutine is started (fresh or suspended, not
+        // finished: finished tasks are never queued), homed on this thread;
+        // it expects no argument. The `&mut` is to the `raw` field alone;
+        // the coroutine's code touches other fields.
         let (_, status) = unsafe { (*raw).as_mut().map_or((0, 0), |r| r.resume(0, 0)) };
         self.link.set(ptr::null_mut());
-        let Some(task) = self.current.borrow_mut().take() else {
-            return;
-        };
+        self.current.set(None);
         if status == SUSPENDED {
             if self.after.replace(AFTER_NONE) == AFTER_YIELD {
                 self.ready.borrow_mut().push_back(task);
@@ -456,13 +469,14 @@ impl Local {
     }
 
     /// First run of a fresh task on this worker: it gets a stack and this
-    /// worker as its home. False if it was abandoned instead.
+    /// worker as its home, and its reference moves into the registry. None
+    /// if it was abandoned instead.
     #[cold]
-    fn start(&self, task: &TaskRef) -> bool {
+    fn start(&self, task: TaskRef) -> Option<Started> {
         let h = task.header();
         if h.is_cancelled() || self.shared.closed.load(Relaxed) {
             task.abandon(Box::new(Cancelled));
-            return false;
+            return None;
         }
         let size = if h.stack_size == 0 {
             self.shared.stack_size
@@ -475,7 +489,7 @@ impl Local {
                 let msg = format!("coio: no stack for a new coroutine: {e}");
                 eprintln!("{msg}");
                 task.abandon(Box::new(msg));
-                return false;
+                return None;
             }
         };
         stack.set_owner(h.name.as_deref(), h.id);
@@ -485,16 +499,18 @@ impl Local {
         let coroutine = unsafe { task.make_coroutine(stack) };
         // SAFETY: home-local, not borrowed anywhere.
         unsafe { *h.local.raw.get() = Some(coroutine) };
-        h.local
-            .slot
-            .set(self.registry.borrow_mut().insert(task.clone()));
-        true
+        let started = Started::of(&*task);
+        let slot = self.registry.borrow_mut().insert(task);
+        // SAFETY: just registered.
+        unsafe { started.get() }.header().local.slot.set(slot);
+        Some(started)
     }
 
     /// The task's coroutine finished: free its stack, drop it from the
-    /// registry.
-    fn finished(&self, task: TaskRef) {
-        let h = task.header();
+    /// registry (possibly its last reference: `task` dangles after this).
+    fn finished(&self, task: Started) {
+        // SAFETY: still in the registry.
+        let h = unsafe { task.get() }.header();
         h.set_finished();
         // SAFETY: home-local; the coroutine is finished.
         if let Some(raw) = unsafe { (*h.local.raw.get()).take() } {
@@ -507,7 +523,7 @@ impl Local {
 
     /// With nothing queued: look at the inbox and timers, steal if allowed
     /// to search, spinning for up to [`SPIN`]. None: time to park.
-    fn find_work(&self) -> Option<TaskRef> {
+    fn find_work(&self) -> Option<Job> {
         if !self.searching.get() && !self.closing.get() && self.shared.idle.try_search() {
             self.searching.set(true);
         }
@@ -516,20 +532,19 @@ impl Local {
         loop {
             self.drain_inbox();
             self.fire_timers();
-            let local = self
-                .ready
-                .borrow_mut()
-                .pop_front()
-                .or_else(|| self.fresh.pop());
-            if let Some(t) = local {
+            let local = match self.ready.borrow_mut().pop_front() {
+                Some(t) => Some(Job::Started(t)),
+                None => self.fresh.pop().map(Job::Fresh),
+            };
+            if let Some(job) = local {
                 self.stop_searching();
-                return Some(t);
+                return Some(job);
             }
             if self.searching.get()
                 && let Some(t) = self.steal()
             {
                 self.stop_searching();
-                return Some(t);
+                return Some(Job::Fresh(t));
             }
             if self.shared.closed.load(Relaxed) {
                 self.stop_searching();
@@ -644,7 +659,7 @@ impl Local {
             .cloned()
             .collect();
         for t in tasks {
-            task::cancel(t);
+            task::cancel(&*t);
         }
         while let Some(t) = self.fresh.pop() {
             t.abandon(Box::new(Cancelled));
@@ -675,17 +690,25 @@ impl Local {
     }
 
     /// Blocks the running coroutine until it is woken or `deadline` passes
-    /// (a hint either way: callers re-check their condition).
+    /// (a hint either way: callers re-check their condition). With `park`,
+    /// an unpark wakes it too and the park token is taken (see `task`).
     #[inline(never)]
-    pub(crate) fn block_current(&self, deadline: Option<Instant>) {
+    pub(crate) fn block_current(&self, deadline: Option<Instant>, park: bool) {
         if thread::panicking() {
-            return self.block_in_place(deadline);
+            return self.block_in_place(deadline, park);
         }
         let timer = deadline.map(|d| {
             let task = self.current_task();
             (self.timers.borrow_mut().arm(d, task.clone()), task)
         });
-        if self.with_current(|t| t.header().prepare_block()) {
+        let suspend = self.with_current(|t| {
+            if park {
+                t.header().prepare_park()
+            } else {
+                t.header().prepare_block()
+            }
+        });
+        if suspend {
             self.switch_out();
         }
         if let Some((generation, task)) = timer {
@@ -698,21 +721,27 @@ impl Local {
     /// thread waits in its place, handling only its inbox and timers: the
     /// worker's other coroutines wait too (documented on the public calls).
     #[cold]
-    fn block_in_place(&self, deadline: Option<Instant>) {
-        let task = self.current_task();
-        let h = task.header();
-        if !h.prepare_block() {
+    fn block_in_place(&self, deadline: Option<Instant>, park: bool) {
+        let me = self.current_started();
+        // SAFETY: the running task is unfinished.
+        let h = unsafe { me.get() }.header();
+        let suspend = if park {
+            h.prepare_park()
+        } else {
+            h.prepare_block()
+        };
+        if !suspend {
             return;
         }
         let take_self = |l: &Local| -> bool {
             if let Some(t) = l.lifo.take() {
-                if Arc::ptr_eq(&t, &task) {
+                if t.same(me) {
                     return true;
                 }
                 l.lifo.set(Some(t));
             }
             let mut ready = l.ready.borrow_mut();
-            if let Some(pos) = ready.iter().position(|t| Arc::ptr_eq(t, &task)) {
+            if let Some(pos) = ready.iter().position(|t| t.same(me)) {
                 ready.remove(pos);
                 return true;
             }
@@ -728,7 +757,8 @@ impl Local {
             if deadline.is_some_and(|d| now >= d) {
                 // Make ourselves runnable; if a waker beat us to it, we are
                 // queued somewhere already.
-                task::wake(task.clone());
+                // SAFETY: the running task is unfinished.
+                task::wake(unsafe { me.get() });
                 take_self(self);
                 return;
             }
@@ -749,6 +779,14 @@ impl Local {
             }
         }
     }
+}
+
+/// What the scheduler runs next.
+enum Job {
+    /// A task that has not started (owned: it goes to the registry).
+    Fresh(TaskRef),
+    /// A started task of this worker.
+    Started(Started),
 }
 
 /// After a timed block: cancels the timer if it has not fired. Reads the
