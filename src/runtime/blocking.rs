@@ -16,8 +16,8 @@ use super::worker;
 /// The waiter for the caller: its coroutine, or its thread.
 pub(crate) fn current_waiter() -> Waiter {
     match worker::coroutine_local() {
-        Some(l) => Waiter::Coroutine(l.current_task()),
-        None => Waiter::Thread(std::thread::current()),
+        Some(l) => Waiter::task(l.current_task()),
+        None => Waiter::thread(std::thread::current()),
     }
 }
 

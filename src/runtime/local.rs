@@ -70,7 +70,12 @@ impl<T: 'static> LocalKey<T> {
     {
         let index = self.index();
         let values = match worker::coroutine_local() {
-            Some(l) => l.with_current(|t| t.header().local.locals.get()),
+            Some(l) => l.with_current(|t| {
+                // SAFETY: home-local, used by the running coroutine alone;
+                // the vector is allocated once and stays until it finishes.
+                let slot = unsafe { &mut *t.header().local.locals.get() };
+                &mut **slot.get_or_insert_with(Default::default) as *mut Vec<Option<Box<dyn Any>>>
+            }),
             None => THREAD_VALUES
                 .try_with(|v| v.get())
                 .expect("coio: coroutine_local! used while the thread's locals are destroyed"),
@@ -121,19 +126,18 @@ fn downcast<T: 'static>(b: &dyn Any) -> *const T {
 /// Drops the coroutine-locals of the finishing coroutine (called on it).
 #[inline]
 pub(crate) fn drop_locals(h: &Header) {
-    // SAFETY: home-local, no reference into it alive (see below).
-    if unsafe { (*h.local.locals.get()).is_empty() } {
-        return;
-    }
     // A destructor may create values again; a few rounds, then leak.
     for _ in 0..4 {
         // SAFETY: home-local; the coroutine calls this after its closure
         // returned, so no reference into the values exists.
-        let values = std::mem::take(unsafe { &mut *h.local.locals.get() });
-        if values.is_empty() {
+        let Some(mut values) = (unsafe { &mut *h.local.locals.get() }).take() else {
             return;
+        };
+        // Dropped one by one, the vector out of reach: a destructor that
+        // uses a key gets a fresh vector (dropped in the next round).
+        for v in values.iter_mut() {
+            drop(v.take());
         }
-        drop(values);
     }
 }
 

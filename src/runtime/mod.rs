@@ -58,7 +58,7 @@ use std::thread;
 use crossbeam_deque::{Injector, Worker as Deque};
 
 use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
-use task::{JoinHandle, Task, TaskCell, TaskRef};
+use task::{JoinHandle, Spec, Task, TaskCell, TaskRef};
 
 /// What the workers of one runtime share.
 pub(crate) struct Shared {
@@ -275,7 +275,7 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let task = TaskCell::new(f, None, 0);
+        let task = TaskCell::new(f, None);
         spawn_task(&self.shared, task.clone());
         JoinHandle { task }
     }
@@ -286,7 +286,8 @@ impl Runtime {
         name: Option<Box<str>>,
         stack_size: usize,
     ) -> JoinHandle<()> {
-        let task = TaskCell::new(f, name, stack_size);
+        let spec = (name.is_some() || stack_size != 0).then(|| Box::new(Spec { name, stack_size }));
+        let task = TaskCell::new(f, spec);
         spawn_task(&self.shared, task.clone());
         JoinHandle { task }
     }
@@ -379,7 +380,7 @@ where
     let Some(l) = worker::coroutine_local() else {
         blocking::not_in_coroutine("coio::spawn")
     };
-    let task = TaskCell::new(f, None, 0);
+    let task = TaskCell::new(f, None);
     if l.shared.closed.load(Relaxed) {
         task.abandon(Box::new(task::Cancelled));
     } else {
@@ -454,7 +455,13 @@ impl Builder {
             Some(s) => stack::usable_size(s)?,
             None => 0,
         };
-        let task = TaskCell::new(f, self.name.map(String::into_boxed_str), stack_size);
+        let spec = (self.name.is_some() || stack_size != 0).then(|| {
+            Box::new(Spec {
+                name: self.name.map(String::into_boxed_str),
+                stack_size,
+            })
+        });
+        let task = TaskCell::new(f, spec);
         spawn_task(shared, task.clone());
         Ok(JoinHandle { task })
     }

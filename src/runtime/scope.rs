@@ -163,7 +163,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // (the guard inside the job counts both) before 'scope ends; the
         // erased borrows are not used after that.
         let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
-        let task = TaskCell::new(job, None, 0);
+        let task = TaskCell::new(job, None);
         {
             let mut children = self.data.lock_children();
             if children.len() >= 64 && children.len().is_power_of_two() {

@@ -21,7 +21,7 @@ struct Entry {
     /// Tie-breaker: equal deadlines fire in arming order.
     seq: u64,
     /// The task's timer generation when this was armed.
-    generation: u64,
+    generation: u32,
     task: TaskRef,
 }
 
@@ -63,9 +63,9 @@ impl Timers {
     /// Arms a timer that wakes `task` at `deadline`; returns its
     /// generation (for [`disarm`](Self::disarm)). `task` must be homed on
     /// this worker.
-    pub(crate) fn arm(&mut self, deadline: Instant, task: TaskRef) -> u64 {
+    pub(crate) fn arm(&mut self, deadline: Instant, task: TaskRef) -> u32 {
         let cell = &task.header().local.timer_gen;
-        let generation = cell.get() + 1;
+        let generation = cell.get().wrapping_add(1);
         cell.set(generation);
         self.seq += 1;
         self.heap.push(Entry {
@@ -78,10 +78,10 @@ impl Timers {
     }
 
     /// Cancels the timer armed with `generation` if it has not fired.
-    pub(crate) fn disarm(&mut self, task: &TaskRef, generation: u64) {
+    pub(crate) fn disarm(&mut self, task: &TaskRef, generation: u32) {
         let cell = &task.header().local.timer_gen;
         if cell.get() == generation {
-            cell.set(generation + 1);
+            cell.set(generation.wrapping_add(1));
             self.dead += 1;
             if self.dead > 64 && self.dead * 2 > self.heap.len() {
                 self.heap.retain(Entry::live);
@@ -116,7 +116,11 @@ impl Timers {
             }
             let Some(e) = self.heap.pop() else { break };
             if e.live() {
-                e.task.header().local.timer_gen.set(e.generation + 1);
+                e.task
+                    .header()
+                    .local
+                    .timer_gen
+                    .set(e.generation.wrapping_add(1));
                 wake(e.task);
             } else {
                 self.dead = self.dead.saturating_sub(1);

@@ -478,10 +478,9 @@ impl Local {
             task.abandon(Box::new(Cancelled));
             return None;
         }
-        let size = if h.stack_size == 0 {
-            self.shared.stack_size
-        } else {
-            h.stack_size
+        let size = match h.stack_size() {
+            0 => self.shared.stack_size,
+            s => s,
         };
         let stack = match stack::allocate(size, self.shared.policy) {
             Ok(s) => s,
@@ -492,7 +491,7 @@ impl Local {
                 return None;
             }
         };
-        stack.set_owner(h.name.as_deref(), h.id);
+        stack.set_owner(h.name(), h.id);
         h.set_home(self.remote());
         // SAFETY: first and only start, on the home worker; the registry
         // keeps the task alive until its coroutine finishes.
@@ -502,7 +501,11 @@ impl Local {
         let started = Started::of(&*task);
         let slot = self.registry.borrow_mut().insert(task);
         // SAFETY: just registered.
-        unsafe { started.get() }.header().local.slot.set(slot);
+        unsafe { started.get() }
+            .header()
+            .local
+            .slot
+            .set(slot as u32);
         Some(started)
     }
 
@@ -517,7 +520,10 @@ impl Local {
             raw.stack().set_owner(None, 0);
             drop(raw);
         }
-        let owned = self.registry.borrow_mut().remove(h.local.slot.get());
+        let owned = self
+            .registry
+            .borrow_mut()
+            .remove(h.local.slot.get() as usize);
         drop(owned);
     }
 
@@ -792,7 +798,7 @@ enum Job {
 /// After a timed block: cancels the timer if it has not fired. Reads the
 /// worker afresh (this runs after the switch).
 #[inline(never)]
-fn after_block(generation: u64, task: TaskRef) {
+fn after_block(generation: u32, task: TaskRef) {
     if let Some(l) = local() {
         l.timers.borrow_mut().disarm(&task, generation);
     }
