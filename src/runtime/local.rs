@@ -29,11 +29,14 @@ pub struct LocalKey<T: 'static> {
     index: AtomicUsize,
 }
 
+/// One coroutine's (or thread's) values, by key index.
+pub(crate) type Values = Vec<Option<Box<dyn Any>>>;
+
 static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// Values for plain threads (outside coroutines).
-    static THREAD_VALUES: UnsafeCell<Vec<Option<Box<dyn Any>>>> = const { UnsafeCell::new(Vec::new()) };
+    static THREAD_VALUES: UnsafeCell<Values> = const { UnsafeCell::new(Vec::new()) };
 }
 
 impl<T: 'static> LocalKey<T> {
@@ -74,7 +77,7 @@ impl<T: 'static> LocalKey<T> {
                 // SAFETY: home-local, used by the running coroutine alone;
                 // the vector is allocated once and stays until it finishes.
                 let slot = unsafe { &mut *t.header().local.locals.get() };
-                &mut **slot.get_or_insert_with(Default::default) as *mut Vec<Option<Box<dyn Any>>>
+                &mut **slot.get_or_insert_with(Default::default) as *mut Values
             }),
             None => THREAD_VALUES
                 .try_with(|v| v.get())
@@ -96,11 +99,7 @@ impl<T: 'static> LocalKey<T> {
 /// # Safety
 /// `values` must be the caller's own vector, with no reference into it
 /// alive.
-unsafe fn get_or_init<T: 'static>(
-    values: *mut Vec<Option<Box<dyn Any>>>,
-    index: usize,
-    init: fn() -> T,
-) -> *const T {
+unsafe fn get_or_init<T: 'static>(values: *mut Values, index: usize, init: fn() -> T) -> *const T {
     // SAFETY: caller; the borrow ends before `init` runs.
     if let Some(Some(b)) = unsafe { (&*values).get(index) } {
         return downcast::<T>(&**b);

@@ -159,7 +159,7 @@ pub(crate) struct HomeLocal {
     pub(crate) timer_gen: Cell<u32>,
     /// `coroutine_local!` values, by key index (see `local`); allocated on
     /// first use.
-    pub(crate) locals: UnsafeCell<Option<Box<Vec<Option<Box<dyn Any>>>>>>,
+    pub(crate) locals: UnsafeCell<Option<Box<super::local::Values>>>,
 }
 
 /// What `Builder` asked for (most coroutines have none: one pointer in the
