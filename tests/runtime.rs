@@ -647,3 +647,45 @@ fn idle_runtime_burns_no_cpu() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn stall_warning_names_the_worker_and_coroutine() {
+    if std::env::var("COIO_TEST_STALL_CHILD").is_ok() {
+        let rt = Runtime::builder()
+            .workers(1)
+            .thread_name("stall-test")
+            .stall_warning(Some(Duration::from_millis(100)))
+            .build()
+            .unwrap();
+        let id = rt.block_on(|| {
+            // Blocks the worker thread: what the monitor is there to see.
+            std::thread::sleep(Duration::from_millis(400));
+            coio::current().id().as_u64()
+        });
+        println!("id={id}");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "stall_warning_names_the_worker_and_coroutine",
+            "--nocapture",
+        ])
+        .env("COIO_TEST_STALL_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("id="))
+        .expect("child printed no id");
+    let warnings: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("without coming back"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("stall-test-0"), "{stderr}");
+    assert!(warnings[0].contains(&format!("#{id} ")), "{stderr}");
+}

@@ -140,9 +140,7 @@ impl Idle {
         }
     }
 
-    /// Every worker is asleep and none is searching (for tests and
-    /// debugging).
-    #[allow(dead_code)]
+    /// Every worker is asleep and none is searching.
     pub(crate) fn all_parked(&self) -> bool {
         self.state.load(SeqCst) == 0
     }

@@ -44,6 +44,7 @@
 pub(crate) mod blocking;
 mod idle;
 pub(crate) mod local;
+mod monitor;
 pub(crate) mod scope;
 pub(crate) mod task;
 mod timer;
@@ -54,6 +55,7 @@ use std::panic::resume_unwind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::thread;
+use std::time::Duration;
 
 use crossbeam_deque::{Injector, Worker as Deque};
 
@@ -72,6 +74,8 @@ pub(crate) struct Shared {
     /// Default usable stack size of coroutines.
     pub(crate) stack_size: usize,
     pub(crate) policy: StackPolicy,
+    /// The stall monitor's state.
+    pub(crate) monitor: monitor::Monitor,
 }
 
 impl Shared {
@@ -92,6 +96,7 @@ impl Shared {
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<thread::JoinHandle<()>>,
+    monitor: Option<thread::JoinHandle<()>>,
 }
 
 /// Settings for a [`Runtime`]: `Runtime::builder().workers(2).build()`.
@@ -101,6 +106,7 @@ pub struct RuntimeBuilder {
     stack_size: usize,
     policy: StackPolicy,
     thread_name: String,
+    stall_warning: Option<Duration>,
 }
 
 impl Default for RuntimeBuilder {
@@ -110,6 +116,7 @@ impl Default for RuntimeBuilder {
             stack_size: DEFAULT_STACK_SIZE,
             policy: StackPolicy::Auto,
             thread_name: "coio-worker".into(),
+            stall_warning: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -144,6 +151,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Print a warning to stderr when a worker has been running one
+    /// coroutine for longer than this without it coming back to the
+    /// scheduler (a long computation, or a blocking system call, holds up
+    /// every coroutine homed on that worker). Default 1 s; `None` disables
+    /// the monitor thread that watches for this.
+    pub fn stall_warning(mut self, after: Option<Duration>) -> Self {
+        self.stall_warning = after;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -172,10 +189,12 @@ impl RuntimeBuilder {
             closed: AtomicBool::new(false),
             stack_size,
             policy: self.policy,
+            monitor: monitor::Monitor::new(workers, self.stall_warning),
         });
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(workers),
+            monitor: None,
         };
         for (index, deque) in deques.into_iter().enumerate() {
             let shared = shared.clone();
@@ -186,6 +205,18 @@ impl RuntimeBuilder {
                 .thread
                 .get_or_init(|| handle.thread().clone());
             rt.threads.push(handle);
+        }
+        if self.stall_warning.is_some() {
+            let shared = shared.clone();
+            let prefix = self.thread_name.clone();
+            let handle = thread::Builder::new()
+                .name(format!("{}-monitor", self.thread_name))
+                .spawn(move || monitor::run(&shared, &prefix))?;
+            rt.shared
+                .monitor
+                .thread
+                .get_or_init(|| handle.thread().clone());
+            rt.monitor = Some(handle);
         }
         Ok(rt)
     }
@@ -325,6 +356,10 @@ impl Drop for Runtime {
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        if let Some(m) = self.monitor.take() {
+            m.thread().unpark();
+            let _ = m.join();
         }
         // Whatever was injected after the workers stopped looking.
         loop {

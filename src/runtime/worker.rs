@@ -452,11 +452,14 @@ impl Local {
         debug_assert!(!link.is_null());
         self.current.set(Some(task));
         self.link.set(link);
+        let progress = &self.shared.monitor.progress[self.index];
+        progress.enter(h.id);
         // SAFETY: the coroutine is started (fresh or suspended, not
         // finished: finished tasks are never queued), homed on this thread;
         // it expects no argument. The `&mut` is to the `raw` field alone;
         // the coroutine's code touches other fields.
         let (_, status) = unsafe { (*raw).as_mut().map_or((0, 0), |r| r.resume(0, 0)) };
+        progress.leave();
         self.link.set(ptr::null_mut());
         self.current.set(None);
         if status == SUSPENDED {
@@ -624,6 +627,7 @@ impl Local {
             if !idle.unpark(self.index) || idle.try_search() {
                 self.searching.set(true);
             }
+            self.shared.monitor.kick();
             return;
         }
         let remote = self.remote();
@@ -649,6 +653,7 @@ impl Local {
         if !idle.unpark(self.index) {
             self.searching.set(true);
         }
+        self.shared.monitor.kick();
     }
 
     /// Shutdown: cancel every started coroutine of this worker and abandon

@@ -1,0 +1,136 @@
+//! The stall monitor: warns when a worker has been running one coroutine
+//! for a long time without coming back to the scheduler.
+//!
+//! Coroutines are not preempted, and a started one never leaves its worker
+//! (see the runtime's docs), so a coroutine that computes for seconds, or
+//! blocks its thread in a system call, holds up every other coroutine homed
+//! on that worker. The monitor (a reduced Go `sysmon`, one thread per
+//! runtime) makes that visible: each worker publishes a resume counter and
+//! the id of the coroutine it runs (two relaxed stores per resume, on a
+//! cache line of their own); the monitor samples them every quarter of the
+//! threshold, and when the same resume has lasted longer than the threshold
+//! it prints one warning for it.
+//!
+//! An idle runtime must burn no CPU, so the monitor does not tick while
+//! every worker sleeps: it parks, and the first worker to wake up from that
+//! state unparks it (`Idle::unpark`/`notify_work`, via [`Monitor::kick`]).
+//! The handshake is Dekker's: the monitor sets `parked` then reads the idle
+//! counts, a waking worker changes the counts then swaps `parked`, all
+//! SeqCst; at least one of them sees the other.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use super::Shared;
+
+/// What a worker publishes for the monitor.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// Resumes so far (wrapping).
+    resumes: AtomicU32,
+    /// Id of the coroutine being resumed now; 0 in the scheduler loop.
+    running: AtomicU64,
+}
+
+impl Progress {
+    /// The worker is about to resume coroutine `id`.
+    #[inline(always)]
+    pub(crate) fn enter(&self, id: u64) {
+        self.resumes
+            .store(self.resumes.load(Relaxed).wrapping_add(1), Relaxed);
+        self.running.store(id, Relaxed);
+    }
+
+    /// The coroutine switched back to the scheduler.
+    #[inline(always)]
+    pub(crate) fn leave(&self) {
+        self.running.store(0, Relaxed);
+    }
+}
+
+/// The monitor's shared state.
+pub(crate) struct Monitor {
+    /// One per worker.
+    pub(crate) progress: Box<[CachePadded<Progress>]>,
+    /// The monitor thread, once started.
+    pub(crate) thread: OnceLock<Thread>,
+    /// The monitor sleeps until a worker wakes (see module docs).
+    parked: AtomicBool,
+    /// Warn after this long; None: no monitor thread.
+    pub(crate) threshold: Option<Duration>,
+}
+
+impl Monitor {
+    pub(crate) fn new(workers: usize, threshold: Option<Duration>) -> Monitor {
+        Monitor {
+            progress: (0..workers)
+                .map(|_| CachePadded::new(Progress::default()))
+                .collect(),
+            thread: OnceLock::new(),
+            parked: AtomicBool::new(false),
+            threshold,
+        }
+    }
+
+    /// A worker woke while every worker slept: wake the monitor if it
+    /// sleeps. (The caller changed the idle counts with SeqCst before.)
+    #[inline]
+    pub(crate) fn kick(&self) {
+        if self.parked.load(SeqCst)
+            && self.parked.swap(false, SeqCst)
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
+        }
+    }
+}
+
+/// The monitor thread's loop; returns when the runtime closes.
+pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
+    let monitor = &shared.monitor;
+    let Some(threshold) = monitor.threshold else {
+        return;
+    };
+    let period = (threshold / 4).max(Duration::from_millis(5));
+    let n = monitor.progress.len();
+    // Per worker: (resumes seen, running id seen, since when, warned).
+    let mut seen: Vec<(u32, u64, Instant, bool)> = vec![(0, 0, Instant::now(), false); n];
+    while !shared.closed.load(Acquire) {
+        monitor.parked.store(true, SeqCst);
+        if shared.idle.all_parked() && !shared.closed.load(SeqCst) {
+            thread::park();
+            monitor.parked.store(false, SeqCst);
+            let now = Instant::now();
+            for s in seen.iter_mut() {
+                *s = (0, 0, now, false);
+            }
+            continue;
+        }
+        monitor.parked.store(false, SeqCst);
+        thread::park_timeout(period);
+        let now = Instant::now();
+        for (i, (p, s)) in monitor.progress.iter().zip(seen.iter_mut()).enumerate() {
+            let resumes = p.resumes.load(Relaxed);
+            let running = p.running.load(Relaxed);
+            if running == 0 || resumes != s.0 || running != s.1 {
+                *s = (resumes, running, now, false);
+                continue;
+            }
+            let stalled = now - s.2;
+            if stalled >= threshold && !s.3 {
+                s.3 = true;
+                eprintln!(
+                    "coio: worker {thread_prefix}-{i} has been running coroutine #{running} for \
+                     {:.1} s without coming back to the scheduler; the other coroutines homed on \
+                     that worker cannot run until it does. Long computations need yield points \
+                     (coio::yield_now), and blocking system calls do not belong on a worker.",
+                    stalled.as_secs_f64()
+                );
+            }
+        }
+    }
+}
