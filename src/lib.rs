@@ -1,12 +1,47 @@
 //! # coio
 //!
 //! Go's programming model for Rust, on stable Rust: code written like plain
-//! blocking code runs as cheap stackful coroutines.
+//! blocking code runs as cheap stackful coroutines, scheduled M:N over a few
+//! worker threads with work stealing.
 //!
-//! This release contains the foundation: the context switch, guarded and
-//! pooled stacks with overflow reports, and [`Generator`], a stackful generator driven on the
-//! current thread. The scheduler, synchronisation, channels and I/O build on
-//! these layers; see ARCHITECTURE.md.
+//! ```
+//! use std::time::Duration;
+//!
+//! let total = coio::run(|| {
+//!     // 10,000 coroutines that each sleep: they sleep at the same time.
+//!     let handles: Vec<_> = (0..10_000u64)
+//!         .map(|i| coio::spawn(move || { coio::sleep(Duration::from_millis(1)); i }))
+//!         .collect();
+//!     handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 49_995_000);
+//! ```
+//!
+//! The names follow std: [`spawn`] / [`JoinHandle::join`], [`sleep`],
+//! [`yield_now`], [`park`] / [`Coroutine::unpark`], [`current`], [`scope`],
+//! [`Builder`]; [`coroutine_local!`] replaces `thread_local!` inside
+//! coroutines. Every blocking call also works on a plain thread outside a
+//! runtime, by blocking the thread. [`JoinHandle::cancel`] unwinds a
+//! coroutine from its current or next blocking point.
+//!
+//! # How coroutines move between threads
+//!
+//! They do not, once started. Compiled code may keep a thread-local's
+//! address across calls, so a coroutine suspended on one thread and resumed
+//! on another could touch the first thread's thread-locals: undefined
+//! behaviour from safe code (this is why `may`'s `spawn` is `unsafe`). In
+//! coio the worker that first runs a coroutine is its home for life, and
+//! work stealing moves only coroutines that have not started yet (a header
+//! and a `Send` closure, no stack). The trade-off: started coroutines are
+//! not rebalanced, and a coroutine that computes for long or blocks its
+//! thread in a system call holds up the other coroutines of its worker. New
+//! work spreads by stealing, coroutines can be named ([`Builder::name`]),
+//! and a monitor warns on stderr when a worker has not come back to the
+//! scheduler for a second ([`RuntimeBuilder::stall_warning`]).
+//!
+//! Under the runtime sits the foundation: the context switch, guarded and
+//! pooled stacks with overflow reports, and [`Generator`], a stackful
+//! generator driven on the current thread:
 //!
 //! ```
 //! use coio::Generator;

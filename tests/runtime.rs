@@ -186,7 +186,8 @@ fn sleep_duration() {
             coio::sleep(Duration::from_millis(ms));
             let e = t.elapsed();
             assert!(e >= Duration::from_millis(ms), "{e:?}");
-            assert!(e < Duration::from_millis(ms + 50), "{e:?}");
+            // Generous: other tests load the machine.
+            assert!(e < Duration::from_millis(ms + 200), "{e:?}");
         }
     });
     // Plain thread.
