@@ -534,7 +534,7 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     #[doc(hidden)]
     pub fn stack_high_water(&self) -> usize {
         let stack = self.raw.stack();
-        let top = stack.switch_top() as usize + stack::DESCRIPTOR;
+        let top = stack.top();
         let mut p = top - stack.size();
         // SAFETY: `p` walks our own stack, mapped and readable, by words.
         while p < top && unsafe { arch::read_word(p) } == 0 {

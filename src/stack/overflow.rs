@@ -196,7 +196,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 /// Writes `coio: coroutine '<name, #id or generator@address>' overflowed its stack of N bytes`
 /// on its own line to stderr and aborts. Async-signal-safe.
 fn report(top: usize, size: usize) -> ! {
-    let word = |w: Desc| (top - 8 * w as usize) as *const usize;
+    let word = |w: Desc| (top - super::colour(top) - 8 * w as usize) as *const usize;
     // SAFETY: the descriptor is the top of a mapped stack of ours; the
     // owner wrote it when it took the stack.
     let (name_ptr, name_len, id) = unsafe {
