@@ -302,6 +302,80 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> (usize, usize) {
     (ret, order)
 }
 
+/// Switches from the running coroutine straight into another suspended
+/// coroutine of the same parent, as if the first had suspended and the
+/// parent had resumed the second at once, without running the parent:
+/// the running coroutine's context is saved and its stack pointer written
+/// to `*save_to`; the parent's context (in `from_link`) becomes the second
+/// one's link (written by its resume path, exactly as after a `resume`);
+/// the second one gets `arg` and `order`. When the second coroutine later
+/// suspends or finishes, the parent's pending `resume` returns with *its*
+/// stack pointer or status: the parent must know who runs (the scheduler
+/// keeps track).
+///
+/// The return address the parent's `call` pushed stays where it is and is
+/// reused by whichever coroutine goes back last, so calls and returns stay
+/// paired. Returns the word and order of whoever resumes this coroutine
+/// later (a `resume`, or another `transfer`).
+///
+/// # Safety
+/// Must run on the running coroutine's own stack, with `from_link` its link
+/// slot (holding the parent's live context). `to_sp` must be a suspended
+/// context (made by [`init_stack`] or saved by [`suspend`]/`transfer`)
+/// whose link slot is `to_link`, never resumed since, and not this
+/// coroutine. `save_to` must be valid for a write and read back as this
+/// coroutine's context by whoever resumes it.
+#[inline(always)]
+pub unsafe fn transfer(
+    arg: usize,
+    order: usize,
+    save_to: *mut *mut u8,
+    to_sp: *mut u8,
+    to_link: *mut usize,
+    from_link: *mut usize,
+) -> (usize, usize) {
+    let ret: usize;
+    let order_in: usize;
+    // SAFETY: the caller guarantees the contexts are live and distinct. Our
+    // context is saved exactly as `suspend` saves it (so both `resume` and
+    // `transfer` can continue it), and the target is entered in exactly the
+    // state `resume` enters it in: on the parent's stack right after its
+    // `call`, with the parent's rbp in rbp.
+    unsafe {
+        asm!(
+            // Save our context: rbp, rbx, then the address to resume at.
+            "push rbp",
+            "push rbx",
+            "lea rax, [rip + 2f]",
+            "push rax",
+            "mov [r8], rsp",
+            // Onto the parent's stack: restore its rbp; rsp then points at
+            // the return address of its `call`, as right after that call.
+            "mov rsp, [r9]",
+            "pop rbp",
+            // Enter the target like `resume` does: rdi = arg, rsi = its link
+            // slot, rdx = its context, rcx = order.
+            "jmp [rdx]",
+            // Resumed: the same steps as `suspend`'s resume path.
+            "2:",
+            "push rbp",
+            "mov [rsi], rsp",
+            "lea rsp, [rdx + 8]",
+            "pop rbx",
+            "pop rbp",
+            inlateout("rdi") arg => ret,
+            inlateout("rsi") to_link => _,
+            inlateout("rdx") to_sp => _,
+            inlateout("rcx") order => order_in,
+            inlateout("r8") save_to => _,
+            inlateout("r9") from_link => _,
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    (ret, order_in)
+}
+
 /// Leaves the running coroutine for good, passing `arg` to its parent, whose
 /// `resume` returns `status` (0 or 1, never a stack pointer: the coroutine
 /// layer's "returned" or "panicked") in place of a stack pointer. Nothing on

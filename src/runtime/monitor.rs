@@ -19,7 +19,7 @@
 //! SeqCst; at least one of them sees the other.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,9 @@ pub(crate) struct Progress {
     resumes: AtomicU32,
     /// Id of the coroutine being resumed now; 0 in the scheduler loop.
     running: AtomicU64,
+    /// Runnable started coroutines, published now and then for the other
+    /// workers' balancing (not the monitor's: it shares the line).
+    load: AtomicUsize,
 }
 
 impl Progress {
@@ -43,6 +46,18 @@ impl Progress {
         self.resumes
             .store(self.resumes.load(Relaxed).wrapping_add(1), Relaxed);
         self.running.store(id, Relaxed);
+    }
+
+    /// Publishes the worker's load.
+    #[inline]
+    pub(crate) fn set_load(&self, load: usize) {
+        self.load.store(load, Relaxed);
+    }
+
+    /// The worker's load as last published.
+    #[inline]
+    pub(crate) fn load(&self) -> usize {
+        self.load.load(Relaxed)
     }
 
     /// The coroutine switched back to the scheduler.
