@@ -20,26 +20,35 @@
 //!
 //! plus the shared injector (fresh coroutines from outside the runtime).
 //!
-//! # The scheduling loop
+//! # Choosing the next coroutine (`next_task`)
 //!
-//! Each turn (a *tick*) picks one coroutine and resumes it until it yields,
-//! blocks or finishes: the LIFO slot; then the inbox; then `ready` and
-//! `fresh`, alternately, so that neither spawning nor waking starves the
-//! other; then the injector. Every 61 ticks (Go's number) the injector is
-//! looked at first and the timers are fired, so that neither starves behind
-//! a busy local queue. With nothing to run the worker searches, spins for
-//! a few microseconds, and parks (see `idle`).
+//! Each turn (a *tick*) picks one coroutine: the LIFO slot; then the inbox;
+//! then `ready` and `fresh` take turns, so that `yield_now` lets new
+//! coroutines start, as Go's `Gosched` does, except when this worker has
+//! more runnable coroutines than the least loaded other worker: starting a
+//! coroutine ties it to this worker for good, so fresh ones then wait to be
+//! stolen by an idle or less loaded worker. Every 61 ticks (Go's number)
+//! the timers fire, the injector comes first, the loads are published and
+//! read, a busy worker with no fresh work of its own steals half of
+//! another's fresh queue if it is less loaded, and one fresh coroutine
+//! starts however busy the worker is. With nothing to run the worker
+//! searches, spins for up to 50 µs, and parks (see `idle`).
 //!
 //! # Switching
 //!
-//! Coroutines switch only to the scheduler loop (on the worker thread's own
-//! stack) and back. A coroutine that blocks marks itself WAITING (see
-//! `task`) and suspends; one that yields sets `after` and suspends, and the
-//! loop puts it at the back of `ready` (no reference count traffic). The
-//! `Local` struct lives on the worker thread's stack for the thread's life;
-//! coroutines reach it through the `LOCAL` thread-local. Functions read it
-//! afresh after every switch (they could rely on the thread staying the
-//! same, but the rule is kept literally).
+//! The scheduler loop runs on the worker thread's own stack and resumes a
+//! coroutine with `arch::resume`. A coroutine that yields (it queues
+//! itself at the back of `ready`) or blocks (it marks itself WAITING, see
+//! `task`) picks the next job itself, with `next_task`, and if that is a
+//! started coroutine switches to it directly (`arch::transfer`): the loop's
+//! context passes from one to the next, and the loop only runs again when a
+//! coroutine finishes, or the next job is a fresh coroutine (left in
+//! `pending`) or nothing. So whoever switches into a coroutine records it
+//! as `current`, and the loop learns from `current` which coroutine came
+//! back. The `Local` struct lives on the worker thread's stack for the
+//! thread's life; coroutines reach it through the `LOCAL` thread-local.
+//! Functions read it afresh after every switch (they could rely on the
+//! thread staying the same, but the rule is kept literally).
 //!
 //! # Shutdown
 //!
