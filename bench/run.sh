@@ -3,20 +3,29 @@
 # of medians (the numbers in BENCHMARKS.md come from this script).
 #
 #   bash bench/run.sh            # everything
-#   bash bench/run.sh switch     # one part: switch | stack_use | idle
+#   bash bench/run.sh switch     # one part: switch | stack_use | idle | runtime
 #
-# Needs: cargo (stable), python3 (to read criterion's estimates.json).
+# Needs: cargo (stable), python3 (to read criterion's estimates.json and to
+# run the runtime part). The runtime part (about 3 minutes on a 2-core
+# machine, building excluded) compares coio's scheduler with tokio, may and
+# Go: each case in its own process (bench/src/bin/rt_*.rs, bench/go/rt),
+# with a timeout, a failed one shown as "fails" with its reason. It includes
+# Go when `go` is installed (`apt-get install golang-go`). RT_TIMEOUT sets the timeout of one
+# process in seconds (default 120), RT_PROCS how many processes run each
+# cell (default 3; the table gives the median). Builds go to
+# $CARGO_TARGET_DIR if set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=("${@:-switch stack_use idle}")
+parts=("${@:-switch stack_use idle runtime}")
 parts=(${parts[*]})
+target_dir="${CARGO_TARGET_DIR:-target}"
 
 medians() {
     # $1: criterion group name. Prints one table row per benchmark.
     python3 - "$1" <<'PY'
 import json, os, sys
 group = sys.argv[1]
-root = os.path.join("target", "criterion", group)
+root = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "criterion", group)
 rows = []
 for name in sorted(os.listdir(root)):
     path = os.path.join(root, name, "new", "estimates.json")
@@ -29,6 +38,119 @@ for name, m, lo, hi in rows:
     unit, div = ("µs", 1000.0) if m > 10000 else ("ns", 1.0)
     print(f"| {group} | {name} | {m/div:.2f} {unit} | {lo/div:.2f} – {hi/div:.2f} |")
 PY
+}
+
+runtime_part() {
+    echo "## runtimes: coio's scheduler beside tokio, may and Go"
+    echo
+    cargo build -q --release -p coio-bench --bins
+    local bins runtimes=()
+    bins="$(cd "$target_dir/release" && pwd)"
+    runtimes+=("coio=$bins/rt_coio" "tokio=$bins/rt_tokio" "may=$bins/rt_may" "may_small=$bins/rt_may:small")
+    if command -v go >/dev/null 2>&1; then
+        (cd bench/go && go build -o "$bins/rt-go" ./rt)
+        runtimes+=("go=$bins/rt-go")
+    else
+        echo "(Go skipped: \`go\` is not installed; apt-get install golang-go)"
+        echo
+    fi
+    RUST_BACKTRACE=0 python3 - "${RT_TIMEOUT:-120}" "${RT_PROCS:-3}" "$bins/rt-results.jsonl" \
+        "${runtimes[@]}" <<'PY'
+import json, statistics, subprocess, sys, time
+
+timeout, procs, jsonl = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+runtimes = []  # (name, binary, variant)
+for spec in sys.argv[4:]:
+    name, path = spec.split("=", 1)
+    path, _, variant = path.partition(":")
+    runtimes.append((name, path, variant))
+# idle10k: may cannot hold 100,000 live coroutines here (a stack mapping
+# and a guard page each, against vm.max_map_count), so its memory shows
+# only at 10,000.
+cases = ["spawn_all", "spawn_waves", "yield", "pingpong", "idle10k", "idle100k", "idle1m"]
+labels = {"may_small": "may, 4 KiB stacks", "coio_small": "coio, smallest stacks"}
+# The small-stack variants only matter for idle memory.
+only_idle = {"may_small", "coio_small"}
+
+def run(path, variant, case, workers):
+    """One child process: (JSON result, None) or (None, why it failed)."""
+    argv = [path, case, str(workers)] + ([variant] if variant else [])
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout:.0f} s"
+    for line in p.stdout.splitlines():
+        if p.returncode == 0 and line.startswith("{"):
+            return json.loads(line), None
+    status = (f"killed by signal {-p.returncode}" if p.returncode < 0
+              else f"exit status {p.returncode}")
+    lines = [l.strip() for l in p.stderr.splitlines()
+             if l.strip() and not l.startswith("note: ")]
+    # The first panic's message (the line after "... panicked at ..."), else
+    # the last line of stderr.
+    why = next((lines[i + 1] for i, l in enumerate(lines[:-1]) if " panicked at " in l),
+               lines[-1] if lines else "(no stderr)")
+    if len(why) > 160:
+        why = why[:157] + "..."
+    return None, f"{status}: {why}"
+
+cells = [(case, workers, rt) for case in cases for workers in (1, 2)
+         for rt in runtimes if not (rt[0] in only_idle and not case.startswith("idle"))]
+ok, failed = {}, {}
+t0 = time.time()
+with open(jsonl, "w") as out:
+    # Round after round over all cells, so that a disturbance of the machine
+    # spreads over cells instead of spoiling one.
+    for round_ in range(procs):
+        for case, workers, (name, path, variant) in cells:
+            key = (case, workers, name)
+            if key in failed:
+                continue
+            t = time.time()
+            res, err = run(path, variant, case, workers)
+            print(f"  [{round_ + 1}/{procs}] {name:10} {case:12} workers={workers}: "
+                  f"{'ok' if res else 'fails'} ({time.time() - t:.1f} s)",
+                  file=sys.stderr, flush=True)
+            if res:
+                ok.setdefault(key, []).append(res)
+                out.write(json.dumps(res) + "\n")
+            else:
+                failed[key] = err
+
+reasons = []
+def cell(key):
+    if key in failed:
+        if failed[key] not in reasons:
+            reasons.append(failed[key])
+        return f"fails [{reasons.index(failed[key]) + 1}]"
+    if key not in ok:
+        return "–"
+    runs = ok[key]
+    ns = statistics.median(r["ns_per_op"] for r in runs)
+    if key[0].startswith("idle"):
+        b = statistics.median(r["bytes_per_coroutine"] for r in runs)
+        return f"{b:.0f} B, {ns:.0f} ns"
+    return f"{ns:.1f}"
+
+names = [n for n, _, _ in runtimes]
+print(f"ns per op, the median over {procs} processes of each one's median of 5 runs "
+      "(spawn: per coroutine; yield: per yield; pingpong: per round trip); idle: "
+      "resident bytes per blocked coroutine, and ns to create one.")
+print()
+print("| case | workers | " + " | ".join(labels.get(n, n) for n in names) + " |")
+print("|---|---|" + "---|" * len(names))
+for case in cases:
+    for workers in (1, 2):
+        row = [cell((case, workers, n)) for n in names]
+        print(f"| {case} | {workers} | " + " | ".join(row) + " |")
+if reasons:
+    print()
+    for i, r in enumerate(reasons, 1):
+        print(f"[{i}] {r}")
+print()
+print(f"(runs: {time.time() - t0:.0f} s; every result line is in {jsonl})")
+PY
+    echo
 }
 
 for part in "${parts[@]}"; do
@@ -60,8 +182,11 @@ for part in "${parts[@]}"; do
         cargo run -q --release -p coio-bench --bin idle
         echo
         ;;
+    runtime)
+        runtime_part
+        ;;
     *)
-        echo "unknown part: $part (switch | stack_use | idle)" >&2
+        echo "unknown part: $part (switch | stack_use | idle | runtime)" >&2
         exit 2
         ;;
     esac

@@ -1,1 +1,3 @@
 //! Shared helpers for the comparison benchmarks.
+
+pub mod rt;

@@ -1,0 +1,3 @@
+module coiobench
+
+go 1.19
