@@ -80,8 +80,7 @@ fn main() {
         sleeper.cancel();
         let err = sleeper.join().unwrap_err();
         println!(
-            "cancelled '{}' coroutine: join returned Cancelled = {}",
-            "sleepy",
+            "cancelled the 'sleepy' coroutine: join returned Cancelled = {}",
             err.is::<coio::Cancelled>()
         );
     });
