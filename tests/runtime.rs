@@ -690,3 +690,36 @@ fn stall_warning_names_the_worker_and_coroutine() {
     assert!(warnings[0].contains("stall-test-0"), "{stderr}");
     assert!(warnings[0].contains(&format!("#{id} ")), "{stderr}");
 }
+
+#[test]
+fn detached_results_are_dropped_when_their_coroutines_finish() {
+    // Finished tasks are recycled for new spawns: what a detached coroutine
+    // returned must not live on in there.
+    let rt = rt(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (d, r) = (drops.clone(), ran.clone());
+    rt.block_on(move || {
+        for _ in 0..100 {
+            let (d, r) = (d.clone(), r.clone());
+            drop(coio::spawn(move || {
+                r.fetch_add(1, SeqCst);
+                Noisy(d)
+            }));
+        }
+        while r.load(SeqCst) < 100 {
+            coio::yield_now();
+        }
+        // Let the last ones finish (they return after counting).
+        for _ in 0..10 {
+            coio::yield_now();
+        }
+        assert_eq!(d.load(SeqCst), 100);
+        // And recycled tasks run new closures correctly.
+        let hs: Vec<_> = (0..300u64).map(|i| coio::spawn(move || i * 3)).collect();
+        let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(sum, 3 * 299 * 300 / 2);
+    });
+    assert_eq!(ran.load(SeqCst), 100);
+    assert_eq!(drops.load(SeqCst), 100);
+}

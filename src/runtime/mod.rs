@@ -415,7 +415,7 @@ where
     let Some(l) = worker::coroutine_local() else {
         blocking::not_in_coroutine("coio::spawn")
     };
-    let task = TaskCell::new(f, None);
+    let task = l.new_task(f, None);
     if l.shared.closed.load(Relaxed) {
         task.abandon(Box::new(task::Cancelled));
     } else {

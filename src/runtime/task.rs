@@ -421,6 +421,11 @@ pub(crate) trait Task: Wake {
     /// `payload` as its result (a panic: `Cancelled`, or why no stack could
     /// be had).
     fn abandon(&self, payload: Box<dyn Any + Send>);
+
+    /// For the worker's recycler: a finished task nothing else refers to,
+    /// with its unclaimed result dropped, as `Any` (to be overwritten by a
+    /// new task of the same type); None if it is too big to keep.
+    fn recycle(self: Arc<Self>) -> Option<Arc<dyn Any + Send + Sync>>;
 }
 
 /// The typed side of a task, as a join handle sees it.
@@ -489,6 +494,28 @@ where
         })
     }
 
+    /// A new task in `recycled`'s memory if that is a finished task of this
+    /// very type that nothing refers to any more (see `worker::Recycler`),
+    /// else in fresh memory.
+    #[inline]
+    pub(crate) fn new_from(
+        recycled: Option<Arc<dyn Any + Send + Sync>>,
+        f: F,
+        spec: Option<Box<Spec>>,
+    ) -> Arc<Self> {
+        if let Some(old) = recycled
+            && let Ok(mut old) = old.downcast::<TaskCell<F, T>>()
+            && let Some(cell) = Arc::get_mut(&mut old)
+        {
+            *cell = TaskCell {
+                header: Header::new(spec),
+                stage: UnsafeCell::new(Stage::Fresh(f)),
+            };
+            return old;
+        }
+        Self::new(f, spec)
+    }
+
     /// Takes the closure (the task is starting).
     fn take_closure(&self) -> Option<F> {
         // SAFETY: only the worker that dequeued the fresh task gets here, once.
@@ -516,6 +543,15 @@ where
         // the home worker's registry: caller) and ends with `arch::finish`.
         // The caller checked that a pointer fits on any stack.
         unsafe { RawCoroutine::new(stack, entry::<F, T>, self as *const Self) }
+    }
+
+    fn recycle(mut self: Arc<Self>) -> Option<Arc<dyn Any + Send + Sync>> {
+        if size_of::<Self>() > 256 {
+            return None;
+        }
+        // The result nobody joined must not live on in the recycler.
+        *Arc::get_mut(&mut self)?.stage.get_mut() = Stage::Taken;
+        Some(self)
     }
 
     fn abandon(&self, payload: Box<dyn Any + Send>) {
