@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) policy: StackPolicy,
     /// The stall monitor's state.
     pub(crate) monitor: monitor::Monitor,
+    /// Finished tasks passed between workers for reuse.
+    pub(crate) spares: worker::Spares,
 }
 
 impl Shared {
@@ -190,6 +192,7 @@ impl RuntimeBuilder {
             stack_size,
             policy: self.policy,
             monitor: monitor::Monitor::new(workers, self.stall_warning),
+            spares: worker::Spares::default(),
         });
         let mut rt = Runtime {
             shared: shared.clone(),

@@ -61,7 +61,7 @@ use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -179,9 +179,10 @@ impl Recycler {
     /// Most task types kept.
     const KINDS: usize = 8;
 
-    /// Keeps a finished task if nothing else refers to it.
+    /// Keeps a finished task if nothing else refers to it; hands a batch to
+    /// the runtime's spares when this worker has enough of its type.
     #[inline]
-    fn put(&self, task: TaskRef) {
+    fn put(&self, task: TaskRef, spares: &Spares) {
         if Arc::strong_count(&task) != 1 {
             return;
         }
@@ -191,18 +192,105 @@ impl Recycler {
         let id = (*task).type_id();
         let mut kinds = self.kinds.borrow_mut();
         match kinds.iter().position(|(k, _)| *k == id) {
-            Some(i) if kinds[i].1.len() < Self::PER_KIND => kinds[i].1.push(task),
-            Some(_) => {}
+            Some(i) => {
+                let kept = &mut kinds[i].1;
+                if kept.len() >= Self::PER_KIND {
+                    spares.give(id, kept);
+                }
+                kept.push(task);
+            }
             None if kinds.len() < Self::KINDS => kinds.push((id, vec![task])),
             None => {}
         }
     }
 
-    /// A kept task of type `id`, if any.
+    /// A kept task of type `id`, if any (from the runtime's spares when
+    /// this worker has none).
     #[inline]
-    fn take(&self, id: TypeId) -> Option<AnyTask> {
+    fn take(&self, id: TypeId, spares: &Spares) -> Option<AnyTask> {
         let mut kinds = self.kinds.borrow_mut();
-        kinds.iter_mut().find(|(k, _)| *k == id)?.1.pop()
+        let i = match kinds.iter().position(|(k, _)| *k == id) {
+            Some(i) => i,
+            None if spares.is_empty() || kinds.len() >= Self::KINDS => return None,
+            None => {
+                kinds.push((id, Vec::new()));
+                kinds.len() - 1
+            }
+        };
+        let kept = &mut kinds[i].1;
+        if kept.is_empty() {
+            spares.take(id, kept);
+        }
+        kept.pop()
+    }
+}
+
+/// Finished tasks passed between the workers of a runtime in batches.
+///
+/// Tasks spawned on one worker often finish on another (stealing). Freed
+/// there, their memory goes back through glibc to the spawner's arena with
+/// atomic operations on its bins, which the spawner's mallocs contend with
+/// (measured: a million spawns on 2 workers, glibc's malloc and free were
+/// 30% of all samples). A worker with a full recycler hands a batch here
+/// instead, and a worker whose recycler is empty takes one.
+#[derive(Default)]
+pub(crate) struct Spares {
+    kinds: Mutex<Vec<(TypeId, Vec<AnyTask>)>>,
+    /// How many tasks are kept (to skip the lock when none are).
+    count: AtomicUsize,
+}
+
+impl Spares {
+    /// Moved per batch.
+    const BATCH: usize = 256;
+    /// Most tasks kept (8 MiB of small ones).
+    const MAX: usize = 1 << 16;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(TypeId, Vec<AnyTask>)>> {
+        self.kinds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a batch of `from`'s tasks (of type `id`), or drops them when
+    /// full.
+    #[cold]
+    fn give(&self, id: TypeId, from: &mut Vec<AnyTask>) {
+        let n = Self::BATCH.min(from.len());
+        let batch: Vec<AnyTask> = from.drain(from.len() - n..).collect();
+        if self.count.load(Relaxed) + n > Self::MAX {
+            return drop(batch);
+        }
+        let mut kinds = self.lock();
+        match kinds.iter().position(|(k, _)| *k == id) {
+            Some(i) => kinds[i].1.extend(batch),
+            None if kinds.len() < Recycler::KINDS => kinds.push((id, batch)),
+            None => return,
+        }
+        self.count.fetch_add(n, Relaxed);
+    }
+
+    /// Whether no task is kept (a hint, without the lock).
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.count.load(Relaxed) == 0
+    }
+
+    /// Moves a batch of tasks of type `id` into `to`, if there are any.
+    #[inline]
+    fn take(&self, id: TypeId, to: &mut Vec<AnyTask>) {
+        if self.is_empty() {
+            return;
+        }
+        self.take_slow(id, to);
+    }
+
+    #[cold]
+    fn take_slow(&self, id: TypeId, to: &mut Vec<AnyTask>) {
+        let mut kinds = self.lock();
+        if let Some((_, v)) = kinds.iter_mut().find(|(k, _)| *k == id) {
+            let n = Self::BATCH.min(v.len());
+            to.extend(v.drain(v.len() - n..));
+            self.count.fetch_sub(n, Relaxed);
+        }
     }
 }
 
@@ -743,7 +831,7 @@ impl Local {
             .borrow_mut()
             .remove(h.local.slot.get() as usize);
         if let Some(t) = owned {
-            self.recycler.put(t);
+            self.recycler.put(t, &self.shared.spares);
         }
     }
 
@@ -755,7 +843,8 @@ impl Local {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        TaskCell::new_from(self.recycler.take(TypeId::of::<TaskCell<F, T>>()), f, spec)
+        let id = TypeId::of::<TaskCell<F, T>>();
+        TaskCell::new_from(self.recycler.take(id, &self.shared.spares), f, spec)
     }
 
     /// With nothing queued: look at the inbox and timers, steal if allowed
