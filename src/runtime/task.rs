@@ -56,13 +56,17 @@
 //! reference held across a switch. Before the first run nobody touches it;
 //! the run queue that carries the task to its home publishes it.
 
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32};
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering::*};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::thread::{self, Thread};
 
 use super::worker::Remote;
@@ -825,5 +829,126 @@ mod tests {
         type Small = TaskCell<Box<dyn FnOnce() + Send>, ()>;
         // Arc adds two counters.
         assert!(size_of::<Small>() + 16 <= 120, "{}", size_of::<Small>());
+    }
+}
+
+/// Model checks of the state word with loom (`RUSTFLAGS="--cfg loom" cargo
+/// test --release --lib loom_`; `.ci/run` runs them): the coroutine's side
+/// (`prepare_park`, `prepare_block`) against a waker's (`unpark`, `wake`)
+/// on another thread, in every interleaving. "Queued" stands for the push
+/// onto the home worker's queue that the waker makes when it is told to.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicBool;
+    use loom::thread;
+
+    /// Parks the "coroutine" (the model's main thread) if `prepare`
+    /// says so, until the waker queues it; a lost wakeup deadlocks.
+    fn suspend_until_queued(suspend: bool, queued: &AtomicBool) {
+        if suspend {
+            while !queued.load(Acquire) {
+                thread::park();
+            }
+        }
+    }
+
+    #[test]
+    fn loom_unpark_is_never_lost_and_consumed_once() {
+        loom::model(|| {
+            let h = Arc::new(Header::new(None));
+            let queued = Arc::new(AtomicBool::new(false));
+            let main = thread::current();
+            let (h2, q2) = (h.clone(), queued.clone());
+            let t = thread::spawn(move || {
+                if h2.unpark() {
+                    q2.store(true, Release);
+                    main.unpark();
+                }
+            });
+            suspend_until_queued(h.prepare_park(), &queued);
+            t.join().unwrap();
+            // The one unpark was consumed by this park: the next one waits.
+            assert_eq!(
+                h.state.load(Relaxed) & (TOKEN | PARKED | STATE_MASK),
+                RUNNABLE
+            );
+        });
+    }
+
+    #[test]
+    fn loom_wake_is_never_lost() {
+        loom::model(|| {
+            let h = Arc::new(Header::new(None));
+            let queued = Arc::new(AtomicBool::new(false));
+            let main = thread::current();
+            let (h2, q2) = (h.clone(), queued.clone());
+            let t = thread::spawn(move || {
+                if h2.wake() {
+                    q2.store(true, Release);
+                    main.unpark();
+                }
+            });
+            suspend_until_queued(h.prepare_block(), &queued);
+            t.join().unwrap();
+            assert_eq!(h.state.load(Relaxed) & (WAKE | STATE_MASK), RUNNABLE);
+        });
+    }
+
+    /// An unpark that arrives while the coroutine waits for something else
+    /// (a sleep) does not wake it; the token waits for the next park.
+    #[test]
+    fn loom_unpark_during_another_wait_keeps_the_token() {
+        loom::model(|| {
+            let h = Arc::new(Header::new(None));
+            let h2 = h.clone();
+            let t = thread::spawn(move || assert!(!h2.unpark()));
+            let suspended = h.prepare_block();
+            t.join().unwrap();
+            if suspended {
+                assert_eq!(h.state.load(Relaxed) & STATE_MASK, WAITING);
+                // The sleep's timer wakes it.
+                assert!(h.wake());
+            }
+            // The next park takes the token and does not suspend.
+            assert!(!h.prepare_park());
+        });
+    }
+
+    /// Two wakers (an unpark and a cancellation's wake) queue the task at
+    /// most once.
+    #[test]
+    fn loom_two_wakers_queue_once() {
+        loom::model(|| {
+            let h = Arc::new(Header::new(None));
+            let queued = Arc::new(AtomicU32::new(0));
+            let main = thread::current();
+            let mut ts = Vec::new();
+            for which in 0..2 {
+                let (h2, q2, m2) = (h.clone(), queued.clone(), main.clone());
+                ts.push(thread::spawn(move || {
+                    let must_queue = if which == 0 {
+                        h2.unpark()
+                    } else {
+                        h2.set_cancel();
+                        h2.wake()
+                    };
+                    if must_queue {
+                        q2.fetch_add(1, AcqRel);
+                        m2.unpark();
+                    }
+                }));
+            }
+            if h.prepare_park() {
+                while queued.load(Acquire) == 0 {
+                    thread::park();
+                }
+            }
+            for t in ts {
+                t.join().unwrap();
+            }
+            assert!(queued.load(Acquire) <= 1);
+            assert!(h.is_cancelled());
+        });
     }
 }
