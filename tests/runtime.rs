@@ -530,7 +530,7 @@ fn cancelled_scope_owner_cancels_children_and_waits() {
             h.cancel();
             h.join()
         });
-        assert!(owner.is_err());
+        assert!(owner.unwrap_err().is::<Cancelled>());
     });
     assert_eq!(drops.load(SeqCst), 3);
 }

@@ -16,6 +16,7 @@
 
 use std::any::Any;
 use std::cell::UnsafeCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 
 use super::task::Header;
@@ -123,9 +124,14 @@ fn downcast<T: 'static>(b: &dyn Any) -> *const T {
 }
 
 /// Drops the coroutine-locals of the finishing coroutine (called on it).
+///
+/// A destructor that panics is reported by the panic hook and the next
+/// value is dropped all the same. A destructor may create values again
+/// (by using a key): a few rounds, then whatever is left is leaked, never
+/// dropped later elsewhere (the values need not be `Send`, and the task's
+/// memory may be dropped or reused on another thread).
 #[inline]
 pub(crate) fn drop_locals(h: &Header) {
-    // A destructor may create values again; a few rounds, then leak.
     for _ in 0..4 {
         // SAFETY: home-local; the coroutine calls this after its closure
         // returned, so no reference into the values exists.
@@ -135,9 +141,15 @@ pub(crate) fn drop_locals(h: &Header) {
         // Dropped one by one, the vector out of reach: a destructor that
         // uses a key gets a fresh vector (dropped in the next round).
         for v in values.iter_mut() {
-            drop(v.take());
+            let value = v.take();
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+                // A payload whose own drop panics is leaked.
+                std::mem::forget(payload);
+            }
         }
     }
+    // SAFETY: as above.
+    std::mem::forget(unsafe { &mut *h.local.locals.get() }.take());
 }
 
 /// Declares coroutine-local storage: a [`LocalKey`] whose

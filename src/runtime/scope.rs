@@ -6,12 +6,15 @@
 //! the caller only ever sees a reference to it, so nothing the caller does
 //! (leaking a [`ScopedJoinHandle`] with `mem::forget`, say) can skip the
 //! wait. The wait is not cancellable: a parent cancelled while it waits
-//! cancels its children instead and keeps waiting for them to unwind.
+//! cancels its children instead, keeps waiting for them to unwind, and
+//! unwinds with `Cancelled` itself once they are done.
 //!
 //! Each child's closure is boxed with its lifetime erased to `'static` and
-//! spawned as an ordinary coroutine; it owns a guard whose drop (after the
-//! closure ran, or when the unrun closure is dropped at shutdown) counts
-//! the child out and wakes the parent when it was the last.
+//! spawned as an ordinary coroutine, inside a `ChildJob` that drops the
+//! closure and the child's share of its result before it counts the child
+//! out (whether the closure ran or was dropped unrun because the child was
+//! cancelled before it started), and wakes the parent when it was the last.
+//! So nothing that borrows from the scope is touched once the count is zero.
 
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -49,22 +52,56 @@ impl ScopeData {
     }
 }
 
-/// Counts a child out when dropped.
-struct ChildGuard(Arc<ScopeData>);
+/// A scoped child's closure and result slot. However it ends (run, or
+/// dropped unrun when it is cancelled before it starts), it drops the
+/// closure and its share of the result first and counts the child out
+/// last: the scope may return, and what the closure borrows go away, as
+/// soon as the count reaches zero. A type with a `Drop` impl, so that the
+/// closure that runs it captures it whole.
+struct ChildJob<F, T> {
+    f: Option<F>,
+    packet: Option<Arc<Packet<T>>>,
+    data: Arc<ScopeData>,
+}
 
-impl Drop for ChildGuard {
+impl<F: FnOnce() -> T, T> ChildJob<F, T> {
+    fn run(mut self) {
+        let Some(f) = self.f.take() else { return };
+        let out = catch_unwind(AssertUnwindSafe(f));
+        if let Err(p) = &out
+            && !p.is::<Cancelled>()
+        {
+            self.data.unjoined_panics.fetch_add(1, AcqRel);
+        }
+        if let Some(packet) = &self.packet {
+            *packet.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        }
+        // `self` drops here: the packet, then the count.
+    }
+}
+
+impl<F, T> Drop for ChildJob<F, T> {
     fn drop(&mut self) {
-        if self.0.running.fetch_sub(1, AcqRel) == 1 {
-            let w = self
-                .0
-                .waiter
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            if let Some(w) = w {
-                w.wake();
+        /// Counts the child out even if a destructor below panics.
+        struct CountOut<'a>(&'a ScopeData);
+        impl Drop for CountOut<'_> {
+            fn drop(&mut self) {
+                if self.0.running.fetch_sub(1, AcqRel) == 1 {
+                    let w = self
+                        .0
+                        .waiter
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take();
+                    if let Some(w) = w {
+                        w.wake();
+                    }
+                }
             }
         }
+        let _count_out = CountOut(&self.data);
+        drop(self.packet.take());
+        drop(self.f.take());
     }
 }
 
@@ -99,7 +136,8 @@ pub struct ScopedJoinHandle<'scope, T> {
 ///
 /// # Panics
 /// If `f` panics, after all children finished, with its payload. If a
-/// child panicked and its handle was not joined, with a message.
+/// child panicked and its handle was not joined, with a message (a child
+/// that was cancelled does not count).
 /// Outside a coroutine of a coio runtime (spawn needs one).
 pub fn scope<'env, F, T>(f: F) -> T
 where
@@ -126,7 +164,14 @@ where
         Ok(_) if scope.data.unjoined_panics.load(Acquire) > 0 => {
             panic!("coio::scope: a scoped coroutine panicked")
         }
-        Ok(v) => v,
+        Ok(v) => {
+            // The wait was a blocking point that could not be cancelled:
+            // a cancelled caller unwinds now that its children are done.
+            if let Some(l) = worker::coroutine_local() {
+                blocking::check_cancel(l);
+            }
+            v
+        }
     }
 }
 
@@ -142,26 +187,16 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             result: Mutex::new(None),
         });
         self.data.running.fetch_add(1, AcqRel);
-        let guard = ChildGuard(self.data.clone());
-        let child_packet = packet.clone();
-        let job = move || {
-            // Declared first, dropped last: after the closure, its captures
-            // and the stored result.
-            let guard = guard;
-            let out = catch_unwind(AssertUnwindSafe(f));
-            if out.is_err() {
-                guard.0.unjoined_panics.fetch_add(1, AcqRel);
-            }
-            *child_packet
-                .result
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(out);
-            drop(child_packet);
+        let child = ChildJob {
+            f: Some(f),
+            packet: Some(packet.clone()),
+            data: self.data.clone(),
         };
-        let job: Box<dyn FnOnce() + Send + 'scope> = Box::new(job);
-        // SAFETY: `scope` waits until every child has run or been dropped
-        // (the guard inside the job counts both) before 'scope ends; the
-        // erased borrows are not used after that.
+        let job: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || child.run());
+        // SAFETY: `scope` waits until every child's `ChildJob` has been
+        // dropped (run or not), which drops everything of 'scope it holds
+        // before it counts the child out; the erased borrows are not used
+        // after that.
         let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
         let task = TaskCell::new(job, None);
         {
@@ -222,7 +257,9 @@ impl<T> ScopedJoinHandle<'_, T> {
         match stored {
             Some(Ok(v)) => Ok(v),
             Some(Err(p)) => {
-                self.data.unjoined_panics.fetch_sub(1, AcqRel);
+                if !p.is::<Cancelled>() {
+                    self.data.unjoined_panics.fetch_sub(1, AcqRel);
+                }
                 Err(p)
             }
             None => match outer {

@@ -98,6 +98,10 @@ const PARKED: u32 = 32;
 const COMPLETE: u8 = 1;
 /// `Header::join`: a joiner stored its waiter in `join_waiter`.
 const JOIN_WAITER: u8 = 2;
+/// `Header::join`: the join handle was dropped; whoever comes second (the
+/// completer or the handle's drop) drops the result, so that it is never
+/// dropped by the scheduler (see `TaskCell::finish_with`).
+const DETACHED: u8 = 4;
 
 /// The panic payload of a cancelled coroutine: `join` returns
 /// `Err(payload)` with `payload.is::<coio::Cancelled>()`.
@@ -349,7 +353,7 @@ impl Header {
     /// Wakes the task: WAITING → RUNNABLE (true: the caller must queue it),
     /// else a WAKE hint for its next block.
     #[inline]
-    fn wake(&self) -> bool {
+    pub(crate) fn wake(&self) -> bool {
         let mut s = self.state.load(Acquire);
         loop {
             let new = match s & STATE_MASK {
@@ -386,12 +390,23 @@ impl Header {
         // SAFETY: only the one joiner writes here, before JOIN_WAITER is set;
         // the completer reads it only after seeing that bit.
         unsafe { *self.join_waiter.get() = Some(waiter) };
-        self.join.fetch_or(JOIN_WAITER, AcqRel) & COMPLETE == 0
+        if self.join.fetch_or(JOIN_WAITER, AcqRel) & COMPLETE != 0 {
+            // The completer came first and saw no JOIN_WAITER: it will never
+            // read the cell, so take the waiter back (it holds the joiner).
+            // SAFETY: as above; nobody else touches the cell now.
+            drop(unsafe { (*self.join_waiter.get()).take() });
+            return false;
+        }
+        true
     }
 
-    /// Publishes the stored result and wakes the joiner, if any.
-    pub(crate) fn complete(&self) {
-        if self.join.fetch_or(COMPLETE, AcqRel) & JOIN_WAITER != 0 {
+    /// Publishes the stored result and wakes the joiner, if any. Returns
+    /// true if the join handle was dropped already: the caller must then
+    /// drop the result.
+    #[must_use]
+    pub(crate) fn complete(&self) -> bool {
+        let prev = self.join.fetch_or(COMPLETE, AcqRel);
+        if prev & JOIN_WAITER != 0 {
             // SAFETY: the joiner wrote the waiter before it set JOIN_WAITER
             // (we saw it with Acquire) and never touches it again; we are
             // the only completer.
@@ -399,6 +414,14 @@ impl Header {
                 w.wake();
             }
         }
+        prev & DETACHED != 0
+    }
+
+    /// The join handle is dropped. Returns true if the result is already
+    /// stored: the caller must then drop it.
+    #[must_use]
+    fn detach(&self) -> bool {
+        self.join.fetch_or(DETACHED, AcqRel) & COMPLETE != 0
     }
 
     /// Requests cancellation: sets the sticky CANCEL bit. The caller then
@@ -440,6 +463,10 @@ pub(crate) trait Output<T>: Task {
     /// The task must be complete (`Header::is_complete` seen true), and
     /// this must be called once.
     unsafe fn take_output(&self) -> thread::Result<T>;
+
+    /// The join handle is dropped without joining: the result is dropped,
+    /// now if it is there, else by the coroutine when it finishes.
+    fn detach(&self);
 }
 
 /// Where a task's closure and result live.
@@ -529,11 +556,31 @@ where
         }
     }
 
-    /// Stores the result and publishes it.
+    /// Stores the result and publishes it; drops it if nobody can claim it
+    /// (the handle was dropped), here and now: on the coroutine, not later
+    /// in the scheduler, where user code must not run (it could call coio,
+    /// or panic, in the middle of the scheduler's bookkeeping).
     fn finish_with(&self, out: thread::Result<T>) {
         // SAFETY: the stage is ours until `complete` publishes it.
         unsafe { *self.stage.get() = Stage::Done(out) };
-        self.header.complete();
+        if self.header.complete() {
+            // SAFETY: complete and detached: nobody else will take it.
+            let out = unsafe { self.take_stage() };
+            drop_quietly(out);
+        }
+    }
+
+    /// Takes the stored result.
+    ///
+    /// # Safety
+    /// The result must be stored (COMPLETE seen with Acquire) and this be
+    /// its only taker.
+    unsafe fn take_stage(&self) -> thread::Result<T> {
+        // SAFETY: caller.
+        match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Taken) } {
+            Stage::Done(out) => out,
+            _ => unreachable!("coio: a task's result was taken twice"),
+        }
     }
 }
 
@@ -588,9 +635,14 @@ where
 {
     unsafe fn take_output(&self) -> thread::Result<T> {
         // SAFETY: complete (Acquire seen by the caller), taken once.
-        match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Taken) } {
-            Stage::Done(out) => out,
-            _ => unreachable!("coio: a task's result was taken twice"),
+        unsafe { self.take_stage() }
+    }
+
+    fn detach(&self) {
+        if self.header.detach() {
+            // SAFETY: complete (the AcqRel in `detach` saw it) and the
+            // completer left the result to us.
+            drop(unsafe { self.take_stage() });
         }
     }
 }
@@ -606,18 +658,39 @@ where
     let task: &TaskCell<F, T> = unsafe { &*ptr::read(obj.cast::<*const TaskCell<F, T>>()) };
     let out = match task.take_closure() {
         Some(f) if !task.header.is_cancelled() => catch_unwind(AssertUnwindSafe(f)),
+        // Cancelled before it started (or at shutdown): its closure is
+        // dropped here, on its own coroutine like everything else it owns.
         f => {
-            drop(catch_unwind(AssertUnwindSafe(move || drop(f))));
+            drop_quietly(catch_unwind(AssertUnwindSafe(move || drop(f))));
             Err(Box::new(Cancelled) as Box<dyn Any + Send>)
         }
     };
     // Coroutine-locals die with the coroutine, on it (their destructors
-    // may use coio).
-    super::local::drop_locals(&task.header);
+    // may use coio). A panic there is reported by the hook and ignored: it
+    // must not unwind out of this frame.
+    drop_quietly(catch_unwind(AssertUnwindSafe(|| {
+        super::local::drop_locals(&task.header)
+    })));
     task.finish_with(out);
     // SAFETY: we are the coroutine, running, with link slot `link`; nothing
     // on this stack is used after this.
     unsafe { arch::finish(0, 0, link) }
+}
+
+/// Drops `value`, swallowing a panic from its destructor (and from the
+/// destructor of that panic's payload, and so on): used on a coroutine's
+/// last frames, which must not unwind.
+fn drop_quietly<V>(value: V) {
+    let mut payload = match catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        Ok(()) => return,
+        Err(p) => p,
+    };
+    loop {
+        match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(p) => payload = p,
+        }
+    }
 }
 
 /// Wakes a task: queues it on its home worker if it was waiting, else
@@ -770,12 +843,20 @@ impl<T> JoinHandle<T> {
     /// Unwinds with [`Cancelled`] if the *calling* coroutine is cancelled
     /// while it waits.
     pub fn join(self) -> thread::Result<T> {
-        let h = self.task.header();
+        // Joined, not detached: no `Drop` (which would detach) for it.
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: read out once; `this` is never used or dropped again.
+        let task = unsafe { ptr::read(&this.task) };
+        let h = task.header();
         if !h.is_complete() && h.set_join_waiter(super::blocking::current_waiter()) {
+            // If the wait unwinds (the joiner is cancelled), the handle is
+            // gone without a join: `Detach` makes that a detach.
+            let guard = Detach(&*task);
             super::blocking::wait_until(|| h.is_complete(), None, true);
+            std::mem::forget(guard);
         }
         // SAFETY: complete (seen with Acquire); the handle is consumed.
-        unsafe { self.task.take_output() }
+        unsafe { task.take_output() }
     }
 
     /// Whether the coroutine has finished (`join` will not block).
@@ -796,6 +877,21 @@ impl<T> JoinHandle<T> {
     /// A handle to the coroutine.
     pub fn coroutine(&self) -> Coroutine {
         Coroutine(self.task.clone())
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        self.task.detach();
+    }
+}
+
+/// Detaches a task if dropped (a join that unwinds).
+struct Detach<'a, T>(&'a dyn Output<T>);
+
+impl<T> Drop for Detach<'_, T> {
+    fn drop(&mut self) {
+        self.0.detach();
     }
 }
 

@@ -69,7 +69,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 
 use super::Shared;
-use super::task::{self, Cancelled, Spec, Started, Task, TaskCell, TaskRef};
+use super::task::{self, Spec, Started, Task, TaskCell, TaskRef};
 use super::timer::Timers;
 use crate::arch;
 use crate::coroutine::SUSPENDED;
@@ -423,7 +423,15 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRe
         shared,
     };
     LOCAL.with(|l| l.set(&local));
-    local.run();
+    // The loop runs no user code (coroutines catch their panics, results
+    // and closures are dropped on coroutines), so a panic here is a bug of
+    // coio; a worker that died would strand its coroutines and let the
+    // runtime be freed under them: abort instead.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| local.run())).is_err() {
+        LOCAL.with(|l| l.set(ptr::null()));
+        eprintln!("coio: a worker's scheduler loop panicked (a bug in coio); aborting");
+        std::process::abort();
+    }
     LOCAL.with(|l| l.set(ptr::null()));
     local.timers.borrow_mut().clear();
 }
@@ -780,9 +788,10 @@ impl Local {
     #[cold]
     fn start(&self, task: TaskRef) -> Option<Started> {
         let h = task.header();
-        if h.is_cancelled() || self.shared.closed.load(Relaxed) {
-            task.abandon(Box::new(Cancelled));
-            return None;
+        if self.shared.closed.load(Relaxed) {
+            // Shutdown: it starts only to drop its closure, on its own
+            // coroutine (see `task::entry`), never here in the loop.
+            h.set_cancel();
         }
         let size = match h.stack_size() {
             0 => self.shared.stack_size,
@@ -955,7 +964,10 @@ impl Local {
         let remote = self.remote();
         let sleep = {
             let mut inbox = remote.lock();
-            let sleep = inbox.tasks.is_empty() && !self.shared.closed.load(SeqCst);
+            // Once this worker has begun closing it may sleep too: what it
+            // still waits for arrives through the inbox or its timers.
+            let sleep =
+                inbox.tasks.is_empty() && (self.closing.get() || !self.shared.closed.load(SeqCst));
             inbox.parked = sleep;
             sleep
         };
@@ -985,30 +997,13 @@ impl Local {
     #[cold]
     fn begin_close(&self) {
         self.closing.set(true);
-        let tasks: Vec<TaskRef> = self
-            .registry
-            .borrow()
-            .slots
-            .iter()
-            .flatten()
-            .cloned()
-            .collect();
-        for t in tasks {
-            task::cancel(&*t);
+        // Waking touches only the run queues, not the registry.
+        for t in self.registry.borrow().slots.iter().flatten() {
+            task::cancel(&**t);
         }
-        while let Some(t) = self.fresh.pop() {
-            t.abandon(Box::new(Cancelled));
-        }
-        let overflow = std::mem::take(&mut *self.overflow.borrow_mut());
-        for t in overflow {
-            t.abandon(Box::new(Cancelled));
-        }
-        while let Some(t) = self.steal_injector() {
-            t.abandon(Box::new(Cancelled));
-            while let Some(t) = self.fresh.pop() {
-                t.abandon(Box::new(Cancelled));
-            }
-        }
+        // Fresh coroutines still queued are started, cancelled, as they
+        // come (`start`): their closures are dropped on their own stacks,
+        // never by the scheduler.
     }
 
     /// Suspends the running coroutine back to the scheduler loop.
@@ -1102,7 +1097,7 @@ impl Local {
     /// thread waits in its place, handling only its inbox and timers: the
     /// worker's other coroutines wait too (documented on the public calls).
     #[cold]
-    fn block_in_place(&self, deadline: Option<Instant>, park: bool) {
+    fn block_in_place(&self, mut deadline: Option<Instant>, park: bool) {
         let me = self.current_started();
         // SAFETY: the running task is unfinished.
         let h = unsafe { me.get() }.header();
@@ -1136,13 +1131,18 @@ impl Local {
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                // Make ourselves runnable; if a waker beat us to it, we are
-                // queued somewhere already.
-                // SAFETY: the running task is unfinished.
-                task::wake(unsafe { me.get() });
-                take_self(self);
-                return;
+                // Make ourselves runnable. If a waker beat us to it, it has
+                // queued us or is about to (into the inbox): wait for that
+                // entry and take it out, or it would be resumed later.
+                if h.wake() {
+                    return;
+                }
+                deadline = None;
+                continue;
             }
+            // The worker's unstarted coroutines must not wait for this one:
+            // hand them to the other workers.
+            self.publish_fresh();
             let remote = self.remote();
             let sleep = {
                 let mut inbox = remote.lock();
@@ -1158,6 +1158,26 @@ impl Local {
                 }
                 remote.lock().parked = false;
             }
+        }
+    }
+}
+
+impl Local {
+    /// Moves every fresh coroutine of this worker to the injector and lets
+    /// an idle worker know (for a worker that blocks in place).
+    #[cold]
+    fn publish_fresh(&self) {
+        let mut moved = false;
+        while let Some(t) = self.fresh.pop() {
+            self.shared.injector.push(t);
+            moved = true;
+        }
+        for t in std::mem::take(&mut *self.overflow.borrow_mut()) {
+            self.shared.injector.push(t);
+            moved = true;
+        }
+        if moved && let Some(i) = self.shared.idle.notify_work() {
+            self.shared.remotes[i].unpark();
         }
     }
 }

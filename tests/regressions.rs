@@ -1,0 +1,283 @@
+//! Regression tests for the findings of a soundness review of the runtime:
+//! user code (destructors of results, closures, captures, coroutine-locals)
+//! must run on coroutines, never inside the scheduler's bookkeeping, and a
+//! scope must not return while a child's captures are still alive.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::{Mutex, mpsc};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use coio::Runtime;
+
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .stall_warning(None)
+        .build()
+        .unwrap()
+}
+
+/// Runs `f` on a thread of its own and fails if it takes over 10 s (a
+/// deadlock would otherwise hang the test run).
+fn within_10s(f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        f();
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("hung (or panicked) for 10 s");
+}
+
+static SCOPE_RETURNED: AtomicBool = AtomicBool::new(false);
+static READ_AFTER_RETURN: AtomicUsize = AtomicUsize::new(0);
+
+struct ReadsOnDrop<'a>(&'a Vec<u64>);
+impl Drop for ReadsOnDrop<'_> {
+    fn drop(&mut self) {
+        thread::sleep(Duration::from_millis(100));
+        if SCOPE_RETURNED.load(SeqCst) {
+            READ_AFTER_RETURN.fetch_add(1, SeqCst);
+        }
+        assert_eq!(self.0.len(), 1000);
+    }
+}
+
+/// A scoped child cancelled before it starts has its closure dropped
+/// unrun, on another worker: `scope` must wait for that drop.
+#[test]
+fn scope_waits_for_the_captures_of_a_child_dropped_unrun() {
+    within_10s(|| {
+        let rt = rt(2);
+        rt.block_on(|| {
+            let data: Vec<u64> = (0..1000).collect();
+            coio::scope(|s| {
+                let d = ReadsOnDrop(&data);
+                let h = s.spawn(move || {
+                    let _d = &d;
+                });
+                h.cancel();
+                // Keep this worker busy so that the other one takes the child.
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_millis(30) {}
+            });
+            SCOPE_RETURNED.store(true, SeqCst);
+            drop(data);
+        });
+    });
+    assert_eq!(READ_AFTER_RETURN.load(SeqCst), 0);
+}
+
+struct SleepOnDrop;
+impl Drop for SleepOnDrop {
+    fn drop(&mut self) {
+        assert!(coio::is_coroutine());
+        coio::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The last reference to a finished, detached task may be a dead timer
+/// entry, dropped while another coroutine switches: no user code may run
+/// there.
+#[test]
+fn a_detached_result_is_dropped_on_its_coroutine_not_by_a_timer() {
+    within_10s(|| {
+        let rt = rt(1);
+        rt.block_on(|| {
+            let d = coio::spawn(|| {
+                coio::park_timeout(Duration::from_millis(30));
+                SleepOnDrop
+            });
+            let dc = d.coroutine();
+            drop(d);
+            coio::yield_now();
+            dc.unpark();
+            drop(dc);
+            let pad = [0u8; 512];
+            drop(coio::spawn(move || {
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_millis(60) {
+                    coio::yield_now();
+                }
+                pad[0]
+            }));
+            coio::sleep(Duration::from_millis(150));
+        });
+    });
+}
+
+struct SpawnOnDrop(&'static AtomicUsize);
+impl Drop for SpawnOnDrop {
+    fn drop(&mut self) {
+        let n = self.0;
+        drop(coio::spawn(move || n.fetch_add(1, SeqCst)));
+    }
+}
+
+/// A detached coroutine's result whose destructor uses coio.
+#[test]
+fn a_detached_result_may_use_coio_in_its_destructor() {
+    static SPAWNED: AtomicUsize = AtomicUsize::new(0);
+    within_10s(|| {
+        let rt = rt(1);
+        let v = rt.block_on(|| {
+            drop(coio::spawn(|| SpawnOnDrop(&SPAWNED)));
+            // And one whose handle is dropped after it finished.
+            let h = coio::spawn(|| SpawnOnDrop(&SPAWNED));
+            coio::sleep(Duration::from_millis(20));
+            drop(h);
+            coio::sleep(Duration::from_millis(20));
+            42
+        });
+        assert_eq!(v, 42);
+    });
+    assert_eq!(SPAWNED.load(SeqCst), 2);
+}
+
+struct JoinInDrop;
+impl Drop for JoinInDrop {
+    fn drop(&mut self) {
+        let hs: Vec<_> = (0..100).map(|i| coio::spawn(move || i)).collect();
+        let sum: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(sum, 4950);
+    }
+}
+
+/// A coroutine that blocks while unwinding blocks its worker thread; the
+/// coroutines it spawned must still run elsewhere.
+#[test]
+fn joining_while_unwinding_does_not_strand_fresh_coroutines() {
+    within_10s(|| {
+        let rt = rt(2);
+        let h = rt.spawn(|| {
+            let _g = JoinInDrop;
+            panic!("unwind");
+        });
+        assert!(h.join().is_err());
+    });
+}
+
+/// A scoped child that is cancelled is not "a scoped coroutine that
+/// panicked".
+#[test]
+fn a_cancelled_scoped_child_does_not_make_scope_panic() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        coio::scope(|s| {
+            let h = s.spawn(|| coio::sleep(Duration::from_secs(10)));
+            coio::sleep(Duration::from_millis(10));
+            h.cancel();
+            drop(h);
+        });
+        coio::scope(|s| {
+            let h = s.spawn(|| coio::sleep(Duration::from_secs(10)));
+            h.cancel();
+            assert!(h.join().unwrap_err().is::<coio::Cancelled>());
+        });
+    });
+}
+
+static CREATED: AtomicUsize = AtomicUsize::new(0);
+static DROPPED_ON: Mutex<Vec<ThreadId>> = Mutex::new(Vec::new());
+
+struct Sticky(#[allow(dead_code)] std::marker::PhantomData<*const ()>);
+impl Drop for Sticky {
+    fn drop(&mut self) {
+        DROPPED_ON.lock().unwrap().push(thread::current().id());
+        // Re-creates itself, again and again.
+        if coio::is_coroutine() && CREATED.load(SeqCst) < 10 {
+            STICKY.with(|_| ());
+        }
+    }
+}
+coio::coroutine_local! {
+    static STICKY: Sticky = {
+        CREATED.fetch_add(1, SeqCst);
+        Sticky(std::marker::PhantomData)
+    };
+}
+
+/// Coroutine-locals that keep coming back are leaked, never dropped later
+/// on another thread (they need not be `Send`).
+#[test]
+fn leftover_coroutine_locals_never_leave_their_thread() {
+    let rt = rt(1);
+    let h = rt.spawn(|| {
+        STICKY.with(|_| ());
+        thread::current().id()
+    });
+    let handle = h.coroutine();
+    let worker = h.join().unwrap();
+    thread::sleep(Duration::from_millis(50));
+    drop(handle);
+    drop(rt);
+    let drops = DROPPED_ON.lock().unwrap().clone();
+    assert!(!drops.is_empty());
+    assert!(
+        drops.iter().all(|&t| t == worker),
+        "{drops:?} vs {worker:?}"
+    );
+}
+
+struct PanicsOnDrop;
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a coroutine-local's destructor panics");
+    }
+}
+coio::coroutine_local! {
+    static PANICKY: PanicsOnDrop = PanicsOnDrop;
+}
+
+/// A coroutine-local whose destructor panics does not abort the process.
+#[test]
+fn a_panicking_coroutine_local_destructor_is_survived() {
+    let rt = rt(1);
+    let r = rt.block_on(|| coio::spawn(|| PANICKY.with(|_| 7)).join());
+    assert_eq!(r.unwrap(), 7);
+}
+
+/// During shutdown a worker waiting for another one sleeps (it used to
+/// spin). In a child process, so that other tests' threads do not count.
+#[test]
+fn shutdown_does_not_spin() {
+    fn cpu() -> Duration {
+        // SAFETY: rusage is plain data; all zeroes is a valid value.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid out-pointer.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+    if std::env::var("COIO_TEST_SHUTDOWN_CHILD").is_ok() {
+        let rt = rt(2);
+        let _h = rt.spawn(|| {
+            coio::scope(|s| {
+                // Long non-yielding work on the other worker.
+                s.spawn(|| thread::sleep(Duration::from_millis(600)));
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_millis(30) {}
+                coio::sleep(Duration::from_secs(10));
+            })
+        });
+        thread::sleep(Duration::from_millis(60));
+        let (c0, t0) = (cpu(), Instant::now());
+        drop(rt);
+        let (c1, t1) = (cpu(), Instant::now());
+        println!("shutdown: {:?} wall, {:?} CPU", t1 - t0, c1 - c0);
+        assert!(c1 - c0 < (t1 - t0) / 2, "a worker spun during shutdown");
+        std::process::exit(0);
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "shutdown_does_not_spin", "--nocapture"])
+        .env("COIO_TEST_SHUTDOWN_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
