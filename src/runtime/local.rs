@@ -123,6 +123,13 @@ fn downcast<T: 'static>(b: &dyn Any) -> *const T {
         .expect("coio: coroutine-local key index mismatch") as *const T
 }
 
+/// Whether the finishing coroutine has coroutine-locals to drop.
+#[inline]
+pub(crate) fn has_locals(h: &Header) -> bool {
+    // SAFETY: home-local, read by the coroutine itself.
+    unsafe { (*h.local.locals.get()).is_some() }
+}
+
 /// Drops the coroutine-locals of the finishing coroutine (called on it).
 ///
 /// A destructor that panics is reported by the panic hook and the next

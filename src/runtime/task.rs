@@ -464,9 +464,13 @@ pub(crate) trait Output<T>: Task {
     /// this must be called once.
     unsafe fn take_output(&self) -> thread::Result<T>;
 
-    /// The join handle is dropped without joining: the result is dropped,
-    /// now if it is there, else by the coroutine when it finishes.
-    fn detach(&self);
+    /// Drops the result for a join handle that is dropped after it was
+    /// stored (see `Header::detach`).
+    ///
+    /// # Safety
+    /// The result must be stored and `Header::detach` must have returned
+    /// true (the completer left it to the handle).
+    unsafe fn drop_output(&self);
 }
 
 /// Where a task's closure and result live.
@@ -565,8 +569,11 @@ where
         unsafe { *self.stage.get() = Stage::Done(out) };
         if self.header.complete() {
             // SAFETY: complete and detached: nobody else will take it.
-            let out = unsafe { self.take_stage() };
-            drop_quietly(out);
+            match unsafe { self.take_stage() } {
+                // Nothing to run (the common `()`): no landing pad needed.
+                Ok(v) if !std::mem::needs_drop::<T>() => std::mem::forget(v),
+                out => drop_quietly(out),
+            }
         }
     }
 
@@ -638,12 +645,9 @@ where
         unsafe { self.take_stage() }
     }
 
-    fn detach(&self) {
-        if self.header.detach() {
-            // SAFETY: complete (the AcqRel in `detach` saw it) and the
-            // completer left the result to us.
-            drop(unsafe { self.take_stage() });
-        }
+    unsafe fn drop_output(&self) {
+        // SAFETY: caller (complete, and left to us).
+        drop(unsafe { self.take_stage() });
     }
 }
 
@@ -668,9 +672,11 @@ where
     // Coroutine-locals die with the coroutine, on it (their destructors
     // may use coio). A panic there is reported by the hook and ignored: it
     // must not unwind out of this frame.
-    drop_quietly(catch_unwind(AssertUnwindSafe(|| {
-        super::local::drop_locals(&task.header)
-    })));
+    if super::local::has_locals(&task.header) {
+        drop_quietly(catch_unwind(AssertUnwindSafe(|| {
+            super::local::drop_locals(&task.header)
+        })));
+    }
     task.finish_with(out);
     // SAFETY: we are the coroutine, running, with link slot `link`; nothing
     // on this stack is used after this.
@@ -881,8 +887,21 @@ impl<T> JoinHandle<T> {
 }
 
 impl<T> Drop for JoinHandle<T> {
+    /// Detaches: the result is dropped, now if it is there, else by the
+    /// coroutine when it finishes.
+    #[inline]
     fn drop(&mut self) {
-        self.task.detach();
+        detach(&*self.task);
+    }
+}
+
+/// Detaches a task from its (only) join handle.
+#[inline]
+fn detach<T>(task: &dyn Output<T>) {
+    if task.header().detach() {
+        // SAFETY: complete (seen by the AcqRel in `detach`), and the
+        // completer left the result to us.
+        unsafe { task.drop_output() };
     }
 }
 
@@ -891,7 +910,7 @@ struct Detach<'a, T>(&'a dyn Output<T>);
 
 impl<T> Drop for Detach<'_, T> {
     fn drop(&mut self) {
-        self.0.detach();
+        detach(self.0);
     }
 }
 
