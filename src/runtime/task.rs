@@ -450,8 +450,8 @@ pub(crate) trait Task: Wake {
     fn abandon(&self, payload: Box<dyn Any + Send>);
 
     /// For the worker's recycler: a finished task nothing else refers to,
-    /// with its unclaimed result dropped, as `Any` (to be overwritten by a
-    /// new task of the same type); None if it is too big to keep.
+    /// as `Any` (to be overwritten by a new task of the same type); None if
+    /// it is too big to keep.
     fn recycle(self: Arc<Self>) -> Option<Arc<dyn Any + Send + Sync>>;
 }
 
@@ -603,13 +603,12 @@ where
         unsafe { RawCoroutine::new(stack, entry::<F, T>, self as *const Self) }
     }
 
-    fn recycle(mut self: Arc<Self>) -> Option<Arc<dyn Any + Send + Sync>> {
-        if size_of::<Self>() > 256 {
-            return None;
-        }
-        // The result nobody joined must not live on in the recycler.
-        *Arc::get_mut(&mut self)?.stage.get_mut() = Stage::Taken;
-        Some(self)
+    fn recycle(self: Arc<Self>) -> Option<Arc<dyn Any + Send + Sync>> {
+        // Its result, if the coroutine produced one, is gone already: taken
+        // by `join`, or dropped on detach (see `finish_with`); what is left
+        // is dropped when the next task overwrites it (`new_from`, in the
+        // spawner's context), never here in the scheduler.
+        (size_of::<Self>() <= 256).then_some(self)
     }
 
     fn abandon(&self, payload: Box<dyn Any + Send>) {
