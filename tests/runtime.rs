@@ -314,21 +314,27 @@ fn cancel_each_kind_of_wait() {
     let rt = rt(2);
     rt.block_on(|| {
         let drops = Arc::new(AtomicUsize::new(0));
+        // Counts the coroutines that reached their wait.
+        let started = Arc::new(AtomicUsize::new(0));
+        let s = started.clone();
         let d = drops.clone();
         let sleeper = coio::spawn(move || {
             let _n = Noisy(d);
+            s.fetch_add(1, SeqCst);
             coio::sleep(Duration::from_secs(3600));
         });
-        let d = drops.clone();
+        let (d, s) = (drops.clone(), started.clone());
         let parker = coio::spawn(move || {
             let _n = Noisy(d);
+            s.fetch_add(1, SeqCst);
             loop {
                 coio::park();
             }
         });
-        let d = drops.clone();
+        let (d, s) = (drops.clone(), started.clone());
         let timed = coio::spawn(move || {
             let _n = Noisy(d);
+            s.fetch_add(1, SeqCst);
             loop {
                 coio::park_timeout(Duration::from_secs(3600));
             }
@@ -339,19 +345,24 @@ fn cancel_each_kind_of_wait() {
             }
         });
         let fc = forever.coroutine();
-        let d = drops.clone();
+        let (d, s) = (drops.clone(), started.clone());
         let joiner = coio::spawn(move || {
             let _n = Noisy(d);
+            s.fetch_add(1, SeqCst);
             let _ = forever.join();
         });
-        let d = drops.clone();
+        let (d, s) = (drops.clone(), started.clone());
         let yielder = coio::spawn(move || {
             let _n = Noisy(d);
+            s.fetch_add(1, SeqCst);
             loop {
                 coio::yield_now();
             }
         });
-        coio::sleep(Duration::from_millis(20));
+        while started.load(SeqCst) < 5 {
+            coio::sleep(Duration::from_millis(1));
+        }
+        coio::sleep(Duration::from_millis(5));
         for h in [&sleeper, &parker, &timed, &joiner, &yielder] {
             h.cancel();
         }
@@ -397,15 +408,17 @@ fn cancel_from_plain_thread_and_finished() {
 #[test]
 fn shutdown_unwinds_everything() {
     let drops = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
     let handles = {
         let rt = rt(2);
-        let d = drops.clone();
+        let (d, s) = (drops.clone(), started.clone());
         rt.block_on(move || {
             let mut hs = Vec::new();
             for i in 0..1000 {
-                let d = d.clone();
+                let (d, s) = (d.clone(), s.clone());
                 hs.push(coio::spawn(move || {
                     let _n = Noisy(d);
+                    s.fetch_add(1, SeqCst);
                     match i % 3 {
                         0 => coio::sleep(Duration::from_secs(3600)),
                         1 => loop {
@@ -417,11 +430,16 @@ fn shutdown_unwinds_everything() {
                     }
                 }));
             }
-            coio::sleep(Duration::from_millis(50));
+            // Every one of them started (and is blocked or yielding), however
+            // slow the machine (valgrind in CI).
+            while s.load(SeqCst) < 1000 {
+                coio::sleep(Duration::from_millis(1));
+            }
             hs
         })
         // The runtime drops here.
     };
+    assert_eq!(started.load(SeqCst), 1000);
     assert_eq!(drops.load(SeqCst), 1000);
     for h in handles {
         assert!(h.join().unwrap_err().is::<Cancelled>());
@@ -509,15 +527,17 @@ fn cancelled_scope_owner_cancels_children_and_waits() {
     let data = vec![1, 2, 3];
     let drops = Arc::new(AtomicUsize::new(0));
     let d2 = drops.clone();
+    let started = AtomicUsize::new(0);
     rt.block_on(|| {
         let owner = coio::scope(|outer| {
             let h = outer.spawn(|| {
                 coio::scope(|s| {
                     for _ in 0..3 {
                         let d = d2.clone();
-                        let data = &data;
+                        let (data, started) = (&data, &started);
                         s.spawn(move || {
                             let _n = Noisy(d);
+                            started.fetch_add(1, SeqCst);
                             loop {
                                 coio::park_timeout(Duration::from_secs(3600));
                                 assert_eq!(data.len(), 3);
@@ -526,7 +546,9 @@ fn cancelled_scope_owner_cancels_children_and_waits() {
                     }
                 });
             });
-            coio::sleep(Duration::from_millis(20));
+            while started.load(SeqCst) < 3 {
+                coio::sleep(Duration::from_millis(1));
+            }
             h.cancel();
             h.join()
         });
