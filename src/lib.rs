@@ -35,9 +35,12 @@
 //! and a `Send` closure, no stack). The trade-off: started coroutines are
 //! not rebalanced, and a coroutine that computes for long or blocks its
 //! thread in a system call holds up the other coroutines of its worker. New
-//! work spreads by stealing, coroutines can be named ([`Builder::name`]),
-//! and a monitor warns on stderr when a worker has not come back to the
-//! scheduler for a second ([`RuntimeBuilder::stall_warning`]).
+//! work spreads by stealing, and a worker with more runnable coroutines than
+//! another leaves its new ones to be stolen; blocking calls belong on the
+//! blocking pool (part of the I/O layer, being built); coroutines can be
+//! named ([`Builder::name`]); and a monitor warns on stderr when a worker has
+//! not come back to the scheduler for a second
+//! ([`RuntimeBuilder::stall_warning`]).
 //!
 //! Under the runtime sits the foundation: the context switch, guarded and
 //! pooled stacks with overflow reports, and [`Generator`], a stackful
