@@ -51,3 +51,48 @@ fn backtrace_crosses_nested_generators_into_the_resumer() {
         "frames out of order:\n{text}"
     );
 }
+
+#[inline(never)]
+fn scheduled_function_that_captures() -> String {
+    Backtrace::force_capture().to_string()
+}
+
+/// A coroutine of the runtime that was switched into directly by another
+/// (`arch::transfer`, when the other yields) still unwinds into the
+/// scheduler loop and the worker thread's start: the link it got is the
+/// loop's.
+#[test]
+fn backtrace_after_a_direct_switch_reaches_the_worker_loop() {
+    let rt = coio::Runtime::builder().workers(1).build().unwrap();
+    let text = rt.block_on(|| {
+        // Two coroutines take turns with yield_now: each resumes the other
+        // directly, not through the loop.
+        // `other` outlives `me`'s last yield, so `me` captures right after
+        // `other` switched into it.
+        let other = coio::spawn(|| {
+            for _ in 0..10 {
+                coio::yield_now();
+            }
+        });
+        let me = coio::spawn(|| {
+            for _ in 0..2 {
+                coio::yield_now();
+            }
+            scheduled_function_that_captures()
+        });
+        let text = me.join().unwrap();
+        other.join().unwrap();
+        text
+    });
+    let find = |name: &str| {
+        text.find(name)
+            .unwrap_or_else(|| panic!("`{name}` missing from backtrace:\n{text}"))
+    };
+    let capture = find("scheduled_function_that_captures");
+    let run_task = find("run_task");
+    let start = find("thread_start");
+    assert!(
+        capture < run_task && run_task < start,
+        "frames out of order:\n{text}"
+    );
+}
