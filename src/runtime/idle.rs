@@ -67,12 +67,17 @@ impl Idle {
     /// workers (at least one) search.
     #[inline]
     pub(crate) fn try_search(&self) -> bool {
-        let s = self.state.load(SeqCst);
-        if 2 * (s & SEARCH_MASK) >= self.workers.max(2) {
-            return false;
+        let mut s = self.state.load(SeqCst);
+        loop {
+            if 2 * (s & SEARCH_MASK) >= self.workers.max(2) {
+                return false;
+            }
+            // A CAS, so that two workers cannot both take the last place.
+            match self.state.compare_exchange_weak(s, s + 1, SeqCst, SeqCst) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
         }
-        self.state.fetch_add(1, SeqCst);
-        true
     }
 
     /// Stops searching; true if this was the last searcher.
