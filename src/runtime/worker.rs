@@ -961,31 +961,11 @@ impl Local {
             self.shared.monitor.kick();
             return;
         }
-        let remote = self.remote();
-        let sleep = {
-            let mut inbox = remote.lock();
-            // Once this worker has begun closing it may sleep too: what it
-            // still waits for arrives through the inbox or its timers.
-            let sleep =
-                inbox.tasks.is_empty() && (self.closing.get() || !self.shared.closed.load(SeqCst));
-            inbox.parked = sleep;
-            sleep
-        };
-        if sleep {
-            // Nothing runnable here: others may count on this worker.
-            self.shared.monitor.progress[self.index].set_load(0);
-            let deadline = self.timers.borrow_mut().next_deadline();
-            match deadline {
-                Some(d) => {
-                    let now = Instant::now();
-                    if d > now {
-                        thread::park_timeout(d - now);
-                    }
-                }
-                None => thread::park(),
-            }
-            remote.lock().parked = false;
-        }
+        // Nothing runnable here: others may count on this worker.
+        self.shared.monitor.progress[self.index].set_load(0);
+        // Once this worker has begun closing it may sleep too: what it still
+        // waits for arrives through the inbox or its timers.
+        self.sleep_on_inbox(self.closing.get() || !self.shared.closed.load(SeqCst), None);
         if !idle.unpark(self.index) {
             self.searching.set(true);
         }
@@ -1143,22 +1123,30 @@ impl Local {
             // The worker's unstarted coroutines must not wait for this one:
             // hand them to the other workers.
             self.publish_fresh();
-            let remote = self.remote();
-            let sleep = {
-                let mut inbox = remote.lock();
-                inbox.parked = inbox.tasks.is_empty();
-                inbox.parked
-            };
-            if sleep {
-                let next = self.timers.borrow_mut().next_deadline();
-                let until = [deadline, next].into_iter().flatten().min();
-                match until {
-                    Some(d) => thread::park_timeout(d.saturating_duration_since(now)),
-                    None => thread::park(),
-                }
-                remote.lock().parked = false;
+            self.sleep_on_inbox(true, deadline);
+        }
+    }
+
+    /// Sleeps on the thread's futex until an inbox push, an unpark, the
+    /// next timer or `until`, unless the inbox has tasks or `may_sleep` is
+    /// false. The decision is taken under the inbox lock, with `parked` set
+    /// for pushers to see; an unpark that comes before the sleep is kept by
+    /// the thread's token.
+    fn sleep_on_inbox(&self, may_sleep: bool, until: Option<Instant>) {
+        let remote = self.remote();
+        {
+            let mut inbox = remote.lock();
+            inbox.parked = may_sleep && inbox.tasks.is_empty();
+            if !inbox.parked {
+                return;
             }
         }
+        let next = self.timers.borrow_mut().next_deadline();
+        match [until, next].into_iter().flatten().min() {
+            Some(d) => thread::park_timeout(d.saturating_duration_since(Instant::now())),
+            None => thread::park(),
+        }
+        remote.lock().parked = false;
     }
 }
 
