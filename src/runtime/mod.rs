@@ -84,7 +84,20 @@ impl Shared {
     /// Queues a fresh task from outside the runtime's workers.
     fn inject(&self, task: TaskRef) {
         self.injector.push(task);
-        if let Some(i) = self.idle.notify_work() {
+        self.notify_work(true);
+    }
+
+    /// Fresh work was made stealable: wakes a parked worker if the idle
+    /// protocol says so (`Idle::notify_work`; without `fenced`,
+    /// `Idle::notify_local_work`, for work on the caller's own queue).
+    #[inline]
+    pub(crate) fn notify_work(&self, fenced: bool) {
+        let sleeper = if fenced {
+            self.idle.notify_work()
+        } else {
+            self.idle.notify_local_work()
+        };
+        if let Some(i) = sleeper {
             self.remotes[i].unpark();
         }
     }

@@ -658,9 +658,7 @@ impl Local {
             self.fresh.push(t);
         }
         drop(overflow);
-        if let Some(i) = self.shared.idle.notify_local_work() {
-            self.shared.remotes[i].unpark();
-        }
+        self.shared.notify_work(false);
     }
 
     /// Queues a task woken on this, its home, worker: into the LIFO slot if
@@ -685,9 +683,7 @@ impl Local {
         } else {
             self.overflow.borrow_mut().push_back(task);
         }
-        if let Some(i) = self.shared.idle.notify_local_work() {
-            self.shared.remotes[i].unpark();
-        }
+        self.shared.notify_work(false);
     }
 
     /// Runs a job: starts a fresh task first.
@@ -904,9 +900,8 @@ impl Local {
         if self.searching.replace(false)
             && self.shared.idle.stop_searching()
             && self.stealable_work()
-            && let Some(i) = self.shared.idle.notify_work()
         {
-            self.shared.remotes[i].unpark();
+            self.shared.notify_work(true);
         }
     }
 
@@ -1164,8 +1159,8 @@ impl Local {
             self.shared.injector.push(t);
             moved = true;
         }
-        if moved && let Some(i) = self.shared.idle.notify_work() {
-            self.shared.remotes[i].unpark();
+        if moved {
+            self.shared.notify_work(true);
         }
     }
 }
