@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use coio::Runtime;
 
+mod common;
+
 fn rt(workers: usize) -> Runtime {
     Runtime::builder()
         .workers(workers)
@@ -242,15 +244,8 @@ fn a_panicking_coroutine_local_destructor_is_survived() {
 /// spin). In a child process, so that other tests' threads do not count.
 #[test]
 fn shutdown_does_not_spin() {
-    fn cpu() -> Duration {
-        // SAFETY: rusage is plain data; all zeroes is a valid value.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid out-pointer.
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-        tv(ru.ru_utime) + tv(ru.ru_stime)
-    }
-    if std::env::var("COIO_TEST_SHUTDOWN_CHILD").is_ok() {
+    use common::cpu_time as cpu;
+    if common::child_role().is_some() {
         let rt = rt(2);
         let _h = rt.spawn(|| {
             coio::scope(|s| {
@@ -269,11 +264,7 @@ fn shutdown_does_not_spin() {
         assert!(c1 - c0 < (t1 - t0) / 2, "a worker spun during shutdown");
         std::process::exit(0);
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "shutdown_does_not_spin", "--nocapture"])
-        .env("COIO_TEST_SHUTDOWN_CHILD", "1")
-        .output()
-        .unwrap();
+    let out = common::run_in_child("shutdown_does_not_spin", "shutdown", &[]);
     assert!(
         out.status.success(),
         "{}{}",

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use coio::{Cancelled, Runtime};
 
+mod common;
+
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().workers(workers).build().unwrap()
 }
@@ -127,7 +129,7 @@ fn bad_worker_counts_are_errors() {
 #[test]
 fn coio_workers_env() {
     // Run in a child process: the environment is process-wide.
-    if let Ok(v) = std::env::var("COIO_TEST_ENV_CHILD") {
+    if let Some(v) = common::child_role() {
         let r = Runtime::new();
         match v.as_str() {
             "3" => assert_eq!(r.unwrap().workers(), 3),
@@ -140,13 +142,8 @@ fn coio_workers_env() {
         return;
     }
     for (value, child) in [("3", "3"), ("zero", "bad"), ("0", "bad")] {
-        let st = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "coio_workers_env", "--nocapture"])
-            .env("COIO_WORKERS", value)
-            .env("COIO_TEST_ENV_CHILD", child)
-            .status()
-            .unwrap();
-        assert!(st.success(), "COIO_WORKERS={value}");
+        let out = common::run_in_child("coio_workers_env", child, &[("COIO_WORKERS", value)]);
+        assert!(out.status.success(), "COIO_WORKERS={value}");
     }
 }
 
@@ -632,16 +629,8 @@ fn block_on_from_coroutine_panics() {
 
 #[test]
 fn idle_runtime_burns_no_cpu() {
-    fn cpu_time() -> Duration {
-        // SAFETY: rusage is plain data; all zeroes is a valid value.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid out-pointer.
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-        tv(ru.ru_utime) + tv(ru.ru_stime)
-    }
     // A child process so that other tests' threads do not count.
-    if std::env::var("COIO_TEST_IDLE_CHILD").is_ok() {
+    if common::child_role().is_some() {
         let rt = rt(2);
         rt.block_on(|| {
             for _ in 0..100 {
@@ -649,9 +638,9 @@ fn idle_runtime_burns_no_cpu() {
             }
         });
         std::thread::sleep(Duration::from_millis(100));
-        let before = cpu_time();
+        let before = common::cpu_time();
         std::thread::sleep(Duration::from_secs(1));
-        let used = cpu_time() - before;
+        let used = common::cpu_time() - before;
         println!("idle cpu: {used:?}");
         assert!(
             used < Duration::from_millis(5),
@@ -659,11 +648,7 @@ fn idle_runtime_burns_no_cpu() {
         );
         std::process::exit(0);
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "idle_runtime_burns_no_cpu", "--nocapture"])
-        .env("COIO_TEST_IDLE_CHILD", "1")
-        .output()
-        .unwrap();
+    let out = common::run_in_child("idle_runtime_burns_no_cpu", "idle", &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -673,7 +658,7 @@ fn idle_runtime_burns_no_cpu() {
 
 #[test]
 fn stall_warning_names_the_worker_and_coroutine() {
-    if std::env::var("COIO_TEST_STALL_CHILD").is_ok() {
+    if common::child_role().is_some() {
         let rt = Runtime::builder()
             .workers(1)
             .thread_name("stall-test")
@@ -688,15 +673,7 @@ fn stall_warning_names_the_worker_and_coroutine() {
         println!("id={id}");
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "stall_warning_names_the_worker_and_coroutine",
-            "--nocapture",
-        ])
-        .env("COIO_TEST_STALL_CHILD", "1")
-        .output()
-        .unwrap();
+    let out = common::run_in_child("stall_warning_names_the_worker_and_coroutine", "stall", &[]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

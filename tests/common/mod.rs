@@ -1,0 +1,37 @@
+//! Helpers shared by the runtime's test files (`mod common;`).
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// The variable that marks a child process run by [`run_in_child`].
+const CHILD: &str = "COIO_TEST_CHILD";
+
+/// The role this process was given if it is a child run by
+/// [`run_in_child`]; None in the test run itself.
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD).ok()
+}
+
+/// Re-runs the test `name` of this test binary alone in a child process
+/// (so that the environment, the process's CPU time and its stderr are the
+/// test's own), with [`child_role`] returning `role` there and `env` set.
+pub fn run_in_child(name: &str, role: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture"]).env(CHILD, role);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("re-running the test binary")
+}
+
+/// CPU time (user and system) used by this process so far.
+pub fn cpu_time() -> Duration {
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
