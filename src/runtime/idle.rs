@@ -262,18 +262,30 @@ mod loom_tests {
         })
     }
 
+    /// Runs `spawner` (the model's main thread, a worker that is busy
+    /// elsewhere: never idle, never searching) against an idle worker; the
+    /// spawner pushes one item and must see it taken, exactly once, by
+    /// someone.
+    fn spawner_against_idle_worker(spawner: fn(&World)) {
+        loom::model(move || {
+            let w = world();
+            let w1 = w.clone();
+            let t = thread::spawn(move || idle_worker(&w1, 1));
+            w.queue.fetch_add(1, SeqCst);
+            spawner(&w);
+            w.closed.store(true, SeqCst);
+            w.unpark(1);
+            t.join().unwrap();
+            assert_eq!(w.taken.load(SeqCst), 1);
+        });
+    }
+
     /// An outside spawner (the injector's path, with the fence): the idle
     /// worker must take the item, whatever the interleaving. Without the
     /// last searcher's re-check in `Idle::park` this model deadlocks.
     #[test]
     fn loom_injected_work_is_never_stranded() {
-        loom::model(|| {
-            let w = world();
-            // Worker 0 is busy elsewhere for this model: not idle, never
-            // searching, never taking.
-            let w1 = w.clone();
-            let t = thread::spawn(move || idle_worker(&w1, 1));
-            w.queue.fetch_add(1, SeqCst);
+        spawner_against_idle_worker(|w| {
             if let Some(i) = w.idle.notify_work() {
                 w.unpark(i);
             }
@@ -282,10 +294,6 @@ mod loom_tests {
             while w.taken.load(SeqCst) == 0 {
                 thread::park();
             }
-            w.closed.store(true, SeqCst);
-            w.unpark(1);
-            t.join().unwrap();
-            assert_eq!(w.taken.load(SeqCst), 1);
         });
     }
 
@@ -294,20 +302,12 @@ mod loom_tests {
     /// exactly once either way.
     #[test]
     fn loom_local_work_is_taken_once() {
-        loom::model(|| {
-            let w = world();
-            let w1 = w.clone();
-            let t = thread::spawn(move || idle_worker(&w1, 1));
-            w.queue.fetch_add(1, SeqCst);
+        spawner_against_idle_worker(|w| {
             if let Some(i) = w.idle.notify_local_work() {
                 w.unpark(i);
             }
             // The spawner runs its own queue before it could park.
             w.take();
-            w.closed.store(true, SeqCst);
-            w.unpark(1);
-            t.join().unwrap();
-            assert_eq!(w.taken.load(SeqCst), 1);
         });
     }
 }

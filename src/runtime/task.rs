@@ -957,56 +957,45 @@ mod loom_tests {
     use loom::sync::atomic::AtomicBool;
     use loom::thread;
 
-    /// Parks the "coroutine" (the model's main thread) if `prepare`
-    /// says so, until the waker queues it; a lost wakeup deadlocks.
-    fn suspend_until_queued(suspend: bool, queued: &AtomicBool) {
-        if suspend {
-            while !queued.load(Acquire) {
-                thread::park();
+    /// The coroutine (the model's main thread) prepares to wait with
+    /// `prepare` and, if told to suspend, parks until a waker on another
+    /// thread (`waker`) queues it: a lost wakeup deadlocks the model. Then
+    /// the bits of the state word in `mask` must be back to RUNNABLE (the
+    /// wake was consumed once, and nothing is left over for the next wait).
+    fn no_lost_wakeup(prepare: fn(&Header) -> bool, waker: fn(&Header) -> bool, mask: u32) {
+        loom::model(move || {
+            let h = Arc::new(Header::new(None));
+            let queued = Arc::new(AtomicBool::new(false));
+            let main = thread::current();
+            let (h2, q2) = (h.clone(), queued.clone());
+            let t = thread::spawn(move || {
+                if waker(&h2) {
+                    q2.store(true, Release);
+                    main.unpark();
+                }
+            });
+            if prepare(&h) {
+                while !queued.load(Acquire) {
+                    thread::park();
+                }
             }
-        }
+            t.join().unwrap();
+            assert_eq!(h.state.load(Relaxed) & mask, RUNNABLE);
+        });
     }
 
     #[test]
     fn loom_unpark_is_never_lost_and_consumed_once() {
-        loom::model(|| {
-            let h = Arc::new(Header::new(None));
-            let queued = Arc::new(AtomicBool::new(false));
-            let main = thread::current();
-            let (h2, q2) = (h.clone(), queued.clone());
-            let t = thread::spawn(move || {
-                if h2.unpark() {
-                    q2.store(true, Release);
-                    main.unpark();
-                }
-            });
-            suspend_until_queued(h.prepare_park(), &queued);
-            t.join().unwrap();
-            // The one unpark was consumed by this park: the next one waits.
-            assert_eq!(
-                h.state.load(Relaxed) & (TOKEN | PARKED | STATE_MASK),
-                RUNNABLE
-            );
-        });
+        no_lost_wakeup(
+            Header::prepare_park,
+            Header::unpark,
+            TOKEN | PARKED | STATE_MASK,
+        );
     }
 
     #[test]
     fn loom_wake_is_never_lost() {
-        loom::model(|| {
-            let h = Arc::new(Header::new(None));
-            let queued = Arc::new(AtomicBool::new(false));
-            let main = thread::current();
-            let (h2, q2) = (h.clone(), queued.clone());
-            let t = thread::spawn(move || {
-                if h2.wake() {
-                    q2.store(true, Release);
-                    main.unpark();
-                }
-            });
-            suspend_until_queued(h.prepare_block(), &queued);
-            t.join().unwrap();
-            assert_eq!(h.state.load(Relaxed) & (WAKE | STATE_MASK), RUNNABLE);
-        });
+        no_lost_wakeup(Header::prepare_block, Header::wake, WAKE | STATE_MASK);
     }
 
     /// An unpark that arrives while the coroutine waits for something else
