@@ -214,6 +214,42 @@ pub fn link_slot(top: *mut u8) -> *mut usize {
     top.wrapping_sub(16).cast()
 }
 
+/// Assembly that saves the running coroutine's context on its own stack:
+/// its `rbp`, its `rbx`, then the address to resume at (the local label `2`,
+/// which the same `asm!` must define with `resumed!`). The stack pointer
+/// is then the context's handle. `suspend` and `transfer` both save with
+/// it, so that `resume` (and `transfer`) can continue either kind.
+macro_rules! save_context {
+    () => {
+        concat!(
+            "push rbp\n",
+            "push rbx\n",
+            "lea rax, [rip + 2f]\n",
+            "push rax\n",
+        )
+    };
+}
+
+/// Assembly where a context saved by `save_context!` continues. It is
+/// entered by `resume`'s `call` (or by `transfer`, in the same state): rdi =
+/// arg, rsi = the link slot, rdx = the context, rcx = order, on the
+/// parent's stack right after the parent's `call`. The same steps as the
+/// trampoline: save the parent's `rbp` next to its return address, publish
+/// the parent's stack pointer in the link slot, move back onto our own
+/// stack past the resume address, and restore `rbx` and `rbp`.
+macro_rules! resumed {
+    () => {
+        concat!(
+            "2:\n",
+            "push rbp\n",
+            "mov [rsi], rsp\n",
+            "lea rsp, [rdx + 8]\n",
+            "pop rbx\n",
+            "pop rbp\n",
+        )
+    };
+}
+
 /// Switches from the current context into the suspended context `sp`,
 /// passing `arg` and `order`. Returns when the coroutine suspends or
 /// finishes, with the word it passed and its new stack pointer, or, once it
@@ -269,11 +305,7 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> (usize, usize) {
     // we are resumed is saved on our stack; the clobbers cover the rest.
     unsafe {
         asm!(
-            // Save our context: rbp, rbx, then the address to resume at.
-            "push rbp",
-            "push rbx",
-            "lea rax, [rip + 2f]",
-            "push rax",
+            save_context!(),
             // Our stack pointer is the handle of the suspended context; the
             // parent receives it in rsi.
             "mov rsi, rsp",
@@ -282,16 +314,7 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> (usize, usize) {
             "mov rsp, [rdx]",
             "pop rbp",
             "ret",
-            // Resumed by a parent's `resume`: rdi = arg, rsi = link slot,
-            // rdx = our stack pointer, rcx = order. Same steps as the
-            // trampoline: save the parent's rbp, publish its stack pointer,
-            // come home.
-            "2:",
-            "push rbp",
-            "mov [rsi], rsp",
-            "lea rsp, [rdx + 8]",
-            "pop rbx",
-            "pop rbp",
+            resumed!(),
             inlateout("rdi") arg => ret,
             in("rdx") link,
             lateout("rcx") order,
@@ -343,11 +366,7 @@ pub unsafe fn transfer(
     // `call`, with the parent's rbp in rbp.
     unsafe {
         asm!(
-            // Save our context: rbp, rbx, then the address to resume at.
-            "push rbp",
-            "push rbx",
-            "lea rax, [rip + 2f]",
-            "push rax",
+            save_context!(),
             "mov [r8], rsp",
             // Onto the parent's stack: restore its rbp; rsp then points at
             // the return address of its `call`, as right after that call.
@@ -356,13 +375,7 @@ pub unsafe fn transfer(
             // Enter the target like `resume` does: rdi = arg, rsi = its link
             // slot, rdx = its context, rcx = order.
             "jmp [rdx]",
-            // Resumed: the same steps as `suspend`'s resume path.
-            "2:",
-            "push rbp",
-            "mov [rsi], rsp",
-            "lea rsp, [rdx + 8]",
-            "pop rbx",
-            "pop rbp",
+            resumed!(),
             inlateout("rdi") arg => ret,
             inlateout("rsi") to_link => _,
             inlateout("rdx") to_sp => _,
