@@ -14,6 +14,10 @@
 //!   the parent's stack exactly as for an ordinary function call.
 //! * [`suspend`] and [`finish`] run on the coroutine. They go back to the
 //!   parent with a `ret`, which pops that very return address.
+//! * [`transfer`] runs on a coroutine too: it saves it like `suspend` and
+//!   enters another coroutine of the same parent as `resume` would, reusing
+//!   the parent's pending return address (whichever coroutine goes back
+//!   last pops it).
 //!
 //! Every `call` is thus matched by one `ret`, and the CPU's return-address
 //! predictor stays balanced: a round trip costs two correctly predicted
