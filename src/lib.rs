@@ -72,8 +72,10 @@
 
 mod arch;
 pub mod coroutine;
+mod park;
 mod runtime;
 mod stack;
+pub mod sync;
 
 pub use coroutine::generator::{
     ForcedUnwind, Generator, GeneratorBuilder, GeneratorState, Yielder,

@@ -450,7 +450,7 @@ impl Local {
 
     /// The running coroutine.
     #[inline]
-    fn current_started(&self) -> Started {
+    pub(crate) fn current_started(&self) -> Started {
         self.current
             .get()
             .expect("coio: no coroutine is running on this worker")

@@ -1,0 +1,409 @@
+//! The parking core: how everything in coio that can wait, waits.
+//!
+//! Two pieces, after Go's `sudog` and crossbeam-channel's `Context`:
+//!
+//! * A [`Blocker`] lives on the stack of whoever waits (a coroutine, or a
+//!   plain thread outside a runtime), for the length of one blocking call.
+//!   It knows whom to wake and holds one atomic word, `state`, through
+//!   which the wait is decided exactly once.
+//! * A [`WaitQueue`] is a FIFO of entries — a pointer to a blocker, the
+//!   number of the operation it waits for, and a pointer to its *packet*
+//!   (where a value is handed over) — kept under the lock of whatever it
+//!   belongs to: a channel, a mutex's slow path, a condvar, ...
+//!
+//! A `select` puts one entry per arm into several queues, all pointing to
+//! the same blocker: the first waker to claim the blocker picks the arm.
+//!
+//! # The protocol
+//!
+//! 1. The waiter makes a blocker and, under the owner's lock, checks its
+//!    condition; if it must wait it pushes an entry and lets go of the lock.
+//! 2. A waker, under the same lock, takes entries from the front and
+//!    [claims](WaitQueue::claim) one: a CAS of `state` from `WAITING` to
+//!    `CLAIMED`, recording the operation and whether the waker performed it
+//!    (`done`) or only asks the waiter to look again (`retry`). At most one
+//!    claim of a blocker succeeds. An entry whose claim fails is stale (its
+//!    blocker was claimed through another queue, or gave up) and is dropped.
+//! 3. Having claimed, the waker may use the packet (write the value a
+//!    receiver waits for, or take the value of a waiting sender), and then
+//!    [finishes](Claimed): it wakes the waiter, and *then* stores `DONE`
+//!    (Release). It touches nothing of the waiter after that store.
+//! 4. The waiter returns only when no waker can touch its blocker any more:
+//!    after it saw `DONE` (Acquire: the packet is written), or after it gave
+//!    up — a CAS from `WAITING` to `ABORTED`, on a deadline or on
+//!    cancellation — and then removed its entries from every queue, under
+//!    each queue's lock (a waker reads entries only under that lock).
+//!
+//! Why wake before `DONE`: the blocker, and the coroutine or thread it
+//! names, may be gone the moment the waiter sees `DONE`, so the wake must
+//! be over by then. The price is that a waiter may run between the two
+//! (woken by this wake on another worker, or by a timer) and see `CLAIMED`
+//! without `DONE`; it then spins, briefly: the waker is a few instructions
+//! from the store and does not block in between.
+//!
+//! Wakes are hints: a waiter may also be resumed by a stale wake, a timer
+//! or a cancellation, so it always re-reads `state`.
+//!
+//! # Blocking
+//!
+//! In a coroutine, waiting suspends the coroutine (the worker's
+//! `block_current`, which also honours the deadline through the worker's
+//! timers); on a plain thread it parks the thread. The one-waiter waits of
+//! the runtime (join, `park`) use the same two mechanisms through
+//! `runtime::blocking::wait_until`.
+
+use std::collections::VecDeque;
+use std::panic::resume_unwind;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicUsize, Ordering::*};
+#[cfg(loom)]
+use loom::thread::{self, Thread};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+#[cfg(not(loom))]
+use std::thread::{self, Thread};
+
+use crate::runtime::task::{self, Cancelled, Started};
+use crate::runtime::worker;
+
+/// `state`: nobody has claimed the blocker yet.
+const WAITING: usize = 0;
+/// `state`: the waiter gave up (deadline or cancellation).
+const ABORTED: usize = 1;
+/// `state`: a waker claimed the blocker (operation number in the high bits).
+const CLAIMED: usize = 2;
+/// `state`: the waker is done with the blocker; the waiter may go.
+const DONE: usize = 4;
+/// `state`: the claim asks the waiter to look again (the waker did not
+/// perform the operation: a lock was released, a channel closed, ...).
+const RETRY: usize = 8;
+/// `state`: where the operation number starts.
+const OPER_SHIFT: u32 = 4;
+
+/// Who is to be woken.
+enum Who {
+    /// A coroutine, which is suspended in this wait and so unfinished: the
+    /// non-owning pointer stays valid until the wait returns, which is after
+    /// every waker is done with it (module docs).
+    Task(Started),
+    /// A plain thread.
+    Thread(Thread),
+}
+
+/// One wait of one coroutine or thread (see the module docs).
+pub(crate) struct Blocker {
+    /// `WAITING`, `ABORTED`, or `CLAIMED` with `RETRY`, `DONE` and the
+    /// operation number.
+    state: AtomicUsize,
+    /// Whom a claim wakes.
+    who: Who,
+}
+
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// A waker claimed operation `oper` and performed it.
+    Done(usize),
+    /// A waker claimed operation `oper` but asks the waiter to look again.
+    Retry(usize),
+    /// The deadline passed first (the blocker is aborted).
+    TimedOut,
+    /// The coroutine was cancelled first (the blocker is aborted). The
+    /// caller removes its entries and then calls [`unwind_cancelled`].
+    Cancelled,
+}
+
+impl Blocker {
+    /// A blocker for the caller: its coroutine, or its thread.
+    #[inline]
+    pub(crate) fn new() -> Blocker {
+        let who = match worker::coroutine_local() {
+            Some(l) => Who::Task(l.current_started()),
+            None => Who::Thread(thread::current()),
+        };
+        Blocker {
+            state: AtomicUsize::new(WAITING),
+            who,
+        }
+    }
+
+    /// Gives up on the wait unless a waker claimed it already. Returns true
+    /// if it did: the caller must then remove its entries.
+    #[inline]
+    pub(crate) fn abort(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, ABORTED, Acquire, Acquire)
+            .is_ok()
+    }
+
+    /// Whether the blocker is still unclaimed.
+    #[inline]
+    fn is_waiting(&self) -> bool {
+        self.state.load(Relaxed) == WAITING
+    }
+
+    /// Waits until a waker claims this blocker and finishes, the deadline
+    /// passes, or (with `cancellable`) the coroutine is cancelled. On
+    /// `TimedOut` and `Cancelled` the blocker is aborted: no waker will
+    /// claim it, and the caller must remove its entries.
+    pub(crate) fn wait(&self, deadline: Option<Instant>, cancellable: bool) -> Woken {
+        let mut spins = 0u32;
+        loop {
+            let s = self.state.load(Acquire);
+            if s & DONE != 0 {
+                let oper = s >> OPER_SHIFT;
+                return if s & RETRY != 0 {
+                    Woken::Retry(oper)
+                } else {
+                    Woken::Done(oper)
+                };
+            }
+            if s == WAITING {
+                if cancellable && is_cancelled() && self.abort() {
+                    return Woken::Cancelled;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) && self.abort() {
+                    return Woken::TimedOut;
+                }
+                if self.state.load(Acquire) == WAITING {
+                    self.block(deadline);
+                }
+                continue;
+            }
+            // Claimed, not yet finished: the waker is between its claim and
+            // its `DONE` store, which it reaches without blocking.
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+    }
+
+    /// Suspends the coroutine, or parks the thread, once (until a wake, a
+    /// timer, or spuriously).
+    #[inline]
+    fn block(&self, deadline: Option<Instant>) {
+        match &self.who {
+            Who::Task(_) => match worker::coroutine_local() {
+                Some(l) => l.block_current(deadline, false),
+                None => unreachable!("coio: a coroutine's blocker outside its coroutine"),
+            },
+            Who::Thread(_) => match deadline {
+                None => thread::park(),
+                Some(d) => park_timeout(d),
+            },
+        }
+    }
+
+    /// Claims the blocker for operation `oper`. Called under the lock of a
+    /// queue that holds an entry of it.
+    #[inline]
+    fn claim(&self, oper: usize, retry: bool) -> bool {
+        let new = CLAIMED | if retry { RETRY } else { 0 } | (oper << OPER_SHIFT);
+        self.state
+            .compare_exchange(WAITING, new, AcqRel, Relaxed)
+            .is_ok()
+    }
+}
+
+#[cfg(not(loom))]
+fn park_timeout(d: Instant) {
+    thread::park_timeout(d.saturating_duration_since(Instant::now()));
+}
+
+#[cfg(loom)]
+fn park_timeout(_: Instant) {
+    // loom has no timed park; its models use no deadlines.
+    thread::yield_now();
+}
+
+/// Whether the running coroutine was cancelled (false on a plain thread,
+/// and while the coroutine unwinds: it must be able to wait then).
+#[inline]
+pub(crate) fn is_cancelled() -> bool {
+    match worker::coroutine_local() {
+        Some(l) => l.with_current(|t| t.header().is_cancelled()) && !std::thread::panicking(),
+        None => false,
+    }
+}
+
+/// Unwinds with [`Cancelled`] (after a wait returned `Woken::Cancelled`
+/// and the caller cleaned up).
+#[cold]
+pub(crate) fn unwind_cancelled() -> ! {
+    resume_unwind(Box::new(Cancelled))
+}
+
+/// A waiting operation in a [`WaitQueue`].
+struct Entry {
+    /// The waiter's blocker (on its stack; see the module docs for why it
+    /// outlives the entry).
+    blocker: NonNull<Blocker>,
+    /// The operation number, reported to the waiter by a claim.
+    oper: usize,
+    /// Where the value of the operation is handed over; its type is known
+    /// to the queue's owner.
+    packet: *mut (),
+}
+
+// SAFETY: an entry is a pair of pointers into the waiter's stack, used only
+// under the protocol of the module docs (blocker: `Sync` atomics and a
+// `Send + Sync` waker; packet: accessed by one claimer, then by the waiter
+// after `DONE`), whatever thread holds the queue.
+unsafe impl Send for Entry {}
+
+/// A FIFO of waiting operations, kept under its owner's lock.
+#[derive(Default)]
+pub(crate) struct WaitQueue {
+    entries: VecDeque<Entry>,
+}
+
+impl WaitQueue {
+    /// An empty queue (allocates nothing).
+    pub(crate) const fn new() -> WaitQueue {
+        WaitQueue {
+            entries: VecDeque::new(),
+        }
+    }
+
+    /// Queues operation `oper` of `blocker`, with its packet.
+    ///
+    /// # Safety
+    /// `blocker` must stay where it is until the wait protocol lets its
+    /// owner go (module docs, step 4): the caller removes this entry under
+    /// the same lock, or waits for `DONE`. `packet` must stay valid as long
+    /// and be of the type the queue's owner expects for `oper`.
+    #[inline]
+    pub(crate) unsafe fn push(&mut self, blocker: &Blocker, oper: usize, packet: *mut ()) {
+        self.entries.push_back(Entry {
+            blocker: NonNull::from(blocker),
+            oper,
+            packet,
+        });
+    }
+
+    /// As [`push`](Self::push), at the front: for a waiter that was woken
+    /// to retry, lost the race, and waits again (it keeps its turn).
+    ///
+    /// # Safety
+    /// As for [`push`](Self::push).
+    #[inline]
+    pub(crate) unsafe fn push_front(&mut self, blocker: &Blocker, oper: usize, packet: *mut ()) {
+        self.entries.push_front(Entry {
+            blocker: NonNull::from(blocker),
+            oper,
+            packet,
+        });
+    }
+
+    /// The operation number of the oldest entry still waiting, dropping
+    /// the stale entries in front of it. (Its waiter may give up right
+    /// after: a following `claim` may then take a later entry or none.)
+    pub(crate) fn front(&mut self) -> Option<usize> {
+        while let Some(e) = self.entries.front() {
+            // SAFETY: as in `claim`.
+            if unsafe { e.blocker.as_ref() }.is_waiting() {
+                return Some(e.oper);
+            }
+            self.entries.pop_front();
+        }
+        None
+    }
+
+    /// Removes every entry of `blocker` (after it gave up, or after it was
+    /// claimed through another queue).
+    pub(crate) fn remove(&mut self, blocker: &Blocker) {
+        let b = NonNull::from(blocker);
+        self.entries.retain(|e| e.blocker != b);
+    }
+
+    /// Claims the oldest claimable entry, skipping those of `skip` (a
+    /// selecting waiter does not rendezvous with itself) and dropping stale
+    /// ones. `retry`: the claimer does not perform the operation, it only
+    /// asks the waiter to look again.
+    #[inline]
+    pub(crate) fn claim(&mut self, skip: Option<&Blocker>, retry: bool) -> Option<Claimed> {
+        let skip = skip.map(NonNull::from);
+        let mut i = 0;
+        while i < self.entries.len() {
+            let e = &self.entries[i];
+            if Some(e.blocker) == skip {
+                i += 1;
+                continue;
+            }
+            let e = self.entries.remove(i).expect("index in range");
+            // SAFETY: the entry is in the queue, so its blocker is alive
+            // (step 4 of the protocol: its owner removes it under this
+            // lock, which we hold, before it goes).
+            if unsafe { e.blocker.as_ref() }.claim(e.oper, retry) {
+                return Some(Claimed {
+                    blocker: e.blocker,
+                    packet: e.packet,
+                });
+            }
+        }
+        None
+    }
+
+    /// Whether an entry other than `skip`'s is still unclaimed (a waiting
+    /// counterpart exists). May be stale the moment the lock is released.
+    pub(crate) fn has_waiting(&self, skip: Option<&Blocker>) -> bool {
+        let skip = skip.map(NonNull::from);
+        self.entries.iter().any(|e| {
+            // SAFETY: as in `claim`.
+            Some(e.blocker) != skip && unsafe { e.blocker.as_ref() }.is_waiting()
+        })
+    }
+
+    /// Claims every entry with `retry` and finishes each claim (a close,
+    /// or a lock that every waiter may now take).
+    pub(crate) fn retry_all(&mut self) {
+        while let Some(c) = self.claim(None, true) {
+            drop(c);
+        }
+    }
+
+    /// Whether the queue has no entries (stale ones count).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A successful claim. Dropping it finishes the claim: it wakes the waiter
+/// and then releases the blocker (step 3 of the protocol); until then the
+/// waiter waits, and its packet belongs to the claimer.
+pub(crate) struct Claimed {
+    blocker: NonNull<Blocker>,
+    packet: *mut (),
+}
+
+impl Claimed {
+    /// The entry's packet (its type is the queue owner's business).
+    #[inline]
+    pub(crate) fn packet(&self) -> *mut () {
+        self.packet
+    }
+}
+
+impl Drop for Claimed {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: claimed and not yet DONE, so the waiter is still waiting
+        // and its blocker alive (protocol, step 4).
+        let b = unsafe { self.blocker.as_ref() };
+        match &b.who {
+            // SAFETY: the coroutine is suspended in this wait (or about to
+            // be), hence unfinished; see `Who::Task`.
+            Who::Task(t) => task::wake(unsafe { t.get() }),
+            Who::Thread(t) => t.unpark(),
+        }
+        // Nothing of the waiter is touched after this store.
+        b.state.fetch_or(DONE, Release);
+    }
+}
