@@ -71,6 +71,7 @@
 //! their frames use); ARCHITECTURE.md, "Known gaps", describes them exactly.
 
 mod arch;
+pub mod chan;
 pub mod coroutine;
 mod park;
 mod runtime;

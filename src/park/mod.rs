@@ -293,6 +293,7 @@ impl WaitQueue {
     /// # Safety
     /// As for [`push`](Self::push).
     #[inline]
+    #[allow(dead_code)] // for the locks of `sync`
     pub(crate) unsafe fn push_front(&mut self, blocker: &Blocker, oper: usize, packet: *mut ()) {
         self.entries.push_front(Entry {
             blocker: NonNull::from(blocker),
@@ -304,6 +305,7 @@ impl WaitQueue {
     /// The operation number of the oldest entry still waiting, dropping
     /// the stale entries in front of it. (Its waiter may give up right
     /// after: a following `claim` may then take a later entry or none.)
+    #[allow(dead_code)] // for the locks of `sync`
     pub(crate) fn front(&mut self) -> Option<usize> {
         while let Some(e) = self.entries.front() {
             // SAFETY: as in `claim`.

@@ -1,0 +1,409 @@
+//! The channel itself: one structure for every capacity, after Go's
+//! `hchan`.
+//!
+//! A channel is a lock around a ring buffer and two wait queues of the
+//! parking core: senders waiting for room (each with its value in its
+//! packet) and receivers waiting for a value (each with an empty packet).
+//! Capacity 0 is the rendezvous channel (no buffer: a value goes from a
+//! sender's packet straight to a receiver); "unbounded" is a capacity no
+//! buffer reaches.
+//!
+//! # Invariants (under the lock)
+//!
+//! * Waiting receivers exist only while the buffer is empty, and waiting
+//!   senders only while it is full (for capacity 0: always "full").
+//!   Operations keep this so: a send first serves the oldest waiting
+//!   receiver; a receive that takes from a full buffer refills it from the
+//!   oldest waiting sender; with capacity 0 a receive takes straight from
+//!   the oldest waiting sender. FIFO on both sides: nobody starves.
+//! * Queues may also hold stale entries (of waiters that timed out, were
+//!   cancelled, or were chosen through another select arm); the parking
+//!   core drops them when it meets them.
+//! * `tx_closed` (every sender gone) and `rx_closed` (every receiver gone)
+//!   only ever go from false to true; when one is set, every waiter of the
+//!   other side is woken to look again. A receiver still drains the buffer
+//!   after `tx_closed`; the buffer is emptied when `rx_closed` is set.
+//!
+//! # Handing values over
+//!
+//! A claim of a waiter's blocker (under the lock) makes its packet the
+//! claimer's until the claim is dropped, which wakes the waiter; values are
+//! moved in or out of packets after the lock is released, and the claim is
+//! dropped last, so the lock is held only for the bookkeeping.
+//!
+//! # Select
+//!
+//! A select arm uses the same operations in two steps: [`Chan::try_recv`] /
+//! [`Chan::try_send`] (complete now, or report that it would wait), then
+//! [`Chan::register_recv`] / [`Chan::register_send`], which, under the
+//! lock, either find the arm ready (the select then starts over) or queue
+//! an entry with the select's blocker. `me` is that blocker: a select does
+//! not rendezvous with its own other arm.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+#[cfg(loom)]
+use loom::sync::{Mutex, MutexGuard, atomic::AtomicUsize};
+#[cfg(not(loom))]
+use std::sync::{Mutex, MutexGuard, atomic::AtomicUsize};
+
+use crate::park::{Blocker, Claimed, WaitQueue, Woken, unwind_cancelled};
+
+/// Where a value is handed over between a waiter and its claimer (see the
+/// parking core's protocol for who may touch it when).
+pub(crate) struct Packet<T>(UnsafeCell<Option<T>>);
+
+impl<T> Packet<T> {
+    /// A packet holding `v` (a waiting sender's) or nothing (a receiver's).
+    #[inline]
+    pub(crate) fn new(v: Option<T>) -> Packet<T> {
+        Packet(UnsafeCell::new(v))
+    }
+
+    /// The pointer that goes into a queue entry.
+    #[inline]
+    fn as_ptr(&self) -> *mut () {
+        self.0.get().cast()
+    }
+
+    /// Takes the value, for the waiter, once no claimer can touch the
+    /// packet any more.
+    #[inline]
+    pub(crate) fn take(&mut self) -> Option<T> {
+        self.0.get_mut().take()
+    }
+}
+
+/// Takes the value out of a claimed sender's packet.
+///
+/// # Safety
+/// `c` must be a claim of an entry of `senders` of a `Chan<T>`: its packet
+/// is a `Packet<T>` holding a value, the claimer's until `c` is dropped.
+#[inline]
+unsafe fn take_value<T>(c: &Claimed) -> T {
+    // SAFETY: caller.
+    unsafe { (*c.packet().cast::<Option<T>>()).take() }
+        .expect("coio: a waiting sender without its value")
+}
+
+/// Puts `v` into a claimed receiver's packet.
+///
+/// # Safety
+/// `c` must be a claim of an entry of `receivers` of a `Chan<T>`: its
+/// packet is an empty `Packet<T>`, the claimer's until `c` is dropped.
+#[inline]
+unsafe fn give_value<T>(c: &Claimed, v: T) {
+    // SAFETY: caller.
+    unsafe { *c.packet().cast::<Option<T>>() = Some(v) };
+}
+
+/// What the lock guards.
+struct Inner<T> {
+    /// Buffered values (never more than the capacity).
+    buf: VecDeque<T>,
+    /// Senders waiting for room (packets hold their values).
+    senders: WaitQueue,
+    /// Receivers waiting for a value (packets are empty).
+    receivers: WaitQueue,
+    /// Every `Sender` is gone.
+    tx_closed: bool,
+    /// Every `Receiver` is gone.
+    rx_closed: bool,
+}
+
+/// A channel, shared by its senders and receivers.
+pub(crate) struct Chan<T> {
+    /// Buffer, queues and close flags.
+    inner: Mutex<Inner<T>>,
+    /// Buffer capacity; `usize::MAX` for unbounded.
+    cap: usize,
+    /// Live `Sender`s (the last one to go closes the sending side).
+    pub(crate) tx_count: AtomicUsize,
+    /// Live `Receiver`s (the last one to go closes the receiving side).
+    pub(crate) rx_count: AtomicUsize,
+}
+
+/// A send's outcome other than success; the value comes back.
+pub(crate) enum SendFail<T> {
+    /// No room and no waiting receiver (only for non-blocking sends).
+    Full(T),
+    /// Every receiver is gone.
+    Closed(T),
+    /// The deadline passed.
+    Timeout(T),
+}
+
+/// A receive's outcome other than a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecvFail {
+    /// Nothing to take (only for non-blocking receives).
+    Empty,
+    /// Every sender is gone and the buffer is drained.
+    Closed,
+    /// The deadline passed.
+    Timeout,
+}
+
+// SAFETY: the channel moves values of `T` between threads (hence `T:
+// Send`), only through the lock or the parking core's packet protocol;
+// `&Chan` gives no access to a `&T`, so `T: Sync` is not needed.
+unsafe impl<T: Send> Sync for Chan<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for Chan<T> {}
+
+impl<T> Chan<T> {
+    /// A channel of capacity `cap` (`usize::MAX`: unbounded), with one
+    /// sender and one receiver.
+    pub(crate) fn new(cap: usize) -> Chan<T> {
+        Chan {
+            inner: Mutex::new(Inner {
+                buf: VecDeque::new(),
+                senders: WaitQueue::new(),
+                receivers: WaitQueue::new(),
+                tx_closed: false,
+                rx_closed: false,
+            }),
+            cap,
+            tx_count: AtomicUsize::new(1),
+            rx_count: AtomicUsize::new(1),
+        }
+    }
+
+    /// The capacity (`usize::MAX` for unbounded).
+    #[inline]
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Locks the channel. Nothing panics while the lock is held (bar
+    /// allocation failure, which aborts), so poisoning cannot happen;
+    /// `into_inner` makes that explicit.
+    #[inline]
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Buffered values.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().buf.len()
+    }
+
+    /// Sends without waiting: to the oldest waiting receiver, else into the
+    /// buffer. `me`: the selecting blocker, whose own entries are skipped.
+    #[inline]
+    pub(crate) fn try_send(&self, v: T, me: Option<&Blocker>) -> Result<(), SendFail<T>> {
+        let mut g = self.lock();
+        if g.rx_closed {
+            return Err(SendFail::Closed(v));
+        }
+        if let Some(c) = g.receivers.claim(me, false) {
+            drop(g);
+            // SAFETY: an entry of `receivers` of a `Chan<T>`.
+            unsafe { give_value(&c, v) };
+            return Ok(());
+        }
+        if g.buf.len() < self.cap {
+            g.buf.push_back(v);
+            return Ok(());
+        }
+        Err(SendFail::Full(v))
+    }
+
+    /// Receives without waiting: from the buffer (refilling it from the
+    /// oldest waiting sender), else from the oldest waiting sender.
+    #[inline]
+    pub(crate) fn try_recv(&self, me: Option<&Blocker>) -> Result<T, RecvFail> {
+        self.recv_locked(self.lock(), me).map_err(|(_, e)| e)
+    }
+
+    /// `try_recv` with the lock held; on `Empty`, gives the lock back.
+    #[inline]
+    fn recv_locked<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner<T>>,
+        me: Option<&Blocker>,
+    ) -> Result<T, (MutexGuard<'a, Inner<T>>, RecvFail)> {
+        if let Some(v) = g.buf.pop_front() {
+            if !g.senders.is_empty()
+                && let Some(c) = g.senders.claim(me, false)
+            {
+                // SAFETY: an entry of `senders` of a `Chan<T>`.
+                let w = unsafe { take_value::<T>(&c) };
+                g.buf.push_back(w);
+                drop(g);
+                drop(c);
+            }
+            return Ok(v);
+        }
+        if !g.senders.is_empty()
+            && let Some(c) = g.senders.claim(me, false)
+        {
+            drop(g);
+            // SAFETY: as above.
+            return Ok(unsafe { take_value::<T>(&c) });
+        }
+        if g.tx_closed {
+            return Err((g, RecvFail::Closed));
+        }
+        Err((g, RecvFail::Empty))
+    }
+
+    /// Sends `v`, waiting for room or a receiver until `deadline`.
+    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
+        let mut v = v;
+        loop {
+            let mut g = self.lock();
+            if g.rx_closed {
+                return Err(SendFail::Closed(v));
+            }
+            if let Some(c) = g.receivers.claim(None, false) {
+                drop(g);
+                // SAFETY: an entry of `receivers` of a `Chan<T>`.
+                unsafe { give_value(&c, v) };
+                return Ok(());
+            }
+            if g.buf.len() < self.cap {
+                g.buf.push_back(v);
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(SendFail::Timeout(v));
+            }
+            let blocker = Blocker::new();
+            let mut packet = Packet::new(Some(v));
+            // SAFETY: `blocker` and `packet` live until the wait protocol
+            // lets us go: below, we return only after DONE or after
+            // removing the entry under the lock.
+            unsafe { g.senders.push(&blocker, 0, packet.as_ptr()) };
+            drop(g);
+            match blocker.wait(deadline, true) {
+                // A receiver took the value.
+                Woken::Done(_) => return Ok(()),
+                // The receivers went away: look again (we get our value
+                // back below).
+                Woken::Retry(_) => {}
+                Woken::TimedOut => {
+                    self.lock().senders.remove(&blocker);
+                    let v = packet
+                        .take()
+                        .expect("coio: an unclaimed sender lost its value");
+                    return Err(SendFail::Timeout(v));
+                }
+                Woken::Cancelled => {
+                    self.lock().senders.remove(&blocker);
+                    drop(packet);
+                    unwind_cancelled();
+                }
+            }
+            v = packet
+                .take()
+                .expect("coio: a sender woken to retry lost its value");
+        }
+    }
+
+    /// Receives a value, waiting for one until `deadline`.
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
+        loop {
+            let mut g = match self.recv_locked(self.lock(), None) {
+                Ok(v) => return Ok(v),
+                Err((_, RecvFail::Closed)) => return Err(RecvFail::Closed),
+                Err((g, _)) => g,
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvFail::Timeout);
+            }
+            let blocker = Blocker::new();
+            let mut packet = Packet::new(None);
+            // SAFETY: as in `send`.
+            unsafe { g.receivers.push(&blocker, 0, packet.as_ptr()) };
+            drop(g);
+            match blocker.wait(deadline, true) {
+                Woken::Done(_) => {
+                    return Ok(packet
+                        .take()
+                        .expect("coio: a receiver was woken without a value"));
+                }
+                // The senders went away: look again.
+                Woken::Retry(_) => {}
+                Woken::TimedOut => {
+                    self.lock().receivers.remove(&blocker);
+                    return Err(RecvFail::Timeout);
+                }
+                Woken::Cancelled => {
+                    self.lock().receivers.remove(&blocker);
+                    unwind_cancelled();
+                }
+            }
+        }
+    }
+
+    /// Select, second step of a send arm: queues the entry (`oper`, with
+    /// the value in `packet`) and returns true, or returns false if the arm
+    /// is ready now (room, a waiting receiver other than `me`, or closed).
+    ///
+    /// # Safety
+    /// `blocker` and `packet` must stay in place until the select has
+    /// removed this entry (`unregister`) or seen `DONE`.
+    pub(crate) unsafe fn register_send(
+        &self,
+        blocker: &Blocker,
+        oper: usize,
+        packet: &Packet<T>,
+    ) -> bool {
+        let mut g = self.lock();
+        if g.rx_closed || g.buf.len() < self.cap || g.receivers.has_waiting(Some(blocker)) {
+            return false;
+        }
+        // SAFETY: caller.
+        unsafe { g.senders.push(blocker, oper, packet.as_ptr()) };
+        true
+    }
+
+    /// Select, second step of a receive arm (see `register_send`).
+    ///
+    /// # Safety
+    /// As for `register_send`.
+    pub(crate) unsafe fn register_recv(
+        &self,
+        blocker: &Blocker,
+        oper: usize,
+        packet: &Packet<T>,
+    ) -> bool {
+        let mut g = self.lock();
+        if g.tx_closed || !g.buf.is_empty() || g.senders.has_waiting(Some(blocker)) {
+            return false;
+        }
+        // SAFETY: caller.
+        unsafe { g.receivers.push(blocker, oper, packet.as_ptr()) };
+        true
+    }
+
+    /// Removes a select's entries from both queues.
+    pub(crate) fn unregister(&self, blocker: &Blocker) {
+        let mut g = self.lock();
+        g.senders.remove(blocker);
+        g.receivers.remove(blocker);
+    }
+
+    /// The last sender is gone: waiting receivers look again (and find the
+    /// channel closed once the buffer is drained).
+    pub(crate) fn close_tx(&self) {
+        let mut g = self.lock();
+        g.tx_closed = true;
+        g.receivers.retry_all();
+    }
+
+    /// The last receiver is gone: buffered values are dropped (after the
+    /// lock is released: their destructors may use channels), and waiting
+    /// senders look again (and get their values back).
+    pub(crate) fn close_rx(&self) {
+        let mut g = self.lock();
+        g.rx_closed = true;
+        let buf = std::mem::take(&mut g.buf);
+        g.senders.retry_all();
+        drop(g);
+        drop(buf);
+    }
+}

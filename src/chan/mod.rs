@@ -1,0 +1,356 @@
+//! Go-style channels for coroutines and threads alike, and
+//! [`select!`](crate::select!).
+//!
+//! ```
+//! use coio::chan;
+//!
+//! let sum = coio::run(|| {
+//!     let (tx, rx) = chan::bounded(16);
+//!     for i in 0..4u64 {
+//!         let tx = tx.clone();
+//!         coio::spawn(move || {
+//!             for j in 0..100 {
+//!                 tx.send(i * 100 + j).unwrap();
+//!             }
+//!         });
+//!     }
+//!     drop(tx); // the receiver ends once every sender is gone
+//!     rx.iter().sum::<u64>()
+//! });
+//! assert_eq!(sum, (0..400).sum());
+//! ```
+//!
+//! * [`bounded`]`(cap)` holds up to `cap` values; `bounded(0)` is Go's
+//!   unbuffered channel: every send waits for a receiver (a rendezvous).
+//!   [`unbounded`] never makes a sender wait.
+//! * [`Sender`] and [`Receiver`] are both `Clone`: many producers, many
+//!   consumers. Each value goes to exactly one receiver; waiting senders and
+//!   receivers are served first come, first served.
+//! * Closing is implicit, as in crossbeam-channel: once every `Sender` is
+//!   dropped, receivers drain what is buffered and then get [`RecvError`];
+//!   once every `Receiver` is dropped, buffered values are dropped and
+//!   `send` gives the value back inside [`SendError`].
+//! * A coroutine that waits suspends only itself; a plain thread waiting
+//!   blocks. Both can use the same channel. Waits honour cancellation
+//!   ([`JoinHandle::cancel`](crate::JoinHandle::cancel)): the coroutine
+//!   unwinds with [`Cancelled`](crate::Cancelled), and a value it was
+//!   sending is dropped.
+//! * [`select!`](crate::select!) waits on several operations at once.
+//!
+//! The names follow `std::sync::mpsc` and crossbeam-channel. The
+//! structure follows Go's channels: one lock per channel, a ring buffer and
+//! FIFO queues of waiting senders and receivers, built on coio's parking
+//! core (see `channel.rs`).
+
+mod channel;
+mod error;
+#[doc(hidden)]
+pub mod select;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::*;
+use std::time::{Duration, Instant};
+
+use channel::{Chan, RecvFail, SendFail};
+pub use error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+
+/// A channel that holds up to `cap` values; `bounded(0)` is a rendezvous
+/// channel (Go's unbuffered `make(chan T)`).
+///
+/// The buffer grows as it fills, up to `cap`: a large capacity costs memory
+/// only when it is used.
+pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan::new(cap));
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// A channel without a limit: `send` never waits.
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    bounded(usize::MAX)
+}
+
+/// The sending side of a channel. Clone it for more producers.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The receiving side of a channel. Clone it for more consumers (each
+/// value goes to one of them).
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// A deadline `dur` from now (None: too far to represent, never).
+fn deadline_in(dur: Duration) -> Option<Instant> {
+    Instant::now().checked_add(dur)
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, waiting while the channel is full (for `bounded(0)`:
+    /// until a receiver takes it).
+    ///
+    /// # Errors
+    /// [`SendError`] with the value if every receiver is gone.
+    ///
+    /// # Panics
+    /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
+    /// cancelled while it waits (the value is dropped).
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        match self.chan.send(value, None) {
+            Ok(()) => Ok(()),
+            Err(SendFail::Closed(v) | SendFail::Full(v) | SendFail::Timeout(v)) => {
+                Err(SendError(v))
+            }
+        }
+    }
+
+    /// Sends `value` if that needs no waiting: there is room, or (for
+    /// `bounded(0)`) a receiver is waiting.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        match self.chan.try_send(value, None) {
+            Ok(()) => Ok(()),
+            Err(SendFail::Full(v) | SendFail::Timeout(v)) => Err(TrySendError::Full(v)),
+            Err(SendFail::Closed(v)) => Err(TrySendError::Disconnected(v)),
+        }
+    }
+
+    /// As [`send`](Self::send), waiting for `timeout` at most.
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_deadline_opt(value, deadline_in(timeout))
+    }
+
+    /// As [`send`](Self::send), waiting until `deadline` at most.
+    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.send_deadline_opt(value, Some(deadline))
+    }
+
+    fn send_deadline_opt(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        match self.chan.send(value, deadline) {
+            Ok(()) => Ok(()),
+            Err(SendFail::Timeout(v) | SendFail::Full(v)) => Err(SendTimeoutError::Timeout(v)),
+            Err(SendFail::Closed(v)) => Err(SendTimeoutError::Disconnected(v)),
+        }
+    }
+
+    /// Values buffered in the channel now.
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether no value is buffered now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the buffer is full now (always true for `bounded(0)`).
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.chan.cap()
+    }
+
+    /// The capacity: `Some(cap)` for `bounded(cap)`, `None` for unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        capacity(&self.chan)
+    }
+
+    /// Whether both senders belong to the same channel.
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+
+    pub(crate) fn chan(&self) -> &Chan<T> {
+        &self.chan
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives a value, waiting for one. Buffered values are still
+    /// received after every sender is gone.
+    ///
+    /// # Errors
+    /// [`RecvError`] once every sender is gone and the buffer is empty.
+    ///
+    /// # Panics
+    /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
+    /// cancelled while it waits.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.recv(None).map_err(|_| RecvError)
+    }
+
+    /// Receives a value if one is there (or, for `bounded(0)`, a sender is
+    /// waiting).
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.try_recv(None).map_err(|e| match e {
+            RecvFail::Closed => TryRecvError::Disconnected,
+            RecvFail::Empty | RecvFail::Timeout => TryRecvError::Empty,
+        })
+    }
+
+    /// As [`recv`](Self::recv), waiting for `timeout` at most.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_deadline_opt(deadline_in(timeout))
+    }
+
+    /// As [`recv`](Self::recv), waiting until `deadline` at most.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.recv_deadline_opt(Some(deadline))
+    }
+
+    fn recv_deadline_opt(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(deadline).map_err(|e| match e {
+            RecvFail::Closed => RecvTimeoutError::Disconnected,
+            RecvFail::Empty | RecvFail::Timeout => RecvTimeoutError::Timeout,
+        })
+    }
+
+    /// An iterator that receives until every sender is gone.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// An iterator over the values available now, without waiting.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Values buffered in the channel now.
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether no value is buffered now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the buffer is full now (always true for `bounded(0)`).
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.chan.cap()
+    }
+
+    /// The capacity: `Some(cap)` for `bounded(cap)`, `None` for unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        capacity(&self.chan)
+    }
+
+    /// Whether both receivers belong to the same channel.
+    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+
+    pub(crate) fn chan(&self) -> &Chan<T> {
+        &self.chan
+    }
+}
+
+fn capacity<T>(chan: &Chan<T>) -> Option<usize> {
+    (chan.cap() != usize::MAX).then_some(chan.cap())
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.tx_count.fetch_add(1, Relaxed);
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.rx_count.fetch_add(1, Relaxed);
+        Receiver {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        // AcqRel: the last one sees every other sender's work done.
+        if self.chan.tx_count.fetch_sub(1, AcqRel) == 1 {
+            self.chan.close_tx();
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        if self.chan.rx_count.fetch_sub(1, AcqRel) == 1 {
+            self.chan.close_rx();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Sender { .. }")
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Receiver { .. }")
+    }
+}
+
+/// Receives until every sender is gone ([`Receiver::iter`]).
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Receives what is there without waiting ([`Receiver::try_iter`]).
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Receives until every sender is gone (`for v in rx`).
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}

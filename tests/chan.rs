@@ -1,0 +1,511 @@
+//! Channels and `select!`: the API, close semantics, timeouts, mixing
+//! coroutines with threads, cancellation, select fairness, and a stress
+//! test in which every message must arrive exactly once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use coio::chan::{
+    self, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+use coio::{Runtime, select};
+
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder().workers(workers).build().unwrap()
+}
+
+/// Counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn buffered_fifo_and_sizes() {
+    rt(1).block_on(|| {
+        let (tx, rx) = chan::bounded(3);
+        assert_eq!(tx.capacity(), Some(3));
+        assert!(rx.is_empty());
+        for i in 0..3 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(rx.len(), 3);
+        assert!(tx.is_full());
+        assert!(matches!(tx.try_send(9), Err(TrySendError::Full(9))));
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        let (utx, urx) = chan::unbounded();
+        assert_eq!(urx.capacity(), None);
+        for i in 0..10_000 {
+            utx.send(i).unwrap();
+        }
+        drop(utx);
+        assert_eq!(urx.iter().sum::<i32>(), (0..10_000).sum());
+    });
+}
+
+#[test]
+fn rendezvous_waits_for_the_receiver() {
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        assert!(tx.is_full());
+        assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
+        let received = Arc::new(AtomicUsize::new(0));
+        let r = received.clone();
+        let h = coio::spawn(move || {
+            coio::sleep(Duration::from_millis(30));
+            r.store(1, SeqCst);
+            rx.recv().unwrap()
+        });
+        tx.send(7).unwrap();
+        // The send returned, so the receiver had started receiving.
+        assert_eq!(received.load(SeqCst), 1);
+        assert_eq!(h.join().unwrap(), 7);
+    });
+}
+
+#[test]
+fn close_by_senders_drains_then_errs() {
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::bounded(4);
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        let tx2 = tx.clone();
+        drop(tx);
+        tx2.send(3).unwrap();
+        drop(tx2);
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(rx.recv(), Ok(2));
+        assert_eq!(rx.recv(), Ok(3));
+        assert_eq!(rx.recv(), Err(RecvError));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(1)),
+            Err(RecvTimeoutError::Disconnected)
+        );
+    });
+}
+
+#[test]
+fn close_wakes_waiting_receivers() {
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::bounded::<u8>(0);
+        let waiters: Vec<_> = (0..10)
+            .map(|_| {
+                let rx = rx.clone();
+                coio::spawn(move || rx.recv())
+            })
+            .collect();
+        coio::sleep(Duration::from_millis(20));
+        drop(tx);
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Err(RecvError));
+        }
+    });
+}
+
+#[test]
+fn close_by_receivers_returns_values_and_drops_buffer() {
+    rt(2).block_on(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = chan::bounded(2);
+        tx.send(Counted(drops.clone())).unwrap();
+        tx.send(Counted(drops.clone())).unwrap();
+        // Two senders wait for room, one on a plain thread.
+        let tx2 = tx.clone();
+        let d = drops.clone();
+        let waiting = coio::spawn(move || tx2.send(Counted(d)).map_err(|e| e.into_inner()));
+        let tx3 = tx.clone();
+        let d = drops.clone();
+        let thread_waiting =
+            thread::spawn(move || tx3.send(Counted(d)).map_err(|e| e.into_inner()));
+        coio::sleep(Duration::from_millis(30));
+        drop(rx);
+        // The buffered values were dropped with the last receiver.
+        assert_eq!(drops.load(SeqCst), 2);
+        let back = waiting.join().unwrap().expect_err("send must fail");
+        let back2 = thread_waiting.join().unwrap().expect_err("send must fail");
+        assert_eq!(drops.load(SeqCst), 2, "the values came back undropped");
+        drop((back, back2));
+        assert_eq!(drops.load(SeqCst), 4);
+        assert!(matches!(tx.send(Counted(drops.clone())), Err(SendError(_))));
+        assert!(matches!(
+            tx.try_send(Counted(drops.clone())),
+            Err(TrySendError::Disconnected(_))
+        ));
+    });
+}
+
+#[test]
+fn timeouts_are_honoured() {
+    let check = |what: &str, start: Instant, want: Duration| {
+        let took = start.elapsed();
+        assert!(
+            took >= want,
+            "{what}: returned after {took:?}, before {want:?}"
+        );
+        assert!(
+            took < want + Duration::from_millis(300),
+            "{what}: returned after {took:?}, far after {want:?}"
+        );
+    };
+    let d = Duration::from_millis(50);
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::bounded::<u8>(0);
+        let t = Instant::now();
+        assert_eq!(rx.recv_timeout(d), Err(RecvTimeoutError::Timeout));
+        check("recv_timeout in a coroutine", t, d);
+        let t = Instant::now();
+        assert_eq!(tx.send_timeout(5, d), Err(SendTimeoutError::Timeout(5)));
+        check("send_timeout in a coroutine", t, d);
+        let t = Instant::now();
+        assert_eq!(rx.recv_deadline(t + d), Err(RecvTimeoutError::Timeout));
+        check("recv_deadline in a coroutine", t, d);
+        // After timing out, the channel works (no stale waiter takes values).
+        let tx2 = tx.clone();
+        let h = coio::spawn(move || tx2.send(9));
+        assert_eq!(rx.recv(), Ok(9));
+        h.join().unwrap().unwrap();
+        let t = Instant::now();
+        let r = select! {
+            recv(rx) -> _ => "recv",
+            default(d) => "timeout",
+        };
+        assert_eq!(r, "timeout");
+        check("select with default(timeout)", t, d);
+    });
+    let (tx, rx) = chan::bounded::<u8>(0);
+    let t = Instant::now();
+    assert_eq!(rx.recv_timeout(d), Err(RecvTimeoutError::Timeout));
+    check("recv_timeout on a thread", t, d);
+    let t = Instant::now();
+    assert!(tx.send_timeout(1, d).unwrap_err().is_timeout());
+    check("send_timeout on a thread", t, d);
+}
+
+#[test]
+fn threads_and_coroutines_share_channels() {
+    let rt = rt(2);
+    let (to_co, from_thread) = chan::bounded::<u64>(0);
+    let (to_thread, from_co) = chan::bounded::<u64>(1);
+    let t = thread::spawn(move || {
+        let mut sum = 0;
+        for i in 0..10_000 {
+            to_co.send(i).unwrap();
+            sum += from_co.recv().unwrap();
+        }
+        sum
+    });
+    rt.block_on(|| {
+        for v in from_thread.iter() {
+            to_thread.send(v * 2).unwrap();
+        }
+    });
+    assert_eq!(t.join().unwrap(), (0..10_000u64).map(|i| i * 2).sum());
+}
+
+#[test]
+fn many_producers_many_consumers() {
+    for cap in [0, 1, 16, usize::MAX] {
+        let sum = rt(2).block_on(|| {
+            let (tx, rx) = if cap == usize::MAX {
+                chan::unbounded()
+            } else {
+                chan::bounded(cap)
+            };
+            let producers: Vec<_> = (0..4u64)
+                .map(|p| {
+                    let tx = tx.clone();
+                    coio::spawn(move || {
+                        for i in 0..5_000 {
+                            tx.send(p * 5_000 + i).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            let consumers: Vec<_> = (0..4)
+                .map(|_| {
+                    let rx = rx.clone();
+                    coio::spawn(move || rx.iter().fold((0u64, 0u64), |(n, s), v| (n + 1, s + v)))
+                })
+                .collect();
+            drop(rx);
+            for p in producers {
+                p.join().unwrap();
+            }
+            consumers
+                .into_iter()
+                .map(|c| c.join().unwrap())
+                .fold((0, 0), |(n, s), (a, b)| (n + a, s + b))
+        });
+        assert_eq!(sum, (20_000, (0..20_000).sum()), "capacity {cap}");
+    }
+}
+
+#[test]
+fn cancelled_waiters_leave_no_trace() {
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let rx2 = rx.clone();
+        let receiver = coio::spawn(move || rx2.recv());
+        let tx2 = tx.clone();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        let (otx, orx) = chan::bounded::<Counted>(0);
+        let sender = coio::spawn(move || otx.send(Counted(d)).is_ok());
+        drop(tx2);
+        // A select of both ends of one channel: it cannot pair with itself.
+        let (stx, srx) = chan::bounded::<u32>(0);
+        let (stx2, srx2) = (stx.clone(), srx.clone());
+        let selector = coio::spawn(move || {
+            select! {
+                recv(srx2) -> m => m.is_ok(),
+                send(stx2, 5) -> r => r.is_ok(),
+            }
+        });
+        coio::sleep(Duration::from_millis(30));
+        receiver.cancel();
+        sender.cancel();
+        selector.cancel();
+        for e in [
+            receiver.join().err(),
+            sender.join().err(),
+            selector.join().err(),
+        ] {
+            assert!(e.expect("cancelled").is::<coio::Cancelled>());
+        }
+        // The cancelled sender's value was dropped; its entry is gone.
+        assert_eq!(drops.load(SeqCst), 1);
+        assert!(orx.try_recv().is_err());
+        // No stale receiver takes a value: nobody waits, so try_send fails.
+        assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
+        assert!(rx.try_recv().is_err());
+        assert!(matches!(stx.try_send(1), Err(TrySendError::Full(1))));
+        assert!(srx.try_recv().is_err());
+    });
+}
+
+#[test]
+fn select_basics() {
+    rt(2).block_on(|| {
+        let (tx1, rx1) = chan::bounded::<u32>(1);
+        let (tx2, rx2) = chan::bounded::<u32>(1);
+        // Nothing ready: default.
+        let r = select! {
+            recv(rx1) -> _ => 1,
+            recv(rx2) -> _ => 2,
+            default => 0,
+        };
+        assert_eq!(r, 0);
+        tx2.send(20).unwrap();
+        let r = select! {
+            recv(rx1) -> m => m.unwrap(),
+            recv(&rx2) -> m => m.unwrap(),
+        };
+        assert_eq!(r, 20);
+        // A send arm; the value of the arm not chosen is dropped.
+        tx1.send(1).unwrap(); // rx1 full now
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (ctx, crx) = chan::bounded::<Counted>(0);
+        let r = select! {
+            send(tx2, 21) -> res => { res.unwrap(); "sent" }
+            send(ctx, Counted(drops.clone())) -> _ => "counted",
+        };
+        assert_eq!(r, "sent");
+        assert_eq!(drops.load(SeqCst), 1);
+        assert_eq!(rx2.recv(), Ok(21));
+        drop(crx);
+        // A closed channel is ready, with an error.
+        drop(tx1);
+        assert_eq!(rx1.recv(), Ok(1));
+        let r = select! {
+            recv(rx1) -> m => m,
+            recv(rx2) -> m => m,
+        };
+        assert_eq!(r, Err(RecvError));
+        // A select waits for a rendezvous partner, in a coroutine...
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let h = coio::spawn(move || {
+            coio::sleep(Duration::from_millis(10));
+            tx.send(3).unwrap();
+        });
+        let r = select! { recv(rx) -> m => m };
+        assert_eq!(r, Ok(3));
+        h.join().unwrap();
+    });
+    // ... and on a thread, against a coroutine.
+    let (tx, rx) = chan::bounded::<u32>(0);
+    let rt = rt(1);
+    let h = rt.spawn(move || {
+        for i in 0..100 {
+            select! { send(tx, i) -> r => r.unwrap() }
+        }
+    });
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got.push(select! { recv(rx) -> m => m.unwrap() });
+    }
+    h.join().unwrap();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn select_does_not_meet_itself() {
+    rt(1).block_on(|| {
+        // Sending and receiving on one rendezvous channel in one select
+        // must not pair the two arms.
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let r = select! {
+            send(tx, 1) -> _ => "sent",
+            recv(rx) -> _ => "received",
+            default(Duration::from_millis(20)) => "timeout",
+        };
+        assert_eq!(r, "timeout");
+    });
+}
+
+#[test]
+fn select_picks_ready_arms_uniformly() {
+    // Three always-ready arms: each should win about a third of the time.
+    // With 30,000 trials the standard deviation of a count is ~82; the
+    // bounds are more than 6 of them away.
+    rt(1).block_on(|| {
+        let (tx, rx) = chan::unbounded::<()>();
+        let (tx2, rx2) = chan::unbounded::<()>();
+        let (stx, _srx) = chan::unbounded::<()>();
+        let mut counts = [0usize; 3];
+        for _ in 0..30_000 {
+            tx.send(()).unwrap();
+            tx2.send(()).unwrap();
+            let i = select! {
+                recv(rx) -> _ => 0,
+                recv(rx2) -> _ => 1,
+                send(stx, ()) -> _ => 2,
+            };
+            counts[i] += 1;
+            // Drain what was not chosen, so every trial starts the same.
+            let _ = rx.try_recv();
+            let _ = rx2.try_recv();
+        }
+        for c in counts {
+            assert!((9_500..10_500).contains(&c), "unfair choice: {counts:?}");
+        }
+    });
+}
+
+#[test]
+fn select_waits_on_many_channels() {
+    rt(2).block_on(|| {
+        let chans: Vec<_> = (0..20).map(|_| chan::bounded::<usize>(0)).collect();
+        let senders: Vec<_> = chans.iter().map(|(tx, _)| tx.clone()).collect();
+        let h = coio::spawn(move || {
+            for (i, tx) in senders.iter().enumerate().rev() {
+                tx.send(i).unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            // Twenty arms, more than the permutation's stack buffer.
+            let mut arms: Vec<_> = chans
+                .iter()
+                .map(|(_, rx)| coio::chan::select::RecvArm::new(rx))
+                .collect();
+            let mut refs: Vec<_> = arms.iter_mut().map(|a| a.arm()).collect();
+            let i = coio::chan::select::run(&mut refs, coio::chan::select::Mode::Block).unwrap();
+            drop(refs);
+            got.push(arms.swap_remove(i).into_result().unwrap());
+        }
+        h.join().unwrap();
+        assert_eq!(got, (0..20).rev().collect::<Vec<_>>());
+    });
+}
+
+/// 1,000,000 messages through random selects and timeouts on 2 workers:
+/// each is received exactly once (count and sum).
+#[test]
+fn stress_selects_deliver_exactly_once() {
+    const PRODUCERS: u64 = 4;
+    const PER: u64 = 250_000;
+    let (n, sum) = rt(2).block_on(|| {
+        let (tx0, rx0) = chan::bounded::<u64>(0);
+        let (tx1, rx1) = chan::bounded::<u64>(8);
+        let (tx2, rx2) = chan::unbounded::<u64>();
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let (tx0, tx1, tx2) = (tx0.clone(), tx1.clone(), tx2.clone());
+                coio::spawn(move || {
+                    let mut i = 0;
+                    while i < PER {
+                        let v = p * PER + i;
+                        let sent = match i % 7 {
+                            // Mostly selects with a short timeout.
+                            0..=4 => select! {
+                                send(tx0, v) -> r => r.is_ok(),
+                                send(tx1, v) -> r => r.is_ok(),
+                                default(Duration::from_micros(50)) => false,
+                            },
+                            5 => tx1.send_timeout(v, Duration::from_micros(20)).is_ok(),
+                            _ => tx2.send(v).is_ok(),
+                        };
+                        if sent {
+                            i += 1;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop((tx0, tx1, tx2));
+        let consumers: Vec<_> = (0..4)
+            .map(|c| {
+                let (rx0, rx1, rx2) = (rx0.clone(), rx1.clone(), rx2.clone());
+                coio::spawn(move || {
+                    let (mut n, mut sum) = (0u64, 0u64);
+                    let mut open = [true; 3];
+                    let mut k = 0u64;
+                    while open.iter().any(|&o| o) {
+                        k += 1;
+                        let got = if (k + c).is_multiple_of(5) {
+                            match rx0.recv_timeout(Duration::from_micros(30)) {
+                                Ok(v) => Some(v),
+                                Err(RecvTimeoutError::Timeout) => None,
+                                Err(RecvTimeoutError::Disconnected) => {
+                                    open[0] = false;
+                                    None
+                                }
+                            }
+                        } else {
+                            select! {
+                                recv(rx0) -> m => m.map_err(|_| open[0] = false).ok(),
+                                recv(rx1) -> m => m.map_err(|_| open[1] = false).ok(),
+                                recv(rx2) -> m => m.map_err(|_| open[2] = false).ok(),
+                                default(Duration::from_micros(100)) => None,
+                            }
+                        };
+                        if let Some(v) = got {
+                            n += 1;
+                            sum += v;
+                        }
+                    }
+                    (n, sum)
+                })
+            })
+            .collect();
+        drop((rx0, rx1, rx2));
+        for p in producers {
+            p.join().unwrap();
+        }
+        consumers
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .fold((0, 0), |(n, s), (a, b)| (n + a, s + b))
+    });
+    let total = PRODUCERS * PER;
+    assert_eq!(n, total, "messages lost or duplicated");
+    assert_eq!(sum, total * (total - 1) / 2, "wrong messages received");
+}
