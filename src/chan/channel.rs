@@ -45,11 +45,11 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 #[cfg(loom)]
-use loom::sync::{Mutex, MutexGuard, atomic::AtomicUsize};
+use loom::sync::atomic::AtomicUsize;
 #[cfg(not(loom))]
-use std::sync::{Mutex, MutexGuard, atomic::AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 
-use crate::park::{Blocker, Claimed, WaitQueue, Woken, unwind_cancelled};
+use crate::park::{Blocker, Claimed, Lock, LockGuard, WaitQueue, Woken, unwind_cancelled};
 
 /// Where a value is handed over between a waiter and its claimer (see the
 /// parking core's protocol for who may touch it when).
@@ -116,7 +116,7 @@ struct Inner<T> {
 /// A channel, shared by its senders and receivers.
 pub(crate) struct Chan<T> {
     /// Buffer, queues and close flags.
-    inner: Mutex<Inner<T>>,
+    inner: Lock<Inner<T>>,
     /// Buffer capacity; `usize::MAX` for unbounded.
     cap: usize,
     /// Live `Sender`s (the last one to go closes the sending side).
@@ -158,7 +158,7 @@ impl<T> Chan<T> {
     /// sender and one receiver.
     pub(crate) fn new(cap: usize) -> Chan<T> {
         Chan {
-            inner: Mutex::new(Inner {
+            inner: Lock::new(Inner {
                 buf: VecDeque::new(),
                 senders: WaitQueue::new(),
                 receivers: WaitQueue::new(),
@@ -177,12 +177,10 @@ impl<T> Chan<T> {
         self.cap
     }
 
-    /// Locks the channel. Nothing panics while the lock is held (bar
-    /// allocation failure, which aborts), so poisoning cannot happen;
-    /// `into_inner` makes that explicit.
+    /// Locks the channel.
     #[inline]
-    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> LockGuard<'_, Inner<T>> {
+        self.inner.lock()
     }
 
     /// Buffered values.
@@ -222,9 +220,9 @@ impl<T> Chan<T> {
     #[inline]
     fn recv_locked<'a>(
         &'a self,
-        mut g: MutexGuard<'a, Inner<T>>,
+        mut g: LockGuard<'a, Inner<T>>,
         me: Option<&Blocker>,
-    ) -> Result<T, (MutexGuard<'a, Inner<T>>, RecvFail)> {
+    ) -> Result<T, (LockGuard<'a, Inner<T>>, RecvFail)> {
         if let Some(v) = g.buf.pop_front() {
             if !g.senders.is_empty()
                 && let Some(c) = g.senders.claim(me, false)

@@ -715,6 +715,14 @@ pub(crate) fn unpark(task: &dyn Task) {
     }
 }
 
+/// Whether `task`, a started task, has this thread's worker as its home
+/// (its wakes from here go to the local queues, and it cannot run before
+/// the caller's coroutine lets go of the thread).
+#[inline]
+pub(crate) fn is_home_here(task: &dyn Task) -> bool {
+    super::worker::local().is_some_and(|l| std::ptr::eq(l.remote(), task.header().home()))
+}
+
 /// Queues a started task that the caller just moved out of WAITING.
 #[inline]
 fn queue_woken(task: &dyn Task) {

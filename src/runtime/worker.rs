@@ -438,7 +438,7 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRe
 
 impl Local {
     #[inline(always)]
-    fn remote(&self) -> &Remote {
+    pub(crate) fn remote(&self) -> &Remote {
         &self.shared.remotes[self.index]
     }
 
@@ -929,10 +929,10 @@ impl Local {
             if i == self.index {
                 continue;
             }
+            let stealer = &self.shared.remotes[i].stealer;
             loop {
                 // Half of the victim's queue (crossbeam's default batch is
                 // at most 32, which leaves a burst of spawns lopsided).
-                let stealer = &self.shared.remotes[i].stealer;
                 match stealer.steal_batch_with_limit_and_pop(&self.fresh, usize::MAX) {
                     Steal::Success(t) => return Some(t),
                     Steal::Empty => break,
