@@ -248,9 +248,11 @@ pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
         large.resize(n, 0);
         &mut large
     };
-    // A uniformly random permutation (Fisher-Yates).
+    // A uniformly random permutation (Fisher-Yates). Under loom, the
+    // identity: loom replays an execution's choices and needs every other
+    // source of nondeterminism gone (its models order the arms).
     for i in 0..n {
-        let j = random_below(i + 1);
+        let j = if cfg!(loom) { i } else { random_below(i + 1) };
         order[i] = order[j];
         order[j] = i;
     }

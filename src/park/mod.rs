@@ -451,3 +451,89 @@ impl Drop for Claimed {
         }
     }
 }
+
+/// Model checks of the protocol (`RUSTFLAGS="--cfg loom" cargo test
+/// --release --lib loom_`; `.ci/run` runs them), on plain threads: a
+/// claim and a give-up race, and exactly one wins; a wake is never lost.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::sync::atomic::AtomicBool;
+
+    /// A queue under a lock, as its owners keep it.
+    type Shared = Arc<Lock<WaitQueue>>;
+
+    /// A waiter that gives up (as on a deadline) while a waker claims it:
+    /// exactly one of them wins, and a claimed waiter sees `Done` with the
+    /// packet written.
+    #[test]
+    fn loom_claim_or_abort_exactly_once() {
+        loom::model(|| {
+            let q: Shared = Arc::new(Lock::new(WaitQueue::new()));
+            let claimed = Arc::new(AtomicBool::new(false));
+            let waker = {
+                let (q, claimed) = (q.clone(), claimed.clone());
+                loom::thread::spawn(move || {
+                    let c = q.lock().claim(None, false);
+                    if let Some(c) = c {
+                        // SAFETY: the waiter's packet is a u32, ours until
+                        // the claim is dropped.
+                        unsafe { *c.packet().cast::<u32>() = 7 };
+                        claimed.store(true, Relaxed);
+                    }
+                })
+            };
+            let blocker = Blocker::new();
+            let mut packet = 0u32;
+            // SAFETY: both live until the end of this closure, after the
+            // entry is removed or DONE is seen.
+            unsafe { q.lock().push(&blocker, 3, (&mut packet as *mut u32).cast()) };
+            if blocker.abort() {
+                q.lock().remove(&blocker);
+                waker.join().unwrap();
+                assert!(!claimed.load(Relaxed), "claimed after an abort");
+            } else {
+                assert_eq!(blocker.wait(None, true), Woken::Done(3));
+                // Read the packet only after DONE (Acquire).
+                assert_eq!(unsafe { std::ptr::read_volatile(&packet) }, 7);
+                waker.join().unwrap();
+                assert!(claimed.load(Relaxed));
+            }
+        });
+    }
+
+    /// A waiter that checks its condition and queues under the lock, and a
+    /// waker that sets the condition and claims under the lock: the waiter
+    /// always wakes (no lost wakeup), by a claim or by the condition.
+    #[test]
+    fn loom_no_lost_wakeup() {
+        loom::model(|| {
+            let q: Shared = Arc::new(Lock::new(WaitQueue::new()));
+            let flag = Arc::new(AtomicBool::new(false));
+            let waker = {
+                let (q, flag) = (q.clone(), flag.clone());
+                loom::thread::spawn(move || {
+                    let mut g = q.lock();
+                    flag.store(true, Relaxed);
+                    let c = g.claim(None, true);
+                    drop(g);
+                    drop(c);
+                })
+            };
+            loop {
+                let mut g = q.lock();
+                if flag.load(Relaxed) {
+                    break;
+                }
+                let blocker = Blocker::new();
+                // SAFETY: we wait for DONE below (no abort without a
+                // deadline or cancellation).
+                unsafe { g.push(&blocker, 0, std::ptr::null_mut()) };
+                drop(g);
+                assert_eq!(blocker.wait(None, true), Woken::Retry(0));
+            }
+            waker.join().unwrap();
+        });
+    }
+}
