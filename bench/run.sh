@@ -3,20 +3,26 @@
 # of medians (the numbers in BENCHMARKS.md come from this script).
 #
 #   bash bench/run.sh            # everything
-#   bash bench/run.sh switch     # one part: switch | stack_use | idle | runtime
+#   bash bench/run.sh switch     # one part: switch | stack_use | idle | runtime | chan
 #
 # Needs: cargo (stable), python3 (to read criterion's estimates.json and to
-# run the runtime part). The runtime part (about 3 minutes on a 2-core
-# machine, building excluded) compares coio's scheduler with tokio, may and
-# Go: each case in its own process (bench/src/bin/rt_*.rs, bench/go/rt),
-# with a timeout, a failed one shown as "fails" with its reason. It includes
-# Go when `go` is installed (`apt-get install golang-go`). RT_TIMEOUT sets the timeout of one
-# process in seconds (default 120), RT_PROCS how many processes run each
-# cell (default 3; the table gives the median). Builds go to
-# $CARGO_TARGET_DIR if set.
+# run the runtime and chan parts). The runtime part (about 3 minutes on a
+# 2-core machine, building excluded) compares coio's scheduler with tokio,
+# may and Go: each case in its own process (bench/src/bin/rt_*.rs,
+# bench/go/rt), with a timeout, a failed one shown as "fails" with its
+# reason. RT_TIMEOUT sets the timeout of one process in seconds (default
+# 120), RT_PROCS how many processes run each cell (default 3; the table
+# gives the median). The chan part (about 3 minutes) compares channels and
+# a mutex the same way, coio's beside tokio's, may's, Go's and
+# crossbeam-channel between OS threads (bench/src/bin/ch_*.rs, bench/go/ch);
+# a runtime without a tool for a case shows "n/a" with the reason. It
+# includes coio once bench/pending/ch_coio.rs has moved to bench/src/bin/.
+# CH_TIMEOUT and CH_PROCS are its knobs. Both parts include Go when `go` is
+# installed (`apt-get install golang-go`). Builds go to $CARGO_TARGET_DIR if
+# set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=("${@:-switch stack_use idle runtime}")
+parts=("${@:-switch stack_use idle runtime chan}")
 parts=(${parts[*]})
 target_dir="${CARGO_TARGET_DIR:-target}"
 
@@ -42,7 +48,7 @@ PY
 
 compare() {
     # Runs comparison binaries, each case in its own process, and prints the
-    # Markdown table of medians (the runtime part). Options:
+    # Markdown table of medians (the runtime and chan parts). Options:
     #   --timeout S      seconds one process may take
     #   --procs N        processes per cell (the table gives their median)
     #   --jsonl FILE     where every result line goes
@@ -205,6 +211,40 @@ runtime_part() {
     echo
 }
 
+chan_part() {
+    echo "## channels and locks: coio's beside tokio, may, Go and crossbeam-channel"
+    echo
+    cargo build -q --release -p coio-bench --bins
+    local bins runtimes=()
+    bins="$(cd "$target_dir/release" && pwd)"
+    # ch_coio waits in bench/pending/ for coio::chan and coio::sync; cargo
+    # builds it once it is moved to bench/src/bin/ (checking the source too
+    # keeps a binary left over from an earlier build out).
+    if [[ -f bench/src/bin/ch_coio.rs && -x "$bins/ch_coio" ]]; then
+        runtimes+=("coio=$bins/ch_coio")
+    else
+        echo "(coio skipped: bench/pending/ch_coio.rs is not in bench/src/bin/ yet)"
+        echo
+    fi
+    runtimes+=("tokio=$bins/ch_tokio" "may=$bins/ch_may")
+    if go_build ch "$bins/ch-go"; then
+        runtimes+=("go=$bins/ch-go")
+    fi
+    runtimes+=("crossbeam=$bins/ch_xbeam")
+    compare --timeout "${CH_TIMEOUT:-120}" --procs "${CH_PROCS:-3}" \
+        --jsonl "$bins/ch-results.jsonl" \
+        --cases "pingpong mpmc_bounded mpmc_unbounded mutex" \
+        --what "(pingpong: per round trip, 100,000 of them; mpmc: per message, 1,000,000 u64 from 4 producers to 4 consumers through one channel, bounded(128) or unbounded; mutex: per increment, 8 coroutines making 125,000 each under one lock)." \
+        --label "crossbeam=crossbeam (threads)" --pin1 crossbeam \
+        --note "pingpong goes over two rendezvous channels (capacity 0) where the runtime has them: coio bounded(0), Go make(chan int), crossbeam bounded(0); tokio has none and uses mpsc::channel(1), may has only unbounded channels and uses mpsc::channel()." \
+        --note "tokio: mpsc has a single consumer, so the 4 consumers share the receiver behind an Arc<tokio::sync::Mutex<Receiver>>, one lock per recv; the mutex is tokio::sync::Mutex." \
+        --note "may: may::sync::mpmc is unbounded only, and may has no bounded channel: mpmc_bounded is n/a; the mutex is may::sync::Mutex." \
+        --note "go: Go has no unbounded channel; mpmc_unbounded uses make(chan uint64, 1_000_000), with room for every message, so that no sender waits." \
+        --note "crossbeam (threads): crossbeam-channel between OS threads (one per coroutine of the others), std::sync::Mutex for mutex; workers=1 runs the process under taskset -c 0 (all threads on CPU 0), workers=2 unpinned." \
+        "${runtimes[@]}"
+    echo
+}
+
 for part in "${parts[@]}"; do
     case "$part" in
     switch)
@@ -237,8 +277,11 @@ for part in "${parts[@]}"; do
     runtime)
         runtime_part
         ;;
+    chan)
+        chan_part
+        ;;
     *)
-        echo "unknown part: $part (switch | stack_use | idle | runtime)" >&2
+        echo "unknown part: $part (switch | stack_use | idle | runtime | chan)" >&2
         exit 2
         ;;
     esac
