@@ -1,3 +1,4 @@
 //! Shared helpers for the comparison benchmarks.
 
+pub mod ch;
 pub mod rt;
