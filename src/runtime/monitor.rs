@@ -60,6 +60,13 @@ impl Progress {
         self.load.load(Relaxed)
     }
 
+    /// Resumes so far and whether a coroutine runs now: a thief's view of
+    /// whether the worker has moved on (see `worker::Local::steal`).
+    #[inline]
+    pub(crate) fn activity(&self) -> (u32, bool) {
+        (self.resumes.load(Relaxed), self.running.load(Relaxed) != 0)
+    }
+
     /// The coroutine switched back to the scheduler.
     #[inline(always)]
     pub(crate) fn leave(&self) {

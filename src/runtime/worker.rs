@@ -80,6 +80,10 @@ use crate::stack;
 /// here; a handoff to a spinning worker well under a microsecond.
 const SPIN: Duration = Duration::from_micros(50);
 
+/// How long a thief waits at most for a busy victim to move on before it
+/// steals the victim's only fresh coroutine (see `let_victim_move_on`).
+const STEAL_LONE_WAIT: Duration = Duration::from_micros(50);
+
 /// Every this many ticks the injector comes first and timers are fired.
 const FAIRNESS_TICKS: u32 = 61;
 
@@ -930,6 +934,9 @@ impl Local {
                 continue;
             }
             let stealer = &self.shared.remotes[i].stealer;
+            if stealer.len() == 1 {
+                self.let_victim_move_on(i);
+            }
             loop {
                 // Half of the victim's queue (crossbeam's default batch is
                 // at most 32, which leaves a burst of spawns lopsided).
@@ -941,6 +948,35 @@ impl Local {
             }
         }
         None
+    }
+
+    /// Before stealing the only fresh coroutine of worker `i` while that
+    /// worker runs a coroutine: waits until it has switched (or for
+    /// [`STEAL_LONE_WAIT`]). A lone fresh coroutine was most likely just
+    /// spawned by the running one, which is about to wait for it (spawn,
+    /// then send, receive or join): its worker starts it at that switch,
+    /// and the pair stays on one worker, where a handoff costs no
+    /// cross-core traffic and no wake-up of a sleeping worker. Go waits the
+    /// same way before it steals a P's `runnext`. Measured: a two-worker
+    /// channel ping-pong whose partner was stolen ran at ~108 µs per round
+    /// trip instead of ~80 ns, in a third of the runs.
+    #[cold]
+    fn let_victim_move_on(&self, i: usize) {
+        let progress = &self.shared.monitor.progress[i];
+        let (seen, running) = progress.activity();
+        if !running {
+            return;
+        }
+        let start = Instant::now();
+        while progress.activity() == (seen, true)
+            && !self.shared.remotes[i].stealer.is_empty()
+            && start.elapsed() < STEAL_LONE_WAIT
+        {
+            // Yield rather than spin: this thread was just woken, quite
+            // possibly onto the victim's own core, and spinning there would
+            // keep the victim from running at all.
+            thread::yield_now();
+        }
     }
 
     /// Sleeps until woken (inbox push, idle notification, shutdown) or
