@@ -192,9 +192,19 @@ impl<T> Chan<T> {
     /// buffer. `me`: the selecting blocker, whose own entries are skipped.
     #[inline]
     pub(crate) fn try_send(&self, v: T, me: Option<&Blocker>) -> Result<(), SendFail<T>> {
-        let mut g = self.lock();
+        self.send_locked(self.lock(), v, me).map_err(|(_, e)| e)
+    }
+
+    /// `try_send` with the lock held; on `Full`, gives the lock back.
+    #[inline]
+    fn send_locked<'a>(
+        &'a self,
+        mut g: LockGuard<'a, Inner<T>>,
+        v: T,
+        me: Option<&Blocker>,
+    ) -> Result<(), (LockGuard<'a, Inner<T>>, SendFail<T>)> {
         if g.rx_closed {
-            return Err(SendFail::Closed(v));
+            return Err((g, SendFail::Closed(v)));
         }
         if let Some(c) = g.receivers.claim(me, false) {
             drop(g);
@@ -206,7 +216,7 @@ impl<T> Chan<T> {
             g.buf.push_back(v);
             return Ok(());
         }
-        Err(SendFail::Full(v))
+        Err((g, SendFail::Full(v)))
     }
 
     /// Receives without waiting: from the buffer (refilling it from the
@@ -252,20 +262,14 @@ impl<T> Chan<T> {
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
         let mut v = v;
         loop {
-            let mut g = self.lock();
-            if g.rx_closed {
-                return Err(SendFail::Closed(v));
-            }
-            if let Some(c) = g.receivers.claim(None, false) {
-                drop(g);
-                // SAFETY: an entry of `receivers` of a `Chan<T>`.
-                unsafe { give_value(&c, v) };
-                return Ok(());
-            }
-            if g.buf.len() < self.cap {
-                g.buf.push_back(v);
-                return Ok(());
-            }
+            let mut g = match self.send_locked(self.lock(), v, None) {
+                Ok(()) => return Ok(()),
+                Err((g, SendFail::Full(w))) => {
+                    v = w;
+                    g
+                }
+                Err((_, fail)) => return Err(fail),
+            };
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(SendFail::Timeout(v));
             }
