@@ -350,6 +350,36 @@ impl WaitQueue {
         None
     }
 
+    /// Claims the oldest entry still waiting if its operation number
+    /// satisfies `pred`, dropping the stale entries in front of it; None,
+    /// claiming nothing, if no entry waits or the oldest one does not
+    /// satisfy `pred`. For owners whose waiters wait for different
+    /// operations and must be served strictly in order (an `RwLock`'s
+    /// readers and writers): `front` then `claim` could claim an entry
+    /// behind one that gave up in between.
+    pub(crate) fn claim_front_if(
+        &mut self,
+        retry: bool,
+        pred: impl Fn(usize) -> bool,
+    ) -> Option<Claimed> {
+        while let Some(e) = self.entries.front() {
+            // SAFETY: as in `claim`.
+            if unsafe { e.blocker.as_ref() }.is_waiting() && !pred(e.oper) {
+                return None;
+            }
+            let e = self.entries.pop_front().expect("a front entry");
+            // SAFETY: as in `claim`.
+            if unsafe { e.blocker.as_ref() }.claim(e.oper, retry) {
+                return Some(Claimed {
+                    blocker: e.blocker,
+                    packet: e.packet,
+                });
+            }
+        }
+        None
+    }
+
+    #[allow(dead_code, reason = "for channels and select, which come next")]
     /// Whether an entry other than `skip`'s is still unclaimed (a waiting
     /// counterpart exists). May be stale the moment the lock is released.
     pub(crate) fn has_waiting(&self, skip: Option<&Blocker>) -> bool {
@@ -360,6 +390,7 @@ impl WaitQueue {
         })
     }
 
+    #[allow(dead_code, reason = "for channels (a close), which come next")]
     /// Claims every entry with `retry` and finishes each claim (a close,
     /// or a lock that every waiter may now take).
     pub(crate) fn retry_all(&mut self) {
@@ -380,10 +411,12 @@ impl WaitQueue {
 /// waiter waits, and its packet belongs to the claimer.
 pub(crate) struct Claimed {
     blocker: NonNull<Blocker>,
+    #[allow(dead_code, reason = "for channels, which come next")]
     packet: *mut (),
 }
 
 impl Claimed {
+    #[allow(dead_code, reason = "for channels, which come next")]
     /// The entry's packet (its type is the queue owner's business).
     #[inline]
     pub(crate) fn packet(&self) -> *mut () {
