@@ -65,9 +65,13 @@ use std::sync::{Mutex as RawLock, MutexGuard as RawGuard};
 
 mod condvar;
 mod mutex;
+mod rwlock;
+mod semaphore;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{Semaphore, SemaphorePermit};
 
 use crate::park::WaitQueue;
 
