@@ -63,15 +63,21 @@ use loom::sync::{Mutex as RawLock, MutexGuard as RawGuard};
 #[cfg(not(loom))]
 use std::sync::{Mutex as RawLock, MutexGuard as RawGuard};
 
+mod barrier;
 mod condvar;
 mod mutex;
+mod once_lock;
 mod rwlock;
 mod semaphore;
+mod wait_group;
 
+pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
+pub use once_lock::OnceLock;
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
+pub use wait_group::WaitGroup;
 
 use crate::park::WaitQueue;
 
