@@ -119,3 +119,6 @@ fn no_deadline(r: Result<(), Failed>) {
         Err(Failed::TimedOut) => unreachable!("coio: a wait without deadline timed out"),
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

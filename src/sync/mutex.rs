@@ -93,10 +93,12 @@ const STARVATION: Duration = Duration::from_millis(1);
 /// (`spin_loop`), up to `2^MAX_BACKOFF`.
 #[cfg(not(loom))]
 const SPIN_ROUNDS: u32 = 12;
-/// Under loom, one round (a yield): enough to model the spin path.
+/// Under loom, one round (one more look at the state): enough to model
+/// the spin path.
 #[cfg(loom)]
 const SPIN_ROUNDS: u32 = 1;
 /// The longest round of spinning, as a power of two.
+#[cfg(not(loom))]
 const MAX_BACKOFF: u32 = 7;
 
 /// A mutual exclusion lock for coroutines and threads, after Go's
@@ -465,14 +467,14 @@ fn starving(start: Instant) -> bool {
 }
 
 /// One round of spinning: `2^round` pause instructions, at most
-/// `2^MAX_BACKOFF`. Under loom, a yield.
+/// `2^MAX_BACKOFF`. Under loom, nothing: the spin's next load of the state
+/// is the model's scheduling point (a yield would tell loom to run the
+/// others first, hiding the interleavings where the spinner acts while
+/// the holder still holds).
 #[inline]
 fn backoff(round: u32) {
     #[cfg(loom)]
-    {
-        let _ = round;
-        loom::thread::yield_now();
-    }
+    let _ = round;
     #[cfg(not(loom))]
     for _ in 0..1u32 << round.min(MAX_BACKOFF) {
         std::hint::spin_loop();
