@@ -128,6 +128,30 @@ fn mutex_counts_exactly_with_coroutines_and_threads() {
     assert_eq!(*m.lock(), 10 * 20_000);
 }
 
+/// On one worker (no spinning: the holder cannot run meanwhile), holders
+/// that suspend inside the critical section hand the lock on in turn.
+#[test]
+fn mutex_one_worker_holders_that_suspend() {
+    let rt = rt(1);
+    let m = Arc::new(Mutex::new(0u64));
+    rt.block_on(|| {
+        let hs: Vec<_> = (0..10)
+            .map(|_| {
+                let m = m.clone();
+                coio::spawn(move || {
+                    for _ in 0..1_000 {
+                        let mut g = m.lock();
+                        coio::yield_now();
+                        *g += 1;
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+    });
+    assert_eq!(*m.lock(), 10_000);
+}
+
 /// The lock is exclusive: a flag set inside the critical section is never
 /// seen set by another holder.
 #[test]

@@ -27,10 +27,12 @@
 //!
 //! A locker that finds the lock free takes it, even when others are queued
 //! (barging: the lock does not wait for a sleeper to wake up). One that
-//! finds it held spins briefly, with exponential backoff, as long as
-//! nobody is queued (the holder is likely running on another worker and
-//! about to unlock; parking and waking would cost far more), then queues:
-//! under the queue lock it pushes its entry and sets `QUEUED` by a CAS that
+//! finds it held spins briefly, with backoff, as long as nobody is
+//! queued (the holder is likely running on another worker and about to
+//! unlock; parking and waking would cost far more; see `SPIN_ROUNDS` for
+//! the numbers), then queues. (A coroutine of a one-worker runtime does
+//! not spin: a holder on the same worker cannot run meanwhile.) To queue,
+//! it pushes its entry under the queue lock and sets `QUEUED` by a CAS that
 //! also checks `LOCKED` (the `QUEUED` re-check). If the lock was free by
 //! then, it takes it instead of sleeping, so no unlock can slip between its
 //! look at the lock and its entry in the queue: an unlock is a later RMW of
