@@ -186,7 +186,9 @@ impl Blocker {
             // Claimed, not yet finished: the waker is between its claim and
             // its `DONE` store, which it reaches without blocking.
             spins += 1;
-            if spins < 64 {
+            // (Under loom every round yields: a spin that does not would
+            // let the model run this loop without the waker ever moving.)
+            if spins < 64 && !cfg!(loom) {
                 std::hint::spin_loop();
             } else {
                 thread::yield_now();
@@ -308,7 +310,6 @@ impl WaitQueue {
     /// # Safety
     /// As for [`push`](Self::push).
     #[inline]
-    #[allow(dead_code)] // for the locks of `sync`
     pub(crate) unsafe fn push_front(&mut self, blocker: &Blocker, oper: usize, packet: *mut ()) {
         self.entries.push_front(Entry {
             blocker: NonNull::from(blocker),
@@ -320,7 +321,6 @@ impl WaitQueue {
     /// The operation number of the oldest entry still waiting, dropping
     /// the stale entries in front of it. (Its waiter may give up right
     /// after: a following `claim` may then take a later entry or none.)
-    #[allow(dead_code)] // for the locks of `sync`
     pub(crate) fn front(&mut self) -> Option<usize> {
         while let Some(e) = self.entries.front() {
             // SAFETY: as in `claim`.
@@ -362,6 +362,36 @@ impl WaitQueue {
             // SAFETY: the entry is in the queue, so its blocker is alive
             // (step 4 of the protocol: its owner removes it under this
             // lock, which we hold, before it goes).
+            if unsafe { e.blocker.as_ref() }.claim(e.oper, retry) {
+                return Some(Claimed {
+                    blocker: e.blocker,
+                    packet: e.packet,
+                    state: claimed_state(e.oper, retry),
+                });
+            }
+        }
+        None
+    }
+
+    /// Claims the oldest entry still waiting if its operation number
+    /// satisfies `pred`, dropping the stale entries in front of it; None,
+    /// claiming nothing, if no entry waits or the oldest one does not
+    /// satisfy `pred`. For owners whose waiters wait for different
+    /// operations and must be served strictly in order (an `RwLock`'s
+    /// readers and writers): `front` then `claim` could claim an entry
+    /// behind one that gave up in between.
+    pub(crate) fn claim_front_if(
+        &mut self,
+        retry: bool,
+        pred: impl Fn(usize) -> bool,
+    ) -> Option<Claimed> {
+        while let Some(e) = self.entries.front() {
+            // SAFETY: as in `claim`.
+            if unsafe { e.blocker.as_ref() }.is_waiting() && !pred(e.oper) {
+                return None;
+            }
+            let e = self.entries.pop_front().expect("a front entry");
+            // SAFETY: as in `claim`.
             if unsafe { e.blocker.as_ref() }.claim(e.oper, retry) {
                 return Some(Claimed {
                     blocker: e.blocker,

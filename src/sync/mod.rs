@@ -1,2 +1,124 @@
-//! Locks and other synchronization primitives for coroutines and threads
-//! alike, built on the parking core (`park`). Being written.
+//! Locks and other synchronization primitives for coroutines and plain
+//! threads alike: [`Mutex`], [`RwLock`], [`Condvar`], [`Semaphore`],
+//! [`Barrier`], [`WaitGroup`] and [`OnceLock`], with std's names.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use coio::sync::Mutex;
+//!
+//! let counter = Arc::new(Mutex::new(0u32));
+//! coio::run(|| {
+//!     let hs: Vec<_> = (0..100)
+//!         .map(|_| {
+//!             let c = counter.clone();
+//!             coio::spawn(move || *c.lock() += 1)
+//!         })
+//!         .collect();
+//!     hs.into_iter().for_each(|h| h.join().unwrap());
+//! });
+//! // A plain thread uses the same lock.
+//! assert_eq!(*counter.lock(), 100);
+//! ```
+//!
+//! # Waiting
+//!
+//! Every primitive waits through the parking core (`park`): a coroutine
+//! that must wait suspends itself only (its worker runs other coroutines),
+//! a plain thread parks. One primitive can be shared by both at once. Each
+//! keeps its waiters in a FIFO queue under a small internal lock (a
+//! `std::sync::Mutex` held only for a few instructions, never while
+//! anybody waits), and tells the fast paths whether anybody is queued
+//! through a bit of its state word, so that an operation that finds
+//! nobody waiting touches only that word.
+//!
+//! # Cancellation and timeouts
+//!
+//! A coroutine that is cancelled ([`JoinHandle::cancel`]) while it waits
+//! unwinds with [`Cancelled`] from the wait, after taking its entry out of
+//! the queue, holding nothing: a lock it was waiting for is not taken, a
+//! condition variable gives back no guard (the mutex stays unlocked). A
+//! wait of a coroutine that is already unwinding (from a guard's `Drop`, for
+//! instance) is not interrupted, and blocks its whole worker thread (see
+//! [`sleep`]). The `_timeout` variants take a [`Duration`] as std's do;
+//! one too large to add to the clock waits forever.
+//!
+//! # No poisoning
+//!
+//! The guards of [`Mutex`] and [`RwLock`] release the lock in their `Drop`,
+//! which also runs when the holder panics or is cancelled: the lock is then
+//! simply free again, and the next holder sees the data as the panicking
+//! one left it. There is no poisoning, so `lock()` returns the guard
+//! itself. Code that must not expose half-done updates restores its
+//! invariants in its own `Drop` guards, as it would for any panic.
+//!
+//! [`JoinHandle::cancel`]: crate::JoinHandle::cancel
+//! [`Cancelled`]: crate::Cancelled
+//! [`sleep`]: crate::sleep
+//! [`Duration`]: std::time::Duration
+
+use std::time::{Duration, Instant};
+
+#[cfg(loom)]
+use loom::sync::{Mutex as RawLock, MutexGuard as RawGuard};
+#[cfg(not(loom))]
+use std::sync::{Mutex as RawLock, MutexGuard as RawGuard};
+
+mod barrier;
+mod condvar;
+mod mutex;
+mod once_lock;
+mod rwlock;
+mod semaphore;
+mod wait_group;
+
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use mutex::{Mutex, MutexGuard};
+pub use once_lock::OnceLock;
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{Semaphore, SemaphorePermit};
+pub use wait_group::WaitGroup;
+
+use crate::park::WaitQueue;
+
+/// The internal lock of a primitive's wait queue.
+type QueueLock = RawLock<WaitQueue>;
+
+/// Takes a queue lock. Nothing panics while holding one (the sections are
+/// a few queue and atomic operations), so poisoning cannot happen; it is
+/// ignored all the same.
+#[inline]
+fn lock_queue(q: &QueueLock) -> RawGuard<'_, WaitQueue> {
+    q.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The deadline `dur` from now; None (no deadline) if that is beyond what
+/// `Instant` can hold.
+#[inline]
+fn deadline(dur: Duration) -> Option<Instant> {
+    Instant::now().checked_add(dur)
+}
+
+/// Why a wait of the slow paths ended without the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    /// The deadline passed.
+    TimedOut,
+    /// The coroutine was cancelled; its entries are removed, and the
+    /// caller unwinds with `park::unwind_cancelled` once it has cleaned up.
+    Cancelled,
+}
+
+/// Unwinds on `Cancelled`; for waits without a deadline, where the wait
+/// cannot time out.
+#[inline]
+fn no_deadline(r: Result<(), Failed>) {
+    match r {
+        Ok(()) => {}
+        Err(Failed::Cancelled) => crate::park::unwind_cancelled(),
+        Err(Failed::TimedOut) => unreachable!("coio: a wait without deadline timed out"),
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -1,0 +1,157 @@
+//! [`Barrier`]: `n` parties meet, then all go on; reusable.
+//!
+//! # Protocol
+//!
+//! Everything is under one lock: the number of arrivals in the current
+//! generation, the generation's number, and the wait queue. An arrival
+//! that is not the `n`-th pushes its entry and waits; the `n`-th is the
+//! generation's leader: it resets the count, starts the next generation and
+//! claims every entry with *done* (all of them belong to its generation: a
+//! later arrival pushes only after the reset, under the same lock). So each
+//! generation has exactly one leader, and a waiter returns only when its
+//! own generation is complete.
+//!
+//! A waiting coroutine that is cancelled withdraws its arrival (under the
+//! lock: if its generation is still the current one, the count goes back
+//! down, so that the barrier waits for another party in its place) and
+//! unwinds. If the claim won the race with the cancellation, the waiter is
+//! released normally (and unwinds at its next blocking point).
+
+use std::fmt;
+use std::ptr;
+
+use super::RawLock;
+use crate::park::{self, Blocker, WaitQueue, Woken};
+
+/// A barrier for `n` coroutines or threads, after std's: each call of
+/// [`wait`](Self::wait) blocks until `n` calls have been made in the
+/// current generation, then all return and the next generation begins.
+/// One of the `n` (the last to arrive) is told it is the leader. See the
+/// [module docs](super) for waiting and cancellation.
+///
+/// ```
+/// use std::sync::Arc;
+/// use coio::sync::Barrier;
+///
+/// let b = Arc::new(Barrier::new(3));
+/// let leaders: usize = coio::run(|| {
+///     let hs: Vec<_> = (0..3)
+///         .map(|_| {
+///             let b = b.clone();
+///             coio::spawn(move || b.wait().is_leader() as usize)
+///         })
+///         .collect();
+///     hs.into_iter().map(|h| h.join().unwrap()).sum()
+/// });
+/// assert_eq!(leaders, 1);
+/// ```
+pub struct Barrier {
+    /// Arrivals, generation and waiters.
+    inner: RawLock<Inner>,
+    /// Parties per generation (at least 1).
+    n: usize,
+}
+
+/// The lock-protected part of a [`Barrier`].
+struct Inner {
+    /// Arrivals so far in the current generation (less than `n`).
+    count: usize,
+    /// The current generation's number (wrapping).
+    generation: usize,
+    /// The waiting arrivals of the current generation.
+    queue: WaitQueue,
+}
+
+/// What [`Barrier::wait`] returns: whether this party was the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarrierWaitResult(bool);
+
+impl BarrierWaitResult {
+    /// True for exactly one party of each generation (the last to arrive).
+    pub fn is_leader(&self) -> bool {
+        self.0
+    }
+}
+
+impl Barrier {
+    /// A barrier for `n` parties (0 behaves as 1: every wait returns at
+    /// once, as leader).
+    #[cfg(not(loom))]
+    pub const fn new(n: usize) -> Barrier {
+        Barrier {
+            inner: RawLock::new(Inner {
+                count: 0,
+                generation: 0,
+                queue: WaitQueue::new(),
+            }),
+            n: if n == 0 { 1 } else { n },
+        }
+    }
+
+    /// A barrier for `n` parties (0 behaves as 1).
+    #[cfg(loom)]
+    pub fn new(n: usize) -> Barrier {
+        Barrier {
+            inner: RawLock::new(Inner {
+                count: 0,
+                generation: 0,
+                queue: WaitQueue::new(),
+            }),
+            n: n.max(1),
+        }
+    }
+
+    /// Arrives at the barrier and waits until all `n` parties of this
+    /// generation have arrived.
+    ///
+    /// # Panics
+    /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
+    /// cancelled while it waits; its arrival is withdrawn.
+    pub fn wait(&self) -> BarrierWaitResult {
+        let blocker = Blocker::new();
+        let generation;
+        {
+            let mut inner = self.lock();
+            inner.count += 1;
+            if inner.count == self.n {
+                inner.count = 0;
+                inner.generation = inner.generation.wrapping_add(1);
+                while let Some(c) = inner.queue.claim(None, false) {
+                    drop(c);
+                }
+                return BarrierWaitResult(true);
+            }
+            generation = inner.generation;
+            // SAFETY: the blocker stays on this stack until the wait below
+            // returns: after the leader's claim finished, or after we
+            // removed the entry under this lock. No packet.
+            unsafe { inner.queue.push(&blocker, 0, ptr::null_mut()) };
+        }
+        match blocker.wait(None, true) {
+            Woken::Done(_) => BarrierWaitResult(false),
+            Woken::Cancelled => {
+                let mut inner = self.lock();
+                inner.queue.remove(&blocker);
+                if inner.generation == generation {
+                    inner.count -= 1;
+                }
+                drop(inner);
+                park::unwind_cancelled()
+            }
+            r => unreachable!("coio: a barrier wait ended with {r:?}"),
+        }
+    }
+
+    /// The lock of the state (nothing panics under it; poisoning ignored).
+    fn lock(&self) -> super::RawGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Barrier")
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,340 @@
+//! [`OnceLock`]: a cell written once, whose initializer others wait for.
+//!
+//! # State
+//!
+//! One word: `INCOMPLETE`, `RUNNING` (an initializer runs) or `COMPLETE`
+//! (the value is written, and never changes again while shared), plus
+//! `QUEUED` (the wait queue has entries; set under the queue lock).
+//!
+//! # Protocol
+//!
+//! The first caller to CAS `INCOMPLETE` to `RUNNING` runs the initializer.
+//! Others that find `RUNNING` queue: under the queue lock, a CAS sets
+//! `QUEUED` on a state that is still `RUNNING`, and they push their entry.
+//!
+//! * The initializer returns: the value is written, then the state is
+//!   swapped to `COMPLETE` (Release). If the swap returns `QUEUED`, the
+//!   queue lock is taken and every entry claimed with *done*. A waiter whose
+//!   `QUEUED` CAS came before the swap is in the queue by then; one whose
+//!   CAS came after fails it (the state is no longer `RUNNING`) and sees
+//!   `COMPLETE`.
+//! * The initializer panics (or its coroutine is cancelled): a guard's
+//!   `Drop`, under the queue lock, claims the oldest waiter with *retry* —
+//!   it will take over the initialization — and stores `INCOMPLETE`, with
+//!   `QUEUED` if entries remain (under the queue lock with `RUNNING` set the
+//!   state cannot change otherwise). The next initializer's `COMPLETE` swap
+//!   then sees `QUEUED` and releases the rest. With no waiter, the state is
+//!   simply `INCOMPLETE` again and the next caller initializes.
+//!
+//! A waiter that is cancelled removes its entry and clears `QUEUED` if the
+//! queue is then empty; if the claim won instead, it goes on as claimed.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::ptr;
+
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicUsize, Ordering::*};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+use super::{QueueLock, lock_queue};
+use crate::park::{self, Blocker, WaitQueue, Woken};
+
+/// `state`: no value, nobody initializing.
+const INCOMPLETE: usize = 0;
+/// `state`: an initializer runs.
+const RUNNING: usize = 1;
+/// `state`: the value is there.
+const COMPLETE: usize = 2;
+/// `state`: the bits above.
+const MASK: usize = 3;
+/// `state`: the wait queue has entries.
+const QUEUED: usize = 4;
+
+/// A cell that is written at most once, after std's `OnceLock`; callers
+/// that find its initializer running wait for it (a coroutine suspends, a
+/// thread parks). See the [module docs](super) for cancellation.
+///
+/// If the initializer panics (or its coroutine is cancelled), the cell is
+/// uninitialized again, nothing is poisoned, and one of the waiters runs
+/// its own initializer in its place.
+///
+/// ```
+/// use coio::sync::OnceLock;
+///
+/// static CONFIG: OnceLock<String> = OnceLock::new();
+/// assert_eq!(CONFIG.get_or_init(|| "ready".to_string()), "ready");
+/// assert_eq!(CONFIG.set("late".into()), Err("late".to_string()));
+/// ```
+pub struct OnceLock<T> {
+    /// `INCOMPLETE` / `RUNNING` / `COMPLETE`, and `QUEUED`.
+    state: AtomicUsize,
+    /// Callers waiting for the initializer.
+    queue: QueueLock,
+    /// The value, initialized exactly when the state is `COMPLETE`.
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+// SAFETY: the value is written by one initializer (the CAS to RUNNING
+// elects it) before COMPLETE is published with Release, and only read
+// through `&` afterwards: sharing the cell shares `&T` (T: Sync) and may
+// have moved a `T` made on another thread in (T: Send).
+unsafe impl<T: Send + Sync> Sync for OnceLock<T> {}
+
+/// Drop guard of a running initializer: if it is dropped, the initializer
+/// did not return (module docs).
+struct Abandon<'a, T> {
+    /// The cell being initialized.
+    cell: &'a OnceLock<T>,
+}
+
+impl<T> OnceLock<T> {
+    /// An empty cell.
+    #[cfg(not(loom))]
+    pub const fn new() -> OnceLock<T> {
+        OnceLock {
+            state: AtomicUsize::new(INCOMPLETE),
+            queue: QueueLock::new(WaitQueue::new()),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// An empty cell.
+    #[cfg(loom)]
+    pub fn new() -> OnceLock<T> {
+        OnceLock {
+            state: AtomicUsize::new(INCOMPLETE),
+            queue: QueueLock::new(WaitQueue::new()),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// The value, if it is initialized (never waits).
+    #[inline]
+    pub fn get(&self) -> Option<&T> {
+        if self.state.load(Acquire) & MASK == COMPLETE {
+            // SAFETY: COMPLETE (Acquire) means written, and it is never
+            // written again while shared.
+            Some(unsafe { self.value_ref() })
+        } else {
+            None
+        }
+    }
+
+    /// The value, through an exclusive borrow, if it is initialized.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        if self.is_complete_mut() {
+            // SAFETY: COMPLETE means written; the borrow is exclusive.
+            Some(unsafe { (*self.value.get()).assume_init_mut() })
+        } else {
+            None
+        }
+    }
+
+    /// Stores `value` if the cell is empty; otherwise gives it back. If
+    /// an initializer is running, waits for it first (and gives `value`
+    /// back if it succeeds).
+    ///
+    /// # Panics
+    /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
+    /// cancelled while it waits.
+    pub fn set(&self, value: T) -> Result<(), T> {
+        let mut value = Some(value);
+        self.get_or_init(|| value.take().expect("the value is taken once"));
+        match value {
+            None => Ok(()),
+            Some(v) => Err(v),
+        }
+    }
+
+    /// The value, initialized by `f` if the cell is empty. If another
+    /// caller's initializer is running, waits for it; if that one panics,
+    /// one waiter runs its own `f` instead. `f` runs at most once per call,
+    /// and at most one `f` runs at a time. Calling `get_or_init` on the
+    /// same cell from `f` deadlocks.
+    ///
+    /// # Panics
+    /// Resumes a panic of `f` (the cell stays empty). Unwinds with
+    /// [`Cancelled`](crate::Cancelled) if the coroutine is cancelled while
+    /// it waits.
+    #[inline]
+    pub fn get_or_init<F: FnOnce() -> T>(&self, f: F) -> &T {
+        if let Some(v) = self.get() {
+            return v;
+        }
+        self.init_slow(f)
+    }
+
+    /// Consumes the cell and returns its value, if any.
+    pub fn into_inner(mut self) -> Option<T> {
+        self.take()
+    }
+
+    /// Takes the value out, leaving the cell empty.
+    pub fn take(&mut self) -> Option<T> {
+        if !self.is_complete_mut() {
+            return None;
+        }
+        self.state.store(INCOMPLETE, Relaxed);
+        // SAFETY: it was COMPLETE, so written; the state now says empty,
+        // so the value is read out once.
+        Some(unsafe { (*self.value.get()).assume_init_read() })
+    }
+
+    /// Whether the value is there, through an exclusive borrow.
+    fn is_complete_mut(&mut self) -> bool {
+        // (A load rather than `get_mut`, which loom's atomics lack.)
+        self.state.load(Relaxed) & MASK == COMPLETE
+    }
+
+    /// The value.
+    ///
+    /// # Safety
+    /// The state is COMPLETE, seen with Acquire (or through `&mut`).
+    unsafe fn value_ref(&self) -> &T {
+        // SAFETY: written (caller) and immutable from then on.
+        unsafe { (*self.value.get()).assume_init_ref() }
+    }
+
+    /// Initializes, or waits for the running initializer (module docs).
+    #[cold]
+    fn init_slow<F: FnOnce() -> T>(&self, f: F) -> &T {
+        let mut f = Some(f);
+        loop {
+            let s = self.state.load(Acquire);
+            match s & MASK {
+                // SAFETY: COMPLETE, seen with Acquire.
+                COMPLETE => return unsafe { self.value_ref() },
+                INCOMPLETE => {
+                    if self
+                        .state
+                        .compare_exchange(s, s | RUNNING, Acquire, Relaxed)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    let guard = Abandon { cell: self };
+                    let v = (f.take().expect("f runs at most once"))();
+                    // SAFETY: we are the only initializer (RUNNING), and
+                    // nobody reads the value before COMPLETE.
+                    unsafe { (*self.value.get()).write(v) };
+                    std::mem::forget(guard);
+                    if self.state.swap(COMPLETE, Release) & QUEUED != 0 {
+                        let mut q = lock_queue(&self.queue);
+                        while let Some(c) = q.claim(None, false) {
+                            drop(c);
+                        }
+                    }
+                    // SAFETY: we just wrote it and published COMPLETE.
+                    return unsafe { self.value_ref() };
+                }
+                _ => self.wait_running(),
+            }
+        }
+    }
+
+    /// Waits while an initializer runs; returns when it finished, failed
+    /// (this caller may then take over), or was not running any more.
+    fn wait_running(&self) {
+        let blocker = Blocker::new();
+        {
+            let mut q = lock_queue(&self.queue);
+            let mut s = self.state.load(Relaxed);
+            loop {
+                if s & MASK != RUNNING {
+                    return;
+                }
+                match self.state.compare_exchange(s, s | QUEUED, Relaxed, Relaxed) {
+                    Ok(_) => break,
+                    Err(now) => s = now,
+                }
+            }
+            // SAFETY: the blocker stays on this stack until the wait below
+            // returns: after a claim finished, or after we removed the
+            // entry under this lock. No packet.
+            unsafe { q.push(&blocker, 0, ptr::null_mut()) };
+        }
+        match blocker.wait(None, true) {
+            // Done: complete; Retry: the initializer failed, try ourselves.
+            Woken::Done(_) | Woken::Retry(_) => {}
+            Woken::Cancelled => {
+                let mut q = lock_queue(&self.queue);
+                q.remove(&blocker);
+                if q.is_empty() {
+                    self.state.fetch_and(!QUEUED, Relaxed);
+                }
+                drop(q);
+                park::unwind_cancelled();
+            }
+            Woken::TimedOut => unreachable!("coio: a OnceLock wait without deadline timed out"),
+        }
+    }
+}
+
+impl<T> Drop for Abandon<'_, T> {
+    /// The initializer unwound: back to INCOMPLETE, and the oldest waiter
+    /// takes over (module docs).
+    fn drop(&mut self) {
+        let cell = self.cell;
+        let mut q = lock_queue(&cell.queue);
+        let successor = q.claim(None, true);
+        let rest = if q.is_empty() { 0 } else { QUEUED };
+        cell.state.store(INCOMPLETE | rest, Release);
+        drop(q);
+        drop(successor);
+    }
+}
+
+impl<T> Drop for OnceLock<T> {
+    fn drop(&mut self) {
+        if self.is_complete_mut() {
+            // SAFETY: COMPLETE means written; the cell goes away.
+            unsafe { (*self.value.get()).assume_init_drop() }
+        }
+    }
+}
+
+impl<T> Default for OnceLock<T> {
+    fn default() -> OnceLock<T> {
+        OnceLock::new()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for OnceLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_tuple("OnceLock");
+        match self.get() {
+            Some(v) => d.field(v),
+            None => d.field(&format_args!("<uninit>")),
+        };
+        d.finish()
+    }
+}
+
+impl<T: Clone> Clone for OnceLock<T> {
+    fn clone(&self) -> OnceLock<T> {
+        let c = OnceLock::new();
+        if let Some(v) = self.get() {
+            let _ = c.set(v.clone());
+        }
+        c
+    }
+}
+
+impl<T> From<T> for OnceLock<T> {
+    fn from(value: T) -> OnceLock<T> {
+        let c = OnceLock::new();
+        let _ = c.set(value);
+        c
+    }
+}
+
+impl<T: PartialEq> PartialEq for OnceLock<T> {
+    fn eq(&self, other: &OnceLock<T>) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Eq> Eq for OnceLock<T> {}
