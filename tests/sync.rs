@@ -265,54 +265,63 @@ fn mutex_lock_timeout_in_coroutine_and_thread() {
 }
 
 /// A waiter is not starved by two coroutines that relock in a loop on two
-/// workers: handoff mode gives it the lock.
+/// workers: handoff mode gives it the lock. Driven from the test's thread,
+/// so that a starved waiter fails the test instead of hanging it (the
+/// hogs never suspend if they always get the lock).
 #[test]
 fn mutex_waiter_not_starved() {
     let rt = rt(2);
-    rt.block_on(|| {
-        let m = Arc::new(Mutex::new(0u64));
-        let stop = Arc::new(AtomicBool::new(false));
-        let hogs: Vec<_> = (0..2)
-            .map(|_| {
-                let (m, stop) = (m.clone(), stop.clone());
-                coio::spawn(move || {
-                    while !stop.load(Relaxed) {
-                        let mut g = m.lock();
-                        *g += 1;
-                        // Hold it a little, so that it is mostly locked.
-                        let t = Instant::now();
-                        while t.elapsed() < Duration::from_micros(20) {}
-                    }
-                })
+    let m = Arc::new(Mutex::new(()));
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let hogs: Vec<_> = (0..2)
+        .map(|_| {
+            let (m, rounds, stop) = (m.clone(), rounds.clone(), stop.clone());
+            rt.spawn(move || {
+                while !stop.load(Relaxed) {
+                    let _g = m.lock();
+                    rounds.fetch_add(1, Relaxed);
+                    // Hold it a little, so that it is mostly locked.
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_micros(20) {}
+                }
             })
-            .collect();
-        wait_for(|| *m.lock() > 100);
-        // A plain thread and a coroutine each want it once.
-        let m2 = m.clone();
-        let thread = std::thread::spawn(move || {
-            let start = Instant::now();
-            drop(m2.lock());
-            start.elapsed()
-        });
-        let m3 = m.clone();
-        let co = coio::spawn(move || {
-            let start = Instant::now();
-            drop(m3.lock());
-            start.elapsed()
-        });
-        let co_took = co.join().unwrap();
-        let th_took = join_thread(thread);
-        stop.store(true, Relaxed);
-        hogs.into_iter().for_each(|h| h.join().unwrap());
-        assert!(
-            co_took < Duration::from_secs(2),
-            "coroutine waited {co_took:?}"
-        );
-        assert!(
-            th_took < Duration::from_secs(2),
-            "thread waited {th_took:?}"
-        );
+        })
+        .collect();
+    while rounds.load(Relaxed) < 100 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A plain thread and a coroutine each want it once.
+    let m2 = m.clone();
+    let thread = std::thread::spawn(move || {
+        let start = Instant::now();
+        drop(m2.lock());
+        start.elapsed()
     });
+    let m3 = m.clone();
+    let co = rt.spawn(move || {
+        let start = Instant::now();
+        drop(m3.lock());
+        start.elapsed()
+    });
+    let start = Instant::now();
+    while !(co.is_finished() && thread.is_finished()) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let starved = !(co.is_finished() && thread.is_finished());
+    stop.store(true, Relaxed);
+    assert!(!starved, "a waiter starved for 5 s");
+    let co_took = co.join().unwrap();
+    let th_took = thread.join().unwrap();
+    hogs.into_iter().for_each(|h| h.join().unwrap());
+    assert!(
+        co_took < Duration::from_secs(2),
+        "coroutine waited {co_took:?}"
+    );
+    assert!(
+        th_took < Duration::from_secs(2),
+        "thread waited {th_took:?}"
+    );
 }
 
 // ---------------------------------------------------------------- RwLock
@@ -423,13 +432,17 @@ fn rwlock_writer_not_starved_by_readers() {
             })
             .collect();
         wait_for(|| reads.load(Relaxed) > 20);
+        // (Timeouts, so that a starved writer fails the test instead of
+        // hanging it.)
         let start = Instant::now();
-        *l.write() += 1;
+        *l.write_timeout(Duration::from_secs(10))
+            .expect("writer starved") += 1;
         let took = start.elapsed();
         let l2 = l.clone();
         let t = std::thread::spawn(move || {
             let start = Instant::now();
-            *l2.write() += 1;
+            *l2.write_timeout(Duration::from_secs(10))
+                .expect("thread writer starved") += 1;
             start.elapsed()
         });
         let th_took = join_thread(t);
