@@ -969,7 +969,7 @@ impl Local {
         }
         let start = Instant::now();
         while progress.activity() == (seen, true)
-            && !self.shared.remotes[i].stealer.is_empty()
+            && self.shared.remotes[i].stealer.len() == 1
             && start.elapsed() < STEAL_LONE_WAIT
         {
             // Yield rather than spin: this thread was just woken, quite
