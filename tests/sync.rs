@@ -264,20 +264,23 @@ fn mutex_lock_timeout_in_coroutine_and_thread() {
     assert!(t.join().unwrap());
 }
 
-/// A waiter is not starved by two coroutines that relock in a loop on two
-/// workers: handoff mode gives it the lock. Driven from the test's thread,
-/// so that a starved waiter fails the test instead of hanging it (the
-/// hogs never suspend if they always get the lock).
+/// A waiter (a coroutine, and a plain thread) is not starved by two
+/// threads that relock in a loop: handoff mode gives it the lock. Driven
+/// from the test's thread, so that a starved waiter fails the test instead
+/// of hanging it.
 #[test]
 fn mutex_waiter_not_starved() {
     let rt = rt(2);
     let m = Arc::new(Mutex::new(()));
     let rounds = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // The hogs are plain threads: a coroutine that never suspends starves
+    // the coroutines homed on its worker (there is no preemption), and
+    // where the hogs start is not this test's subject.
     let hogs: Vec<_> = (0..2)
         .map(|_| {
             let (m, rounds, stop) = (m.clone(), rounds.clone(), stop.clone());
-            rt.spawn(move || {
+            std::thread::spawn(move || {
                 while !stop.load(Relaxed) {
                     let _g = m.lock();
                     rounds.fetch_add(1, Relaxed);
