@@ -15,8 +15,7 @@
 # gives the median). The chan part (about 3 minutes) compares channels and
 # a mutex the same way, coio's beside tokio's, may's, Go's and
 # crossbeam-channel between OS threads (bench/src/bin/ch_*.rs, bench/go/ch);
-# a runtime without a tool for a case shows "n/a" with the reason. It
-# includes coio once bench/pending/ch_coio.rs has moved to bench/src/bin/.
+# a runtime without a tool for a case shows "n/a" with the reason.
 # CH_TIMEOUT and CH_PROCS are its knobs. Both parts include Go when `go` is
 # installed (`apt-get install golang-go`). Builds go to $CARGO_TARGET_DIR if
 # set.
@@ -217,16 +216,7 @@ chan_part() {
     cargo build -q --release -p coio-bench --bins
     local bins runtimes=()
     bins="$(cd "$target_dir/release" && pwd)"
-    # ch_coio waits in bench/pending/ for coio::chan and coio::sync; cargo
-    # builds it once it is moved to bench/src/bin/ (checking the source too
-    # keeps a binary left over from an earlier build out).
-    if [[ -f bench/src/bin/ch_coio.rs && -x "$bins/ch_coio" ]]; then
-        runtimes+=("coio=$bins/ch_coio")
-    else
-        echo "(coio skipped: bench/pending/ch_coio.rs is not in bench/src/bin/ yet)"
-        echo
-    fi
-    runtimes+=("tokio=$bins/ch_tokio" "may=$bins/ch_may")
+    runtimes+=("coio=$bins/ch_coio" "tokio=$bins/ch_tokio" "may=$bins/ch_may")
     if go_build ch "$bins/ch-go"; then
         runtimes+=("go=$bins/ch-go")
     fi

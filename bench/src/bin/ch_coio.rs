@@ -2,12 +2,6 @@
 //! prints one line of JSON (see `coio_bench::ch`; `bench/run.sh chan` runs
 //! all runtimes and prints the table).
 //!
-//! Waiting for `coio::chan` and `coio::sync::Mutex`: until they exist this
-//! file lives in `bench/pending/`, out of the build, and `bench/run.sh
-//! chan` leaves coio out. To enable it, `git mv bench/pending/ch_coio.rs
-//! bench/src/bin/ch_coio.rs`: cargo then builds `ch_coio` with the other
-//! binaries and the script adds the coio column.
-//!
 //! A `coio::Runtime` with `workers` workers, its other settings left at
 //! their defaults. The measuring code runs as the `block_on` coroutine, so
 //! it shares the workers with the coroutines it spawns, as Go's `main`
