@@ -268,6 +268,23 @@ struct Entry {
     packet: *mut (),
 }
 
+impl Entry {
+    /// Claims the entry's blocker, just taken out of its queue under the
+    /// queue's lock (None: it was stale).
+    #[inline]
+    fn claim(self, retry: bool) -> Option<Claimed> {
+        // SAFETY: the entry was in the queue until now, under the lock we
+        // hold, so its blocker is alive (step 4 of the protocol: its owner
+        // removes its entries under this lock before it goes).
+        let claimed = unsafe { self.blocker.as_ref() }.claim(self.oper, retry);
+        claimed.then(|| Claimed {
+            blocker: self.blocker,
+            packet: self.packet,
+            state: claimed_state(self.oper, retry),
+        })
+    }
+}
+
 // SAFETY: an entry is a pair of pointers into the waiter's stack, used only
 // under the protocol of the module docs (blocker: `Sync` atomics and a
 // `Send + Sync` waker; packet: accessed by one claimer, then by the waiter
@@ -359,15 +376,8 @@ impl WaitQueue {
                 self.entries.remove(i)
             }
             .expect("index in range");
-            // SAFETY: the entry is in the queue, so its blocker is alive
-            // (step 4 of the protocol: its owner removes it under this
-            // lock, which we hold, before it goes).
-            if unsafe { e.blocker.as_ref() }.claim(e.oper, retry) {
-                return Some(Claimed {
-                    blocker: e.blocker,
-                    packet: e.packet,
-                    state: claimed_state(e.oper, retry),
-                });
+            if let Some(c) = e.claim(retry) {
+                return Some(c);
             }
         }
         None
@@ -391,13 +401,8 @@ impl WaitQueue {
                 return None;
             }
             let e = self.entries.pop_front().expect("a front entry");
-            // SAFETY: as in `claim`.
-            if unsafe { e.blocker.as_ref() }.claim(e.oper, retry) {
-                return Some(Claimed {
-                    blocker: e.blocker,
-                    packet: e.packet,
-                    state: claimed_state(e.oper, retry),
-                });
+            if let Some(c) = e.claim(retry) {
+                return Some(c);
             }
         }
         None
