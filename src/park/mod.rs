@@ -41,7 +41,7 @@
 //! waiter woken on another core would then spin until the store, which
 //! comes after the wake's system call when its worker was asleep, and, on
 //! a machine with fewer cores than busy threads, after the waiter's worker
-//! gave the waker's core back: measured, round trips of 30–130 µs instead
+//! gave the waker's core back: measured, round trips of 12–130 µs instead
 //! of 0.1–2 µs in the two-worker ping-pong. A waiter may still see
 //! `CLAIMED` without `DONE` (resumed by a timer or a stale wake while a
 //! waker fills its packet); it then spins: the waker does not block in
@@ -433,9 +433,9 @@ impl WaitQueue {
     }
 }
 
-/// A successful claim. Dropping it finishes the claim: it wakes the waiter
-/// and then releases the blocker (step 3 of the protocol); until then the
-/// waiter waits, and its packet belongs to the claimer.
+/// A successful claim. Dropping it finishes the claim: it releases the
+/// blocker (`DONE`) and then wakes the waiter (step 3 of the protocol);
+/// until then the waiter waits, and its packet belongs to the claimer.
 pub(crate) struct Claimed {
     blocker: NonNull<Blocker>,
     packet: *mut (),

@@ -20,8 +20,7 @@
 use std::fmt;
 use std::ptr;
 
-use super::RawLock;
-use crate::park::{self, Blocker, WaitQueue, Woken};
+use crate::park::{self, Blocker, Lock as RawLock, LockGuard, WaitQueue, Woken};
 
 /// A barrier for `n` coroutines or threads, after std's: each call of
 /// [`wait`](Self::wait) blocks until `n` calls have been made in the
@@ -142,9 +141,10 @@ impl Barrier {
         }
     }
 
-    /// The lock of the state (nothing panics under it; poisoning ignored).
-    fn lock(&self) -> super::RawGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// The lock of the state (the parking core's spin lock: nothing under
+    /// it waits or runs user code).
+    fn lock(&self) -> LockGuard<'_, Inner> {
+        self.inner.lock()
     }
 }
 

@@ -25,9 +25,9 @@
 //! Every primitive waits through the parking core (`park`): a coroutine
 //! that must wait suspends itself only (its worker runs other coroutines),
 //! a plain thread parks. One primitive can be shared by both at once. Each
-//! keeps its waiters in a FIFO queue under a small internal lock (a
-//! `std::sync::Mutex` held only for a few instructions, never while
-//! anybody waits), and tells the fast paths whether anybody is queued
+//! keeps its waiters in a FIFO queue under a small internal lock (the
+//! parking core's spin lock, as channels use, held only for a few
+//! instructions, never while anybody waits), and tells the fast paths whether anybody is queued
 //! through a bit of its state word, so that an operation that finds
 //! nobody waiting touches only that word.
 //!
@@ -58,11 +58,6 @@
 
 use std::time::{Duration, Instant};
 
-#[cfg(loom)]
-use loom::sync::{Mutex as RawLock, MutexGuard as RawGuard};
-#[cfg(not(loom))]
-use std::sync::{Mutex as RawLock, MutexGuard as RawGuard};
-
 mod barrier;
 mod condvar;
 mod mutex;
@@ -79,17 +74,17 @@ pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use wait_group::WaitGroup;
 
-use crate::park::WaitQueue;
+use crate::park::{Lock, LockGuard, WaitQueue};
 
-/// The internal lock of a primitive's wait queue.
-type QueueLock = RawLock<WaitQueue>;
+/// The internal lock of a primitive's wait queue: the parking core's spin
+/// lock, as for channels (the sections under it are a few queue and atomic
+/// operations).
+type QueueLock = Lock<WaitQueue>;
 
-/// Takes a queue lock. Nothing panics while holding one (the sections are
-/// a few queue and atomic operations), so poisoning cannot happen; it is
-/// ignored all the same.
+/// Takes a queue lock.
 #[inline]
-fn lock_queue(q: &QueueLock) -> RawGuard<'_, WaitQueue> {
-    q.lock().unwrap_or_else(|e| e.into_inner())
+fn lock_queue(q: &QueueLock) -> LockGuard<'_, WaitQueue> {
+    q.lock()
 }
 
 /// The deadline `dur` from now; None (no deadline) if that is beyond what
