@@ -356,6 +356,23 @@ fn select_basics() {
 }
 
 #[test]
+fn select_drops_unsent_values_before_the_body() {
+    // The value of a send arm that was not chosen is gone by the time the
+    // chosen arm's body runs (it could be a lock guard the body needs).
+    rt(1).block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        tx.send(1).unwrap();
+        let (gtx, _grx) = chan::bounded::<Counted>(0);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let seen = select! {
+            recv(rx) -> _ => drops.load(SeqCst),
+            send(gtx, Counted(drops.clone())) -> _ => usize::MAX,
+        };
+        assert_eq!(seen, 1);
+    });
+}
+
+#[test]
 fn select_does_not_meet_itself() {
     rt(1).block_on(|| {
         // Sending and receiving on one rendezvous channel in one select

@@ -84,8 +84,15 @@ impl<T> Packet<T> {
 #[inline]
 unsafe fn take_value<T>(c: &Claimed) -> T {
     // SAFETY: caller.
-    unsafe { (*c.packet().cast::<Option<T>>()).take() }
-        .expect("coio: a waiting sender without its value")
+    match unsafe { (*c.packet().cast::<Option<T>>()).take() } {
+        Some(v) => v,
+        // Unwinding here would drop `c`, telling the sender its value went
+        // through: a broken invariant must not look like a delivery.
+        None => {
+            eprintln!("coio: a waiting sender without its value (a bug in coio); aborting");
+            std::process::abort()
+        }
+    }
 }
 
 /// Puts `v` into a claimed receiver's packet.

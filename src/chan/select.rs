@@ -112,6 +112,11 @@ impl<'r, T> RecvArm<'r, T> {
         self.result
             .expect("coio: select read the result of an arm it did not choose")
     }
+
+    /// The result if this arm was chosen; the arm is dropped either way.
+    pub fn into_chosen(self) -> Option<Result<T, RecvError>> {
+        self.result
+    }
 }
 
 impl<T> ArmOps for RecvArm<'_, T> {
@@ -175,6 +180,12 @@ impl<'s, T> SendArm<'s, T> {
     pub fn into_result(self) -> Result<(), SendError<T>> {
         self.result
             .expect("coio: select read the result of an arm it did not choose")
+    }
+
+    /// The result if this arm was chosen; the arm, and the value it did
+    /// not send, are dropped either way.
+    pub fn into_chosen(self) -> Option<Result<(), SendError<T>>> {
+        self.result
     }
 }
 
@@ -334,7 +345,8 @@ pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
 ///   the channel is closed and empty: a closed channel is always ready).
 /// * `send(s, value) -> res => body`: send `value` on `s`; `res` is a
 ///   `Result<(), SendError<T>>`. `value` is evaluated before the select
-///   starts, as in Go, and dropped if another arm is chosen.
+///   starts, as in Go, and dropped if another arm is chosen (before that
+///   arm's body runs).
 /// * `default => body`: run if no other arm is ready now.
 /// * `default(timeout) => body`: run if no other arm becomes ready within
 ///   `timeout` (a `Duration`). At most one `default` arm.
@@ -430,8 +442,11 @@ macro_rules! __select_internal {
             &mut [$($a.arm()),*],
             $crate::__select_internal!(@mode $($dflt)*),
         );
-        $(if $a.is_chosen() {
-            let $p = $a.into_result();
+        // Every arm gives up its result, or is dropped with the value it
+        // did not send, before any body runs.
+        $(let $a = $a.into_chosen();)*
+        $(if let ::core::option::Option::Some(__coio_result) = $a {
+            let $p = __coio_result;
             $body
         } else)* {
             $crate::__select_internal!(@default $($dflt)*)

@@ -160,6 +160,17 @@ impl Blocker {
     /// `TimedOut` and `Cancelled` the blocker is aborted: no waker will
     /// claim it, and the caller must remove its entries.
     pub(crate) fn wait(&self, deadline: Option<Instant>, cancellable: bool) -> Woken {
+        // Nothing below is meant to panic; if something did, the caller's
+        // entries would still point into this frame after the unwind took
+        // it away, and the next claimer would write to freed stack.
+        let abort_on_unwind = AbortOnUnwind;
+        let woken = self.wait_inner(deadline, cancellable);
+        std::mem::forget(abort_on_unwind);
+        woken
+    }
+
+    #[inline]
+    fn wait_inner(&self, deadline: Option<Instant>, cancellable: bool) -> Woken {
         let mut spins = 0u32;
         loop {
             let s = self.state.load(Acquire);
@@ -237,6 +248,18 @@ fn park_timeout(d: Instant) {
 fn park_timeout(_: Instant) {
     // loom has no timed park; its models use no deadlines.
     thread::yield_now();
+}
+
+/// Aborts the process if dropped: armed around code that must not unwind
+/// (disarmed with `mem::forget`).
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    #[cold]
+    fn drop(&mut self) {
+        eprintln!("coio: a panic inside a wait of the parking core (a bug in coio); aborting");
+        std::process::abort();
+    }
 }
 
 /// Whether the running coroutine was cancelled (false on a plain thread,
@@ -464,6 +487,10 @@ impl Drop for Claimed {
                 // SAFETY: the coroutine is waiting in this wait, hence
                 // unfinished (see `Who::Task`).
                 let task = unsafe { t.get() };
+                // After each `DONE` store below the waiter may free the
+                // blocker while the store's `&self` is formally still live
+                // (the pattern of rust-lang/rust#55005, as in `Arc`'s
+                // drop); nothing is read through `b` after it.
                 if task::is_home_here(task) {
                     // Its worker is this thread, busy with us: it cannot
                     // run (nor finish) before we are done here.
