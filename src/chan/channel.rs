@@ -178,10 +178,10 @@ impl<T> Chan<T> {
         }
     }
 
-    /// The capacity (`usize::MAX` for unbounded).
+    /// The capacity: `Some(cap)` for `bounded(cap)`, `None` for unbounded.
     #[inline]
-    pub(crate) fn cap(&self) -> usize {
-        self.cap
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        (self.cap != usize::MAX).then_some(self.cap)
     }
 
     /// Locks the channel.
@@ -193,6 +193,11 @@ impl<T> Chan<T> {
     /// Buffered values.
     pub(crate) fn len(&self) -> usize {
         self.lock().buf.len()
+    }
+
+    /// Whether the buffer is full (always for capacity 0).
+    pub(crate) fn is_full(&self) -> bool {
+        self.len() >= self.cap
     }
 
     /// Sends without waiting: to the oldest waiting receiver, else into the

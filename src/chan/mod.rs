@@ -151,12 +151,12 @@ impl<T> Sender<T> {
 
     /// Whether the buffer is full now (always true for `bounded(0)`).
     pub fn is_full(&self) -> bool {
-        self.len() >= self.chan.cap()
+        self.chan.is_full()
     }
 
     /// The capacity: `Some(cap)` for `bounded(cap)`, `None` for unbounded.
     pub fn capacity(&self) -> Option<usize> {
-        capacity(&self.chan)
+        self.chan.capacity()
     }
 
     /// Whether both senders belong to the same channel.
@@ -231,12 +231,12 @@ impl<T> Receiver<T> {
 
     /// Whether the buffer is full now (always true for `bounded(0)`).
     pub fn is_full(&self) -> bool {
-        self.len() >= self.chan.cap()
+        self.chan.is_full()
     }
 
     /// The capacity: `Some(cap)` for `bounded(cap)`, `None` for unbounded.
     pub fn capacity(&self) -> Option<usize> {
-        capacity(&self.chan)
+        self.chan.capacity()
     }
 
     /// Whether both receivers belong to the same channel.
@@ -247,10 +247,6 @@ impl<T> Receiver<T> {
     pub(crate) fn chan(&self) -> &Chan<T> {
         &self.chan
     }
-}
-
-fn capacity<T>(chan: &Chan<T>) -> Option<usize> {
-    (chan.cap() != usize::MAX).then_some(chan.cap())
 }
 
 impl<T> Clone for Sender<T> {

@@ -63,7 +63,6 @@ mod lock;
 pub(crate) use lock::{Lock, LockGuard};
 
 use std::collections::VecDeque;
-use std::panic::resume_unwind;
 use std::ptr::NonNull;
 use std::time::Instant;
 
@@ -76,8 +75,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 #[cfg(not(loom))]
 use std::thread::{self, Thread};
 
-use crate::runtime::task::{self, Cancelled, Started};
-use crate::runtime::worker;
+use crate::runtime::task::{self, Started};
+use crate::runtime::{blocking, worker};
 
 /// `state`: nobody has claimed the blocker yet.
 const WAITING: usize = 0;
@@ -266,18 +265,12 @@ impl Drop for AbortOnUnwind {
 /// and while the coroutine unwinds: it must be able to wait then).
 #[inline]
 pub(crate) fn is_cancelled() -> bool {
-    match worker::coroutine_local() {
-        Some(l) => l.with_current(|t| t.header().is_cancelled()) && !std::thread::panicking(),
-        None => false,
-    }
+    worker::coroutine_local().is_some_and(blocking::cancel_pending)
 }
 
-/// Unwinds with [`Cancelled`] (after a wait returned `Woken::Cancelled`
-/// and the caller cleaned up).
-#[cold]
-pub(crate) fn unwind_cancelled() -> ! {
-    resume_unwind(Box::new(Cancelled))
-}
+/// Unwinds with [`Cancelled`](crate::Cancelled), after a wait returned
+/// `Woken::Cancelled` and the caller cleaned up.
+pub(crate) use crate::runtime::blocking::unwind_cancelled;
 
 /// A waiting operation in a [`WaitQueue`].
 struct Entry {

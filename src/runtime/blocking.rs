@@ -21,12 +21,26 @@ pub(crate) fn current_waiter() -> Waiter {
     }
 }
 
+/// Whether the running coroutine of `l` was cancelled and is not unwinding
+/// already: a cancellation point must then unwind with [`Cancelled`].
+#[inline]
+pub(crate) fn cancel_pending(l: &worker::Local) -> bool {
+    l.with_current(|t| t.header().is_cancelled()) && !std::thread::panicking()
+}
+
+/// Unwinds with [`Cancelled`] (a cancellation point, once the caller has
+/// cleaned up).
+#[cold]
+pub(crate) fn unwind_cancelled() -> ! {
+    resume_unwind(Box::new(Cancelled))
+}
+
 /// Unwinds with [`Cancelled`] if the running coroutine was cancelled (and
 /// is not unwinding already).
 #[inline]
 pub(crate) fn check_cancel(l: &worker::Local) {
-    if l.with_current(|t| t.header().is_cancelled()) && !std::thread::panicking() {
-        resume_unwind(Box::new(Cancelled));
+    if cancel_pending(l) {
+        unwind_cancelled();
     }
 }
 
