@@ -484,11 +484,11 @@ impl Drop for Claimed {
                 // blocker while the store's `&self` is formally still live
                 // (the pattern of rust-lang/rust#55005, as in `Arc`'s
                 // drop); nothing is read through `b` after it.
-                if task::is_home_here(task) {
+                if let Some(home) = task::home_here(task) {
                     // Its worker is this thread, busy with us: it cannot
                     // run (nor finish) before we are done here.
                     b.state.store(done, Release);
-                    task::wake(task);
+                    task::wake_at_home(home, task);
                 } else {
                     // It may run on its own thread the moment it sees
                     // DONE: hold a reference across the wake.

@@ -69,7 +69,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32};
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::thread::{self, Thread};
 
-use super::worker::Remote;
+use super::worker::{Local, Remote};
 use crate::arch;
 use crate::coroutine::RawCoroutine;
 use crate::stack::Stack;
@@ -715,12 +715,21 @@ pub(crate) fn unpark(task: &dyn Task) {
     }
 }
 
-/// Whether `task`, a started task, has this thread's worker as its home
-/// (its wakes from here go to the local queues, and it cannot run before
-/// the caller's coroutine lets go of the thread).
+/// This thread's worker, if it is the home of `task`, a started task: the
+/// task cannot run before the caller's coroutine lets go of the thread,
+/// and [`wake_at_home`] queues it locally.
 #[inline]
-pub(crate) fn is_home_here(task: &dyn Task) -> bool {
-    super::worker::local().is_some_and(|l| std::ptr::eq(l.remote(), task.header().home()))
+pub(crate) fn home_here<'a>(task: &dyn Task) -> Option<&'a Local> {
+    super::worker::local().filter(|l| std::ptr::eq(l.remote(), task.header().home()))
+}
+
+/// Wakes `task`, whose home is `l`, this thread's worker ([`home_here`]):
+/// [`wake`] without looking the worker up again.
+#[inline]
+pub(crate) fn wake_at_home(l: &Local, task: &dyn Task) {
+    if task.header().wake() {
+        l.push_woken(Started::of(task));
+    }
 }
 
 /// Queues a started task that the caller just moved out of WAITING.

@@ -668,7 +668,7 @@ impl Local {
     /// Queues a task woken on this, its home, worker: into the LIFO slot if
     /// a coroutine woke it (message-passing locality), else into `ready`.
     #[inline]
-    fn push_woken(&self, task: Started) {
+    pub(crate) fn push_woken(&self, task: Started) {
         if self.in_coroutine() {
             if let Some(old) = self.lifo.replace(Some(task)) {
                 self.ready.borrow_mut().push_back(old);
