@@ -73,6 +73,8 @@
 mod arch;
 pub mod chan;
 pub mod coroutine;
+pub mod io;
+pub mod net;
 mod park;
 mod runtime;
 mod stack;

@@ -59,6 +59,7 @@ use std::time::Duration;
 
 use crossbeam_deque::{Injector, Worker as Deque};
 
+use crate::io::reactor::Poller;
 use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
 use task::{JoinHandle, Spec, Task, TaskCell, TaskRef};
 
@@ -194,10 +195,14 @@ impl RuntimeBuilder {
         }
         let stack_size = stack::usable_size(self.stack_size)?;
         let deques: Vec<Deque<TaskRef>> = (0..workers).map(|_| Deque::new_fifo()).collect();
+        let pollers = (0..workers)
+            .map(|_| Poller::new())
+            .collect::<io::Result<Vec<Poller>>>()?;
         let shared = Arc::new(Shared {
             remotes: deques
                 .iter()
-                .map(|d| worker::Remote::new(d.stealer()))
+                .zip(&pollers)
+                .map(|(d, p)| worker::Remote::new(d.stealer(), p.handle().clone()))
                 .collect(),
             injector: Injector::new(),
             idle: idle::Idle::new(workers),
@@ -212,11 +217,11 @@ impl RuntimeBuilder {
             threads: Vec::with_capacity(workers),
             monitor: None,
         };
-        for (index, deque) in deques.into_iter().enumerate() {
+        for (index, (deque, poller)) in deques.into_iter().zip(pollers).enumerate() {
             let shared = shared.clone();
             let handle = thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
-                .spawn(move || worker::worker_main(shared, index, deque))?;
+                .spawn(move || worker::worker_main(shared, index, deque, poller))?;
             rt.shared.remotes[index]
                 .thread
                 .get_or_init(|| handle.thread().clone());

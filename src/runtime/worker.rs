@@ -73,6 +73,7 @@ use super::task::{self, Spec, Started, Task, TaskCell, TaskRef};
 use super::timer::Timers;
 use crate::arch;
 use crate::coroutine::SUSPENDED;
+use crate::io::reactor::{self, Poller};
 use crate::stack;
 
 /// How long a worker with nothing to do spins (looking at its inbox, and
@@ -111,6 +112,9 @@ pub(crate) struct Remote {
     pub(crate) stealer: Stealer<TaskRef>,
     /// The worker's thread (set by the worker itself before it can park).
     pub(crate) thread: OnceLock<Thread>,
+    /// The worker's netpoller, as other threads reach it: a worker sleeps
+    /// in its `epoll_wait`, so this is also how it is woken.
+    pub(crate) io: Arc<reactor::Handle>,
 }
 
 #[derive(Default)]
@@ -120,12 +124,13 @@ struct Inbox {
 }
 
 impl Remote {
-    pub(crate) fn new(stealer: Stealer<TaskRef>) -> Remote {
+    pub(crate) fn new(stealer: Stealer<TaskRef>, io: Arc<reactor::Handle>) -> Remote {
         Remote {
             inbox: Mutex::new(Inbox::default()),
             has_inbox: AtomicBool::new(false),
             stealer,
             thread: OnceLock::new(),
+            io,
         }
     }
 
@@ -136,28 +141,23 @@ impl Remote {
     /// Queues a woken started task from another thread. Nothing of the
     /// runtime is touched after the lock is released (the task may run,
     /// finish and the runtime shut down right after it), except the
-    /// thread handle cloned under the lock.
+    /// poller handle cloned under the lock.
     fn push(&self, task: Started) {
         let mut inbox = self.lock();
         inbox.tasks.push(task);
         self.has_inbox.store(true, Release);
         let wake = std::mem::take(&mut inbox.parked);
-        let thread = if wake {
-            self.thread.get().cloned()
-        } else {
-            None
-        };
+        let io = if wake { Some(self.io.clone()) } else { None };
         drop(inbox);
-        if let Some(t) = thread {
-            t.unpark();
+        if let Some(io) = io {
+            io.wake();
         }
     }
 
-    /// Unparks the worker's thread (idle notification, shutdown).
+    /// Wakes the worker from its sleep in `epoll_wait` (idle notification,
+    /// shutdown); a wake before it sleeps makes that sleep return at once.
     pub(crate) fn unpark(&self) {
-        if let Some(t) = self.thread.get() {
-            t.unpark();
-        }
+        self.io.wake();
     }
 }
 
@@ -363,6 +363,8 @@ pub(crate) struct Local {
     recycler: Recycler,
     /// Shutdown has begun for this worker (registry cancelled).
     closing: Cell<bool>,
+    /// This worker's netpoller (see `io::reactor`).
+    pub(crate) poller: RefCell<Poller>,
 }
 
 thread_local! {
@@ -400,7 +402,12 @@ pub(crate) fn schedule_started(home: &Remote, task: Started) {
 }
 
 /// Runs worker `index` until the runtime shuts down.
-pub(crate) fn worker_main(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRef>) {
+pub(crate) fn worker_main(
+    shared: Arc<Shared>,
+    index: usize,
+    fresh: Deque<TaskRef>,
+    poller: Poller,
+) {
     shared.remotes[index].thread.get_or_init(thread::current);
     let local = Local {
         index,
@@ -424,6 +431,7 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRe
         overflow: RefCell::new(VecDeque::new()),
         recycler: Recycler::default(),
         closing: Cell::new(false),
+        poller: RefCell::new(poller),
         shared,
     };
     LOCAL.with(|l| l.set(&local));
@@ -516,6 +524,7 @@ impl Local {
         self.tick.set(tick);
         if tick.is_multiple_of(FAIRNESS_TICKS) {
             self.fire_timers();
+            self.poll_io();
             if self.shared.closed.load(Relaxed) && !self.closing.get() {
                 self.begin_close();
             }
@@ -615,6 +624,17 @@ impl Local {
             std::mem::swap(&mut inbox.tasks, &mut *spare);
         }
         self.ready.borrow_mut().extend(spare.drain(..));
+    }
+
+    /// Polls the netpoller without blocking, if anything is registered
+    /// with it (woken tasks go to `ready`, or one to the LIFO slot when a
+    /// coroutine is the caller).
+    #[inline]
+    fn poll_io(&self) {
+        let mut poller = self.poller.borrow_mut();
+        if poller.has_registrations() {
+            poller.poll(Some(Duration::ZERO));
+        }
     }
 
     /// Fires the due timers (their tasks go to `ready`).
@@ -867,6 +887,7 @@ impl Local {
         loop {
             self.drain_inbox();
             self.fire_timers();
+            self.poll_io();
             let local = match self.ready.borrow_mut().pop_front() {
                 Some(t) => Some(Job::Started(t)),
                 None => self.pop_fresh().map(Job::Fresh),
@@ -1158,11 +1179,11 @@ impl Local {
         }
     }
 
-    /// Sleeps on the thread's futex until an inbox push, an unpark, the
-    /// next timer or `until`, unless the inbox has tasks or `may_sleep` is
-    /// false. The decision is taken under the inbox lock, with `parked` set
-    /// for pushers to see; an unpark that comes before the sleep is kept by
-    /// the thread's token.
+    /// Sleeps in the netpoller's `epoll_wait` until an I/O event, an inbox
+    /// push, an unpark, the next timer or `until`, unless the inbox has
+    /// tasks or `may_sleep` is false. The decision is taken under the inbox
+    /// lock, with `parked` set for pushers to see; a wake that comes before
+    /// the sleep stays in epoll's ready list (see `io::reactor`).
     fn sleep_on_inbox(&self, may_sleep: bool, until: Option<Instant>) {
         let remote = self.remote();
         {
@@ -1173,10 +1194,12 @@ impl Local {
             }
         }
         let next = self.timers.borrow_mut().next_deadline();
-        match [until, next].into_iter().flatten().min() {
-            Some(d) => thread::park_timeout(d.saturating_duration_since(Instant::now())),
-            None => thread::park(),
-        }
+        let timeout = [until, next]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        self.poller.borrow_mut().poll(timeout);
         remote.lock().parked = false;
     }
 }

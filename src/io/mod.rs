@@ -1,0 +1,297 @@
+//! Blocking-style I/O on non-blocking descriptors.
+//!
+//! Everything in [`coio::net`](crate::net) is built on two layers here:
+//!
+//! * `reactor`: the netpoller, one epoll instance per worker, polled by
+//!   the worker itself (no I/O thread), with a readiness word and read and
+//!   write waiter queues per registered descriptor;
+//! * `source`: the loop that tries an operation on a non-blocking
+//!   descriptor and, on `WouldBlock`, parks the coroutine until the
+//!   netpoller reports readiness (or, on a plain thread, blocks it in
+//!   `poll(2)`), with timeouts and cancellation.
+//!
+//! [`Fd`] offers the same to any non-blocking descriptor type: pipes,
+//! ttys, eventfds, sockets from other crates.
+
+pub(crate) mod reactor;
+mod source;
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+pub(crate) use reactor::Dir;
+pub(crate) use source::Source;
+
+/// Makes a descriptor non-blocking (`O_NONBLOCK`).
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL on a descriptor the caller owns; no memory involved.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above, F_SETFL with the flags just read plus one.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A descriptor-backed I/O object made coroutine-aware: its operations
+/// block the calling coroutine, not its worker thread.
+///
+/// `Fd::new` puts the descriptor in non-blocking mode. Then `read` and
+/// `write` (when `T` implements them), and any operation passed to
+/// [`read_with`](Fd::read_with) or [`write_with`](Fd::write_with), are
+/// tried and, while they return `WouldBlock`, the coroutine waits for the
+/// descriptor's readiness through its worker's netpoller. On a plain
+/// thread (outside a runtime) they block the thread instead, in `poll(2)`.
+/// Timeouts ([`set_read_timeout`](Fd::set_read_timeout), ...) end a wait
+/// with `ErrorKind::TimedOut`, and a cancelled coroutine unwinds from it.
+///
+/// ```no_run
+/// use std::io::Read;
+/// use std::os::unix::net::UnixStream;
+///
+/// coio::run(|| -> std::io::Result<()> {
+///     // Any non-blocking descriptor type: here one end of a socket pair.
+///     let (a, b) = UnixStream::pair()?;
+///     let mut a = coio::io::Fd::new(a)?;
+///     let writer = coio::spawn(move || std::io::Write::write_all(&mut &b, b"hi"));
+///     let mut buf = [0; 2];
+///     a.read_exact(&mut buf)?; // parks this coroutine until data arrives
+///     writer.join().unwrap()?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct Fd<T: AsRawFd> {
+    // Declared first: dropped (and removed from the netpoller) before the
+    // descriptor is closed.
+    source: ManuallyDrop<Source>,
+    inner: ManuallyDrop<T>,
+}
+
+impl<T: AsRawFd> Fd<T> {
+    /// Wraps `inner`, putting its descriptor in non-blocking mode.
+    ///
+    /// # Errors
+    /// The error of `fcntl` if the mode cannot be set.
+    pub fn new(inner: T) -> io::Result<Fd<T>> {
+        set_nonblocking(inner.as_raw_fd())?;
+        Ok(Fd::new_nonblocking(inner))
+    }
+
+    /// Wraps `inner`, whose descriptor is in non-blocking mode already.
+    pub(crate) fn new_nonblocking(inner: T) -> Fd<T> {
+        Fd {
+            source: ManuallyDrop::new(Source::new(inner.as_raw_fd())),
+            inner: ManuallyDrop::new(inner),
+        }
+    }
+
+    /// The wrapped object.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// The wrapped object, mutably. Operations on it directly return
+    /// `WouldBlock` instead of waiting.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Unwraps the object; its descriptor stays in non-blocking mode.
+    pub fn into_inner(self) -> T {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again; each field is
+        // taken out exactly once, the source (which removes the
+        // descriptor from the netpoller) first.
+        unsafe {
+            ManuallyDrop::drop(&mut this.source);
+            ManuallyDrop::take(&mut this.inner)
+        }
+    }
+
+    /// Runs `op` (an operation that reads from the descriptor) until it
+    /// does not return `WouldBlock`, waiting for readability in between.
+    ///
+    /// # Errors
+    /// `op`'s error; `TimedOut` after the read timeout.
+    pub fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        self.source.io(Dir::Read, || op(&self.inner))
+    }
+
+    /// As [`read_with`](Fd::read_with), with mutable access.
+    ///
+    /// # Errors
+    /// As `read_with`.
+    pub fn read_with_mut<R>(
+        &mut self,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let (source, inner) = (&self.source, &mut self.inner);
+        source.io(Dir::Read, || op(inner))
+    }
+
+    /// Runs `op` (an operation that writes to the descriptor) until it
+    /// does not return `WouldBlock`, waiting for writability in between.
+    ///
+    /// # Errors
+    /// `op`'s error; `TimedOut` after the write timeout.
+    pub fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        self.source.io(Dir::Write, || op(&self.inner))
+    }
+
+    /// As [`write_with`](Fd::write_with), with mutable access.
+    ///
+    /// # Errors
+    /// As `write_with`.
+    pub fn write_with_mut<R>(
+        &mut self,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let (source, inner) = (&self.source, &mut self.inner);
+        source.io(Dir::Write, || op(inner))
+    }
+
+    /// Waits until the descriptor may be readable (a hint: the next read
+    /// may still return `WouldBlock`, which `read_with` handles).
+    ///
+    /// # Errors
+    /// `TimedOut` after the read timeout.
+    pub fn readable(&self) -> io::Result<()> {
+        self.source.ready(Dir::Read)
+    }
+
+    /// Waits until the descriptor may be writable (a hint).
+    ///
+    /// # Errors
+    /// `TimedOut` after the write timeout.
+    pub fn writable(&self) -> io::Result<()> {
+        self.source.ready(Dir::Write)
+    }
+
+    /// Sets the read timeout; `None` waits forever.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's sockets.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.source.set_timeout(Dir::Read, dur)
+    }
+
+    /// Sets the write timeout; `None` waits forever.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's sockets.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.source.set_timeout(Dir::Write, dur)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.source.timeout(Dir::Read)
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> Option<Duration> {
+        self.source.timeout(Dir::Write)
+    }
+
+    /// In non-blocking mode, operations return `WouldBlock` instead of
+    /// waiting (the descriptor itself is non-blocking either way).
+    pub fn set_nonblocking(&self, nonblocking: bool) {
+        self.source.set_nonblocking(nonblocking);
+    }
+
+    pub(crate) fn source(&self) -> &Source {
+        &self.source
+    }
+}
+
+impl<T: AsRawFd> Drop for Fd<T> {
+    fn drop(&mut self) {
+        // SAFETY: dropped once each, here, the source first (see the field
+        // order).
+        unsafe {
+            ManuallyDrop::drop(&mut self.source);
+            ManuallyDrop::drop(&mut self.inner);
+        }
+    }
+}
+
+impl<T: AsRawFd + Read> Read for Fd<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with_mut(|t| t.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_with_mut(|t| t.read_vectored(bufs))
+    }
+}
+
+impl<T: AsRawFd + Write> Write for Fd<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with_mut(|t| t.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_with_mut(|t| t.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_with_mut(|t| t.flush())
+    }
+}
+
+impl<T: AsRawFd> Read for &Fd<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(|mut t| t.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_with(|mut t| t.read_vectored(bufs))
+    }
+}
+
+impl<T: AsRawFd> Write for &Fd<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with(|mut t| t.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_with(|mut t| t.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_with(|mut t| t.flush())
+    }
+}
+
+impl<T: AsRawFd> AsRawFd for Fd<T> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl<T: AsRawFd + AsFd> AsFd for Fd<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl<T: AsRawFd + fmt::Debug> fmt::Debug for Fd<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Fd").field(&*self.inner).finish()
+    }
+}

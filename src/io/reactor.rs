@@ -1,0 +1,427 @@
+//! The netpoller: one epoll instance (through `mio`) per worker, polled by
+//! the worker itself.
+//!
+//! # Why one per worker
+//!
+//! A started coroutine never leaves its worker, so a socket is, nearly
+//! always, waited on by coroutines of one worker. Each socket is registered
+//! (once, edge-triggered, for reading and writing) with the poller of the
+//! worker whose coroutine first has to wait on it; that worker then learns
+//! of its readiness itself and wakes the waiter on its own queue, with no
+//! other thread involved. Go has one poller for all its Ps because its
+//! goroutines move; ours do not. A socket shared with coroutines of other
+//! workers still works: its events arrive at the registering worker, which
+//! wakes those waiters through their home workers' inboxes.
+//!
+//! # Who polls, and when
+//!
+//! No thread is dedicated to I/O. A worker polls its epoll
+//!
+//! * without blocking, every 61 scheduling ticks while it is busy (with the
+//!   timers and the injector), and on every round of its search for work;
+//! * blocking, when it has nothing to run: it sleeps in `epoll_wait`, with
+//!   the nearest timer as the timeout, instead of on a futex. Whoever needs
+//!   it awake (an inbox push, an idle notification, shutdown) writes to its
+//!   `mio::Waker` (an eventfd registered in the same epoll). A write that
+//!   comes before the worker sleeps stays in epoll's ready list, so it
+//!   cannot be lost (the role the thread's park token played before).
+//!
+//! `epoll_wait` counts its timeout in milliseconds, so on a worker asleep
+//! in it a timer fires up to a millisecond late (Go's netpoller has the
+//! same granularity).
+//!
+//! # Readiness
+//!
+//! [`IoState`] is what one registered file descriptor shares between its
+//! users and the poller: a `readiness` word and two queues of waiters, one
+//! for reading and one for writing, so that one coroutine can read a socket
+//! while another writes it. The word holds readiness bits and, above them,
+//! a tick counted up by every event:
+//!
+//! * the poller ORs the event's bits in and bumps the tick, then wakes the
+//!   waiters of each direction that became ready (all of them: each
+//!   retries its operation);
+//! * a user that got `WouldBlock` clears the direction's bit, but only if
+//!   the tick is still the one it read before the operation: an event that
+//!   came in between is kept, so an edge cannot be lost;
+//! * a waiter checks the bit under the queue's lock before it queues, and
+//!   the poller sets the bit before it takes that lock, so either the
+//!   waiter sees the bit or the poller sees the waiter.
+//!
+//! # Lifetime
+//!
+//! The epoll token of a registration is the address of its `IoState`. When
+//! the socket is dropped it is removed from epoll (`EPOLL_CTL_DEL`), and
+//! then its `IoState` goes onto the poller's release list instead of being
+//! freed: the owning worker may have fetched an event for it already. The
+//! worker frees the list at the start of each poll, after it has handled
+//! every event of the previous one, and never fetches events of a removed
+//! descriptor again. When the worker exits, the list is closed and later
+//! releases free at once (nothing polls any more).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+
+use crate::park::{Blocker, Lock, WaitQueue, Woken};
+
+/// Readiness bit: a read will not block.
+pub(crate) const READABLE: usize = 1;
+/// Readiness bit: a write will not block.
+pub(crate) const WRITABLE: usize = 2;
+/// Readiness bit: the peer will send no more (reads return 0).
+pub(crate) const READ_CLOSED: usize = 4;
+/// Readiness bit: writing is closed (writes fail at once).
+pub(crate) const WRITE_CLOSED: usize = 8;
+/// Readiness bit: an error is pending on the socket.
+pub(crate) const ERROR: usize = 16;
+/// Where the event tick starts in `readiness`.
+const TICK_SHIFT: u32 = 8;
+const TICK_ONE: usize = 1 << TICK_SHIFT;
+const BITS: usize = TICK_ONE - 1;
+
+/// The epoll token of the waker (no `IoState` lives at this address).
+const WAKER: Token = Token(usize::MAX);
+
+/// Events fetched per `epoll_wait`.
+const EVENTS: usize = 1024;
+
+/// A direction of I/O.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Dir {
+    Read,
+    Write,
+}
+
+impl Dir {
+    /// The bits that let an operation in this direction go ahead (it then
+    /// completes or fails, without blocking).
+    #[inline]
+    pub(crate) fn ready_mask(self) -> usize {
+        match self {
+            Dir::Read => READABLE | READ_CLOSED | ERROR,
+            Dir::Write => WRITABLE | WRITE_CLOSED | ERROR,
+        }
+    }
+
+    /// The bits a `WouldBlock` in this direction proves stale.
+    #[inline]
+    fn clear_mask(self) -> usize {
+        match self {
+            Dir::Read => READABLE | ERROR,
+            Dir::Write => WRITABLE | ERROR,
+        }
+    }
+}
+
+/// A worker's poller: its epoll instance and the events buffer. Lives in
+/// the worker's `Local`, used only by the worker's thread.
+pub(crate) struct Poller {
+    poll: Poll,
+    events: Events,
+    handle: Arc<Handle>,
+}
+
+/// The part of a poller that other threads use: to register and remove
+/// descriptors, to wake the worker, and to hand back `IoState`s.
+pub(crate) struct Handle {
+    /// A clone of the poll's registry (its own epoll descriptor, so that
+    /// removals work even after the worker has gone).
+    registry: Registry,
+    waker: Waker,
+    /// `IoState`s removed from epoll, to be freed by the worker at its next
+    /// poll (see "Lifetime"); `None` once the worker has exited.
+    release: Mutex<Option<Vec<Arc<IoState>>>>,
+    /// Live registrations: while there are none, a busy worker does not
+    /// poll (no system call for a runtime without I/O).
+    registered: AtomicUsize,
+}
+
+impl Poller {
+    /// A new epoll instance with its waker.
+    pub(crate) fn new() -> io::Result<Poller> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        Ok(Poller {
+            poll,
+            events: Events::with_capacity(EVENTS),
+            handle: Arc::new(Handle {
+                registry,
+                waker,
+                release: Mutex::new(Some(Vec::new())),
+                registered: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    pub(crate) fn handle(&self) -> &Arc<Handle> {
+        &self.handle
+    }
+
+    /// Whether any descriptor is registered here (worth a poll).
+    #[inline]
+    pub(crate) fn has_registrations(&self) -> bool {
+        self.handle.registered.load(Relaxed) != 0
+    }
+
+    /// Waits up to `timeout` (none: forever; zero: just looks) for events
+    /// and wakes the coroutines waiting for them. Returns how many events
+    /// concerned registered descriptors.
+    pub(crate) fn poll(&mut self, timeout: Option<Duration>) -> usize {
+        // Free what was released before this poll: every event fetched for
+        // it has been handled (by the previous poll, on this thread).
+        let released = self.handle.lock_release().as_mut().map(std::mem::take);
+        drop(released);
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                // epoll_wait fails only for bad arguments; say so rather
+                // than spin on it.
+                eprintln!("coio: epoll_wait failed: {e}");
+            }
+            return 0;
+        }
+        let mut n = 0;
+        for ev in self.events.iter() {
+            if ev.token() == WAKER {
+                continue;
+            }
+            let mut bits = 0;
+            if ev.is_readable() {
+                bits |= READABLE;
+            }
+            if ev.is_writable() {
+                bits |= WRITABLE;
+            }
+            if ev.is_read_closed() {
+                bits |= READ_CLOSED;
+            }
+            if ev.is_write_closed() {
+                bits |= WRITE_CLOSED;
+            }
+            if ev.is_error() {
+                bits |= ERROR;
+            }
+            // SAFETY: the token is the address of an `IoState` registered
+            // here; it is freed only from the release list, at the start
+            // of a later poll on this thread, after its descriptor left
+            // epoll (see "Lifetime"), so it is alive for this event.
+            let state = unsafe { &*(ev.token().0 as *const IoState) };
+            state.set_ready(bits);
+            n += 1;
+        }
+        n
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        // Nothing polls any more: later releases free at once.
+        let released = self.handle.lock_release().take();
+        drop(released);
+    }
+}
+
+impl Handle {
+    fn lock_release(&self) -> std::sync::MutexGuard<'_, Option<Vec<Arc<IoState>>>> {
+        self.release.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the worker if it sleeps in (or is about to enter) its poll.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        // An eventfd write fails only if the counter would overflow, which
+        // mio handles by resetting it; nothing useful to do otherwise.
+        let _ = self.waker.wake();
+    }
+
+    /// Whether the worker has exited (its epoll is polled no more).
+    fn is_closed(&self) -> bool {
+        self.lock_release().is_none()
+    }
+}
+
+/// What one registered descriptor shares with the poller: readiness and
+/// waiters (see the module docs).
+pub(crate) struct IoState {
+    /// Readiness bits, and the event tick above them.
+    readiness: AtomicUsize,
+    /// Waiters for each direction.
+    waiters: Lock<Waiters>,
+    /// The poller this descriptor is registered with, if any.
+    registered: Lock<Option<Arc<Handle>>>,
+}
+
+struct Waiters {
+    read: WaitQueue,
+    write: WaitQueue,
+}
+
+impl Waiters {
+    fn queue(&mut self, dir: Dir) -> &mut WaitQueue {
+        match dir {
+            Dir::Read => &mut self.read,
+            Dir::Write => &mut self.write,
+        }
+    }
+}
+
+/// The readiness seen before an operation, to clear it after a
+/// `WouldBlock` (see [`IoState::clear`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Seen(usize);
+
+impl IoState {
+    /// A descriptor not yet registered, assumed ready both ways: the first
+    /// operation is simply tried.
+    pub(crate) fn new() -> IoState {
+        IoState {
+            readiness: AtomicUsize::new(READABLE | WRITABLE),
+            waiters: Lock::new(Waiters {
+                read: WaitQueue::new(),
+                write: WaitQueue::new(),
+            }),
+            registered: Lock::new(None),
+        }
+    }
+
+    /// The current readiness, for [`is_ready`](Self::is_ready) and
+    /// [`clear`](Self::clear).
+    #[inline]
+    pub(crate) fn seen(&self) -> Seen {
+        Seen(self.readiness.load(Acquire))
+    }
+
+    #[inline]
+    pub(crate) fn is_ready(seen: Seen, dir: Dir) -> bool {
+        seen.0 & dir.ready_mask() != 0
+    }
+
+    /// An operation in direction `dir` found the descriptor not ready
+    /// (`WouldBlock`, or a short read or write on a stream): clears the
+    /// direction's bits unless an event came after `seen` was read.
+    #[inline]
+    pub(crate) fn clear(&self, seen: Seen, dir: Dir) {
+        let new = seen.0 & !dir.clear_mask();
+        if new != seen.0 {
+            // A failed CAS means the tick moved: keep the new event.
+            let _ = self
+                .readiness
+                .compare_exchange(seen.0, new, AcqRel, Relaxed);
+        }
+    }
+
+    /// The poller saw an event: records it, then wakes the waiters of each
+    /// direction it makes ready.
+    fn set_ready(&self, bits: usize) {
+        let mut cur = self.readiness.load(Relaxed);
+        loop {
+            let new = ((cur & !BITS).wrapping_add(TICK_ONE)) | (cur & BITS) | bits;
+            match self
+                .readiness
+                .compare_exchange_weak(cur, new, AcqRel, Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        for dir in [Dir::Read, Dir::Write] {
+            if bits & dir.ready_mask() != 0 {
+                self.wake_all(dir);
+            }
+        }
+    }
+
+    /// Wakes every waiter of `dir`, each claim finished (its wake made)
+    /// outside the lock.
+    fn wake_all(&self, dir: Dir) {
+        loop {
+            let claimed = {
+                let mut w = self.waiters.lock();
+                let q = w.queue(dir);
+                if q.is_empty() {
+                    return;
+                }
+                q.claim(None, true)
+            };
+            match claimed {
+                Some(c) => drop(c),
+                None => return,
+            }
+        }
+    }
+
+    /// Registers `fd` (whose state this is) with `poller`'s epoll, unless
+    /// it is registered with a live poller already.
+    pub(crate) fn register(self: &Arc<Self>, fd: RawFd, poller: &Poller) -> io::Result<()> {
+        let mut reg = self.registered.lock();
+        if let Some(h) = &*reg {
+            if !h.is_closed() {
+                return Ok(());
+            }
+            // Its runtime is gone, and its epoll with it: start over here.
+            h.registered.fetch_sub(1, Relaxed);
+            *reg = None;
+        }
+        let handle = poller.handle();
+        handle.registry.register(
+            &mut SourceFd(&fd),
+            Token(Arc::as_ptr(self) as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        handle.registered.fetch_add(1, Relaxed);
+        *reg = Some(handle.clone());
+        Ok(())
+    }
+
+    /// Removes `fd` from its poller's epoll, if registered, and hands the
+    /// state to the poller to free (see "Lifetime"). Called once, before
+    /// `fd` is closed or given away.
+    pub(crate) fn deregister(self: &Arc<Self>, fd: RawFd) {
+        let Some(handle) = self.registered.lock().take() else {
+            return;
+        };
+        // The descriptor is still open (callers deregister first), so a
+        // failure here means it was closed behind our back; nothing to do.
+        let _ = handle.registry.deregister(&mut SourceFd(&fd));
+        handle.registered.fetch_sub(1, Relaxed);
+        let mut release = handle.lock_release();
+        if let Some(list) = release.as_mut() {
+            list.push(self.clone());
+        }
+    }
+
+    /// Waits until `dir` is ready, `deadline` passes (`TimedOut`) or the
+    /// coroutine is cancelled (it unwinds). The descriptor must be
+    /// registered. Called by a coroutine (or a coroutine's thread blocking
+    /// in place while it unwinds).
+    pub(crate) fn wait(&self, dir: Dir, deadline: Option<std::time::Instant>) -> io::Result<()> {
+        let blocker = Blocker::new();
+        {
+            let mut w = self.waiters.lock();
+            if Self::is_ready(self.seen(), dir) {
+                return Ok(());
+            }
+            // SAFETY: the entry is removed (below, or by a claimer) before
+            // `blocker` goes out of scope: `wait` returns only after a
+            // claim finished or after the abort, and on abort we remove it.
+            unsafe { w.queue(dir).push(&blocker, 0, std::ptr::null_mut()) };
+        }
+        match blocker.wait(deadline, true) {
+            Woken::Done(_) | Woken::Retry(_) => Ok(()),
+            Woken::TimedOut => {
+                self.waiters.lock().queue(dir).remove(&blocker);
+                Err(super::source::timed_out())
+            }
+            Woken::Cancelled => {
+                self.waiters.lock().queue(dir).remove(&blocker);
+                crate::park::unwind_cancelled()
+            }
+        }
+    }
+}

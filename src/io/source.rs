@@ -1,0 +1,274 @@
+//! `Source`: what every coio I/O object keeps beside its descriptor, and the
+//! loop that turns a non-blocking operation into a blocking one.
+//!
+//! The descriptor is always in non-blocking mode. An operation is simply
+//! tried; on `WouldBlock` the caller waits for readiness and tries again:
+//!
+//! * in a coroutine, through the netpoller (`reactor`): the descriptor is
+//!   registered with the caller's worker the first time it has to wait,
+//!   and the coroutine is parked on the descriptor's read or write queue,
+//!   so that its worker runs others meanwhile;
+//! * on a plain thread, with `poll(2)` on the one descriptor: the thread
+//!   blocks, as with std's types.
+//!
+//! In a coroutine the readiness bits gate the operation: a direction known
+//! not to be ready is waited for without a system call. A read or write of
+//! a stream that moved fewer bytes than asked also clears the direction
+//! (the socket's buffer was drained or filled), which saves the system call
+//! that would only have returned `WouldBlock` (tokio does the same).
+//!
+//! Timeouts (`set_read_timeout`, ...) are deadlines on the wait, through
+//! the worker's timers; a timed-out operation returns `TimedOut` and leaves
+//! the descriptor usable. A cancelled coroutine unwinds from the wait.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::time::{Duration, Instant};
+
+use super::reactor::{Dir, IoState};
+use crate::runtime::worker;
+
+/// The I/O state of one descriptor (see the module docs). Dropping it
+/// removes the descriptor from its netpoller: its owner drops it before it
+/// closes the descriptor (declare it first).
+pub(crate) struct Source {
+    /// The descriptor (owned by whoever owns this source).
+    fd: RawFd,
+    state: Arc<IoState>,
+    /// Read and write timeouts in nanoseconds; 0 is none.
+    read_timeout: AtomicU64,
+    write_timeout: AtomicU64,
+    /// Set by the user's `set_nonblocking(true)`: operations then return
+    /// `WouldBlock` instead of waiting, as std's do.
+    nonblocking: AtomicBool,
+}
+
+impl Source {
+    /// A source for `fd`, which must be in non-blocking mode and stay open
+    /// until the source is dropped.
+    pub(crate) fn new(fd: RawFd) -> Source {
+        Source {
+            fd,
+            state: Arc::new(IoState::new()),
+            read_timeout: AtomicU64::new(0),
+            write_timeout: AtomicU64::new(0),
+            nonblocking: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, waiting for `dir`
+    /// in between, with the timeout of that direction.
+    #[inline]
+    pub(crate) fn io<R>(&self, dir: Dir, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+        self.io_with(dir, Deadline::Timeout(self.timeout(dir)), op, |_| false)
+    }
+
+    /// [`io`](Self::io) for a read or write of a stream of `len` bytes: a
+    /// partial transfer clears the direction's readiness.
+    #[inline]
+    pub(crate) fn io_stream(
+        &self,
+        dir: Dir,
+        len: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.io_with(dir, Deadline::Timeout(self.timeout(dir)), op, |&n| {
+            n > 0 && n < len
+        })
+    }
+
+    /// [`io`](Self::io) with an explicit deadline instead of the
+    /// direction's timeout, and waiting even in non-blocking mode (connect).
+    pub(crate) fn io_until<R>(
+        &self,
+        dir: Dir,
+        deadline: Option<Instant>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_with(dir, Deadline::At(deadline), op, |_| false)
+    }
+
+    fn io_with<R>(
+        &self,
+        dir: Dir,
+        mut deadline: Deadline,
+        mut op: impl FnMut() -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        let nonblocking = matches!(deadline, Deadline::Timeout(_)) && self.nonblocking();
+        if worker::coroutine_local().is_none() || nonblocking {
+            return self.io_thread(dir, deadline, nonblocking, op);
+        }
+        loop {
+            let seen = self.state.seen();
+            if IoState::is_ready(seen, dir) {
+                match op() {
+                    Ok(r) => {
+                        if drained(&r) {
+                            self.state.clear(seen, dir);
+                        }
+                        return Ok(r);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.state.clear(seen, dir);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let Some(l) = worker::coroutine_local() else {
+                unreachable!("coio: a coroutine's I/O wait outside its coroutine");
+            };
+            self.state.register(self.fd, &l.poller.borrow())?;
+            self.state.wait(dir, deadline.resolve())?;
+        }
+    }
+
+    /// The plain-thread path (and the non-blocking mode): `op`, then
+    /// `poll(2)` on `WouldBlock`.
+    #[cold]
+    fn io_thread<R>(
+        &self,
+        dir: Dir,
+        mut deadline: Deadline,
+        nonblocking: bool,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+            poll_fd(self.fd, dir, deadline.resolve())?;
+        }
+    }
+
+    /// Waits until `dir` may be ready (for `Fd::readable`/`writable`): in a
+    /// coroutine, until the netpoller reports it.
+    pub(crate) fn ready(&self, dir: Dir) -> io::Result<()> {
+        let deadline = Deadline::Timeout(self.timeout(dir)).resolve();
+        match worker::coroutine_local() {
+            Some(l) => {
+                self.state.register(self.fd, &l.poller.borrow())?;
+                self.state.wait(dir, deadline)
+            }
+            None => poll_fd(self.fd, dir, deadline),
+        }
+    }
+
+    /// Removes the descriptor from its netpoller (before it is handed out;
+    /// dropping the source does it too).
+    pub(crate) fn deregister(&self) {
+        self.state.deregister(self.fd);
+    }
+
+    pub(crate) fn timeout(&self, dir: Dir) -> Option<Duration> {
+        let ns = match dir {
+            Dir::Read => self.read_timeout.load(Relaxed),
+            Dir::Write => self.write_timeout.load(Relaxed),
+        };
+        (ns != 0).then(|| Duration::from_nanos(ns))
+    }
+
+    /// Sets a timeout as std's `set_read_timeout` does: `Some(0)` is an
+    /// error.
+    pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
+        let ns = match t {
+            None => 0,
+            Some(d) if d.is_zero() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "cannot set a 0 duration timeout",
+                ));
+            }
+            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        };
+        match dir {
+            Dir::Read => self.read_timeout.store(ns, Relaxed),
+            Dir::Write => self.write_timeout.store(ns, Relaxed),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn nonblocking(&self) -> bool {
+        self.nonblocking.load(Relaxed)
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.store(on, Relaxed);
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+/// When a wait gives up: a timeout, counted from the first wait (so that
+/// an operation that never waits never reads the clock), or an instant.
+#[derive(Clone, Copy)]
+enum Deadline {
+    Timeout(Option<Duration>),
+    At(Option<Instant>),
+}
+
+impl Deadline {
+    fn resolve(&mut self) -> Option<Instant> {
+        if let Deadline::Timeout(t) = *self {
+            // An overflowing deadline is none.
+            *self = Deadline::At(t.and_then(|t| Instant::now().checked_add(t)));
+        }
+        match *self {
+            Deadline::At(d) => d,
+            Deadline::Timeout(_) => None,
+        }
+    }
+}
+
+/// The `TimedOut` error of an I/O wait.
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "coio: the I/O operation timed out")
+}
+
+/// Blocks the thread until `fd` is ready for `dir` (or has an error or a
+/// hang-up), or `deadline` passes.
+fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+    let events = match dir {
+        Dir::Read => libc::POLLIN | libc::POLLRDHUP,
+        Dir::Write => libc::POLLOUT,
+    };
+    loop {
+        let ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(timed_out());
+                }
+                // Rounded up, so that the wait never ends early.
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is a valid array of one pollfd for the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r > 0 {
+            return Ok(());
+        }
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}

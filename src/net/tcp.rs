@@ -1,0 +1,502 @@
+//! TCP: `TcpListener` and `TcpStream`, std's types made coroutine-aware.
+//!
+//! Each wraps the std (or, for the listener, mio) socket in an [`Fd`] and
+//! forwards every method std has; the ones that can block (connect,
+//! accept, read, write, peek) go through the descriptor's `Source`.
+//! Accepted and connected sockets are created non-blocking (`accept4` and
+//! `socket` with `SOCK_NONBLOCK`, through mio), so that no extra system
+//! call is made per connection.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::each_addr;
+use crate::io::{Dir, Fd, set_nonblocking};
+
+/// A TCP server socket, as [`std::net::TcpListener`], whose `accept` blocks
+/// only the calling coroutine.
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use coio::net::TcpListener;
+///
+/// coio::run(|| -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:7000")?;
+///     for stream in listener.incoming() {
+///         let mut stream = stream?;
+///         coio::spawn(move || {
+///             let mut buf = [0; 4096];
+///             while let Ok(n @ 1..) = stream.read(&mut buf) {
+///                 if stream.write_all(&buf[..n]).is_err() {
+///                     break;
+///                 }
+///             }
+///         });
+///     }
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct TcpListener {
+    io: Fd<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first of its addresses that works), as std's
+    /// `bind`. Name resolution runs off the coroutine's worker.
+    ///
+    /// # Errors
+    /// The resolution's or the last address's error.
+    pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpListener> {
+        each_addr(addr, |a| {
+            let l = std::net::TcpListener::bind(a)?;
+            TcpListener::from_std(l)
+        })
+    }
+
+    /// Takes a std listener (made non-blocking here).
+    ///
+    /// # Errors
+    /// The error of `fcntl` if the mode cannot be set.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        set_nonblocking(listener.as_raw_fd())?;
+        Ok(TcpListener {
+            io: Fd::new_nonblocking(mio::net::TcpListener::from_std(listener)),
+        })
+    }
+
+    /// Gives back the std listener (in non-blocking mode).
+    pub fn into_std(self) -> std::net::TcpListener {
+        let fd = self.io.into_inner().into_raw_fd();
+        // SAFETY: `fd` is a listening TCP socket we owned until now.
+        unsafe { std::net::TcpListener::from_raw_fd(fd) }
+    }
+
+    /// Accepts a connection, blocking the coroutine until one comes.
+    ///
+    /// # Errors
+    /// The OS error; under descriptor exhaustion `EMFILE`/`ENFILE` (the
+    /// pending connection stays queued: back off, then accept again).
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, addr) = self.io.read_with(|l| l.accept())?;
+        let fd = s.into_raw_fd();
+        // SAFETY: `fd` is the connected, non-blocking TCP socket mio
+        // accepted, whose ownership we took with `into_raw_fd`.
+        let s = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+        Ok((TcpStream::from_nonblocking(s), addr))
+    }
+
+    /// An endless iterator of accepted connections (as std's).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// A second handle to the same socket (a duplicated descriptor).
+    ///
+    /// # Errors
+    /// The OS error of `dup`.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        let fd = self.io.as_fd().try_clone_to_owned()?;
+        Ok(TcpListener {
+            io: Fd::new_nonblocking(mio::net::TcpListener::from_std(fd.into())),
+        })
+    }
+
+    /// In non-blocking mode `accept` returns `WouldBlock` instead of
+    /// waiting, as std's.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A TCP connection, as [`std::net::TcpStream`], whose reads and writes
+/// block only the calling coroutine.
+///
+/// `Read` and `Write` are implemented for `TcpStream` and `&TcpStream`, so
+/// one coroutine can read while another writes (through a shared
+/// reference, or a [`try_clone`](TcpStream::try_clone)d stream).
+/// Timeouts end a wait with `ErrorKind::TimedOut` and leave the stream
+/// usable.
+pub struct TcpStream {
+    io: Fd<std::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Connects to `addr` (each of its addresses in turn until one
+    /// connects), blocking the coroutine meanwhile. Name resolution runs
+    /// off the coroutine's worker.
+    ///
+    /// # Errors
+    /// The resolution's or the last address's error.
+    pub fn connect<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpStream> {
+        each_addr(addr, |a| TcpStream::connect_until(&a, None))
+    }
+
+    /// Connects to `addr` within `timeout`.
+    ///
+    /// # Errors
+    /// `TimedOut` when the time is up; `InvalidInput` for a zero timeout
+    /// (as std's); the OS error.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        TcpStream::connect_until(addr, Instant::now().checked_add(timeout))
+    }
+
+    fn connect_until(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        let s = mio::net::TcpStream::connect(*addr)?;
+        // SAFETY: the socket mio just created (non-blocking, connecting),
+        // whose ownership we take.
+        let s = unsafe { std::net::TcpStream::from_raw_fd(s.into_raw_fd()) };
+        let s = TcpStream::from_nonblocking(s);
+        // The connection is made when the socket turns writable: then
+        // `SO_ERROR` says how it went.
+        s.io.source().io_until(Dir::Write, deadline, || {
+            if let Some(e) = s.io.get_ref().take_error()? {
+                return Err(e);
+            }
+            match s.io.get_ref().peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(s)
+    }
+
+    fn from_nonblocking(s: std::net::TcpStream) -> TcpStream {
+        TcpStream {
+            io: Fd::new_nonblocking(s),
+        }
+    }
+
+    /// Takes a std stream (made non-blocking here).
+    ///
+    /// # Errors
+    /// The error of `fcntl` if the mode cannot be set.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            io: Fd::new(stream)?,
+        })
+    }
+
+    /// Gives back the std stream (in non-blocking mode).
+    pub fn into_std(self) -> std::net::TcpStream {
+        self.io.into_inner()
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    /// The OS error (`NotConnected` if not connected).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Shuts down reading, writing or both; waiters of a shut-down
+    /// direction see it at once (reads return 0, writes fail).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// A second handle to the same connection (a duplicated descriptor),
+    /// for example to read in one coroutine and write in another. Timeouts
+    /// are per handle.
+    ///
+    /// # Errors
+    /// The OS error of `dup`.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream::from_nonblocking(self.io.get_ref().try_clone()?))
+    }
+
+    /// Sets the read timeout: a read that waits longer returns
+    /// `ErrorKind::TimedOut` and leaves the stream usable.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_read_timeout(dur)
+    }
+
+    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_write_timeout(dur)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.write_timeout())
+    }
+
+    /// Reads without removing the data from the socket's queue.
+    ///
+    /// # Errors
+    /// The OS error; `TimedOut` after the read timeout.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read_with(|s| s.peek(buf))
+    }
+
+    /// Sets `TCP_NODELAY`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.get_ref().set_nodelay(nodelay)
+    }
+
+    /// `TCP_NODELAY`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get_ref().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// In non-blocking mode reads and writes return `WouldBlock` instead
+    /// of waiting, as std's.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    fn read_impl(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        self.io
+            .source()
+            .io_stream(Dir::Read, len, || (&mut self.io.get_ref()).read(buf))
+    }
+
+    fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
+        let len = buf.len();
+        self.io
+            .source()
+            .io_stream(Dir::Write, len, || (&mut self.io.get_ref()).write(buf))
+    }
+
+    fn read_vectored_impl(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.io.source().io_stream(Dir::Read, len, || {
+            (&mut self.io.get_ref()).read_vectored(bufs)
+        })
+    }
+
+    fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.io.source().io_stream(Dir::Write, len, || {
+            (&mut self.io.get_ref()).write_vectored(bufs)
+        })
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_impl(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_vectored_impl(bufs)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_impl(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_vectored_impl(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_impl(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored_impl(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_impl(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored_impl(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl IntoRawFd for TcpStream {
+    fn into_raw_fd(self) -> RawFd {
+        self.into_std().into_raw_fd()
+    }
+}
+
+impl From<TcpStream> for OwnedFd {
+    fn from(s: TcpStream) -> OwnedFd {
+        s.into_std().into()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl IntoRawFd for TcpListener {
+    fn into_raw_fd(self) -> RawFd {
+        self.into_std().into_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.io.get_ref(), f)
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.io.get_ref(), f)
+    }
+}

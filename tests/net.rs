@@ -1,0 +1,246 @@
+//! TCP through the netpoller: coroutines and plain threads, timeouts,
+//! cancellation, concurrent read and write of one socket.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::time::{Duration, Instant};
+
+use coio::net::{TcpListener, TcpStream};
+use coio::{Runtime, chan};
+
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder().workers(workers).build().unwrap()
+}
+
+/// An echo server in the runtime; returns its address.
+fn echo_server(rt: &Runtime) -> SocketAddr {
+    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(move || {
+        for s in listener.incoming() {
+            let mut s = s.unwrap();
+            coio::spawn(move || {
+                let mut buf = [0; 1024];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn echo_between_coroutines() {
+    for workers in [1, 2] {
+        let rt = rt(workers);
+        let addr = echo_server(&rt);
+        let total = Arc::new(AtomicUsize::new(0));
+        let clients: Vec<_> = (0..50)
+            .map(|i| {
+                let total = total.clone();
+                rt.spawn(move || {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    s.set_nodelay(true).unwrap();
+                    for round in 0..100u32 {
+                        let msg = format!("client {i} round {round}");
+                        s.write_all(msg.as_bytes()).unwrap();
+                        let mut back = vec![0; msg.len()];
+                        s.read_exact(&mut back).unwrap();
+                        assert_eq!(back, msg.as_bytes());
+                        total.fetch_add(1, Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+        assert_eq!(total.load(Relaxed), 5000);
+    }
+}
+
+#[test]
+fn plain_threads_use_the_same_types() {
+    // A server in a runtime, a client on a plain thread, and a server on a
+    // plain thread with a coroutine client.
+    let rt = rt(1);
+    let addr = echo_server(&rt);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"from a thread").unwrap();
+    let mut back = [0; 13];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"from a thread");
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0; 5];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(&buf).unwrap();
+    });
+    rt.block_on(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"hello").unwrap();
+        let mut buf = [0; 5];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+    });
+    server.join().unwrap();
+}
+
+#[test]
+fn read_timeout_leaves_the_stream_usable() {
+    let rt = rt(1);
+    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go_tx, go_rx) = chan::bounded::<()>(0);
+    rt.spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        go_rx.recv().unwrap();
+        s.write_all(b"late").unwrap();
+        let mut buf = [0; 1];
+        let _ = s.read(&mut buf);
+    });
+    rt.block_on(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(50)));
+        let start = Instant::now();
+        let mut buf = [0; 4];
+        let e = s.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+        // Usable afterwards.
+        go_tx.send(()).unwrap();
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"late");
+        assert!(s.set_read_timeout(Some(Duration::ZERO)).is_err());
+    });
+    // And on a plain thread.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut c = TcpStream::connect(addr).unwrap();
+    let (_s, _) = listener.accept().unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+    let mut buf = [0; 1];
+    assert_eq!(c.read(&mut buf).unwrap_err().kind(), ErrorKind::TimedOut);
+}
+
+#[test]
+fn one_coroutine_reads_while_another_writes() {
+    // The reader waits on the socket's read queue while the writer fills
+    // the send buffer and waits on its write queue: both must progress.
+    let rt = rt(1);
+    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    const N: usize = 8 << 20;
+    // The peer echoes everything.
+    rt.spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let mut buf = vec![0; 65536];
+        loop {
+            match (&s).read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => (&s).write_all(&buf[..n]).unwrap(),
+            }
+        }
+    });
+    rt.block_on(move || {
+        let s = Arc::new(TcpStream::connect(addr).unwrap());
+        let w = s.clone();
+        let writer = coio::spawn(move || {
+            let chunk: Vec<u8> = (0..65536u32).map(|i| i as u8).collect();
+            let mut sent = 0;
+            while sent < N {
+                (&*w).write_all(&chunk).unwrap();
+                sent += chunk.len();
+            }
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut got = 0usize;
+        let mut buf = vec![0; 65536];
+        loop {
+            let n = (&*s).read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            for (k, b) in buf[..n].iter().enumerate() {
+                assert_eq!(*b, ((got + k) % 65536) as u8);
+            }
+            got += n;
+        }
+        writer.join().unwrap();
+        assert_eq!(got, N);
+    });
+}
+
+#[test]
+fn cancel_wakes_a_coroutine_blocked_in_read() {
+    let rt = rt(1);
+    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = rt.spawn(move || listener.accept().map(|(s, _)| s));
+    let reader = rt.spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut buf = [0; 1];
+        let _ = s.read(&mut buf);
+        unreachable!("the read cannot complete: the peer never writes");
+    });
+    let _peer = acceptor.join().unwrap().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    reader.cancel();
+    let e = reader.join().unwrap_err();
+    assert!(e.is::<coio::Cancelled>());
+    // The blocked accept is cancelled as well when the runtime drops.
+    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    rt.spawn(move || listener.accept().map(|_| ()));
+    drop(rt);
+}
+
+#[test]
+fn connect_errors_and_timeouts() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        // Nobody listens on a port we just freed.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let e = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        // An address that does not answer (TEST-NET-1): times out.
+        let far: SocketAddr = "192.0.2.1:9".parse().unwrap();
+        let start = Instant::now();
+        match TcpStream::connect_timeout(&far, Duration::from_millis(100)) {
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                assert!(start.elapsed() >= Duration::from_millis(100));
+            }
+            // No route at all here: also an error, never a hang.
+            Err(_) => {}
+            Ok(_) => panic!("connected to TEST-NET-1"),
+        }
+        assert_eq!(
+            TcpStream::connect_timeout(&addr, Duration::ZERO)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidInput
+        );
+        // Names resolve.
+        let l = TcpListener::bind("localhost:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let s = TcpStream::connect(("localhost", port)).unwrap();
+        assert_eq!(s.peer_addr().unwrap().port(), port);
+    });
+}
