@@ -1,0 +1,228 @@
+//! An HTTP/1.1 server answering `GET /` with `Hello, World!`: one coroutine
+//! per connection, blocking-style reads and writes, `httparse` for parsing.
+//!
+//! Run: `cargo run --release --example http [ADDR]` (default
+//! `127.0.0.1:8080`), then `curl http://127.0.0.1:8080/`. `COIO_WORKERS`
+//! sets the number of worker threads. The HTTP benchmark (`bash bench/run.sh
+//! net`, with wrk) runs this very program.
+//!
+//! Connections are kept alive (HTTP/1.1's default; HTTP/1.0 with
+//! `Connection: keep-alive`) and pipelining is safe: every complete request
+//! in the buffer is answered, in order, and the answers go out in one write.
+//! A malformed request gets `400` and the connection is closed; a request
+//! head over 64 KiB gets `431`.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use coio::net::{TcpListener, TcpStream};
+
+/// Largest request head (and body) accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+
+fn main() -> io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    coio::run(move || {
+        let listener = TcpListener::bind(addr.as_str())?;
+        eprintln!("http: listening on {}", listener.local_addr()?);
+        accept_loop(&listener)
+    })
+}
+
+/// Accepts connections forever, each served by its own coroutine.
+pub fn accept_loop(listener: &TcpListener) -> io::Result<()> {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                coio::spawn(move || {
+                    let _ = serve(stream);
+                });
+            }
+            // Out of descriptors, say: the connection waits in the
+            // backlog; try again shortly rather than spin.
+            Err(e) => {
+                eprintln!("http: accept: {e}");
+                coio::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Serves one connection until the peer closes, asks to close, or errs.
+fn serve(mut stream: TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0u8; 4096];
+    // Unparsed bytes are buf[start..end].
+    let (mut start, mut end) = (0, 0);
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let mut close = false;
+        // Answer every complete request in the buffer (pipelining).
+        while start < end {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(&buf[start..end]) {
+                Ok(httparse::Status::Complete(head)) => {
+                    let body = match content_length(req.headers) {
+                        Some(n) if n <= MAX_REQUEST => n,
+                        Some(_) => {
+                            respond(&mut out, "413 Payload Too Large", b"", true);
+                            close = true;
+                            break;
+                        }
+                        None => {
+                            respond(&mut out, "400 Bad Request", b"", true);
+                            close = true;
+                            break;
+                        }
+                    };
+                    if end - start < head + body {
+                        break; // the body is still coming
+                    }
+                    close = wants_close(&req);
+                    let (status, text): (&str, &[u8]) = match (req.method, req.path) {
+                        (Some("GET" | "HEAD"), Some("/")) => ("200 OK", b"Hello, World!"),
+                        _ => ("404 Not Found", b"Not Found"),
+                    };
+                    let text = if req.method == Some("HEAD") {
+                        &b""[..]
+                    } else {
+                        text
+                    };
+                    respond(&mut out, status, text, close);
+                    start += head + body;
+                    if close {
+                        break;
+                    }
+                }
+                Ok(httparse::Status::Partial) => break,
+                Err(_) => {
+                    respond(&mut out, "400 Bad Request", b"", true);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() {
+            stream.write_all(&out)?;
+            out.clear();
+        }
+        if close {
+            return Ok(());
+        }
+        // Keep the unparsed tail at the front of the buffer.
+        if start == end {
+            (start, end) = (0, 0);
+        } else if start > 0 {
+            buf.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+        }
+        if end == buf.len() {
+            if buf.len() >= 2 * MAX_REQUEST {
+                respond(&mut out, "431 Request Header Fields Too Large", b"", true);
+                return stream.write_all(&out);
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        match stream.read(&mut buf[end..])? {
+            0 => return Ok(()),
+            n => end += n,
+        }
+    }
+}
+
+/// The request's `Content-Length` (0 if absent; None if malformed).
+fn content_length(headers: &[httparse::Header<'_>]) -> Option<usize> {
+    match headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+    {
+        None => Some(0),
+        Some(h) => std::str::from_utf8(h.value).ok()?.trim().parse().ok(),
+    }
+}
+
+/// Whether the connection ends after this request.
+fn wants_close(req: &httparse::Request<'_, '_>) -> bool {
+    let connection = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("connection"))
+        .map(|h| h.value);
+    match req.version {
+        Some(1) => connection.is_some_and(|v| v.eq_ignore_ascii_case(b"close")),
+        _ => !connection.is_some_and(|v| v.eq_ignore_ascii_case(b"keep-alive")),
+    }
+}
+
+/// Appends a response.
+fn respond(out: &mut Vec<u8>, status: &str, body: &[u8], close: bool) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_bytes());
+    out.extend_from_slice(b"\r\nServer: coio\r\nContent-Type: text/plain\r\nDate: ");
+    with_date(|d| out.extend_from_slice(d));
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    if close {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
+thread_local! {
+    /// The `Date` header's value, made once a second per thread. (Read and
+    /// written without switching coroutines in between, so a coroutine
+    /// never carries a reference to it across threads.)
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+/// Runs `f` with the current date in IMF-fixdate form.
+fn with_date(f: impl FnOnce(&[u8])) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != now {
+            *d = (now, imf_fixdate(now));
+        }
+        f(&d.1);
+    });
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` for `secs` since the epoch.
+fn imf_fixdate(secs: u64) -> [u8; 29] {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86400;
+    let rem = secs % 86400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let s = format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    let mut out = [b' '; 29];
+    out.copy_from_slice(&s.as_bytes()[..29]);
+    out
+}

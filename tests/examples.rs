@@ -1,0 +1,147 @@
+//! The demo servers of `examples/`, run in-process and driven by real
+//! clients: curl for HTTP (its keep-alive reuse, status codes), and raw
+//! sockets for pipelining, malformed requests and the echo server.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use coio::Runtime;
+use coio::net::TcpListener;
+
+#[path = "../examples/echo.rs"]
+#[allow(dead_code)]
+mod echo;
+
+#[path = "../examples/http.rs"]
+#[allow(dead_code)]
+mod http;
+
+/// Starts `accept_loop` on a fresh listener in `rt`; its address.
+fn start(rt: &Runtime, accept_loop: fn(&TcpListener) -> std::io::Result<()>) -> SocketAddr {
+    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(move || accept_loop(&listener));
+    addr
+}
+
+/// A std client connection with a generous timeout, so that a broken
+/// server fails the test instead of hanging it.
+fn client(addr: SocketAddr) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+fn read_until_close(mut s: std::net::TcpStream) -> String {
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn http_with_curl() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let addr = start(&rt, http::accept_loop);
+    // Three URLs on one curl command line: curl reuses the connection
+    // (keep-alive), which `%{num_connects}` shows (1, then 0 and 0).
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "20",
+            "-w",
+            "|%{http_code} %{num_connects}\n",
+        ])
+        .arg(format!("http://{addr}/"))
+        .arg(format!("http://{addr}/"))
+        .arg(format!("http://{addr}/missing"))
+        .output()
+        .expect("curl must be installed to run this test (apt-get install curl)");
+    assert!(out.status.success(), "curl failed: {out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text, "Hello, World!|200 1\nHello, World!|200 0\nNot Found|404 0\n",
+        "curl's view of the server"
+    );
+    // HTTP/1.0 without keep-alive: answered, then closed by the server.
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--http1.0", "--max-time", "20"])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Connection: close\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nHello, World!"), "{text}");
+}
+
+#[test]
+fn http_pipelining_and_bad_requests() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let addr = start(&rt, http::accept_loop);
+    // Three pipelined requests in one write, the last one split across two
+    // writes: three answers, in order; the last closes the connection.
+    let mut s = client(addr);
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /nope HTTP/1.1\r\nHost: a\r\n\r\n\
+          POST / HTTP/1.1\r\nHost: a\r\nContent-Le",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    s.write_all(b"ngth: 5\r\nConnection: close\r\n\r\nhello")
+        .unwrap();
+    let text = read_until_close(s);
+    let statuses: Vec<&str> = text.split("HTTP/1.1 ").skip(1).map(|r| &r[..3]).collect();
+    assert_eq!(statuses, ["200", "404", "404"], "{text}");
+    assert!(text.contains("\r\n\r\nHello, World!HTTP/1.1 404"), "{text}");
+
+    // Garbage: 400, then closed.
+    let mut s = client(addr);
+    s.write_all(b"\x00\x01 not http\r\n\r\n").unwrap();
+    let text = read_until_close(s);
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+
+    // A peer that vanishes mid-request does not disturb the server.
+    let mut s = client(addr);
+    s.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    drop(s);
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20"])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .expect("curl must be installed to run this test (apt-get install curl)");
+    assert_eq!(out.stdout, b"Hello, World!");
+}
+
+#[test]
+fn echo_server_echoes() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let addr = start(&rt, echo::accept_loop);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut s = client(addr);
+                let msg: Vec<u8> = (0..100_000u32).map(|k| (k * 7 + i) as u8).collect();
+                let reader = {
+                    let mut s = s.try_clone().unwrap();
+                    let len = msg.len();
+                    std::thread::spawn(move || {
+                        let mut back = vec![0; len];
+                        s.read_exact(&mut back).unwrap();
+                        back
+                    })
+                };
+                s.write_all(&msg).unwrap();
+                assert_eq!(reader.join().unwrap(), msg);
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                assert_eq!(read_until_close(s), "");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
