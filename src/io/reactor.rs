@@ -61,7 +61,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -140,6 +140,9 @@ pub(crate) struct Handle {
     /// Live registrations: while there are none, a busy worker does not
     /// poll (no system call for a runtime without I/O).
     registered: AtomicUsize,
+    /// The worker has exited (set under the `release` lock, with it
+    /// becoming `None`; read without it by every wait).
+    closed: AtomicBool,
 }
 
 impl Poller {
@@ -156,6 +159,7 @@ impl Poller {
                 waker,
                 release: Mutex::new(Some(Vec::new())),
                 registered: AtomicUsize::new(0),
+                closed: AtomicBool::new(false),
             }),
         })
     }
@@ -222,7 +226,11 @@ impl Poller {
 impl Drop for Poller {
     fn drop(&mut self) {
         // Nothing polls any more: later releases free at once.
-        let released = self.handle.lock_release().take();
+        let released = {
+            let mut release = self.handle.lock_release();
+            self.handle.closed.store(true, Release);
+            release.take()
+        };
         drop(released);
     }
 }
@@ -241,8 +249,9 @@ impl Handle {
     }
 
     /// Whether the worker has exited (its epoll is polled no more).
+    #[inline]
     fn is_closed(&self) -> bool {
-        self.lock_release().is_none()
+        self.closed.load(Acquire)
     }
 }
 
