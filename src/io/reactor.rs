@@ -61,9 +61,16 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::atomic::AtomicBool;
+#[cfg(not(loom))]
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+// The readiness word is what the loom model checks (`loom_tests`).
+#[cfg(loom)]
+use loom::sync::atomic::AtomicUsize;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -139,7 +146,7 @@ pub(crate) struct Handle {
     release: Mutex<Option<Vec<Arc<IoState>>>>,
     /// Live registrations: while there are none, a busy worker does not
     /// poll (no system call for a runtime without I/O).
-    registered: AtomicUsize,
+    registered: std::sync::atomic::AtomicUsize,
     /// The worker has exited (set under the `release` lock, with it
     /// becoming `None`; read without it by every wait).
     closed: AtomicBool,
@@ -158,7 +165,7 @@ impl Poller {
                 registry,
                 waker,
                 release: Mutex::new(Some(Vec::new())),
-                registered: AtomicUsize::new(0),
+                registered: std::sync::atomic::AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -432,5 +439,92 @@ impl IoState {
                 crate::park::unwind_cancelled()
             }
         }
+    }
+}
+
+/// Model checks of the readiness protocol (`RUSTFLAGS="--cfg loom" cargo
+/// test --release --lib loom_`; `.ci/run` runs them), with plain threads as
+/// the socket's user and as the poller, and a flag as the socket's data.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::sync::atomic::AtomicBool;
+
+    /// The user's loop of `Source::io` for a read: try while the word says
+    /// ready, clear after `WouldBlock`, wait otherwise.
+    fn read(state: &IoState, data: &AtomicBool) {
+        loop {
+            let seen = state.seen();
+            if IoState::is_ready(seen, Dir::Read) {
+                // (A CAS, not a swap: loom 0.7's `swap` was seen to read a
+                // value older than the thread's own store.)
+                if data.compare_exchange(true, false, SeqCst, SeqCst).is_ok() {
+                    return;
+                }
+                state.clear(seen, Dir::Read);
+            }
+            state.wait(Dir::Read, None).unwrap();
+        }
+    }
+
+    /// Data arrives (the kernel's part), then the poller reports the edge,
+    /// while the user tries, clears and waits: the user always gets the
+    /// data (a lost edge would leave it waiting forever, which loom reports
+    /// as a deadlock).
+    #[test]
+    fn loom_edge_is_never_lost() {
+        loom::model(|| {
+            let state = Arc::new(IoState::new());
+            let data = Arc::new(AtomicBool::new(false));
+            let poller = {
+                let (state, data) = (state.clone(), data.clone());
+                loom::thread::spawn(move || {
+                    data.store(true, SeqCst);
+                    state.set_ready(READABLE);
+                })
+            };
+            read(&state, &data);
+            poller.join().unwrap();
+        });
+    }
+
+    /// Two edges for two pieces of data, the user reading twice: the second
+    /// edge may come while the user handles the first one (between its try
+    /// and its clear), and must still wake it.
+    #[test]
+    fn loom_edge_during_clear_is_kept() {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let state = Arc::new(IoState::new());
+            let data = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+            let flag = Arc::new(AtomicBool::new(false));
+            let poller = {
+                let (state, data, flag) = (state.clone(), data.clone(), flag.clone());
+                loom::thread::spawn(move || {
+                    for _ in 0..2 {
+                        data.fetch_add(1, SeqCst);
+                        flag.store(true, SeqCst);
+                        state.set_ready(READABLE);
+                    }
+                })
+            };
+            let mut got = 0;
+            while got < 2 {
+                let seen = state.seen();
+                if IoState::is_ready(seen, Dir::Read) {
+                    let n = data.load(SeqCst);
+                    if n > 0 && data.compare_exchange(n, 0, SeqCst, SeqCst).is_ok() {
+                        got += n;
+                        continue;
+                    }
+                    state.clear(seen, Dir::Read);
+                }
+                state.wait(Dir::Read, None).unwrap();
+            }
+            assert!(flag.load(SeqCst));
+            poller.join().unwrap();
+        });
     }
 }
