@@ -73,6 +73,7 @@
 mod arch;
 pub mod chan;
 pub mod coroutine;
+pub mod fs;
 mod park;
 mod pool;
 mod runtime;
