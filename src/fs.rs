@@ -2,7 +2,7 @@
 //! pool.
 //!
 //! Each function here has the name and the signature of its `std::fs`
-//! counterpart and runs it through [`blocking`](crate::blocking): in a
+//! counterpart and runs it through [`blocking`]: in a
 //! coroutine, only the coroutine waits for the disk, while its worker runs
 //! other coroutines; on a plain thread it is the std call itself. [`File`]
 //! wraps `std::fs::File` the same way, one pool round trip per call (so
