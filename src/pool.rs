@@ -322,15 +322,17 @@ impl Pool {
     fn submit(&'static self, job: JobRef) {
         let mut st = self.lock();
         st.queue.push_back(job);
-        if st.idle > 0 {
+        let notify = st.idle > 0;
+        let spawn = st.idle < st.queue.len() && st.threads < self.max_threads;
+        if spawn {
+            st.threads += 1;
+        }
+        drop(st);
+        // Outside the lock, so that the woken thread does not block on it.
+        if notify {
             self.work.notify_one();
         }
-        if st.idle >= st.queue.len() || st.threads >= self.max_threads {
-            return;
-        }
-        st.threads += 1;
-        drop(st);
-        if self.spawn_thread().is_ok() {
+        if !spawn || self.spawn_thread().is_ok() {
             return;
         }
         let mut st = self.lock();
