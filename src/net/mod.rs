@@ -26,7 +26,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// Resolves `addr`; in a coroutine, on the blocking pool (a DNS lookup can
 /// take seconds, and would stall every coroutine of the worker).
 fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
-    Ok(addr.to_socket_addrs()?.collect())
+    crate::blocking(move || Ok(addr.to_socket_addrs()?.collect()))
 }
 
 /// Runs `f` on each address of `addr` until one succeeds; the last error
