@@ -48,11 +48,22 @@ impl TcpListener {
     /// Binds to `addr` (the first of its addresses that works), as std's
     /// `bind`. Name resolution runs off the coroutine's worker.
     ///
+    /// Unlike std's (a backlog of 128), the listen backlog is the system's
+    /// maximum, `net.core.somaxconn` (4096 by default), as in Go: a burst
+    /// of connects beyond the backlog loses SYNs, which clients retry only
+    /// after a second or more.
+    ///
     /// # Errors
     /// The resolution's or the last address's error.
     pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpListener> {
         each_addr(addr, |a| {
             let l = std::net::TcpListener::bind(a)?;
+            // Listening again only changes the backlog; the kernel caps it
+            // at somaxconn.
+            // SAFETY: `listen` on the socket we just bound; no memory.
+            if unsafe { libc::listen(l.as_raw_fd(), libc::c_int::MAX) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
             TcpListener::from_std(l)
         })
     }
