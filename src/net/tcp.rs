@@ -404,9 +404,10 @@ impl TcpStream {
 
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
-        self.io.source().io_stream(Dir::Write, len, || {
-            (&mut self.io.get_ref()).write_vectored(bufs)
-        })
+        let fd = self.io.as_raw_fd();
+        self.io
+            .source()
+            .io_stream(Dir::Write, len, || send_vectored(fd, bufs))
     }
 }
 
@@ -509,5 +510,25 @@ impl fmt::Debug for TcpStream {
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.io.get_ref(), f)
+    }
+}
+
+/// `sendmsg` with `MSG_NOSIGNAL`: std's `write_vectored` is a plain
+/// `writev`, which raises SIGPIPE on a reset connection (fatal where the
+/// program restored SIGPIPE's default action); its `write` already avoids
+/// that with `send(MSG_NOSIGNAL)`.
+fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is guaranteed ABI-compatible with iovec on Unix; sendmsg only
+    // reads through the pointer.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
+    // SAFETY: `msg` points to `bufs`, valid for the call; `fd` is our socket.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
