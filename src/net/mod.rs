@@ -18,6 +18,7 @@
 
 mod tcp;
 mod udp;
+pub mod unix;
 
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
