@@ -22,7 +22,12 @@ fn bind() -> UdpSocket {
 /// `rounds` round trips: `a` sends a counter to `b`, which answers it plus
 /// one (through `send_to`/`recv_from` on one side, a connected
 /// `send`/`recv` on the other).
-fn ping_pong(a: UdpSocket, b: UdpSocket, rounds: u32, spawn: impl FnOnce(Box<dyn FnOnce() + Send>)) {
+fn ping_pong(
+    a: UdpSocket,
+    b: UdpSocket,
+    rounds: u32,
+    spawn: impl FnOnce(Box<dyn FnOnce() + Send>),
+) {
     let a_addr = a.local_addr().unwrap();
     let b_addr = b.local_addr().unwrap();
     spawn(Box::new(move || {
@@ -142,8 +147,14 @@ fn read_timeout_leaves_the_socket_usable() {
         let mut buf = [0; 4];
         assert_eq!(a.recv(&mut buf).unwrap_err().kind(), ErrorKind::TimedOut);
         assert!(start.elapsed() >= Duration::from_millis(50));
-        assert_eq!(a.recv_from(&mut buf).unwrap_err().kind(), ErrorKind::TimedOut);
-        assert_eq!(a.peek_from(&mut buf).unwrap_err().kind(), ErrorKind::TimedOut);
+        assert_eq!(
+            a.recv_from(&mut buf).unwrap_err().kind(),
+            ErrorKind::TimedOut
+        );
+        assert_eq!(
+            a.peek_from(&mut buf).unwrap_err().kind(),
+            ErrorKind::TimedOut
+        );
         // Usable afterwards.
         b.send_to(b"late", a.local_addr().unwrap()).unwrap();
         let (n, from) = a.recv_from(&mut buf).unwrap();
