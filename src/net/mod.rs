@@ -17,8 +17,11 @@
 //!   blocking pool, which is why the address types must be `Send`.
 
 mod tcp;
+mod udp;
+pub mod unix;
 
 pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -1,0 +1,375 @@
+//! UDP: `UdpSocket`, std's type made coroutine-aware.
+//!
+//! The std socket lives in an [`Fd`]; every method std has is forwarded,
+//! and the ones that can block (send, recv and their `_to`/`_from` and
+//! peek variants) go through the descriptor's `Source`. Connecting a UDP
+//! socket only records the peer, so `connect` is std's call as is (with
+//! its resolution off the worker, like every address here).
+//!
+//! Reads use `Source::io`, not the stream variant `io_stream`: a datagram
+//! shorter than the buffer says nothing about what else is queued (the
+//! next one may be there already), so only `WouldBlock` clears the
+//! readiness. A datagram is sent whole or not at all, so the same holds
+//! for writes.
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use super::{each_addr, resolve};
+use crate::io::Fd;
+
+/// A UDP socket, as [`std::net::UdpSocket`], whose sends and receives
+/// block only the calling coroutine.
+///
+/// Every method takes `&self`, so coroutines can share a socket (in an
+/// `Arc`, or through [`try_clone`](UdpSocket::try_clone)): one can wait in
+/// `recv_from` while another sends. Timeouts end a wait with
+/// `ErrorKind::TimedOut` and leave the socket usable.
+///
+/// ```no_run
+/// use coio::net::UdpSocket;
+///
+/// coio::run(|| -> std::io::Result<()> {
+///     let socket = UdpSocket::bind("127.0.0.1:34254")?;
+///     let mut buf = [0; 1500];
+///     loop {
+///         // Parks this coroutine until a datagram comes.
+///         let (n, from) = socket.recv_from(&mut buf)?;
+///         socket.send_to(&buf[..n], from)?;
+///     }
+/// })
+/// .unwrap();
+/// ```
+pub struct UdpSocket {
+    io: Fd<std::net::UdpSocket>,
+}
+
+impl UdpSocket {
+    /// Binds to `addr` (the first of its addresses that works), as std's
+    /// `bind`. Name resolution runs off the coroutine's worker.
+    ///
+    /// # Errors
+    /// The resolution's or the last address's error.
+    pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<UdpSocket> {
+        each_addr(addr, |a| UdpSocket::from_std(std::net::UdpSocket::bind(a)?))
+    }
+
+    /// Takes a std socket (made non-blocking here).
+    ///
+    /// # Errors
+    /// The error of `fcntl` if the mode cannot be set.
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            io: Fd::new(socket)?,
+        })
+    }
+
+    /// Gives back the std socket (in non-blocking mode).
+    pub fn into_std(self) -> std::net::UdpSocket {
+        self.io.into_inner()
+    }
+
+    /// Receives one datagram, blocking the coroutine until one comes;
+    /// returns its length and sender. A datagram longer than `buf` is cut
+    /// to fit (the rest is lost), as with std.
+    ///
+    /// # Errors
+    /// The OS error; `TimedOut` after the read timeout.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.io.read_with(|s| s.recv_from(buf))
+    }
+
+    /// As [`recv_from`](Self::recv_from), leaving the datagram queued.
+    ///
+    /// # Errors
+    /// As `recv_from`.
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.io.read_with(|s| s.peek_from(buf))
+    }
+
+    /// Sends `buf` as one datagram to `addr` (its first address, as std's;
+    /// resolved off the coroutine's worker), blocking the coroutine while
+    /// the send buffer is full.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `addr` resolves to no address; the OS error;
+    /// `TimedOut` after the write timeout.
+    pub fn send_to<A: ToSocketAddrs + Send>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let Some(addr) = resolve(addr)?.into_iter().next() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no addresses to send data to",
+            ));
+        };
+        self.io.write_with(|s| s.send_to(buf, addr))
+    }
+
+    /// The address of the peer the socket is connected to.
+    ///
+    /// # Errors
+    /// `NotConnected` if not connected; the OS error.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// The address the socket is bound to.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// A second handle to the same socket (a duplicated descriptor).
+    /// Timeouts and the non-blocking mode are per handle.
+    ///
+    /// # Errors
+    /// The OS error of `dup`.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        // The duplicate shares the open file, so it is non-blocking too.
+        Ok(UdpSocket {
+            io: Fd::new_nonblocking(self.io.get_ref().try_clone()?),
+        })
+    }
+
+    /// Sets the read timeout: a receive that waits longer returns
+    /// `ErrorKind::TimedOut` and leaves the socket usable.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_read_timeout(dur)
+    }
+
+    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_write_timeout(dur)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.write_timeout())
+    }
+
+    /// Sets `SO_BROADCAST`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
+        self.io.get_ref().set_broadcast(broadcast)
+    }
+
+    /// `SO_BROADCAST`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.io.get_ref().broadcast()
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn set_multicast_loop_v4(&self, multicast_loop_v4: bool) -> io::Result<()> {
+        self.io.get_ref().set_multicast_loop_v4(multicast_loop_v4)
+    }
+
+    /// `IP_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.io.get_ref().multicast_loop_v4()
+    }
+
+    /// Sets `IP_MULTICAST_TTL`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn set_multicast_ttl_v4(&self, multicast_ttl_v4: u32) -> io::Result<()> {
+        self.io.get_ref().set_multicast_ttl_v4(multicast_ttl_v4)
+    }
+
+    /// `IP_MULTICAST_TTL`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.io.get_ref().multicast_ttl_v4()
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn set_multicast_loop_v6(&self, multicast_loop_v6: bool) -> io::Result<()> {
+        self.io.get_ref().set_multicast_loop_v6(multicast_loop_v6)
+    }
+
+    /// `IPV6_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.io.get_ref().multicast_loop_v6()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl()
+    }
+
+    /// Joins the IPv4 multicast group `multiaddr` on the interface with
+    /// address `interface` (`IP_ADD_MEMBERSHIP`).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.io.get_ref().join_multicast_v4(multiaddr, interface)
+    }
+
+    /// Joins the IPv6 multicast group `multiaddr` on the interface with
+    /// index `interface` (0: the system's choice).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.io.get_ref().join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leaves a group joined with
+    /// [`join_multicast_v4`](Self::join_multicast_v4).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.io.get_ref().leave_multicast_v4(multiaddr, interface)
+    }
+
+    /// Leaves a group joined with
+    /// [`join_multicast_v6`](Self::join_multicast_v6).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.io.get_ref().leave_multicast_v6(multiaddr, interface)
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// Connects the socket to `addr` (each of its addresses in turn until
+    /// one works, as std's): `send` and `recv` then use that peer, and
+    /// datagrams from others are dropped. This records the peer without
+    /// any exchange, so it does not wait; name resolution runs off the
+    /// coroutine's worker.
+    ///
+    /// # Errors
+    /// The resolution's or the last address's error.
+    pub fn connect<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<()> {
+        each_addr(addr, |a| self.io.get_ref().connect(a))
+    }
+
+    /// Sends `buf` as one datagram to the connected peer, blocking the
+    /// coroutine while the send buffer is full.
+    ///
+    /// # Errors
+    /// `NotConnected` if not connected (`DestinationAddrRequired` on some
+    /// systems); the OS error, such as `ConnectionRefused` after an
+    /// earlier datagram was refused; `TimedOut` after the write timeout.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io.write_with(|s| s.send(buf))
+    }
+
+    /// Receives one datagram from the connected peer, blocking the
+    /// coroutine until one comes (see [`recv_from`](Self::recv_from)).
+    ///
+    /// # Errors
+    /// The OS error, such as `ConnectionRefused` after an earlier datagram
+    /// was refused; `TimedOut` after the read timeout.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read_with(|s| s.recv(buf))
+    }
+
+    /// As [`recv`](Self::recv), leaving the datagram queued.
+    ///
+    /// # Errors
+    /// As `recv`.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read_with(|s| s.peek(buf))
+    }
+
+    /// In non-blocking mode sends and receives return `WouldBlock`
+    /// instead of waiting, as std's.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl IntoRawFd for UdpSocket {
+    fn into_raw_fd(self) -> RawFd {
+        self.into_std().into_raw_fd()
+    }
+}
+
+impl From<UdpSocket> for OwnedFd {
+    fn from(s: UdpSocket) -> OwnedFd {
+        s.into_std().into()
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.io.get_ref(), f)
+    }
+}

@@ -1,0 +1,735 @@
+//! Unix domain sockets: `UnixListener`, `UnixStream` and `UnixDatagram`,
+//! the types of [`std::os::unix::net`] made coroutine-aware.
+//!
+//! Porting is a search and replace of `std::os::unix::net` by
+//! `coio::net::unix` (std's `SocketAddr` is re-exported here for that).
+//!
+//! The same construction as TCP (`tcp.rs`): each type wraps the std (or,
+//! for the listener, mio) socket in an [`Fd`] and forwards every stable
+//! method std has; the ones that can block go through the descriptor's
+//! `Source`. Accepted sockets are created non-blocking (`accept4` with
+//! `SOCK_NONBLOCK`, through mio), and so are connecting ones.
+//!
+//! Stream reads and writes use `Source::io_stream` (a short transfer
+//! means the socket's buffer was drained or filled); datagram ones use
+//! `Source::io`, since a short datagram says nothing about the queue.
+//!
+//! # Connecting
+//!
+//! A Unix stream connect does not go through a handshake: on Linux it
+//! succeeds at once or, when the listener's backlog is full, fails with
+//! `EAGAIN` on a non-blocking socket (a blocking one sleeps in the kernel
+//! until the listener accepts). Nothing can be polled for that (the
+//! listener's queue draining wakes no descriptor of ours), so `connect`
+//! then retries after a short sleep, doubling it up to 50 ms; the
+//! coroutine sleeps, not its worker. An `EINPROGRESS` connect (other
+//! systems) is waited for as TCP's: until the socket is writable, then
+//! `SO_ERROR` says how it went.
+//!
+//! # Datagrams and a full receiver
+//!
+//! A Unix datagram socket has flow control: a send to a receiver whose
+//! queue is full returns `EAGAIN`. For a connected socket (`connect`,
+//! `pair`) the kernel makes the sender writable again when the receiver
+//! drains, so `send` waits as expected. An unconnected socket's `send_to`
+//! is only woken when its own sent datagrams are consumed: a full queue of
+//! other senders' datagrams may keep it waiting (set a write timeout), and
+//! on a plain thread `poll(2)` reports it writable at once, so the retry
+//! loop spins until the queue drains.
+//!
+//! # Datagrams and shutdown
+//!
+//! Once reading a datagram socket is shut down, a blocking receive returns
+//! 0 at once, but a non-blocking one still says `EAGAIN`, while the
+//! netpoller (and `poll(2)`) report the socket readable for good (its
+//! read side is closed): retrying would spin. So a datagram receive that
+//! gets `WouldBlock` asks `poll(2)`, without waiting, whether the read
+//! side is shut down (`POLLRDHUP`), and then returns 0 as std's does. The
+//! extra system call is made only on the way to a wait. (Stream sockets
+//! need none of this: their reads return 0 once shut down.)
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::Duration;
+
+pub use std::os::unix::net::SocketAddr;
+
+use crate::io::{Dir, Fd, set_nonblocking};
+
+/// A Unix domain socket server, as [`std::os::unix::net::UnixListener`],
+/// whose `accept` blocks only the calling coroutine.
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use coio::net::unix::UnixListener;
+///
+/// coio::run(|| -> std::io::Result<()> {
+///     let listener = UnixListener::bind("/tmp/echo.sock")?;
+///     for stream in listener.incoming() {
+///         let mut stream = stream?;
+///         coio::spawn(move || {
+///             let mut buf = [0; 4096];
+///             while let Ok(n @ 1..) = stream.read(&mut buf) {
+///                 if stream.write_all(&buf[..n]).is_err() {
+///                     break;
+///                 }
+///             }
+///         });
+///     }
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct UnixListener {
+    io: Fd<mio::net::UnixListener>,
+}
+
+impl UnixListener {
+    /// Binds to the socket file `path` and listens, as std's `bind`.
+    ///
+    /// # Errors
+    /// The OS error (`AddrInUse` if the file exists).
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        UnixListener::from_std(std::os::unix::net::UnixListener::bind(path)?)
+    }
+
+    /// Binds to `addr` (a path, or on Linux an abstract name) and listens.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
+        UnixListener::from_std(std::os::unix::net::UnixListener::bind_addr(addr)?)
+    }
+
+    /// Takes a std listener (made non-blocking here).
+    ///
+    /// # Errors
+    /// The error of `fcntl` if the mode cannot be set.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        set_nonblocking(listener.as_raw_fd())?;
+        Ok(UnixListener::from_nonblocking(listener))
+    }
+
+    fn from_nonblocking(listener: std::os::unix::net::UnixListener) -> UnixListener {
+        UnixListener {
+            io: Fd::new_nonblocking(mio::net::UnixListener::from_std(listener)),
+        }
+    }
+
+    /// Gives back the std listener (in non-blocking mode).
+    pub fn into_std(self) -> std::os::unix::net::UnixListener {
+        self.io.into_inner().into()
+    }
+
+    /// Accepts a connection, blocking the coroutine until one comes.
+    ///
+    /// # Errors
+    /// The OS error; under descriptor exhaustion `EMFILE`/`ENFILE` (the
+    /// pending connection stays queued: back off, then accept again).
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (s, addr) = self.io.read_with(|l| l.accept())?;
+        // mio accepted it non-blocking (accept4 with SOCK_NONBLOCK).
+        Ok((UnixStream::from_nonblocking(s.into()), addr))
+    }
+
+    /// An endless iterator of accepted connections (as std's).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// A second handle to the same socket (a duplicated descriptor).
+    ///
+    /// # Errors
+    /// The OS error of `dup`.
+    pub fn try_clone(&self) -> io::Result<UnixListener> {
+        let fd = self.io.as_fd().try_clone_to_owned()?;
+        // The duplicate shares the open file, so it is non-blocking too.
+        Ok(UnixListener::from_nonblocking(fd.into()))
+    }
+
+    /// In non-blocking mode `accept` returns `WouldBlock` instead of
+    /// waiting, as std's.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+impl<'a> IntoIterator for &'a UnixListener {
+    type Item = io::Result<UnixStream>;
+    type IntoIter = Incoming<'a>;
+
+    fn into_iter(self) -> Incoming<'a> {
+        self.incoming()
+    }
+}
+
+/// The iterator of [`UnixListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<UnixStream>;
+
+    fn next(&mut self) -> Option<io::Result<UnixStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A Unix domain stream connection, as
+/// [`std::os::unix::net::UnixStream`], whose reads and writes block only
+/// the calling coroutine.
+///
+/// `Read` and `Write` are implemented for `UnixStream` and `&UnixStream`,
+/// so one coroutine can read while another writes. Timeouts end a wait
+/// with `ErrorKind::TimedOut` and leave the stream usable.
+pub struct UnixStream {
+    io: Fd<std::os::unix::net::UnixStream>,
+}
+
+impl UnixStream {
+    /// Connects to the socket file `path`, blocking the coroutine while
+    /// the listener's backlog is full (see the module docs).
+    ///
+    /// # Errors
+    /// The OS error (`NotFound` for no such file, `ConnectionRefused` for
+    /// a file nobody listens on).
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        UnixStream::connect_addr(&SocketAddr::from_pathname(path)?)
+    }
+
+    /// Connects to `addr` (a path, or on Linux an abstract name).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
+        let mut backoff = Duration::from_millis(1);
+        let s = loop {
+            match mio::net::UnixStream::connect_addr(addr) {
+                Ok(s) => break UnixStream::from_nonblocking(s.into()),
+                // The backlog is full: nothing to poll for, so retry.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    crate::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(50));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        // Connected already on Linux; elsewhere maybe in progress: the
+        // socket turns writable when done, and `SO_ERROR` says how it went.
+        s.io.source().io_until(Dir::Write, None, || {
+            if let Some(e) = s.io.get_ref().take_error()? {
+                return Err(e);
+            }
+            match s.io.get_ref().peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(s)
+    }
+
+    /// A connected pair of streams (`socketpair`).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        // Created non-blocking by mio (SOCK_NONBLOCK).
+        let (a, b) = mio::net::UnixStream::pair()?;
+        Ok((
+            UnixStream::from_nonblocking(a.into()),
+            UnixStream::from_nonblocking(b.into()),
+        ))
+    }
+
+    fn from_nonblocking(s: std::os::unix::net::UnixStream) -> UnixStream {
+        UnixStream {
+            io: Fd::new_nonblocking(s),
+        }
+    }
+
+    /// Takes a std stream (made non-blocking here).
+    ///
+    /// # Errors
+    /// The error of `fcntl` if the mode cannot be set.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            io: Fd::new(stream)?,
+        })
+    }
+
+    /// Gives back the std stream (in non-blocking mode).
+    pub fn into_std(self) -> std::os::unix::net::UnixStream {
+        self.io.into_inner()
+    }
+
+    /// The address of the peer.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// The local address (unnamed, unless bound).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Shuts down reading, writing or both; waiters of a shut-down
+    /// direction see it at once (reads return 0, writes fail).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// A second handle to the same connection (a duplicated descriptor),
+    /// for example to read in one coroutine and write in another. Timeouts
+    /// are per handle.
+    ///
+    /// # Errors
+    /// The OS error of `dup`.
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        Ok(UnixStream::from_nonblocking(self.io.get_ref().try_clone()?))
+    }
+
+    /// Sets the read timeout: a read that waits longer returns
+    /// `ErrorKind::TimedOut` and leaves the stream usable.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_read_timeout(dur)
+    }
+
+    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_write_timeout(dur)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.write_timeout())
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// In non-blocking mode reads and writes return `WouldBlock` instead
+    /// of waiting, as std's.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    fn read_impl(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        self.io
+            .source()
+            .io_stream(Dir::Read, len, || (&mut self.io.get_ref()).read(buf))
+    }
+
+    fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
+        let len = buf.len();
+        self.io
+            .source()
+            .io_stream(Dir::Write, len, || (&mut self.io.get_ref()).write(buf))
+    }
+
+    fn read_vectored_impl(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.io.source().io_stream(Dir::Read, len, || {
+            (&mut self.io.get_ref()).read_vectored(bufs)
+        })
+    }
+
+    fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.io.source().io_stream(Dir::Write, len, || {
+            (&mut self.io.get_ref()).write_vectored(bufs)
+        })
+    }
+}
+
+impl Read for UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_impl(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_vectored_impl(bufs)
+    }
+}
+
+impl Read for &UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_impl(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_vectored_impl(bufs)
+    }
+}
+
+impl Write for UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_impl(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored_impl(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_impl(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored_impl(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A Unix domain datagram socket, as
+/// [`std::os::unix::net::UnixDatagram`], whose sends and receives block
+/// only the calling coroutine.
+///
+/// Every method takes `&self`, so coroutines can share a socket. Timeouts
+/// end a wait with `ErrorKind::TimedOut` and leave the socket usable. See
+/// the module docs for a send to a receiver whose queue is full.
+pub struct UnixDatagram {
+    io: Fd<std::os::unix::net::UnixDatagram>,
+}
+
+impl UnixDatagram {
+    /// A socket bound to the socket file `path`.
+    ///
+    /// # Errors
+    /// The OS error (`AddrInUse` if the file exists).
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind(path)?)
+    }
+
+    /// A socket bound to `addr` (a path, or on Linux an abstract name).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind_addr(addr)?)
+    }
+
+    /// A socket bound to no address.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::unbound()?)
+    }
+
+    /// A connected pair of sockets (`socketpair`).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        // Created non-blocking by mio (SOCK_NONBLOCK).
+        let (a, b) = mio::net::UnixDatagram::pair()?;
+        Ok((
+            UnixDatagram::from_nonblocking(a.into()),
+            UnixDatagram::from_nonblocking(b.into()),
+        ))
+    }
+
+    fn from_nonblocking(s: std::os::unix::net::UnixDatagram) -> UnixDatagram {
+        UnixDatagram {
+            io: Fd::new_nonblocking(s),
+        }
+    }
+
+    /// Takes a std socket (made non-blocking here).
+    ///
+    /// # Errors
+    /// The error of `fcntl` if the mode cannot be set.
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            io: Fd::new(socket)?,
+        })
+    }
+
+    /// Gives back the std socket (in non-blocking mode).
+    pub fn into_std(self) -> std::os::unix::net::UnixDatagram {
+        self.io.into_inner()
+    }
+
+    /// Connects the socket to the socket file `path`: `send` and `recv`
+    /// then use that peer. This records the peer and does not wait.
+    ///
+    /// # Errors
+    /// The OS error (`NotFound`, `ConnectionRefused`).
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        self.io.get_ref().connect(path)
+    }
+
+    /// Connects the socket to `addr` (see [`connect`](Self::connect)).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
+        self.io.get_ref().connect_addr(addr)
+    }
+
+    /// A second handle to the same socket (a duplicated descriptor).
+    /// Timeouts and the non-blocking mode are per handle.
+    ///
+    /// # Errors
+    /// The OS error of `dup`.
+    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram::from_nonblocking(
+            self.io.get_ref().try_clone()?,
+        ))
+    }
+
+    /// The address the socket is bound to.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The address of the connected peer.
+    ///
+    /// # Errors
+    /// `NotConnected` if not connected; the OS error.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// Receives one datagram, blocking the coroutine until one comes;
+    /// returns its length and sender. A datagram longer than `buf` is cut
+    /// to fit, as with std.
+    ///
+    /// # Errors
+    /// The OS error; `TimedOut` after the read timeout.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.io.read_with(|s| match s.recv_from(buf) {
+            Err(e) if self.read_shut_down(&e) => Ok((0, SocketAddr::from_pathname("")?)),
+            r => r,
+        })
+    }
+
+    /// Receives one datagram (see [`recv_from`](Self::recv_from)).
+    ///
+    /// # Errors
+    /// The OS error; `TimedOut` after the read timeout.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read_with(|s| match s.recv(buf) {
+            Err(e) if self.read_shut_down(&e) => Ok(0),
+            r => r,
+        })
+    }
+
+    /// Whether `e`, the error of a receive, hides the end of the socket's
+    /// reading (see "Datagrams and shutdown" in the module docs).
+    fn read_shut_down(&self, e: &io::Error) -> bool {
+        if e.kind() != io::ErrorKind::WouldBlock || self.io.source().nonblocking() {
+            return false;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.io.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is a valid array of one pollfd for the call, which
+        // does not wait.
+        let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+        r > 0 && pfd.revents & libc::POLLRDHUP != 0
+    }
+
+    /// Sends `buf` as one datagram to the socket file `path`, blocking the
+    /// coroutine while the receiver's queue is full (see the module docs).
+    ///
+    /// # Errors
+    /// The OS error; `TimedOut` after the write timeout.
+    pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
+        let addr = SocketAddr::from_pathname(path)?;
+        self.send_to_addr(buf, &addr)
+    }
+
+    /// Sends `buf` as one datagram to `addr` (see [`send_to`](Self::send_to)).
+    ///
+    /// # Errors
+    /// As `send_to`.
+    pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
+        self.io.write_with(|s| s.send_to_addr(buf, addr))
+    }
+
+    /// Sends `buf` as one datagram to the connected peer, blocking the
+    /// coroutine while the peer's queue is full.
+    ///
+    /// # Errors
+    /// `NotConnected` if not connected; the OS error; `TimedOut` after the
+    /// write timeout.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io.write_with(|s| s.send(buf))
+    }
+
+    /// Sets the read timeout: a receive that waits longer returns
+    /// `ErrorKind::TimedOut` and leaves the socket usable.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_read_timeout(dur)
+    }
+
+    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, as std's.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.set_write_timeout(dur)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.read_timeout())
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.write_timeout())
+    }
+
+    /// In non-blocking mode sends and receives return `WouldBlock`
+    /// instead of waiting, as std's.
+    ///
+    /// # Errors
+    /// Never (kept for std's signature).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// Shuts down reading, writing or both; waiters of a shut-down
+    /// direction see it at once.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+}
+
+macro_rules! fd_traits {
+    ($($t:ident),*) => {$(
+        impl AsRawFd for $t {
+            fn as_raw_fd(&self) -> RawFd {
+                self.io.as_raw_fd()
+            }
+        }
+
+        impl AsFd for $t {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.io.as_fd()
+            }
+        }
+
+        impl IntoRawFd for $t {
+            fn into_raw_fd(self) -> RawFd {
+                self.into_std().into_raw_fd()
+            }
+        }
+
+        impl From<$t> for OwnedFd {
+            fn from(s: $t) -> OwnedFd {
+                s.into_std().into()
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.io.get_ref(), f)
+            }
+        }
+    )*};
+}
+
+fd_traits!(UnixListener, UnixStream, UnixDatagram);
