@@ -116,12 +116,16 @@ impl Dir {
         }
     }
 
-    /// The bits a `WouldBlock` in this direction proves stale.
+    /// The bits a `WouldBlock` in this direction proves stale. The closed
+    /// bits too: on a stream they never meet a `WouldBlock` (reads return
+    /// 0, writes fail), but a datagram socket whose reading was shut down
+    /// keeps reporting `READ_CLOSED` while its reads return `WouldBlock`,
+    /// and keeping the bit would make the user spin.
     #[inline]
     fn clear_mask(self) -> usize {
         match self {
-            Dir::Read => READABLE | ERROR,
-            Dir::Write => WRITABLE | ERROR,
+            Dir::Read => READABLE | READ_CLOSED | ERROR,
+            Dir::Write => WRITABLE | WRITE_CLOSED | ERROR,
         }
     }
 }
@@ -318,12 +322,31 @@ impl IoState {
         seen.0 & dir.ready_mask() != 0
     }
 
-    /// An operation in direction `dir` found the descriptor not ready
-    /// (`WouldBlock`, or a short read or write on a stream): clears the
+    /// An operation in direction `dir` returned `WouldBlock`: clears the
     /// direction's bits unless an event came after `seen` was read.
     #[inline]
     pub(crate) fn clear(&self, seen: Seen, dir: Dir) {
-        let new = seen.0 & !dir.clear_mask();
+        self.clear_bits(seen, dir.clear_mask());
+    }
+
+    /// A read or write of a stream moved fewer bytes than asked: the
+    /// socket's buffer was drained (or filled), so the direction is not
+    /// ready, unless an event came after `seen` was read. Only the
+    /// readiness bit goes: an end of stream, a hang-up or an error already
+    /// reported must still let the next operation through (it returns 0 or
+    /// the error at once), since epoll will not report it again.
+    #[inline]
+    pub(crate) fn clear_drained(&self, seen: Seen, dir: Dir) {
+        let bit = match dir {
+            Dir::Read => READABLE,
+            Dir::Write => WRITABLE,
+        };
+        self.clear_bits(seen, bit);
+    }
+
+    #[inline]
+    fn clear_bits(&self, seen: Seen, bits: usize) {
+        let new = seen.0 & !bits;
         if new != seen.0 {
             // A failed CAS means the tick moved: keep the new event.
             let _ = self

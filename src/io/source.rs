@@ -107,7 +107,7 @@ impl Source {
                 match op() {
                     Ok(r) => {
                         if drained(&r) {
-                            self.state.clear(seen, dir);
+                            self.state.clear_drained(seen, dir);
                         }
                         return Ok(r);
                     }
@@ -146,12 +146,22 @@ impl Source {
         }
     }
 
-    /// Waits until `dir` may be ready (for `Fd::readable`/`writable`): in a
-    /// coroutine, until the netpoller reports it.
+    /// Waits until `dir` is ready (for `Fd::readable`/`writable`, whose
+    /// callers operate on the descriptor themselves, so that the readiness
+    /// word cannot know whether their last try found it ready). In a
+    /// coroutine: asks `poll(2)` first, without waiting; if not ready,
+    /// clears the word (unless an event came meanwhile) and waits for the
+    /// netpoller's next event. Trusting the word alone would return at once
+    /// forever after the first event.
     pub(crate) fn ready(&self, dir: Dir) -> io::Result<()> {
         let deadline = Deadline::Timeout(self.timeout(dir)).resolve();
         match worker::coroutine_local() {
             Some(l) => {
+                let seen = self.state.seen();
+                if poll_now(self.fd, dir)? {
+                    return Ok(());
+                }
+                self.state.clear(seen, dir);
                 self.state.register(self.fd, &l.poller.borrow())?;
                 self.state.wait(dir, deadline)
             }
@@ -237,10 +247,6 @@ pub(crate) fn timed_out() -> io::Error {
 /// Blocks the thread until `fd` is ready for `dir` (or has an error or a
 /// hang-up), or `deadline` passes.
 fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
-    let events = match dir {
-        Dir::Read => libc::POLLIN | libc::POLLRDHUP,
-        Dir::Write => libc::POLLOUT,
-    };
     loop {
         let ms: libc::c_int = match deadline {
             None => -1,
@@ -254,21 +260,42 @@ fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
                 libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
             }
         };
-        let mut pfd = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is a valid array of one pollfd for the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r > 0 {
-            return Ok(());
-        }
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
+        match poll_once(fd, dir, ms) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether `fd` is ready for `dir` now (`poll(2)` without waiting).
+fn poll_now(fd: RawFd, dir: Dir) -> io::Result<bool> {
+    loop {
+        match poll_once(fd, dir, 0) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One `poll(2)` of `fd` for `dir`, for up to `ms` milliseconds (-1:
+/// forever); true if ready (or hung up, or in error: the next operation
+/// will not block).
+fn poll_once(fd: RawFd, dir: Dir, ms: libc::c_int) -> io::Result<bool> {
+    let events = match dir {
+        Dir::Read => libc::POLLIN | libc::POLLRDHUP,
+        Dir::Write => libc::POLLOUT,
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid array of one pollfd for the call.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r > 0)
 }

@@ -14,7 +14,36 @@
 //! * a cancelled coroutine (`JoinHandle::cancel`, runtime shutdown)
 //!   unwinds out of a blocked call;
 //! * name resolution (`"example.com:80"`) runs off the workers, on the
-//!   blocking pool, which is why the address types must be `Send`.
+//!   blocking pool, which is why the address types must be `Send`;
+//! * `TcpListener::bind` listens with the system's maximum backlog (Go's
+//!   choice), not std's 128.
+//!
+//! Unix sockets are in [`unix`], for `std::os::unix::net`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use coio::net::{TcpListener, TcpStream};
+//!
+//! coio::run(|| -> std::io::Result<()> {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let addr = listener.local_addr()?;
+//!     let server = coio::spawn(move || -> std::io::Result<()> {
+//!         let (mut conn, _) = listener.accept()?;
+//!         let mut buf = [0; 5];
+//!         conn.read_exact(&mut buf)?;
+//!         conn.write_all(&buf)
+//!     });
+//!     let mut client = TcpStream::connect(addr)?;
+//!     client.write_all(b"hello")?;
+//!     let mut back = [0; 5];
+//!     client.read_exact(&mut back)?;
+//!     assert_eq!(&back, b"hello");
+//!     server.join().unwrap()
+//! })
+//! .unwrap();
+//! ```
 
 mod tcp;
 mod udp;
@@ -26,10 +55,35 @@ pub use udp::UdpSocket;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// Resolves `addr`; in a coroutine, on the blocking pool (a DNS lookup can
-/// take seconds, and would stall every coroutine of the worker).
+/// Resolves `addr`: in place when its type holds addresses already, else
+/// on the blocking pool (a DNS lookup can take seconds, and would stall
+/// every coroutine of the worker; the pool's round trip is ~8 µs, too much
+/// for every `send_to` of a UDP server that answers the `SocketAddr` it
+/// received from).
 fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    if is_literal::<A>() {
+        return Ok(addr.to_socket_addrs()?.collect());
+    }
     crate::blocking(move || Ok(addr.to_socket_addrs()?.collect()))
+}
+
+/// Whether `A` is one of std's address types whose `to_socket_addrs` never
+/// looks a name up (`SocketAddr`, `(IpAddr, u16)`, ..., references and
+/// slices of them). Told by the type's name: a name this does not know
+/// (another Rust version's spelling, a user's type) only costs the trip
+/// through the pool.
+fn is_literal<A: ?Sized>() -> bool {
+    const LITERAL: [&str; 7] = [
+        "core::net::socket_addr::SocketAddr",
+        "core::net::socket_addr::SocketAddrV4",
+        "core::net::socket_addr::SocketAddrV6",
+        "(core::net::ip_addr::IpAddr, u16)",
+        "(core::net::ip_addr::Ipv4Addr, u16)",
+        "(core::net::ip_addr::Ipv6Addr, u16)",
+        "[core::net::socket_addr::SocketAddr]",
+    ];
+    let name = std::any::type_name::<A>().trim_start_matches('&');
+    LITERAL.contains(&name)
 }
 
 /// Runs `f` on each address of `addr` until one succeeds; the last error
@@ -51,4 +105,23 @@ fn each_addr<A: ToSocketAddrs + Send, T>(
             "could not resolve to any addresses",
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_literal;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
+
+    #[test]
+    fn literal_address_types_are_known() {
+        assert!(is_literal::<SocketAddr>());
+        assert!(is_literal::<&SocketAddr>());
+        assert!(is_literal::<SocketAddrV6>());
+        assert!(is_literal::<(IpAddr, u16)>());
+        assert!(is_literal::<(Ipv4Addr, u16)>());
+        assert!(is_literal::<&[SocketAddr]>());
+        assert!(!is_literal::<&str>());
+        assert!(!is_literal::<(&str, u16)>());
+        assert!(!is_literal::<String>());
+    }
 }
