@@ -21,7 +21,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(HELLO.as_bytes()))))
+    Ok(Response::new(Full::new(Bytes::from_static(
+        HELLO.as_bytes(),
+    ))))
 }
 
 fn main() {

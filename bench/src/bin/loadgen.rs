@@ -85,7 +85,7 @@ fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> T {
 
 fn opts() -> Opts {
     let mut addr = None;
-    let (mut conns, mut secs, mut size, mut warmup, mut pid) = (None, 10.0, 64, 1.0, None);
+    let (mut conns, mut secs, mut size, mut warmup, mut pid) = (None, 10.0_f64, 64, 1.0_f64, None);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let Some(value) = args.next() else {
@@ -101,12 +101,14 @@ fn opts() -> Opts {
             _ => usage(&format!("unknown flag {flag}")),
         }
     }
-    let Some(addr) = addr else { usage("--addr is required") };
+    let Some(addr) = addr else {
+        usage("--addr is required")
+    };
     let conns = match conns {
         Some(c) if c > 0 => c,
         _ => usage("--conns must be given and above 0"),
     };
-    if size == 0 || !(secs > 0.0) || !(warmup >= 0.0) {
+    if size == 0 || !(secs.is_finite() && secs > 0.0) || !(warmup.is_finite() && warmup >= 0.0) {
         usage("--size and --secs must be above 0, --warmup at least 0");
     }
     Opts {
@@ -293,7 +295,12 @@ fn proc_cpu(pid: u32) -> Duration {
     // hold spaces: state is field 3, utime 14 and stime 15.
     let rest = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_nanos((ticks(14) + ticks(15)) * 1_000_000_000 / hz)
@@ -386,10 +393,10 @@ fn main() {
             }
             continue;
         }
-        if let Err(e) = poll.poll(&mut events, Some(phase_end - now)) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                fail(format!("epoll_wait: {e}"));
-            }
+        if let Err(e) = poll.poll(&mut events, Some(phase_end - now))
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            fail(format!("epoll_wait: {e}"));
         }
         for ev in events.iter() {
             let id = ev.token().0;
