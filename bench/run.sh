@@ -324,6 +324,29 @@ def proc_cpu(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / HZ  # fields 14 and 15
 
+def busy_cpu():
+    """CPU seconds all CPUs have spent busy since boot (/proc/stat: all
+    but idle and iowait)."""
+    with open("/proc/stat") as f:
+        t = [int(x) for x in f.readline().split()[1:]]
+    return (sum(t[:8]) - t[3] - t[4]) / HZ
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+class Others:
+    """CPU time that neither the server nor the load generator used while
+    one run's load ran: the machine's other work, a disturbance to report.
+    Measured over the whole load process (ramp-up and warm-up included)."""
+    def __init__(self, pid):
+        self.pid = pid
+        self.t, self.busy, self.srv, self.kids = time.time(), busy_cpu(), proc_cpu(pid), children_cpu()
+    def util(self):
+        wall = time.time() - self.t
+        other = (busy_cpu() - self.busy) - (proc_cpu(self.pid) - self.srv) - (children_cpu() - self.kids)
+        return max(0.0, other) / wall
+
 def last_line(text):
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     why = lines[-1] if lines else "(no stderr)"
@@ -369,6 +392,7 @@ def run_echo(path, cfg, c):
         argv = load_prefix + [a.loadgen, "--addr", f"127.0.0.1:{port}", "--conns", str(c),
                               "--secs", str(a.secs), "--warmup", str(a.warmup),
                               "--pid", str(p.pid)]
+        others = Others(p.pid)
         try:
             r = subprocess.run(argv, capture_output=True, text=True,
                                timeout=a.secs + a.warmup + 60)
@@ -377,7 +401,9 @@ def run_echo(path, cfg, c):
         check_alive(p, err)
         if r.returncode != 0:
             raise Failed(f"loadgen: {last_line(r.stderr)}")
-        return json.loads(r.stdout.strip().splitlines()[-1])
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        res["others_cpu_util"] = round(others.util(), 3)
+        return res
     finally:
         stop_server(p)
 
@@ -401,6 +427,7 @@ def run_http(path, cfg):
         # exited (so it includes wrk connecting its 64 connections), wrk's
         # own from the rusage of reaped children.
         cpu0, ru0 = proc_cpu(p.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+        others = Others(p.pid)
         t0 = time.time()
         try:
             r = subprocess.run(wrk + [f"-d{round(a.secs)}s", url], capture_output=True,
@@ -426,10 +453,13 @@ def run_http(path, cfg):
         n = int(m[1])
         own = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         return {"conns": 64, "requests": n, "rps": float(rps[1]),
-                "p50_us": wrk_seconds(p50[1]) * 1e6, "p99_us": wrk_seconds(p99[1]) * 1e6,
-                "loadgen_cpu_us_per_req": own * 1e6 / n, "loadgen_cpu_util": own / wall,
-                "server_cpu_us_per_req": (cpu1 - cpu0) * 1e6 / n,
-                "server_cpu_util": (cpu1 - cpu0) / wall}
+                "p50_us": round(wrk_seconds(p50[1]) * 1e6, 1),
+                "p99_us": round(wrk_seconds(p99[1]) * 1e6, 1),
+                "loadgen_cpu_us_per_req": round(own * 1e6 / n, 3),
+                "loadgen_cpu_util": round(own / wall, 3),
+                "server_cpu_us_per_req": round((cpu1 - cpu0) * 1e6 / n, 3),
+                "server_cpu_util": round((cpu1 - cpu0) / wall, 3),
+                "others_cpu_util": round(others.util(), 3)}
     finally:
         stop_server(p)
 
@@ -529,6 +559,11 @@ if reasons:
     for i, r in enumerate(reasons, 1):
         print(f"[{i}] {r}")
     print()
+others = sorted(r["others_cpu_util"] for runs in ok.values() for r in runs)
+if others:
+    print(f"- other processes on the machine used {statistics.median(others):.2f} CPUs "
+          f"(median over all runs; most: {others[-1]:.2f}) while the load ran; on a quiet "
+          f"machine that is near 0, and well above 0.1 the figures are disturbed.")
 for n in notes + a.note:
     print(f"- {n}")
 print()
