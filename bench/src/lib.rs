@@ -1,4 +1,5 @@
 //! Shared helpers for the comparison benchmarks.
 
 pub mod ch;
+pub mod net;
 pub mod rt;
