@@ -37,10 +37,43 @@
 //! thread in a system call holds up the other coroutines of its worker. New
 //! work spreads by stealing, and a worker with more runnable coroutines than
 //! another leaves its new ones to be stolen; blocking calls belong on the
-//! blocking pool (part of the I/O layer, being built); coroutines can be
+//! blocking pool ([`blocking`], [`fs`]); coroutines can be
 //! named ([`Builder::name`]); and a monitor warns on stderr when a worker has
 //! not come back to the scheduler for a second
 //! ([`RuntimeBuilder::stall_warning`]).
+//!
+//! # I/O
+//!
+//! [`net`] has std's socket types with std's names and semantics; [`io::Fd`]
+//! wraps any other non-blocking descriptor. An operation that would block
+//! parks the coroutine until its worker's netpoller (epoll, one per worker,
+//! polled by the worker itself) reports the descriptor ready; on a plain
+//! thread it blocks the thread. Timeouts and cancellation work on every
+//! wait. Anything written against `std::io::Read` and `Write` runs on them
+//! unchanged:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use coio::net::{TcpListener, TcpStream};
+//!
+//! coio::run(|| -> std::io::Result<()> {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let addr = listener.local_addr()?;
+//!     let server = coio::spawn(move || -> std::io::Result<()> {
+//!         let (mut conn, _) = listener.accept()?;
+//!         let mut buf = [0; 4];
+//!         conn.read_exact(&mut buf)?;
+//!         conn.write_all(&buf)
+//!     });
+//!     let mut conn = TcpStream::connect(addr)?;
+//!     conn.write_all(b"ping")?;
+//!     let mut back = [0; 4];
+//!     conn.read_exact(&mut back)?;
+//!     assert_eq!(&back, b"ping");
+//!     server.join().unwrap()
+//! })
+//! .unwrap();
+//! ```
 //!
 //! Under the runtime sits the foundation: the context switch, guarded and
 //! pooled stacks with overflow reports, and [`Generator`], a stackful
