@@ -45,6 +45,47 @@
 //! .unwrap();
 //! ```
 
+/// The timeout methods every socket type with reads and writes has, the
+/// same in each (std's signatures; the deadlines live in the type's
+/// `io: Fd<_>`). Defined before the modules that use it.
+macro_rules! timeout_methods {
+    () => {
+        /// Sets the read timeout: a read (receive, peek) that waits longer
+        /// returns `ErrorKind::TimedOut` and leaves the socket usable;
+        /// `None` waits forever.
+        ///
+        /// # Errors
+        /// `InvalidInput` for a zero duration, as std's.
+        pub fn set_read_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
+            self.io.set_read_timeout(dur)
+        }
+
+        /// Sets the write timeout (see `set_read_timeout`).
+        ///
+        /// # Errors
+        /// `InvalidInput` for a zero duration, as std's.
+        pub fn set_write_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
+            self.io.set_write_timeout(dur)
+        }
+
+        /// The read timeout.
+        ///
+        /// # Errors
+        /// Never (kept for std's signature).
+        pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.io.read_timeout())
+        }
+
+        /// The write timeout.
+        ///
+        /// # Errors
+        /// Never (kept for std's signature).
+        pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.io.write_timeout())
+        }
+    };
+}
+
 mod tcp;
 mod udp;
 pub mod unix;

@@ -290,38 +290,7 @@ impl TcpStream {
         Ok(TcpStream::from_nonblocking(self.io.get_ref().try_clone()?))
     }
 
-    /// Sets the read timeout: a read that waits longer returns
-    /// `ErrorKind::TimedOut` and leaves the stream usable.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std's.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.set_read_timeout(dur)
-    }
-
-    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std's.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.set_write_timeout(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never (kept for std's signature).
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never (kept for std's signature).
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    timeout_methods!();
 
     /// Reads without removing the data from the socket's queue.
     ///
@@ -498,6 +467,12 @@ impl AsFd for TcpListener {
 impl IntoRawFd for TcpListener {
     fn into_raw_fd(self) -> RawFd {
         self.into_std().into_raw_fd()
+    }
+}
+
+impl From<TcpListener> for OwnedFd {
+    fn from(l: TcpListener) -> OwnedFd {
+        l.into_std().into()
     }
 }
 

@@ -16,7 +16,6 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 use super::{each_addr, resolve};
 use crate::io::Fd;
@@ -135,38 +134,7 @@ impl UdpSocket {
         })
     }
 
-    /// Sets the read timeout: a receive that waits longer returns
-    /// `ErrorKind::TimedOut` and leaves the socket usable.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std's.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.set_read_timeout(dur)
-    }
-
-    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std's.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.set_write_timeout(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never (kept for std's signature).
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never (kept for std's signature).
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    timeout_methods!();
 
     /// Sets `SO_BROADCAST`.
     ///

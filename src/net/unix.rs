@@ -326,38 +326,7 @@ impl UnixStream {
         Ok(UnixStream::from_nonblocking(self.io.get_ref().try_clone()?))
     }
 
-    /// Sets the read timeout: a read that waits longer returns
-    /// `ErrorKind::TimedOut` and leaves the stream usable.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std's.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.set_read_timeout(dur)
-    }
-
-    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std's.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.set_write_timeout(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never (kept for std's signature).
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never (kept for std's signature).
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    timeout_methods!();
 
     /// Takes the pending socket error (`SO_ERROR`).
     ///
@@ -637,38 +606,7 @@ impl UnixDatagram {
         self.io.write_with(|s| s.send(buf))
     }
 
-    /// Sets the read timeout: a receive that waits longer returns
-    /// `ErrorKind::TimedOut` and leaves the socket usable.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std's.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.set_read_timeout(dur)
-    }
-
-    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, as std's.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.set_write_timeout(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never (kept for std's signature).
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never (kept for std's signature).
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    timeout_methods!();
 
     /// In non-blocking mode sends and receives return `WouldBlock`
     /// instead of waiting, as std's.
