@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Back-to-back pairs of echo runs, coio's server and one peer's, alternating,
+# to compare them under the same machine state (this machine drifts between
+# a fast and a slow state for minutes at a time, which a table of medians
+# over rounds can mistake for a difference between servers).
+#
+#   bash bench/net-pairs.sh [PEER] [PAIRS] [SECS]     # defaults: tokio 5 4
+#
+# Each run: the server (bench/src/bin/echo_<name>.rs, 1 worker) under
+# `taskset -c 0`, loadgen under `taskset -c 1`, 50 and then 500
+# connections, a 1 s warm-up and a SECS-second window. Prints one line per
+# run and, per connection count, the median of coio/peer ratios of
+# requests/s. Builds with `cargo build --release -p coio-bench` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+peer="${1:-tokio}"
+pairs="${2:-5}"
+secs="${3:-4}"
+cargo build -q --release -p coio-bench --bins
+bins="${CARGO_TARGET_DIR:-target}/release"
+
+# run NAME CONNS: one run; prints "rps p99_us server_cpu_us_per_req".
+run() {
+    local port pid out
+    port=$((20000 + RANDOM % 20000))
+    taskset -c 0 "$bins/echo_$1" "$port" 1 &
+    pid=$!
+    for _ in $(seq 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" \
+            2>/dev/null && break
+        sleep 0.05
+    done
+    out=$(taskset -c 1 "$bins/loadgen" --addr "127.0.0.1:$port" --conns "$2" \
+        --secs "$secs" --warmup 1 --pid "$pid")
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(round(d["rps"]), round(d["p99_us"]), d["server_cpu_us_per_req"])' "$out"
+}
+
+for conns in 50 500; do
+    ratios=()
+    for i in $(seq "$pairs"); do
+        read -r c_rps c_p99 c_cpu < <(run coio "$conns")
+        read -r p_rps p_p99 p_cpu < <(run "$peer" "$conns")
+        ratio=$(python3 -c "print(round($c_rps / $p_rps, 3))")
+        ratios+=("$ratio")
+        echo "C=$conns pair $i: coio $c_rps req/s (p99 $c_p99 µs, $c_cpu µs/req)  $peer $p_rps req/s (p99 $p_p99 µs, $p_cpu µs/req)  ratio $ratio"
+    done
+    echo "C=$conns: median coio/$peer ratio $(python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "${ratios[@]}")"
+done
