@@ -231,3 +231,41 @@ fn cancel_wakes_a_coroutine_blocked_in_read() {
     reader.cancel();
     assert!(reader.join().unwrap_err().is::<coio::Cancelled>());
 }
+
+/// Found by review: safe code can close a registered descriptor behind
+/// coio's back (here by replacing `Fd`'s inner object) while a duplicate
+/// keeps the open file, and with it the epoll registration, alive. The
+/// registration's later events must find nothing, not freed memory: the
+/// netpoller's tokens are checked slots, not pointers. Without valgrind
+/// this passes either way; `.ci/run` runs it under memcheck, where the
+/// pointer tokens showed invalid reads.
+#[test]
+fn closing_a_registered_descriptor_behind_coios_back_is_harmless() {
+    use std::os::unix::net::UnixStream;
+    let rt = coio::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(|| {
+        let (a, b) = UnixStream::pair().unwrap();
+        // The same open file as `a`, under another descriptor number.
+        let keep = a.try_clone().unwrap();
+        let fd = Fd::new(a).unwrap();
+        fd.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let mut buf = [0; 1];
+        // Registers `a` with the worker's epoll, then times out.
+        let e = (&fd).read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        let mut fd = fd;
+        let (c, _d) = UnixStream::pair().unwrap();
+        // Closes `a`; its epoll registration stays, `keep` holds the file.
+        *fd.get_mut() = c;
+        // Deregisters `c`'s number (which fails) and drops the state.
+        drop(fd);
+        coio::sleep(Duration::from_millis(5));
+        // Reuse the freed memory, then make the old file readable: the
+        // worker's next poll gets an event for the stale registration.
+        let spray: Vec<Vec<u8>> = (4..40).map(|n| vec![0xa5u8; n * 8]).collect();
+        (&b).write_all(b"x").unwrap();
+        coio::sleep(Duration::from_millis(20));
+        drop(spray);
+        drop(keep);
+    });
+}

@@ -50,14 +50,19 @@
 //!
 //! # Lifetime
 //!
-//! The epoll token of a registration is the address of its `IoState`. When
-//! the socket is dropped it is removed from epoll (`EPOLL_CTL_DEL`), and
-//! then its `IoState` goes onto the poller's release list instead of being
-//! freed: the owning worker may have fetched an event for it already. The
-//! worker frees the list at the start of each poll, after it has handled
-//! every event of the previous one, and never fetches events of a removed
-//! descriptor again. When the worker exits, the list is closed and later
-//! releases free at once (nothing polls any more).
+//! The epoll token of a registration is a slot of the poller's table
+//! (index and generation), and the table holds a reference to the
+//! `IoState`. The worker looks each event's token up under the table's
+//! lock and keeps its own reference while it handles the event; dropping a
+//! socket removes it from epoll and empties its slot. An event whose slot
+//! has been emptied or reused (another generation) is ignored. So nothing
+//! depends on `EPOLL_CTL_DEL` having worked: safe code can close a
+//! registered descriptor behind coio's back (replacing an `Fd`'s inner
+//! object, say) while a duplicate keeps the open file, and with it the
+//! epoll registration, alive; its events then find an empty slot, never
+//! freed memory. (Such misuse can at worst cost wakes of the socket that
+//! reused the descriptor number, as in tokio.) When the worker exits, the
+//! table is emptied.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -135,6 +140,9 @@ impl Dir {
 pub(crate) struct Poller {
     poll: Poll,
     events: Events,
+    /// The states of one poll's events with their bits (kept for its
+    /// allocation).
+    batch: Vec<(Arc<IoState>, usize)>,
     handle: Arc<Handle>,
 }
 
@@ -145,15 +153,61 @@ pub(crate) struct Handle {
     /// removals work even after the worker has gone).
     registry: Registry,
     waker: Waker,
-    /// `IoState`s removed from epoll, to be freed by the worker at its next
-    /// poll (see "Lifetime"); `None` once the worker has exited.
-    release: Mutex<Option<Vec<Arc<IoState>>>>,
+    /// The registered descriptors' states, by token (see "Lifetime").
+    slab: Mutex<Slab>,
     /// Live registrations: while there are none, a busy worker does not
     /// poll (no system call for a runtime without I/O).
     registered: std::sync::atomic::AtomicUsize,
-    /// The worker has exited (set under the `release` lock, with it
-    /// becoming `None`; read without it by every wait).
+    /// The worker has exited (set under the `slab` lock, as the slab is
+    /// emptied; read without it by every wait).
     closed: AtomicBool,
+}
+
+/// The table of registrations: a token is `generation << 32 | index`.
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    state: Option<Arc<IoState>>,
+}
+
+impl Slab {
+    fn insert(&mut self, state: Arc<IoState>) -> Token {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::default());
+                u32::try_from(self.slots.len() - 1).expect("coio: over 2^32 registered descriptors")
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.state = Some(state);
+        Token(((slot.generation as usize) << 32) | index as usize)
+    }
+
+    fn get(&self, token: Token) -> Option<&Arc<IoState>> {
+        let slot = self.slots.get(token.0 & 0xffff_ffff)?;
+        if slot.generation as usize != token.0 >> 32 {
+            return None;
+        }
+        slot.state.as_ref()
+    }
+
+    fn remove(&mut self, token: Token) -> Option<Arc<IoState>> {
+        let index = token.0 & 0xffff_ffff;
+        let slot = self.slots.get_mut(index)?;
+        if slot.generation as usize != token.0 >> 32 || slot.state.is_none() {
+            return None;
+        }
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index as u32);
+        slot.state.take()
+    }
 }
 
 impl Poller {
@@ -165,10 +219,11 @@ impl Poller {
         Ok(Poller {
             poll,
             events: Events::with_capacity(EVENTS),
+            batch: Vec::with_capacity(EVENTS),
             handle: Arc::new(Handle {
                 registry,
                 waker,
-                release: Mutex::new(Some(Vec::new())),
+                slab: Mutex::new(Slab::default()),
                 registered: std::sync::atomic::AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
             }),
@@ -189,10 +244,6 @@ impl Poller {
     /// and wakes the coroutines waiting for them. Returns how many events
     /// concerned registered descriptors.
     pub(crate) fn poll(&mut self, timeout: Option<Duration>) -> usize {
-        // Free what was released before this poll: every event fetched for
-        // it has been handled (by the previous poll, on this thread).
-        let released = self.handle.lock_release().as_mut().map(std::mem::take);
-        drop(released);
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
                 // epoll_wait fails only for bad arguments; say so rather
@@ -201,34 +252,40 @@ impl Poller {
             }
             return 0;
         }
-        let mut n = 0;
-        for ev in self.events.iter() {
-            if ev.token() == WAKER {
-                continue;
+        // Take a reference to each event's state under the table's lock
+        // (its socket may be dropped on another thread meanwhile), then
+        // record and wake outside it.
+        {
+            let slab = self.handle.lock_slab();
+            for ev in self.events.iter() {
+                if ev.token() == WAKER {
+                    continue;
+                }
+                let Some(state) = slab.get(ev.token()) else {
+                    continue; // removed meanwhile (see "Lifetime")
+                };
+                let mut bits = 0;
+                if ev.is_readable() {
+                    bits |= READABLE;
+                }
+                if ev.is_writable() {
+                    bits |= WRITABLE;
+                }
+                if ev.is_read_closed() {
+                    bits |= READ_CLOSED;
+                }
+                if ev.is_write_closed() {
+                    bits |= WRITE_CLOSED;
+                }
+                if ev.is_error() {
+                    bits |= ERROR;
+                }
+                self.batch.push((state.clone(), bits));
             }
-            let mut bits = 0;
-            if ev.is_readable() {
-                bits |= READABLE;
-            }
-            if ev.is_writable() {
-                bits |= WRITABLE;
-            }
-            if ev.is_read_closed() {
-                bits |= READ_CLOSED;
-            }
-            if ev.is_write_closed() {
-                bits |= WRITE_CLOSED;
-            }
-            if ev.is_error() {
-                bits |= ERROR;
-            }
-            // SAFETY: the token is the address of an `IoState` registered
-            // here; it is freed only from the release list, at the start
-            // of a later poll on this thread, after its descriptor left
-            // epoll (see "Lifetime"), so it is alive for this event.
-            let state = unsafe { &*(ev.token().0 as *const IoState) };
+        }
+        let n = self.batch.len();
+        for (state, bits) in self.batch.drain(..) {
             state.set_ready(bits);
-            n += 1;
         }
         n
     }
@@ -236,19 +293,20 @@ impl Poller {
 
 impl Drop for Poller {
     fn drop(&mut self) {
-        // Nothing polls any more: later releases free at once.
-        let released = {
-            let mut release = self.handle.lock_release();
+        // Nothing polls any more: let go of every registered state (their
+        // sockets re-register wherever they are used next).
+        let slab = {
+            let mut slab = self.handle.lock_slab();
             self.handle.closed.store(true, Release);
-            release.take()
+            std::mem::take(&mut *slab)
         };
-        drop(released);
+        drop(slab);
     }
 }
 
 impl Handle {
-    fn lock_release(&self) -> std::sync::MutexGuard<'_, Option<Vec<Arc<IoState>>>> {
-        self.release.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_slab(&self) -> std::sync::MutexGuard<'_, Slab> {
+        self.slab.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Wakes the worker if it sleeps in (or is about to enter) its poll.
@@ -273,8 +331,8 @@ pub(crate) struct IoState {
     readiness: AtomicUsize,
     /// Waiters for each direction.
     waiters: Lock<Waiters>,
-    /// The poller this descriptor is registered with, if any.
-    registered: Lock<Option<Arc<Handle>>>,
+    /// The poller this descriptor is registered with, and its token there.
+    registered: Lock<Option<(Arc<Handle>, Token)>>,
 }
 
 struct Waiters {
@@ -399,40 +457,44 @@ impl IoState {
     /// it is registered with a live poller already.
     pub(crate) fn register(self: &Arc<Self>, fd: RawFd, poller: &Poller) -> io::Result<()> {
         let mut reg = self.registered.lock();
-        if let Some(h) = &*reg {
+        if let Some((h, _)) = &*reg {
             if !h.is_closed() {
                 return Ok(());
             }
-            // Its runtime is gone, and its epoll with it: start over here.
+            // Its worker is gone, and its epoll with it (its table let go
+            // of us): start over here.
             h.registered.fetch_sub(1, Relaxed);
             *reg = None;
         }
         let handle = poller.handle();
-        handle.registry.register(
+        let token = handle.lock_slab().insert(self.clone());
+        if let Err(e) = handle.registry.register(
             &mut SourceFd(&fd),
-            Token(Arc::as_ptr(self) as usize),
+            token,
             Interest::READABLE | Interest::WRITABLE,
-        )?;
+        ) {
+            handle.lock_slab().remove(token);
+            return Err(e);
+        }
         handle.registered.fetch_add(1, Relaxed);
-        *reg = Some(handle.clone());
+        *reg = Some((handle.clone(), token));
         Ok(())
     }
 
-    /// Removes `fd` from its poller's epoll, if registered, and hands the
-    /// state to the poller to free (see "Lifetime"). Called once, before
-    /// `fd` is closed or given away.
-    pub(crate) fn deregister(self: &Arc<Self>, fd: RawFd) {
-        let Some(handle) = self.registered.lock().take() else {
+    /// Removes `fd` from its poller's epoll, if registered, and empties its
+    /// slot in the poller's table (see "Lifetime"). Called before `fd` is
+    /// closed or given away.
+    pub(crate) fn deregister(&self, fd: RawFd) {
+        let Some((handle, token)) = self.registered.lock().take() else {
             return;
         };
-        // The descriptor is still open (callers deregister first), so a
-        // failure here means it was closed behind our back; nothing to do.
+        // A failure means the descriptor was closed (or replaced) behind
+        // our back; the emptied slot makes its events harmless.
         let _ = handle.registry.deregister(&mut SourceFd(&fd));
         handle.registered.fetch_sub(1, Relaxed);
-        let mut release = handle.lock_release();
-        if let Some(list) = release.as_mut() {
-            list.push(self.clone());
-        }
+        let state = handle.lock_slab().remove(token);
+        // The table's reference, dropped outside its lock.
+        drop(state);
     }
 
     /// Waits until `dir` is ready, `deadline` passes (`TimedOut`) or the
