@@ -79,6 +79,13 @@ pub struct Fd<T: AsRawFd> {
 impl<T: AsRawFd> Fd<T> {
     /// Wraps `inner`, putting its descriptor in non-blocking mode.
     ///
+    /// `inner` must keep the descriptor it reports open, and the same, for
+    /// as long as the `Fd` lives; one `Fd` (or coio socket) per descriptor.
+    /// Breaking either rule is not undefined behaviour, but it can lose
+    /// wakes: a descriptor closed behind the `Fd`'s back may leave its
+    /// epoll registration to a duplicate, and a second `Fd` over a
+    /// registered descriptor gets `AlreadyExists` when it first waits.
+    ///
     /// # Errors
     /// The error of `fcntl` if the mode cannot be set.
     pub fn new(inner: T) -> io::Result<Fd<T>> {

@@ -293,14 +293,20 @@ impl Poller {
 
 impl Drop for Poller {
     fn drop(&mut self) {
-        // Nothing polls any more: let go of every registered state (their
-        // sockets re-register wherever they are used next).
+        // Nothing polls any more: let go of every registered state, and
+        // wake whoever waits on one (coroutines of other runtimes, or of
+        // this one's other workers): they find the poller closed and
+        // register with their own worker. A waiter that queues after this
+        // sees `closed` under its queue's lock (`wait`).
         let slab = {
             let mut slab = self.handle.lock_slab();
             self.handle.closed.store(true, Release);
             std::mem::take(&mut *slab)
         };
-        drop(slab);
+        for state in slab.slots.into_iter().filter_map(|s| s.state) {
+            state.wake_all(Dir::Read);
+            state.wake_all(Dir::Write);
+        }
     }
 }
 
@@ -497,6 +503,15 @@ impl IoState {
         drop(state);
     }
 
+    /// Whether the poller this descriptor is registered with has exited (its
+    /// events will never come; the caller retries and re-registers).
+    fn poller_closed(&self) -> bool {
+        self.registered
+            .lock()
+            .as_ref()
+            .is_some_and(|(h, _)| h.is_closed())
+    }
+
     /// Waits until `dir` is ready, `deadline` passes (`TimedOut`) or the
     /// coroutine is cancelled (it unwinds). The descriptor must be
     /// registered. Called by a coroutine (or a coroutine's thread blocking
@@ -505,7 +520,7 @@ impl IoState {
         let blocker = Blocker::new();
         {
             let mut w = self.waiters.lock();
-            if Self::is_ready(self.seen(), dir) {
+            if Self::is_ready(self.seen(), dir) || self.poller_closed() {
                 return Ok(());
             }
             // SAFETY: the entry is removed (below, or by a claimer) before
