@@ -222,9 +222,6 @@ impl RuntimeBuilder {
             let handle = thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
                 .spawn(move || worker::worker_main(shared, index, deque, poller))?;
-            rt.shared.remotes[index]
-                .thread
-                .get_or_init(|| handle.thread().clone());
             rt.threads.push(handle);
         }
         if self.stall_warning.is_some() {

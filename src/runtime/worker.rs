@@ -62,8 +62,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{self, Thread};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
@@ -110,8 +110,6 @@ pub(crate) struct Remote {
     has_inbox: AtomicBool,
     /// Steals from the worker's `fresh` deque.
     pub(crate) stealer: Stealer<TaskRef>,
-    /// The worker's thread (set by the worker itself before it can park).
-    pub(crate) thread: OnceLock<Thread>,
     /// The worker's netpoller, as other threads reach it: a worker sleeps
     /// in its `epoll_wait`, so this is also how it is woken.
     pub(crate) io: Arc<reactor::Handle>,
@@ -129,7 +127,6 @@ impl Remote {
             inbox: Mutex::new(Inbox::default()),
             has_inbox: AtomicBool::new(false),
             stealer,
-            thread: OnceLock::new(),
             io,
         }
     }
@@ -408,7 +405,6 @@ pub(crate) fn worker_main(
     fresh: Deque<TaskRef>,
     poller: Poller,
 ) {
-    shared.remotes[index].thread.get_or_init(thread::current);
     let local = Local {
         index,
         fresh,
