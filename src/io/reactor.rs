@@ -97,7 +97,8 @@ const TICK_SHIFT: u32 = 8;
 const TICK_ONE: usize = 1 << TICK_SHIFT;
 const BITS: usize = TICK_ONE - 1;
 
-/// The epoll token of the waker (no `IoState` lives at this address).
+/// The epoll token of the waker (no slot's: index and generation would
+/// both have to be `u32::MAX`).
 const WAKER: Token = Token(usize::MAX);
 
 /// Events fetched per `epoll_wait`.
@@ -112,22 +113,14 @@ pub(crate) enum Dir {
 
 impl Dir {
     /// The bits that let an operation in this direction go ahead (it then
-    /// completes or fails, without blocking).
+    /// completes or fails, without blocking). A `WouldBlock` proves all of
+    /// them stale, the closed ones too: on a stream those never meet a
+    /// `WouldBlock` (reads return 0, writes fail), but a datagram socket
+    /// whose reading was shut down keeps reporting `READ_CLOSED` while its
+    /// reads return `WouldBlock`, and keeping the bit would make the user
+    /// spin.
     #[inline]
     pub(crate) fn ready_mask(self) -> usize {
-        match self {
-            Dir::Read => READABLE | READ_CLOSED | ERROR,
-            Dir::Write => WRITABLE | WRITE_CLOSED | ERROR,
-        }
-    }
-
-    /// The bits a `WouldBlock` in this direction proves stale. The closed
-    /// bits too: on a stream they never meet a `WouldBlock` (reads return
-    /// 0, writes fail), but a datagram socket whose reading was shut down
-    /// keeps reporting `READ_CLOSED` while its reads return `WouldBlock`,
-    /// and keeping the bit would make the user spin.
-    #[inline]
-    fn clear_mask(self) -> usize {
         match self {
             Dir::Read => READABLE | READ_CLOSED | ERROR,
             Dir::Write => WRITABLE | WRITE_CLOSED | ERROR,
@@ -147,7 +140,7 @@ pub(crate) struct Poller {
 }
 
 /// The part of a poller that other threads use: to register and remove
-/// descriptors, to wake the worker, and to hand back `IoState`s.
+/// descriptors, and to wake the worker.
 pub(crate) struct Handle {
     /// A clone of the poll's registry (its own epoll descriptor, so that
     /// removals work even after the worker has gone).
@@ -241,16 +234,15 @@ impl Poller {
     }
 
     /// Waits up to `timeout` (none: forever; zero: just looks) for events
-    /// and wakes the coroutines waiting for them. Returns how many events
-    /// concerned registered descriptors.
-    pub(crate) fn poll(&mut self, timeout: Option<Duration>) -> usize {
+    /// and wakes the coroutines waiting for them.
+    pub(crate) fn poll(&mut self, timeout: Option<Duration>) {
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
                 // epoll_wait fails only for bad arguments; say so rather
                 // than spin on it.
                 eprintln!("coio: epoll_wait failed: {e}");
             }
-            return 0;
+            return;
         }
         // Take a reference to each event's state under the table's lock
         // (its socket may be dropped on another thread meanwhile), then
@@ -283,11 +275,9 @@ impl Poller {
                 self.batch.push((state.clone(), bits));
             }
         }
-        let n = self.batch.len();
         for (state, bits) in self.batch.drain(..) {
             state.set_ready(bits);
         }
-        n
     }
 }
 
@@ -390,7 +380,7 @@ impl IoState {
     /// direction's bits unless an event came after `seen` was read.
     #[inline]
     pub(crate) fn clear(&self, seen: Seen, dir: Dir) {
-        self.clear_bits(seen, dir.clear_mask());
+        self.clear_bits(seen, dir.ready_mask());
     }
 
     /// A read or write of a stream moved fewer bytes than asked: the
@@ -444,14 +434,9 @@ impl IoState {
     /// outside the lock.
     fn wake_all(&self, dir: Dir) {
         loop {
-            let claimed = {
-                let mut w = self.waiters.lock();
-                let q = w.queue(dir);
-                if q.is_empty() {
-                    return;
-                }
-                q.claim(None, true)
-            };
+            // The guard is a temporary of this statement: the lock is
+            // released before the claim is finished.
+            let claimed = self.waiters.lock().queue(dir).claim(None, true);
             match claimed {
                 Some(c) => drop(c),
                 None => return,
