@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 pub(crate) use reactor::Dir;
-pub(crate) use source::Source;
+pub(crate) use source::{Source, zero_timeout};
 
 /// Makes a descriptor non-blocking (`O_NONBLOCK`).
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {

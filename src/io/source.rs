@@ -121,9 +121,17 @@ impl Source {
             let Some(l) = worker::coroutine_local() else {
                 unreachable!("coio: a coroutine's I/O wait outside its coroutine");
             };
-            self.state.register(self.fd, &l.poller.borrow())?;
-            self.state.wait(dir, deadline.resolve())?;
+            self.park(l, dir, deadline.resolve())?;
         }
+    }
+
+    /// Parks the running coroutine of worker `l` until the netpoller
+    /// reports `dir` ready (registering the descriptor with `l` if it is
+    /// not registered yet), `deadline` passes or the coroutine is
+    /// cancelled.
+    fn park(&self, l: &worker::Local, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+        self.state.register(self.fd, &l.poller.borrow())?;
+        self.state.wait(dir, deadline)
     }
 
     /// The plain-thread path (and the non-blocking mode): `op`, then
@@ -162,8 +170,7 @@ impl Source {
                     return Ok(());
                 }
                 self.state.clear(seen, dir);
-                self.state.register(self.fd, &l.poller.borrow())?;
-                self.state.wait(dir, deadline)
+                self.park(l, dir, deadline)
             }
             None => poll_fd(self.fd, dir, deadline),
         }
@@ -188,12 +195,7 @@ impl Source {
     pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
         let ns = match t {
             None => 0,
-            Some(d) if d.is_zero() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "cannot set a 0 duration timeout",
-                ));
-            }
+            Some(d) if d.is_zero() => return Err(zero_timeout()),
             Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
         };
         match dir {
@@ -237,6 +239,14 @@ impl Deadline {
             Deadline::Timeout(_) => None,
         }
     }
+}
+
+/// std's error for a zero timeout (`set_read_timeout`, `connect_timeout`).
+pub(crate) fn zero_timeout() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "cannot set a 0 duration timeout",
+    )
 }
 
 /// The `TimedOut` error of an I/O wait.

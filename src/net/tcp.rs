@@ -203,10 +203,7 @@ impl TcpStream {
     /// (as std's); the OS error.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot set a 0 duration timeout",
-            ));
+            return Err(crate::io::zero_timeout());
         }
         TcpStream::connect_until(addr, Instant::now().checked_add(timeout))
     }
