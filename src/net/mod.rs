@@ -86,6 +86,95 @@ macro_rules! timeout_methods {
     };
 }
 
+/// `Read` and `Write` for a stream socket type and for a shared reference
+/// to it, the same for TCP and Unix streams: reads and writes go through
+/// the type's `io: Fd<_>` with `Source::io_stream` (a short transfer marks
+/// the socket drained), vectored writes through the type's own
+/// `write_vectored_impl`, and `flush` has nothing to do.
+macro_rules! stream_read_write {
+    ($t:ty) => {
+        impl $t {
+            fn read_impl(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let len = buf.len();
+                self.io.source().io_stream($crate::io::Dir::Read, len, || {
+                    std::io::Read::read(&mut self.io.get_ref(), buf)
+                })
+            }
+
+            fn read_vectored_impl(
+                &self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                let len = bufs.iter().map(|b| b.len()).sum();
+                self.io.source().io_stream($crate::io::Dir::Read, len, || {
+                    std::io::Read::read_vectored(&mut self.io.get_ref(), bufs)
+                })
+            }
+
+            fn write_impl(&self, buf: &[u8]) -> std::io::Result<usize> {
+                let len = buf.len();
+                self.io.source().io_stream($crate::io::Dir::Write, len, || {
+                    std::io::Write::write(&mut self.io.get_ref(), buf)
+                })
+            }
+        }
+
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.read_impl(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.read_vectored_impl(bufs)
+            }
+        }
+
+        impl std::io::Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.read_impl(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.read_vectored_impl(bufs)
+            }
+        }
+
+        impl std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.write_impl(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.write_vectored_impl(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.write_impl(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.write_vectored_impl(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
 mod tcp;
 mod udp;
 pub mod unix;
@@ -95,6 +184,10 @@ pub use udp::UdpSocket;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use crate::io::{Dir, Fd};
 
 /// Resolves `addr`: in place when its type holds addresses already, else
 /// on the blocking pool (a DNS lookup can take seconds, and would stall
@@ -125,6 +218,31 @@ fn is_literal<A: ?Sized>() -> bool {
     ];
     let name = std::any::type_name::<A>().trim_start_matches('&');
     LITERAL.contains(&name)
+}
+
+/// Finishes a non-blocking connect: waits (until `deadline`) for the
+/// socket to turn writable, then reports how the connect went, as the
+/// socket's pending error (`take_error`, `SO_ERROR`), or success once it
+/// has a peer. While it has none (`NotConnected`) the connect is still in
+/// progress, which counts as `WouldBlock`: the first try comes before any
+/// event, since a new socket is assumed ready.
+fn finish_connect<T: AsRawFd>(
+    io: &Fd<T>,
+    deadline: Option<Instant>,
+    take_error: impl Fn(&T) -> io::Result<Option<io::Error>>,
+    peer: impl Fn(&T) -> io::Result<()>,
+) -> io::Result<()> {
+    io.source().io_until(Dir::Write, deadline, || {
+        if let Some(e) = take_error(io.get_ref())? {
+            return Err(e);
+        }
+        match peer(io.get_ref()) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            other => other,
+        }
+    })
 }
 
 /// Runs `f` on each address of `addr` until one succeeds; the last error

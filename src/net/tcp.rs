@@ -8,12 +8,12 @@
 //! call is made per connection.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::each_addr;
+use super::{each_addr, finish_connect};
 use crate::io::{Dir, Fd, set_nonblocking};
 
 /// A TCP server socket, as [`std::net::TcpListener`], whose `accept` blocks
@@ -214,20 +214,12 @@ impl TcpStream {
         // whose ownership we take.
         let s = unsafe { std::net::TcpStream::from_raw_fd(s.into_raw_fd()) };
         let s = TcpStream::from_nonblocking(s);
-        // The connection is made when the socket turns writable: then
-        // `SO_ERROR` says how it went.
-        s.io.source().io_until(Dir::Write, deadline, || {
-            if let Some(e) = s.io.get_ref().take_error()? {
-                return Err(e);
-            }
-            match s.io.get_ref().peer_addr() {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
-                Err(e) => Err(e),
-            }
-        })?;
+        finish_connect(
+            &s.io,
+            deadline,
+            |s| s.take_error(),
+            |s| s.peer_addr().map(drop),
+        )?;
         Ok(s)
     }
 
@@ -347,27 +339,7 @@ impl TcpStream {
         Ok(())
     }
 
-    fn read_impl(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = buf.len();
-        self.io
-            .source()
-            .io_stream(Dir::Read, len, || (&mut self.io.get_ref()).read(buf))
-    }
-
-    fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
-        let len = buf.len();
-        self.io
-            .source()
-            .io_stream(Dir::Write, len, || (&mut self.io.get_ref()).write(buf))
-    }
-
-    fn read_vectored_impl(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
-        self.io.source().io_stream(Dir::Read, len, || {
-            (&mut self.io.get_ref()).read_vectored(bufs)
-        })
-    }
-
+    /// Vectored writes send with `MSG_NOSIGNAL` (see [`send_vectored`]).
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
         let fd = self.io.as_raw_fd();
@@ -377,53 +349,7 @@ impl TcpStream {
     }
 }
 
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_impl(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-}
-
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_impl(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_impl(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_vectored_impl(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_impl(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_vectored_impl(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+stream_read_write!(TcpStream);
 
 impl AsRawFd for TcpStream {
     fn as_raw_fd(&self) -> RawFd {

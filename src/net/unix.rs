@@ -49,7 +49,7 @@
 //! need none of this: their reads return 0 once shut down.)
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -57,6 +57,7 @@ use std::time::Duration;
 
 pub use std::os::unix::net::SocketAddr;
 
+use super::finish_connect;
 use crate::io::{Dir, Fd, set_nonblocking};
 
 /// A Unix domain socket server, as [`std::os::unix::net::UnixListener`],
@@ -240,20 +241,8 @@ impl UnixStream {
                 Err(e) => return Err(e),
             }
         };
-        // Connected already on Linux; elsewhere maybe in progress: the
-        // socket turns writable when done, and `SO_ERROR` says how it went.
-        s.io.source().io_until(Dir::Write, None, || {
-            if let Some(e) = s.io.get_ref().take_error()? {
-                return Err(e);
-            }
-            match s.io.get_ref().peer_addr() {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
-                Err(e) => Err(e),
-            }
-        })?;
+        // Connected already on Linux; elsewhere maybe in progress.
+        finish_connect(&s.io, None, |s| s.take_error(), |s| s.peer_addr().map(drop))?;
         Ok(s)
     }
 
@@ -346,27 +335,6 @@ impl UnixStream {
         Ok(())
     }
 
-    fn read_impl(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = buf.len();
-        self.io
-            .source()
-            .io_stream(Dir::Read, len, || (&mut self.io.get_ref()).read(buf))
-    }
-
-    fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
-        let len = buf.len();
-        self.io
-            .source()
-            .io_stream(Dir::Write, len, || (&mut self.io.get_ref()).write(buf))
-    }
-
-    fn read_vectored_impl(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
-        self.io.source().io_stream(Dir::Read, len, || {
-            (&mut self.io.get_ref()).read_vectored(bufs)
-        })
-    }
-
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
         self.io.source().io_stream(Dir::Write, len, || {
@@ -375,53 +343,7 @@ impl UnixStream {
     }
 }
 
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_impl(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-}
-
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_impl(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_impl(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_vectored_impl(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_impl(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_vectored_impl(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+stream_read_write!(UnixStream);
 
 /// A Unix domain datagram socket, as
 /// [`std::os::unix::net::UnixDatagram`], whose sends and receives block
