@@ -3,20 +3,35 @@
 //! A thread-local is shared by every coroutine of a worker thread; a
 //! coroutine-local is per coroutine, as a thread-local is per thread. Each
 //! key gets a process-wide index the first time it is used; each coroutine
-//! has a vector of boxed values by index (in its task header, home-local),
-//! filled lazily by the key's initialiser. The values stay where their box
-//! puts them until the coroutine finishes, so a reference handed to `with`
-//! stays valid while `with` runs, even if the initialiser of another key
-//! grows the vector. They are dropped on the coroutine itself, after its
-//! closure returned (their destructors may use coio). Outside coroutines
-//! (a plain thread) the same keys give per-thread values.
+//! has a vector of values by index (in its task header, home-local),
+//! filled lazily by the key's initialiser. Outside coroutines (a plain
+//! thread) the same keys give per-thread values.
+//!
+//! # Why a value is reference-counted
+//!
+//! `with` hands `f` a reference to the value, and `f` can outlive the
+//! coroutine: a [`Generator`](crate::Generator) resumed by the coroutine
+//! may call `with` and suspend inside `f`, and a generator is tied to its
+//! thread, not to a coroutine, so another coroutine of the same worker (or
+//! the thread's exit) may resume or unwind it after the first one has
+//! finished and dropped its values. So each value lives in an `Rc`, and
+//! `with` holds a count on it for as long as `f` runs: the coroutine's end
+//! drops the vector's count, and a value still borrowed is dropped when
+//! its last `with` returns or unwinds, wherever that happens (on the same
+//! thread: a generator never changes thread). In the common case nothing
+//! is borrowed when the coroutine ends, and its values are dropped on the
+//! coroutine itself, after its closure returned (their destructors may use
+//! coio). The count costs one increment and one decrement per `with`, on a
+//! cache line `with` reads anyway.
 //!
 //! Values need not be `Send`: a started coroutine never changes thread, and
-//! its values are created and dropped on it.
+//! its values are created and dropped on it (or by a generator of its
+//! thread, as above).
 
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 
 use super::task::Header;
@@ -30,8 +45,9 @@ pub struct LocalKey<T: 'static> {
     index: AtomicUsize,
 }
 
-/// One coroutine's (or thread's) values, by key index.
-pub(crate) type Values = Vec<Option<Box<dyn Any>>>;
+/// One coroutine's (or thread's) values, by key index (see the module
+/// docs for the `Rc`).
+pub(crate) type Values = Vec<Option<Rc<dyn Any>>>;
 
 static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
 
@@ -86,26 +102,31 @@ impl<T: 'static> LocalKey<T> {
         };
         // SAFETY: `values` is the running coroutine's vector (home-local,
         // used by it alone) or this thread's; no reference into the vector
-        // is kept across the calls below, only into the boxes it holds,
-        // which are not dropped before the coroutine (or thread) ends.
-        let value: *const T = unsafe { get_or_init(values, index, self.init) };
-        // SAFETY: see above; the box lives until the owner ends, which
-        // cannot happen while `f` runs on it.
-        f(unsafe { &*value })
+        // is kept across the calls below.
+        let value: Rc<dyn Any> = unsafe { get_or_init(values, index, self.init) };
+        let p = downcast::<T>(&*value);
+        // SAFETY: `value` holds a count on the allocation `p` points into
+        // until after `f` has returned or unwound, whatever happens to the
+        // vector meanwhile (the module docs: `f` may outlive the coroutine).
+        f(unsafe { &*p })
     }
 }
 
-/// The value at `index`, created with `init` if absent.
+/// The value at `index`, created with `init` if absent: a new count on it.
 ///
 /// # Safety
 /// `values` must be the caller's own vector, with no reference into it
 /// alive.
-unsafe fn get_or_init<T: 'static>(values: *mut Values, index: usize, init: fn() -> T) -> *const T {
+unsafe fn get_or_init<T: 'static>(
+    values: *mut Values,
+    index: usize,
+    init: fn() -> T,
+) -> Rc<dyn Any> {
     // SAFETY: caller; the borrow ends before `init` runs.
-    if let Some(Some(b)) = unsafe { (&*values).get(index) } {
-        return downcast::<T>(&**b);
+    if let Some(Some(v)) = unsafe { (&*values).get(index) } {
+        return v.clone();
     }
-    let fresh: Box<dyn Any> = Box::new(init());
+    let fresh: Rc<dyn Any> = Rc::new(init());
     // SAFETY: caller; `init` may have used the vector, but holds nothing
     // into it now.
     let v = unsafe { &mut *values };
@@ -114,8 +135,7 @@ unsafe fn get_or_init<T: 'static>(values: *mut Values, index: usize, init: fn() 
     }
     // An initialiser that used its own key already put a value there: keep
     // that one (references to it may exist) and drop ours.
-    let slot = v[index].get_or_insert(fresh);
-    downcast::<T>(&**slot)
+    v[index].get_or_insert(fresh).clone()
 }
 
 fn downcast<T: 'static>(b: &dyn Any) -> *const T {
@@ -130,7 +150,9 @@ pub(crate) fn has_locals(h: &Header) -> bool {
     unsafe { (*h.local.locals.get()).is_some() }
 }
 
-/// Drops the coroutine-locals of the finishing coroutine (called on it).
+/// Drops the coroutine-locals of the finishing coroutine (called on it):
+/// its counts on them, that is; a value that a suspended generator still
+/// borrows lives until that borrow ends (module docs).
 ///
 /// A destructor that panics is reported by the panic hook and the next
 /// value is dropped all the same. A destructor may create values again
@@ -141,7 +163,9 @@ pub(crate) fn has_locals(h: &Header) -> bool {
 pub(crate) fn drop_locals(h: &Header) {
     for _ in 0..4 {
         // SAFETY: home-local; the coroutine calls this after its closure
-        // returned, so no reference into the values exists.
+        // returned, so no reference into the vector exists (a `with` still
+        // running in a suspended generator holds its own count, not a
+        // reference into the vector).
         let Some(mut values) = (unsafe { &mut *h.local.locals.get() }).take() else {
             return;
         };

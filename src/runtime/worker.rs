@@ -442,6 +442,14 @@ pub(crate) fn worker_main(
     }
     LOCAL.with(|l| l.set(ptr::null()));
     local.timers.borrow_mut().clear();
+    // No coroutine runs on this thread any more; what follows is the
+    // destruction of its thread-locals, in an order nobody controls. A
+    // suspended generator that one of them owns (stashed there by a
+    // coroutine) must not be unwound then: its frames may use another
+    // thread-local destroyed before it. Say so now, while all of them are
+    // alive, and such generators are leaked instead (see `Generator`'s
+    // drop).
+    stack::mark_thread_exiting();
 }
 
 impl Local {

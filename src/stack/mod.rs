@@ -79,7 +79,7 @@
 pub(crate) mod overflow;
 mod uffd;
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::io;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
@@ -478,6 +478,11 @@ thread_local! {
     };
     /// Its destructor returns the cached stacks when the thread exits.
     static FLUSH: Flush = const { Flush };
+    /// Set by a thread that knows it is about to exit, before any of its
+    /// thread-locals is destroyed (a runtime's worker, at the end of its
+    /// main function): see `thread_exiting`. No destructor, so it can be
+    /// read while the others are destroyed.
+    static EXITING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// See `FLUSH`.
@@ -493,11 +498,20 @@ impl Drop for Flush {
     }
 }
 
-/// Whether this thread has begun to exit (its stack cache is gone). A
-/// suspended coroutine is not resumed any more then, not even to unwind
-/// it: thread-locals it was using may already be destroyed.
+/// Whether this thread has begun to exit: it said so
+/// ([`mark_thread_exiting`]), or its stack cache is gone. A suspended
+/// coroutine is not resumed any more then, not even to unwind it:
+/// thread-locals it was using may already be destroyed.
 pub(crate) fn thread_exiting() -> bool {
-    FLUSH.try_with(|_| ()).is_err()
+    EXITING.try_with(Cell::get).unwrap_or(true) || FLUSH.try_with(|_| ()).is_err()
+}
+
+/// Marks this thread as exiting, from now on (see [`thread_exiting`]).
+/// Called by a thread that runs no more user code but the destructors of
+/// its thread-locals: a generator one of them owns is then leaked rather
+/// than unwound after a thread-local its frames use was destroyed.
+pub(crate) fn mark_thread_exiting() {
+    let _ = EXITING.try_with(|e| e.set(true));
 }
 
 #[cold]

@@ -1,0 +1,260 @@
+//! Regression tests for issue 11's findings: memory freed while a
+//! generator still borrowed it, through safe code only, and the hangs on
+//! shutdown and exhaustion paths. The memory cases also run under valgrind
+//! memcheck in CI (`.ci/run`), which tells an invalid read for certain;
+//! natively, each checks the contents it reads against what was written.
+//!
+//! The shape of the memory cases: a `Generator` is tied to its thread, not
+//! to a coroutine, so a coroutine can leave one suspended (in a plain
+//! `thread_local!`) inside a borrow, and another coroutine of the same
+//! worker, or the worker thread's exit, resumes or unwinds it later.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::thread;
+
+use coio::{Generator, GeneratorState, Runtime};
+
+mod common;
+
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .stall_warning(None)
+        .build()
+        .unwrap()
+}
+
+const LEN: usize = 512;
+/// What a value of [`Pattern`] sums to while it is alive.
+const SUM: u64 = (LEN as u64 - 1) * LEN as u64 / 2;
+
+/// A heap buffer with known contents whose destructor is counted: read
+/// after it was freed, the sum comes out wrong natively (the allocator
+/// writes its own pointers into freed blocks) and valgrind reports the read.
+struct Pattern {
+    v: Vec<u64>,
+    drops: &'static AtomicUsize,
+}
+
+impl Pattern {
+    fn new(drops: &'static AtomicUsize) -> Pattern {
+        Pattern {
+            v: (0..LEN as u64).collect(),
+            drops,
+        }
+    }
+
+    fn sum(&self) -> u64 {
+        self.v.iter().sum()
+    }
+}
+
+impl Drop for Pattern {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+        // Make a read after the drop visible even if the allocator leaves
+        // the block alone.
+        self.v.iter_mut().for_each(|x| *x = u64::MAX);
+    }
+}
+
+/// Reuses freed memory of the size of a [`Pattern`]'s buffer.
+fn churn() {
+    let junk: Vec<Vec<u64>> = (0..64).map(|_| vec![7; LEN]).collect();
+    std::hint::black_box(&junk);
+}
+
+// --- 1. A coroutine-local borrowed by a generator that outlives its coroutine.
+
+static LOCAL_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+coio::coroutine_local! {
+    static VAL: Pattern = Pattern::new(&LOCAL_DROPS);
+}
+
+type Stashed = Generator<(), u64, ()>;
+
+thread_local! {
+    static STASH: RefCell<Option<Stashed>> = const { RefCell::new(None) };
+}
+
+/// Coroutine A resumes a generator that suspends inside `VAL.with`, stashes
+/// it in a thread-local and finishes (its coroutine-locals are dropped);
+/// coroutine B, on the same worker, resumes the generator, which reads the
+/// value again. The value must still be alive then, and be dropped once,
+/// when the borrow ends.
+#[test]
+fn coroutine_local_borrowed_across_a_yield_outlives_the_coroutine() {
+    let rt = rt(1);
+    let sums = rt.block_on(|| {
+        let first = coio::spawn(|| {
+            let mut g: Stashed = Generator::new(|y, ()| {
+                VAL.with(|v| {
+                    y.yield_(v.sum());
+                    y.yield_(v.sum());
+                })
+            });
+            let GeneratorState::Yielded(first) = g.resume(()) else {
+                unreachable!()
+            };
+            STASH.with(|s| *s.borrow_mut() = Some(g));
+            first
+        })
+        .join()
+        .unwrap();
+        // A has finished: without the fix, its value is freed here.
+        churn();
+        let (second, drops_before_end) = coio::spawn(|| {
+            let second = STASH.with(|s| s.borrow_mut().as_mut().unwrap().resume(()));
+            churn();
+            (second, LOCAL_DROPS.load(SeqCst))
+        })
+        .join()
+        .unwrap();
+        // The generator's `with` returns: the last count on A's value goes.
+        let end = STASH.with(|s| s.borrow_mut().take().unwrap().resume(()));
+        assert_eq!(end, GeneratorState::Complete(()));
+        (first, second, drops_before_end)
+    });
+    assert_eq!(sums.0, SUM);
+    assert_eq!(sums.1, GeneratorState::Yielded(SUM), "read a freed value");
+    assert_eq!(sums.2, 0, "the value was dropped while borrowed");
+    drop(rt);
+    assert_eq!(LOCAL_DROPS.load(SeqCst), 1);
+}
+
+static SHUTDOWN_DROPS: AtomicUsize = AtomicUsize::new(0);
+static SHUTDOWN_SEEN: AtomicUsize = AtomicUsize::new(0);
+static SHUTDOWN_BAD: AtomicUsize = AtomicUsize::new(0);
+
+coio::coroutine_local! {
+    static AT_SHUTDOWN: Pattern = Pattern::new(&SHUTDOWN_DROPS);
+}
+
+thread_local! {
+    static PARKED: RefCell<Option<Generator<(), (), ()>>> = const { RefCell::new(None) };
+}
+
+/// Reads the value it borrows when dropped (by the generator's unwinding).
+struct ReadOnDrop<'a>(&'a Pattern, &'static AtomicUsize, &'static AtomicUsize);
+
+impl Drop for ReadOnDrop<'_> {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, SeqCst);
+        if self.0.sum() != SUM {
+            self.2.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+/// The one-coroutine form: the generator is left suspended inside the
+/// borrow in the worker's thread-local; the coroutine finishes, and the
+/// runtime shuts down. Whatever happens to the generator at the worker's
+/// exit (it is leaked), nothing may read the freed value.
+#[test]
+fn generator_parked_in_a_worker_thread_local_at_shutdown() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        coio::spawn(|| {
+            let mut g = Generator::new(|y: &coio::Yielder<(), ()>, ()| {
+                AT_SHUTDOWN.with(|v| {
+                    let _guard = ReadOnDrop(v, &SHUTDOWN_SEEN, &SHUTDOWN_BAD);
+                    y.yield_(());
+                })
+            });
+            g.resume(());
+            PARKED.with(|p| *p.borrow_mut() = Some(g));
+        })
+        .join()
+        .unwrap();
+        churn();
+    });
+    drop(rt);
+    assert_eq!(SHUTDOWN_BAD.load(SeqCst), 0, "read a freed value");
+    // Leaked with the generator (it borrows it), never dropped twice.
+    assert!(SHUTDOWN_DROPS.load(SeqCst) <= 1);
+}
+
+// --- 2. The thread-exit gap on a worker thread.
+
+static EXIT_SEEN: AtomicUsize = AtomicUsize::new(0);
+static EXIT_BAD: AtomicUsize = AtomicUsize::new(0);
+static EXIT_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Owns the suspended generator; first used before `BORROWED`, so it
+    /// is destroyed after it.
+    static OWNER: RefCell<Option<Generator<(), (), ()>>> = const { RefCell::new(None) };
+    /// The std thread-local the generator's frames borrow.
+    static BORROWED: Pattern = Pattern::new(&EXIT_DROPS);
+}
+
+/// A coroutine stashes in `OWNER` a generator suspended inside
+/// `BORROWED.with`, and `BORROWED` is first used after `OWNER`: at the
+/// worker thread's exit `BORROWED` is destroyed first. The generator must
+/// not be unwound after that (the worker marks itself exiting before any
+/// thread-local is destroyed, and the generator is leaked).
+#[test]
+fn worker_exit_never_unwinds_a_generator_after_what_it_borrows() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        coio::spawn(|| {
+            OWNER.with(|_| {});
+            let mut g = Generator::new(|y: &coio::Yielder<(), ()>, ()| {
+                BORROWED.with(|v| {
+                    let _guard = ReadOnDrop(v, &EXIT_SEEN, &EXIT_BAD);
+                    y.yield_(());
+                })
+            });
+            g.resume(());
+            OWNER.with(|o| *o.borrow_mut() = Some(g));
+        })
+        .join()
+        .unwrap();
+    });
+    drop(rt);
+    assert_eq!(EXIT_DROPS.load(SeqCst), 1, "the worker's thread-local");
+    assert_eq!(EXIT_BAD.load(SeqCst), 0, "unwound after what it borrows");
+    assert_eq!(EXIT_SEEN.load(SeqCst), 0, "unwound at the worker's exit");
+}
+
+static PLAIN_DROPS: AtomicUsize = AtomicUsize::new(0);
+static PLAIN_SEEN: AtomicUsize = AtomicUsize::new(0);
+static PLAIN_BAD: AtomicUsize = AtomicUsize::new(0);
+
+coio::coroutine_local! {
+    static ON_PLAIN: Pattern = Pattern::new(&PLAIN_DROPS);
+}
+
+thread_local! {
+    static PLAIN_OWNER: RefCell<Option<Generator<(), (), ()>>> = const { RefCell::new(None) };
+}
+
+/// The same on a plain thread (no runtime, so no exit hook): the thread's
+/// coroutine-local values are first used after the generator's owner and
+/// destroyed before it, while the thread has run generators before (so
+/// coio's own thread-local is destroyed last and the generator is
+/// unwound). The borrowed value must still be alive for the unwinding.
+#[test]
+fn plain_thread_exit_keeps_a_borrowed_coroutine_local_alive() {
+    thread::spawn(|| {
+        // A first generator: coio's thread-local comes first.
+        let mut first: Generator<(), (), u32> = Generator::new(|_, ()| 1);
+        assert_eq!(first.resume(()), GeneratorState::Complete(1));
+        PLAIN_OWNER.with(|_| {});
+        let mut g = Generator::new(|y: &coio::Yielder<(), ()>, ()| {
+            ON_PLAIN.with(|v| {
+                let _guard = ReadOnDrop(v, &PLAIN_SEEN, &PLAIN_BAD);
+                y.yield_(());
+            })
+        });
+        g.resume(());
+        PLAIN_OWNER.with(|o| *o.borrow_mut() = Some(g));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(PLAIN_BAD.load(SeqCst), 0, "read a freed value");
+    assert_eq!(PLAIN_SEEN.load(SeqCst), 1, "the generator was unwound");
+    assert_eq!(PLAIN_DROPS.load(SeqCst), 1);
+}
