@@ -58,7 +58,7 @@
 //! that makes the suspension return at once, and a spurious resumption
 //! only re-checks `done`.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
@@ -132,6 +132,20 @@ where
     run_on(Pool::global(), f)
 }
 
+thread_local! {
+    /// On a pool thread running a job: the runtime whose coroutine waits
+    /// for it (`Shared`'s address; 0 for a plain thread's job).
+    static SERVING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether this thread runs a `blocking` job for a coroutine of the runtime
+/// `id` (`worker::Local::shared_id`). Such a job must not wait for that
+/// runtime's coroutines: its caller is one of them, and cannot go on
+/// before the job returns.
+pub(crate) fn serving(id: usize) -> bool {
+    id != 0 && SERVING.try_with(Cell::get) == Ok(id)
+}
+
 /// Runs `f` on `pool` and waits for it (see [`blocking`]); from a
 /// coroutine, a plain thread, or in place if the pool cannot start a thread.
 fn run_on<F, T>(pool: &'static Pool, f: F) -> T
@@ -141,6 +155,7 @@ where
 {
     let job = Job {
         f: UnsafeCell::new(Some(f)),
+        runtime: worker::coroutine_local().map_or(0, |l| l.shared_id()),
         out: UnsafeCell::new(None),
         waiter: UnsafeCell::new(Some(current_waiter())),
         done: AtomicBool::new(false),
@@ -168,6 +183,8 @@ where
 struct Job<F, T> {
     /// The function; the runner takes it.
     f: UnsafeCell<Option<F>>,
+    /// The caller's runtime (see [`serving`]).
+    runtime: usize,
     /// Its result, written by the runner before `done`.
     out: UnsafeCell<Option<thread::Result<T>>>,
     /// Whom to wake; the runner takes it before `done`.
@@ -241,11 +258,13 @@ where
 {
     let job = job.cast::<Job<F, T>>().as_ptr();
     // SAFETY: the contract: the job is alive and these cells are ours.
-    let f = unsafe { (*(*job).f.get()).take() };
+    let (f, runtime) = unsafe { ((*(*job).f.get()).take(), (*job).runtime) };
+    let outer = SERVING.try_with(|s| s.replace(runtime)).unwrap_or(0);
     let out = catch_unwind(AssertUnwindSafe(move || match f {
         Some(f) => f(),
         None => unreachable!("coio: a blocking job ran twice"),
     }));
+    let _ = SERVING.try_with(|s| s.set(outer));
     // SAFETY: as above; `out` was empty (each job runs once).
     let waiter = unsafe {
         *(*job).out.get() = Some(out);

@@ -11,7 +11,9 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::{Arc, mpsc};
 use std::thread;
+use std::time::Duration;
 
 use coio::{Generator, GeneratorState, Runtime};
 
@@ -23,6 +25,17 @@ fn rt(workers: usize) -> Runtime {
         .stall_warning(None)
         .build()
         .unwrap()
+}
+
+/// Runs `f` on a thread of its own and fails if it takes over 20 s (a
+/// deadlock would otherwise hang the test run).
+fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("hung (or panicked) for 20 s")
 }
 
 const LEN: usize = 512;
@@ -257,4 +270,42 @@ fn plain_thread_exit_keeps_a_borrowed_coroutine_local_alive() {
     assert_eq!(PLAIN_BAD.load(SeqCst), 0, "read a freed value");
     assert_eq!(PLAIN_SEEN.load(SeqCst), 1, "the generator was unwound");
     assert_eq!(PLAIN_DROPS.load(SeqCst), 1);
+}
+
+// --- 3. The last `Arc<Runtime>` dropped inside `coio::blocking`.
+
+/// The pool thread would run `Runtime::drop`, which waits for the
+/// coroutine, which waits for the pool job: it must not hang, and must say
+/// what happened (as the same drop inside a coroutine does).
+#[test]
+fn last_runtime_dropped_inside_blocking_does_not_hang() {
+    if common::child_role().is_some() {
+        let rt = Arc::new(rt(1));
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let mine = rt.clone();
+        let h = rt.spawn(move || {
+            go_rx.recv().unwrap();
+            coio::blocking(move || drop(mine));
+            "went on"
+        });
+        drop(rt);
+        go_tx.send(()).unwrap();
+        assert_eq!(h.join().unwrap(), "went on");
+        return;
+    }
+    let out = within_20s(|| {
+        common::run_in_child(
+            "last_runtime_dropped_inside_blocking_does_not_hang",
+            "child",
+            &[],
+        )
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let said: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("inside coio::blocking"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("leaked instead of shut down"), "{stderr}");
 }

@@ -108,7 +108,11 @@ impl Shared {
 ///
 /// Dropping it shuts it down: every coroutine still alive is cancelled (it
 /// unwinds from its blocking point, running its destructors), coroutines
-/// that never started are dropped, and the worker threads are joined.
+/// that never started are dropped, and the worker threads are joined. A
+/// runtime cannot wait for itself: dropped inside one of its own
+/// coroutines, or inside [`blocking`](crate::blocking) called by one (the
+/// last `Arc<Runtime>` going there, say), it says so on stderr and is
+/// leaked instead, its workers left running.
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<thread::JoinHandle<()>>,
@@ -365,6 +369,16 @@ impl Drop for Runtime {
             eprintln!(
                 "coio: a Runtime was dropped from inside one of its own coroutines; \
                  it is leaked instead of shut down"
+            );
+            return;
+        }
+        if crate::pool::serving(Arc::as_ptr(&self.shared) as usize) {
+            // The coroutine that waits for this job cannot finish before
+            // the job returns, and shutdown waits for it: a deadlock.
+            eprintln!(
+                "coio: a Runtime was dropped inside coio::blocking, called by one of its own \
+                 coroutines; it is leaked instead of shut down (shutdown would wait for that \
+                 coroutine, which waits for this function)"
             );
             return;
         }

@@ -458,6 +458,13 @@ impl Local {
         &self.shared.remotes[self.index]
     }
 
+    /// An identity of this worker's runtime that outlives no borrow: the
+    /// address of its shared state, never 0 (see `pool::serving`).
+    #[inline]
+    pub(crate) fn shared_id(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
     /// Whether a coroutine of this worker is running (the caller is it).
     #[inline(always)]
     pub(crate) fn in_coroutine(&self) -> bool {
