@@ -50,6 +50,14 @@
 //! reference keeps the coroutine's header alive; a stale wake is a hint
 //! and is harmless).
 //!
+//! # Detached jobs
+//!
+//! The runtime itself sometimes has work that must not run where it arises
+//! and that nobody waits for: [`spawn_detached`] queues a boxed closure as
+//! a job that owns itself. Unlike a caller of `blocking`, it never runs the
+//! queue in place when no thread can be started (its caller is the
+//! scheduler loop); it gets its closure back instead.
+//!
 //! # Waking
 //!
 //! The caller registers its waiter before the job is queued and waits with
@@ -179,6 +187,29 @@ where
     }
 }
 
+/// Runs `f` on a pool thread without waiting for it: for the runtime's own
+/// work that must not run where it arises (the closure of a coroutine that
+/// could not start, whose destructor is user code, dropped outside the
+/// scheduler loop). Gives `f` back if no pool thread runs and none can be
+/// started. A panic of `f` is reported by the panic hook and dropped.
+pub(crate) fn spawn_detached(f: Box<dyn FnOnce() + Send>) -> Result<(), Box<dyn FnOnce() + Send>> {
+    /// Runs the job `job` points to: a `Box<Box<dyn FnOnce() + Send>>`.
+    unsafe fn run_detached(job: NonNull<()>) {
+        // SAFETY: `job` came from `Box::into_raw` below and runs once
+        // (running consumes the `JobRef`).
+        let f = unsafe { Box::from_raw(job.cast::<Box<dyn FnOnce() + Send>>().as_ptr()) };
+        let _ = catch_unwind(AssertUnwindSafe(*f));
+    }
+    let job = JobRef {
+        job: NonNull::from(Box::leak(Box::new(f))).cast(),
+        run: run_detached,
+    };
+    Pool::global().submit_detached(job).map_err(|job| {
+        // SAFETY: given back unrun: the box is still ours.
+        *unsafe { Box::from_raw(job.job.cast::<Box<dyn FnOnce() + Send>>().as_ptr()) }
+    })
+}
+
 /// A call of [`blocking`] in flight, on its caller's stack (module docs).
 struct Job<F, T> {
     /// The function; the runner takes it.
@@ -217,7 +248,8 @@ struct JobRef {
 // SAFETY: the job's closure and result are `Send` (the bounds of
 // `JobRef::new`), its waiter is `Send`, and its caller does not touch it
 // (other than the atomic `done`) until the runner, on whatever thread,
-// sets `done`.
+// sets `done`. A detached job (`spawn_detached`) is a boxed `Send` closure
+// that only the runner touches.
 unsafe impl Send for JobRef {}
 
 impl JobRef {
@@ -339,6 +371,39 @@ impl Pool {
     /// Queues `job` and makes sure a thread will run it (module docs).
     /// Queueing comes first: nothing before it can unwind.
     fn submit(&'static self, job: JobRef) {
+        let Some(mut st) = self.push(job) else {
+            return;
+        };
+        // Threads that are running will get to the queue; if there are
+        // none, nobody will: run it here.
+        while st.threads == 0 {
+            let Some(job) = st.queue.pop_front() else {
+                break;
+            };
+            drop(st);
+            job.run();
+            st = self.lock();
+        }
+    }
+
+    /// Queues `job` for a pool thread; does not wait for it, and never runs
+    /// it on the caller's thread. Gives it back if no thread of the pool
+    /// runs and none can be started.
+    fn submit_detached(&'static self, job: JobRef) -> Result<(), JobRef> {
+        let id = job.job;
+        let Some(mut st) = self.push(job) else {
+            return Ok(());
+        };
+        match st.queue.iter().position(|j| j.job == id) {
+            Some(i) if st.threads == 0 => Err(st.queue.remove(i).expect("just found")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Queues `job`, wakes an idle thread or starts one as needed. None: a
+    /// thread of the pool will run the queue. Some, with the lock: starting
+    /// a thread failed, and `threads` may be 0.
+    fn push(&'static self, job: JobRef) -> Option<MutexGuard<'static, State>> {
         let mut st = self.lock();
         st.queue.push_back(job);
         let notify = st.idle > 0;
@@ -352,20 +417,11 @@ impl Pool {
             self.work.notify_one();
         }
         if !spawn || self.spawn_thread().is_ok() {
-            return;
+            return None;
         }
         let mut st = self.lock();
         st.threads -= 1;
-        // Threads that are running will get to the queue; if there are
-        // none, nobody will: run it here.
-        while st.threads == 0 {
-            let Some(job) = st.queue.pop_front() else {
-                break;
-            };
-            drop(st);
-            job.run();
-            st = self.lock();
-        }
+        Some(st)
     }
 
     fn spawn_thread(&'static self) -> std::io::Result<()> {

@@ -309,3 +309,125 @@ fn last_runtime_dropped_inside_blocking_does_not_hang() {
     assert_eq!(said.len(), 1, "{stderr}");
     assert!(said[0].contains("leaked instead of shut down"), "{stderr}");
 }
+
+// --- 4. Coroutines that cannot get a stack.
+
+static PROBES_IN_LOOP: AtomicUsize = AtomicUsize::new(0);
+static PROBES_DROPPED: AtomicUsize = AtomicUsize::new(0);
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Captured by each coroutine's closure: records where it is dropped. On a
+/// worker thread outside any coroutine is the scheduler loop, where no user
+/// code may run (a destructor that blocks would block the whole worker).
+struct Probe;
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let name = thread::current().name().unwrap_or("").to_owned();
+        if !coio::is_coroutine() && name.starts_with("coio-worker") {
+            PROBES_IN_LOOP.fetch_add(1, SeqCst);
+        }
+        PROBES_DROPPED.fetch_add(1, SeqCst);
+        // A destructor that blocks: harmless on a coroutine or a plain
+        // thread.
+        coio::sleep(Duration::from_micros(100));
+    }
+}
+
+/// `StackPolicy::Guarded` with 40,000 coroutines blocked at once: the
+/// process runs out of memory mappings (`vm.max_map_count`) and thousands
+/// of coroutines cannot start. None of their closures may be dropped in
+/// the scheduler loop; each join says why; stderr says it once.
+#[test]
+fn coroutines_without_a_stack_fail_at_join_and_never_run_user_code_in_the_loop() {
+    const N: usize = 40_000;
+    // 65530 mappings (Linux's default, and this project's machines') hold
+    // about 16,000 guarded stacks.
+    let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap_or_default();
+    if maps.trim().parse::<usize>().is_ok_and(|m| m > 65530) {
+        println!(
+            "vm.max_map_count is {}: 40,000 guarded stacks fit; nothing to test",
+            maps.trim()
+        );
+        return;
+    }
+    if common::child_role().is_some() {
+        let rt = Runtime::builder()
+            .workers(2)
+            .stack_policy(coio::StackPolicy::Guarded)
+            .stall_warning(None)
+            .build()
+            .unwrap();
+        let (started, failed) = rt.block_on(|| {
+            let (hold, wait) = coio::chan::bounded::<()>(0);
+            let handles: Vec<_> = (0..N)
+                .map(|_| {
+                    let (wait, probe) = (wait.clone(), Probe);
+                    coio::spawn(move || {
+                        let _probe = probe;
+                        STARTED.fetch_add(1, SeqCst);
+                        // Blocks until `hold` is dropped: every started
+                        // coroutine keeps its stack meanwhile.
+                        let _ = wait.recv();
+                    })
+                })
+                .collect();
+            // Until every coroutine has started (and blocked) or failed.
+            while STARTED.load(SeqCst) + handles.iter().filter(|h| h.is_finished()).count() < N {
+                coio::sleep(Duration::from_millis(20));
+            }
+            drop(hold);
+            let (mut started, mut failed) = (0, 0);
+            for h in handles {
+                match h.join() {
+                    Ok(()) => started += 1,
+                    Err(e) => {
+                        let msg = e.downcast_ref::<String>().expect("a String reason");
+                        assert!(msg.contains("no stack could be had"), "{msg}");
+                        failed += 1;
+                    }
+                }
+            }
+            (started, failed)
+        });
+        drop(rt);
+        println!(
+            "started={started} failed={failed} in_loop={} dropped={}",
+            PROBES_IN_LOOP.load(SeqCst),
+            PROBES_DROPPED.load(SeqCst)
+        );
+        return;
+    }
+    let out = within_20s(|| {
+        common::run_in_child(
+            "coroutines_without_a_stack_fail_at_join_and_never_run_user_code_in_the_loop",
+            "child",
+            &[],
+        )
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("started="))
+        .expect("the child's counts");
+    let count = |key: &str| -> usize {
+        let field = line.split(' ').find_map(|f| f.strip_prefix(key)).unwrap();
+        field.parse().unwrap()
+    };
+    println!("{line}");
+    assert!(count("failed=") > 0, "nothing failed to start: {line}");
+    assert_eq!(count("started=") + count("failed="), N);
+    assert_eq!(
+        count("in_loop="),
+        0,
+        "closures dropped in the scheduler loop"
+    );
+    assert_eq!(count("dropped="), N, "{line}");
+    let said = stderr
+        .lines()
+        .filter(|l| l.contains("could not start"))
+        .count();
+    assert_eq!(said, 1, "{stderr}");
+}

@@ -79,6 +79,9 @@ pub(crate) struct Shared {
     pub(crate) monitor: monitor::Monitor,
     /// Finished tasks passed between workers for reuse.
     pub(crate) spares: worker::Spares,
+    /// A coroutine that could not get a stack was reported (once per
+    /// runtime: see `worker::Local::no_stack`).
+    pub(crate) no_stack_reported: AtomicBool,
 }
 
 impl Shared {
@@ -215,6 +218,7 @@ impl RuntimeBuilder {
             policy: self.policy,
             monitor: monitor::Monitor::new(workers, self.stall_warning),
             spares: worker::Spares::default(),
+            no_stack_reported: AtomicBool::new(false),
         });
         let mut rt = Runtime {
             shared: shared.clone(),

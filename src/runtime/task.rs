@@ -449,6 +449,11 @@ pub(crate) trait Task: Wake {
     /// be had).
     fn abandon(&self, payload: Box<dyn Any + Send>);
 
+    /// Like [`abandon`](Self::abandon), but leaks the closure instead of
+    /// dropping it: for a caller in the scheduler loop, where no user code
+    /// may run, that has nowhere else to drop it.
+    fn abandon_leaking(&self, payload: Box<dyn Any + Send>);
+
     /// For the worker's recycler: a finished task nothing else refers to,
     /// as `Any` (to be overwritten by a new task of the same type); None if
     /// it is too big to keep.
@@ -619,6 +624,12 @@ where
             Err(p) => Err(p),
         };
         self.finish_with(out);
+        self.header.set_finished();
+    }
+
+    fn abandon_leaking(&self, payload: Box<dyn Any + Send>) {
+        std::mem::forget(self.take_closure());
+        self.finish_with(Err(payload));
         self.header.set_finished();
     }
 }

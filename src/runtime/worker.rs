@@ -831,9 +831,7 @@ impl Local {
         let stack = match stack::allocate(size, self.shared.policy) {
             Ok(s) => s,
             Err(e) => {
-                let msg = format!("coio: no stack for a new coroutine: {e}");
-                eprintln!("{msg}");
-                task.abandon(Box::new(msg));
+                self.no_stack(task, e);
                 return None;
             }
         };
@@ -853,6 +851,43 @@ impl Local {
             .slot
             .set(slot as u32);
         Some(started)
+    }
+
+    /// A fresh task cannot start: no stack could be had. It never runs;
+    /// its join gets an error that says why, and the first such task of
+    /// the runtime is reported on stderr (one line, not one per task: a
+    /// runtime out of stacks usually fails thousands). Its closure is user
+    /// code (captures with destructors that may block, on a channel or a
+    /// join) and must not be dropped here in the scheduler loop, where a
+    /// blocking destructor would block every coroutine of this worker: it
+    /// is dropped on the blocking pool (on a plain thread, where coio's
+    /// blocking calls block the thread), or leaked if the pool cannot
+    /// start a thread either.
+    #[cold]
+    fn no_stack(&self, task: TaskRef, e: std::io::Error) {
+        let reason = format!(
+            "coio: a coroutine could not start: no stack could be had ({e}); \
+             its closure was dropped unrun"
+        );
+        if !self.shared.no_stack_reported.swap(true, Relaxed) {
+            eprintln!(
+                "{reason}. Coroutines that cannot get a stack never run: their JoinHandle::join \
+                 returns Err with this message. Fewer coroutines alive at once, smaller stacks \
+                 or StackPolicy::Auto (canary stacks when guard pages run out) help, as does a \
+                 higher vm.max_map_count. (Said once per runtime.)"
+            );
+        }
+        let unrun = task.clone();
+        let job: Box<dyn FnOnce() + Send> = {
+            let reason = reason.clone();
+            Box::new(move || task.abandon(Box::new(reason)))
+        };
+        if let Err(job) = crate::pool::spawn_detached(job) {
+            // No thread to be had anywhere: the task finishes here, its
+            // closure leaked (never dropped), with the job that held it.
+            std::mem::forget(job);
+            unrun.abandon_leaking(Box::new(reason));
+        }
     }
 
     /// The task's coroutine finished: free its stack, drop it from the
