@@ -37,6 +37,10 @@ pub(crate) struct Progress {
     /// Runnable started coroutines, published now and then for the other
     /// workers' balancing (not the monitor's: it shares the line).
     load: AtomicUsize,
+    /// The running coroutine is blocked while it unwinds: it cannot
+    /// switch, so the worker thread waits in its place (see
+    /// `worker::Local::block_in_place`), which the warning then explains.
+    blocked_unwinding: AtomicBool,
 }
 
 impl Progress {
@@ -65,6 +69,13 @@ impl Progress {
     #[inline]
     pub(crate) fn activity(&self) -> (u32, bool) {
         (self.resumes.load(Relaxed), self.running.load(Relaxed) != 0)
+    }
+
+    /// The running coroutine blocks its worker in place (it unwinds), or
+    /// no longer does.
+    #[cold]
+    pub(crate) fn set_blocked_unwinding(&self, blocked: bool) {
+        self.blocked_unwinding.store(blocked, Relaxed);
     }
 
     /// The coroutine switched back to the scheduler.
@@ -143,7 +154,19 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 continue;
             }
             let stalled = now - s.2;
-            if stalled >= threshold && !s.3 {
+            if stalled >= threshold && !s.3 && p.blocked_unwinding.load(Relaxed) {
+                s.3 = true;
+                eprintln!(
+                    "coio: worker {thread_prefix}-{i} has been blocked for {:.1} s in coroutine \
+                     #{running}, which waits while it unwinds from a panic, without coming back \
+                     to the scheduler: a coroutine that unwinds cannot switch, so its whole \
+                     worker waits in its place. If what it waits for (a join, a scope, a lock, \
+                     a channel) needs a coroutine of that worker, this is a deadlock, for sure \
+                     on a runtime of one worker. Do not block in a Drop that can run during a \
+                     panic, or let the wait time out.",
+                    stalled.as_secs_f64()
+                );
+            } else if stalled >= threshold && !s.3 {
                 s.3 = true;
                 eprintln!(
                     "coio: worker {thread_prefix}-{i} has been running coroutine #{running} for \

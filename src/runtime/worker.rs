@@ -1202,6 +1202,9 @@ impl Local {
         if !suspend {
             return;
         }
+        let progress = &self.shared.monitor.progress[self.index];
+        progress.set_blocked_unwinding(true);
+        let _unmark = Unmark(progress);
         let take_self = |l: &Local| -> bool {
             if let Some(t) = l.lifo.take() {
                 if t.same(me) {
@@ -1282,6 +1285,16 @@ impl Local {
         if moved {
             self.shared.notify_work(true);
         }
+    }
+}
+
+/// Clears the monitor's "blocked while unwinding" mark of a worker when
+/// `block_in_place` returns.
+struct Unmark<'a>(&'a super::monitor::Progress);
+
+impl Drop for Unmark<'_> {
+    fn drop(&mut self) {
+        self.0.set_blocked_unwinding(false);
     }
 }
 
