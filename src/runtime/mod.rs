@@ -203,7 +203,7 @@ impl RuntimeBuilder {
         let stack_size = stack::usable_size(self.stack_size)?;
         let deques: Vec<Deque<TaskRef>> = (0..workers).map(|_| Deque::new_fifo()).collect();
         let pollers = (0..workers)
-            .map(|_| Poller::new())
+            .map(|i| Poller::new().map_err(|e| worker_error(e, i, workers, "its netpoller")))
             .collect::<io::Result<Vec<Poller>>>()?;
         let shared = Arc::new(Shared {
             remotes: deques
@@ -229,7 +229,8 @@ impl RuntimeBuilder {
             let shared = shared.clone();
             let handle = thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
-                .spawn(move || worker::worker_main(shared, index, deque, poller))?;
+                .spawn(move || worker::worker_main(shared, index, deque, poller))
+                .map_err(|e| worker_error(e, index, workers, "its thread"))?;
             rt.threads.push(handle);
         }
         if self.stall_warning.is_some() {
@@ -246,6 +247,29 @@ impl RuntimeBuilder {
         }
         Ok(rt)
     }
+}
+
+/// The error of a runtime whose worker `index` of `workers` could not get
+/// `what`: the system's error, with the numbers that explain it (each
+/// worker needs a thread and three file descriptors: its epoll instance, a
+/// second handle on it, and the eventfd that wakes it).
+#[cold]
+fn worker_error(e: io::Error, index: usize, workers: usize, what: &str) -> io::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => format!(
+            "; each worker needs 3 file descriptors ({} for {workers} workers): raise the \
+             limit (ulimit -n) or ask for fewer workers (COIO_WORKERS, RuntimeBuilder::workers)",
+            3 * workers
+        ),
+        Some(libc::EAGAIN | libc::ENOMEM) => "; ask for fewer workers (COIO_WORKERS, \
+             RuntimeBuilder::workers) or raise the process's thread and memory limits"
+            .to_string(),
+        _ => String::new(),
+    };
+    io::Error::new(
+        e.kind(),
+        format!("coio: cannot start worker {index} of {workers}: {what}: {e}{hint}"),
+    )
 }
 
 /// Workers from `COIO_WORKERS`, else the available parallelism.
@@ -300,6 +324,13 @@ impl Runtime {
     /// If `f` panics, the panic is resumed here. Called from a coroutine
     /// (which would block its worker thread), it panics with a message:
     /// use `spawn` and `join` there.
+    /// Also if `f`'s captures do not fit on the coroutine's stack (their size
+    /// plus 4 KiB exceeds it), with a message: box large captures or ask
+    /// for a larger stack ([`Builder::stack_size`],
+    /// [`RuntimeBuilder::stack_size`]). A closure is moved onto its
+    /// coroutine's stack when it starts, and may be copied there more than
+    /// once (debug builds do), so captures of more than a fraction of the
+    /// stack are better boxed.
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
@@ -311,6 +342,8 @@ impl Runtime {
                  thread. Use coio::spawn(..).join() instead"
             );
         }
+        // The closure travels boxed, but is moved onto the stack to run.
+        assert_fits::<F>(self.shared.stack_size);
         let mut out: Option<T> = None;
         let slot = &mut out;
         let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || *slot = Some(f()));
@@ -327,11 +360,21 @@ impl Runtime {
     }
 
     /// Spawns a coroutine on this runtime (from anywhere).
+    ///
+    /// # Panics
+    /// If `f`'s captures do not fit on the coroutine's stack (their size
+    /// plus 4 KiB exceeds it), with a message: box large captures or ask
+    /// for a larger stack ([`Builder::stack_size`],
+    /// [`RuntimeBuilder::stack_size`]). A closure is moved onto its
+    /// coroutine's stack when it starts, and may be copied there more than
+    /// once (debug builds do), so captures of more than a fraction of the
+    /// stack are better boxed.
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        assert_fits::<F>(self.shared.stack_size);
         let task = TaskCell::new(f, None);
         spawn_task(&self.shared, task.clone());
         JoinHandle { task }
@@ -348,6 +391,38 @@ impl Runtime {
         spawn_task(&self.shared, task.clone());
         JoinHandle { task }
     }
+}
+
+/// Panics with [`closure_too_big`]'s message if a coroutine's closure of
+/// type `F` cannot fit on a stack of `stack_size` bytes. Free for closures
+/// that fit on the smallest stack (the check folds away at compile time).
+#[inline(always)]
+fn assert_fits<F>(stack_size: usize) {
+    if !fits_on_any_stack::<F>() && !crate::coroutine::fits_on_stack::<F>(stack_size) {
+        panic!("{}", closure_too_big::<F>(stack_size));
+    }
+}
+
+/// Whether a closure of type `F` fits on every stack coio makes.
+#[inline(always)]
+const fn fits_on_any_stack<F>() -> bool {
+    std::mem::size_of::<F>() + std::mem::align_of::<F>() + 4096 <= stack::MIN_STACK_SIZE
+}
+
+/// Why a coroutine's closure of type `F` is refused (it is moved onto the
+/// coroutine's stack when it starts, and would overflow it there), as
+/// `Generator` refuses one.
+#[cold]
+fn closure_too_big<F>(stack_size: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "coio: the coroutine's closure ({} bytes) does not fit on its stack of {stack_size} \
+             bytes; box its large captures or ask for a larger stack (Builder::stack_size, \
+             RuntimeBuilder::stack_size)",
+            std::mem::size_of::<F>(),
+        ),
+    )
 }
 
 /// Queues a fresh task on `shared`'s runtime: on the current worker if the
@@ -422,7 +497,8 @@ impl std::fmt::Debug for Runtime {
 ///
 /// # Panics
 /// If the runtime cannot start (for example a bad `COIO_WORKERS`), with the
-/// reason; if `f` panics, its panic is resumed here.
+/// reason; if `f` panics, its panic is resumed here; if `f` does not fit on
+/// a coroutine's stack (see [`Runtime::block_on`]).
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,
@@ -442,7 +518,14 @@ where
 /// # Panics
 /// When called outside a coroutine of a coio runtime (there is no runtime
 /// to spawn on): start one with [`run`] or [`Runtime::block_on`], or use
-/// [`Runtime::spawn`].
+/// [`Runtime::spawn`]. Also:
+/// If `f`'s captures do not fit on the coroutine's stack (their size
+/// plus 4 KiB exceeds it), with a message: box large captures or ask
+/// for a larger stack ([`Builder::stack_size`],
+/// [`RuntimeBuilder::stack_size`]). A closure is moved onto its
+/// coroutine's stack when it starts, and may be copied there more than
+/// once (debug builds do), so captures of more than a fraction of the
+/// stack are better boxed.
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -451,6 +534,7 @@ where
     let Some(l) = worker::coroutine_local() else {
         blocking::not_in_coroutine("coio::spawn")
     };
+    assert_fits::<F>(l.shared.stack_size);
     let task = l.new_task(f, None);
     if l.shared.closed.load(Relaxed) {
         task.abandon(Box::new(task::Cancelled));
@@ -491,8 +575,9 @@ impl Builder {
     /// Spawns the coroutine on the current runtime.
     ///
     /// # Errors
-    /// `InvalidInput` for an impossible stack size; `Other` when called
-    /// outside a coroutine of a coio runtime.
+    /// `InvalidInput` for an impossible stack size, or for a closure whose
+    /// captures do not fit on the coroutine's stack (see [`spawn`]);
+    /// `Other` when called outside a coroutine of a coio runtime.
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -509,6 +594,9 @@ impl Builder {
     }
 
     /// Spawns the coroutine on `rt` (from anywhere).
+    ///
+    /// # Errors
+    /// As for [`Builder::spawn`], but for the need of a coroutine.
     pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -526,6 +614,14 @@ impl Builder {
             Some(s) => stack::usable_size(s)?,
             None => 0,
         };
+        let room = if stack_size == 0 {
+            shared.stack_size
+        } else {
+            stack_size
+        };
+        if !fits_on_any_stack::<F>() && !crate::coroutine::fits_on_stack::<F>(room) {
+            return Err(closure_too_big::<F>(room));
+        }
         let spec = (self.name.is_some() || stack_size != 0).then(|| {
             Box::new(Spec {
                 name: self.name.map(String::into_boxed_str),

@@ -178,11 +178,16 @@ where
 impl<'scope, 'env> Scope<'scope, 'env> {
     /// Spawns a coroutine that may borrow anything that outlives the scope.
     /// It is joined automatically when the scope ends.
+    ///
+    /// # Panics
+    /// If `f`'s captures do not fit on the coroutine's stack, as
+    /// [`spawn`](crate::spawn).
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
+        super::assert_fits::<F>(self.shared.stack_size);
         let packet = Arc::new(Packet {
             result: Mutex::new(None),
         });

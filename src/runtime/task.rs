@@ -60,6 +60,7 @@
 use loom::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32};
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::ptr::NonNull;
@@ -478,13 +479,26 @@ pub(crate) trait Output<T>: Task {
     unsafe fn drop_output(&self);
 }
 
-/// Where a task's closure and result live.
-enum Stage<F, T> {
-    Fresh(F),
-    Running,
-    Done(thread::Result<T>),
-    Taken,
+/// Where a task's closure and then its result live: one at a time, so
+/// they share the memory, and [`TaskCell::stage`] says which is there.
+/// Each is written and taken in place: an enum of the two, assigned whole,
+/// built a temporary the size of the closure on the stack at every write
+/// and every take (measured: a coroutine capturing 64 KiB overflowed a
+/// 128 KiB stack, its entry frame holding one copy and the result's store
+/// another).
+union Slot<F, T> {
+    f: ManuallyDrop<F>,
+    out: ManuallyDrop<thread::Result<T>>,
 }
+
+/// `TaskCell::stage`: the closure is in the slot (not started).
+const FRESH: u8 = 0;
+/// The closure was taken (running, or abandoned): the slot is empty.
+const RUNNING: u8 = 1;
+/// The result is in the slot (complete, not taken yet).
+const DONE: u8 = 2;
+/// The result was taken: the slot is empty.
+const TAKEN: u8 = 3;
 
 impl dyn Task + '_ {
     /// The task's header.
@@ -509,15 +523,32 @@ impl<T> dyn Output<T> + '_ {
 #[repr(C)]
 pub(crate) struct TaskCell<F, T> {
     header: Header,
-    /// Fresh until it starts (the starting worker takes the closure: only
-    /// the worker that dequeued it can), Done once complete (written by the
-    /// coroutine before `complete`, read by the joiner after it).
-    stage: UnsafeCell<Stage<F, T>>,
+    /// What `slot` holds: FRESH until the task starts (the starting worker
+    /// takes the closure: only the worker that dequeued it can), DONE once
+    /// complete (written by the coroutine before `complete`, read by the
+    /// joiner after it), RUNNING and TAKEN in between and after.
+    stage: Cell<u8>,
+    /// The closure or the result, as `stage` says.
+    slot: UnsafeCell<Slot<F, T>>,
 }
 
-// SAFETY: the stage is handed from spawner to runner to joiner with the
-// synchronisation described on the field; F and T are Send.
+// SAFETY: the stage and the slot are handed from spawner to runner to
+// joiner with the synchronisation described on the fields; F and T are
+// Send.
 unsafe impl<F: Send, T: Send> Sync for TaskCell<F, T> {}
+
+impl<F, T> Drop for TaskCell<F, T> {
+    fn drop(&mut self) {
+        let slot = self.slot.get_mut();
+        match self.stage.get() {
+            // SAFETY: the stage says the slot holds the closure.
+            FRESH => unsafe { ManuallyDrop::drop(&mut slot.f) },
+            // SAFETY: the stage says the slot holds the result.
+            DONE => unsafe { ManuallyDrop::drop(&mut slot.out) },
+            _ => {}
+        }
+    }
+}
 
 impl<F, T> TaskCell<F, T>
 where
@@ -530,7 +561,10 @@ where
         const { assert!(std::mem::offset_of!(TaskCell<F, T>, header) == 0) };
         Arc::new(TaskCell {
             header: Header::new(spec),
-            stage: UnsafeCell::new(Stage::Fresh(f)),
+            stage: Cell::new(FRESH),
+            slot: UnsafeCell::new(Slot {
+                f: ManuallyDrop::new(f),
+            }),
         })
     }
 
@@ -549,20 +583,33 @@ where
         {
             *cell = TaskCell {
                 header: Header::new(spec),
-                stage: UnsafeCell::new(Stage::Fresh(f)),
+                stage: Cell::new(FRESH),
+                slot: UnsafeCell::new(Slot {
+                    f: ManuallyDrop::new(f),
+                }),
             };
             return old;
         }
         Self::new(f, spec)
     }
 
-    /// Takes the closure (the task is starting).
+    /// Takes the closure (the task is starting, or is abandoned).
+    #[inline(always)]
     fn take_closure(&self) -> Option<F> {
-        // SAFETY: only the worker that dequeued the fresh task gets here, once.
-        match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Running) } {
-            Stage::Fresh(f) => Some(f),
-            _ => None,
+        (self.stage.get() == FRESH).then(|| self.start_closure())
+    }
+
+    /// Takes the closure to run it (the task is starting), returned
+    /// directly rather than in an `Option`, which costs a copy of it.
+    #[inline(always)]
+    fn start_closure(&self) -> F {
+        if self.stage.replace(RUNNING) != FRESH {
+            unreachable!("coio: a task started twice");
         }
+        // SAFETY: only the worker that dequeued the fresh task gets here,
+        // once (the stage was FRESH: the slot holds the closure, and now
+        // nobody else will read it).
+        unsafe { ManuallyDrop::take(&mut (*self.slot.get()).f) }
     }
 
     /// Stores the result and publishes it; drops it if nobody can claim it
@@ -570,8 +617,10 @@ where
     /// in the scheduler, where user code must not run (it could call coio,
     /// or panic, in the middle of the scheduler's bookkeeping).
     fn finish_with(&self, out: thread::Result<T>) {
-        // SAFETY: the stage is ours until `complete` publishes it.
-        unsafe { *self.stage.get() = Stage::Done(out) };
+        // SAFETY: the slot is ours until `complete` publishes it, and
+        // empty (the closure was taken): nothing to drop.
+        unsafe { (*self.slot.get()).out = ManuallyDrop::new(out) };
+        self.stage.set(DONE);
         if self.header.complete() {
             // SAFETY: complete and detached: nobody else will take it.
             match unsafe { self.take_stage() } {
@@ -588,11 +637,12 @@ where
     /// The result must be stored (COMPLETE seen with Acquire) and this be
     /// its only taker.
     unsafe fn take_stage(&self) -> thread::Result<T> {
-        // SAFETY: caller.
-        match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Taken) } {
-            Stage::Done(out) => out,
-            _ => unreachable!("coio: a task's result was taken twice"),
+        if self.stage.replace(TAKEN) != DONE {
+            unreachable!("coio: a task's result was taken twice");
         }
+        // SAFETY: the stage was DONE: the slot holds the result, and
+        // nobody else takes it (caller).
+        unsafe { ManuallyDrop::take(&mut (*self.slot.get()).out) }
     }
 }
 
@@ -670,14 +720,18 @@ where
     // SAFETY: the initial object is the task pointer `make_coroutine` wrote;
     // the home worker's registry keeps the task alive until we finish.
     let task: &TaskCell<F, T> = unsafe { &*ptr::read(obj.cast::<*const TaskCell<F, T>>()) };
-    let out = match task.take_closure() {
-        Some(f) if !task.header.is_cancelled() => catch_unwind(AssertUnwindSafe(f)),
+    let out = if task.header.is_cancelled() {
         // Cancelled before it started (or at shutdown): its closure is
         // dropped here, on its own coroutine like everything else it owns.
-        f => {
-            drop_quietly(catch_unwind(AssertUnwindSafe(move || drop(f))));
-            Err(Box::new(Cancelled) as Box<dyn Any + Send>)
-        }
+        let f = task.take_closure();
+        drop_quietly(catch_unwind(AssertUnwindSafe(move || drop(f))));
+        Err(Box::new(Cancelled) as Box<dyn Any + Send>)
+    } else {
+        // The closure is taken out of the task inside the frame that calls
+        // it, so that its captures are copied onto this stack once, not
+        // once more for every frame they would pass through on the way
+        // (a closure with large captures needs that much room).
+        catch_unwind(AssertUnwindSafe(|| task.start_closure()()))
     };
     // Coroutine-locals die with the coroutine, on it (their destructors
     // may use coio). A panic there is reported by the hook and ignored: it
@@ -874,8 +928,17 @@ impl<T> JoinHandle<T> {
     ///
     /// # Panics
     /// Unwinds with [`Cancelled`] if the *calling* coroutine is cancelled
-    /// while it waits.
+    /// while it waits. Panics if the calling coroutine is the one this
+    /// handle joins: that wait could never end (std's `JoinHandle::join`
+    /// panics likewise, with the system's `EDEADLK`).
     pub fn join(self) -> thread::Result<T> {
+        if !self.task.header().is_complete() && joins_itself(self.task.header()) {
+            // The handle is dropped (detached) by the unwinding.
+            panic!(
+                "coio: a coroutine called join on its own JoinHandle, which would wait \
+                 forever (deadlock avoided, as std's EDEADLK)"
+            );
+        }
         // Joined, not detached: no `Drop` (which would detach) for it.
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: read out once; `this` is never used or dropped again.
@@ -920,6 +983,11 @@ impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         detach(&*self.task);
     }
+}
+
+/// Whether the running coroutine is the task whose header is `h`.
+fn joins_itself(h: &Header) -> bool {
+    super::worker::coroutine_local().is_some_and(|l| l.with_current(|t| ptr::eq(t.header(), h)))
 }
 
 /// Detaches a task from its (only) join handle.
