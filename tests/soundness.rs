@@ -431,3 +431,183 @@ fn coroutines_without_a_stack_fail_at_join_and_never_run_user_code_in_the_loop()
         .count();
     assert_eq!(said, 1, "{stderr}");
 }
+
+// --- Minor: closures too big for their stack.
+
+/// A closure with 32 KiB of captures cannot fit on a 16 KiB stack: every
+/// way to spawn one refuses it up front with a message that says what to
+/// do (as `Generator` does), instead of an overflow abort when it starts.
+#[test]
+fn closures_too_big_for_the_stack_are_refused_up_front() {
+    let big = [1u8; 32 * 1024];
+    let rt = Runtime::builder()
+        .workers(1)
+        .stack_size(coio::MIN_STACK_SIZE)
+        .stall_warning(None)
+        .build()
+        .unwrap();
+    let why = |p: Box<dyn std::any::Any + Send>| -> String {
+        p.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.spawn(move || big.len())))
+        .unwrap_err();
+    assert!(why(e).contains("does not fit on its stack of 16384 bytes"));
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(move || big.len())
+    }))
+    .unwrap_err();
+    assert!(why(e).contains("box its large captures or ask for a larger stack"));
+    let e = coio::Builder::new()
+        .spawn_on(&rt, move || big.len())
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("32768 bytes"), "{e}");
+    // A coroutine with room to build such closures on its stack (debug
+    // builds copy them several times on the way).
+    let roomy = coio::Builder::new().stack_size(4 << 20);
+    let inside = roomy.spawn_on(&rt, move || {
+        let e = std::panic::catch_unwind(|| coio::spawn(move || big.len())).unwrap_err();
+        assert!(why(e).contains("does not fit"));
+        let e = coio::Builder::new().spawn(move || big.len()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        coio::scope(|s| {
+            let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                s.spawn(move || big.len());
+            }))
+            .unwrap_err();
+            assert!(why(e).contains("does not fit"));
+        });
+        // With room for it, it runs.
+        let h = coio::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || big.iter().map(|&b| b as usize).sum::<usize>())
+            .unwrap();
+        assert_eq!(h.join().unwrap(), 32 * 1024);
+    });
+    inside.unwrap().join().unwrap();
+}
+
+// --- Minor: a coroutine that joins itself.
+
+/// std's thread join reports a join of the thread itself (`EDEADLK`);
+/// coio's panics with a message rather than wait forever (until shutdown).
+#[test]
+fn joining_itself_panics_instead_of_waiting_forever() {
+    let rt = rt(1);
+    let (tx, rx) = coio::chan::bounded::<coio::JoinHandle<()>>(1);
+    let (said_tx, said_rx) = coio::chan::bounded::<String>(1);
+    let h = rt.spawn(move || {
+        let me = rx.recv().unwrap();
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| me.join())).unwrap_err();
+        let msg = e.downcast_ref::<&str>().map(|s| s.to_string());
+        said_tx.send(msg.unwrap_or_default()).unwrap();
+    });
+    // The coroutine gets its own handle.
+    tx.send(h).unwrap();
+    let msg = said_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("still waiting");
+    assert!(msg.contains("join on its own JoinHandle"), "{msg}");
+}
+
+// --- Minor: more workers than file descriptors.
+
+/// `COIO_WORKERS=4096` under `ulimit -n 1024`: the error names the workers
+/// and what they need, not only "Too many open files".
+#[test]
+fn too_few_descriptors_for_the_workers_says_so() {
+    if common::child_role().is_some() {
+        let limit = libc::rlimit {
+            rlim_cur: 1024,
+            rlim_max: 1024,
+        };
+        // SAFETY: a valid rlimit, for this child process alone.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let e = Runtime::new().unwrap_err();
+        println!("error: {e}");
+        return;
+    }
+    let out = common::run_in_child(
+        "too_few_descriptors_for_the_workers_says_so",
+        "child",
+        &[("COIO_WORKERS", "4096")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("error: "))
+        .expect("no error");
+    assert!(e.contains("of 4096"), "{e}");
+    assert!(e.contains("Too many open files"), "{e}");
+    assert!(
+        e.contains("3 file descriptors (12288 for 4096 workers)"),
+        "{e}"
+    );
+}
+
+// --- Minor: blocking while unwinding, as the stall monitor explains it.
+
+/// Waits on a channel when dropped (here: during a panic), for at most
+/// 1.5 s.
+struct WaitsOnDrop(coio::chan::Receiver<()>);
+
+impl Drop for WaitsOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.recv_timeout(Duration::from_millis(1500));
+    }
+}
+
+/// A `Drop` that blocks during a panic blocks the whole worker (a
+/// coroutine that unwinds cannot switch); on one worker, what it waits for
+/// cannot run. The stall monitor's warning says so.
+#[test]
+fn stall_warning_explains_blocking_while_unwinding() {
+    if common::child_role().is_some() {
+        let rt = Runtime::builder()
+            .workers(1)
+            .thread_name("unwind-test")
+            .stall_warning(Some(Duration::from_millis(200)))
+            .build()
+            .unwrap();
+        let r = rt.block_on(|| {
+            let (tx, rx) = coio::chan::bounded::<()>(1);
+            // Would send, but is homed on the same (only) worker.
+            let sender = coio::spawn(move || {
+                coio::sleep(Duration::from_millis(50));
+                let _ = tx.send(());
+            });
+            let panicker = coio::spawn(move || {
+                let _waits = WaitsOnDrop(rx);
+                panic!("boom");
+            });
+            let r = panicker.join();
+            let _ = sender.join();
+            r
+        });
+        assert!(r.is_err());
+        return;
+    }
+    let out = within_20s(|| {
+        common::run_in_child(
+            "stall_warning_explains_blocking_while_unwinding",
+            "child",
+            &[],
+        )
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("coio: worker unwind-test-0"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(
+        warning.contains("while it unwinds from a panic"),
+        "{warning}"
+    );
+    assert!(warning.contains("runtime of one worker"), "{warning}");
+}
