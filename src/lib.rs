@@ -100,8 +100,9 @@
 //! cause undefined behaviour; the thread-local rule that makes this true for
 //! coroutines is explained in the docs of [`coroutine`]. Two narrow gaps
 //! remain (overflows of canary stacks on kernels without userfaultfd write
-//! protection, and generators unwound at thread exit after a thread-local
-//! their frames use); ARCHITECTURE.md, "Known gaps", describes them exactly.
+//! protection, and, on plain threads that are not a runtime's workers,
+//! generators unwound at thread exit after a std thread-local their frames
+//! use); ARCHITECTURE.md, "Known gaps", describes them exactly.
 
 mod arch;
 pub mod chan;

@@ -193,18 +193,29 @@ where
 /// scheduler loop). Gives `f` back if no pool thread runs and none can be
 /// started. A panic of `f` is reported by the panic hook and dropped.
 pub(crate) fn spawn_detached(f: Box<dyn FnOnce() + Send>) -> Result<(), Box<dyn FnOnce() + Send>> {
+    spawn_detached_on(Pool::global(), f)
+}
+
+/// [`spawn_detached`] on `pool`.
+fn spawn_detached_on(
+    pool: &'static Pool,
+    f: Box<dyn FnOnce() + Send>,
+) -> Result<(), Box<dyn FnOnce() + Send>> {
     /// Runs the job `job` points to: a `Box<Box<dyn FnOnce() + Send>>`.
     unsafe fn run_detached(job: NonNull<()>) {
-        // SAFETY: `job` came from `Box::into_raw` below and runs once
+        // SAFETY: `job` came from `Box::leak` below and runs once
         // (running consumes the `JobRef`).
         let f = unsafe { Box::from_raw(job.cast::<Box<dyn FnOnce() + Send>>().as_ptr()) };
-        let _ = catch_unwind(AssertUnwindSafe(*f));
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(*f)) {
+            // Reported by the hook; a payload whose drop panics is leaked.
+            std::mem::forget(payload);
+        }
     }
     let job = JobRef {
         job: NonNull::from(Box::leak(Box::new(f))).cast(),
         run: run_detached,
     };
-    Pool::global().submit_detached(job).map_err(|job| {
+    pool.submit_detached(job).map_err(|job| {
         // SAFETY: given back unrun: the box is still ours.
         *unsafe { Box::from_raw(job.job.cast::<Box<dyn FnOnce() + Send>>().as_ptr()) }
     })
@@ -492,7 +503,7 @@ fn max_threads_from_env() -> usize {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-    use std::sync::mpsc;
+    use std::sync::{Arc, mpsc};
 
     fn pool(max_threads: usize, keep_alive: Duration) -> &'static Pool {
         Box::leak(Box::new(Pool::new(max_threads, keep_alive)))
@@ -579,6 +590,39 @@ mod tests {
         assert_eq!(run_on(p, || thread::current().id()), me);
         assert_eq!(p.lock().threads, 0);
         assert!(p.lock().queue.is_empty());
+    }
+
+    #[test]
+    fn detached_jobs_run_on_a_pool_thread_or_come_back() {
+        let p = pool(2, DEFAULT_KEEP_ALIVE);
+        let (tx, rx) = mpsc::channel();
+        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+            tx.send(thread::current().name().map(str::to_owned))
+                .unwrap();
+        });
+        assert!(spawn_detached_on(p, job).is_ok());
+        let name = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(name.as_deref(), Some(THREAD_NAME));
+
+        // No thread can start and none runs: never run in place (the
+        // caller may be the scheduler loop), given back instead.
+        let p: &'static Pool = Box::leak(Box::new(Pool {
+            fail_spawn: true,
+            ..Pool::new(4, DEFAULT_KEEP_ALIVE)
+        }));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let back = spawn_detached_on(
+            p,
+            Box::new(move || {
+                r.fetch_add(1, SeqCst);
+            }),
+        )
+        .expect_err("given back");
+        assert_eq!(ran.load(SeqCst), 0);
+        assert!(p.lock().queue.is_empty());
+        back();
+        assert_eq!(ran.load(SeqCst), 1);
     }
 
     #[test]

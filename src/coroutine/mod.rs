@@ -35,12 +35,16 @@
 //!
 //! Thread exit is the one moment the first rule is not enough: a body
 //! suspended inside `LocalKey::with` holds a reference to a thread-local,
-//! and thread-locals are destroyed one by one when the thread exits. Once
-//! coio's own thread-local has been destroyed, a dropped generator is
-//! therefore leaked, not unwound. This closes the common case (the generator
-//! is owned by a thread-local created before the thread's first generator);
-//! it does not close every order of destruction (see ARCHITECTURE.md,
-//! "Known gaps").
+//! and thread-locals are destroyed one by one when the thread exits. A
+//! dropped generator is therefore leaked, not unwound, once the thread is
+//! known to exit: from the end of a runtime worker's loop (the worker says
+//! so before any of its thread-locals is destroyed), and on any thread
+//! once coio's own thread-local has been destroyed. The second closes the
+//! common case on plain threads (the generator is owned by a thread-local
+//! created before the thread's first generator), not every order of
+//! destruction (see ARCHITECTURE.md, "Known gaps"). `coroutine_local!`
+//! values are safe in any order: a borrowed one lives until its borrow
+//! ends.
 //!
 //! Likewise std's panic count is per thread: a coroutine may not suspend
 //! while it is unwinding (it is aborted with a message if it tries, unless

@@ -80,7 +80,9 @@ impl<T: 'static> LocalKey<T> {
 
     /// Runs `f` with a reference to the current coroutine's value
     /// (initialised on first use in this coroutine). On a plain thread, the
-    /// thread's value.
+    /// thread's value. The value lives at least until `f` returns, even if
+    /// `f` suspends inside a [`Generator`](crate::Generator) that is
+    /// resumed after the coroutine (or thread) has finished.
     ///
     /// # Panics
     /// On a plain thread whose thread-locals are being destroyed.
