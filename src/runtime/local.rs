@@ -7,29 +7,39 @@
 //! filled lazily by the key's initialiser. Outside coroutines (a plain
 //! thread) the same keys give per-thread values.
 //!
-//! # Why a value is reference-counted
+//! # Borrows that outlive the coroutine
 //!
 //! `with` hands `f` a reference to the value, and `f` can outlive the
 //! coroutine: a [`Generator`](crate::Generator) resumed by the coroutine
 //! may call `with` and suspend inside `f`, and a generator is tied to its
 //! thread, not to a coroutine, so another coroutine of the same worker (or
 //! the thread's exit) may resume or unwind it after the first one has
-//! finished and dropped its values. So each value lives in an `Rc`, and
-//! `with` holds a count on it for as long as `f` runs: the coroutine's end
-//! drops the vector's count, and a value still borrowed is dropped when
-//! its last `with` returns or unwinds, wherever that happens (on the same
-//! thread: a generator never changes thread). In the common case nothing
-//! is borrowed when the coroutine ends, and its values are dropped on the
-//! coroutine itself, after its closure returned (their destructors may use
-//! coio). The count costs one increment and one decrement per `with`, on a
-//! cache line `with` reads anyway.
+//! finished and dropped its values. So each value lives in an `Rc`, and a
+//! `with` that may outlive its owner holds a count on the value for as
+//! long as `f` runs: the owner's end drops the vector's count, and a value
+//! still borrowed is dropped when its last such `with` returns or unwinds,
+//! wherever that happens (on the same thread: a generator never changes
+//! thread).
+//!
+//! Only a `with` that runs on another stack than its owner's can outlive
+//! it: one on the coroutine's own stack has returned before the coroutine
+//! finishes, one on a thread's own stack before the thread's locals are
+//! destroyed. So `with` compares the stack pointer with the owner's stack
+//! (the coroutine's, from its stack's descriptor; the thread's, looked up
+//! once and kept) and takes the count only when it runs elsewhere, on a
+//! generator's stack: the common case costs a few loads and compares, and
+//! no store (a count taken and dropped by every `with` cost about 1 ns in
+//! a loop of them, the latency of the store it forwards). In the common
+//! case nothing is borrowed when the coroutine ends, and its values are
+//! dropped on the coroutine itself, after its closure returned (their
+//! destructors may use coio).
 //!
 //! Values need not be `Send`: a started coroutine never changes thread, and
 //! its values are created and dropped on it (or by a generator of its
 //! thread, as above).
 
-use std::any::Any;
-use std::cell::UnsafeCell;
+use std::any::{Any, TypeId};
+use std::cell::{Cell, UnsafeCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
@@ -45,15 +55,82 @@ pub struct LocalKey<T: 'static> {
     index: AtomicUsize,
 }
 
-/// One coroutine's (or thread's) values, by key index (see the module
-/// docs for the `Rc`).
-pub(crate) type Values = Vec<Option<Rc<dyn Any>>>;
+/// One coroutine's (or thread's) values, by key index.
+pub(crate) type Values = Vec<Option<Value>>;
+
+/// One value: its `Rc` (see the module docs), and, so that `with` reaches
+/// it without a virtual call or the `Rc`'s layout arithmetic, the address
+/// of the value in it and its type.
+pub(crate) struct Value {
+    at: *const (),
+    type_id: TypeId,
+    rc: Rc<dyn Any>,
+}
+
+impl Value {
+    fn new<T: 'static>(value: T) -> Value {
+        let rc = Rc::new(value);
+        Value {
+            at: Rc::as_ptr(&rc).cast(),
+            type_id: TypeId::of::<T>(),
+            rc,
+        }
+    }
+}
 
 static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
 
+/// A plain thread's values, and the bounds of its own stack.
+struct ThreadValues {
+    values: UnsafeCell<Values>,
+    /// The thread's stack, `[low, high)`, looked up on first use; (0, 0)
+    /// until then; (0, 1) if it cannot be (then every `with` counts).
+    stack: Cell<(usize, usize)>,
+}
+
+impl ThreadValues {
+    /// Whether `sp` lies on this thread's own stack.
+    #[inline]
+    fn on_own_stack(&self, sp: usize) -> bool {
+        let (mut low, mut high) = self.stack.get();
+        if high == 0 {
+            (low, high) = thread_stack().unwrap_or((0, 1));
+            self.stack.set((low, high));
+        }
+        (low..high).contains(&sp)
+    }
+}
+
+/// The calling thread's stack, `[low, high)`.
+#[cold]
+fn thread_stack() -> Option<(usize, usize)> {
+    // SAFETY: plain data; all zeroes is a valid starting value.
+    let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `attr` is ours to initialise; destroyed below on success.
+    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), &mut attr) } != 0 {
+        return None;
+    }
+    let (mut addr, mut size) = (std::ptr::null_mut(), 0);
+    // SAFETY: `attr` was initialised by `pthread_getattr_np`.
+    let ok = unsafe { libc::pthread_attr_getstack(&attr, &mut addr, &mut size) } == 0;
+    // SAFETY: as above, destroyed once.
+    unsafe { libc::pthread_attr_destroy(&mut attr) };
+    let high = addr as usize + size;
+    // The main thread's stack is reported as far down as its limit (or the
+    // next mapping) reaches; the kernel keeps the first 128 MiB below its
+    // top clear of other mappings, so at most that much is taken.
+    let low = (addr as usize).max(high.saturating_sub(128 << 20));
+    ok.then_some((low, high))
+}
+
 thread_local! {
     /// Values for plain threads (outside coroutines).
-    static THREAD_VALUES: UnsafeCell<Values> = const { UnsafeCell::new(Vec::new()) };
+    static THREAD_VALUES: ThreadValues = const {
+        ThreadValues {
+            values: UnsafeCell::new(Vec::new()),
+            stack: Cell::new((0, 0)),
+        }
+    };
 }
 
 impl<T: 'static> LocalKey<T> {
@@ -91,44 +168,68 @@ impl<T: 'static> LocalKey<T> {
         F: FnOnce(&T) -> R,
     {
         let index = self.index();
-        let values = match worker::coroutine_local() {
-            Some(l) => l.with_current(|t| {
-                // SAFETY: home-local, used by the running coroutine alone;
-                // the vector is allocated once and stays until it finishes.
-                let slot = unsafe { &mut *t.header().local.locals.get() };
-                &mut **slot.get_or_insert_with(Default::default) as *mut Values
-            }),
+        let (values, own_stack) = match worker::coroutine_local() {
+            Some(l) => {
+                let values = l.with_current(|t| {
+                    // SAFETY: home-local, used by the running coroutine
+                    // alone; the vector is allocated once and stays until
+                    // it finishes.
+                    let slot = unsafe { &mut *t.header().local.locals.get() };
+                    &mut **slot.get_or_insert_with(Default::default) as *mut Values
+                });
+                (values, l.on_coroutine_stack())
+            }
             None => THREAD_VALUES
-                .try_with(|v| v.get())
+                .try_with(|t| (t.values.get(), t.on_own_stack(crate::arch::stack_pointer())))
                 .expect("coio: coroutine_local! used while the thread's locals are destroyed"),
         };
         // SAFETY: `values` is the running coroutine's vector (home-local,
         // used by it alone) or this thread's; no reference into the vector
-        // is kept across the calls below.
-        let value: Rc<dyn Any> = unsafe { get_or_init(values, index, self.init) };
-        let p = downcast::<T>(&*value);
-        // SAFETY: `value` holds a count on the allocation `p` points into
-        // until after `f` has returned or unwound, whatever happens to the
-        // vector meanwhile (the module docs: `f` may outlive the coroutine).
+        // is kept across the calls below, and `rc` is used before anything
+        // else touches the vector.
+        let (p, _count) = unsafe {
+            let v = &*get_or_init(values, index, self.init);
+            if v.type_id != TypeId::of::<T>() {
+                index_mismatch();
+            }
+            (v.at.cast::<T>(), (!own_stack).then(|| v.rc.clone()))
+        };
+        // SAFETY: the box `p` points into is not dropped before `f` has
+        // returned or unwound: on the owner's own stack, `f` ends before
+        // the owner does; elsewhere (a generator's stack), `_count` holds a
+        // count on it until then (the module docs).
         f(unsafe { &*p })
     }
 }
 
-/// The value at `index`, created with `init` if absent: a new count on it.
+/// The value at `index`, created with `init` if absent: a pointer into the
+/// vector, valid until it is next changed.
 ///
 /// # Safety
 /// `values` must be the caller's own vector, with no reference into it
 /// alive.
+#[inline(always)]
 unsafe fn get_or_init<T: 'static>(
     values: *mut Values,
     index: usize,
     init: fn() -> T,
-) -> Rc<dyn Any> {
+) -> *const Value {
     // SAFETY: caller; the borrow ends before `init` runs.
     if let Some(Some(v)) = unsafe { (&*values).get(index) } {
-        return v.clone();
+        return v;
     }
-    let fresh: Rc<dyn Any> = Rc::new(init());
+    // SAFETY: caller.
+    unsafe { insert(values, index, init) }
+}
+
+/// The first use of key `index` by this owner: creates its value.
+///
+/// # Safety
+/// As for [`get_or_init`].
+#[cold]
+#[inline(never)]
+unsafe fn insert<T: 'static>(values: *mut Values, index: usize, init: fn() -> T) -> *const Value {
+    let fresh = Value::new(init());
     // SAFETY: caller; `init` may have used the vector, but holds nothing
     // into it now.
     let v = unsafe { &mut *values };
@@ -137,12 +238,13 @@ unsafe fn get_or_init<T: 'static>(
     }
     // An initialiser that used its own key already put a value there: keep
     // that one (references to it may exist) and drop ours.
-    v[index].get_or_insert(fresh).clone()
+    v[index].get_or_insert(fresh)
 }
 
-fn downcast<T: 'static>(b: &dyn Any) -> *const T {
-    b.downcast_ref::<T>()
-        .expect("coio: coroutine-local key index mismatch") as *const T
+#[cold]
+#[inline(never)]
+fn index_mismatch() -> ! {
+    panic!("coio: coroutine-local key index mismatch")
 }
 
 /// Whether the finishing coroutine has coroutine-locals to drop.

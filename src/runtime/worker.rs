@@ -465,6 +465,14 @@ impl Local {
         Arc::as_ptr(&self.shared) as usize
     }
 
+    /// Whether the caller runs on the running coroutine's own stack (not
+    /// on a generator's that the coroutine resumed). A coroutine of this
+    /// worker must be running.
+    #[inline(always)]
+    pub(crate) fn on_coroutine_stack(&self) -> bool {
+        stack::holds(self.link.get() as usize + 16, arch::stack_pointer())
+    }
+
     /// Whether a coroutine of this worker is running (the caller is it).
     #[inline(always)]
     pub(crate) fn in_coroutine(&self) -> bool {

@@ -361,6 +361,17 @@ pub(crate) fn check_overflow(switch_top: usize, sp: usize) {
     }
 }
 
+/// Whether `sp` lies on the stack whose switch top is `switch_top` (a live
+/// stack: the running coroutine's). Loads only, from the stack's own
+/// descriptor (see [`check_overflow`]).
+#[inline(always)]
+pub(crate) fn holds(switch_top: usize, sp: usize) -> bool {
+    let raw_top = (switch_top | (PAGE - 1)) + 1;
+    // SAFETY: as in `check_overflow`: the descriptor of a live stack.
+    let key = Key(unsafe { (desc_word(raw_top, Desc::Key) as *const usize).read() });
+    raw_top.wrapping_sub(sp) <= key.size()
+}
+
 impl Drop for Stack {
     #[inline]
     fn drop(&mut self) {
