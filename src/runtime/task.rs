@@ -483,9 +483,9 @@ pub(crate) trait Output<T>: Task {
 /// they share the memory, and [`TaskCell::stage`] says which is there.
 /// Each is written and taken in place: an enum of the two, assigned whole,
 /// built a temporary the size of the closure on the stack at every write
-/// and every take (measured: a coroutine capturing 64 KiB overflowed a
-/// 128 KiB stack, its entry frame holding one copy and the result's store
-/// another).
+/// and every take (with the entry's own copies of the closure, 32 KiB of
+/// captures overflowed a 128 KiB stack in a release build; now 120 KiB
+/// run: `bench/src/bin/big_capture.rs`).
 union Slot<F, T> {
     f: ManuallyDrop<F>,
     out: ManuallyDrop<thread::Result<T>>,
