@@ -185,7 +185,7 @@ impl<T: 'static> LocalKey<T> {
         };
         // SAFETY: `values` is the running coroutine's vector (home-local,
         // used by it alone) or this thread's; no reference into the vector
-        // is kept across the calls below, and `rc` is used before anything
+        // is kept across the calls below, and `v` is used before anything
         // else touches the vector.
         let (p, _count) = unsafe {
             let v = &*get_or_init(values, index, self.init);

@@ -873,16 +873,14 @@ impl Local {
     /// start a thread either.
     #[cold]
     fn no_stack(&self, task: TaskRef, e: std::io::Error) {
-        let reason = format!(
-            "coio: a coroutine could not start: no stack could be had ({e}); \
-             its closure was dropped unrun"
-        );
+        let reason = format!("coio: a coroutine could not start: no stack could be had ({e})");
         if !self.shared.no_stack_reported.swap(true, Relaxed) {
             eprintln!(
-                "{reason}. Coroutines that cannot get a stack never run: their JoinHandle::join \
-                 returns Err with this message. Fewer coroutines alive at once, smaller stacks \
-                 or StackPolicy::Auto (canary stacks when guard pages run out) help, as does a \
-                 higher vm.max_map_count. (Said once per runtime.)"
+                "{reason}. Coroutines that cannot get a stack never run: their closures are \
+                 dropped unrun and JoinHandle::join returns Err with this message. Fewer \
+                 coroutines alive at once, smaller stacks or StackPolicy::Auto (canary stacks \
+                 when guard pages run out) help, as does a higher vm.max_map_count. (Said once \
+                 per runtime.)"
             );
         }
         let unrun = task.clone();
