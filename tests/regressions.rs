@@ -8,17 +8,9 @@ use std::sync::{Mutex, mpsc};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use coio::Runtime;
-
 mod common;
 
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .stall_warning(None)
-        .build()
-        .unwrap()
-}
+use common::quiet_rt as rt;
 
 /// Runs `f` on a thread of its own and fails if it takes over 10 s (a
 /// deadlock would otherwise hang the test run).

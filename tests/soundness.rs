@@ -19,13 +19,7 @@ use coio::{Generator, GeneratorState, Runtime};
 
 mod common;
 
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .stall_warning(None)
-        .build()
-        .unwrap()
-}
+use common::quiet_rt as rt;
 
 /// Runs `f` on a thread of its own and fails if it takes over 20 s (a
 /// deadlock would otherwise hang the test run).
@@ -603,7 +597,7 @@ fn stall_warning_explains_blocking_while_unwinding() {
     assert!(out.status.success(), "{stderr}");
     let warning = stderr
         .lines()
-        .find(|l| l.contains("coio: worker unwind-test-0"))
+        .find(|l| l.contains("coio: worker unwind-test-0") && l.contains("unwinds"))
         .unwrap_or_else(|| panic!("no warning: {stderr}"));
     assert!(
         warning.contains("while it unwinds from a panic"),

@@ -130,8 +130,12 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
     };
     let period = (threshold / 4).max(Duration::from_millis(5));
     let n = monitor.progress.len();
-    // Per worker: (resumes seen, running id seen, since when, warned).
-    let mut seen: Vec<(u32, u64, Instant, bool)> = vec![(0, 0, Instant::now(), false); n];
+    // Per worker: (resumes seen, running id seen, since when, warned:
+    // NONE, STALLED or UNWINDING).
+    const NONE: u8 = 0;
+    const STALLED: u8 = 1;
+    const UNWINDING: u8 = 2;
+    let mut seen: Vec<(u32, u64, Instant, u8)> = vec![(0, 0, Instant::now(), NONE); n];
     while !shared.closed.load(Acquire) {
         monitor.parked.store(true, SeqCst);
         if shared.idle.all_parked() && !shared.closed.load(SeqCst) {
@@ -139,7 +143,7 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
             monitor.parked.store(false, SeqCst);
             let now = Instant::now();
             for s in seen.iter_mut() {
-                *s = (0, 0, now, false);
+                *s = (0, 0, now, NONE);
             }
             continue;
         }
@@ -150,12 +154,15 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
             let resumes = p.resumes.load(Relaxed);
             let running = p.running.load(Relaxed);
             if running == 0 || resumes != s.0 || running != s.1 {
-                *s = (resumes, running, now, false);
+                *s = (resumes, running, now, NONE);
                 continue;
             }
             let stalled = now - s.2;
-            if stalled >= threshold && !s.3 && p.blocked_unwinding.load(Relaxed) {
-                s.3 = true;
+            // A stall first warned as such may turn out to be a wait while
+            // unwinding (the panic's own report can take longer than the
+            // threshold): that gets its own warning too.
+            if stalled >= threshold && s.3 != UNWINDING && p.blocked_unwinding.load(Relaxed) {
+                s.3 = UNWINDING;
                 eprintln!(
                     "coio: worker {thread_prefix}-{i} has been blocked for {:.1} s in coroutine \
                      #{running}, which waits while it unwinds from a panic, without coming back \
@@ -166,8 +173,8 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                      panic, or let the wait time out.",
                     stalled.as_secs_f64()
                 );
-            } else if stalled >= threshold && !s.3 {
-                s.3 = true;
+            } else if stalled >= threshold && s.3 == NONE {
+                s.3 = STALLED;
                 eprintln!(
                     "coio: worker {thread_prefix}-{i} has been running coroutine #{running} for \
                      {:.1} s without coming back to the scheduler; the other coroutines homed on \

@@ -35,3 +35,13 @@ pub fn cpu_time() -> Duration {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
+
+/// A runtime of `workers` workers without the stall monitor (tests that
+/// block a worker on purpose would print its warnings).
+pub fn quiet_rt(workers: usize) -> coio::Runtime {
+    coio::Runtime::builder()
+        .workers(workers)
+        .stall_warning(None)
+        .build()
+        .unwrap()
+}
