@@ -37,6 +37,15 @@ pub(crate) struct Progress {
     /// Runnable started coroutines, published now and then for the other
     /// workers' balancing (not the monitor's: it shares the line).
     load: AtomicUsize,
+    /// Started, unfinished coroutines homed on the worker (its registry),
+    /// published at every start and finish for the others' placement
+    /// decisions (`worker::Local::deal`).
+    homed: AtomicUsize,
+    /// Fresh coroutines in the worker's local overflow, which other
+    /// workers cannot see otherwise; published when it changes.
+    overflow: AtomicUsize,
+    /// Fresh coroutines dealt to the worker and not yet in its queues.
+    pub(crate) dealt: AtomicUsize,
     /// The running coroutine is blocked while it unwinds: it cannot
     /// switch, so the worker thread waits in its place (see
     /// `worker::Local::block_in_place`), which the warning then explains.
@@ -62,6 +71,30 @@ impl Progress {
     #[inline]
     pub(crate) fn load(&self) -> usize {
         self.load.load(Relaxed)
+    }
+
+    /// Publishes how many coroutines the worker homes.
+    #[inline(always)]
+    pub(crate) fn set_homed(&self, homed: usize) {
+        self.homed.store(homed, Relaxed);
+    }
+
+    /// How many coroutines the worker homes, as last published.
+    #[inline]
+    pub(crate) fn homed(&self) -> usize {
+        self.homed.load(Relaxed)
+    }
+
+    /// Publishes the length of the worker's overflow queue.
+    #[inline]
+    pub(crate) fn set_overflow(&self, len: usize) {
+        self.overflow.store(len, Relaxed);
+    }
+
+    /// The length of the worker's overflow queue, as last published.
+    #[inline]
+    pub(crate) fn overflow(&self) -> usize {
+        self.overflow.load(Relaxed)
     }
 
     /// Resumes so far and whether a coroutine runs now: a thief's view of

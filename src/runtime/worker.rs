@@ -98,6 +98,13 @@ const FAIRNESS_TICKS: u32 = 61;
 /// of its fresh coroutines can be stolen at a time.
 const FRESH_CAP: usize = 60;
 
+/// How many coroutines a worker may home beyond its share of all the
+/// runtime's (started and waiting to start) before it deals fresh ones to
+/// the others, while shares are small (see `Local::deal`): small groups,
+/// such as a coroutine and the few partners it spawned to talk to, stay
+/// together.
+const HOME_SLACK: usize = 8;
+
 /// Longest run of coroutines taken from the LIFO slot in a row.
 const LIFO_STREAK: u8 = 3;
 
@@ -118,7 +125,13 @@ pub(crate) struct Remote {
 #[derive(Default)]
 struct Inbox {
     tasks: Vec<Started>,
+    /// Fresh coroutines other workers dealt to this one (see
+    /// `Local::deal`); they join its fresh queue when it looks.
+    dealt: Vec<TaskRef>,
     parked: bool,
+    /// The worker's loop has ended: what is dealt now goes to the injector
+    /// (whence the runtime's drop abandons it).
+    exited: bool,
 }
 
 impl Remote {
@@ -148,6 +161,29 @@ impl Remote {
         drop(inbox);
         if let Some(io) = io {
             io.wake();
+        }
+    }
+
+    /// Hands fresh coroutines to this worker (`Local::deal`), waking it if
+    /// it sleeps. Once its loop has ended they go to the injector.
+    fn deal(&self, tasks: Vec<TaskRef>, shared: &Shared, index: usize) {
+        let mut inbox = self.lock();
+        if inbox.exited {
+            drop(inbox);
+            for t in tasks {
+                shared.injector.push(t);
+            }
+            return;
+        }
+        shared.monitor.progress[index]
+            .dealt
+            .fetch_add(tasks.len(), Relaxed);
+        inbox.dealt.extend(tasks);
+        self.has_inbox.store(true, Release);
+        let wake = std::mem::take(&mut inbox.parked);
+        drop(inbox);
+        if wake {
+            self.io.wake();
         }
     }
 
@@ -353,6 +389,10 @@ pub(crate) struct Local {
     /// (`balance`; none: `usize::MAX` and 0).
     others_min: Cell<usize>,
     others_max: Cell<usize>,
+    /// The most coroutines this worker homes before it deals fresh ones to
+    /// the others: its share of all the runtime's, plus slack, as last
+    /// computed (`deal`).
+    home_cap: Cell<usize>,
     /// Fresh coroutines beyond [`FRESH_CAP`] (see there); moved to `fresh`
     /// as it empties.
     overflow: RefCell<VecDeque<TaskRef>>,
@@ -424,6 +464,7 @@ pub(crate) fn worker_main(
         searching: Cell::new(false),
         others_min: Cell::new(usize::MAX),
         others_max: Cell::new(0),
+        home_cap: Cell::new(HOME_SLACK),
         overflow: RefCell::new(VecDeque::new()),
         recycler: Recycler::default(),
         closing: Cell::new(false),
@@ -442,6 +483,17 @@ pub(crate) fn worker_main(
     }
     LOCAL.with(|l| l.set(ptr::null()));
     local.timers.borrow_mut().clear();
+    // Fresh coroutines dealt to this worker after its last look go to the
+    // injector, where the runtime's drop abandons them (as from now on
+    // does `Remote::deal`).
+    let dealt = {
+        let mut inbox = local.remote().lock();
+        inbox.exited = true;
+        std::mem::take(&mut inbox.dealt)
+    };
+    for t in dealt {
+        local.shared.injector.push(t);
+    }
     // No coroutine runs on this thread any more; what follows is the
     // destruction of its thread-locals, in an order nobody controls. A
     // suspended generator that one of them owns (stashed there by a
@@ -547,7 +599,9 @@ impl Local {
             if self.shared.closed.load(Relaxed) && !self.closing.get() {
                 self.begin_close();
             }
-            if let Some(t) = self.steal_injector() {
+            if self.may_steal()
+                && let Some(t) = self.steal_injector()
+            {
                 return Some(Job::Fresh(t));
             }
             self.balance();
@@ -560,12 +614,13 @@ impl Local {
             if self.fresh.is_empty()
                 && self.overflow.borrow().is_empty()
                 && self.ready.borrow().len() < self.others_max.get()
+                && self.may_steal()
                 && let Some(t) = self.steal()
             {
                 return Some(Job::Fresh(t));
             }
             // Fresh coroutines' turn, however busy this worker is.
-            if let Some(t) = self.pop_fresh() {
+            if let Some(t) = self.take_fresh() {
                 return Some(Job::Fresh(t));
             }
         }
@@ -595,16 +650,136 @@ impl Local {
             let ready = self.ready.borrow().len();
             ready <= self.others_min.get().saturating_add(1)
         };
-        if fresh_turn && let Some(t) = self.pop_fresh() {
+        if fresh_turn && let Some(t) = self.take_fresh() {
             return Some(Job::Fresh(t));
         }
         if let Some(t) = self.ready.borrow_mut().pop_front() {
             return Some(Job::Started(t));
         }
-        if let Some(t) = self.pop_fresh() {
+        if let Some(t) = self.take_fresh() {
             return Some(Job::Fresh(t));
         }
+        if !self.may_steal() {
+            return None;
+        }
         self.steal_injector().map(Job::Fresh)
+    }
+
+    /// Whether this worker homes fewer coroutines than its share allows
+    /// (`home_cap`, as last computed), or is alone, or closing.
+    #[inline]
+    fn may_start_fresh(&self) -> bool {
+        self.registry.borrow().len < self.home_cap.get()
+            || self.shared.remotes.len() == 1
+            || self.closing.get()
+    }
+
+    /// The next fresh coroutine of this worker to start here. Past its
+    /// share (`may_start_fresh`), it first deals what it has beyond that
+    /// share to the workers below theirs (`deal`); what is left it starts
+    /// itself: dealing never makes a coroutine wait for anyone.
+    #[inline]
+    fn take_fresh(&self) -> Option<TaskRef> {
+        if !self.may_start_fresh() && (!self.fresh.is_empty() || !self.overflow.borrow().is_empty())
+        {
+            self.deal();
+        }
+        self.pop_fresh()
+    }
+
+    /// Every worker's load (what it homes plus what waits to start in its
+    /// queues, as published) and the share of one; sets `home_cap` from
+    /// them. Reads a line of every other worker: done when dealing, every
+    /// [`FAIRNESS_TICKS`] ticks and when the worker wakes, not per spawn.
+    #[cold]
+    fn shares(&self) -> (Vec<usize>, usize) {
+        let n = self.shared.remotes.len();
+        let progress = &self.shared.monitor.progress;
+        let loads: Vec<usize> = (0..n)
+            .map(|i| {
+                if i == self.index {
+                    self.load()
+                } else {
+                    let p = &progress[i];
+                    p.homed()
+                        + p.overflow()
+                        + p.dealt.load(Relaxed)
+                        + self.shared.remotes[i].stealer.len()
+                }
+            })
+            .collect();
+        let total: usize = loads.iter().sum::<usize>() + self.shared.injector.len();
+        let share = total.div_ceil(n);
+        // Small groups keep some slack (a coroutine and the few it talks
+        // to stay together); large shares get little, so that the workers
+        // that fill up first leave enough for the last one: each may go
+        // over by at most a quarter of a share in all.
+        let slack = if share < 2 * HOME_SLACK {
+            HOME_SLACK
+        } else {
+            (share / (4 * n)).clamp(1, HOME_SLACK)
+        };
+        self.home_cap.set(share + slack);
+        (loads, share)
+    }
+
+    /// What this worker homes plus what waits to start in its queues.
+    #[inline]
+    fn load(&self) -> usize {
+        self.registry.borrow().len + self.fresh.len() + self.overflow.borrow().len()
+    }
+
+    /// Whether this worker may take fresh coroutines from others (steal):
+    /// only while its load is below its share.
+    #[inline]
+    fn may_steal(&self) -> bool {
+        self.load() < self.home_cap.get() || self.shared.remotes.len() == 1 || self.closing.get()
+    }
+
+    /// Placement, the only balancing there is (a started coroutine never
+    /// moves): deals this worker's fresh coroutines beyond its share of
+    /// all the runtime's to the workers below theirs, straight into their
+    /// inboxes, waking them if they sleep. Coroutines that block right
+    /// after they start count for nothing in the run queues, so without
+    /// this a burst of spawns whose coroutines block at once all started
+    /// on the spawner's worker before a sleeping worker could wake (62 of
+    /// 64 on one of two workers). A worker's load here is what it homes
+    /// (started and alive) plus what waits to start in its queues.
+    #[cold]
+    fn deal(&self) {
+        let n = self.shared.remotes.len();
+        let (loads, share) = self.shares();
+        let mut surplus = loads[self.index].saturating_sub(self.home_cap.get());
+        if surplus == 0 || self.shared.closed.load(Relaxed) {
+            return;
+        }
+        // Least loaded first.
+        let mut order: Vec<usize> = (0..n).filter(|&i| i != self.index).collect();
+        order.sort_by_key(|&i| loads[i]);
+        for i in order {
+            let room = share.saturating_sub(loads[i]).min(surplus);
+            if room == 0 {
+                break;
+            }
+            let mut batch = Vec::with_capacity(room);
+            while batch.len() < room {
+                let t = self.overflow.borrow_mut().pop_back();
+                match t.or_else(|| self.fresh.pop()) {
+                    Some(t) => batch.push(t),
+                    None => break,
+                }
+            }
+            surplus -= batch.len();
+            // Published before the batch shows up in the other's count, so
+            // that nobody counts it twice (a total counted twice raised
+            // every share computed meanwhile: 177 for a share of 100).
+            self.shared.monitor.progress[self.index].set_overflow(self.overflow.borrow().len());
+            self.shared.remotes[i].deal(batch, &self.shared, i);
+            if surplus == 0 {
+                break;
+            }
+        }
+        self.shared.monitor.progress[self.index].set_overflow(self.overflow.borrow().len());
     }
 
     /// Publishes this worker's load (runnable started coroutines) and
@@ -623,6 +798,9 @@ impl Local {
         }
         self.others_min.set(min);
         self.others_max.set(max);
+        if n_workers_gt_1(self) {
+            self.shares();
+        }
     }
 
     /// Moves the inbox into `ready`.
@@ -637,12 +815,39 @@ impl Local {
     fn drain_inbox_slow(&self) {
         let remote = self.remote();
         let mut spare = self.spare.borrow_mut();
-        {
+        let dealt = {
             let mut inbox = remote.lock();
             remote.has_inbox.store(false, Relaxed);
             std::mem::swap(&mut inbox.tasks, &mut *spare);
-        }
+            std::mem::take(&mut inbox.dealt)
+        };
         self.ready.borrow_mut().extend(spare.drain(..));
+        if !dealt.is_empty() {
+            self.take_dealt(dealt);
+        }
+    }
+
+    /// Fresh coroutines another worker dealt to this one join its fresh
+    /// queue.
+    #[cold]
+    fn take_dealt(&self, dealt: Vec<TaskRef>) {
+        let n = dealt.len();
+        let mut overflow = self.overflow.borrow_mut();
+        // Counted as dealt until they are in the queues (counted as such):
+        // a moment counted nowhere beats one counted twice, which would
+        // raise every share computed meanwhile.
+        self.shared.monitor.progress[self.index]
+            .dealt
+            .fetch_sub(n, Relaxed);
+        for t in dealt {
+            if self.fresh.len() < FRESH_CAP {
+                self.fresh.push(t);
+            } else {
+                overflow.push_back(t);
+            }
+        }
+        self.shared.monitor.progress[self.index].set_overflow(overflow.len());
+        drop(overflow);
     }
 
     /// Polls the netpoller without blocking, if anything is registered
@@ -700,6 +905,7 @@ impl Local {
         for t in overflow.drain(..n) {
             self.fresh.push(t);
         }
+        self.shared.monitor.progress[self.index].set_overflow(overflow.len());
         drop(overflow);
         self.shared.notify_work(false);
     }
@@ -724,7 +930,9 @@ impl Local {
         if self.fresh.len() < FRESH_CAP {
             self.fresh.push(task);
         } else {
-            self.overflow.borrow_mut().push_back(task);
+            let mut overflow = self.overflow.borrow_mut();
+            overflow.push_back(task);
+            self.shared.monitor.progress[self.index].set_overflow(overflow.len());
         }
         self.shared.notify_work(false);
     }
@@ -851,7 +1059,12 @@ impl Local {
         // SAFETY: home-local, not borrowed anywhere.
         unsafe { *h.local.raw.get() = Some(coroutine) };
         let started = Started::of(&*task);
-        let slot = self.registry.borrow_mut().insert(task);
+        let slot = {
+            let mut registry = self.registry.borrow_mut();
+            let slot = registry.insert(task);
+            self.shared.monitor.progress[self.index].set_homed(registry.len);
+            slot
+        };
         // SAFETY: just registered.
         unsafe { started.get() }
             .header()
@@ -907,10 +1120,12 @@ impl Local {
             raw.stack().set_owner(None, 0);
             drop(raw);
         }
-        let owned = self
-            .registry
-            .borrow_mut()
-            .remove(h.local.slot.get() as usize);
+        let owned = {
+            let mut registry = self.registry.borrow_mut();
+            let owned = registry.remove(h.local.slot.get() as usize);
+            self.shared.monitor.progress[self.index].set_homed(registry.len);
+            owned
+        };
         if let Some(t) = owned {
             self.recycler.put(t, &self.shared.spares);
         }
@@ -957,15 +1172,20 @@ impl Local {
             }
             let local = match self.ready.borrow_mut().pop_front() {
                 Some(t) => Some(Job::Started(t)),
-                None => self.pop_fresh().map(Job::Fresh),
+                None => self.take_fresh().map(Job::Fresh),
             };
             if let Some(job) = local {
                 self.stop_searching();
                 return Some(job);
             }
             // Only so many workers may search at once; a spinner retries
-            // for the permission each round.
-            if !self.searching.get() && !self.closing.get() && self.shared.idle.try_search() {
+            // for the permission each round. A worker past its share does
+            // not steal, nor hold a searcher's place (while one searches,
+            // the idle protocol wakes nobody else).
+            if !self.may_steal() {
+                self.stop_searching();
+            } else if !self.searching.get() && !self.closing.get() && self.shared.idle.try_search()
+            {
                 self.searching.set(true);
             }
             if self.searching.get()
@@ -1022,13 +1242,23 @@ impl Local {
                 continue;
             }
             let stealer = &self.shared.remotes[i].stealer;
+            if self.leave_to_victim(i) {
+                continue;
+            }
             if stealer.len() == 1 {
                 self.let_victim_move_on(i);
             }
+            // Half of the victim's queue (crossbeam's default batch is at
+            // most 32, which leaves a burst of spawns lopsided), but no
+            // more than this worker's room below its share: a batch that
+            // overshoots makes a placement no later deal corrects.
+            let room = if self.shared.remotes.len() == 1 {
+                usize::MAX
+            } else {
+                self.home_cap.get().saturating_sub(self.load()).max(1)
+            };
             loop {
-                // Half of the victim's queue (crossbeam's default batch is
-                // at most 32, which leaves a burst of spawns lopsided).
-                match stealer.steal_batch_with_limit_and_pop(&self.fresh, usize::MAX) {
+                match stealer.steal_batch_with_limit_and_pop(&self.fresh, room) {
                     Steal::Success(t) => return Some(t),
                     Steal::Empty => break,
                     Steal::Retry => continue,
@@ -1036,6 +1266,23 @@ impl Local {
             }
         }
         None
+    }
+
+    /// Whether worker `i`'s fresh coroutines are its own share to start
+    /// (its load is not above the share as this worker last computed it):
+    /// then they are not stolen. Only where shares are large, where
+    /// placement decides the balance for the coroutines' whole life; small
+    /// bursts are stolen as before, for parallelism.
+    #[inline]
+    fn leave_to_victim(&self, i: usize) -> bool {
+        let cap = self.home_cap.get();
+        if cap < 3 * HOME_SLACK {
+            return false;
+        }
+        let p = &self.shared.monitor.progress[i];
+        let load =
+            p.homed() + p.overflow() + p.dealt.load(Relaxed) + self.shared.remotes[i].stealer.len();
+        load <= cap
     }
 
     /// Before stealing the only fresh coroutine of worker `i` while that
@@ -1085,6 +1332,11 @@ impl Local {
         // Once this worker has begun closing it may sleep too: what it still
         // waits for arrives through the inbox or its timers.
         self.sleep_on_inbox(self.closing.get() || !self.shared.closed.load(SeqCst), None);
+        // The shares may have changed while it slept (a cap computed
+        // before a quiet spell would let a new burst all start here).
+        if n_workers_gt_1(self) {
+            self.shares();
+        }
         if !idle.unpark(self.index) {
             self.searching.set(true);
         }
@@ -1258,7 +1510,7 @@ impl Local {
         let remote = self.remote();
         {
             let mut inbox = remote.lock();
-            inbox.parked = may_sleep && inbox.tasks.is_empty();
+            inbox.parked = may_sleep && inbox.tasks.is_empty() && inbox.dealt.is_empty();
             if !inbox.parked {
                 return;
             }
@@ -1288,6 +1540,7 @@ impl Local {
             self.shared.injector.push(t);
             moved = true;
         }
+        self.shared.monitor.progress[self.index].set_overflow(0);
         if moved {
             self.shared.notify_work(true);
         }
@@ -1302,6 +1555,12 @@ impl Drop for Unmark<'_> {
     fn drop(&mut self) {
         self.0.set_blocked_unwinding(false);
     }
+}
+
+/// Whether the worker has company (placement has something to decide).
+#[inline]
+fn n_workers_gt_1(l: &Local) -> bool {
+    l.shared.remotes.len() > 1
 }
 
 /// What the scheduler runs next.
