@@ -680,8 +680,10 @@ impl Local {
     /// itself: dealing never makes a coroutine wait for anyone.
     #[inline]
     fn take_fresh(&self) -> Option<TaskRef> {
-        if !self.may_start_fresh() && (!self.fresh.is_empty() || !self.overflow.borrow().is_empty())
-        {
+        if self.fresh.is_empty() && self.overflow.borrow().is_empty() {
+            return None;
+        }
+        if !self.may_start_fresh() {
             self.deal();
         }
         self.pop_fresh()
@@ -694,33 +696,47 @@ impl Local {
     #[cold]
     fn shares(&self) -> (Vec<usize>, usize) {
         let n = self.shared.remotes.len();
-        let progress = &self.shared.monitor.progress;
-        let loads: Vec<usize> = (0..n)
-            .map(|i| {
-                if i == self.index {
-                    self.load()
-                } else {
-                    let p = &progress[i];
-                    p.homed()
-                        + p.overflow()
-                        + p.dealt.load(Relaxed)
-                        + self.shared.remotes[i].stealer.len()
-                }
-            })
-            .collect();
-        let total: usize = loads.iter().sum::<usize>() + self.shared.injector.len();
-        let share = total.div_ceil(n);
+        let loads: Vec<usize> = (0..n).map(|i| self.load_of(i)).collect();
+        let share = self.set_cap(loads.iter().sum());
+        (loads, share)
+    }
+
+    /// Recomputes `home_cap` alone (see `shares`), without allocating.
+    #[cold]
+    fn refresh_cap(&self) {
+        let total = (0..self.shared.remotes.len())
+            .map(|i| self.load_of(i))
+            .sum();
+        self.set_cap(total);
+    }
+
+    /// Worker `i`'s load: exact for this one, as published for the others.
+    #[inline]
+    fn load_of(&self, i: usize) -> usize {
+        if i == self.index {
+            return self.load();
+        }
+        let p = &self.shared.monitor.progress[i];
+        p.homed() + p.overflow() + p.dealt.load(Relaxed) + self.shared.remotes[i].stealer.len()
+    }
+
+    /// Sets `home_cap` for a runtime-wide load of `total` (plus the
+    /// injector's); returns the share.
+    fn set_cap(&self, total: usize) -> usize {
+        let n = self.shared.remotes.len();
+        let share = (total + self.shared.injector.len()).div_ceil(n);
         // Small groups keep some slack (a coroutine and the few it talks
         // to stay together); large shares get little, so that the workers
-        // that fill up first leave enough for the last one: each may go
-        // over by at most a quarter of a share in all.
+        // that fill up first leave enough for the last one (each may go
+        // over by a sixteenth of a share in all), and so that a worker
+        // keeps close to its share when all of them get busy.
         let slack = if share < 2 * HOME_SLACK {
             HOME_SLACK
         } else {
-            (share / (4 * n)).clamp(1, HOME_SLACK)
+            (share / (16 * n)).clamp(1, HOME_SLACK)
         };
         self.home_cap.set(share + slack);
-        (loads, share)
+        share
     }
 
     /// What this worker homes plus what waits to start in its queues.
@@ -749,7 +765,9 @@ impl Local {
     fn deal(&self) {
         let n = self.shared.remotes.len();
         let (loads, share) = self.shares();
-        let mut surplus = loads[self.index].saturating_sub(self.home_cap.get());
+        // Past its cap, a worker keeps exactly its share: the slack is
+        // there so that it does not deal at every spawn, not to keep.
+        let mut surplus = loads[self.index].saturating_sub(share);
         if surplus == 0 || self.shared.closed.load(Relaxed) {
             return;
         }
@@ -798,8 +816,11 @@ impl Local {
         }
         self.others_min.set(min);
         self.others_max.set(max);
-        if n_workers_gt_1(self) {
-            self.shares();
+        // The cap decides where fresh coroutines start: recounted when
+        // there are some to start (reading the others' counts costs a
+        // cache miss or two, measurable every 61 ticks of a yield loop).
+        if n_workers_gt_1(self) && !(self.fresh.is_empty() && self.overflow.borrow().is_empty()) {
+            self.refresh_cap();
         }
     }
 
@@ -1242,21 +1263,25 @@ impl Local {
                 continue;
             }
             let stealer = &self.shared.remotes[i].stealer;
-            if self.leave_to_victim(i) {
+            let queued = stealer.len();
+            if queued == 0 {
                 continue;
-            }
-            if stealer.len() == 1 {
-                self.let_victim_move_on(i);
             }
             // Half of the victim's queue (crossbeam's default batch is at
             // most 32, which leaves a burst of spawns lopsided), but no
             // more than this worker's room below its share: a batch that
-            // overshoots makes a placement no later deal corrects.
-            let room = if self.shared.remotes.len() == 1 {
-                usize::MAX
-            } else {
-                self.home_cap.get().saturating_sub(self.load()).max(1)
-            };
+            // overshoots makes a placement no later deal corrects. The
+            // cap is recounted when it would limit the batch (it may be
+            // from before the burst).
+            let mut room = self.home_cap.get().saturating_sub(self.load());
+            if room < queued.div_ceil(2) {
+                self.refresh_cap();
+                room = self.home_cap.get().saturating_sub(self.load());
+            }
+            if queued == 1 {
+                self.let_victim_move_on(i);
+            }
+            let room = room.max(1);
             loop {
                 match stealer.steal_batch_with_limit_and_pop(&self.fresh, room) {
                     Steal::Success(t) => return Some(t),
@@ -1266,23 +1291,6 @@ impl Local {
             }
         }
         None
-    }
-
-    /// Whether worker `i`'s fresh coroutines are its own share to start
-    /// (its load is not above the share as this worker last computed it):
-    /// then they are not stolen. Only where shares are large, where
-    /// placement decides the balance for the coroutines' whole life; small
-    /// bursts are stolen as before, for parallelism.
-    #[inline]
-    fn leave_to_victim(&self, i: usize) -> bool {
-        let cap = self.home_cap.get();
-        if cap < 3 * HOME_SLACK {
-            return false;
-        }
-        let p = &self.shared.monitor.progress[i];
-        let load =
-            p.homed() + p.overflow() + p.dealt.load(Relaxed) + self.shared.remotes[i].stealer.len();
-        load <= cap
     }
 
     /// Before stealing the only fresh coroutine of worker `i` while that
@@ -1335,7 +1343,7 @@ impl Local {
         // The shares may have changed while it slept (a cap computed
         // before a quiet spell would let a new burst all start here).
         if n_workers_gt_1(self) {
-            self.shares();
+            self.refresh_cap();
         }
         if !idle.unpark(self.index) {
             self.searching.set(true);
