@@ -3,7 +3,7 @@
 # of medians (the numbers in BENCHMARKS.md come from this script).
 #
 #   bash bench/run.sh            # everything
-#   bash bench/run.sh switch     # one part: switch | stack_use | idle | runtime | chan | net
+#   bash bench/run.sh switch     # one part: switch | stack_use | idle | runtime | chan | balance | net
 #
 # Needs: cargo (stable), python3 (to read criterion's estimates.json and to
 # run the runtime and chan parts). The runtime part (about 3 minutes on a
@@ -34,7 +34,7 @@
 # $CARGO_TARGET_DIR if set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=("${@:-switch stack_use idle runtime chan net}")
+parts=("${@:-switch stack_use idle runtime chan balance net}")
 parts=(${parts[*]})
 target_dir="${CARGO_TARGET_DIR:-target}"
 
@@ -198,6 +198,58 @@ go_build() {
         echo
         return 1
     fi
+}
+
+balance_part() {
+    # The balance comparison (bench/src/balance.rs): coio, tokio and Go on
+    # 2 workers, every case BALANCE_PROCS times (default 3), medians with
+    # the range; then coio with 1x, 2x and 4x as many workers as cores.
+    echo "## balance (efficiency: CPU work / cores used / wall time)"
+    echo
+    cargo build -q --release -p coio-bench --bin balance_coio --bin balance_tokio --bin balance_sim
+    local bins="$target_dir/release" go=""
+    if go_build balance "$bins/balance_go"; then go="$bins/balance_go"; fi
+    BINS="$bins" GO="$go" PROCS="${BALANCE_PROCS:-3}" python3 - <<'PY'
+import json, os, statistics, subprocess
+bins, go, procs = os.environ["BINS"], os.environ["GO"], int(os.environ["PROCS"])
+runs = [("coio", f"{bins}/balance_coio"), ("tokio", f"{bins}/balance_tokio")]
+if go:
+    runs.append(("go", go))
+def run(path, case, workers):
+    out = subprocess.run([path, case, str(workers)], capture_output=True, text=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+print("| case | " + " | ".join(n for n, _ in runs) + " | coio's homes |")
+print("|---|" + "---|" * len(runs) + "---|")
+for case in ["all", "random8", "child"]:
+    cells, homes = [], None
+    results = {n: [] for n, _ in runs}
+    for _ in range(procs):
+        for n, path in runs:
+            r = run(path, case, 2)
+            results[n].append(r["efficiency"])
+            homes = r.get("homes", homes)
+    for n, _ in runs:
+        v = results[n]
+        cells.append(f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})")
+    print(f"| {case} | " + " | ".join(cells) + f" | {homes} |")
+print()
+cores = os.cpu_count()
+print(f"coio with more workers than cores ({cores} cores), medians of {procs}:")
+print()
+print("| case | " + " | ".join(f"{k * cores} workers" for k in (1, 2, 4)) + " |")
+print("|---|---|---|---|")
+for case in ["all", "random8", "child"]:
+    cells = []
+    for k in (1, 2, 4):
+        v = [run(f"{bins}/balance_coio", case, k * cores)["efficiency"] for _ in range(procs)]
+        cells.append(f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})")
+    print(f"| {case} | " + " | ".join(cells) + " |")
+PY
+    echo
+    echo "What placement cannot fix (bench/src/bin/balance_sim.rs):"
+    echo
+    "$bins/balance_sim"
+    echo
 }
 
 runtime_part() {
@@ -644,11 +696,14 @@ for part in "${parts[@]}"; do
     chan)
         chan_part
         ;;
+    balance)
+        balance_part
+        ;;
     net)
         net_part
         ;;
     *)
-        echo "unknown part: $part (switch | stack_use | idle | runtime | chan | net)" >&2
+        echo "unknown part: $part (switch | stack_use | idle | runtime | chan | balance | net)" >&2
         exit 2
         ;;
     esac

@@ -34,12 +34,39 @@
 //! work stealing moves only coroutines that have not started yet (a header
 //! and a `Send` closure, no stack). The trade-off: started coroutines are
 //! not rebalanced, and a coroutine that computes for long or blocks its
-//! thread in a system call holds up the other coroutines of its worker. New
-//! work spreads by stealing, and a worker with more runnable coroutines than
-//! another leaves its new ones to be stolen; blocking calls belong on the
-//! blocking pool ([`blocking`], [`fs`]); coroutines can be
-//! named ([`Builder::name`]); and a monitor warns on stderr when a worker has
-//! not come back to the scheduler for a second
+//! thread in a system call holds up the other coroutines of its worker. So
+//! where a coroutine *starts* is chosen with care: a worker that homes more
+//! than its share of the runtime's coroutines deals new ones to the workers
+//! below theirs (a burst of connections accepted in a quiet moment spreads
+//! over every worker), and new work spreads by stealing. What placement
+//! cannot even out is a few long-lived coroutines getting busy at the same
+//! time on one worker: give heavy work to a fresh child coroutine and wait
+//! for it, and it runs wherever there is room (ARCHITECTURE.md, "What
+//! placement cannot fix", has the numbers):
+//!
+//! ```
+//! coio::run(|| {
+//!     let (jobs, incoming) = coio::chan::bounded::<u64>(0);
+//!     // A long-lived coroutine (one per connection, say) that now and
+//!     // then gets heavy work: each piece goes to a fresh child.
+//!     let server = coio::spawn(move || {
+//!         let mut total = 0;
+//!         for n in incoming {
+//!             total += coio::spawn(move || (0..n).sum::<u64>()).join().unwrap();
+//!         }
+//!         total
+//!     });
+//!     for n in [1_000, 2_000] {
+//!         jobs.send(n).unwrap();
+//!     }
+//!     drop(jobs);
+//!     assert_eq!(server.join().unwrap(), 499_500 + 1_999_000);
+//! });
+//! ```
+//!
+//! Blocking calls belong on the blocking pool ([`blocking`], [`fs`]);
+//! coroutines can be named ([`Builder::name`]); and a monitor warns on
+//! stderr when a worker has not come back to the scheduler for a second
 //! ([`RuntimeBuilder::stall_warning`]).
 //!
 //! # I/O

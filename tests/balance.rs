@@ -97,3 +97,56 @@ fn burst_spreads_over_16_workers() {
         check(16, then);
     }
 }
+
+/// The echo example's accept loop, unchanged.
+#[allow(dead_code)]
+#[path = "../examples/echo.rs"]
+mod echo;
+
+/// A server whose connections arrive in a quiet burst: 1,000 clients
+/// connect one after another to `examples/echo.rs`'s accept loop (each
+/// sends a byte and waits for its echo, so its handler has started), and
+/// stay connected. Their handlers must spread over the workers like any
+/// other burst.
+#[test]
+fn accepted_connections_spread_over_workers() {
+    use std::io::{Read, Write};
+    const CONNS: usize = 1000;
+    for workers in [2, 4] {
+        let rt = Runtime::builder()
+            .workers(workers)
+            .stall_warning(None)
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(|| coio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(move || echo::accept_loop(&listener));
+        std::thread::sleep(Duration::from_millis(20));
+        let clients: Vec<std::net::TcpStream> = (0..CONNS)
+            .map(|_| {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.write_all(b"x").unwrap();
+                let mut b = [0u8; 1];
+                c.read_exact(&mut b).unwrap();
+                c
+            })
+            .collect();
+        let mut homes = rt.worker_homes();
+        // The accept loop is homed somewhere too.
+        let total: usize = homes.iter().sum();
+        assert_eq!(total, CONNS + 1, "{homes:?}");
+        homes.sort_unstable();
+        println!("{workers} workers: connections homed {homes:?}");
+        let share = CONNS as f64 / workers as f64;
+        assert!(
+            homes
+                .iter()
+                .all(|&h| (0.75 * share..=1.25 * share).contains(&(h as f64))),
+            "{workers} workers: connections homed {homes:?}, share {share}"
+        );
+        drop(clients);
+        drop(rt);
+    }
+}

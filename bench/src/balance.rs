@@ -12,8 +12,11 @@
 //! Cases: `all` (all 64 busy every round), `random8` (8 of the 64, picked
 //! at random each round, the same sequence in every runtime: [`Rng`]) and
 //! `child` (all 64, each handing its work to a new child coroutine and
-//! joining it). Efficiency = (CPU work handed out / workers) / wall time
-//! of the rounds: 1.0 when every worker computes all the time.
+//! joining it). Efficiency = (CPU work handed out / cores used) / wall time
+//! of the rounds, where cores used = the fewer of the workers and the
+//! machine's cores: 1.0 when every core computes all the time (with more
+//! workers than cores, as in the kernel-balancing runs, the cores are the
+//! limit).
 
 /// Coroutines that start, block and later get work.
 pub const COROUTINES: usize = 64;
@@ -125,7 +128,8 @@ pub fn report(
     extra: &str,
 ) {
     let work = busy_total as f64 * WORK_MS as f64 / 1000.0;
-    let efficiency = work / workers as f64 / secs;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let efficiency = work / workers.min(cores) as f64 / secs;
     println!(
         "{{\"runtime\":\"{runtime}\",\"case\":\"{}\",\"workers\":{workers},\"efficiency\":{efficiency:.3},\"secs\":{secs:.4}{extra}}}",
         case.name()

@@ -314,6 +314,19 @@ impl Runtime {
         self.shared.remotes.len()
     }
 
+    /// For tests and measurements (until the runtime has metrics): how
+    /// many started, unfinished coroutines each worker homes, as the
+    /// workers last published it.
+    #[doc(hidden)]
+    pub fn worker_homes(&self) -> Vec<usize> {
+        self.shared
+            .monitor
+            .progress
+            .iter()
+            .map(|p| p.homed())
+            .collect()
+    }
+
     /// Runs `f` as a coroutine on this runtime and returns its result,
     /// blocking the calling thread until then. Coroutines it spawned keep
     /// running after it returns. `f` may borrow from the caller: it has

@@ -4,6 +4,8 @@
 // (and so is the random sequence of the random8 case).
 //
 // GOMAXPROCS is set to `workers`; the measuring code is the main goroutine.
+// Efficiency is per core used: the fewer of the workers and the machine's
+// cores.
 package main
 
 import (
@@ -110,6 +112,10 @@ func main() {
 		busy += len(who)
 	}
 	secs := time.Since(start).Seconds()
-	eff := float64(busy) * workMs / 1000 / float64(workers) / secs
+	cores := workers
+	if runtime.NumCPU() < cores {
+		cores = runtime.NumCPU()
+	}
+	eff := float64(busy) * workMs / 1000 / float64(cores) / secs
 	fmt.Printf("{\"runtime\":\"go\",\"case\":\"%s\",\"workers\":%d,\"efficiency\":%.3f,\"secs\":%.4f}\n", c, workers, eff, secs)
 }
