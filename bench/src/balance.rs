@@ -74,7 +74,7 @@ impl Default for Rng {
 }
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -87,7 +87,7 @@ impl Rng {
     pub fn pick(&mut self, k: usize, n: usize) -> Vec<usize> {
         let mut all: Vec<usize> = (0..n).collect();
         for i in 0..k {
-            let j = i + (self.next() % (n - i) as u64) as usize;
+            let j = i + (self.next_u64() % (n - i) as u64) as usize;
             all.swap(i, j);
         }
         all.truncate(k);
