@@ -146,6 +146,15 @@ thread_local! {
     static SERVING: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Records that this thread now serves runtime `id` (see [`SERVING`]);
+/// returns what it served before. Not inlined: `f` may switch (a job run
+/// in place on a coroutine), and no function of coio reads a thread-local
+/// on both sides of a switch.
+#[inline(never)]
+fn serve(id: usize) -> usize {
+    SERVING.try_with(|s| s.replace(id)).unwrap_or(0)
+}
+
 /// Whether this thread runs a `blocking` job for a coroutine of the runtime
 /// `id` (`worker::Local::shared_id`). Such a job must not wait for that
 /// runtime's coroutines: its caller is one of them, and cannot go on
@@ -302,12 +311,12 @@ where
     let job = job.cast::<Job<F, T>>().as_ptr();
     // SAFETY: the contract: the job is alive and these cells are ours.
     let (f, runtime) = unsafe { ((*(*job).f.get()).take(), (*job).runtime) };
-    let outer = SERVING.try_with(|s| s.replace(runtime)).unwrap_or(0);
+    let outer = serve(runtime);
     let out = catch_unwind(AssertUnwindSafe(move || match f {
         Some(f) => f(),
         None => unreachable!("coio: a blocking job ran twice"),
     }));
-    let _ = SERVING.try_with(|s| s.set(outer));
+    serve(outer);
     // SAFETY: as above; `out` was empty (each job runs once).
     let waiter = unsafe {
         *(*job).out.get() = Some(out);
