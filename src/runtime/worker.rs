@@ -669,9 +669,7 @@ impl Local {
     /// (`home_cap`, as last computed), or is alone, or closing.
     #[inline]
     fn may_start_fresh(&self) -> bool {
-        self.registry.borrow().len < self.home_cap.get()
-            || self.shared.remotes.len() == 1
-            || self.closing.get()
+        self.registry.borrow().len < self.home_cap.get() || self.alone() || self.closing.get()
     }
 
     /// The next fresh coroutine of this worker to start here. Past its
@@ -680,7 +678,7 @@ impl Local {
     /// itself: dealing never makes a coroutine wait for anyone.
     #[inline]
     fn take_fresh(&self) -> Option<TaskRef> {
-        if self.fresh.is_empty() && self.overflow.borrow().is_empty() {
+        if !self.has_fresh() {
             return None;
         }
         if !self.may_start_fresh() {
@@ -739,6 +737,19 @@ impl Local {
         share
     }
 
+    /// Whether fresh coroutines wait in this worker's queues.
+    #[inline]
+    fn has_fresh(&self) -> bool {
+        !self.fresh.is_empty() || !self.overflow.borrow().is_empty()
+    }
+
+    /// Whether this is the runtime's only worker (placement has nothing to
+    /// decide).
+    #[inline]
+    fn alone(&self) -> bool {
+        self.shared.remotes.len() == 1
+    }
+
     /// What this worker homes plus what waits to start in its queues.
     #[inline]
     fn load(&self) -> usize {
@@ -749,7 +760,7 @@ impl Local {
     /// only while its load is below its share.
     #[inline]
     fn may_steal(&self) -> bool {
-        self.load() < self.home_cap.get() || self.shared.remotes.len() == 1 || self.closing.get()
+        self.load() < self.home_cap.get() || self.alone() || self.closing.get()
     }
 
     /// Placement, the only balancing there is (a started coroutine never
@@ -797,7 +808,6 @@ impl Local {
                 break;
             }
         }
-        self.shared.monitor.progress[self.index].set_overflow(self.overflow.borrow().len());
     }
 
     /// Publishes this worker's load (runnable started coroutines) and
@@ -819,7 +829,7 @@ impl Local {
         // The cap decides where fresh coroutines start: recounted when
         // there are some to start (reading the others' counts costs a
         // cache miss or two, measurable every 61 ticks of a yield loop).
-        if n_workers_gt_1(self) && !(self.fresh.is_empty() && self.overflow.borrow().is_empty()) {
+        if !self.alone() && self.has_fresh() {
             self.refresh_cap();
         }
     }
@@ -1342,7 +1352,7 @@ impl Local {
         self.sleep_on_inbox(self.closing.get() || !self.shared.closed.load(SeqCst), None);
         // The shares may have changed while it slept (a cap computed
         // before a quiet spell would let a new burst all start here).
-        if n_workers_gt_1(self) {
+        if !self.alone() {
             self.refresh_cap();
         }
         if !idle.unpark(self.index) {
@@ -1563,12 +1573,6 @@ impl Drop for Unmark<'_> {
     fn drop(&mut self) {
         self.0.set_blocked_unwinding(false);
     }
-}
-
-/// Whether the worker has company (placement has something to decide).
-#[inline]
-fn n_workers_gt_1(l: &Local) -> bool {
-    l.shared.remotes.len() > 1
 }
 
 /// What the scheduler runs next.
