@@ -63,6 +63,13 @@ use crate::io::reactor::Poller;
 use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
 use task::{JoinHandle, Spec, Task, TaskCell, TaskRef};
 
+/// An identity of the runtime whose shared state is `shared`, never 0: the
+/// state's address (see `pool::serving`).
+#[inline]
+pub(crate) fn shared_id(shared: &Arc<Shared>) -> usize {
+    Arc::as_ptr(shared) as usize
+}
+
 /// What the workers of one runtime share.
 pub(crate) struct Shared {
     /// One per worker.
@@ -411,9 +418,20 @@ impl Runtime {
 /// that fit on the smallest stack (the check folds away at compile time).
 #[inline(always)]
 fn assert_fits<F>(stack_size: usize) {
-    if !fits_on_any_stack::<F>() && !crate::coroutine::fits_on_stack::<F>(stack_size) {
-        panic!("{}", closure_too_big::<F>(stack_size));
+    if let Err(e) = check_fits::<F>(stack_size) {
+        panic!("{e}");
     }
+}
+
+/// [`closure_too_big`]'s error if a coroutine's closure of type `F` cannot
+/// fit on a stack of `stack_size` bytes (folds away for closures that fit
+/// on the smallest stack).
+#[inline(always)]
+fn check_fits<F>(stack_size: usize) -> io::Result<()> {
+    if !fits_on_any_stack::<F>() && !crate::coroutine::fits_on_stack::<F>(stack_size) {
+        return Err(closure_too_big::<F>(stack_size));
+    }
+    Ok(())
 }
 
 /// Whether a closure of type `F` fits on every stack coio makes.
@@ -464,7 +482,7 @@ impl Drop for Runtime {
             );
             return;
         }
-        if crate::pool::serving(Arc::as_ptr(&self.shared) as usize) {
+        if crate::pool::serving(shared_id(&self.shared)) {
             // The coroutine that waits for this job cannot finish before
             // the job returns, and shutdown waits for it: a deadlock.
             eprintln!(
@@ -632,9 +650,7 @@ impl Builder {
         } else {
             stack_size
         };
-        if !fits_on_any_stack::<F>() && !crate::coroutine::fits_on_stack::<F>(room) {
-            return Err(closure_too_big::<F>(room));
-        }
+        check_fits::<F>(room)?;
         let spec = (self.name.is_some() || stack_size != 0).then(|| {
             Box::new(Spec {
                 name: self.name.map(String::into_boxed_str),

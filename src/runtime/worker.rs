@@ -514,7 +514,7 @@ impl Local {
     /// address of its shared state, never 0 (see `pool::serving`).
     #[inline]
     pub(crate) fn shared_id(&self) -> usize {
-        Arc::as_ptr(&self.shared) as usize
+        super::shared_id(&self.shared)
     }
 
     /// Whether the caller runs on the running coroutine's own stack (not
