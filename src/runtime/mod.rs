@@ -155,6 +155,15 @@ impl RuntimeBuilder {
     /// Number of worker threads. Default: the `COIO_WORKERS` environment
     /// variable if set (Go's `GOMAXPROCS`), else
     /// `std::thread::available_parallelism()`.
+    ///
+    /// More workers than cores is a trade, not a speed-up: a started
+    /// coroutine never leaves its worker, but the kernel moves worker
+    /// *threads* between cores, so with 2× or 4× as many workers a random
+    /// subset of busy coroutines spreads better over the cores (measured on
+    /// 2 cores: 0.74 of the ideal with 2 workers, 0.76 with 4, 0.82 with 8)
+    /// and tail latency can drop when the process shares its cores, at the
+    /// price of throughput (an echo server: 3–22% fewer requests/s) and
+    /// more context switches. BENCHMARKS.md ("Balance") has the numbers.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self

@@ -40,13 +40,16 @@
 //! The result is one line of JSON on stdout:
 //! `{"conns":C,"size":64,"secs":10.001,"requests":N,"rps":..,"p50_us":..,
 //! "p99_us":..,"max_us":..,"min_conn_requests":..,"loadgen_cpu_us_per_req":..,
-//! "loadgen_cpu_util":..[,"server_cpu_us_per_req":..,"server_cpu_util":..]}`.
+//! "loadgen_cpu_util":..[,"server_cpu_us_per_req":..,"server_cpu_util":..,
+//! "server_ctx_switches_per_s":..]}`.
 //! `min_conn_requests` is the fewest round trips any one connection made in
 //! the window (a starved connection shows there). The CPU figures cover
 //! exactly the timed window: the load generator's own user + system time
 //! (getrusage), and with `--pid` the server's (utime + stime of all its
 //! threads, from /proc/PID/stat, in clock ticks, usually 10 ms), each per
-//! request and as a fraction of one CPU (`*_util`).
+//! request and as a fraction of one CPU (`*_util`), and the server's
+//! context switches per second (voluntary and involuntary, summed over the
+//! threads alive at both ends of the window).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdStream};
@@ -306,6 +309,29 @@ fn proc_cpu(pid: u32) -> Duration {
     Duration::from_nanos((ticks(14) + ticks(15)) * 1_000_000_000 / hz)
 }
 
+/// Context switches (voluntary and not) of process `pid`, summed over its
+/// threads alive now, from /proc/PID/task/*/status.
+fn proc_ctx_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue; // a thread that ended meanwhile
+        };
+        for line in status.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Phase {
     RampUp,
@@ -366,8 +392,8 @@ fn main() {
     let mut hist = Histogram::new();
     let mut events = Events::with_capacity(1024);
     let mut window_start = now;
-    let (mut own_start, mut server_start) = (Duration::ZERO, Duration::ZERO);
-    let (window_end, own_used, server_used) = loop {
+    let (mut own_start, mut server_start, mut switches_start) = (Duration::ZERO, Duration::ZERO, 0);
+    let (window_end, own_used, server_used, switches) = loop {
         let now = Instant::now();
         if now >= phase_end {
             match phase {
@@ -380,6 +406,7 @@ fn main() {
                     phase = Phase::Window;
                     own_start = own_cpu();
                     server_start = o.pid.map_or(Duration::ZERO, proc_cpu);
+                    switches_start = o.pid.map_or(0, proc_ctx_switches);
                     window_start = Instant::now();
                     phase_end = window_start + Duration::from_secs_f64(o.secs);
                 }
@@ -388,6 +415,9 @@ fn main() {
                         now,
                         own_cpu() - own_start,
                         o.pid.map_or(Duration::ZERO, proc_cpu) - server_start,
+                        o.pid
+                            .map_or(0, proc_ctx_switches)
+                            .saturating_sub(switches_start),
                     );
                 }
             }
@@ -454,9 +484,11 @@ fn main() {
     );
     if o.pid.is_some() {
         line += &format!(
-            ",\"server_cpu_us_per_req\":{:.3},\"server_cpu_util\":{:.3}",
+            ",\"server_cpu_us_per_req\":{:.3},\"server_cpu_util\":{:.3},\
+             \"server_ctx_switches_per_s\":{:.0}",
             per_req(server_used),
-            util(server_used)
+            util(server_used),
+            switches as f64 / secs
         );
     }
     println!("{line}}}");
