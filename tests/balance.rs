@@ -150,3 +150,83 @@ fn accepted_connections_spread_over_workers() {
         drop(rt);
     }
 }
+
+/// Busy time counts too: with the coroutines homed evenly over 2 workers
+/// but those of one worker kept busy, a burst spawned on the busy worker
+/// starts on the other one, which has time to run it. By counts alone it
+/// would split evenly (16 of 32 each way).
+#[test]
+fn fresh_coroutines_start_where_there_is_time() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    const HOMED: usize = 32;
+    const BURST: usize = 32;
+    let rt = Runtime::builder()
+        .workers(2)
+        .stall_warning(None)
+        .build()
+        .unwrap();
+    let (busy_worker, children) = rt.block_on(|| {
+        let (report, reports) = coio::chan::unbounded();
+        let (burst_report, burst_reports) = coio::chan::unbounded();
+        let (hold, held) = coio::chan::bounded::<()>(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut gates = Vec::new();
+        for i in 0..HOMED {
+            let (gate, wait) = coio::chan::bounded::<()>(1);
+            gates.push(gate);
+            let (report, burst_report, held, stop) = (
+                report.clone(),
+                burst_report.clone(),
+                held.clone(),
+                stop.clone(),
+            );
+            coio::spawn(move || {
+                report.send((i, std::thread::current().id())).unwrap();
+                if wait.recv().is_err() {
+                    return;
+                }
+                // Busy in 50 µs slices, yielding between them.
+                let start = Instant::now();
+                let mut spawned = false;
+                while !stop.load(Relaxed) {
+                    let slice = Instant::now() + Duration::from_micros(50);
+                    while Instant::now() < slice {
+                        std::hint::spin_loop();
+                    }
+                    if i == 0 && !spawned && start.elapsed() > Duration::from_millis(400) {
+                        // The burst, from the busy worker.
+                        spawned = true;
+                        for _ in 0..BURST {
+                            let (burst_report, held) = (burst_report.clone(), held.clone());
+                            coio::spawn(move || {
+                                burst_report.send(std::thread::current().id()).unwrap();
+                                let _ = held.recv();
+                            });
+                        }
+                    }
+                    coio::yield_now();
+                }
+            });
+        }
+        let homes: HashMap<usize, std::thread::ThreadId> =
+            (0..HOMED).map(|_| reports.recv().unwrap()).collect();
+        let busy_worker = homes[&0];
+        for (i, gate) in gates.iter().enumerate() {
+            if homes[&i] == busy_worker {
+                gate.send(()).unwrap();
+            }
+        }
+        let children: Vec<_> = (0..BURST).map(|_| burst_reports.recv().unwrap()).collect();
+        stop.store(true, Relaxed);
+        drop(gates);
+        drop(hold);
+        (busy_worker, children)
+    });
+    let on_idle = children.iter().filter(|&&t| t != busy_worker).count();
+    println!("burst from the busy worker: {on_idle} of {BURST} started on the idle one");
+    assert!(
+        on_idle >= BURST * 3 / 4,
+        "only {on_idle} of {BURST} fresh coroutines started on the idle worker"
+    );
+}

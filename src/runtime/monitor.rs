@@ -46,13 +46,63 @@ pub(crate) struct Progress {
     overflow: AtomicUsize,
     /// Fresh coroutines dealt to the worker and not yet in its queues.
     pub(crate) dealt: AtomicUsize,
+    /// The worker's recent busy fraction (awake, not sleeping in its
+    /// poller), in 1/65536, as of its last change of state (see `busy`).
+    busy: AtomicU32,
+    /// When the worker last woke or fell asleep, in µs since the monitor's
+    /// epoch, with [`ASLEEP`] set while it sleeps.
+    since: AtomicU64,
     /// The running coroutine is blocked while it unwinds: it cannot
     /// switch, so the worker thread waits in its place (see
     /// `worker::Local::block_in_place`), which the warning then explains.
     blocked_unwinding: AtomicBool,
 }
 
+/// How fast a worker's busy fraction forgets: a period of this length
+/// replaces it entirely (a moving average, folded at each change of state).
+pub(crate) const BUSY_TAU: Duration = Duration::from_millis(250);
+
+/// `Progress::since`'s mark of a sleeping worker.
+const ASLEEP: u64 = 1 << 63;
+
+/// `f` moved towards `x` for a period of `micros` (see [`BUSY_TAU`]).
+fn fold(f: f64, x: f64, micros: u64) -> f64 {
+    let w = (micros as f64 / BUSY_TAU.as_micros() as f64).min(1.0);
+    f + (x - f) * w
+}
+
 impl Progress {
+    /// The worker falls asleep (`asleep`) or wakes at `now` (µs since the
+    /// epoch): folds the period since its last change into its busy
+    /// fraction. Called by the worker alone, twice per sleep.
+    pub(crate) fn set_asleep(&self, asleep: bool, now: u64) {
+        let since = self.since.load(Relaxed);
+        let was_busy = if since & ASLEEP == 0 { 1.0 } else { 0.0 };
+        let f = fold(
+            f64::from(self.busy.load(Relaxed)) / 65536.0,
+            was_busy,
+            now.saturating_sub(since & !ASLEEP),
+        );
+        self.busy
+            .store((f.clamp(0.0, 1.0) * 65536.0) as u32, Relaxed);
+        self.since
+            .store(now | if asleep { ASLEEP } else { 0 }, Relaxed);
+    }
+
+    /// The worker's recent busy fraction, 0 to 1, seen at `now` (µs since
+    /// the epoch): the fraction of the last [`BUSY_TAU`] or so it spent
+    /// awake, the time since its last change of state included (a worker
+    /// that never sleeps is busy, though it publishes nothing).
+    pub(crate) fn busy(&self, now: u64) -> f64 {
+        let since = self.since.load(Relaxed);
+        let awake = if since & ASLEEP == 0 { 1.0 } else { 0.0 };
+        fold(
+            f64::from(self.busy.load(Relaxed)) / 65536.0,
+            awake,
+            now.saturating_sub(since & !ASLEEP),
+        )
+    }
+
     /// The worker is about to resume coroutine `id`.
     #[inline(always)]
     pub(crate) fn enter(&self, id: u64) {
@@ -128,9 +178,17 @@ pub(crate) struct Monitor {
     parked: AtomicBool,
     /// Warn after this long; None: no monitor thread.
     pub(crate) threshold: Option<Duration>,
+    /// Where the workers' published times count from.
+    pub(crate) epoch: Instant,
 }
 
 impl Monitor {
+    /// `t` in µs since the epoch.
+    #[inline]
+    pub(crate) fn micros(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+
     pub(crate) fn new(workers: usize, threshold: Option<Duration>) -> Monitor {
         Monitor {
             progress: (0..workers)
@@ -139,6 +197,7 @@ impl Monitor {
             thread: OnceLock::new(),
             parked: AtomicBool::new(false),
             threshold,
+            epoch: Instant::now(),
         }
     }
 

@@ -69,6 +69,8 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 
 use super::Shared;
+#[cfg(doc)]
+use super::monitor::BUSY_TAU;
 use super::task::{self, Spec, Started, Task, TaskCell, TaskRef};
 use super::timer::Timers;
 use crate::arch;
@@ -687,25 +689,45 @@ impl Local {
         self.pop_fresh()
     }
 
-    /// Every worker's load (what it homes plus what waits to start in its
-    /// queues, as published) and the share of one; sets `home_cap` from
-    /// them. Reads a line of every other worker: done when dealing, every
-    /// [`FAIRNESS_TICKS`] ticks and when the worker wakes, not per spawn.
+    /// Every worker's effective load (see `effective_loads`) and the share
+    /// of one; sets `home_cap` from them. Reads a line of every other
+    /// worker: done when dealing, every [`FAIRNESS_TICKS`] ticks and when
+    /// the worker wakes, not per spawn.
     #[cold]
     fn shares(&self) -> (Vec<usize>, usize) {
-        let n = self.shared.remotes.len();
-        let loads: Vec<usize> = (0..n).map(|i| self.load_of(i)).collect();
-        let share = self.set_cap(loads.iter().sum());
+        let loads = self.effective_loads();
+        let share = self.set_cap(&loads);
         (loads, share)
     }
 
-    /// Recomputes `home_cap` alone (see `shares`), without allocating.
+    /// Recomputes `home_cap` alone (see `shares`).
     #[cold]
     fn refresh_cap(&self) {
-        let total = (0..self.shared.remotes.len())
-            .map(|i| self.load_of(i))
-            .sum();
-        self.set_cap(total);
+        self.set_cap(&self.effective_loads());
+    }
+
+    /// Every worker's effective load: what it homes plus what waits to
+    /// start in its queues (`load_of`), plus, for a worker more than half
+    /// busy of late (`Progress::busy`), the runtime's mean load per worker
+    /// times `2 × busy − 1`. A worker kept busy counts as homing up to
+    /// twice the mean, so fresh coroutines go to workers with time to run
+    /// them, even where the counts are even (a worker busy with one
+    /// coroutine that computes counts as busy as one with a hundred).
+    /// Counts alone decide among workers with time to spare, as in a burst
+    /// after a quiet spell: the busy fraction is an average over about
+    /// [`BUSY_TAU`], so the spawner of a burst, busy for a few
+    /// milliseconds, does not push the burst away from its own worker.
+    fn effective_loads(&self) -> Vec<usize> {
+        let n = self.shared.remotes.len();
+        let mut loads: Vec<usize> = (0..n).map(|i| self.load_of(i)).collect();
+        let mean = (loads.iter().sum::<usize>() + self.shared.injector.len()) as f64 / n as f64;
+        let monitor = &self.shared.monitor;
+        let now = monitor.micros(Instant::now());
+        for (i, load) in loads.iter_mut().enumerate() {
+            let over_half = (2.0 * monitor.progress[i].busy(now) - 1.0).max(0.0);
+            *load += (over_half * mean).round() as usize;
+        }
+        loads
     }
 
     /// Worker `i`'s load: exact for this one, as published for the others.
@@ -718,11 +740,12 @@ impl Local {
         p.homed() + p.overflow() + p.dealt.load(Relaxed) + self.shared.remotes[i].stealer.len()
     }
 
-    /// Sets `home_cap` for a runtime-wide load of `total` (plus the
-    /// injector's); returns the share.
-    fn set_cap(&self, total: usize) -> usize {
-        let n = self.shared.remotes.len();
-        let share = (total + self.shared.injector.len()).div_ceil(n);
+    /// Sets `home_cap` from every worker's effective load (plus the
+    /// injector's); returns the share. The cap counts coroutines: this
+    /// worker's share plus slack, less what its busy time adds to its load.
+    fn set_cap(&self, loads: &[usize]) -> usize {
+        let n = loads.len();
+        let share = (loads.iter().sum::<usize>() + self.shared.injector.len()).div_ceil(n);
         // Small groups keep some slack (a coroutine and the few it talks
         // to stay together); large shares get little, so that the workers
         // that fill up first leave enough for the last one (each may go
@@ -733,7 +756,8 @@ impl Local {
         } else {
             (share / (16 * n)).clamp(1, HOME_SLACK)
         };
-        self.home_cap.set(share + slack);
+        let busy = loads[self.index].saturating_sub(self.load());
+        self.home_cap.set((share + slack).saturating_sub(busy));
         share
     }
 
@@ -1534,13 +1558,19 @@ impl Local {
             }
         }
         let next = self.timers.borrow_mut().next_deadline();
+        let asleep = Instant::now();
         let timeout = [until, next]
             .into_iter()
             .flatten()
             .min()
-            .map(|d| d.saturating_duration_since(Instant::now()));
+            .map(|d| d.saturating_duration_since(asleep));
+        // Busy time, for placement (`effective_loads`): two clock reads
+        // per sleep, which is a system call anyway.
+        let monitor = &self.shared.monitor;
+        monitor.progress[self.index].set_asleep(true, monitor.micros(asleep));
         self.poller.borrow_mut().poll(timeout);
         remote.lock().parked = false;
+        monitor.progress[self.index].set_asleep(false, monitor.micros(Instant::now()));
     }
 }
 
