@@ -117,17 +117,24 @@ impl RawCoroutine {
         arch::link_slot(self.stack.switch_top())
     }
 
-    /// Asks the CPU to bring the lines a resume will touch first (the
-    /// saved context at the stack pointer) into cache. A hint: no effect on
-    /// behaviour.
+    /// Asks the CPU to bring the cache lines from the saved context up to
+    /// the top of the coroutine's frames, `max_lines` at most, into cache:
+    /// what a resume touches first (the saved registers, then the frames
+    /// the coroutine returns through). A shallow coroutine (a yield loop)
+    /// costs a prefetch or two, a deep one (parked on a socket) the
+    /// maximum. A hint: no effect on behaviour.
     #[inline(always)]
-    pub(crate) fn prefetch(&self) {
+    pub(crate) fn prefetch_frames(&self, max_lines: usize) {
+        let depth = (self.link() as usize).saturating_sub(self.sp as usize);
+        let lines = (depth / 64 + 1).min(max_lines);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch never faults and has no visible effect, whatever
-        // the address (the null of a finished coroutine included).
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(self.sp as *const i8);
+        for i in 0..lines {
+            // SAFETY: a prefetch never faults and has no visible effect,
+            // whatever the address.
+            unsafe {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                _mm_prefetch::<_MM_HINT_T0>(self.sp.wrapping_add(64 * i) as *const i8);
+            }
         }
     }
 

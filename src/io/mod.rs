@@ -15,6 +15,7 @@
 
 pub(crate) mod reactor;
 mod source;
+pub(crate) mod sys;
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};

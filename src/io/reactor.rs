@@ -92,6 +92,11 @@ pub(crate) const READ_CLOSED: usize = 4;
 pub(crate) const WRITE_CLOSED: usize = 8;
 /// Readiness bit: an error is pending on the socket.
 pub(crate) const ERROR: usize = 16;
+/// Not readiness: coroutines may be queued to read (set under the waiters'
+/// lock before one queues, cleared under it when the poller finds none).
+const READ_WAITING: usize = 32;
+/// Not readiness: coroutines may be queued to write (as `READ_WAITING`).
+const WRITE_WAITING: usize = 64;
 /// Where the event tick starts in `readiness`.
 const TICK_SHIFT: u32 = 8;
 const TICK_ONE: usize = 1 << TICK_SHIFT;
@@ -124,6 +129,15 @@ impl Dir {
         match self {
             Dir::Read => READABLE | READ_CLOSED | ERROR,
             Dir::Write => WRITABLE | WRITE_CLOSED | ERROR,
+        }
+    }
+
+    /// The direction's "may have waiters" bit.
+    #[inline]
+    fn waiting_bit(self) -> usize {
+        match self {
+            Dir::Read => READ_WAITING,
+            Dir::Write => WRITE_WAITING,
         }
     }
 }
@@ -294,6 +308,9 @@ impl Drop for Poller {
             std::mem::take(&mut *slab)
         };
         for state in slab.slots.into_iter().filter_map(|s| s.state) {
+            // Before the wakes: a waiter that queues after them sees it
+            // under its queue's lock (`wait`); one queued before is woken.
+            state.live.store(false, Release);
             state.wake_all(Dir::Read);
             state.wake_all(Dir::Write);
         }
@@ -329,6 +346,11 @@ pub(crate) struct IoState {
     waiters: Lock<Waiters>,
     /// The poller this descriptor is registered with, and its token there.
     registered: Lock<Option<(Arc<Handle>, Token)>>,
+    /// Registered with a poller that has not exited: set under the
+    /// `registered` lock by `register`, cleared by `deregister` and by the
+    /// poller's drop (for every state of its table, before it wakes their
+    /// waiters). Lets every wait after the first skip that lock, twice.
+    live: AtomicBool,
 }
 
 struct Waiters {
@@ -361,6 +383,7 @@ impl IoState {
                 write: WaitQueue::new(),
             }),
             registered: Lock::new(None),
+            live: AtomicBool::new(false),
         }
     }
 
@@ -410,7 +433,14 @@ impl IoState {
     }
 
     /// The poller saw an event: records it, then wakes the waiters of each
-    /// direction it makes ready.
+    /// direction it makes ready, if that direction may have any (its
+    /// waiting bit, read by the same atomic operation that records the
+    /// event: a waiter sets the bit, under the waiters' lock, by an
+    /// operation on the same word that checks readiness, so either the
+    /// waiter sees the event or the poller sees the bit, and then takes the
+    /// lock after the waiter has queued). An event on a socket nobody waits
+    /// on (the writable edge that comes with every readable one) takes no
+    /// lock.
     fn set_ready(&self, bits: usize) {
         let mut cur = self.readiness.load(Relaxed);
         loop {
@@ -424,29 +454,47 @@ impl IoState {
             }
         }
         for dir in [Dir::Read, Dir::Write] {
-            if bits & dir.ready_mask() != 0 {
+            if bits & dir.ready_mask() != 0 && cur & dir.waiting_bit() != 0 {
                 self.wake_all(dir);
             }
         }
     }
 
     /// Wakes every waiter of `dir`, each claim finished (its wake made)
-    /// outside the lock.
+    /// outside the lock, and clears the direction's waiting bit once the
+    /// queue is empty (under the lock, where waiters set it).
     fn wake_all(&self, dir: Dir) {
         loop {
-            // The guard is a temporary of this statement: the lock is
-            // released before the claim is finished.
-            let claimed = self.waiters.lock().queue(dir).claim(None, true);
-            match claimed {
-                Some(c) => drop(c),
-                None => return,
+            let (claimed, empty) = {
+                let mut w = self.waiters.lock();
+                let queue = w.queue(dir);
+                let claimed = queue.claim(None, true);
+                let empty = queue.is_empty();
+                if empty {
+                    self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
+                }
+                (claimed, empty)
+            };
+            // Outside the lock.
+            drop(claimed);
+            if empty {
+                return;
             }
         }
     }
 
     /// Registers `fd` (whose state this is) with `poller`'s epoll, unless
     /// it is registered with a live poller already.
+    #[inline]
     pub(crate) fn register(self: &Arc<Self>, fd: RawFd, poller: &Poller) -> io::Result<()> {
+        if self.live.load(Acquire) {
+            return Ok(());
+        }
+        self.register_slow(fd, poller)
+    }
+
+    #[cold]
+    fn register_slow(self: &Arc<Self>, fd: RawFd, poller: &Poller) -> io::Result<()> {
         let mut reg = self.registered.lock();
         if let Some((h, _)) = &*reg {
             if !h.is_closed() {
@@ -469,6 +517,7 @@ impl IoState {
         }
         handle.registered.fetch_add(1, Relaxed);
         *reg = Some((handle.clone(), token));
+        self.live.store(true, Release);
         Ok(())
     }
 
@@ -479,6 +528,7 @@ impl IoState {
         let Some((handle, token)) = self.registered.lock().take() else {
             return;
         };
+        self.live.store(false, Release);
         // A failure means the descriptor was closed (or replaced) behind
         // our back; the emptied slot makes its events harmless.
         let _ = handle.registry.deregister(&mut SourceFd(&fd));
@@ -490,11 +540,9 @@ impl IoState {
 
     /// Whether the poller this descriptor is registered with has exited (its
     /// events will never come; the caller retries and re-registers).
+    #[inline]
     fn poller_closed(&self) -> bool {
-        self.registered
-            .lock()
-            .as_ref()
-            .is_some_and(|(h, _)| h.is_closed())
+        !self.live.load(Acquire)
     }
 
     /// Waits until `dir` is ready, `deadline` passes (`TimedOut`) or the
@@ -505,7 +553,15 @@ impl IoState {
         let blocker = Blocker::new();
         {
             let mut w = self.waiters.lock();
-            if Self::is_ready(self.seen(), dir) || self.poller_closed() {
+            if self.poller_closed() {
+                return Ok(());
+            }
+            // Checks readiness and announces the waiter in one operation
+            // (see `set_ready`).
+            let announced = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+                (!Self::is_ready(Seen(cur), dir)).then_some(cur | dir.waiting_bit())
+            });
+            if announced.is_err() {
                 return Ok(());
             }
             // SAFETY: the entry is removed (below, or by a claimer) before
@@ -536,6 +592,14 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::sync::atomic::AtomicBool;
 
+    /// A state as `register` leaves it (no poller: the model plays the
+    /// poller's part itself).
+    fn registered() -> IoState {
+        let state = IoState::new();
+        state.live.store(true, std::sync::atomic::Ordering::Release);
+        state
+    }
+
     /// The user's loop of `Source::io` for a read: try while the word says
     /// ready, clear after `WouldBlock`, wait otherwise.
     fn read(state: &IoState, data: &AtomicBool) {
@@ -560,7 +624,7 @@ mod loom_tests {
     #[test]
     fn loom_edge_is_never_lost() {
         loom::model(|| {
-            let state = Arc::new(IoState::new());
+            let state = Arc::new(registered());
             let data = Arc::new(AtomicBool::new(false));
             let poller = {
                 let (state, data) = (state.clone(), data.clone());
@@ -582,7 +646,7 @@ mod loom_tests {
         let mut model = loom::model::Builder::new();
         model.preemption_bound = Some(3);
         model.check(|| {
-            let state = Arc::new(IoState::new());
+            let state = Arc::new(registered());
             let data = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
             let flag = Arc::new(AtomicBool::new(false));
             let poller = {

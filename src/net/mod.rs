@@ -96,8 +96,9 @@ macro_rules! stream_read_write {
         impl $t {
             fn read_impl(&self, buf: &mut [u8]) -> std::io::Result<usize> {
                 let len = buf.len();
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.io);
                 self.io.source().io_stream($crate::io::Dir::Read, len, || {
-                    std::io::Read::read(&mut self.io.get_ref(), buf)
+                    $crate::io::sys::recv(fd, buf)
                 })
             }
 
@@ -113,8 +114,9 @@ macro_rules! stream_read_write {
 
             fn write_impl(&self, buf: &[u8]) -> std::io::Result<usize> {
                 let len = buf.len();
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.io);
                 self.io.source().io_stream($crate::io::Dir::Write, len, || {
-                    std::io::Write::write(&mut self.io.get_ref(), buf)
+                    $crate::io::sys::send(fd, buf)
                 })
             }
         }
