@@ -44,9 +44,16 @@
 //! * a user that got `WouldBlock` clears the direction's bit, but only if
 //!   the tick is still the one it read before the operation: an event that
 //!   came in between is kept, so an edge cannot be lost;
-//! * a waiter checks the bit under the queue's lock before it queues, and
-//!   the poller sets the bit before it takes that lock, so either the
-//!   waiter sees the bit or the poller sees the waiter.
+//! * a waiter, under the queues' lock, checks the direction's readiness and
+//!   sets the direction's *waiting* bit (also in the word) in one atomic
+//!   operation, then queues; the poller's operation that records an event
+//!   also reads the waiting bits, so either the waiter sees the event or the
+//!   poller sees the bit, and then takes the lock (after the waiter queued)
+//!   and wakes it. A direction whose bit is clear costs the poller no lock:
+//!   the writable edge that epoll reports with every readable one on an
+//!   edge-triggered socket, and every event of a socket whose coroutine is
+//!   busy. The poller clears a waiting bit, under the lock, when it finds
+//!   the queue empty.
 //!
 //! # Lifetime
 //!
