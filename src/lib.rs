@@ -134,11 +134,11 @@
 mod arch;
 pub mod chan;
 pub mod coroutine;
+mod driver;
 pub mod fs;
 pub mod io;
 pub mod net;
 mod park;
-mod pool;
 mod runtime;
 mod stack;
 pub mod sync;
@@ -146,9 +146,9 @@ pub mod sync;
 pub use coroutine::generator::{
     ForcedUnwind, Generator, GeneratorBuilder, GeneratorState, Yielder,
 };
-pub use pool::blocking;
 pub use runtime::blocking::{current, is_coroutine, park, park_timeout, sleep, yield_now};
 pub use runtime::local::LocalKey;
+pub use runtime::pool::blocking;
 pub use runtime::scope::{Scope, ScopedJoinHandle, scope};
 pub use runtime::task::{Cancelled, Coroutine, CoroutineId, JoinHandle};
 pub use runtime::{Builder, Runtime, RuntimeBuilder, run, spawn};

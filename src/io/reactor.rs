@@ -1,34 +1,19 @@
-//! The netpoller: one epoll instance (through `mio`) per worker, polled by
-//! the worker itself.
+//! Readiness of file descriptors for coroutines: what a socket's users
+//! share with their worker's driver.
 //!
-//! # Why one per worker
+//! # Why a socket is registered with one worker
 //!
 //! A started coroutine never leaves its worker, so a socket is, nearly
 //! always, waited on by coroutines of one worker. Each socket is registered
-//! (once, edge-triggered, for reading and writing) with the poller of the
-//! worker whose coroutine first has to wait on it; that worker then learns
-//! of its readiness itself and wakes the waiter on its own queue, with no
-//! other thread involved. Go has one poller for all its Ps because its
-//! goroutines move; ours do not. A socket shared with coroutines of other
-//! workers still works: its events arrive at the registering worker, which
-//! wakes those waiters through their home workers' inboxes.
-//!
-//! # Who polls, and when
-//!
-//! No thread is dedicated to I/O. A worker polls its epoll
-//!
-//! * without blocking, every 61 scheduling ticks while it is busy (with the
-//!   timers and the injector), and on every round of its search for work;
-//! * blocking, when it has nothing to run: it sleeps in `epoll_wait`, with
-//!   the nearest timer as the timeout, instead of on a futex. Whoever needs
-//!   it awake (an inbox push, an idle notification, shutdown) writes to its
-//!   `mio::Waker` (an eventfd registered in the same epoll). A write that
-//!   comes before the worker sleeps stays in epoll's ready list, so it
-//!   cannot be lost (the role the thread's park token played before).
-//!
-//! `epoll_wait` counts its timeout in milliseconds, so on a worker asleep
-//! in it a timer fires up to a millisecond late (Go's netpoller has the
-//! same granularity).
+//! (once, edge-triggered, for reading and writing) with the driver (see
+//! `crate::driver`) of the worker whose coroutine first has to wait on it;
+//! that worker then learns of its readiness itself and wakes the waiter on
+//! its own queue, with no other thread involved. Go has one poller for all
+//! its Ps because its goroutines move; ours do not. A socket shared with
+//! coroutines of other workers still works: its events arrive at the
+//! registering worker, which wakes those waiters through their home
+//! workers' inboxes. The driver knows nothing of the waiters: an
+//! [`IoState`] is the [`Ready`] target of its registration.
 //!
 //! # Readiness
 //!
@@ -57,48 +42,30 @@
 //!
 //! # Lifetime
 //!
-//! The epoll token of a registration is a slot of the poller's table
-//! (index and generation), and the table holds a reference to the
-//! `IoState`. The worker looks each event's token up under the table's
-//! lock and keeps its own reference while it handles the event; dropping a
-//! socket removes it from epoll and empties its slot. An event whose slot
-//! has been emptied or reused (another generation) is ignored. So nothing
-//! depends on `EPOLL_CTL_DEL` having worked: safe code can close a
-//! registered descriptor behind coio's back (replacing an `Fd`'s inner
-//! object, say) while a duplicate keeps the open file, and with it the
-//! epoll registration, alive; its events then find an empty slot, never
-//! freed memory. (Such misuse can at worst cost wakes of the socket that
-//! reused the descriptor number, as in tokio.) When the worker exits, the
-//! table is emptied.
+//! The driver's table holds a reference to each registered state (see
+//! "Lifetime of registrations" in `crate::driver`); dropping a socket
+//! deregisters it. When the driver goes away (its worker exits), each
+//! state is told: it marks itself unregistered and wakes its waiters, who
+//! register with their own worker's driver and wait again.
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 #[cfg(not(loom))]
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::*;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 // The readiness word is what the loom model checks (`loom_tests`).
 #[cfg(loom)]
 use loom::sync::atomic::AtomicUsize;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::Token;
 
+use crate::driver::{self, Driver, Ready};
+pub(crate) use crate::driver::{ERROR, READ_CLOSED, READABLE, WRITABLE, WRITE_CLOSED};
 use crate::park::{Blocker, Lock, WaitQueue, Woken};
 
-/// Readiness bit: a read will not block.
-pub(crate) const READABLE: usize = 1;
-/// Readiness bit: a write will not block.
-pub(crate) const WRITABLE: usize = 2;
-/// Readiness bit: the peer will send no more (reads return 0).
-pub(crate) const READ_CLOSED: usize = 4;
-/// Readiness bit: writing is closed (writes fail at once).
-pub(crate) const WRITE_CLOSED: usize = 8;
-/// Readiness bit: an error is pending on the socket.
-pub(crate) const ERROR: usize = 16;
 /// Not readiness: coroutines may be queued to read (set under the waiters'
 /// lock before one queues, cleared under it when the poller finds none).
 const READ_WAITING: usize = 32;
@@ -108,13 +75,6 @@ const WRITE_WAITING: usize = 64;
 const TICK_SHIFT: u32 = 8;
 const TICK_ONE: usize = 1 << TICK_SHIFT;
 const BITS: usize = TICK_ONE - 1;
-
-/// The epoll token of the waker (no slot's: index and generation would
-/// both have to be `u32::MAX`).
-const WAKER: Token = Token(usize::MAX);
-
-/// Events fetched per `epoll_wait`.
-const EVENTS: usize = 1024;
 
 /// A direction of I/O.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -149,214 +109,19 @@ impl Dir {
     }
 }
 
-/// A worker's poller: its epoll instance and the events buffer. Lives in
-/// the worker's `Local`, used only by the worker's thread.
-pub(crate) struct Poller {
-    poll: Poll,
-    events: Events,
-    /// The states of one poll's events with their bits (kept for its
-    /// allocation).
-    batch: Vec<(Arc<IoState>, usize)>,
-    handle: Arc<Handle>,
-}
-
-/// The part of a poller that other threads use: to register and remove
-/// descriptors, and to wake the worker.
-pub(crate) struct Handle {
-    /// A clone of the poll's registry (its own epoll descriptor, so that
-    /// removals work even after the worker has gone).
-    registry: Registry,
-    waker: Waker,
-    /// The registered descriptors' states, by token (see "Lifetime").
-    slab: Mutex<Slab>,
-    /// Live registrations: while there are none, a busy worker does not
-    /// poll (no system call for a runtime without I/O).
-    registered: std::sync::atomic::AtomicUsize,
-    /// The worker has exited (set under the `slab` lock, as the slab is
-    /// emptied; read without it by every wait).
-    closed: AtomicBool,
-}
-
-/// The table of registrations: a token is `generation << 32 | index`.
-#[derive(Default)]
-struct Slab {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-}
-
-#[derive(Default)]
-struct Slot {
-    generation: u32,
-    state: Option<Arc<IoState>>,
-}
-
-impl Slab {
-    fn insert(&mut self, state: Arc<IoState>) -> Token {
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot::default());
-                u32::try_from(self.slots.len() - 1).expect("coio: over 2^32 registered descriptors")
-            }
-        };
-        let slot = &mut self.slots[index as usize];
-        slot.state = Some(state);
-        Token(((slot.generation as usize) << 32) | index as usize)
-    }
-
-    fn get(&self, token: Token) -> Option<&Arc<IoState>> {
-        let slot = self.slots.get(token.0 & 0xffff_ffff)?;
-        if slot.generation as usize != token.0 >> 32 {
-            return None;
-        }
-        slot.state.as_ref()
-    }
-
-    fn remove(&mut self, token: Token) -> Option<Arc<IoState>> {
-        let index = token.0 & 0xffff_ffff;
-        let slot = self.slots.get_mut(index)?;
-        if slot.generation as usize != token.0 >> 32 || slot.state.is_none() {
-            return None;
-        }
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(index as u32);
-        slot.state.take()
-    }
-}
-
-impl Poller {
-    /// A new epoll instance with its waker.
-    pub(crate) fn new() -> io::Result<Poller> {
-        let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
-        Ok(Poller {
-            poll,
-            events: Events::with_capacity(EVENTS),
-            batch: Vec::with_capacity(EVENTS),
-            handle: Arc::new(Handle {
-                registry,
-                waker,
-                slab: Mutex::new(Slab::default()),
-                registered: std::sync::atomic::AtomicUsize::new(0),
-                closed: AtomicBool::new(false),
-            }),
-        })
-    }
-
-    pub(crate) fn handle(&self) -> &Arc<Handle> {
-        &self.handle
-    }
-
-    /// Whether any descriptor is registered here (worth a poll).
-    #[inline]
-    pub(crate) fn has_registrations(&self) -> bool {
-        self.handle.registered.load(Relaxed) != 0
-    }
-
-    /// Waits up to `timeout` (none: forever; zero: just looks) for events
-    /// and wakes the coroutines waiting for them.
-    pub(crate) fn poll(&mut self, timeout: Option<Duration>) {
-        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                // epoll_wait fails only for bad arguments; say so rather
-                // than spin on it.
-                eprintln!("coio: epoll_wait failed: {e}");
-            }
-            return;
-        }
-        // Take a reference to each event's state under the table's lock
-        // (its socket may be dropped on another thread meanwhile), then
-        // record and wake outside it.
-        {
-            let slab = self.handle.lock_slab();
-            for ev in self.events.iter() {
-                if ev.token() == WAKER {
-                    continue;
-                }
-                let Some(state) = slab.get(ev.token()) else {
-                    continue; // removed meanwhile (see "Lifetime")
-                };
-                let mut bits = 0;
-                if ev.is_readable() {
-                    bits |= READABLE;
-                }
-                if ev.is_writable() {
-                    bits |= WRITABLE;
-                }
-                if ev.is_read_closed() {
-                    bits |= READ_CLOSED;
-                }
-                if ev.is_write_closed() {
-                    bits |= WRITE_CLOSED;
-                }
-                if ev.is_error() {
-                    bits |= ERROR;
-                }
-                self.batch.push((state.clone(), bits));
-            }
-        }
-        for (state, bits) in self.batch.drain(..) {
-            state.set_ready(bits);
-        }
-    }
-}
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        // Nothing polls any more: let go of every registered state, and
-        // wake whoever waits on one (coroutines of other runtimes, or of
-        // this one's other workers): they find the poller closed and
-        // register with their own worker. A waiter that queues after this
-        // sees `closed` under its queue's lock (`wait`).
-        let slab = {
-            let mut slab = self.handle.lock_slab();
-            self.handle.closed.store(true, Release);
-            std::mem::take(&mut *slab)
-        };
-        for state in slab.slots.into_iter().filter_map(|s| s.state) {
-            // Before the wakes: a waiter that queues after them sees it
-            // under its queue's lock (`wait`); one queued before is woken.
-            state.live.store(false, Release);
-            state.wake_all(Dir::Read);
-            state.wake_all(Dir::Write);
-        }
-    }
-}
-
-impl Handle {
-    fn lock_slab(&self) -> std::sync::MutexGuard<'_, Slab> {
-        self.slab.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Wakes the worker if it sleeps in (or is about to enter) its poll.
-    #[inline]
-    pub(crate) fn wake(&self) {
-        // An eventfd write fails only if the counter would overflow, which
-        // mio handles by resetting it; nothing useful to do otherwise.
-        let _ = self.waker.wake();
-    }
-
-    /// Whether the worker has exited (its epoll is polled no more).
-    #[inline]
-    fn is_closed(&self) -> bool {
-        self.closed.load(Acquire)
-    }
-}
-
-/// What one registered descriptor shares with the poller: readiness and
-/// waiters (see the module docs).
+/// What one registered descriptor shares with its worker's driver:
+/// readiness and waiters (see the module docs).
 pub(crate) struct IoState {
     /// Readiness bits, and the event tick above them.
     readiness: AtomicUsize,
     /// Waiters for each direction.
     waiters: Lock<Waiters>,
-    /// The poller this descriptor is registered with, and its token there.
-    registered: Lock<Option<(Arc<Handle>, Token)>>,
-    /// Registered with a poller that has not exited: set under the
-    /// `registered` lock by `register`, cleared by `deregister` and by the
-    /// poller's drop (for every state of its table, before it wakes their
-    /// waiters). Lets every wait after the first skip that lock, twice.
+    /// The driver this descriptor is registered with, and its token there.
+    registered: Lock<Option<(Arc<driver::Handle>, Token)>>,
+    /// Registered with a driver that has not closed: set under the
+    /// `registered` lock by `register`, cleared by `deregister` and when the
+    /// driver closes (`driver_closed`, before the waiters are woken). Lets
+    /// every wait after the first skip that lock, twice.
     live: AtomicBool,
 }
 
@@ -448,7 +213,7 @@ impl IoState {
     /// lock after the waiter has queued). An event on a socket nobody waits
     /// on (the writable edge that comes with every readable one) takes no
     /// lock.
-    fn set_ready(&self, bits: usize) {
+    fn record(&self, bits: usize) {
         let mut cur = self.readiness.load(Relaxed);
         loop {
             let new = ((cur & !BITS).wrapping_add(TICK_ONE)) | (cur & BITS) | bits;
@@ -490,65 +255,50 @@ impl IoState {
         }
     }
 
-    /// Registers `fd` (whose state this is) with `poller`'s epoll, unless
-    /// it is registered with a live poller already.
+    /// Registers `fd` (whose state this is) with `driver`, unless it is
+    /// registered with a driver that has not closed already.
     #[inline]
-    pub(crate) fn register(self: &Arc<Self>, fd: RawFd, poller: &Poller) -> io::Result<()> {
+    pub(crate) fn register(self: &Arc<Self>, fd: RawFd, driver: &Driver) -> io::Result<()> {
         if self.live.load(Acquire) {
             return Ok(());
         }
-        self.register_slow(fd, poller)
+        self.register_slow(fd, driver)
     }
 
     #[cold]
-    fn register_slow(self: &Arc<Self>, fd: RawFd, poller: &Poller) -> io::Result<()> {
+    fn register_slow(self: &Arc<Self>, fd: RawFd, driver: &Driver) -> io::Result<()> {
         let mut reg = self.registered.lock();
         if let Some((h, _)) = &*reg {
             if !h.is_closed() {
                 return Ok(());
             }
-            // Its worker is gone, and its epoll with it (its table let go
-            // of us): start over here.
-            h.registered.fetch_sub(1, Relaxed);
+            // Its worker is gone, and its driver with it (whose table let
+            // go of us): start over here.
+            h.forget();
             *reg = None;
         }
-        let handle = poller.handle();
-        let token = handle.lock_slab().insert(self.clone());
-        if let Err(e) = handle.registry.register(
-            &mut SourceFd(&fd),
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            handle.lock_slab().remove(token);
-            return Err(e);
-        }
-        handle.registered.fetch_add(1, Relaxed);
+        let handle = driver.handle();
+        let token = handle.register(fd, self.clone())?;
         *reg = Some((handle.clone(), token));
         self.live.store(true, Release);
         Ok(())
     }
 
-    /// Removes `fd` from its poller's epoll, if registered, and empties its
-    /// slot in the poller's table (see "Lifetime"). Called before `fd` is
-    /// closed or given away.
+    /// Removes `fd` from its driver, if registered (see "Lifetime of
+    /// registrations" in `crate::driver`). Called before `fd` is closed or
+    /// given away.
     pub(crate) fn deregister(&self, fd: RawFd) {
         let Some((handle, token)) = self.registered.lock().take() else {
             return;
         };
         self.live.store(false, Release);
-        // A failure means the descriptor was closed (or replaced) behind
-        // our back; the emptied slot makes its events harmless.
-        let _ = handle.registry.deregister(&mut SourceFd(&fd));
-        handle.registered.fetch_sub(1, Relaxed);
-        let state = handle.lock_slab().remove(token);
-        // The table's reference, dropped outside its lock.
-        drop(state);
+        handle.deregister(fd, token);
     }
 
-    /// Whether the poller this descriptor is registered with has exited (its
+    /// Whether the driver this descriptor is registered with has closed (its
     /// events will never come; the caller retries and re-registers).
     #[inline]
-    fn poller_closed(&self) -> bool {
+    fn unregistered(&self) -> bool {
         !self.live.load(Acquire)
     }
 
@@ -560,11 +310,11 @@ impl IoState {
         let blocker = Blocker::new();
         {
             let mut w = self.waiters.lock();
-            if self.poller_closed() {
+            if self.unregistered() {
                 return Ok(());
             }
             // Checks readiness and announces the waiter in one operation
-            // (see `set_ready`).
+            // (see `record`).
             let announced = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
                 (!Self::is_ready(Seen(cur), dir)).then_some(cur | dir.waiting_bit())
             });
@@ -587,6 +337,23 @@ impl IoState {
                 crate::park::unwind_cancelled()
             }
         }
+    }
+}
+
+impl Ready for IoState {
+    fn set_ready(&self, bits: usize) {
+        self.record(bits);
+    }
+
+    /// Nothing polls the driver any more: whoever waits (coroutines of
+    /// other runtimes, or of this one's other workers) is woken, finds the
+    /// state unregistered and registers with its own worker. `live` is
+    /// cleared before the wakes: a waiter that queues after them sees it
+    /// under its queue's lock (`wait`); one queued before is woken.
+    fn driver_closed(&self) {
+        self.live.store(false, Release);
+        self.wake_all(Dir::Read);
+        self.wake_all(Dir::Write);
     }
 }
 

@@ -130,7 +130,7 @@ impl Source {
     /// not registered yet), `deadline` passes or the coroutine is
     /// cancelled.
     fn park(&self, l: &worker::Local, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
-        self.state.register(self.fd, &l.poller.borrow())?;
+        self.state.register(self.fd, &l.driver.borrow())?;
         self.state.wait(dir, deadline)
     }
 

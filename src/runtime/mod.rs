@@ -45,6 +45,7 @@ pub(crate) mod blocking;
 mod idle;
 pub(crate) mod local;
 mod monitor;
+pub(crate) mod pool;
 pub(crate) mod scope;
 pub(crate) mod task;
 mod timer;
@@ -59,7 +60,7 @@ use std::time::Duration;
 
 use crossbeam_deque::{Injector, Worker as Deque};
 
-use crate::io::reactor::Poller;
+use crate::driver::Driver;
 use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
 use task::{JoinHandle, Spec, Task, TaskCell, TaskRef};
 
@@ -218,13 +219,13 @@ impl RuntimeBuilder {
         }
         let stack_size = stack::usable_size(self.stack_size)?;
         let deques: Vec<Deque<TaskRef>> = (0..workers).map(|_| Deque::new_fifo()).collect();
-        let pollers = (0..workers)
-            .map(|i| Poller::new().map_err(|e| worker_error(e, i, workers, "its netpoller")))
-            .collect::<io::Result<Vec<Poller>>>()?;
+        let drivers = (0..workers)
+            .map(|i| Driver::new().map_err(|e| worker_error(e, i, workers, "its netpoller")))
+            .collect::<io::Result<Vec<Driver>>>()?;
         let shared = Arc::new(Shared {
             remotes: deques
                 .iter()
-                .zip(&pollers)
+                .zip(&drivers)
                 .map(|(d, p)| worker::Remote::new(d.stealer(), p.handle().clone()))
                 .collect(),
             injector: Injector::new(),
@@ -241,11 +242,11 @@ impl RuntimeBuilder {
             threads: Vec::with_capacity(workers),
             monitor: None,
         };
-        for (index, (deque, poller)) in deques.into_iter().zip(pollers).enumerate() {
+        for (index, (deque, driver)) in deques.into_iter().zip(drivers).enumerate() {
             let shared = shared.clone();
             let handle = thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
-                .spawn(move || worker::worker_main(shared, index, deque, poller))
+                .spawn(move || worker::worker_main(shared, index, deque, driver))
                 .map_err(|e| worker_error(e, index, workers, "its thread"))?;
             rt.threads.push(handle);
         }
@@ -491,7 +492,7 @@ impl Drop for Runtime {
             );
             return;
         }
-        if crate::pool::serving(shared_id(&self.shared)) {
+        if pool::serving(shared_id(&self.shared)) {
             // The coroutine that waits for this job cannot finish before
             // the job returns, and shutdown waits for it: a deadlock.
             eprintln!(

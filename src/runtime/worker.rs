@@ -75,7 +75,7 @@ use super::task::{self, Spec, Started, Task, TaskCell, TaskRef};
 use super::timer::Timers;
 use crate::arch;
 use crate::coroutine::SUSPENDED;
-use crate::io::reactor::{self, Poller};
+use crate::driver::{self, Driver};
 use crate::stack;
 
 /// How long a worker with nothing to do spins (looking at its inbox, and
@@ -126,7 +126,7 @@ pub(crate) struct Remote {
     pub(crate) stealer: Stealer<TaskRef>,
     /// The worker's netpoller, as other threads reach it: a worker sleeps
     /// in its `epoll_wait`, so this is also how it is woken.
-    pub(crate) io: Arc<reactor::Handle>,
+    pub(crate) io: Arc<driver::Handle>,
 }
 
 #[derive(Default)]
@@ -142,7 +142,7 @@ struct Inbox {
 }
 
 impl Remote {
-    pub(crate) fn new(stealer: Stealer<TaskRef>, io: Arc<reactor::Handle>) -> Remote {
+    pub(crate) fn new(stealer: Stealer<TaskRef>, io: Arc<driver::Handle>) -> Remote {
         Remote {
             inbox: Mutex::new(Inbox::default()),
             has_inbox: AtomicBool::new(false),
@@ -407,8 +407,9 @@ pub(crate) struct Local {
     recycler: Recycler,
     /// Shutdown has begun for this worker (registry cancelled).
     closing: Cell<bool>,
-    /// This worker's netpoller (see `io::reactor`).
-    pub(crate) poller: RefCell<Poller>,
+    /// This worker's driver: its netpoller and what it sleeps in (see
+    /// `crate::driver`).
+    pub(crate) driver: RefCell<Driver>,
 }
 
 thread_local! {
@@ -450,7 +451,7 @@ pub(crate) fn worker_main(
     shared: Arc<Shared>,
     index: usize,
     fresh: Deque<TaskRef>,
-    poller: Poller,
+    driver: Driver,
 ) {
     let local = Local {
         index,
@@ -475,7 +476,7 @@ pub(crate) fn worker_main(
         overflow: RefCell::new(VecDeque::new()),
         recycler: Recycler::default(),
         closing: Cell::new(false),
-        poller: RefCell::new(poller),
+        driver: RefCell::new(driver),
         shared,
     };
     LOCAL.with(|l| l.set(&local));
@@ -915,9 +916,9 @@ impl Local {
     /// coroutine is the caller).
     #[inline]
     fn poll_io(&self) {
-        let mut poller = self.poller.borrow_mut();
-        if poller.has_registrations() {
-            poller.poll(Some(Duration::ZERO));
+        let mut driver = self.driver.borrow_mut();
+        if driver.has_registrations() {
+            driver.poll(Some(Duration::ZERO));
         }
     }
 
@@ -1166,7 +1167,7 @@ impl Local {
             let reason = reason.clone();
             Box::new(move || task.abandon(Box::new(reason)))
         };
-        if let Err(job) = crate::pool::spawn_detached(job) {
+        if let Err(job) = super::pool::spawn_detached(job) {
             // No thread to be had anywhere: the task finishes here, its
             // closure leaked (never dropped), with the job that held it.
             std::mem::forget(job);
@@ -1228,7 +1229,7 @@ impl Local {
         }
         let start = Instant::now();
         let mut spins = 0u32;
-        let io = self.poller.borrow().has_registrations();
+        let io = self.driver.borrow().has_registrations();
         loop {
             self.drain_inbox();
             self.fire_timers();
@@ -1557,7 +1558,7 @@ impl Local {
     /// push, an unpark, the next timer or `until`, unless the inbox has
     /// tasks or `may_sleep` is false. The decision is taken under the inbox
     /// lock, with `parked` set for pushers to see; a wake that comes before
-    /// the sleep stays in epoll's ready list (see `io::reactor`).
+    /// the sleep stays in epoll's ready list (see `crate::driver`).
     fn sleep_on_inbox(&self, may_sleep: bool, until: Option<Instant>) {
         let remote = self.remote();
         {
@@ -1578,7 +1579,7 @@ impl Local {
         // per sleep, which is a system call anyway.
         let monitor = &self.shared.monitor;
         monitor.progress[self.index].set_asleep(true, monitor.micros(asleep));
-        self.poller.borrow_mut().poll(timeout);
+        self.driver.borrow_mut().poll(timeout);
         remote.lock().parked = false;
         monitor.progress[self.index].set_asleep(false, monitor.micros(Instant::now()));
     }

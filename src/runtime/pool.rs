@@ -75,9 +75,9 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use std::{env, thread};
 
-use crate::runtime::blocking::{check_cancel, current_waiter, wait_until};
-use crate::runtime::task::Waiter;
-use crate::runtime::worker;
+use super::blocking::{check_cancel, current_waiter, wait_until};
+use super::task::Waiter;
+use super::worker;
 
 /// The maximum number of pool threads unless `COIO_BLOCKING_THREADS` says
 /// otherwise.
