@@ -1,5 +1,12 @@
 //! Workers: one OS thread each, running coroutines from their queues.
 //!
+//! A worker's thread-local half, [`Local`], is one struct whose methods are
+//! split by job: this file has the queues, running and switching
+//! coroutines, and blocking; `placement` decides where fresh coroutines
+//! start (shares, caps, dealing); `search` is what a worker with nothing
+//! to run does (stealing, spinning, sleeping in its driver, which it owns:
+//! see `crate::driver`).
+//!
 //! # Queues
 //!
 //! Each worker has
@@ -69,14 +76,17 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 
 use super::Shared;
-#[cfg(doc)]
-use super::monitor::BUSY_TAU;
 use super::task::{self, Spec, Started, Task, TaskCell, TaskRef};
 use super::timer::Timers;
 use crate::arch;
 use crate::coroutine::SUSPENDED;
 use crate::driver::{self, Driver};
 use crate::stack;
+
+mod placement;
+mod search;
+
+use placement::HOME_SLACK;
 
 /// How long a worker with nothing to do spins (looking at its inbox, and
 /// stealing if it may search) before it parks. A futex wake costs ~40 µs
@@ -99,13 +109,6 @@ const FAIRNESS_TICKS: u32 = 61;
 /// per coroutine). While the worker runs a long coroutine, only this many
 /// of its fresh coroutines can be stolen at a time.
 const FRESH_CAP: usize = 60;
-
-/// How many coroutines a worker may home beyond its share of all the
-/// runtime's (started and waiting to start) before it deals fresh ones to
-/// the others, while shares are small (see `Local::deal`): small groups,
-/// such as a coroutine and the few partners it spawned to talk to, stay
-/// together.
-const HOME_SLACK: usize = 8;
 
 /// Lines of the next coroutine's stack prefetched, at most, before it is
 /// resumed (see `Local::prefetch_next`): 12 cost a yield loop 5% and gained
@@ -673,197 +676,6 @@ impl Local {
         self.steal_injector().map(Job::Fresh)
     }
 
-    /// Whether this worker homes fewer coroutines than its share allows
-    /// (`home_cap`, as last computed), or is alone, or closing.
-    #[inline]
-    fn may_start_fresh(&self) -> bool {
-        self.registry.borrow().len < self.home_cap.get() || self.alone() || self.closing.get()
-    }
-
-    /// The next fresh coroutine of this worker to start here. Past its
-    /// share (`may_start_fresh`), it first deals what it has beyond that
-    /// share to the workers below theirs (`deal`); what is left it starts
-    /// itself: dealing never makes a coroutine wait for anyone.
-    #[inline]
-    fn take_fresh(&self) -> Option<TaskRef> {
-        if !self.has_fresh() {
-            return None;
-        }
-        if !self.may_start_fresh() {
-            self.deal();
-        }
-        self.pop_fresh()
-    }
-
-    /// Every worker's effective load (see `effective_loads`) and the share
-    /// of one; sets `home_cap` from them. Reads a line of every other
-    /// worker: done when dealing, every [`FAIRNESS_TICKS`] ticks and when
-    /// the worker wakes, not per spawn.
-    #[cold]
-    fn shares(&self) -> (Vec<usize>, usize) {
-        let loads = self.effective_loads();
-        let share = self.set_cap(&loads);
-        (loads, share)
-    }
-
-    /// Recomputes `home_cap` alone (see `shares`).
-    #[cold]
-    fn refresh_cap(&self) {
-        self.set_cap(&self.effective_loads());
-    }
-
-    /// Every worker's effective load: what it homes plus what waits to
-    /// start in its queues (`load_of`), plus, for a worker more than half
-    /// busy of late (`Progress::busy`), the runtime's mean load per worker
-    /// times `2 × busy − 1`. A worker kept busy counts as homing up to
-    /// twice the mean, so fresh coroutines go to workers with time to run
-    /// them, even where the counts are even (a worker busy with one
-    /// coroutine that computes counts as busy as one with a hundred).
-    /// Counts alone decide among workers with time to spare, as in a burst
-    /// after a quiet spell: the busy fraction is an average over about
-    /// [`BUSY_TAU`], so the spawner of a burst, busy for a few
-    /// milliseconds, does not push the burst away from its own worker.
-    fn effective_loads(&self) -> Vec<usize> {
-        let n = self.shared.remotes.len();
-        let mut loads: Vec<usize> = (0..n).map(|i| self.load_of(i)).collect();
-        let mean = (loads.iter().sum::<usize>() + self.shared.injector.len()) as f64 / n as f64;
-        let monitor = &self.shared.monitor;
-        let now = monitor.micros(Instant::now());
-        for (i, load) in loads.iter_mut().enumerate() {
-            let over_half = (2.0 * monitor.progress[i].busy(now) - 1.0).max(0.0);
-            *load += (over_half * mean).round() as usize;
-        }
-        loads
-    }
-
-    /// Worker `i`'s load: exact for this one, as published for the others.
-    #[inline]
-    fn load_of(&self, i: usize) -> usize {
-        if i == self.index {
-            return self.load();
-        }
-        let p = &self.shared.monitor.progress[i];
-        p.homed() + p.overflow() + p.dealt.load(Relaxed) + self.shared.remotes[i].stealer.len()
-    }
-
-    /// Sets `home_cap` from every worker's effective load (plus the
-    /// injector's); returns the share. The cap counts coroutines: this
-    /// worker's share plus slack, less what its busy time adds to its load.
-    fn set_cap(&self, loads: &[usize]) -> usize {
-        let n = loads.len();
-        let share = (loads.iter().sum::<usize>() + self.shared.injector.len()).div_ceil(n);
-        // Small groups keep some slack (a coroutine and the few it talks
-        // to stay together); large shares get little, so that the workers
-        // that fill up first leave enough for the last one (each may go
-        // over by a sixteenth of a share in all), and so that a worker
-        // keeps close to its share when all of them get busy.
-        let slack = if share < 2 * HOME_SLACK {
-            HOME_SLACK
-        } else {
-            (share / (16 * n)).clamp(1, HOME_SLACK)
-        };
-        let busy = loads[self.index].saturating_sub(self.load());
-        self.home_cap.set((share + slack).saturating_sub(busy));
-        share
-    }
-
-    /// Whether fresh coroutines wait in this worker's queues.
-    #[inline]
-    fn has_fresh(&self) -> bool {
-        !self.fresh.is_empty() || !self.overflow.borrow().is_empty()
-    }
-
-    /// Whether this is the runtime's only worker (placement has nothing to
-    /// decide).
-    #[inline]
-    fn alone(&self) -> bool {
-        self.shared.remotes.len() == 1
-    }
-
-    /// What this worker homes plus what waits to start in its queues.
-    #[inline]
-    fn load(&self) -> usize {
-        self.registry.borrow().len + self.fresh.len() + self.overflow.borrow().len()
-    }
-
-    /// Whether this worker may take fresh coroutines from others (steal):
-    /// only while its load is below its share.
-    #[inline]
-    fn may_steal(&self) -> bool {
-        self.load() < self.home_cap.get() || self.alone() || self.closing.get()
-    }
-
-    /// Placement, the only balancing there is (a started coroutine never
-    /// moves): deals this worker's fresh coroutines beyond its share of
-    /// all the runtime's to the workers below theirs, straight into their
-    /// inboxes, waking them if they sleep. Coroutines that block right
-    /// after they start count for nothing in the run queues, so without
-    /// this a burst of spawns whose coroutines block at once all started
-    /// on the spawner's worker before a sleeping worker could wake (62 of
-    /// 64 on one of two workers). A worker's load here is what it homes
-    /// (started and alive) plus what waits to start in its queues.
-    #[cold]
-    fn deal(&self) {
-        let n = self.shared.remotes.len();
-        let (loads, share) = self.shares();
-        // Past its cap, a worker keeps exactly its share: the slack is
-        // there so that it does not deal at every spawn, not to keep.
-        let mut surplus = loads[self.index].saturating_sub(share);
-        if surplus == 0 || self.shared.closed.load(Relaxed) {
-            return;
-        }
-        // Least loaded first.
-        let mut order: Vec<usize> = (0..n).filter(|&i| i != self.index).collect();
-        order.sort_by_key(|&i| loads[i]);
-        for i in order {
-            let room = share.saturating_sub(loads[i]).min(surplus);
-            if room == 0 {
-                break;
-            }
-            let mut batch = Vec::with_capacity(room);
-            while batch.len() < room {
-                let t = self.overflow.borrow_mut().pop_back();
-                match t.or_else(|| self.fresh.pop()) {
-                    Some(t) => batch.push(t),
-                    None => break,
-                }
-            }
-            surplus -= batch.len();
-            // Published before the batch shows up in the other's count, so
-            // that nobody counts it twice (a total counted twice raised
-            // every share computed meanwhile: 177 for a share of 100).
-            self.shared.monitor.progress[self.index].set_overflow(self.overflow.borrow().len());
-            self.shared.remotes[i].deal(batch, &self.shared, i);
-            if surplus == 0 {
-                break;
-            }
-        }
-    }
-
-    /// Publishes this worker's load (runnable started coroutines) and
-    /// reads the others' (every FAIRNESS_TICKS ticks; see `next_task`).
-    #[cold]
-    fn balance(&self) {
-        let progress = &self.shared.monitor.progress;
-        progress[self.index].set_load(self.ready.borrow().len());
-        let (mut min, mut max) = (usize::MAX, 0);
-        for (i, p) in progress.iter().enumerate() {
-            if i != self.index {
-                let load = p.load();
-                min = min.min(load);
-                max = max.max(load);
-            }
-        }
-        self.others_min.set(min);
-        self.others_max.set(max);
-        // The cap decides where fresh coroutines start: recounted when
-        // there are some to start (reading the others' counts costs a
-        // cache miss or two, measurable every 61 ticks of a yield loop).
-        if !self.alone() && self.has_fresh() {
-            self.refresh_cap();
-        }
-    }
-
     /// Moves the inbox into `ready`.
     #[inline(always)]
     fn drain_inbox(&self) {
@@ -1209,193 +1021,6 @@ impl Local {
         TaskCell::new_from(self.recycler.take(id, &self.shared.spares), f, spec)
     }
 
-    /// With nothing queued: look at the inbox, timers and netpoller, steal
-    /// if allowed to search, spinning for up to [`SPIN`]. None: time to
-    /// park.
-    ///
-    /// A worker with sockets registered polls them once and, if that and
-    /// one round of stealing find nothing, parks at once, in `epoll_wait`,
-    /// which returns on the first I/O event or wake (Go's `findrunnable`
-    /// likewise polls the network once and leaves the waiting to the
-    /// blocking poll). Spinning there would mean a system call per round
-    /// to see I/O, and CPU taken from whatever else runs on the machine:
-    /// with the echo benchmark's load generator sharing the two cores,
-    /// spinning workers cost it throughput (measured, noisy: 2 workers, 50
-    /// connections, 98k–182k requests/s spinning against 157k–190k
-    /// parking).
-    fn find_work(&self) -> Option<Job> {
-        if !self.searching.get() && !self.closing.get() && self.shared.idle.try_search() {
-            self.searching.set(true);
-        }
-        let start = Instant::now();
-        let mut spins = 0u32;
-        let io = self.driver.borrow().has_registrations();
-        loop {
-            self.drain_inbox();
-            self.fire_timers();
-            if spins == 0 {
-                self.poll_io();
-            }
-            let local = match self.ready.borrow_mut().pop_front() {
-                Some(t) => Some(Job::Started(t)),
-                None => self.take_fresh().map(Job::Fresh),
-            };
-            if let Some(job) = local {
-                self.stop_searching();
-                return Some(job);
-            }
-            // Only so many workers may search at once; a spinner retries
-            // for the permission each round. A worker past its share does
-            // not steal, nor hold a searcher's place (while one searches,
-            // the idle protocol wakes nobody else).
-            if !self.may_steal() {
-                self.stop_searching();
-            } else if !self.searching.get() && !self.closing.get() && self.shared.idle.try_search()
-            {
-                self.searching.set(true);
-            }
-            if self.searching.get()
-                && let Some(t) = self.steal()
-            {
-                self.stop_searching();
-                return Some(Job::Fresh(t));
-            }
-            if self.shared.closed.load(Relaxed) {
-                self.stop_searching();
-                return None;
-            }
-            spins += 1;
-            if io || (spins.is_multiple_of(16) && start.elapsed() > SPIN) {
-                return None;
-            }
-            std::hint::spin_loop();
-        }
-    }
-
-    /// Leaves the searching state; the last searcher passes the baton on if
-    /// stealable work is still visible.
-    fn stop_searching(&self) {
-        if self.searching.replace(false)
-            && self.shared.idle.stop_searching()
-            && self.stealable_work()
-        {
-            self.shared.notify_work(true);
-        }
-    }
-
-    /// Whether any queue others may steal from is non-empty.
-    fn stealable_work(&self) -> bool {
-        !self.shared.injector.is_empty()
-            || self.shared.remotes.iter().any(|r| !r.stealer.is_empty())
-    }
-
-    /// Steals from the injector, then half of a random victim's fresh queue.
-    fn steal(&self) -> Option<TaskRef> {
-        if let Some(t) = self.steal_injector() {
-            return Some(t);
-        }
-        let n = self.shared.remotes.len();
-        // xorshift64*
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        let start = (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as usize % n;
-        for k in 0..n {
-            let i = (start + k) % n;
-            if i == self.index {
-                continue;
-            }
-            let stealer = &self.shared.remotes[i].stealer;
-            let queued = stealer.len();
-            if queued == 0 {
-                continue;
-            }
-            // Half of the victim's queue (crossbeam's default batch is at
-            // most 32, which leaves a burst of spawns lopsided), but no
-            // more than this worker's room below its share: a batch that
-            // overshoots makes a placement no later deal corrects. The
-            // cap is recounted when it would limit the batch (it may be
-            // from before the burst).
-            let mut room = self.home_cap.get().saturating_sub(self.load());
-            if room < queued.div_ceil(2) {
-                self.refresh_cap();
-                room = self.home_cap.get().saturating_sub(self.load());
-            }
-            if queued == 1 {
-                self.let_victim_move_on(i);
-            }
-            let room = room.max(1);
-            loop {
-                match stealer.steal_batch_with_limit_and_pop(&self.fresh, room) {
-                    Steal::Success(t) => return Some(t),
-                    Steal::Empty => break,
-                    Steal::Retry => continue,
-                }
-            }
-        }
-        None
-    }
-
-    /// Before stealing the only fresh coroutine of worker `i` while that
-    /// worker runs a coroutine: waits until it has switched (or for
-    /// [`STEAL_LONE_WAIT`]). A lone fresh coroutine was most likely just
-    /// spawned by the running one, which is about to wait for it (spawn,
-    /// then send, receive or join): its worker starts it at that switch,
-    /// and the pair stays on one worker, where a handoff costs no
-    /// cross-core traffic and no wake-up of a sleeping worker. Go waits the
-    /// same way before it steals a P's `runnext`. Measured: a two-worker
-    /// channel ping-pong whose partner was stolen ran at ~108 µs per round
-    /// trip instead of ~80 ns, in a third of the runs.
-    #[cold]
-    fn let_victim_move_on(&self, i: usize) {
-        let progress = &self.shared.monitor.progress[i];
-        let (seen, running) = progress.activity();
-        if !running {
-            return;
-        }
-        let start = Instant::now();
-        while progress.activity() == (seen, true)
-            && self.shared.remotes[i].stealer.len() == 1
-            && start.elapsed() < STEAL_LONE_WAIT
-        {
-            // Yield rather than spin: this thread was just woken, quite
-            // possibly onto the victim's own core, and spinning there would
-            // keep the victim from running at all.
-            thread::yield_now();
-        }
-    }
-
-    /// Sleeps until woken (inbox push, idle notification, shutdown) or
-    /// until the next timer is due.
-    fn park(&self) {
-        let searching = self.searching.replace(false);
-        let idle = &self.shared.idle;
-        if idle.park(self.index, searching) && self.stealable_work() {
-            // The last searcher saw work appear while it was giving up.
-            if !idle.unpark(self.index) || idle.try_search() {
-                self.searching.set(true);
-            }
-            self.shared.monitor.kick();
-            return;
-        }
-        // Nothing runnable here: others may count on this worker.
-        self.shared.monitor.progress[self.index].set_load(0);
-        // Once this worker has begun closing it may sleep too: what it still
-        // waits for arrives through the inbox or its timers.
-        self.sleep_on_inbox(self.closing.get() || !self.shared.closed.load(SeqCst), None);
-        // The shares may have changed while it slept (a cap computed
-        // before a quiet spell would let a new burst all start here).
-        if !self.alone() {
-            self.refresh_cap();
-        }
-        if !idle.unpark(self.index) {
-            self.searching.set(true);
-        }
-        self.shared.monitor.kick();
-    }
-
     /// Shutdown: cancel every started coroutine of this worker and abandon
     /// the fresh ones it holds (see module docs).
     #[cold]
@@ -1552,36 +1177,6 @@ impl Local {
             self.publish_fresh();
             self.sleep_on_inbox(true, deadline);
         }
-    }
-
-    /// Sleeps in the netpoller's `epoll_wait` until an I/O event, an inbox
-    /// push, an unpark, the next timer or `until`, unless the inbox has
-    /// tasks or `may_sleep` is false. The decision is taken under the inbox
-    /// lock, with `parked` set for pushers to see; a wake that comes before
-    /// the sleep stays in epoll's ready list (see `crate::driver`).
-    fn sleep_on_inbox(&self, may_sleep: bool, until: Option<Instant>) {
-        let remote = self.remote();
-        {
-            let mut inbox = remote.lock();
-            inbox.parked = may_sleep && inbox.tasks.is_empty() && inbox.dealt.is_empty();
-            if !inbox.parked {
-                return;
-            }
-        }
-        let next = self.timers.borrow_mut().next_deadline();
-        let asleep = Instant::now();
-        let timeout = [until, next]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|d| d.saturating_duration_since(asleep));
-        // Busy time, for placement (`effective_loads`): two clock reads
-        // per sleep, which is a system call anyway.
-        let monitor = &self.shared.monitor;
-        monitor.progress[self.index].set_asleep(true, monitor.micros(asleep));
-        self.driver.borrow_mut().poll(timeout);
-        remote.lock().parked = false;
-        monitor.progress[self.index].set_asleep(false, monitor.micros(Instant::now()));
     }
 }
 
