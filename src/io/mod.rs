@@ -2,13 +2,17 @@
 //!
 //! Everything in [`coio::net`](crate::net) is built on two layers here:
 //!
-//! * `reactor`: the netpoller, one epoll instance per worker, polled by
-//!   the worker itself (no I/O thread), with a readiness word and read and
-//!   write waiter queues per registered descriptor;
+//! * `reactor`: each registered descriptor's readiness word and read and
+//!   write waiter queues, the target its worker's driver (`crate::driver`:
+//!   one epoll instance per worker, polled by the worker itself, no I/O
+//!   thread) tells of its events;
 //! * `source`: the loop that tries an operation on a non-blocking
 //!   descriptor and, on `WouldBlock`, parks the coroutine until the
 //!   netpoller reports readiness (or, on a plain thread, blocks it in
 //!   `poll(2)`), with timeouts and cancellation.
+//!
+//! * `sys`: the system calls of the hot path, without libc's
+//!   cancellation wrappers.
 //!
 //! [`Fd`] offers the same to any non-blocking descriptor type: pipes,
 //! ttys, eventfds, sockets from other crates.
