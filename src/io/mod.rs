@@ -1,6 +1,6 @@
 //! Blocking-style I/O on non-blocking descriptors.
 //!
-//! Everything in [`coio::net`](crate::net) is built on two layers here:
+//! Everything in [`coio::net`](crate::net) is built on three parts here:
 //!
 //! * `reactor`: each registered descriptor's readiness word and read and
 //!   write waiter queues, the target its worker's driver (`crate::driver`:
@@ -9,8 +9,7 @@
 //! * `source`: the loop that tries an operation on a non-blocking
 //!   descriptor and, on `WouldBlock`, parks the coroutine until the
 //!   netpoller reports readiness (or, on a plain thread, blocks it in
-//!   `poll(2)`), with timeouts and cancellation.
-//!
+//!   `poll(2)`), with timeouts and cancellation;
 //! * `sys`: the system calls of the hot path, without libc's
 //!   cancellation wrappers.
 //!
