@@ -673,6 +673,11 @@ for part in "${parts[@]}"; do
         medians roundtrip_string
         medians create
         echo
+        echo "Round trip in one program, coio against corosensei (bench/benches/switch_lto.rs):"
+        echo
+        echo "- bench profile: $(cargo bench -q -p coio-bench --bench switch_lto 2>/dev/null | tail -1)"
+        echo "- fat LTO, codegen-units = 1: $(cargo bench -q -p coio-bench --bench switch_lto --profile release-lto 2>/dev/null | tail -1)"
+        echo
         ;;
     stack_use)
         echo "## stack use (release build)"
