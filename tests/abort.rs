@@ -288,6 +288,7 @@ fn overflow_of_canary_stack_is_reported_at_the_next_yield() {
 }
 
 #[test]
+#[cfg(debug_assertions)]
 fn yield_while_unwinding_aborts_with_a_message() {
     let stderr = run_child("yield-unwinding");
     assert!(

@@ -451,3 +451,39 @@ fn named_generators() {
         drop(g);
     }
 }
+
+/// Without debug assertions nothing checks for a yield while the generator
+/// unwinds (see `Yielder::yield_`, "Aborts"): the resumer gets the value,
+/// sees `thread::panicking()` until the generator is resumed again, and
+/// then gets the generator's panic, with the thread's panic state whole
+/// again afterwards.
+#[test]
+#[cfg(not(debug_assertions))]
+fn yield_while_unwinding_is_passed_through_in_release_builds() {
+    struct YieldOnDrop<'a>(&'a Yielder<(), u32>);
+    impl Drop for YieldOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.yield_(7);
+        }
+    }
+    let mut g = Generator::new(|y: &Yielder<(), u32>, ()| -> u32 {
+        let _guard = YieldOnDrop(y);
+        std::panic::panic_any("unwinding through a destructor that yields")
+    });
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    assert!(matches!(g.resume(()), GeneratorState::Yielded(7)));
+    assert!(
+        std::thread::panicking(),
+        "the generator's unwind is in flight"
+    );
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.resume(())))
+        .expect_err("the generator's panic reaches the resumer");
+    std::panic::set_hook(hook);
+    assert_eq!(
+        err.downcast_ref::<&str>(),
+        Some(&"unwinding through a destructor that yields")
+    );
+    assert!(!std::thread::panicking());
+    assert!(g.is_finished());
+}

@@ -207,13 +207,19 @@ impl<I: 'static, Y: 'static> Yielder<I, Y> {
     /// built with `panic = "abort"`, or when the generator is dropped while
     /// its thread exits: it is then leaked, destructors and all.)
     ///
-    /// # Aborts
-    /// Yielding while the generator is unwinding from a panic (from a
-    /// destructor, say) aborts the process with a message: the thread's
-    /// panic state cannot be carried across a suspension. (The parent checks
-    /// this as soon as it is back, before anything else runs; it cannot tell
-    /// when it was itself unwinding as it resumed the generator, and then
-    /// lets it pass.)
+    /// # Aborts (debug builds)
+    /// Yielding while the generator is unwinding from a panic (a destructor
+    /// that yields, say) is a bug: std's panic count belongs to the thread,
+    /// so the resumer would go on with `std::thread::panicking()` true until
+    /// the generator is resumed and finishes unwinding (and dropping the
+    /// generator then aborts: its forced unwind would start inside a
+    /// destructor that runs during unwinding). Built with debug assertions,
+    /// the resumer checks for it as soon as it is back and aborts the
+    /// process with a message (it cannot tell when it was itself unwinding
+    /// as it resumed the generator, and then lets it pass). Without debug
+    /// assertions nothing checks, as with corosensei: the two reads of the
+    /// panic count cost a sixth of a round trip (BENCHMARKS.md, issue 13),
+    /// and what follows is the behaviour above, never undefined behaviour.
     #[inline]
     pub fn yield_(&self, value: Y) -> I {
         let value = ManuallyDrop::new(value);
@@ -248,12 +254,14 @@ impl<I, Y> fmt::Debug for Yielder<I, Y> {
     }
 }
 
+#[cfg(debug_assertions)]
 #[cold]
 #[inline(never)]
 fn abort_yield_while_panicking() -> ! {
     eprintln!(
         "\ncoio: a generator tried to yield while it was unwinding from a panic \
-         (a destructor called yield_); this cannot be done soundly, aborting"
+         (a destructor called yield_); the thread's panic state cannot be carried \
+         across a suspension, aborting (checked in debug builds only)"
     );
     std::process::abort()
 }
@@ -553,12 +561,15 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     /// answer. The generator must not have finished.
     #[inline(always)]
     fn send(&mut self, arg: usize, order: usize) -> Out<Y, R> {
+        // The yield-while-unwinding check, in debug builds (see `yield_`).
+        #[cfg(debug_assertions)]
         let was_panicking = std::thread::panicking();
         // SAFETY: the generator has not finished (callers check), is !Send
         // so this is the thread it runs on, and expects such an `arg`.
         let (ret, status) = unsafe { self.raw.resume(arg, order) };
         match status {
             SUSPENDED => {
+                #[cfg(debug_assertions)]
                 if std::thread::panicking() && !was_panicking {
                     abort_yield_while_panicking();
                 }
