@@ -14,6 +14,8 @@
 # Runs of one round alternate between the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 rounds="${1:-3}"
 secs="${2:-4}"
 cargo build -q --release -p coio-bench --bins
@@ -30,11 +32,7 @@ run() {
         "$bins/echo_$1" "$port" "$2" &
     fi
     pid=$!
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" \
-            2>/dev/null && break
-        sleep 0.05
-    done
+    wait_for_port "$port"
     out=$("$bins/loadgen" --addr "127.0.0.1:$port" --conns "$3" \
         --secs "$secs" --warmup 1 --pid "$pid")
     kill "$pid"

@@ -13,6 +13,8 @@
 # requests/s. Builds with `cargo build --release -p coio-bench` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 peer="${1:-tokio}"
 pairs="${2:-5}"
 secs="${3:-4}"
@@ -25,11 +27,7 @@ run() {
     port=$((20000 + RANDOM % 20000))
     taskset -c 0 "$bins/echo_$1" "$port" 1 &
     pid=$!
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" \
-            2>/dev/null && break
-        sleep 0.05
-    done
+    wait_for_port "$port"
     out=$(taskset -c 1 "$bins/loadgen" --addr "127.0.0.1:$port" --conns "$2" \
         --secs "$secs" --warmup 1 --pid "$pid")
     kill "$pid"
