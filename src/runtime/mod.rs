@@ -26,16 +26,20 @@
 //! The trade-off: long-running coroutines are not rebalanced after they
 //! start, and a worker stuck in a blocking system call (or a long
 //! computation) delays the coroutines homed on it. Mitigations: new work
-//! spreads by stealing; blocking calls belong on the blocking pool (the
-//! I/O layer, planned); and coroutines can be named, so that reports say
+//! spreads by stealing and placement; blocking calls belong on the
+//! blocking pool (`pool`); and coroutines can be named, so that reports say
 //! which one misbehaved.
 //!
 //! # Layout
 //!
 //! * `task`: the task header, its states, wakes, join handles;
-//! * `worker`: the per-worker queues and scheduling loop;
+//! * `worker`: the per-worker queues and scheduling loop (with
+//!   `worker/placement` and `worker/search`); each worker owns a driver
+//!   (`crate::driver`: epoll, its wake-ups and a timer heap) below the
+//!   runtime;
 //! * `idle`: the searching/parking protocol between workers;
-//! * `timer`: per-worker timer heaps;
+//! * `pool`: the blocking pool;
+//! * `monitor`: the stall monitor, and what workers publish for placement;
 //! * `blocking`: `sleep`, `park`, `yield_now`, and the wait loop every
 //!   blocking call goes through;
 //! * `scope`: scoped coroutines that borrow from their parent;
@@ -48,7 +52,6 @@ mod monitor;
 pub(crate) mod pool;
 pub(crate) mod scope;
 pub(crate) mod task;
-mod timer;
 pub(crate) mod worker;
 
 use std::io;

@@ -78,6 +78,15 @@ use crate::stack::Stack;
 /// How the scheduler holds a task.
 pub(crate) type TaskRef = Arc<dyn Task>;
 
+/// A task's timer generation (home-local, like the worker's timer heap that
+/// uses it: see `driver::Timers`).
+impl crate::driver::TimerTarget for TaskRef {
+    #[inline]
+    fn timer_generation(&self) -> &Cell<u32> {
+        &self.header().local.timer_gen
+    }
+}
+
 /// Queued or running.
 pub(crate) const RUNNABLE: u32 = 0;
 /// Suspended in `block`, in no queue; the next wake queues it.
@@ -164,7 +173,7 @@ pub(crate) struct HomeLocal {
     /// Index in the home worker's registry.
     pub(crate) slot: Cell<u32>,
     /// Generation of the task's timer: a timer entry is live only while its
-    /// recorded generation equals this (see `timer`; wrapping).
+    /// recorded generation equals this (see `driver::Timers`; wrapping).
     pub(crate) timer_gen: Cell<u32>,
     /// `coroutine_local!` values, by key index (see `local`); allocated on
     /// first use.

@@ -77,10 +77,9 @@ use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 
 use super::Shared;
 use super::task::{self, Spec, Started, Task, TaskCell, TaskRef};
-use super::timer::Timers;
 use crate::arch;
 use crate::coroutine::SUSPENDED;
-use crate::driver::{self, Driver};
+use crate::driver::{self, Driver, Timers};
 use crate::stack;
 
 mod placement;
@@ -389,7 +388,7 @@ pub(crate) struct Local {
     /// `switch_away`).
     pending: Cell<Option<Job>>,
     tick: Cell<u32>,
-    pub(crate) timers: RefCell<Timers>,
+    pub(crate) timers: RefCell<Timers<TaskRef>>,
     registry: RefCell<Registry>,
     /// A spare vector swapped with the inbox's (keeps both allocations).
     spare: RefCell<Vec<Started>>,

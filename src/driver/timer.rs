@@ -1,49 +1,58 @@
-//! Per-worker timers: a binary heap of deadlines, each waking one task.
+//! Timers: a binary heap of deadlines, each waking one target.
 //!
-//! Timers live on the home worker of the coroutine that sleeps, so they
-//! fire there and the wake is a local queue push. Cancelling a timer (the
-//! wait ended early) is lazy: each task has a timer generation
-//! (`HomeLocal::timer_gen`, home-local like the heap), bumped when a timer
-//! is armed, fires or is disarmed; an entry whose recorded generation no
-//! longer matches is dead and is skipped when popped. Dead entries are
-//! counted and the heap is compacted when they make up more than half of
-//! it, so a loop of `park_timeout(1 h)` that is always unparked early does
-//! not grow memory without bound.
+//! One heap per worker, used by its thread only: the runtime arms a timer
+//! on the home worker of the coroutine that sleeps, so it fires there and
+//! the wake is a local queue push, and a worker asleep in its driver sleeps
+//! until the nearest deadline. The heap knows nothing of coroutines: a
+//! target is anything with a timer generation ([`Target`]).
+//!
+//! Cancelling a timer (the wait ended early) is lazy: each target has a
+//! timer generation, bumped when a timer is armed, fires or is disarmed; an
+//! entry whose recorded generation no longer matches is dead and is skipped
+//! when popped. Dead entries are counted and the heap is compacted when
+//! they make up more than half of it, so a loop of `park_timeout(1 h)` that
+//! is always unparked early does not grow memory without bound.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use super::task::TaskRef;
+/// What a timer wakes: something with a timer generation, which only the
+/// heap's thread reads and writes.
+pub(crate) trait Target {
+    /// The target's timer generation.
+    fn timer_generation(&self) -> &Cell<u32>;
+}
 
-struct Entry {
+struct Entry<T> {
     deadline: Instant,
     /// Tie-breaker: equal deadlines fire in arming order.
     seq: u64,
     /// The task's timer generation when this was armed.
     generation: u32,
-    task: TaskRef,
+    target: T,
 }
 
-impl Entry {
-    /// Whether this entry is still the task's current timer.
+impl<T: Target> Entry<T> {
+    /// Whether this entry is still the target's current timer.
     fn live(&self) -> bool {
-        self.task.header().local.timer_gen.get() == self.generation
+        self.target.timer_generation().get() == self.generation
     }
 }
 
-impl PartialEq for Entry {
+impl<T> PartialEq for Entry<T> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Entry {}
-impl PartialOrd for Entry {
+impl<T> Eq for Entry<T> {}
+impl<T> PartialOrd for Entry<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Entry {
+impl<T> Ord for Entry<T> {
     /// Reversed: the heap's top is the earliest deadline.
     fn cmp(&self, other: &Self) -> Ordering {
         (other.deadline, other.seq).cmp(&(self.deadline, self.seq))
@@ -51,20 +60,29 @@ impl Ord for Entry {
 }
 
 /// One worker's timers. Only its worker thread uses it.
-#[derive(Default)]
-pub(crate) struct Timers {
-    heap: BinaryHeap<Entry>,
+pub(crate) struct Timers<T> {
+    heap: BinaryHeap<Entry<T>>,
     /// Entries known to be dead but still in the heap.
     dead: usize,
     seq: u64,
 }
 
-impl Timers {
-    /// Arms a timer that wakes `task` at `deadline`; returns its
-    /// generation (for [`disarm`](Self::disarm)). `task` must be homed on
-    /// this worker.
-    pub(crate) fn arm(&mut self, deadline: Instant, task: TaskRef) -> u32 {
-        let cell = &task.header().local.timer_gen;
+impl<T> Default for Timers<T> {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            dead: 0,
+            seq: 0,
+        }
+    }
+}
+
+impl<T: Target> Timers<T> {
+    /// Arms a timer that wakes `target` at `deadline`; returns its
+    /// generation (for [`disarm`](Self::disarm)). Only this heap's thread
+    /// may use `target`'s generation.
+    pub(crate) fn arm(&mut self, deadline: Instant, target: T) -> u32 {
+        let cell = target.timer_generation();
         let generation = cell.get().wrapping_add(1);
         cell.set(generation);
         self.seq += 1;
@@ -72,14 +90,14 @@ impl Timers {
             deadline,
             seq: self.seq,
             generation,
-            task,
+            target,
         });
         generation
     }
 
     /// Cancels the timer armed with `generation` if it has not fired.
-    pub(crate) fn disarm(&mut self, task: &TaskRef, generation: u32) {
-        let cell = &task.header().local.timer_gen;
+    pub(crate) fn disarm(&mut self, target: &T, generation: u32) {
+        let cell = target.timer_generation();
         if cell.get() == generation {
             cell.set(generation.wrapping_add(1));
             self.dead += 1;
@@ -108,20 +126,19 @@ impl Timers {
         self.heap.is_empty()
     }
 
-    /// Pops the timers due at `now`, passing each live one's task to `wake`.
-    pub(crate) fn fire(&mut self, now: Instant, mut wake: impl FnMut(TaskRef)) {
+    /// Pops the timers due at `now`, passing each live one's target to
+    /// `wake`.
+    pub(crate) fn fire(&mut self, now: Instant, mut wake: impl FnMut(T)) {
         while let Some(top) = self.heap.peek() {
             if top.deadline > now {
                 break;
             }
             let Some(e) = self.heap.pop() else { break };
             if e.live() {
-                e.task
-                    .header()
-                    .local
-                    .timer_gen
+                e.target
+                    .timer_generation()
                     .set(e.generation.wrapping_add(1));
-                wake(e.task);
+                wake(e.target);
             } else {
                 self.dead = self.dead.saturating_sub(1);
             }

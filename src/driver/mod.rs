@@ -10,6 +10,10 @@
 //! that comes before the worker sleeps stays in epoll's ready list, so it
 //! cannot be lost.
 //!
+//! The worker's timers are a heap of this layer too ([`Timers`], in
+//! `timer`): deadlines whose entries wake any [`TimerTarget`] (the
+//! runtime's are tasks); the worker sleeps in its driver until the nearest.
+//!
 //! What a registration wakes is the caller's business: the driver hands
 //! each event's readiness bits to the registration's [`Ready`] target and
 //! tells every target when the driver goes away. The I/O layer above the
@@ -45,6 +49,10 @@ use std::sync::atomic::Ordering::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod timer;
+
+pub(crate) use timer::{Target as TimerTarget, Timers};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
