@@ -76,13 +76,7 @@ impl Progress {
     /// epoch): folds the period since its last change into its busy
     /// fraction. Called by the worker alone, twice per sleep.
     pub(crate) fn set_asleep(&self, asleep: bool, now: u64) {
-        let since = self.since.load(Relaxed);
-        let was_busy = if since & ASLEEP == 0 { 1.0 } else { 0.0 };
-        let f = fold(
-            f64::from(self.busy.load(Relaxed)) / 65536.0,
-            was_busy,
-            now.saturating_sub(since & !ASLEEP),
-        );
+        let f = self.busy(now);
         self.busy
             .store((f.clamp(0.0, 1.0) * 65536.0) as u32, Relaxed);
         self.since

@@ -62,10 +62,11 @@ impl Local {
         (loads, share)
     }
 
-    /// Recomputes `home_cap` alone (see `shares`).
+    /// Recomputes `home_cap` alone: [`shares`](Self::shares), for its side
+    /// effect.
     #[cold]
     pub(super) fn refresh_cap(&self) {
-        self.set_cap(&self.effective_loads());
+        self.shares();
     }
 
     /// Every worker's effective load: what it homes plus what waits to
