@@ -151,7 +151,7 @@ pub use runtime::local::LocalKey;
 pub use runtime::pool::blocking;
 pub use runtime::scope::{Scope, ScopedJoinHandle, scope};
 pub use runtime::task::{Cancelled, Coroutine, CoroutineId, JoinHandle};
-pub use runtime::{Builder, Runtime, RuntimeBuilder, run, spawn};
+pub use runtime::{Builder, IoDriver, Runtime, RuntimeBuilder, run, spawn};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE, StackPolicy};
 
 #[doc(hidden)]

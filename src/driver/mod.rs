@@ -19,9 +19,14 @@
 //! tells every target when the driver goes away. The I/O layer above the
 //! runtime (`io::reactor`) registers its per-descriptor states, with their
 //! readiness words and queues of parked coroutines; the driver never sees
-//! those. This is the seam a completion-based driver (io_uring) would
-//! plug into beside this one: there the target of a completion would be
-//! the operation whose buffer the parked coroutine lends until it arrives.
+//! those.
+//!
+//! A driver may also have an io_uring (`uring`, with the runtime's
+//! `IoDriver::Uring`): completion-based operations whose records
+//! ([`uring::Completion`]) the layer above keeps on parked coroutines'
+//! stacks. The worker then sleeps in the ring, which watches the epoll
+//! instance (and with it the waker) through one multishot poll, so that
+//! both kinds of I/O and every wake end the same sleep.
 //!
 //! # Lifetime of registrations
 //!
@@ -51,6 +56,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod timer;
+#[cfg(target_os = "linux")]
+pub(crate) mod uring;
 
 pub(crate) use timer::{Target as TimerTarget, Timers};
 
@@ -92,6 +99,10 @@ pub(crate) trait Ready: Send + Sync {
 /// A worker's driver: its epoll instance and events buffer. Used only by
 /// the worker's thread; other threads use its [`Handle`].
 pub(crate) struct Driver {
+    /// The worker's io_uring, if the runtime uses one (`uring`): then the
+    /// worker sleeps in it, and the epoll instance is polled through it.
+    #[cfg(target_os = "linux")]
+    ring: Option<uring::Ring>,
     poll: Poll,
     events: Events,
     /// The targets of one poll's events with their bits (kept for its
@@ -171,6 +182,8 @@ impl Driver {
         let registry = poll.registry().try_clone()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         Ok(Driver {
+            #[cfg(target_os = "linux")]
+            ring: None,
             poll,
             events: Events::with_capacity(EVENTS),
             batch: Vec::with_capacity(EVENTS),
@@ -184,19 +197,79 @@ impl Driver {
         })
     }
 
+    /// A driver with an io_uring of `entries` submission entries beside
+    /// its epoll instance (see `uring`), created disabled: the worker's
+    /// thread calls [`start`](Self::start) first.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn with_ring(entries: u32) -> io::Result<Driver> {
+        use std::os::fd::AsRawFd;
+        let mut driver = Driver::new()?;
+        driver.ring = Some(uring::Ring::new(entries, driver.poll.as_raw_fd())?);
+        Ok(driver)
+    }
+
+    /// Called by the worker's thread before it uses the driver: enables
+    /// the ring, with this thread as its one issuer. Should that fail
+    /// (unexpected once the ring was created), the worker goes on with
+    /// epoll alone and says so.
+    pub(crate) fn start(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = &self.ring
+            && let Err(e) = ring.enable()
+        {
+            eprintln!("coio: cannot enable a worker's io_uring ({e}); it uses epoll");
+            self.ring = None;
+        }
+    }
+
+    /// The worker's ring, if it has one.
+    #[cfg(target_os = "linux")]
+    #[inline]
+    pub(crate) fn ring(&mut self) -> Option<&mut uring::Ring> {
+        self.ring.as_mut()
+    }
+
+    /// Whether the worker has a ring.
+    #[inline]
+    pub(crate) fn has_ring(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.ring.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     pub(crate) fn handle(&self) -> &Arc<Handle> {
         &self.handle
     }
 
-    /// Whether any descriptor is registered here (worth a poll).
+    /// Whether a poll could find anything: a descriptor is registered, or
+    /// an operation of the ring is in flight.
     #[inline]
-    pub(crate) fn has_registrations(&self) -> bool {
+    pub(crate) fn has_work(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if self.ring.as_ref().is_some_and(|r| r.has_work()) {
+            return true;
+        }
         self.handle.registered.load(Relaxed) != 0
     }
 
-    /// Waits up to `timeout` (none: forever; zero: just looks) for events
-    /// or a wake, and hands each event to its registration's target.
+    /// Waits up to `timeout` (none: forever; zero: just looks) for events,
+    /// completions or a wake, and hands each event to its registration's
+    /// target and each completion to its operation's record.
     pub(crate) fn poll(&mut self, timeout: Option<Duration>) {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = &mut self.ring {
+            // The ring waits for both; epoll is then only looked at.
+            if !ring.poll(timeout) {
+                return;
+            }
+            return self.poll_epoll(Some(Duration::ZERO));
+        }
+        self.poll_epoll(timeout)
+    }
+
+    /// [`poll`](Self::poll) of the epoll instance.
+    fn poll_epoll(&mut self, timeout: Option<Duration>) {
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
                 // epoll_wait fails only for bad arguments; say so rather

@@ -19,6 +19,8 @@
 pub(crate) mod reactor;
 mod source;
 pub(crate) mod sys;
+#[cfg(target_os = "linux")]
+mod uring;
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};

@@ -79,6 +79,22 @@ impl Source {
         })
     }
 
+    /// A stream read through the worker's io_uring (`io::uring`), where the
+    /// caller is a coroutine whose worker has one and the source is in
+    /// blocking mode; None elsewhere (the readiness path applies).
+    #[cfg(target_os = "linux")]
+    #[inline]
+    pub(crate) fn recv_ring(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        let l = worker::coroutine_local()?;
+        if !l.driver.borrow().has_ring() || self.nonblocking() {
+            return None;
+        }
+        let deadline = self
+            .timeout(Dir::Read)
+            .and_then(|t| Instant::now().checked_add(t));
+        Some(super::uring::recv(l, self.fd, buf, deadline))
+    }
+
     /// [`io`](Self::io) with an explicit deadline instead of the
     /// direction's timeout, and waiting even in non-blocking mode (connect).
     pub(crate) fn io_until<R>(

@@ -95,6 +95,10 @@ macro_rules! stream_read_write {
     ($t:ty) => {
         impl $t {
             fn read_impl(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                #[cfg(target_os = "linux")]
+                if let Some(r) = self.io.source().recv_ring(buf) {
+                    return r;
+                }
                 let len = buf.len();
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&self.io);
                 self.io.source().io_stream($crate::io::Dir::Read, len, || {

@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     /// A coroutine that could not get a stack was reported (once per
     /// runtime: see `worker::Local::no_stack`).
     pub(crate) no_stack_reported: AtomicBool,
+    /// What the workers wait for I/O with.
+    pub(crate) io_driver: IoDriver,
 }
 
 impl Shared {
@@ -133,6 +135,49 @@ pub struct Runtime {
     monitor: Option<thread::JoinHandle<()>>,
 }
 
+/// The kernel interface a runtime's workers do their I/O and sleep with
+/// (see [`RuntimeBuilder::driver`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IoDriver {
+    /// Readiness through one epoll instance per worker: a socket operation
+    /// is tried, and on `WouldBlock` its coroutine waits for the socket's
+    /// next event (Go's netpoller).
+    Epoll,
+    /// Completions through one io_uring per worker (Linux 6.1 or later):
+    /// a stream socket's `read` is handed to the kernel, which fills the
+    /// coroutine's buffer when data arrives, and the submissions of many
+    /// coroutines go in one system call. Everything else (writes, which
+    /// rarely wait, accept, connect, UDP, other descriptors) keeps the
+    /// readiness path, through the same epoll instance, which the worker
+    /// watches through its ring.
+    Uring,
+}
+
+impl IoDriver {
+    /// The driver named by `COIO_DRIVER`, if set.
+    fn from_env() -> io::Result<Option<IoDriver>> {
+        match std::env::var("COIO_DRIVER") {
+            Ok(v) => match v.trim() {
+                "epoll" => Ok(Some(IoDriver::Epoll)),
+                "uring" | "io_uring" => Ok(Some(IoDriver::Uring)),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("coio: COIO_DRIVER must be epoll or uring, not {v:?}"),
+                )),
+            },
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(e) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("coio: COIO_DRIVER: {e}"),
+            )),
+        }
+    }
+}
+
+/// Submission entries of each worker's io_uring by default.
+const URING_ENTRIES: u32 = 256;
+
 /// Settings for a [`Runtime`]: `Runtime::builder().workers(2).build()`.
 #[derive(Clone, Debug)]
 pub struct RuntimeBuilder {
@@ -141,6 +186,8 @@ pub struct RuntimeBuilder {
     policy: StackPolicy,
     thread_name: String,
     stall_warning: Option<Duration>,
+    driver: Option<IoDriver>,
+    uring_entries: u32,
 }
 
 impl Default for RuntimeBuilder {
@@ -151,6 +198,8 @@ impl Default for RuntimeBuilder {
             policy: StackPolicy::Auto,
             thread_name: "coio-worker".into(),
             stall_warning: Some(Duration::from_secs(1)),
+            driver: None,
+            uring_entries: URING_ENTRIES,
         }
     }
 }
@@ -204,11 +253,35 @@ impl RuntimeBuilder {
         self
     }
 
+    /// What the workers do their I/O and sleep with; see [`IoDriver`].
+    /// Default: the `COIO_DRIVER` environment variable (`epoll` or
+    /// `uring`) if set, else [`IoDriver::Epoll`]; a choice made here wins
+    /// over the variable.
+    ///
+    /// Where io_uring cannot be used (a kernel older than 6.1, io_uring
+    /// disabled by `kernel.io_uring_disabled` or forbidden by a seccomp
+    /// filter, as in Docker's default profile, or not enough memory for
+    /// the rings), the runtime says so in one line on stderr and uses epoll;
+    /// [`Runtime::io_driver`] tells which one it got.
+    pub fn driver(mut self, driver: IoDriver) -> Self {
+        self.driver = Some(driver);
+        self
+    }
+
+    /// Submission entries of each worker's io_uring (rounded up to a power
+    /// of two by the kernel; at most 32,768). Default 256. Submissions
+    /// beyond it in one batch cost an extra system call, not a failure.
+    pub fn uring_entries(mut self, entries: u32) -> Self {
+        self.uring_entries = entries;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
-    /// `InvalidInput` for zero workers, an unparsable `COIO_WORKERS` or an
-    /// impossible stack size; the OS error if a thread cannot be started.
+    /// `InvalidInput` for zero workers, an unparsable `COIO_WORKERS` or
+    /// `COIO_DRIVER` or an impossible stack size; the OS error if a thread
+    /// cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
             Some(n) => n,
@@ -222,9 +295,20 @@ impl RuntimeBuilder {
         }
         let stack_size = stack::usable_size(self.stack_size)?;
         let deques: Vec<Deque<TaskRef>> = (0..workers).map(|_| Deque::new_fifo()).collect();
-        let drivers = (0..workers)
-            .map(|i| Driver::new().map_err(|e| worker_error(e, i, workers, "its netpoller")))
-            .collect::<io::Result<Vec<Driver>>>()?;
+        let wanted = match self.driver {
+            Some(d) => d,
+            None => IoDriver::from_env()?.unwrap_or(IoDriver::Epoll),
+        };
+        let (io_driver, drivers) = match wanted {
+            IoDriver::Uring => match uring_drivers(workers, self.uring_entries) {
+                Ok(drivers) => (IoDriver::Uring, drivers),
+                Err(e) => {
+                    eprintln!("coio: io_uring is not available here ({e}); using epoll");
+                    (IoDriver::Epoll, epoll_drivers(workers)?)
+                }
+            },
+            IoDriver::Epoll => (IoDriver::Epoll, epoll_drivers(workers)?),
+        };
         let shared = Arc::new(Shared {
             remotes: deques
                 .iter()
@@ -239,6 +323,7 @@ impl RuntimeBuilder {
             monitor: monitor::Monitor::new(workers, self.stall_warning),
             spares: worker::Spares::default(),
             no_stack_reported: AtomicBool::new(false),
+            io_driver,
         });
         let mut rt = Runtime {
             shared: shared.clone(),
@@ -292,6 +377,27 @@ fn worker_error(e: io::Error, index: usize, workers: usize, what: &str) -> io::E
     )
 }
 
+/// One epoll driver per worker.
+fn epoll_drivers(workers: usize) -> io::Result<Vec<Driver>> {
+    (0..workers)
+        .map(|i| Driver::new().map_err(|e| worker_error(e, i, workers, "its netpoller")))
+        .collect()
+}
+
+/// One io_uring driver per worker, or why not.
+#[cfg(target_os = "linux")]
+fn uring_drivers(workers: usize, entries: u32) -> io::Result<Vec<Driver>> {
+    (0..workers).map(|_| Driver::with_ring(entries)).collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn uring_drivers(_: usize, _: u32) -> io::Result<Vec<Driver>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "io_uring is Linux's",
+    ))
+}
+
 /// Workers from `COIO_WORKERS`, else the available parallelism.
 fn workers_from_env() -> io::Result<usize> {
     match std::env::var("COIO_WORKERS") {
@@ -332,6 +438,13 @@ impl Runtime {
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
         self.shared.remotes.len()
+    }
+
+    /// What the workers do their I/O and sleep with: the driver asked for
+    /// ([`RuntimeBuilder::driver`]), or epoll where io_uring was asked for
+    /// but is not available.
+    pub fn io_driver(&self) -> IoDriver {
+        self.shared.io_driver
     }
 
     /// For tests and measurements (until the runtime has metrics): how

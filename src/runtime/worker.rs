@@ -453,8 +453,10 @@ pub(crate) fn worker_main(
     shared: Arc<Shared>,
     index: usize,
     fresh: Deque<TaskRef>,
-    driver: Driver,
+    mut driver: Driver,
 ) {
+    // Before anything polls it: a ring gets this thread as its issuer.
+    driver.start();
     let local = Local {
         index,
         fresh,
@@ -728,7 +730,7 @@ impl Local {
     #[inline]
     fn poll_io(&self) {
         let mut driver = self.driver.borrow_mut();
-        if driver.has_registrations() {
+        if driver.has_work() {
             driver.poll(Some(Duration::ZERO));
         }
     }

@@ -42,7 +42,7 @@ impl Local {
         }
         let start = Instant::now();
         let mut spins = 0u32;
-        let io = self.driver.borrow().has_registrations();
+        let io = self.driver.borrow().has_work();
         loop {
             self.drain_inbox();
             self.fire_timers();

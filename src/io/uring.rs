@@ -1,0 +1,164 @@
+//! Stream reads through the worker's io_uring: the coroutine lends its own
+//! buffer to the kernel and parks until the completion.
+//!
+//! `read(&mut buf)` on a `TcpStream` or `UnixStream`, in a coroutine of a
+//! runtime whose workers have rings (`IoDriver::Uring`), pushes a `RECV`
+//! into its worker's ring with `buf` itself as the destination, and parks.
+//! The kernel fills `buf` when data arrives (inside the worker's next
+//! `io_uring_enter`, in a batch with every other coroutine's), the worker
+//! hands the result to the operation's record, and that wakes the
+//! coroutine. There is no readiness bookkeeping and no `recv` system call
+//! of its own.
+//!
+//! # Why this is sound with a borrowed buffer
+//!
+//! Completion-based runtimes for futures make their users hand over owned
+//! buffers, because a future can be dropped while the kernel still writes
+//! into what it lent. A coroutine cannot be dropped while it is parked: its
+//! stack, with `buf`'s borrow and the operation's record on it, stays where
+//! it is until it resumes, and it resumes from this wait only once the
+//! completion has arrived:
+//!
+//! * a **timeout** or a **cancellation** of the coroutine does not end the
+//!   wait: it asks the kernel to cancel the operation (`ASYNC_CANCEL`) and
+//!   goes on waiting, uncancellably, for the operation's own completion
+//!   (`ECANCELED`, or its data if it won the race: then the read returns
+//!   the data, not the timeout or the unwind, and nothing is lost; a
+//!   cancelled coroutine unwinds at its next wait);
+//! * nothing in the wait can **panic** (a panic there would be a bug in
+//!   coio, and aborts the process rather than unwind out of a frame the
+//!   kernel may still write to);
+//! * at **shutdown** every coroutine is cancelled and unwinds only after
+//!   its completion came; a worker polls its ring until its last coroutine
+//!   has finished, and a ring dropped with operations in flight cancels and
+//!   reaps them first (`driver::uring`).
+//!
+//! The completion is handed over on the worker's own thread (each worker
+//! has its ring; a coroutine never leaves its worker), so the record needs
+//! no atomics: the worker writes the result while the coroutine is
+//! suspended, and the coroutine reads it after it was woken.
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::RawFd;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use io_uring::{opcode, types};
+
+use crate::driver::uring::Completion;
+use crate::park;
+use crate::runtime::task::{self, Started};
+use crate::runtime::worker::Local;
+
+/// One operation in flight, on the parked coroutine's stack.
+#[repr(C)]
+struct Op {
+    /// First field: the ring hands back its address.
+    completion: Completion,
+    /// The result (a count or a negated errno), once completed.
+    result: Cell<Option<i32>>,
+    /// The coroutine that waits (suspended in this wait, so unfinished).
+    task: Started,
+}
+
+/// The ring's hand-over: records the result and wakes the coroutine.
+///
+/// # Safety
+/// `c` is the `completion` of a live `Op` whose coroutine waits for it, and
+/// this runs on that coroutine's worker thread.
+unsafe fn complete(c: NonNull<Completion>, res: i32) {
+    // SAFETY: caller (`completion` is the first field of a `repr(C)` Op).
+    let op = unsafe { c.cast::<Op>().as_ref() };
+    op.result.set(Some(res));
+    // SAFETY: the coroutine is suspended in its wait for this, hence
+    // unfinished and registered.
+    let t = unsafe { op.task.get() };
+    match task::home_here(t) {
+        Some(home) => task::wake_at_home(home, t),
+        None => task::wake(t),
+    }
+}
+
+/// Why a wait asked the kernel to cancel its operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GaveUp {
+    TimedOut,
+    Cancelled,
+}
+
+/// Aborts the process if dropped (armed while the kernel holds a buffer).
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    #[cold]
+    fn drop(&mut self) {
+        eprintln!(
+            "coio: a panic while an io_uring operation was in flight (a bug in coio); aborting"
+        );
+        std::process::abort();
+    }
+}
+
+/// Reads into `buf` from the stream socket `fd` through the ring of `l`,
+/// the caller's worker (which has a ring), waiting up to `deadline`.
+pub(crate) fn recv(
+    l: &Local,
+    fd: RawFd,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+    let op = Op {
+        completion: Completion::new(complete),
+        result: Cell::new(None),
+        task: l.current_started(),
+    };
+    let target = NonNull::from(&op.completion);
+    let sqe = opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), len).build();
+    let armed = AbortOnUnwind;
+    {
+        let mut driver = l.driver.borrow_mut();
+        let Some(ring) = driver.ring() else {
+            unreachable!("coio: a ring read on a worker without a ring");
+        };
+        // SAFETY: `op` and `buf` (borrowed mutably for this whole call) stay
+        // in place until the completion is handed to `op`: we return only
+        // after `op.result` is set, nothing below unwinds (`armed`), and the
+        // coroutine's stack cannot go away while it is suspended here (see
+        // the module docs). `complete` is sound for an `Op`'s completion,
+        // and runs on this worker.
+        unsafe { ring.push(sqe, target) };
+    }
+    let mut gave_up = None;
+    let res = loop {
+        if let Some(res) = op.result.get() {
+            break res;
+        }
+        if gave_up.is_none() {
+            if park::is_cancelled() {
+                gave_up = Some(GaveUp::Cancelled);
+            } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                gave_up = Some(GaveUp::TimedOut);
+            }
+            if gave_up.is_some() {
+                if let Some(ring) = l.driver.borrow_mut().ring() {
+                    ring.cancel(target);
+                }
+                continue;
+            }
+        }
+        // After giving up, wait without a deadline: only the completion
+        // ends the wait.
+        l.block_current(if gave_up.is_some() { None } else { deadline }, false);
+    };
+    std::mem::forget(armed);
+    match (res, gave_up) {
+        // The data came first: it is returned, whatever the wait gave up
+        // for (a cancelled coroutine unwinds at its next wait).
+        (n, _) if n >= 0 => Ok(n as usize),
+        (_, Some(GaveUp::Cancelled)) => park::unwind_cancelled(),
+        (e, Some(GaveUp::TimedOut)) if e == -libc::ECANCELED => Err(super::source::timed_out()),
+        (e, _) => Err(io::Error::from_raw_os_error(-e)),
+    }
+}
