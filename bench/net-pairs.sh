@@ -21,18 +21,9 @@ secs="${3:-4}"
 cargo build -q --release -p coio-bench --bins
 bins="${CARGO_TARGET_DIR:-target}/release"
 
-# run NAME CONNS: one run; prints "rps p99_us server_cpu_us_per_req".
+# run NAME CONNS: one run of echo_NAME; prints "rps p99_us server_cpu_us_per_req".
 run() {
-    local port pid out
-    port=$((20000 + RANDOM % 20000))
-    taskset -c 0 "$bins/echo_$1" "$port" 1 &
-    pid=$!
-    wait_for_port "$port"
-    out=$(taskset -c 1 "$bins/loadgen" --addr "127.0.0.1:$port" --conns "$2" \
-        --secs "$secs" --warmup 1 --pid "$pid")
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(round(d["rps"]), round(d["p99_us"]), d["server_cpu_us_per_req"])' "$out"
+    pinned_echo_run "$bins" "$secs" "$2" "echo_$1"
 }
 
 for conns in 50 500; do

@@ -342,8 +342,9 @@ def servers(specs, kind):
     that does not."""
     out = []
     for spec in specs:
+        # NAME=BINARY or NAME=BINARY VARIANT (the server's third word).
         name, path = spec.split("=", 1)
-        if os.path.exists(path):
+        if os.path.exists(path.split(" ")[0]):
             out.append((name, path))
         else:
             notes.append(f"{kind} {name}: skipped, no binary {os.path.basename(path)} "
@@ -412,7 +413,8 @@ def start_server(path, prefix, workers):
     accepts. Returns (process, port, its stderr file)."""
     port = free_port()
     err = tempfile.TemporaryFile(mode="w+")
-    p = subprocess.Popen(prefix + [path, str(port), str(workers)],
+    path, *variant = path.split(" ")
+    p = subprocess.Popen(prefix + [path, str(port), str(workers)] + variant,
                          stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 10
     while True:
@@ -632,7 +634,8 @@ net_part() {
     # The servers, one line each, in the tables' order. One whose binary is
     # missing (coio's, until bench/src/bin/echo_coio.rs and http_coio.rs
     # exist) is left out with a note.
-    echo_servers+=("coio=$bins/echo_coio")
+    echo_servers+=("coio=$bins/echo_coio epoll")
+    echo_servers+=("coio io_uring=$bins/echo_coio uring")
     echo_servers+=("tokio=$bins/echo_tokio")
     echo_servers+=("may=$bins/echo_may")
     if go_build echo "$bins/echo-go"; then

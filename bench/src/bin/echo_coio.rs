@@ -7,7 +7,10 @@
 //! coroutine per connection that reads up to 4096 bytes (`ECHO_BUF`) and
 //! writes them back until the peer closes; TCP_NODELAY on every accepted
 //! socket. A `coio::Runtime` with `workers` workers, other settings at
-//! their defaults (128 KiB stacks, reserved, not committed).
+//! their defaults (128 KiB stacks, reserved, not committed). The variant
+//! `epoll` or `uring` (third word) picks the I/O driver
+//! (`RuntimeBuilder::driver`); without it, the default (`COIO_DRIVER`, else
+//! epoll). A server asked for io_uring that fell back to epoll exits.
 
 #[path = "../../../examples/echo.rs"]
 #[allow(dead_code)]
@@ -17,10 +20,20 @@ use coio_bench::net;
 
 fn main() {
     let args = net::server_args();
-    let rt = coio::Runtime::builder()
-        .workers(args.workers)
-        .build()
-        .unwrap_or_else(|e| net::die("runtime", e));
+    let mut builder = coio::Runtime::builder().workers(args.workers);
+    match args.variant.as_deref() {
+        None => {}
+        Some("epoll") => builder = builder.driver(coio::IoDriver::Epoll),
+        Some("uring") => builder = builder.driver(coio::IoDriver::Uring),
+        Some(other) => net::die("unknown variant (epoll | uring)", other),
+    }
+    let rt = builder.build().unwrap_or_else(|e| net::die("runtime", e));
+    if args.variant.as_deref() == Some("uring") && rt.io_driver() != coio::IoDriver::Uring {
+        net::die(
+            "io_uring",
+            "not available here (the runtime fell back to epoll)",
+        );
+    }
     rt.block_on(move || {
         let listener =
             coio::net::TcpListener::bind(args.addr()).unwrap_or_else(|e| net::die("bind", e));
