@@ -17,33 +17,26 @@ fn set_env(value: Option<&str>) {
     }
 }
 
+/// The driver a one-worker runtime gets, asked for `driver` or not.
+fn driver_of(driver: Option<IoDriver>) -> IoDriver {
+    let mut b = Runtime::builder().workers(1);
+    if let Some(d) = driver {
+        b = b.driver(d);
+    }
+    let rt = b.build().unwrap();
+    assert_eq!(rt.block_on(|| 1 + 1), 2);
+    rt.io_driver()
+}
+
 #[test]
 fn coio_driver_chooses_and_the_builder_wins() {
     set_env(Some("uring"));
-    let rt = Runtime::builder().workers(1).build().unwrap();
     // What asking for io_uring explicitly gets (epoll where this kernel
     // has none; tests/uring.rs checks that against the kernel itself).
-    let from_env = rt.io_driver();
-    assert_eq!(rt.block_on(|| 1 + 1), 2);
-    drop(rt);
-    let rt = Runtime::builder()
-        .workers(1)
-        .driver(IoDriver::Uring)
-        .build()
-        .unwrap();
-    assert_eq!(from_env, rt.io_driver());
-    drop(rt);
-    let rt = Runtime::builder()
-        .workers(1)
-        .driver(IoDriver::Epoll)
-        .build()
-        .unwrap();
-    assert_eq!(rt.io_driver(), IoDriver::Epoll);
-    drop(rt);
+    assert_eq!(driver_of(None), driver_of(Some(IoDriver::Uring)));
+    assert_eq!(driver_of(Some(IoDriver::Epoll)), IoDriver::Epoll);
     set_env(Some("epoll"));
-    let rt = Runtime::builder().workers(1).build().unwrap();
-    assert_eq!(rt.io_driver(), IoDriver::Epoll);
-    drop(rt);
+    assert_eq!(driver_of(None), IoDriver::Epoll);
     set_env(Some("kqueue"));
     let e = Runtime::builder().workers(1).build().err().unwrap();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);

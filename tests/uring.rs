@@ -85,6 +85,16 @@ impl Rng {
     }
 }
 
+/// Writes `len` test bytes (from `offset`) to `w` and checks that `r`
+/// reads the same back.
+fn check_echo(mut w: &TcpStream, mut r: &TcpStream, len: usize, offset: usize) {
+    let msg: Vec<u8> = (0..len).map(|i| byte(i + offset)).collect();
+    w.write_all(&msg).unwrap();
+    let mut back = vec![0u8; len];
+    r.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
 fn listener(rt: &Runtime) -> (TcpListener, SocketAddr) {
     let l = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = l.local_addr().unwrap();
@@ -113,16 +123,11 @@ fn echo_through_the_ring() {
     let clients: Vec<_> = (0..16)
         .map(|c| {
             rt.spawn(move || {
-                let mut s = TcpStream::connect(addr).unwrap();
+                let s = TcpStream::connect(addr).unwrap();
                 s.set_nodelay(true).unwrap();
                 let mut rng = Rng(c + 1);
                 for round in 0..200 {
-                    let len = 1 + rng.below(3000) as usize;
-                    let msg: Vec<u8> = (0..len).map(|i| byte(i + round)).collect();
-                    s.write_all(&msg).unwrap();
-                    let mut back = vec![0u8; len];
-                    s.read_exact(&mut back).unwrap();
-                    assert_eq!(back, msg);
+                    check_echo(&s, &s, 1 + rng.below(3000) as usize, round);
                 }
             })
         })
@@ -285,21 +290,15 @@ fn cancelled_reads_unwind_and_consume_nothing() {
         // Pair each stream with its peer by the peer's address.
         let checks: Vec<_> = streams
             .into_iter()
-            .map(|mut s| {
+            .map(|s| {
                 let local = s.local_addr().unwrap();
-                let mut peer = peers
+                let peer = peers
                     .iter()
                     .find(|p| p.peer_addr().unwrap() == local)
                     .unwrap()
                     .try_clone()
                     .unwrap();
-                rt.spawn(move || {
-                    let msg: Vec<u8> = (0..100).map(|i| byte(i + round)).collect();
-                    peer.write_all(&msg).unwrap();
-                    let mut back = vec![0u8; 100];
-                    s.read_exact(&mut back).unwrap();
-                    assert_eq!(back, msg);
-                })
+                rt.spawn(move || check_echo(&peer, &s, 100, round))
             })
             .collect();
         for c in checks {

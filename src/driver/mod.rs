@@ -229,15 +229,6 @@ impl Driver {
         self.ring.as_mut()
     }
 
-    /// Whether the worker has a ring.
-    #[inline]
-    pub(crate) fn has_ring(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        return self.ring.is_some();
-        #[cfg(not(target_os = "linux"))]
-        false
-    }
-
     pub(crate) fn handle(&self) -> &Arc<Handle> {
         &self.handle
     }

@@ -217,7 +217,6 @@ impl Ring {
     fn reap(&mut self) -> bool {
         let mut epoll = false;
         let mut cq = self.ring.completion();
-        cq.sync();
         for cqe in &mut cq {
             match cqe.user_data() {
                 IGNORED => {}
@@ -266,7 +265,6 @@ impl Drop for Ring {
                 std::process::abort();
             }
             let mut cq = self.ring.completion();
-            cq.sync();
             for cqe in &mut cq {
                 if cqe.user_data() > EPOLL {
                     self.in_flight -= 1;

@@ -86,13 +86,11 @@ impl Source {
     #[inline]
     pub(crate) fn recv_ring(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         let l = worker::coroutine_local()?;
-        if !l.driver.borrow().has_ring() || self.nonblocking() {
+        if self.nonblocking() {
             return None;
         }
-        let deadline = self
-            .timeout(Dir::Read)
-            .and_then(|t| Instant::now().checked_add(t));
-        Some(super::uring::recv(l, self.fd, buf, deadline))
+        let mut deadline = Deadline::Timeout(self.timeout(Dir::Read));
+        super::uring::recv(l, self.fd, buf, || deadline.resolve())
     }
 
     /// [`io`](Self::io) with an explicit deadline instead of the

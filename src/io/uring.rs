@@ -87,27 +87,16 @@ enum GaveUp {
     Cancelled,
 }
 
-/// Aborts the process if dropped (armed while the kernel holds a buffer).
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    #[cold]
-    fn drop(&mut self) {
-        eprintln!(
-            "coio: a panic while an io_uring operation was in flight (a bug in coio); aborting"
-        );
-        std::process::abort();
-    }
-}
-
 /// Reads into `buf` from the stream socket `fd` through the ring of `l`,
-/// the caller's worker (which has a ring), waiting up to `deadline`.
+/// the caller's worker, waiting until `deadline()` (read once the
+/// operation is in the kernel). None, having done nothing, if the worker
+/// has no ring.
 pub(crate) fn recv(
     l: &Local,
     fd: RawFd,
     buf: &mut [u8],
-    deadline: Option<Instant>,
-) -> io::Result<usize> {
+    deadline: impl FnOnce() -> Option<Instant>,
+) -> Option<io::Result<usize>> {
     let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
     let op = Op {
         completion: Completion::new(complete),
@@ -116,20 +105,19 @@ pub(crate) fn recv(
     };
     let target = NonNull::from(&op.completion);
     let sqe = opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), len).build();
-    let armed = AbortOnUnwind;
     {
         let mut driver = l.driver.borrow_mut();
-        let Some(ring) = driver.ring() else {
-            unreachable!("coio: a ring read on a worker without a ring");
-        };
+        let ring = driver.ring()?;
         // SAFETY: `op` and `buf` (borrowed mutably for this whole call) stay
         // in place until the completion is handed to `op`: we return only
-        // after `op.result` is set, nothing below unwinds (`armed`), and the
-        // coroutine's stack cannot go away while it is suspended here (see
-        // the module docs). `complete` is sound for an `Op`'s completion,
-        // and runs on this worker.
+        // after `op.result` is set, nothing below unwinds (`armed`, at
+        // once), and the coroutine's stack cannot go away while it is
+        // suspended here (see the module docs). `complete` is sound for an
+        // `Op`'s completion, and runs on this worker.
         unsafe { ring.push(sqe, target) };
     }
+    let armed = park::AbortOnUnwind("while an io_uring operation was in flight");
+    let deadline = deadline();
     let mut gave_up = None;
     let res = loop {
         if let Some(res) = op.result.get() {
@@ -153,12 +141,12 @@ pub(crate) fn recv(
         l.block_current(if gave_up.is_some() { None } else { deadline }, false);
     };
     std::mem::forget(armed);
-    match (res, gave_up) {
+    Some(match (res, gave_up) {
         // The data came first: it is returned, whatever the wait gave up
         // for (a cancelled coroutine unwinds at its next wait).
         (n, _) if n >= 0 => Ok(n as usize),
         (_, Some(GaveUp::Cancelled)) => park::unwind_cancelled(),
         (e, Some(GaveUp::TimedOut)) if e == -libc::ECANCELED => Err(super::source::timed_out()),
         (e, _) => Err(io::Error::from_raw_os_error(-e)),
-    }
+    })
 }

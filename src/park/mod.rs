@@ -162,7 +162,7 @@ impl Blocker {
         // Nothing below is meant to panic; if something did, the caller's
         // entries would still point into this frame after the unwind took
         // it away, and the next claimer would write to freed stack.
-        let abort_on_unwind = AbortOnUnwind;
+        let abort_on_unwind = AbortOnUnwind("inside a wait of the parking core");
         let woken = self.wait_inner(deadline, cancellable);
         std::mem::forget(abort_on_unwind);
         woken
@@ -249,14 +249,15 @@ fn park_timeout(_: Instant) {
     thread::yield_now();
 }
 
-/// Aborts the process if dropped: armed around code that must not unwind
+/// Aborts the process, saying where (`coio: a panic <where> (a bug in
+/// coio); aborting`), if dropped: armed around code that must not unwind
 /// (disarmed with `mem::forget`).
-struct AbortOnUnwind;
+pub(crate) struct AbortOnUnwind(pub(crate) &'static str);
 
 impl Drop for AbortOnUnwind {
     #[cold]
     fn drop(&mut self) {
-        eprintln!("coio: a panic inside a wait of the parking core (a bug in coio); aborting");
+        eprintln!("coio: a panic {} (a bug in coio); aborting", self.0);
         std::process::abort();
     }
 }

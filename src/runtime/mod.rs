@@ -157,21 +157,11 @@ pub enum IoDriver {
 impl IoDriver {
     /// The driver named by `COIO_DRIVER`, if set.
     fn from_env() -> io::Result<Option<IoDriver>> {
-        match std::env::var("COIO_DRIVER") {
-            Ok(v) => match v.trim() {
-                "epoll" => Ok(Some(IoDriver::Epoll)),
-                "uring" | "io_uring" => Ok(Some(IoDriver::Uring)),
-                _ => Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("coio: COIO_DRIVER must be epoll or uring, not {v:?}"),
-                )),
-            },
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(e) => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("coio: COIO_DRIVER: {e}"),
-            )),
-        }
+        env_setting("COIO_DRIVER", "epoll or uring", |v| match v {
+            "epoll" => Some(IoDriver::Epoll),
+            "uring" | "io_uring" => Some(IoDriver::Uring),
+            _ => None,
+        })
     }
 }
 
@@ -400,26 +390,30 @@ fn uring_drivers(_: usize, _: u32) -> io::Result<Vec<Driver>> {
 
 /// Workers from `COIO_WORKERS`, else the available parallelism.
 fn workers_from_env() -> io::Result<usize> {
-    match std::env::var("COIO_WORKERS") {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "coio: COIO_WORKERS must be a positive number of worker threads, not {v:?}"
-                    ),
-                )
-            }),
-        Err(std::env::VarError::NotPresent) => {
-            Ok(thread::available_parallelism().map_or(1, |n| n.get()))
-        }
+    let n = env_setting("COIO_WORKERS", "a positive number of worker threads", |v| {
+        v.parse::<usize>().ok().filter(|&n| n > 0)
+    })?;
+    Ok(n.unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get())))
+}
+
+/// The setting in the environment variable `name`, if set: `parse` of its
+/// trimmed value, or an `InvalidInput` error saying it must be `expected`.
+fn env_setting<T>(
+    name: &str,
+    expected: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> io::Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) => parse(v.trim()).map(Some).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("coio: {name} must be {expected}, not {v:?}"),
+            )
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(None),
         Err(e) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("coio: COIO_WORKERS: {e}"),
+            format!("coio: {name}: {e}"),
         )),
     }
 }
