@@ -352,3 +352,249 @@ fn shutdown_with_reads_in_flight() {
     drop(rt);
     drop(peers);
 }
+
+/// The descriptors registered with any epoll instance of this process, as
+/// the kernel lists them (`/proc/self/fdinfo`, `tfd:` lines): the
+/// readiness path registers a socket the first time it waits; the ring's
+/// operations never do.
+fn epoll_registered() -> std::collections::HashSet<i32> {
+    let mut fds = std::collections::HashSet::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if link.to_string_lossy() != "anon_inode:[eventpoll]" {
+            continue;
+        }
+        let info = format!("/proc/self/fdinfo/{}", entry.file_name().to_string_lossy());
+        let Ok(info) = std::fs::read_to_string(info) else {
+            continue;
+        };
+        for line in info.lines() {
+            if let Some(rest) = line.strip_prefix("tfd:") {
+                fds.insert(rest.split_whitespace().next().unwrap().parse().unwrap());
+            }
+        }
+    }
+    fds
+}
+
+/// Every socket operation of the ring (accept, connect, reads and writes,
+/// vectored ones, UDP's sends and receives with and without addresses,
+/// peeks) gives std's results; and none of these sockets was ever
+/// registered with epoll, which shows that the operations went through
+/// the ring. The same on an epoll runtime registers them (so the check can
+/// fail).
+#[test]
+fn every_socket_operation_goes_through_the_ring() {
+    use std::io::{IoSlice, IoSliceMut};
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let rt = Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let ring = rt.io_driver() == IoDriver::Uring;
+        let fds = rt.block_on(|| {
+            use std::os::fd::AsRawFd;
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            // The accept waits in the kernel before the connect comes.
+            let server = coio::spawn(move || {
+                let (s, peer) = l.accept().unwrap();
+                assert_eq!(s.peer_addr().unwrap(), peer);
+                let mut a = [0u8; 3];
+                let mut b = [0u8; 4];
+                let n = (&s)
+                    .read_vectored(&mut [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)])
+                    .unwrap();
+                assert_eq!((n, &a, &b), (7, b"abc", b"defg"));
+                (&s).write_all(b"back").unwrap();
+                (peer, s, l)
+            });
+            coio::sleep(Duration::from_millis(10));
+            let c = TcpStream::connect(addr).unwrap();
+            let n = (&c)
+                .write_vectored(&[IoSlice::new(b"abc"), IoSlice::new(b"defg")])
+                .unwrap();
+            assert_eq!(n, 7);
+            let mut back = [0u8; 4];
+            (&c).read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"back");
+            let (peer, s, l) = server.join().unwrap();
+            assert_eq!(peer, c.local_addr().unwrap());
+
+            let u1 = coio::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let u2 = coio::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let (a1, a2) = (u1.local_addr().unwrap(), u2.local_addr().unwrap());
+            let receiver = coio::spawn(move || {
+                let mut buf = [0u8; 16];
+                // Waits in the kernel until the datagram comes.
+                let (n, from) = u2.peek_from(&mut buf).unwrap();
+                assert_eq!((&buf[..n], from), (&b"to u2"[..], a1));
+                let mut small = [0u8; 2];
+                assert_eq!(u2.peek(&mut small).unwrap(), 2);
+                assert_eq!(&small, b"to");
+                let (n, from) = u2.recv_from(&mut buf).unwrap();
+                assert_eq!((&buf[..n], from), (&b"to u2"[..], a1));
+                assert_eq!(u2.send_to(b"to u1", a1).unwrap(), 5);
+                u2
+            });
+            coio::sleep(Duration::from_millis(10));
+            assert_eq!(u1.send_to(b"to u2", a2).unwrap(), 5);
+            let u2 = receiver.join().unwrap();
+            let mut buf = [0u8; 16];
+            let (n, from) = u1.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&b"to u1"[..], a2));
+            u1.connect(a2).unwrap();
+            u2.connect(a1).unwrap();
+            assert_eq!(u1.send(b"connected").unwrap(), 9);
+            let n = u2.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"connected");
+            let fds: Vec<i32> = vec![
+                l.as_raw_fd(),
+                s.as_raw_fd(),
+                c.as_raw_fd(),
+                u1.as_raw_fd(),
+                u2.as_raw_fd(),
+            ];
+            let registered = epoll_registered();
+            let on_epoll: Vec<i32> = fds.into_iter().filter(|f| registered.contains(f)).collect();
+            drop((l, s, c, u1, u2));
+            on_epoll
+        });
+        if ring {
+            assert_eq!(
+                fds,
+                Vec::<i32>::new(),
+                "sockets registered with epoll on a ring"
+            );
+        } else {
+            // The sockets that waited on the readiness path (the
+            // listener's accept, the receiving UDP socket's peek, ...).
+            assert!(!fds.is_empty(), "no socket registered with epoll");
+        }
+    }
+}
+
+/// A listener whose accept queue is full (backlog 0, one connection
+/// queued, never accepted): the kernel drops further SYNs, so a connect to
+/// it cannot finish.
+fn full_listener() -> (std::os::fd::OwnedFd, SocketAddr, Vec<std::net::TcpStream>) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket calls on a socket we own; sizes are the types'.
+    let (fd, addr) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let fd = OwnedFd::from_raw_fd(fd);
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd.as_raw_fd(), (&raw const sin).cast(), len), 0);
+        assert_eq!(libc::listen(fd.as_raw_fd(), 0), 0);
+        let mut len = len;
+        assert_eq!(
+            libc::getsockname(fd.as_raw_fd(), (&raw mut sin).cast(), &mut len),
+            0
+        );
+        (
+            fd,
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, u16::from_be(sin.sin_port))),
+        )
+    };
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            Ok(s) => queued.push(s),
+            Err(e) if e.kind() == ErrorKind::TimedOut => return (fd, addr, queued),
+            Err(e) => panic!("connect to the full listener: {e}"),
+        }
+    }
+    panic!("the listener's accept queue never filled");
+}
+
+/// Connects through the ring: a refused connection is `ConnectionRefused`;
+/// a connect that cannot finish times out with `TimedOut` after its
+/// timeout, and the runtime goes on.
+#[test]
+fn connect_errors_and_timeouts() {
+    let rt = rt(1);
+    let (_listener, full, _queued) = full_listener();
+    rt.block_on(move || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let e = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        for _ in 0..5 {
+            let t = Instant::now();
+            let e = TcpStream::connect_timeout(&full, Duration::from_millis(50)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+            assert!(t.elapsed() >= Duration::from_millis(50));
+            assert!(t.elapsed() < Duration::from_secs(2));
+        }
+        // And a normal connect still works.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        assert_eq!(l.accept().unwrap().1, c.local_addr().unwrap());
+    });
+}
+
+/// A UDP receive that times out in the kernel leaves the socket usable:
+/// the next datagram arrives whole.
+#[test]
+fn a_timed_out_datagram_receive_loses_nothing() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        let a = coio::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = coio::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut buf = [0u8; 32];
+        for round in 0..20u8 {
+            let t = Instant::now();
+            let e = b.recv_from(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut);
+            assert!(t.elapsed() >= Duration::from_millis(20));
+            a.send_to(&[round; 20], b.local_addr().unwrap()).unwrap();
+            let (n, from) = b.recv_from(&mut buf).unwrap();
+            assert_eq!(
+                (&buf[..n], from),
+                (&[round; 20][..], a.local_addr().unwrap())
+            );
+        }
+    });
+}
+
+/// An accept cancelled while it waits in the kernel takes no connection:
+/// the next accept gets the one that comes afterwards.
+#[test]
+fn a_cancelled_accept_takes_no_connection() {
+    let rt = rt(1);
+    let (l, addr) = listener(&rt);
+    let l = Arc::new(l);
+    for _ in 0..20 {
+        let waiting = {
+            let l = l.clone();
+            rt.spawn(move || {
+                let _ = l.accept();
+                unreachable!("nothing connects before the cancellation");
+            })
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        waiting.cancel();
+        assert!(waiting.join().unwrap_err().is::<coio::Cancelled>());
+        let l = l.clone();
+        rt.block_on(move || {
+            let server = coio::spawn(move || {
+                let (mut s, _) = l.accept().unwrap();
+                s.write_all(b"hi").unwrap();
+            });
+            let mut c = TcpStream::connect(addr).unwrap();
+            let mut buf = [0u8; 2];
+            c.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"hi");
+            server.join().unwrap();
+        });
+    }
+}

@@ -233,6 +233,12 @@ impl Driver {
         &self.handle
     }
 
+    /// Whether the worker has a ring.
+    #[inline]
+    pub(crate) fn has_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
     /// Whether a poll could find anything: a descriptor is registered, or
     /// an operation of the ring is in flight.
     #[inline]

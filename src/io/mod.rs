@@ -20,7 +20,7 @@ pub(crate) mod reactor;
 mod source;
 pub(crate) mod sys;
 #[cfg(target_os = "linux")]
-mod uring;
+pub(crate) mod uring;
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};

@@ -79,18 +79,28 @@ impl Source {
         })
     }
 
-    /// A stream read through the worker's io_uring (`io::uring`), where the
-    /// caller is a coroutine whose worker has one and the source is in
-    /// blocking mode; None elsewhere (the readiness path applies).
+    /// Runs the operation `sqe()`, which goes in direction `dir`, through
+    /// the worker's io_uring (`io::uring`) with that direction's timeout,
+    /// where the caller is a coroutine whose worker has one and the source
+    /// is in blocking mode; None elsewhere, having done nothing (the
+    /// readiness path applies).
+    ///
+    /// # Safety
+    /// As `io::uring::run`: what the entry points to stays valid, and
+    /// unused otherwise, for the call.
     #[cfg(target_os = "linux")]
     #[inline]
-    pub(crate) fn recv_ring(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        let l = worker::coroutine_local()?;
+    pub(crate) unsafe fn ring_op(
+        &self,
+        dir: Dir,
+        sqe: impl FnOnce() -> super::uring::squeue::Entry,
+    ) -> Option<io::Result<u32>> {
         if self.nonblocking() {
             return None;
         }
-        let mut deadline = Deadline::Timeout(self.timeout(Dir::Read));
-        super::uring::recv(l, self.fd, buf, || deadline.resolve())
+        let mut deadline = Deadline::Timeout(self.timeout(dir));
+        // SAFETY: the caller's contract.
+        unsafe { super::uring::run(sqe, || deadline.resolve()) }
     }
 
     /// [`io`](Self::io) with an explicit deadline instead of the

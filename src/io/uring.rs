@@ -44,12 +44,12 @@ use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::time::Instant;
 
-use io_uring::{opcode, types};
+pub(crate) use io_uring::{opcode, squeue, types};
 
 use crate::driver::uring::Completion;
 use crate::park;
 use crate::runtime::task::{self, Started};
-use crate::runtime::worker::Local;
+use crate::runtime::worker;
 
 /// One operation in flight, on the parked coroutine's stack.
 #[repr(C)]
@@ -87,34 +87,39 @@ enum GaveUp {
     Cancelled,
 }
 
-/// Reads into `buf` from the stream socket `fd` through the ring of `l`,
-/// the caller's worker, waiting until `deadline()` (read once the
-/// operation is in the kernel). None, having done nothing, if the worker
-/// has no ring.
-pub(crate) fn recv(
-    l: &Local,
-    fd: RawFd,
-    buf: &mut [u8],
+/// Runs the operation `sqe()` through the ring of the calling
+/// coroutine's worker and waits for its completion until `deadline()`
+/// (read once the operation is in the kernel). Returns its result (a
+/// count or a descriptor); None, having done nothing, if the caller is not
+/// a coroutine or its worker has no ring.
+///
+/// # Safety
+/// Every piece of memory the entry points to (buffers, addresses, paths)
+/// must stay valid, and not be used otherwise, for as long as this call
+/// runs: borrowing it for the call is enough, since the call returns only
+/// after the kernel is done with it.
+#[inline]
+pub(crate) unsafe fn run(
+    sqe: impl FnOnce() -> squeue::Entry,
     deadline: impl FnOnce() -> Option<Instant>,
-) -> Option<io::Result<usize>> {
-    let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+) -> Option<io::Result<u32>> {
+    let l = worker::coroutine_local()?;
     let op = Op {
         completion: Completion::new(complete),
         result: Cell::new(None),
         task: l.current_started(),
     };
     let target = NonNull::from(&op.completion);
-    let sqe = opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), len).build();
     {
         let mut driver = l.driver.borrow_mut();
         let ring = driver.ring()?;
-        // SAFETY: `op` and `buf` (borrowed mutably for this whole call) stay
-        // in place until the completion is handed to `op`: we return only
-        // after `op.result` is set, nothing below unwinds (`armed`, at
+        // SAFETY: `op` and what the entry points to (the caller's contract)
+        // stay in place until the completion is handed to `op`: we return
+        // only after `op.result` is set, nothing below unwinds (`armed`, at
         // once), and the coroutine's stack cannot go away while it is
         // suspended here (see the module docs). `complete` is sound for an
         // `Op`'s completion, and runs on this worker.
-        unsafe { ring.push(sqe, target) };
+        unsafe { ring.push(sqe(), target) };
     }
     let armed = park::AbortOnUnwind("while an io_uring operation was in flight");
     let deadline = deadline();
@@ -142,11 +147,106 @@ pub(crate) fn recv(
     };
     std::mem::forget(armed);
     Some(match (res, gave_up) {
-        // The data came first: it is returned, whatever the wait gave up
-        // for (a cancelled coroutine unwinds at its next wait).
-        (n, _) if n >= 0 => Ok(n as usize),
+        // The operation was done first: its result stands, whatever the
+        // wait gave up for (a cancelled coroutine unwinds at its next
+        // wait).
+        (n, _) if n >= 0 => Ok(n as u32),
         (_, Some(GaveUp::Cancelled)) => park::unwind_cancelled(),
         (e, Some(GaveUp::TimedOut)) if e == -libc::ECANCELED => Err(super::source::timed_out()),
         (e, _) => Err(io::Error::from_raw_os_error(-e)),
     })
+}
+
+/// Whether the calling coroutine's worker has a ring (false on a plain
+/// thread): for operations that must prepare something (a socket) before
+/// they know whether [`run`] will take them.
+#[inline]
+pub(crate) fn available() -> bool {
+    worker::coroutine_local().is_some_and(|l| l.driver.borrow().has_ring())
+}
+
+/// The length of a buffer as an operation's `u32` (a longer buffer is
+/// used in part, as a short read or write).
+#[inline]
+pub(crate) fn len32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// An all-zero `msghdr` with `iov` as its data (`recvmsg`/`sendmsg` read
+/// or fill the name and data through it while the operation runs).
+pub(crate) fn msghdr(iov: *const libc::iovec, iovlen: usize) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is valid (no name, no data, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov as *mut libc::iovec;
+    msg.msg_iovlen = iovlen.min(libc::c_int::MAX as usize) as _;
+    msg
+}
+
+// The entries of the operations coio runs through the ring. Each points to
+// memory its caller lends for the operation (see `run`'s contract).
+
+/// `recv(fd, buf, flags)`.
+#[inline]
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8], flags: i32) -> squeue::Entry {
+    opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), len32(buf.len()))
+        .flags(flags)
+        .build()
+}
+
+/// `send(fd, buf, flags | MSG_NOSIGNAL)` (a reset connection is an
+/// `EPIPE` error, not a `SIGPIPE`, as with std).
+#[inline]
+pub(crate) fn send(fd: RawFd, buf: &[u8], flags: i32) -> squeue::Entry {
+    opcode::Send::new(types::Fd(fd), buf.as_ptr(), len32(buf.len()))
+        .flags(flags | libc::MSG_NOSIGNAL)
+        .build()
+}
+
+/// `recvmsg(fd, msg, flags)`.
+#[inline]
+pub(crate) fn recvmsg(fd: RawFd, msg: &mut libc::msghdr, flags: u32) -> squeue::Entry {
+    opcode::RecvMsg::new(types::Fd(fd), msg)
+        .flags(flags)
+        .build()
+}
+
+/// `sendmsg(fd, msg, flags | MSG_NOSIGNAL)`.
+#[inline]
+pub(crate) fn sendmsg(fd: RawFd, msg: &libc::msghdr, flags: u32) -> squeue::Entry {
+    opcode::SendMsg::new(types::Fd(fd), msg)
+        .flags(flags | libc::MSG_NOSIGNAL as u32)
+        .build()
+}
+
+/// `accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new
+/// descriptor, made as coio's accepted sockets are.
+#[inline]
+pub(crate) fn accept(
+    fd: RawFd,
+    addr: &mut libc::sockaddr_storage,
+    len: &mut libc::socklen_t,
+) -> squeue::Entry {
+    *len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    opcode::Accept::new(
+        types::Fd(fd),
+        (addr as *mut libc::sockaddr_storage).cast(),
+        len,
+    )
+    .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+    .build()
+}
+
+/// `connect(fd, addr, len)`.
+#[inline]
+pub(crate) fn connect(
+    fd: RawFd,
+    addr: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> squeue::Entry {
+    opcode::Connect::new(
+        types::Fd(fd),
+        (addr as *const libc::sockaddr_storage).cast(),
+        len,
+    )
+    .build()
 }

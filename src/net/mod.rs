@@ -96,7 +96,7 @@ macro_rules! stream_read_write {
         impl $t {
             fn read_impl(&self, buf: &mut [u8]) -> std::io::Result<usize> {
                 #[cfg(target_os = "linux")]
-                if let Some(r) = self.io.source().recv_ring(buf) {
+                if let Some(r) = $crate::net::ring::recv(&self.io, buf, 0) {
                     return r;
                 }
                 let len = buf.len();
@@ -110,6 +110,10 @@ macro_rules! stream_read_write {
                 &self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
+                #[cfg(target_os = "linux")]
+                if let Some(r) = $crate::net::ring::recv_vectored(&self.io, bufs) {
+                    return r;
+                }
                 let len = bufs.iter().map(|b| b.len()).sum();
                 self.io.source().io_stream($crate::io::Dir::Read, len, || {
                     std::io::Read::read_vectored(&mut self.io.get_ref(), bufs)
@@ -117,6 +121,10 @@ macro_rules! stream_read_write {
             }
 
             fn write_impl(&self, buf: &[u8]) -> std::io::Result<usize> {
+                #[cfg(target_os = "linux")]
+                if let Some(r) = $crate::net::ring::send(&self.io, buf) {
+                    return r;
+                }
                 let len = buf.len();
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&self.io);
                 self.io.source().io_stream($crate::io::Dir::Write, len, || {
@@ -181,6 +189,10 @@ macro_rules! stream_read_write {
     };
 }
 
+#[cfg(target_os = "linux")]
+mod addr;
+#[cfg(target_os = "linux")]
+mod ring;
 mod tcp;
 mod udp;
 pub mod unix;

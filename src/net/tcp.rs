@@ -92,6 +92,13 @@ impl TcpListener {
     /// The OS error; under descriptor exhaustion `EMFILE`/`ENFILE` (the
     /// pending connection stays queued: back off, then accept again).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::accept(&self.io) {
+            let (fd, name, len) = r?;
+            let s = std::net::TcpStream::from(fd);
+            let addr = super::addr::from_raw(&name, len)?;
+            return Ok((TcpStream::from_nonblocking(s), addr));
+        }
         let (s, addr) = self.io.read_with(|l| l.accept())?;
         let fd = s.into_raw_fd();
         // SAFETY: `fd` is the connected, non-blocking TCP socket mio
@@ -209,6 +216,10 @@ impl TcpStream {
     }
 
     fn connect_until(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::connect_tcp(addr, deadline) {
+            return Ok(TcpStream::from_nonblocking(r?.into()));
+        }
         let s = mio::net::TcpStream::connect(*addr)?;
         // SAFETY: the socket mio just created (non-blocking, connecting),
         // whose ownership we take.
@@ -341,8 +352,12 @@ impl TcpStream {
 
     /// Vectored writes send with `MSG_NOSIGNAL` (see [`send_vectored`]).
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
         let fd = self.io.as_raw_fd();
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::send_vectored(&self.io, bufs) {
+            return r;
+        }
+        let len = bufs.iter().map(|b| b.len()).sum();
         self.io
             .source()
             .io_stream(Dir::Write, len, || send_vectored(fd, bufs))

@@ -78,6 +78,10 @@ impl UdpSocket {
     /// # Errors
     /// The OS error; `TimedOut` after the read timeout.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::recv_from(&self.io, buf, 0) {
+            return r;
+        }
         self.io.read_with(|s| s.recv_from(buf))
     }
 
@@ -86,6 +90,10 @@ impl UdpSocket {
     /// # Errors
     /// As `recv_from`.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::recv_from(&self.io, buf, libc::MSG_PEEK as u32) {
+            return r;
+        }
         self.io.read_with(|s| s.peek_from(buf))
     }
 
@@ -103,6 +111,10 @@ impl UdpSocket {
                 "no addresses to send data to",
             ));
         };
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::send_to(&self.io, buf, &addr) {
+            return r;
+        }
         self.io.write_with(|s| s.send_to(buf, addr))
     }
 
@@ -280,6 +292,10 @@ impl UdpSocket {
     /// systems); the OS error, such as `ConnectionRefused` after an
     /// earlier datagram was refused; `TimedOut` after the write timeout.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::send(&self.io, buf) {
+            return r;
+        }
         self.io.write_with(|s| s.send(buf))
     }
 
@@ -290,6 +306,10 @@ impl UdpSocket {
     /// The OS error, such as `ConnectionRefused` after an earlier datagram
     /// was refused; `TimedOut` after the read timeout.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::recv(&self.io, buf, 0) {
+            return r;
+        }
         self.io.read_with(|s| s.recv(buf))
     }
 
@@ -298,6 +318,10 @@ impl UdpSocket {
     /// # Errors
     /// As `recv`.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::recv(&self.io, buf, libc::MSG_PEEK) {
+            return r;
+        }
         self.io.read_with(|s| s.peek(buf))
     }
 

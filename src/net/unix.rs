@@ -131,6 +131,15 @@ impl UnixListener {
     /// The OS error; under descriptor exhaustion `EMFILE`/`ENFILE` (the
     /// pending connection stays queued: back off, then accept again).
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::accept(&self.io) {
+            // The peer's address as std makes it (std offers no way to
+            // build one from a raw `sockaddr_un`): one `getpeername`, off
+            // the hot path of a Unix server.
+            let s = UnixStream::from_nonblocking(r?.0.into());
+            let addr = s.peer_addr()?;
+            return Ok((s, addr));
+        }
         let (s, addr) = self.io.read_with(|l| l.accept())?;
         // mio accepted it non-blocking (accept4 with SOCK_NONBLOCK).
         Ok((UnixStream::from_nonblocking(s.into()), addr))
@@ -336,6 +345,10 @@ impl UnixStream {
     }
 
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = super::ring::send_vectored(&self.io, bufs) {
+            return r;
+        }
         let len = bufs.iter().map(|b| b.len()).sum();
         self.io.source().io_stream(Dir::Write, len, || {
             (&mut self.io.get_ref()).write_vectored(bufs)
