@@ -250,3 +250,56 @@ pub(crate) fn connect(
     )
     .build()
 }
+
+/// `read(fd, buf)` at the file's position (offset -1: the position is used
+/// and advanced, as by `read(2)`), for files.
+#[inline]
+pub(crate) fn read(fd: RawFd, buf: *mut u8, len: usize) -> squeue::Entry {
+    opcode::Read::new(types::Fd(fd), buf, len32(len))
+        .offset(u64::MAX)
+        .build()
+}
+
+/// `write(fd, buf)` at the file's position (as [`read`]).
+#[inline]
+pub(crate) fn write(fd: RawFd, buf: &[u8]) -> squeue::Entry {
+    opcode::Write::new(types::Fd(fd), buf.as_ptr(), len32(buf.len()))
+        .offset(u64::MAX)
+        .build()
+}
+
+/// `readv(fd, iov)` at the file's position.
+#[inline]
+pub(crate) fn readv(fd: RawFd, iov: *const libc::iovec, n: usize) -> squeue::Entry {
+    opcode::Readv::new(types::Fd(fd), iov, n.min(libc::c_int::MAX as usize) as u32)
+        .offset(u64::MAX)
+        .build()
+}
+
+/// `writev(fd, iov)` at the file's position.
+#[inline]
+pub(crate) fn writev(fd: RawFd, iov: *const libc::iovec, n: usize) -> squeue::Entry {
+    opcode::Writev::new(types::Fd(fd), iov, n.min(libc::c_int::MAX as usize) as u32)
+        .offset(u64::MAX)
+        .build()
+}
+
+/// `openat(AT_FDCWD, path, flags, mode)`.
+#[inline]
+pub(crate) fn open(path: &std::ffi::CStr, flags: i32, mode: u32) -> squeue::Entry {
+    opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+        .flags(flags)
+        .mode(mode as libc::mode_t)
+        .build()
+}
+
+/// `fsync(fd)`, or `fdatasync(fd)` if `data_only`.
+#[inline]
+pub(crate) fn fsync(fd: RawFd, data_only: bool) -> squeue::Entry {
+    let flags = if data_only {
+        types::FsyncFlags::DATASYNC
+    } else {
+        types::FsyncFlags::empty()
+    };
+    opcode::Fsync::new(types::Fd(fd)).flags(flags).build()
+}

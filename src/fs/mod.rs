@@ -1,22 +1,31 @@
-//! Filesystem operations for coroutines: `std::fs`, run on the blocking
-//! pool.
+//! Filesystem operations for coroutines: `std::fs`, through the worker's
+//! io_uring where the runtime has one, else on the blocking pool.
 //!
 //! Each function here has the name and the signature of its `std::fs`
-//! counterpart and runs it through [`blocking`]: in a
-//! coroutine, only the coroutine waits for the disk, while its worker runs
-//! other coroutines; on a plain thread it is the std call itself. [`File`]
-//! wraps `std::fs::File` the same way, one pool round trip per call (so
-//! `read_to_end`, `read_to_string`, `read_exact` and `write_all` are
-//! overridden to make a single trip each, and a `BufReader`/`BufWriter`
-//! around a `File` saves trips for small reads and writes).
+//! counterpart. In a coroutine, only the coroutine waits for the disk,
+//! while its worker runs other coroutines; on a plain thread it is the std
+//! call itself. Two ways to get there:
+//!
+//! * **io_uring** (`IoDriver::Uring`, see [`ring`]): opening, reading,
+//!   writing and syncing a [`File`], and the path functions [`read`],
+//!   [`read_to_string`] and [`write`], go through the worker's ring: no
+//!   thread hop; a read from the page cache is done inside the worker's
+//!   next `io_uring_enter`.
+//! * **the blocking pool** ([`blocking`]): everything else, and everything
+//!   on an epoll runtime. One pool round trip per call (so `read_to_end`,
+//!   `read_to_string`, `read_exact` and `write_all` are overridden to make
+//!   a single trip each, and a `BufReader`/`BufWriter` around a `File`
+//!   saves trips for small reads and writes).
 //!
 //! Linux offers no readiness for regular files (they are always "ready"),
-//! so a thread pool is the portable way to keep file I/O off the workers.
+//! so without a ring a thread pool is the portable way to keep file I/O
+//! off the workers.
 //!
-//! Invariants: every call that may touch the disk goes through `blocking`
-//! (paths and buffers are borrowed: `blocking` waits for the call, so they
-//! outlive it); nothing here keeps state between calls beyond the wrapped
-//! `std::fs` values.
+//! Invariants: every call that may touch the disk goes through the ring or
+//! `blocking` (paths and buffers are borrowed: both wait for the call, so
+//! they outlive it); nothing here keeps state between calls beyond the
+//! wrapped `std::fs` values; a ring operation uses and advances the file's
+//! position as the pool's call does, so the two mix.
 
 use std::fmt;
 use std::fs::{DirEntry, Metadata, Permissions};
@@ -25,23 +34,44 @@ use std::path::{Path, PathBuf};
 
 use crate::blocking;
 
+#[cfg(target_os = "linux")]
+mod ring;
+
+/// `$ring` where the caller's worker has a ring (it returns None
+/// elsewhere), else `$pool` on the blocking pool.
+macro_rules! ring_or_pool {
+    ($ring:expr, $pool:expr) => {{
+        #[cfg(target_os = "linux")]
+        if let Some(r) = $ring {
+            return r;
+        }
+        blocking(|| $pool)
+    }};
+}
+
 /// Reads the whole file at `path` into a vector (`std::fs::read`).
 pub fn read<P: AsRef<Path>>(path: P) -> io::Result<Vec<u8>> {
     let path = path.as_ref();
-    blocking(|| std::fs::read(path))
+    ring_or_pool!(ring::read_path(path), std::fs::read(path))
 }
 
 /// Reads the whole file at `path` into a string (`std::fs::read_to_string`).
 pub fn read_to_string<P: AsRef<Path>>(path: P) -> io::Result<String> {
     let path = path.as_ref();
-    blocking(|| std::fs::read_to_string(path))
+    ring_or_pool!(
+        ring::read_path_to_string(path),
+        std::fs::read_to_string(path)
+    )
 }
 
 /// Writes `contents` as the whole file at `path`, creating or truncating it
 /// (`std::fs::write`).
 pub fn write<P: AsRef<Path>, C: AsRef<[u8]>>(path: P, contents: C) -> io::Result<()> {
     let (path, contents) = (path.as_ref(), contents.as_ref());
-    blocking(|| std::fs::write(path, contents))
+    ring_or_pool!(
+        ring::write_path(path, contents),
+        std::fs::write(path, contents)
+    )
 }
 
 /// Copies the contents and permissions of `from` to `to`; returns the
@@ -164,8 +194,9 @@ impl Iterator for ReadDir {
 
 impl ExactSizeIterator for ReadDir {}
 
-/// An open file whose every operation runs on the blocking pool (see the
-/// module docs): `std::fs::File` for coroutines.
+/// An open file whose operations go through the worker's io_uring or run
+/// on the blocking pool (see the module docs): `std::fs::File` for
+/// coroutines.
 ///
 /// ```
 /// use std::io::{Read, Seek, SeekFrom, Write};
@@ -191,22 +222,27 @@ pub struct File {
 impl File {
     /// Opens a file for reading (`std::fs::File::open`).
     pub fn open<P: AsRef<Path>>(path: P) -> io::Result<File> {
-        let path = path.as_ref();
-        blocking(|| std::fs::File::open(path)).map(File::from_std)
+        OpenOptions::new().read(true).open(path)
     }
 
     /// Creates a file for writing, truncating it if it exists
     /// (`std::fs::File::create`).
     pub fn create<P: AsRef<Path>>(path: P) -> io::Result<File> {
-        let path = path.as_ref();
-        blocking(|| std::fs::File::create(path)).map(File::from_std)
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
     }
 
     /// Creates a new file for reading and writing; fails if it exists
     /// (`std::fs::File::create_new`).
     pub fn create_new<P: AsRef<Path>>(path: P) -> io::Result<File> {
-        let path = path.as_ref();
-        blocking(|| std::fs::File::create_new(path)).map(File::from_std)
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
     }
 
     /// Options to open a file with (`std::fs::File::options`).
@@ -227,12 +263,12 @@ impl File {
     /// Flushes the file's data and metadata to the disk
     /// (`std::fs::File::sync_all`).
     pub fn sync_all(&self) -> io::Result<()> {
-        blocking(|| self.inner.sync_all())
+        ring_or_pool!(ring::sync(self.fd(), false), self.inner.sync_all())
     }
 
     /// Flushes the file's data to the disk (`std::fs::File::sync_data`).
     pub fn sync_data(&self) -> io::Result<()> {
-        blocking(|| self.inner.sync_data())
+        ring_or_pool!(ring::sync(self.fd(), true), self.inner.sync_data())
     }
 
     /// Truncates or extends the file to `size` bytes
@@ -249,6 +285,11 @@ impl File {
     /// Sets the file's permissions (`std::fs::File::set_permissions`).
     pub fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
         blocking(|| self.inner.set_permissions(perm))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.inner)
     }
 
     /// Another handle to the same open file (`std::fs::File::try_clone`).
@@ -290,50 +331,51 @@ impl std::os::fd::AsRawFd for File {
 }
 
 /// `Read`, `Write` and `Seek`, for `File` and `&File` (as std has them for
-/// both), each call one trip to the pool.
+/// both), each call one ring operation (a loop of them for the composite
+/// calls) or one trip to the pool.
 macro_rules! io_impls {
     ($($t:ty),*) => {$(
         impl Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                blocking(|| f.read(buf))
+                ring_or_pool!(ring::read(self.fd(), buf), f.read(buf))
             }
 
             fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                blocking(|| f.read_vectored(bufs))
+                ring_or_pool!(ring::read_vectored(self.fd(), bufs), f.read_vectored(bufs))
             }
 
             fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
                 let mut f = &self.inner;
-                blocking(|| f.read_to_end(buf))
+                ring_or_pool!(ring::read_to_end(self.fd(), buf), f.read_to_end(buf))
             }
 
             fn read_to_string(&mut self, buf: &mut String) -> io::Result<usize> {
                 let mut f = &self.inner;
-                blocking(|| f.read_to_string(buf))
+                ring_or_pool!(ring::read_to_string(self.fd(), buf), f.read_to_string(buf))
             }
 
             fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
                 let mut f = &self.inner;
-                blocking(|| f.read_exact(buf))
+                ring_or_pool!(ring::read_exact(self.fd(), buf), f.read_exact(buf))
             }
         }
 
         impl Write for $t {
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                blocking(|| f.write(buf))
+                ring_or_pool!(ring::write(self.fd(), buf), f.write(buf))
             }
 
             fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                blocking(|| f.write_vectored(bufs))
+                ring_or_pool!(ring::write_vectored(self.fd(), bufs), f.write_vectored(bufs))
             }
 
             fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
                 let mut f = &self.inner;
-                blocking(|| f.write_all(buf))
+                ring_or_pool!(ring::write_all(self.fd(), buf), f.write_all(buf))
             }
 
             /// A `std::fs::File` has no buffer: nothing to do.
@@ -354,55 +396,134 @@ macro_rules! io_impls {
 io_impls!(File, &File);
 
 /// Options for opening a [`File`] (`std::fs::OpenOptions`): the same
-/// builder, whose `open` runs on the blocking pool.
+/// builder, whose `open` goes through the worker's ring or runs on the
+/// blocking pool.
 #[derive(Clone, Debug)]
-pub struct OpenOptions(std::fs::OpenOptions);
+pub struct OpenOptions {
+    std: std::fs::OpenOptions,
+    /// The same options, as `open(2)` takes them; None once made from a
+    /// std `OpenOptions`, whose settings cannot be read back (its `open`
+    /// then runs on the pool).
+    raw: Option<RawOptions>,
+}
+
+/// What `OpenOptions` was told, for `open(2)`.
+#[derive(Clone, Copy, Debug, Default)]
+struct RawOptions {
+    read: bool,
+    write: bool,
+    append: bool,
+    truncate: bool,
+    create: bool,
+    create_new: bool,
+    mode: Option<u32>,
+    custom_flags: i32,
+}
+
+impl RawOptions {
+    /// `open(2)`'s flags and mode, as std computes them; None for the
+    /// combinations std rejects (its own `open` then reports them, with
+    /// its own error).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    fn flags(&self) -> Option<(i32, u32)> {
+        let access = match (self.read, self.write, self.append) {
+            (true, false, false) => libc::O_RDONLY,
+            (false, true, false) => libc::O_WRONLY,
+            (true, true, false) => libc::O_RDWR,
+            (false, _, true) => libc::O_WRONLY | libc::O_APPEND,
+            (true, _, true) => libc::O_RDWR | libc::O_APPEND,
+            (false, false, false) => return None,
+        };
+        match (self.write, self.append) {
+            (true, false) => {}
+            (false, false) if self.truncate || self.create || self.create_new => return None,
+            (_, true) if self.truncate && !self.create_new => return None,
+            _ => {}
+        }
+        let creation = match (self.create, self.truncate, self.create_new) {
+            (false, false, false) => 0,
+            (true, false, false) => libc::O_CREAT,
+            (false, true, false) => libc::O_TRUNC,
+            (true, true, false) => libc::O_CREAT | libc::O_TRUNC,
+            (_, _, true) => libc::O_CREAT | libc::O_EXCL,
+        };
+        let flags = access | creation | (self.custom_flags & !libc::O_ACCMODE);
+        Some((flags, self.mode.unwrap_or(0o666)))
+    }
+}
 
 impl OpenOptions {
     /// All options off (`std::fs::OpenOptions::new`).
     pub fn new() -> OpenOptions {
-        OpenOptions(std::fs::OpenOptions::new())
+        OpenOptions {
+            std: std::fs::OpenOptions::new(),
+            raw: Some(RawOptions::default()),
+        }
     }
 
     /// Open for reading.
     pub fn read(&mut self, read: bool) -> &mut OpenOptions {
-        self.0.read(read);
+        self.std.read(read);
+        if let Some(r) = &mut self.raw {
+            r.read = read;
+        }
         self
     }
 
     /// Open for writing.
     pub fn write(&mut self, write: bool) -> &mut OpenOptions {
-        self.0.write(write);
+        self.std.write(write);
+        if let Some(r) = &mut self.raw {
+            r.write = write;
+        }
         self
     }
 
     /// Open for appending (every write goes to the end).
     pub fn append(&mut self, append: bool) -> &mut OpenOptions {
-        self.0.append(append);
+        self.std.append(append);
+        if let Some(r) = &mut self.raw {
+            r.append = append;
+        }
         self
     }
 
     /// Truncate the file to length 0 when opening it for writing.
     pub fn truncate(&mut self, truncate: bool) -> &mut OpenOptions {
-        self.0.truncate(truncate);
+        self.std.truncate(truncate);
+        if let Some(r) = &mut self.raw {
+            r.truncate = truncate;
+        }
         self
     }
 
     /// Create the file if it does not exist.
     pub fn create(&mut self, create: bool) -> &mut OpenOptions {
-        self.0.create(create);
+        self.std.create(create);
+        if let Some(r) = &mut self.raw {
+            r.create = create;
+        }
         self
     }
 
     /// Create the file, failing if it exists.
     pub fn create_new(&mut self, create_new: bool) -> &mut OpenOptions {
-        self.0.create_new(create_new);
+        self.std.create_new(create_new);
+        if let Some(r) = &mut self.raw {
+            r.create_new = create_new;
+        }
         self
     }
 
     /// Opens `path` with these options (`std::fs::OpenOptions::open`).
     pub fn open<P: AsRef<Path>>(&self, path: P) -> io::Result<File> {
-        let (options, path) = (&self.0, path.as_ref());
+        let (options, path) = (&self.std, path.as_ref());
+        #[cfg(target_os = "linux")]
+        if let Some((flags, mode)) = self.raw.and_then(|r| r.flags())
+            && let Some(r) = ring::open(path, flags, mode)
+        {
+            return r.map(File::from_std);
+        }
         blocking(|| options.open(path)).map(File::from_std)
     }
 }
@@ -413,23 +534,32 @@ impl Default for OpenOptions {
     }
 }
 
-/// For options std has and this type does not spell out (for example
-/// `std::os::unix::fs::OpenOptionsExt::mode`).
+/// For options std has and this type does not spell out. (Such options
+/// open on the blocking pool: std's settings cannot be read back.)
 impl From<std::fs::OpenOptions> for OpenOptions {
     fn from(options: std::fs::OpenOptions) -> OpenOptions {
-        OpenOptions(options)
+        OpenOptions {
+            std: options,
+            raw: None,
+        }
     }
 }
 
 #[cfg(unix)]
 impl std::os::unix::fs::OpenOptionsExt for OpenOptions {
     fn mode(&mut self, mode: u32) -> &mut OpenOptions {
-        self.0.mode(mode);
+        self.std.mode(mode);
+        if let Some(r) = &mut self.raw {
+            r.mode = Some(mode);
+        }
         self
     }
 
     fn custom_flags(&mut self, flags: i32) -> &mut OpenOptions {
-        self.0.custom_flags(flags);
+        self.std.custom_flags(flags);
+        if let Some(r) = &mut self.raw {
+            r.custom_flags = flags;
+        }
         self
     }
 }

@@ -1,0 +1,221 @@
+//! File operations through the worker's io_uring, where the runtime has
+//! one (`IoDriver::Uring`): no trip to the blocking pool. Each returns
+//! None, having done nothing, where the ring does not apply (a plain
+//! thread, an epoll runtime), and the caller takes the pool.
+//!
+//! The kernel reads a file's cached pages inside the worker's
+//! `io_uring_enter`, in one batch with the other coroutines' operations;
+//! what must wait for the disk it hands to its own worker threads, and the
+//! worker goes on meanwhile. Reads and writes use and advance the file's
+//! position (offset -1), as `read(2)` and `write(2)` do, so they mix
+//! freely with `seek` and with the pool's calls.
+//!
+//! As for sockets, each operation lends the kernel the caller's own
+//! buffers, and `io::uring::run` returns only once the kernel is done with
+//! them. File operations have no timeout; a cancelled coroutine's
+//! operation is cancelled in the kernel (a read from the page cache has
+//! usually finished by then, and its result stands).
+//!
+//! The composite calls (`read_exact`, `read_to_end`, `write_all`, and the
+//! path functions `read`, `read_to_string`, `write`) loop over single
+//! operations here, with std's results and errors.
+
+use std::ffi::CString;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::io::uring;
+
+/// Runs `sqe()` through the ring, with no deadline.
+///
+/// # Safety
+/// As `io::uring::run`.
+#[inline]
+unsafe fn run(sqe: impl FnOnce() -> uring::squeue::Entry) -> Option<io::Result<usize>> {
+    // SAFETY: the caller's contract.
+    let r = unsafe { uring::run(sqe, || None) };
+    r.map(|r| r.map(|n| n as usize))
+}
+
+/// `read(fd, buf)`.
+pub(super) fn read(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    // SAFETY: the entry writes only to `buf`, borrowed mutably for the call.
+    unsafe { run(|| uring::read(fd, buf.as_mut_ptr(), buf.len())) }
+}
+
+/// `write(fd, buf)`.
+pub(super) fn write(fd: RawFd, buf: &[u8]) -> Option<io::Result<usize>> {
+    // SAFETY: the entry reads only `buf`, borrowed for the call.
+    unsafe { run(|| uring::write(fd, buf)) }
+}
+
+/// `readv(fd, bufs)`.
+pub(super) fn read_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> Option<io::Result<usize>> {
+    // SAFETY: IoSliceMut is guaranteed ABI-compatible with iovec; the entry
+    // writes only to `bufs`, borrowed mutably for the call.
+    unsafe { run(|| uring::readv(fd, bufs.as_ptr().cast(), bufs.len())) }
+}
+
+/// `writev(fd, bufs)`.
+pub(super) fn write_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> Option<io::Result<usize>> {
+    // SAFETY: IoSlice is guaranteed ABI-compatible with iovec; the entry
+    // reads only `bufs`, borrowed for the call.
+    unsafe { run(|| uring::writev(fd, bufs.as_ptr().cast(), bufs.len())) }
+}
+
+/// `fsync(fd)` or `fdatasync(fd)`.
+pub(super) fn sync(fd: RawFd, data_only: bool) -> Option<io::Result<()>> {
+    // SAFETY: the entry points to no memory.
+    unsafe { run(|| uring::fsync(fd, data_only)) }.map(|r| r.map(drop))
+}
+
+/// Fills `buf` from `fd` (std's `read_exact`: `UnexpectedEof` at the end
+/// of the file, after reading what there was).
+pub(super) fn read_exact(fd: RawFd, mut buf: &mut [u8]) -> Option<io::Result<()>> {
+    if !uring::available() {
+        return None;
+    }
+    while !buf.is_empty() {
+        match read(fd, buf)? {
+            Ok(0) => {
+                return Some(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "failed to fill whole buffer",
+                )));
+            }
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(Ok(()))
+}
+
+/// Appends the rest of `fd` to `buf` (std's `read_to_end`); returns how
+/// much was read. The kernel writes straight into `buf`'s spare capacity,
+/// which grows as std's does.
+pub(super) fn read_to_end(fd: RawFd, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+    if !uring::available() {
+        return None;
+    }
+    let start = buf.len();
+    loop {
+        if buf.capacity() - buf.len() < 8 * 1024 {
+            buf.reserve((buf.capacity() - start).max(32 * 1024));
+        }
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: the entry writes at most `spare.len()` bytes into the
+        // vector's spare capacity, which stays allocated (the vector is
+        // borrowed mutably and not touched) for the call.
+        let r = unsafe { run(|| uring::read(fd, spare.as_mut_ptr().cast(), spare.len())) }?;
+        match r {
+            Ok(0) => return Some(Ok(buf.len() - start)),
+            // SAFETY: the kernel initialised the first `n` bytes of the
+            // spare capacity.
+            Ok(n) => unsafe { buf.set_len(buf.len() + n) },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
+/// Appends the rest of `fd` to `buf` if it is UTF-8 (std's
+/// `read_to_string`: `InvalidData`, and `buf` unchanged, if not).
+pub(super) fn read_to_string(fd: RawFd, buf: &mut String) -> Option<io::Result<usize>> {
+    if !uring::available() {
+        return None;
+    }
+    let start = buf.len();
+    let mut bytes = std::mem::take(buf).into_bytes();
+    let r = read_to_end(fd, &mut bytes)?;
+    let valid = std::str::from_utf8(&bytes[start..]).is_ok();
+    if !valid {
+        bytes.truncate(start);
+    }
+    // SAFETY: `bytes[..start]` was a String's, and the rest was just found
+    // to be UTF-8 (or cut off).
+    *buf = unsafe { String::from_utf8_unchecked(bytes) };
+    Some(match r {
+        Ok(_) if !valid => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )),
+        r => r,
+    })
+}
+
+/// Writes all of `buf` to `fd` (std's `write_all`: `WriteZero` if the
+/// file takes nothing).
+pub(super) fn write_all(fd: RawFd, mut buf: &[u8]) -> Option<io::Result<()>> {
+    if !uring::available() {
+        return None;
+    }
+    while !buf.is_empty() {
+        match write(fd, buf)? {
+            Ok(0) => {
+                return Some(Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                )));
+            }
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(Ok(()))
+}
+
+/// Opens `path` with `open(2)`'s `flags` (close-on-exec added) and `mode`.
+pub(super) fn open(path: &Path, flags: i32, mode: u32) -> Option<io::Result<std::fs::File>> {
+    if !uring::available() {
+        return None;
+    }
+    let path = match CString::new(path.as_os_str().as_bytes()) {
+        Ok(p) => p,
+        Err(_) => {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "file name contained an unexpected NUL byte",
+            )));
+        }
+    };
+    // SAFETY: the entry reads only `path`, borrowed for the call.
+    let r = unsafe { run(|| uring::open(&path, flags | libc::O_CLOEXEC, mode)) }?;
+    Some(r.map(|fd| {
+        // SAFETY: the kernel opened this descriptor for us just now.
+        std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }))
+}
+
+/// The whole file at `path` (`std::fs::read`).
+pub(super) fn read_path(path: &Path) -> Option<io::Result<Vec<u8>>> {
+    let f = match open(path, libc::O_RDONLY, 0)? {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut buf = Vec::new();
+    Some(read_to_end(f.as_raw_fd(), &mut buf)?.map(|_| buf))
+}
+
+/// The whole file at `path` as a string (`std::fs::read_to_string`).
+pub(super) fn read_path_to_string(path: &Path) -> Option<io::Result<String>> {
+    let f = match open(path, libc::O_RDONLY, 0)? {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut s = String::new();
+    Some(read_to_string(f.as_raw_fd(), &mut s)?.map(|_| s))
+}
+
+/// `contents` as the whole file at `path` (`std::fs::write`).
+pub(super) fn write_path(path: &Path, contents: &[u8]) -> Option<io::Result<()>> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    let f = match open(path, flags, 0o666)? {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    write_all(f.as_raw_fd(), contents)
+}

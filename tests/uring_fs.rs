@@ -1,0 +1,298 @@
+//! `coio::fs` through the worker's io_uring (`IoDriver::Uring`): the same
+//! results and errors as `std::fs`, on real files, without the blocking
+//! pool. Each test also runs on an epoll runtime (the pool), where the
+//! results must be the same.
+
+mod common;
+
+use std::io::{ErrorKind, IoSlice, IoSliceMut, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use coio::fs::{File, OpenOptions};
+use coio::{IoDriver, Runtime};
+
+fn rt(driver: IoDriver) -> Runtime {
+    Runtime::builder()
+        .workers(1)
+        .driver(driver)
+        .build()
+        .unwrap()
+}
+
+/// A fresh directory for one test and driver.
+fn dir(test: &str, driver: IoDriver) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "coio-uring-fs-{test}-{driver:?}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 131 + i / 4099) as u8).wrapping_add(seed))
+        .collect()
+}
+
+/// What an open gave: an error kind, or the file's access mode and append
+/// flag as the kernel has them.
+fn outcome(r: std::io::Result<impl AsRawFd>) -> Result<(i32, bool), ErrorKind> {
+    r.map(|f| {
+        // SAFETY: F_GETFL on an open descriptor.
+        let fl = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+        (fl & libc::O_ACCMODE, fl & libc::O_APPEND != 0)
+    })
+    .map_err(|e| e.kind())
+}
+
+/// Every combination of the six open options, on a file that exists (with
+/// content) and on one that does not: the same outcome as std's `open`
+/// (error kind, access mode, append, whether the file exists afterwards
+/// and its length).
+#[test]
+fn open_options_match_std() {
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let rt = rt(driver);
+        let d = dir("open", driver);
+        for bits in 0..64u32 {
+            for exists in [false, true] {
+                let b = |i: u32| bits & (1 << i) != 0;
+                let set = |o: &mut std::fs::OpenOptions| {
+                    o.read(b(0))
+                        .write(b(1))
+                        .append(b(2))
+                        .truncate(b(3))
+                        .create(b(4))
+                        .create_new(b(5));
+                };
+                let (ps, pc) = (
+                    d.join(format!("s{bits}-{exists}")),
+                    d.join(format!("c{bits}-{exists}")),
+                );
+                if exists {
+                    std::fs::write(&ps, b"content").unwrap();
+                    std::fs::write(&pc, b"content").unwrap();
+                }
+                let mut so = std::fs::OpenOptions::new();
+                set(&mut so);
+                let want = outcome(so.open(&ps));
+                let got = rt.block_on(|| {
+                    let mut o = OpenOptions::new();
+                    o.read(b(0))
+                        .write(b(1))
+                        .append(b(2))
+                        .truncate(b(3))
+                        .create(b(4))
+                        .create_new(b(5));
+                    outcome(o.open(&pc))
+                });
+                assert_eq!(got, want, "{driver:?}: options {bits:06b}, exists {exists}");
+                let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+                assert_eq!(
+                    len(&pc),
+                    len(&ps),
+                    "{driver:?}: options {bits:06b}, exists {exists}"
+                );
+            }
+        }
+        rt.block_on(|| {
+            assert_eq!(
+                File::open(d.join("missing")).unwrap_err().kind(),
+                ErrorKind::NotFound
+            );
+            assert_eq!(
+                File::open("a\0b").unwrap_err().kind(),
+                ErrorKind::InvalidInput
+            );
+            let p = d.join("new");
+            File::create_new(&p).unwrap();
+            assert_eq!(
+                File::create_new(&p).unwrap_err().kind(),
+                ErrorKind::AlreadyExists
+            );
+        });
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+/// Reads, writes, vectored ones, the composite calls and seeks mixed on
+/// one file, checked byte for byte; std's errors at the end of a file and
+/// for invalid UTF-8.
+#[test]
+fn reads_writes_and_seeks_mix() {
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let rt = rt(driver);
+        let d = dir("rw", driver);
+        rt.block_on(|| {
+            let p = d.join("f");
+            let data = pattern(3 << 20, 7);
+            let mut f = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)
+                .unwrap();
+            f.write_all(&data).unwrap();
+            f.sync_data().unwrap();
+            assert_eq!(f.stream_position().unwrap(), data.len() as u64);
+            f.seek(SeekFrom::Start(0)).unwrap();
+            let mut head = [0u8; 1000];
+            f.read_exact(&mut head).unwrap();
+            assert_eq!(&head[..], &data[..1000]);
+            let mut a = [0u8; 10];
+            let mut b = [0u8; 20];
+            let n = f
+                .read_vectored(&mut [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)])
+                .unwrap();
+            assert_eq!(n, 30);
+            assert_eq!((&a[..], &b[..]), (&data[1000..1010], &data[1010..1030]));
+            let mut small = [0u8; 100];
+            let n = f.read(&mut small).unwrap();
+            assert_eq!(&small[..n], &data[1030..1030 + n]);
+            let mut rest = b"prefix".to_vec();
+            let got = f.read_to_end(&mut rest).unwrap();
+            assert_eq!(got, data.len() - 1030 - n);
+            assert_eq!(&rest[..6], b"prefix");
+            assert_eq!(&rest[6..], &data[1030 + n..]);
+            // At the end: reads return 0, read_exact fails as std's.
+            assert_eq!(f.read(&mut small).unwrap(), 0);
+            f.seek(SeekFrom::End(-5)).unwrap();
+            let e = f.read_exact(&mut small).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::UnexpectedEof);
+            // Vectored writes, then overwrite in the middle.
+            f.seek(SeekFrom::Start(10)).unwrap();
+            let n = f
+                .write_vectored(&[IoSlice::new(b"abc"), IoSlice::new(b"defg")])
+                .unwrap();
+            assert_eq!(n, 7);
+            f.sync_all().unwrap();
+            drop(f);
+            let back = coio::fs::read(&p).unwrap();
+            let mut want = data.clone();
+            want[10..17].copy_from_slice(b"abcdefg");
+            assert_eq!(back, want);
+
+            // Append mode writes at the end, whatever the position.
+            let mut f = File::options().append(true).open(&p).unwrap();
+            f.write_all(b"tail").unwrap();
+            drop(f);
+            assert_eq!(std::fs::metadata(&p).unwrap().len(), data.len() as u64 + 4);
+
+            // Path functions, and read_to_string's UTF-8 rule.
+            let q = d.join("text");
+            coio::fs::write(&q, "héllo\n").unwrap();
+            assert_eq!(coio::fs::read_to_string(&q).unwrap(), "héllo\n");
+            coio::fs::write(&q, [b'o', b'k', 0xff, 0xfe]).unwrap();
+            assert_eq!(
+                coio::fs::read_to_string(&q).unwrap_err().kind(),
+                ErrorKind::InvalidData
+            );
+            let mut s = String::from("kept");
+            let e = File::open(&q).unwrap().read_to_string(&mut s).unwrap_err();
+            assert_eq!((e.kind(), s.as_str()), (ErrorKind::InvalidData, "kept"));
+            assert_eq!(
+                coio::fs::read(d.join("missing")).unwrap_err().kind(),
+                ErrorKind::NotFound
+            );
+            // An empty file, and a file larger than one growth step.
+            coio::fs::write(&q, b"").unwrap();
+            assert_eq!(coio::fs::read(&q).unwrap(), b"");
+        });
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+/// Many coroutines reading and writing their own files at once, every byte
+/// checked.
+#[test]
+fn concurrent_files() {
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let rt = Runtime::builder()
+            .workers(2)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let d = dir("many", driver);
+        let handles: Vec<_> = (0..64u8)
+            .map(|i| {
+                let p = d.join(format!("f{i}"));
+                rt.spawn(move || {
+                    let data = pattern(10_000 + i as usize * 3001, i);
+                    for _ in 0..5 {
+                        coio::fs::write(&p, &data).unwrap();
+                        let mut f = File::open(&p).unwrap();
+                        let mut back = vec![0u8; data.len()];
+                        f.read_exact(&mut back).unwrap();
+                        assert_eq!(back, data);
+                        assert_eq!(coio::fs::read(&p).unwrap(), data);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+/// The blocking pool's threads in this process.
+fn pool_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "coio-blocking")
+        })
+        .count()
+}
+
+/// On a ring, the file operations start no pool thread (checked in a
+/// fresh process); the same operations on epoll do (so the check can
+/// fail).
+#[test]
+fn files_on_a_ring_need_no_pool() {
+    if common::child_role().is_some() {
+        let work = |d: &Path| {
+            let p = d.join("f");
+            coio::fs::write(&p, b"data").unwrap();
+            let mut f = File::options().read(true).write(true).open(&p).unwrap();
+            f.write_all(b"more").unwrap();
+            f.sync_all().unwrap();
+            let mut s = String::new();
+            File::open(&p).unwrap().read_to_string(&mut s).unwrap();
+            assert_eq!(s, "more");
+            assert_eq!(coio::fs::read(&p).unwrap(), b"more");
+        };
+        let ring = rt(IoDriver::Uring);
+        if ring.io_driver() == IoDriver::Uring {
+            let d = dir("pool", IoDriver::Uring);
+            ring.block_on(|| work(&d));
+            std::fs::remove_dir_all(&d).unwrap();
+            assert_eq!(
+                pool_threads(),
+                0,
+                "a pool thread ran a ring runtime's file operation"
+            );
+        }
+        let d = dir("pool", IoDriver::Epoll);
+        rt(IoDriver::Epoll).block_on(|| work(&d));
+        std::fs::remove_dir_all(&d).unwrap();
+        assert!(
+            pool_threads() > 0,
+            "no pool thread on epoll: the check cannot tell"
+        );
+        std::process::exit(0);
+    }
+    let out = common::run_in_child("files_on_a_ring_need_no_pool", "pool", &[]);
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
