@@ -175,6 +175,53 @@ fn many_concurrent_calls_complete() {
     assert!(threads.lock().unwrap().len() > 1);
 }
 
+/// Short calls back to back from a few coroutines: each call's wake comes
+/// a few microseconds after the coroutine asked, often while a late wake
+/// of its previous call is still pending as a hint. Every wake must arrive
+/// (a wake that was dropped as "already pending" left coroutines waiting
+/// for good within a second here: `Header::wake` and its loom model
+/// `loom_a_stale_wake_hint_hides_no_wake`). Bounded by a watchdog.
+#[test]
+fn back_to_back_calls_lose_no_wake() {
+    const CALLERS: u64 = 8;
+    const CALLS: u64 = 20_000;
+    let done = Arc::new(AtomicUsize::new(0));
+    let progress = Arc::new(AtomicUsize::new(0));
+    let run = {
+        let (done, progress) = (done.clone(), progress.clone());
+        thread::spawn(move || {
+            let sum: u64 = rt(1).block_on(|| {
+                let hs: Vec<_> = (0..CALLERS)
+                    .map(|c| {
+                        let progress = progress.clone();
+                        coio::spawn(move || {
+                            let mut sum = 0;
+                            for i in 0..CALLS {
+                                sum += coio::blocking(|| c + i);
+                                progress.fetch_add(1, Relaxed);
+                            }
+                            sum
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            done.store(1, Release);
+            sum
+        })
+    };
+    assert!(
+        eventually(|| done.load(Acquire) == 1),
+        "stuck after {} of {} calls: a wake was lost",
+        progress.load(Relaxed),
+        CALLERS * CALLS
+    );
+    let want: u64 = (0..CALLERS)
+        .map(|c| c * CALLS + CALLS * (CALLS - 1) / 2)
+        .sum();
+    assert_eq!(run.join().unwrap(), want);
+}
+
 #[test]
 fn nested_blocking_runs_in_place() {
     let (outer, inner) = rt(1).block_on(|| {

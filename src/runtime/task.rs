@@ -341,6 +341,9 @@ impl Header {
     /// Makes the park token available. Returns true if the task was
     /// parked: it is now RUNNABLE, holding the token, and the caller must
     /// queue it.
+    ///
+    /// Always a read-modify-write, even when the token is there already:
+    /// see [`wake`](Self::wake) for why.
     #[inline]
     fn unpark(&self) -> bool {
         let mut s = self.state.load(Acquire);
@@ -348,7 +351,7 @@ impl Header {
             let new = if s & STATE_MASK == WAITING && s & PARKED != 0 {
                 // The wake hands the token over: park returns.
                 (s & !(STATE_MASK | PARKED)) | RUNNABLE
-            } else if s & STATE_MASK == FINISHED || s & TOKEN != 0 {
+            } else if s & STATE_MASK == FINISHED {
                 return false;
             } else {
                 s | TOKEN
@@ -362,13 +365,28 @@ impl Header {
 
     /// Wakes the task: WAITING → RUNNABLE (true: the caller must queue it),
     /// else a WAKE hint for its next block.
+    ///
+    /// Always a read-modify-write of the state, even when a hint is
+    /// pending already (from an earlier, late wake): the waker published
+    /// its condition (a job's `done`, ...) before it calls this, and the
+    /// waiter reads the condition after its `prepare_block`, also a
+    /// read-modify-write. RMWs of one word are totally ordered, so either
+    /// the waiter's consumes this one's hint and synchronizes with it (it
+    /// then sees the condition), or it comes first and this one finds the
+    /// task WAITING or without a hint. A plain load that saw an old hint
+    /// and returned would be the store-buffer pattern: the waker's load
+    /// and the waiter's check of the condition can both read old values
+    /// (x86 lets the waker's store wait in its store buffer), the hint is
+    /// consumed by a check that misses the condition, and the task waits
+    /// for a wake that was dropped. (That lost `blocking` calls' wakes
+    /// under load: a loom model below.)
     #[inline]
     pub(crate) fn wake(&self) -> bool {
         let mut s = self.state.load(Acquire);
         loop {
             let new = match s & STATE_MASK {
                 WAITING => (s & !(STATE_MASK | PARKED)) | RUNNABLE,
-                RUNNABLE if s & WAKE == 0 => s | WAKE,
+                RUNNABLE => s | WAKE,
                 _ => return false,
             };
             match self.state.compare_exchange_weak(s, new, AcqRel, Acquire) {
@@ -1101,6 +1119,52 @@ mod loom_tests {
     #[test]
     fn loom_wake_is_never_lost() {
         no_lost_wakeup(Header::prepare_block, Header::wake, WAKE | STATE_MASK);
+    }
+
+    /// A waiter's loop, as `wait_until`'s and `park`'s callers run it:
+    /// check the condition, prepare, suspend until queued, check again;
+    /// with a hint (`stale`) left over from an earlier wait, which the
+    /// first prepare consumes without suspending. The waker publishes the
+    /// condition, then wakes. A wake that decides from a stale view of the
+    /// hint that it has nothing to do leaves the waiter suspended for good
+    /// (a deadlock of the model).
+    fn condition_wait(prepare: fn(&Header) -> bool, waker: fn(&Header) -> bool, stale: u32) {
+        loom::model(move || {
+            let h = Arc::new(Header::new(None));
+            h.state.fetch_or(stale, Relaxed);
+            let done = Arc::new(AtomicBool::new(false));
+            let queued = Arc::new(AtomicU32::new(0));
+            let main = thread::current();
+            let (h2, d2, q2) = (h.clone(), done.clone(), queued.clone());
+            let t = thread::spawn(move || {
+                d2.store(true, Release);
+                if waker(&h2) {
+                    q2.fetch_add(1, Release);
+                    main.unpark();
+                }
+            });
+            let mut resumed = 0;
+            while !done.load(Acquire) {
+                if prepare(&h) {
+                    // Suspended: resumes once queued.
+                    while queued.load(Acquire) == resumed {
+                        thread::park();
+                    }
+                    resumed += 1;
+                }
+            }
+            t.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_a_stale_wake_hint_hides_no_wake() {
+        condition_wait(Header::prepare_block, Header::wake, WAKE);
+    }
+
+    #[test]
+    fn loom_a_stale_token_hides_no_unpark() {
+        condition_wait(Header::prepare_park, Header::unpark, TOKEN);
     }
 
     /// An unpark that arrives while the coroutine waits for something else
