@@ -598,3 +598,51 @@ fn a_cancelled_accept_takes_no_connection() {
         });
     }
 }
+
+/// A write that must wait for room (the peer reads nothing for a while)
+/// waits in the ring: it times out there with `TimedOut` (cancelled in the
+/// kernel), sends nothing twice and loses nothing, and the socket is never
+/// registered with epoll.
+#[test]
+fn writes_that_wait_time_out_in_the_ring_and_lose_nothing() {
+    const LEN: usize = 8 << 20;
+    let rt = rt(1);
+    let ring = rt.io_driver() == IoDriver::Uring;
+    let (l, addr) = listener(&rt);
+    let (timeouts, registered) = rt.block_on(move || {
+        use std::os::fd::AsRawFd;
+        let reader = coio::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            coio::sleep(Duration::from_millis(300));
+            let mut got = 0;
+            let mut buf = vec![0u8; 1 << 16];
+            while got < LEN {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "the stream ended after {got} bytes");
+                for (k, &b) in buf[..n].iter().enumerate() {
+                    assert_eq!(b, byte(got + k), "byte {}", got + k);
+                }
+                got += n;
+            }
+        });
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let data: Vec<u8> = (0..LEN).map(byte).collect();
+        let (mut sent, mut timeouts) = (0, 0);
+        while sent < LEN {
+            match s.write(&data[sent..(sent + (1 << 16)).min(LEN)]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::TimedOut => timeouts += 1,
+                Err(e) => panic!("write failed: {e}"),
+            }
+        }
+        let registered = epoll_registered().contains(&s.as_raw_fd());
+        reader.join().unwrap();
+        (timeouts, registered)
+    });
+    assert!(timeouts > 0, "no write waited long enough to time out");
+    if ring {
+        assert!(!registered, "the writer waited through epoll");
+    }
+}

@@ -1,29 +1,31 @@
-//! Stream reads through the worker's io_uring: the coroutine lends its own
-//! buffer to the kernel and parks until the completion.
+//! Operations through the worker's io_uring: the coroutine lends its own
+//! buffers to the kernel and parks until the completion.
 //!
-//! `read(&mut buf)` on a `TcpStream` or `UnixStream`, in a coroutine of a
-//! runtime whose workers have rings (`IoDriver::Uring`), pushes a `RECV`
-//! into its worker's ring with `buf` itself as the destination, and parks.
-//! The kernel fills `buf` when data arrives (inside the worker's next
-//! `io_uring_enter`, in a batch with every other coroutine's), the worker
-//! hands the result to the operation's record, and that wakes the
-//! coroutine. There is no readiness bookkeeping and no `recv` system call
-//! of its own.
+//! On a runtime whose workers have rings (`IoDriver::Uring`), the socket
+//! and file calls of a coroutine (`net::ring`, `fs::ring`: reads, writes,
+//! vectored ones, `recvmsg`/`sendmsg`, accept, connect, open, fsync) build
+//! an entry that points to the caller's own `&mut [u8]` (or `msghdr`,
+//! `sockaddr`, path) and call [`run`]: it pushes the entry into its
+//! worker's ring and parks. The kernel does the work inside the worker's
+//! next `io_uring_enter` (in a batch with every other coroutine's), the
+//! worker hands the result to the operation's record, and that wakes the
+//! coroutine. A socket that goes through the ring is never registered with
+//! epoll, and never makes a system call of its own.
 //!
-//! # Why this is sound with a borrowed buffer
+//! # Why this is sound with borrowed buffers
 //!
 //! Completion-based runtimes for futures make their users hand over owned
 //! buffers, because a future can be dropped while the kernel still writes
 //! into what it lent. A coroutine cannot be dropped while it is parked: its
-//! stack, with `buf`'s borrow and the operation's record on it, stays where
-//! it is until it resumes, and it resumes from this wait only once the
+//! stack, with the buffers' borrows and the operation's record on it, stays
+//! where it is until it resumes, and it resumes from [`run`] only once the
 //! completion has arrived:
 //!
 //! * a **timeout** or a **cancellation** of the coroutine does not end the
 //!   wait: it asks the kernel to cancel the operation (`ASYNC_CANCEL`) and
 //!   goes on waiting, uncancellably, for the operation's own completion
-//!   (`ECANCELED`, or its data if it won the race: then the read returns
-//!   the data, not the timeout or the unwind, and nothing is lost; a
+//!   (`ECANCELED`, or its result if it won the race: then the call returns
+//!   that result, not the timeout or the unwind, and nothing is lost; a
 //!   cancelled coroutine unwinds at its next wait);
 //! * nothing in the wait can **panic** (a panic there would be a bug in
 //!   coio, and aborts the process rather than unwind out of a frame the

@@ -145,12 +145,33 @@ pub enum IoDriver {
     /// next event (Go's netpoller).
     Epoll,
     /// Completions through one io_uring per worker (Linux 6.1 or later):
-    /// a stream socket's `read` is handed to the kernel, which fills the
-    /// coroutine's buffer when data arrives, and the submissions of many
-    /// coroutines go in one system call. Everything else (writes, which
-    /// rarely wait, accept, connect, UDP, other descriptors) keeps the
-    /// readiness path, through the same epoll instance, which the worker
-    /// watches through its ring.
+    /// a coroutine's socket call (read, write, their vectored forms,
+    /// accept, TCP connect, UDP's sends and receives) and file call
+    /// (`coio::fs`: open, read, write, sync) is handed to the kernel with
+    /// the caller's own buffer, which the kernel fills or reads when it
+    /// can, and the submissions of many coroutines go in one system call;
+    /// files need no thread pool. Plain threads, sockets in non-blocking
+    /// mode, `UnixDatagram` and [`Fd`](crate::io::Fd) keep the readiness
+    /// path, through the same epoll instance, which the worker watches
+    /// through its ring.
+    ///
+    /// ```
+    /// use coio::{IoDriver, Runtime};
+    ///
+    /// let rt = Runtime::builder().driver(IoDriver::Uring).build()?;
+    /// // Uring where the kernel allows it, else Epoll (said on stderr).
+    /// let driver = rt.io_driver();
+    /// let n = rt.block_on(|| {
+    ///     let path = std::env::temp_dir().join(format!("coio-doc-{}", std::process::id()));
+    ///     coio::fs::write(&path, b"through the ring")?;
+    ///     let n = coio::fs::read(&path)?.len();
+    ///     coio::fs::remove_file(&path)?;
+    ///     std::io::Result::Ok(n)
+    /// })?;
+    /// assert_eq!(n, 16);
+    /// # let _ = driver;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     Uring,
 }
 
@@ -253,6 +274,14 @@ impl RuntimeBuilder {
     /// filter, as in Docker's default profile, or not enough memory for
     /// the rings), the runtime says so in one line on stderr and uses epoll;
     /// [`Runtime::io_driver`] tells which one it got.
+    ///
+    /// ```
+    /// use coio::{IoDriver, Runtime};
+    ///
+    /// let rt = Runtime::builder().driver(IoDriver::Epoll).build()?;
+    /// assert_eq!(rt.io_driver(), IoDriver::Epoll);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn driver(mut self, driver: IoDriver) -> Self {
         self.driver = Some(driver);
         self
@@ -261,6 +290,19 @@ impl RuntimeBuilder {
     /// Submission entries of each worker's io_uring (rounded up to a power
     /// of two by the kernel; at most 32,768). Default 256. Submissions
     /// beyond it in one batch cost an extra system call, not a failure.
+    /// A size the kernel refuses makes the runtime fall back to epoll, as
+    /// for any ring that cannot be made.
+    ///
+    /// ```
+    /// use coio::{IoDriver, Runtime};
+    ///
+    /// let rt = Runtime::builder()
+    ///     .driver(IoDriver::Uring)
+    ///     .uring_entries(1024)
+    ///     .build()?;
+    /// # let _ = rt;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn uring_entries(mut self, entries: u32) -> Self {
         self.uring_entries = entries;
         self
@@ -437,6 +479,17 @@ impl Runtime {
     /// What the workers do their I/O and sleep with: the driver asked for
     /// ([`RuntimeBuilder::driver`]), or epoll where io_uring was asked for
     /// but is not available.
+    ///
+    /// ```
+    /// use coio::{IoDriver, Runtime};
+    ///
+    /// let rt = Runtime::builder().driver(IoDriver::Uring).build()?;
+    /// match rt.io_driver() {
+    ///     IoDriver::Uring => println!("sockets and files through io_uring"),
+    ///     _ => println!("io_uring unavailable here: epoll"),
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn io_driver(&self) -> IoDriver {
         self.shared.io_driver
     }
