@@ -193,6 +193,25 @@ impl Local {
             self.shared.monitor.kick();
             return;
         }
+        // Work injected from outside the workers (`block_on`,
+        // `Runtime::spawn`) wakes nobody while every worker is awake
+        // (`notify_work`: a busy one will take it), and a worker past its
+        // cap neither steals nor searches; caps computed at different
+        // moments can leave every awake worker past its own, and the work
+        // would wait for an unrelated wake. So after `idle.park` (fenced,
+        // against the injector's push and fenced notify) a worker about to
+        // sleep takes injected work itself, past its cap or not: with
+        // nothing else to run, it is as good a home as any.
+        if !self.shared.injector.is_empty() {
+            if !idle.unpark(self.index) {
+                self.searching.set(true);
+            }
+            if let Some(t) = self.steal_injector() {
+                self.pending.set(Some(Job::Fresh(t)));
+            }
+            self.shared.monitor.kick();
+            return;
+        }
         // Nothing runnable here: others may count on this worker.
         self.shared.monitor.progress[self.index].set_load(0);
         // Once this worker has begun closing it may sleep too: what it still
