@@ -642,7 +642,8 @@ net_part() {
         echo_servers+=("go=$bins/echo-go")
     fi
     echo_servers+=("std threads=$bins/echo_std")
-    http_servers+=("coio=$bins/http_coio")
+    http_servers+=("coio=$bins/http_coio epoll")
+    http_servers+=("coio io_uring=$bins/http_coio uring")
     http_servers+=("hyper=$bins/http_hyper")
     http_servers+=("may_minihttp=$bins/http_may")
     if go_build http "$bins/http-go" >/dev/null; then

@@ -6,9 +6,9 @@
 //! while its worker runs other coroutines; on a plain thread it is the std
 //! call itself. Two ways to get there:
 //!
-//! * **io_uring** (`IoDriver::Uring`, see [`ring`]): opening, reading,
+//! * **io_uring** ([`IoDriver::Uring`](crate::IoDriver::Uring)): opening, reading,
 //!   writing and syncing a [`File`], and the path functions [`read`],
-//!   [`read_to_string`] and [`write`], go through the worker's ring: no
+//!   [`read_to_string`] and [`write()`], go through the worker's ring: no
 //!   thread hop; a read from the page cache is done inside the worker's
 //!   next `io_uring_enter`.
 //! * **the blocking pool** ([`blocking`]): everything else, and everything

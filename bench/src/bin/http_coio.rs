@@ -6,7 +6,10 @@
 //! `httparse` for the requests, keep-alive, every pipelined request
 //! answered in one write; `GET /` answers `Hello, World!` with
 //! `Content-Length`, `Content-Type` and `Date` headers. A `coio::Runtime`
-//! with `workers` workers, other settings at their defaults.
+//! with `workers` workers, other settings at their defaults. The variant
+//! `epoll` or `uring` (third word) picks the I/O driver
+//! (`RuntimeBuilder::driver`); without it, the default (`COIO_DRIVER`, else
+//! epoll). A server asked for io_uring that fell back to epoll exits.
 
 #[path = "../../../examples/http.rs"]
 #[allow(dead_code)]
@@ -16,10 +19,20 @@ use coio_bench::net;
 
 fn main() {
     let args = net::server_args();
-    let rt = coio::Runtime::builder()
-        .workers(args.workers)
-        .build()
-        .unwrap_or_else(|e| net::die("runtime", e));
+    let mut builder = coio::Runtime::builder().workers(args.workers);
+    match args.variant.as_deref() {
+        None => {}
+        Some("epoll") => builder = builder.driver(coio::IoDriver::Epoll),
+        Some("uring") => builder = builder.driver(coio::IoDriver::Uring),
+        Some(other) => net::die("unknown variant (epoll | uring)", other),
+    }
+    let rt = builder.build().unwrap_or_else(|e| net::die("runtime", e));
+    if args.variant.as_deref() == Some("uring") && rt.io_driver() != coio::IoDriver::Uring {
+        net::die(
+            "io_uring",
+            "unavailable here: the runtime fell back to epoll",
+        );
+    }
     rt.block_on(move || {
         let listener =
             coio::net::TcpListener::bind(args.addr()).unwrap_or_else(|e| net::die("bind", e));
