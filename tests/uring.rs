@@ -1,7 +1,11 @@
-//! The io_uring driver (`IoDriver::Uring`): stream reads through each
-//! worker's ring, with real sockets on loopback. Timeouts and
+//! The io_uring driver (`IoDriver::Uring`): socket operations through
+//! each worker's ring, with real sockets on loopback. Timeouts and
 //! cancellations mid-flight, with every byte accounted for; the fallback
 //! to epoll where a ring cannot be made.
+//!
+//! CI also runs these under valgrind's memcheck (`.ci/run`), where the
+//! ring sleeps in epoll (valgrind's `io_uring_enter` would hold its lock
+//! while it waits).
 //!
 //! Where the kernel has no usable io_uring (checked here independently of
 //! coio, by a raw `io_uring_setup`), the runtime must fall back to epoll,

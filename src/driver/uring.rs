@@ -77,12 +77,28 @@ impl Completion {
     }
 }
 
+/// Whether the process runs under valgrind. Its `io_uring_enter` (3.19
+/// at least) keeps valgrind's lock while it blocks, so a ring that waited
+/// inside it would stop every other thread of the process until it woke
+/// (liburing issue 657): such a ring never waits in the kernel and sleeps
+/// in epoll instead, woken by an eventfd the kernel signals as completions
+/// come (see [`Ring::sleeps_in_epoll`]).
+fn under_valgrind() -> bool {
+    // VG_USERREQ__RUNNING_ON_VALGRIND
+    crate::arch::valgrind_request(0, 0x1001, [0; 5]) != 0
+}
+
 /// One worker's ring (see the module docs). Used only by the worker's
 /// thread once enabled.
 pub(crate) struct Ring {
     ring: IoUring,
+    /// Under valgrind only: the eventfd registered with the ring, which
+    /// the worker's epoll instance watches (see [`under_valgrind`]).
+    eventfd: Option<std::os::fd::OwnedFd>,
     /// Pushed operations whose completion has not been handed over.
     in_flight: usize,
+    /// Completions handed over so far (wrapping).
+    handed: usize,
     /// The multishot poll of `epfd` is in the kernel (it ends on an error
     /// or an overflow, and is armed again).
     epoll_armed: bool,
@@ -109,9 +125,25 @@ impl Ring {
                 "the kernel's io_uring lacks NODROP or EXT_ARG (Linux 5.11+)",
             ));
         }
+        let eventfd = if under_valgrind() {
+            // SAFETY: plain eventfd(2); the result is checked.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: the descriptor we just made; nobody else has it.
+            let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            ring.submitter()
+                .register_eventfd(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+            Some(fd)
+        } else {
+            None
+        };
         Ok(Ring {
             ring,
+            eventfd,
             in_flight: 0,
+            handed: 0,
             epoll_armed: false,
             epfd,
         })
@@ -121,6 +153,18 @@ impl Ring {
     /// once, by the worker's thread, before any other use.
     pub(crate) fn enable(&self) -> io::Result<()> {
         self.ring.submitter().register_enable_rings()
+    }
+
+    /// The eventfd the worker's epoll instance must watch, where the ring
+    /// sleeps in epoll (under valgrind); None otherwise.
+    pub(crate) fn sleeps_in_epoll(&self) -> Option<RawFd> {
+        self.eventfd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+
+    /// How many completions were handed over so far (wrapping): a change
+    /// says a poll found something.
+    pub(crate) fn handed_over(&self) -> usize {
+        self.handed
     }
 
     /// Whether operations are in flight (the worker must keep polling).
@@ -172,7 +216,14 @@ impl Ring {
     /// event; hands every completion to its record. Returns whether the
     /// epoll instance has events to fetch.
     pub(crate) fn poll(&mut self, timeout: Option<Duration>) -> bool {
-        if !self.epoll_armed {
+        // A ring that sleeps in epoll does not watch epoll itself (its
+        // eventfd is in there: each would keep waking the other).
+        let timeout = if self.eventfd.is_some() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        if !self.epoll_armed && self.eventfd.is_none() {
             let sqe = opcode::PollAdd::new(types::Fd(self.epfd), libc::POLLIN as u32)
                 .multi(true)
                 .build()
@@ -228,6 +279,7 @@ impl Ring {
                 }
                 p => {
                     self.in_flight -= 1;
+                    self.handed = self.handed.wrapping_add(1);
                     let target = p as *mut Completion;
                     // SAFETY: `p` is the address of a record passed to
                     // `push` (the only other values are the two above),

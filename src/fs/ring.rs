@@ -112,9 +112,13 @@ pub(super) fn read_to_end(fd: RawFd, buf: &mut Vec<u8>) -> Option<io::Result<usi
         let r = unsafe { run(|| uring::read(fd, spare.as_mut_ptr().cast(), spare.len())) }?;
         match r {
             Ok(0) => return Some(Ok(buf.len() - start)),
-            // SAFETY: the kernel initialised the first `n` bytes of the
-            // spare capacity.
-            Ok(n) => unsafe { buf.set_len(buf.len() + n) },
+            Ok(n) => {
+                let fresh = spare.as_ptr().cast::<u8>();
+                crate::arch::valgrind_defined(fresh, n);
+                // SAFETY: the kernel initialised the first `n` bytes of the
+                // spare capacity.
+                unsafe { buf.set_len(buf.len() + n) }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Some(Err(e)),
         }
