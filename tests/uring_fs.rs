@@ -296,3 +296,42 @@ fn files_on_a_ring_need_no_pool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Positional reads and writes (`FileExt`): at any offset, leaving the
+/// file's position alone, the same on the ring and on the pool; past the
+/// end a read returns 0, and an offset beyond `i64::MAX` is `EINVAL`, as
+/// std's.
+#[test]
+fn positional_reads_and_writes() {
+    use std::os::unix::fs::FileExt;
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let rt = rt(driver);
+        let d = dir("at", driver);
+        rt.block_on(|| {
+            let p = d.join("f");
+            let data = pattern(1 << 20, 3);
+            coio::fs::write(&p, &data).unwrap();
+            let mut f = File::options().read(true).write(true).open(&p).unwrap();
+            f.seek(SeekFrom::Start(100)).unwrap();
+            let mut buf = vec![0u8; 4096];
+            for off in [0u64, 1, 4095, 500_000, (1 << 20) - 10] {
+                let n = f.read_at(&mut buf, off).unwrap();
+                let want = &data[off as usize..(off as usize + 4096).min(data.len())];
+                assert_eq!(&buf[..n], want, "{driver:?} at {off}");
+            }
+            assert_eq!(f.read_at(&mut buf, 1 << 21).unwrap(), 0);
+            let e = f.read_at(&mut buf, u64::MAX).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+            f.write_all_at(b"XYZ", 1000).unwrap();
+            let mut three = [0u8; 3];
+            f.read_exact_at(&mut three, 1000).unwrap();
+            assert_eq!(&three, b"XYZ");
+            // The position was left alone.
+            assert_eq!(f.stream_position().unwrap(), 100);
+            let mut next = [0u8; 4];
+            f.read_exact(&mut next).unwrap();
+            assert_eq!(&next[..], &data[100..104]);
+        });
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -298,6 +298,45 @@ impl File {
     }
 }
 
+/// Positional reads and writes (`pread`/`pwrite`), which leave the file's
+/// position alone: through the worker's ring where the runtime has one,
+/// else one pool trip each. `read_exact_at` and `write_all_at` loop over
+/// these, as std's.
+///
+/// ```
+/// use std::os::unix::fs::FileExt;
+///
+/// let path = std::env::temp_dir().join(format!("coio-doc-at-{}", std::process::id()));
+/// let back = coio::run(|| -> std::io::Result<Vec<u8>> {
+///     let f = coio::fs::File::options()
+///         .read(true).write(true).create(true).truncate(true)
+///         .open(&path)?;
+///     f.write_all_at(b"world", 6)?;
+///     f.write_all_at(b"hello ", 0)?;
+///     let mut buf = vec![0; 11];
+///     f.read_exact_at(&mut buf, 0)?;
+///     coio::fs::remove_file(&path)?;
+///     Ok(buf)
+/// }).unwrap();
+/// assert_eq!(back, b"hello world");
+/// ```
+#[cfg(unix)]
+impl std::os::unix::fs::FileExt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        ring_or_pool!(
+            ring::read_at(self.fd(), buf, offset),
+            std::os::unix::fs::FileExt::read_at(&self.inner, buf, offset)
+        )
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        ring_or_pool!(
+            ring::write_at(self.fd(), buf, offset),
+            std::os::unix::fs::FileExt::write_at(&self.inner, buf, offset)
+        )
+    }
+}
+
 impl fmt::Debug for File {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("File").field(&self.inner).finish()

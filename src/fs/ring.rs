@@ -51,6 +51,26 @@ pub(super) fn write(fd: RawFd, buf: &[u8]) -> Option<io::Result<usize>> {
     unsafe { run(|| uring::write(fd, buf)) }
 }
 
+/// `pread(fd, buf, offset)`. (An offset of `u64::MAX` would mean "the
+/// file's position" to the kernel: refused as std's `pread` refuses a
+/// negative offset.)
+pub(super) fn read_at(fd: RawFd, buf: &mut [u8], offset: u64) -> Option<io::Result<usize>> {
+    if offset > i64::MAX as u64 {
+        return Some(Err(io::Error::from_raw_os_error(libc::EINVAL)));
+    }
+    // SAFETY: the entry writes only to `buf`, borrowed mutably for the call.
+    unsafe { run(|| uring::read_at(fd, buf, offset)) }
+}
+
+/// `pwrite(fd, buf, offset)` (offsets as [`read_at`]).
+pub(super) fn write_at(fd: RawFd, buf: &[u8], offset: u64) -> Option<io::Result<usize>> {
+    if offset > i64::MAX as u64 {
+        return Some(Err(io::Error::from_raw_os_error(libc::EINVAL)));
+    }
+    // SAFETY: the entry reads only `buf`, borrowed for the call.
+    unsafe { run(|| uring::write_at(fd, buf, offset)) }
+}
+
 /// `readv(fd, bufs)`.
 pub(super) fn read_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> Option<io::Result<usize>> {
     // SAFETY: IoSliceMut is guaranteed ABI-compatible with iovec; the entry

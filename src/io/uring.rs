@@ -270,6 +270,22 @@ pub(crate) fn write(fd: RawFd, buf: &[u8]) -> squeue::Entry {
         .build()
 }
 
+/// `pread(fd, buf, offset)`.
+#[inline]
+pub(crate) fn read_at(fd: RawFd, buf: &mut [u8], offset: u64) -> squeue::Entry {
+    opcode::Read::new(types::Fd(fd), buf.as_mut_ptr(), len32(buf.len()))
+        .offset(offset)
+        .build()
+}
+
+/// `pwrite(fd, buf, offset)`.
+#[inline]
+pub(crate) fn write_at(fd: RawFd, buf: &[u8], offset: u64) -> squeue::Entry {
+    opcode::Write::new(types::Fd(fd), buf.as_ptr(), len32(buf.len()))
+        .offset(offset)
+        .build()
+}
+
 /// `readv(fd, iov)` at the file's position.
 #[inline]
 pub(crate) fn readv(fd: RawFd, iov: *const libc::iovec, n: usize) -> squeue::Entry {
