@@ -7,7 +7,8 @@
 //! call itself. Two ways to get there:
 //!
 //! * **io_uring** ([`IoDriver::Uring`](crate::IoDriver::Uring)): opening, reading,
-//!   writing and syncing a [`File`], and the path functions [`read`],
+//!   writing (at the file's position or at an offset, `FileExt`) and
+//!   syncing a [`File`], and the path functions [`read`],
 //!   [`read_to_string`] and [`write()`], go through the worker's ring: no
 //!   thread hop; a read from the page cache is done inside the worker's
 //!   next `io_uring_enter`.
