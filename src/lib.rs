@@ -102,6 +102,15 @@
 //! .unwrap();
 //! ```
 //!
+//! # Futures
+//!
+//! An async client in a coroutine: [`future::block_on`] runs a future to
+//! completion, parking only the coroutine while it is pending; the
+//! future's waker unparks it from any thread. Do not use a thread-blocking
+//! `block_on` (`futures::executor::block_on`, a tokio runtime's) in a
+//! coroutine: it blocks the whole worker, and hangs if the future needs a
+//! coroutine of that worker to complete.
+//!
 //! Under the runtime sits the foundation: the context switch, guarded and
 //! pooled stacks with overflow reports, and [`Generator`], a stackful
 //! generator driven on the current thread:
@@ -136,6 +145,7 @@ pub mod chan;
 pub mod coroutine;
 mod driver;
 pub mod fs;
+pub mod future;
 pub mod io;
 pub mod net;
 mod park;

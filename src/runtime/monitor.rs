@@ -265,7 +265,9 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                     "coio: worker {thread_prefix}-{i} has been running coroutine #{running} for \
                      {:.1} s without coming back to the scheduler; the other coroutines homed on \
                      that worker cannot run until it does. Long computations need yield points \
-                     (coio::yield_now), and blocking system calls do not belong on a worker.",
+                     (coio::yield_now), blocking system calls belong on the pool (coio::blocking), \
+                     and a future is awaited with coio::future::block_on, not with a \
+                     thread-blocking block_on.",
                     stalled.as_secs_f64()
                 );
             }

@@ -1,0 +1,147 @@
+//! Futures in coroutines: [`block_on`] runs a future to completion,
+//! parking only the calling coroutine while the future is pending.
+//!
+//! Most of Rust's networking ecosystem is async. A coroutine that needs one
+//! async client calls `coio::future::block_on(fut)`: the future is polled
+//! on the coroutine's own stack, and while it is pending the coroutine is
+//! parked ([`park`](crate::park)) and its worker runs other coroutines. The
+//! future's waker unparks the coroutine, from any thread (another
+//! coroutine, a plain thread, another runtime's thread).
+//!
+//! # Design
+//!
+//! * **The waker** is the coroutine's [`Coroutine`] handle behind one
+//!   `Arc`, made once per call: a wake is the coroutine's `unpark`, one
+//!   atomic read-modify-write of its state word, plus, only when the
+//!   coroutine is parked, one push into its home worker's inbox (which
+//!   wakes that worker if it sleeps). No allocation per wake; clones share
+//!   the `Arc`.
+//! * **Spurious wakes are harmless**: the park token makes a wake that
+//!   comes before the park count, and a park that returns for another
+//!   reason (an unrelated `unpark`) only polls the future once more.
+//! * **Cancellation** ([`JoinHandle::cancel`](crate::JoinHandle::cancel),
+//!   runtime shutdown) unwinds the coroutine out of its park, and the
+//!   future, pinned on the coroutine's stack, is dropped there, on the
+//!   coroutine's own thread.
+//! * **A waker that outlives its coroutine** keeps the coroutine's header
+//!   alive (not its stack) until the waker is dropped, and waking it then
+//!   does nothing: a finished coroutine's `unpark` is a no-op, and its
+//!   memory is not recycled while referenced.
+//! * Outside a coroutine, `block_on` parks the calling thread the same
+//!   way, with a waker that unparks it.
+//!
+//! # The hazard this replaces
+//!
+//! `futures::executor::block_on`, `tokio::runtime::Runtime::block_on` and
+//! any other wait that blocks the *thread* block the coroutine's whole
+//! worker: every coroutine homed there waits too, and if the future is
+//! completed by one of them, the worker never gets to run it (a hang with
+//! one worker, and with several once enough coroutines block at once).
+//! Use this `block_on` in coroutines instead.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+use crate::Coroutine;
+
+/// A waker that unparks a coroutine.
+struct CoroutineWaker(Coroutine);
+
+impl Wake for CoroutineWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A waker that unparks a plain thread.
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `fut` to completion and returns its output. In a coroutine only
+/// the coroutine waits while the future is pending (its worker runs other
+/// coroutines); outside one, the calling thread waits. See the [module
+/// docs](self) for the waker and for cancellation.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::sync::{Arc, Mutex};
+/// use std::task::{Context, Poll, Waker};
+///
+/// /// A one-shot value, filled in by someone else.
+/// #[derive(Default)]
+/// struct Slot(Mutex<(Option<u32>, Option<Waker>)>);
+/// struct Get(Arc<Slot>);
+///
+/// impl Future for Get {
+///     type Output = u32;
+///     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+///         let mut s = self.0 .0.lock().unwrap();
+///         match s.0.take() {
+///             Some(v) => Poll::Ready(v),
+///             None => {
+///                 s.1 = Some(cx.waker().clone());
+///                 Poll::Pending
+///             }
+///         }
+///     }
+/// }
+///
+/// let v = coio::Runtime::builder().workers(1).build().unwrap().block_on(|| {
+///     let slot = Arc::new(Slot::default());
+///     let filler = slot.clone();
+///     // On the same (only) worker: it runs while the caller's future is
+///     // pending.
+///     coio::spawn(move || {
+///         let mut s = filler.0.lock().unwrap();
+///         s.0 = Some(42);
+///         if let Some(w) = s.1.take() {
+///             w.wake();
+///         }
+///     });
+///     coio::future::block_on(Get(slot))
+/// });
+/// assert_eq!(v, 42);
+/// ```
+///
+/// # Panics
+/// If `fut`'s `poll` panics, the panic goes on in the caller. Unwinds with
+/// [`Cancelled`](crate::Cancelled) if the coroutine is cancelled while the
+/// future is pending (the future is dropped on the way).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    if crate::is_coroutine() {
+        let waker = Waker::from(Arc::new(CoroutineWaker(crate::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+            crate::park();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        thread::park();
+    }
+}

@@ -1,0 +1,248 @@
+//! `coio::future::block_on`: futures completed by other coroutines on the
+//! same worker (the case that hangs with a thread-blocking `block_on`), by
+//! plain threads, on plain threads; cancellation drops the future on the
+//! coroutine's own thread; wakers that outlive their coroutine; many
+//! wakes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex, mpsc};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use coio::Runtime;
+use coio::future::block_on;
+
+/// A one-shot channel built on `Waker` alone, as async crates have them.
+struct Shared<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+    /// Wakers ever stored (each poll that found nothing stores one).
+    polls: usize,
+}
+
+struct Sender<T>(Arc<Mutex<Shared<T>>>);
+struct Receiver<T>(Arc<Mutex<Shared<T>>>);
+
+fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
+    let s = Arc::new(Mutex::new(Shared {
+        value: None,
+        waker: None,
+        polls: 0,
+    }));
+    (Sender(s.clone()), Receiver(s))
+}
+
+impl<T> Sender<T> {
+    fn send(self, v: T) {
+        let waker = {
+            let mut s = self.0.lock().unwrap();
+            s.value = Some(v);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for Receiver<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut s = self.0.lock().unwrap();
+        match s.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                s.polls += 1;
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder().workers(workers).build().unwrap()
+}
+
+/// Runs `f` on a thread; fails if it does not finish within 20 s (a
+/// coroutine waiting for a wake that never comes).
+fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(f()).unwrap());
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("block_on did not return within 20 s")
+}
+
+/// The sender is another coroutine of the same, only worker: it runs while
+/// the receiver's coroutine is parked in `block_on`.
+#[test]
+fn completed_by_a_coroutine_of_the_same_worker() {
+    let v = within_20s(|| {
+        rt(1).block_on(|| {
+            let (tx, rx) = oneshot();
+            coio::spawn(move || {
+                coio::sleep(Duration::from_millis(5));
+                tx.send(7u32);
+            });
+            block_on(rx)
+        })
+    });
+    assert_eq!(v, 7);
+}
+
+/// Many coroutines at once on two workers, each waiting on a future that
+/// another coroutine completes (more of them than workers: a thread-blocking
+/// `block_on` hangs here).
+#[test]
+fn many_waiters_completed_by_coroutines() {
+    let total = within_20s(|| {
+        rt(2).block_on(|| {
+            let waiters: Vec<_> = (0..64u64)
+                .map(|i| {
+                    let (tx, rx) = oneshot();
+                    coio::spawn(move || {
+                        coio::yield_now();
+                        tx.send(i);
+                    });
+                    coio::spawn(move || block_on(rx))
+                })
+                .collect();
+            waiters.into_iter().map(|w| w.join().unwrap()).sum::<u64>()
+        })
+    });
+    assert_eq!(total, (0..64).sum());
+}
+
+/// Woken from a plain thread, many times in a row.
+#[test]
+fn completed_by_plain_threads() {
+    within_20s(|| {
+        rt(2).block_on(|| {
+            for i in 0..1000u32 {
+                let (tx, rx) = oneshot();
+                let t = thread::spawn(move || tx.send(i));
+                assert_eq!(block_on(rx), i);
+                t.join().unwrap();
+            }
+        })
+    });
+}
+
+/// Outside a coroutine, the thread itself waits.
+#[test]
+fn on_a_plain_thread() {
+    let (tx, rx) = oneshot();
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(10));
+        tx.send("thread");
+    });
+    assert_eq!(within_20s(move || block_on(rx)), "thread");
+    t.join().unwrap();
+}
+
+/// A future that wakes itself before returning `Pending`, a thousand
+/// times: each wake comes before the park, which returns at once.
+#[test]
+fn self_waking_future() {
+    struct Countdown(u32);
+    impl Future for Countdown {
+        type Output = u32;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            if self.0 == 0 {
+                return Poll::Ready(7);
+            }
+            self.0 -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    assert_eq!(
+        within_20s(|| rt(1).block_on(|| block_on(Countdown(1000)))),
+        7
+    );
+}
+
+/// Cancelling a coroutine parked in `block_on` drops its future on the
+/// coroutine's own worker thread, and the coroutine ends as cancelled.
+#[test]
+fn cancellation_drops_the_future_on_the_coroutine_thread() {
+    struct Pending(Arc<Mutex<Option<String>>>);
+    impl Future for Pending {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+    impl Drop for Pending {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = thread::current().name().map(str::to_owned);
+        }
+    }
+    let rt = rt(2);
+    let dropped_on = Arc::new(Mutex::new(None));
+    let (tx, rx) = mpsc::channel();
+    let h = {
+        let dropped_on = dropped_on.clone();
+        rt.spawn(move || {
+            tx.send(thread::current().name().map(str::to_owned))
+                .unwrap();
+            block_on(Pending(dropped_on));
+        })
+    };
+    let ran_on = rx.recv().unwrap();
+    thread::sleep(Duration::from_millis(20));
+    h.cancel();
+    assert!(h.join().unwrap_err().is::<coio::Cancelled>());
+    assert_eq!(*dropped_on.lock().unwrap(), ran_on);
+    assert!(ran_on.unwrap().starts_with("coio-worker"));
+}
+
+/// A waker kept after its coroutine finished: waking it does nothing, and
+/// other coroutines (reusing the finished one's memory) are not woken by
+/// it; dropping it frees what it held.
+#[test]
+fn a_waker_outliving_its_coroutine_is_harmless() {
+    let rt = rt(1);
+    let (tx, rx) = oneshot::<u32>();
+    let kept = Arc::new(Mutex::new(None));
+    {
+        let kept = kept.clone();
+        rt.block_on(move || {
+            coio::spawn(move || {
+                // Polled once: the waker is stored, then the value comes.
+                let got = block_on(rx);
+                assert_eq!(got, 1);
+            });
+            coio::sleep(Duration::from_millis(5));
+            *kept.lock().unwrap() = tx.0.lock().unwrap().waker.clone();
+            tx.send(1);
+        });
+    }
+    let waker = kept.lock().unwrap().take().expect("a waker was stored");
+    // The coroutine has finished; new ones run and park meanwhile.
+    let woken = Arc::new(AtomicUsize::new(0));
+    rt.block_on(|| {
+        let parked: Vec<_> = (0..8)
+            .map(|_| {
+                let woken = woken.clone();
+                coio::spawn(move || {
+                    coio::park_timeout(Duration::from_millis(200));
+                    woken.fetch_add(1, Relaxed);
+                })
+            })
+            .collect();
+        coio::sleep(Duration::from_millis(20));
+        let t0 = Instant::now();
+        waker.wake_by_ref();
+        waker.wake();
+        for p in parked {
+            p.join().unwrap();
+        }
+        // None of them was woken early by the stale waker.
+        assert!(t0.elapsed() >= Duration::from_millis(150));
+    });
+    assert_eq!(woken.load(Relaxed), 8);
+}
