@@ -65,6 +65,28 @@ pub fn server_args() -> ServerArgs {
     }
 }
 
+/// The runtime of coio's servers (`echo_coio`, `http_coio`): `workers`
+/// workers, and the I/O driver the variant names (`epoll` or `uring`;
+/// none: the default, `COIO_DRIVER` else epoll). A server asked for
+/// io_uring that fell back to epoll exits rather than measure epoll.
+pub fn coio_runtime(args: &ServerArgs) -> coio::Runtime {
+    let mut builder = coio::Runtime::builder().workers(args.workers);
+    match args.variant.as_deref() {
+        None => {}
+        Some("epoll") => builder = builder.driver(coio::IoDriver::Epoll),
+        Some("uring") => builder = builder.driver(coio::IoDriver::Uring),
+        Some(other) => die("unknown variant (epoll | uring)", other),
+    }
+    let rt = builder.build().unwrap_or_else(|e| die("runtime", e));
+    if args.variant.as_deref() == Some("uring") && rt.io_driver() != coio::IoDriver::Uring {
+        die(
+            "io_uring",
+            "not available here (the runtime fell back to epoll)",
+        );
+    }
+    rt
+}
+
 /// Prints `msg` and the error on stderr and exits with status 1 (a server
 /// that cannot bind, or a runtime that cannot start).
 pub fn die(msg: &str, err: impl std::fmt::Display) -> ! {

@@ -67,6 +67,29 @@ fn ring_applies<T: AsRawFd>(io: &Fd<T>) -> bool {
     !io.source().nonblocking() && uring::available()
 }
 
+/// `sendmsg(fd, msg, MSG_NOSIGNAL)` on `io`'s descriptor `fd`: at once,
+/// else through the ring (the caller checked that the ring applies).
+///
+/// # Safety
+/// `msg` and everything it points to stay valid, and are not written, for
+/// the call (`io::uring::run`'s contract).
+unsafe fn sendmsg<T: AsRawFd>(
+    io: &Fd<T>,
+    fd: RawFd,
+    msg: &libc::msghdr,
+) -> Option<io::Result<usize>> {
+    if let Some(r) = sendmsg_now(fd, msg) {
+        return Some(r);
+    }
+    // SAFETY: the caller's contract; sendmsg only reads what `msg` points
+    // to.
+    let r = unsafe {
+        io.source()
+            .ring_op(Dir::Write, || uring::sendmsg(fd, msg, 0))
+    };
+    r.map(|r| r.map(|n| n as usize))
+}
+
 /// `sendmsg(fd, msg, MSG_NOSIGNAL)` at once: None if it would block.
 fn sendmsg_now(fd: RawFd, msg: &libc::msghdr) -> Option<io::Result<usize>> {
     // SAFETY: `msg` and what it points to are valid for the call; the
@@ -108,16 +131,8 @@ pub(super) fn send_vectored<T: AsRawFd>(
     let fd = io.as_raw_fd();
     // IoSlice is guaranteed ABI-compatible with iovec.
     let msg = uring::msghdr(bufs.as_ptr().cast(), bufs.len());
-    if let Some(r) = sendmsg_now(fd, &msg) {
-        return Some(r);
-    }
-    // SAFETY: the entry reads only `bufs` through `msg`, both borrowed for
-    // the call.
-    let r = unsafe {
-        io.source()
-            .ring_op(Dir::Write, || uring::sendmsg(fd, &msg, 0))
-    };
-    r.map(|r| r.map(|n| n as usize))
+    // SAFETY: `msg` points only to `bufs`, borrowed for the call.
+    unsafe { sendmsg(io, fd, &msg) }
 }
 
 /// A datagram and its sender (`recvmsg` with a name; `flags`: 0 or
@@ -165,16 +180,9 @@ pub(super) fn send_to<T: AsRawFd>(
     let mut msg = uring::msghdr(&raw mut iov, 1);
     msg.msg_name = (&raw mut name).cast();
     msg.msg_namelen = len;
-    if let Some(r) = sendmsg_now(fd, &msg) {
-        return Some(r);
-    }
-    // SAFETY: the entry reads `buf`, `name` and `msg`, all borrowed for the
-    // call (sendmsg writes nothing).
-    let r = unsafe {
-        io.source()
-            .ring_op(Dir::Write, || uring::sendmsg(fd, &msg, 0))
-    };
-    r.map(|r| r.map(|n| n as usize))
+    // SAFETY: `msg` points only to `iov` (to `buf`) and `name`, all
+    // borrowed for the call.
+    unsafe { sendmsg(io, fd, &msg) }
 }
 
 /// Accepts a connection on the listening socket `io`: the new socket's

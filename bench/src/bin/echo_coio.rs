@@ -20,20 +20,7 @@ use coio_bench::net;
 
 fn main() {
     let args = net::server_args();
-    let mut builder = coio::Runtime::builder().workers(args.workers);
-    match args.variant.as_deref() {
-        None => {}
-        Some("epoll") => builder = builder.driver(coio::IoDriver::Epoll),
-        Some("uring") => builder = builder.driver(coio::IoDriver::Uring),
-        Some(other) => net::die("unknown variant (epoll | uring)", other),
-    }
-    let rt = builder.build().unwrap_or_else(|e| net::die("runtime", e));
-    if args.variant.as_deref() == Some("uring") && rt.io_driver() != coio::IoDriver::Uring {
-        net::die(
-            "io_uring",
-            "not available here (the runtime fell back to epoll)",
-        );
-    }
+    let rt = net::coio_runtime(&args);
     rt.block_on(move || {
         let listener =
             coio::net::TcpListener::bind(args.addr()).unwrap_or_else(|e| net::die("bind", e));
