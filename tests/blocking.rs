@@ -29,15 +29,6 @@ fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-/// Threads of this process named `coio-blocking` (Linux: /proc).
-fn pool_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim_end() == "coio-blocking")
-        .count()
-}
-
 fn thread_name() -> Option<String> {
     thread::current().name().map(str::to_owned)
 }
@@ -363,7 +354,7 @@ fn pool_is_bounded() {
                         coio::blocking(|| {
                             let now = running.fetch_add(1, SeqCst) + 1;
                             most_running.fetch_max(now, SeqCst);
-                            most_threads.fetch_max(pool_threads(), SeqCst);
+                            most_threads.fetch_max(common::pool_threads(), SeqCst);
                             thread::sleep(Duration::from_millis(20));
                             running.fetch_sub(1, SeqCst);
                         });
@@ -410,10 +401,13 @@ fn idle_pool_threads_exit() {
                 }
             })
         });
-        let started = pool_threads();
+        let started = common::pool_threads();
         assert!(started >= 1, "no pool thread was started");
         // Keep-alive is 100 ms here: they all go.
-        assert!(eventually(|| pool_threads() == 0), "idle threads stayed");
+        assert!(
+            eventually(|| common::pool_threads() == 0),
+            "idle threads stayed"
+        );
         // And the pool starts threads again afterwards.
         assert_eq!(
             rt(1).block_on(|| coio::blocking(thread_name)).as_deref(),

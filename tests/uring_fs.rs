@@ -240,18 +240,6 @@ fn concurrent_files() {
     }
 }
 
-/// The blocking pool's threads in this process.
-fn pool_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm"))
-                .is_ok_and(|c| c.trim() == "coio-blocking")
-        })
-        .count()
-}
-
 /// On a ring, the file operations start no pool thread (checked in a
 /// fresh process); the same operations on epoll do (so the check can
 /// fail).
@@ -275,7 +263,7 @@ fn files_on_a_ring_need_no_pool() {
             ring.block_on(|| work(&d));
             std::fs::remove_dir_all(&d).unwrap();
             assert_eq!(
-                pool_threads(),
+                common::pool_threads(),
                 0,
                 "a pool thread ran a ring runtime's file operation"
             );
@@ -284,7 +272,7 @@ fn files_on_a_ring_need_no_pool() {
         rt(IoDriver::Epoll).block_on(|| work(&d));
         std::fs::remove_dir_all(&d).unwrap();
         assert!(
-            pool_threads() > 0,
+            common::pool_threads() > 0,
             "no pool thread on epoll: the check cannot tell"
         );
         std::process::exit(0);

@@ -45,3 +45,13 @@ pub fn quiet_rt(workers: usize) -> coio::Runtime {
         .build()
         .unwrap()
 }
+
+/// Threads of this process named `coio-blocking`: the blocking pool's
+/// (Linux: /proc).
+pub fn pool_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "coio-blocking")
+        .count()
+}
