@@ -30,6 +30,9 @@
 //! * Outside a coroutine, `block_on` parks the calling thread the same
 //!   way, with a waker that unparks it.
 //!
+//! * **Timers**: [`sleep`] and [`sleep_until`] give a [`Sleep`] future on
+//!   the worker's own timer heap.
+//!
 //! # The hazard this replaces
 //!
 //! `futures::executor::block_on`, `tokio::runtime::Runtime::block_on` and
@@ -46,6 +49,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use crate::Coroutine;
+pub use crate::runtime::sleep::Sleep;
 
 /// A waker that unparks a coroutine.
 struct CoroutineWaker(Coroutine);
@@ -58,6 +62,49 @@ impl Wake for CoroutineWaker {
     fn wake_by_ref(self: &Arc<Self>) {
         self.0.unpark();
     }
+}
+
+crate::coroutine_local! {
+    /// The running coroutine's waker, made by its first `block_on` and
+    /// kept for the next ones (a `block_on` per message is common: the
+    /// allocation and the reference counts of a fresh one were a fifth of
+    /// a wake hop).
+    static WAKER: std::cell::Cell<Option<Waker>> = std::cell::Cell::new(None);
+}
+
+/// A waker that unparks the running coroutine: the cached one, else a
+/// new one. (Taken out of the cache: a nested `block_on`, run by the
+/// outer one's future, makes its own.)
+fn coroutine_waker() -> Waker {
+    WAKER
+        .with(|w| w.take())
+        .unwrap_or_else(|| Waker::from(Arc::new(CoroutineWaker(crate::current()))))
+}
+
+/// A future that completes after `dur`, on coio's timers: the async form
+/// of [`coio::sleep`](crate::sleep), for async code in coroutines.
+///
+/// Polled in a coroutine (as in [`block_on`]), it arms a timer on the
+/// coroutine's worker, like `coio::sleep` does; no timer thread. Polled on
+/// a thread that is not a coio worker (another executor's), it falls back
+/// to a helper thread per sleep: use that executor's own timers there.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// coio::run(|| {
+///     let t = Instant::now();
+///     coio::future::block_on(coio::future::sleep(Duration::from_millis(20)));
+///     assert!(t.elapsed() >= Duration::from_millis(20));
+/// });
+/// ```
+pub fn sleep(dur: std::time::Duration) -> Sleep {
+    Sleep::of(dur)
+}
+
+/// A future that completes at `deadline` (see [`sleep`]).
+pub fn sleep_until(deadline: std::time::Instant) -> Sleep {
+    Sleep::until(deadline)
 }
 
 /// A waker that unparks a plain thread.
@@ -127,14 +174,17 @@ impl Wake for ThreadWaker {
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     if crate::is_coroutine() {
-        let waker = Waker::from(Arc::new(CoroutineWaker(crate::current())));
+        let waker = coroutine_waker();
         let mut cx = Context::from_waker(&waker);
-        loop {
+        let out = loop {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                return v;
+                break v;
             }
             crate::park();
-        }
+        };
+        // For the coroutine's next block_on (skipped if this one unwinds).
+        WAKER.with(|w| w.set(Some(waker)));
+        return out;
     }
     let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
     let mut cx = Context::from_waker(&waker);

@@ -42,6 +42,7 @@
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 #[cfg(loom)]
@@ -104,6 +105,14 @@ unsafe fn take_value<T>(c: &Claimed) -> T {
 unsafe fn give_value<T>(c: &Claimed, v: T) {
     // SAFETY: caller.
     unsafe { *c.packet().cast::<Option<T>>() = Some(v) };
+}
+
+/// The wait of an async operation (a [`RecvFut`](super::RecvFut) or
+/// [`SendFut`](super::SendFut)): its blocker, woken through the future's
+/// waker, and its packet, both inside the pinned future.
+pub(crate) struct AsyncWait<T> {
+    blocker: Blocker,
+    packet: Packet<T>,
 }
 
 /// What the lock guards.
@@ -246,7 +255,10 @@ impl<T> Chan<T> {
         me: Option<&Blocker>,
     ) -> Result<T, (LockGuard<'a, Inner<T>>, RecvFail)> {
         if let Some(v) = g.buf.pop_front() {
+            // (The buffer can be over-full by values given back by dropped
+            // async receivers, `give_back`: no refill until it is not.)
             if !g.senders.is_empty()
+                && g.buf.len() < self.cap
                 && let Some(c) = g.senders.claim(me, false)
             {
                 // SAFETY: an entry of `senders` of a `Chan<T>`.
@@ -353,6 +365,161 @@ impl<T> Chan<T> {
         }
     }
 
+    /// One poll of an async receive ([`RecvFut`](super::RecvFut)): a
+    /// value, the channel closed, or `Pending` with `wait`'s entry queued
+    /// (and its waker up to date).
+    ///
+    /// # Safety
+    /// `wait` stays in place (pinned) while it is `Some`, and whoever
+    /// owns it calls [`cancel_recv`](Self::cancel_recv) before dropping it.
+    pub(crate) unsafe fn poll_recv(
+        &self,
+        wait: &mut Option<AsyncWait<T>>,
+        cx: &Context<'_>,
+    ) -> Poll<Result<T, RecvFail>> {
+        loop {
+            if let Some(w) = wait {
+                match w.blocker.poll_woken() {
+                    Some(Woken::Done(_)) => {
+                        let v = w.packet.take();
+                        *wait = None;
+                        return Poll::Ready(Ok(
+                            v.expect("coio: a receiver was woken without a value")
+                        ));
+                    }
+                    // The senders went away: look again.
+                    Some(_) => *wait = None,
+                    None => {
+                        let _g = self.lock();
+                        // SAFETY: we hold the lock of `receivers`, the one
+                        // queue with our entry, and own the blocker.
+                        if unsafe { w.blocker.set_waker(cx.waker()) } {
+                            return Poll::Pending;
+                        }
+                        // Claimed meanwhile: read the outcome.
+                        continue;
+                    }
+                }
+            }
+            let mut g = match self.recv_locked(self.lock(), None) {
+                Ok(v) => return Poll::Ready(Ok(v)),
+                Err((_, RecvFail::Closed)) => return Poll::Ready(Err(RecvFail::Closed)),
+                Err((g, _)) => g,
+            };
+            let w = wait.insert(AsyncWait {
+                blocker: Blocker::for_waker(cx.waker().clone()),
+                packet: Packet::new(None),
+            });
+            // SAFETY: `wait` stays in place until its entry is gone: the
+            // caller's contract, and `cancel_recv` removes it or waits for
+            // the claim to finish.
+            unsafe { g.receivers.push(&w.blocker, 0, w.packet.as_ptr()) };
+            return Poll::Pending;
+        }
+    }
+
+    /// Ends an async receive that is dropped: removes its entry, or, if a
+    /// sender handed it a value already, gives that value back to the
+    /// channel, so that dropping a receive future loses nothing.
+    pub(crate) fn cancel_recv(&self, wait: &mut Option<AsyncWait<T>>) {
+        let Some(w) = wait else { return };
+        if w.blocker.abort() {
+            self.lock().receivers.remove(&w.blocker);
+        } else if let Some(Woken::Done(_)) = w.blocker.poll_woken()
+            && let Some(v) = w.packet.take()
+        {
+            self.give_back(v);
+        }
+        *wait = None;
+    }
+
+    /// A value handed to a receive future that was dropped before taking
+    /// it: it goes to the oldest waiting receiver, else back to the front
+    /// of the buffer (it was the oldest value; the buffer may then hold one
+    /// more than its capacity, or a value for a rendezvous channel, until
+    /// a receive takes it).
+    fn give_back(&self, v: T) {
+        let mut g = self.lock();
+        if g.rx_closed {
+            drop(g);
+            drop(v);
+            return;
+        }
+        if let Some(c) = g.receivers.claim(None, false) {
+            drop(g);
+            // SAFETY: an entry of `receivers` of a `Chan<T>`.
+            unsafe { give_value(&c, v) };
+            return;
+        }
+        g.buf.push_front(v);
+    }
+
+    /// One poll of an async send ([`SendFut`](super::SendFut)) of the
+    /// value in `value` (taken from there when it is sent or queued, put
+    /// back when the receivers went away while it waited).
+    ///
+    /// # Safety
+    /// As for [`poll_recv`](Self::poll_recv) (with
+    /// [`cancel_send`](Self::cancel_send)).
+    pub(crate) unsafe fn poll_send(
+        &self,
+        value: &mut Option<T>,
+        wait: &mut Option<AsyncWait<T>>,
+        cx: &Context<'_>,
+    ) -> Poll<Result<(), SendFail<T>>> {
+        loop {
+            if let Some(w) = wait {
+                match w.blocker.poll_woken() {
+                    Some(Woken::Done(_)) => {
+                        *wait = None;
+                        return Poll::Ready(Ok(()));
+                    }
+                    // The receivers went away: look again, with our value.
+                    Some(_) => {
+                        *value = w.packet.take();
+                        *wait = None;
+                    }
+                    None => {
+                        let _g = self.lock();
+                        // SAFETY: as in `poll_recv`, for `senders`.
+                        if unsafe { w.blocker.set_waker(cx.waker()) } {
+                            return Poll::Pending;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let v = value
+                .take()
+                .expect("coio: a send future was polled after it completed");
+            let (mut g, v) = match self.send_locked(self.lock(), v, None) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err((g, SendFail::Full(v))) => (g, v),
+                Err((_, fail)) => return Poll::Ready(Err(fail)),
+            };
+            let w = wait.insert(AsyncWait {
+                blocker: Blocker::for_waker(cx.waker().clone()),
+                packet: Packet::new(Some(v)),
+            });
+            // SAFETY: as in `poll_recv`.
+            unsafe { g.senders.push(&w.blocker, 0, w.packet.as_ptr()) };
+            return Poll::Pending;
+        }
+    }
+
+    /// Ends an async send that is dropped: removes its entry (its value is
+    /// dropped with it), unless a receiver took the value already.
+    pub(crate) fn cancel_send(&self, wait: &mut Option<AsyncWait<T>>) {
+        let Some(w) = wait else { return };
+        if w.blocker.abort() {
+            self.lock().senders.remove(&w.blocker);
+        } else {
+            // Claimed: wait until the claimer is done with our packet.
+            let _ = w.blocker.poll_woken();
+        }
+        *wait = None;
+    }
+
     /// Select, second step of a send arm: queues the entry (`oper`, with
     /// the value in `packet`) and returns true, or returns false if the arm
     /// is ready now (room, a waiting receiver other than `me`, or closed).
@@ -404,20 +571,35 @@ impl<T> Chan<T> {
     /// The last sender is gone: waiting receivers look again (and find the
     /// channel closed once the buffer is drained).
     pub(crate) fn close_tx(&self) {
-        let mut g = self.lock();
-        g.tx_closed = true;
-        g.receivers.retry_all();
+        self.lock().tx_closed = true;
+        // One claim at a time, each woken outside the lock (an async
+        // waiter's waker may run any code). Nobody queues after the flag.
+        loop {
+            let c = self.lock().receivers.claim(None, true);
+            match c {
+                Some(c) => drop(c),
+                None => return,
+            }
+        }
     }
 
     /// The last receiver is gone: buffered values are dropped (after the
     /// lock is released: their destructors may use channels), and waiting
     /// senders look again (and get their values back).
     pub(crate) fn close_rx(&self) {
-        let mut g = self.lock();
-        g.rx_closed = true;
-        let buf = std::mem::take(&mut g.buf);
-        g.senders.retry_all();
-        drop(g);
+        let buf = {
+            let mut g = self.lock();
+            g.rx_closed = true;
+            std::mem::take(&mut g.buf)
+        };
+        // As in `close_tx`.
+        loop {
+            let c = self.lock().senders.claim(None, true);
+            match c {
+                Some(c) => drop(c),
+                None => break,
+            }
+        }
         drop(buf);
     }
 }

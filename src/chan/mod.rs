@@ -48,11 +48,15 @@ mod error;
 pub mod select;
 
 use std::fmt;
+use std::future::Future;
+use std::marker::PhantomPinned;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::*;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use channel::{Chan, RecvFail, SendFail};
+use channel::{AsyncWait, Chan, RecvFail, SendFail};
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
@@ -114,6 +118,27 @@ impl<T> Sender<T> {
             Ok(()) => Ok(()),
             Err(SendFail::Full(v) | SendFail::Timeout(v)) => Err(TrySendError::Full(v)),
             Err(SendFail::Closed(v)) => Err(TrySendError::Disconnected(v)),
+        }
+    }
+
+    /// A future that sends `value`: [`send`](Self::send) for async code
+    /// (any executor), so that async tasks and coroutines share channels.
+    /// It completes with `Err` carrying the value back if every receiver
+    /// is gone; dropped before it completes, it drops the value unsent.
+    ///
+    /// ```
+    /// # coio::run(|| {
+    /// let (tx, rx) = coio::chan::bounded(0);
+    /// coio::spawn(move || coio::future::block_on(tx.send_async(7)).unwrap());
+    /// assert_eq!(rx.recv(), Ok(7));
+    /// # });
+    /// ```
+    pub fn send_async(&self, value: T) -> SendFut<'_, T> {
+        SendFut {
+            chan: &self.chan,
+            value: Some(value),
+            wait: None,
+            _pinned: PhantomPinned,
         }
     }
 
@@ -181,6 +206,28 @@ impl<T> Receiver<T> {
     /// cancelled while it waits.
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(None).map_err(|_| RecvError)
+    }
+
+    /// A future that receives a value: [`recv`](Self::recv) for async
+    /// code (any executor). It completes with `Err` once every sender is
+    /// gone and the buffer is drained. Dropping it before it completes
+    /// loses nothing: a value a sender handed it meanwhile goes back to the
+    /// channel, for the next receiver.
+    ///
+    /// ```
+    /// # coio::run(|| {
+    /// let (tx, rx) = coio::chan::bounded(1);
+    /// let h = coio::spawn(move || coio::future::block_on(rx.recv_async()));
+    /// tx.send("hi").unwrap();
+    /// assert_eq!(h.join().unwrap(), Ok("hi"));
+    /// # });
+    /// ```
+    pub fn recv_async(&self) -> RecvFut<'_, T> {
+        RecvFut {
+            chan: &self.chan,
+            wait: None,
+            _pinned: PhantomPinned,
+        }
     }
 
     /// Receives a value if one is there (or, for `bounded(0)`, a sender is
@@ -354,6 +401,92 @@ impl<'a, T> IntoIterator for &'a Receiver<T> {
 /// Model checks of the channel (`RUSTFLAGS="--cfg loom" cargo test
 /// --release --lib loom_`), on plain threads: every value is delivered
 /// exactly once and no waiter is left asleep, whatever the interleaving.
+/// The future of [`Sender::send_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct SendFut<'a, T> {
+    chan: &'a Chan<T>,
+    /// The value, until it is sent or queued (then it is in `wait`).
+    value: Option<T>,
+    /// The queued wait, pinned in place (see `Chan::poll_send`).
+    wait: Option<AsyncWait<T>>,
+    _pinned: PhantomPinned,
+}
+
+/// The future of [`Receiver::recv_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvFut<'a, T> {
+    chan: &'a Chan<T>,
+    /// The queued wait, pinned in place (see `Chan::poll_recv`).
+    wait: Option<AsyncWait<T>>,
+    _pinned: PhantomPinned,
+}
+
+// SAFETY: the futures move values of `T` between threads (hence `T:
+// Send`), through the channel's protocol; the blocker inside `wait` holds
+// only an atomic and a `Waker` (`Send + Sync`), whose changes are ordered by
+// the channel's lock (`Blocker::set_waker`).
+unsafe impl<T: Send> Send for SendFut<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for RecvFut<'_, T> {}
+
+impl<T> Future for SendFut<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: nothing is moved out of the pinned future; `wait` stays
+        // in place until `drop` cancels it.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `wait` is pinned with the future, whose `drop` calls
+        // `cancel_send`.
+        unsafe { this.chan.poll_send(&mut this.value, &mut this.wait, cx) }.map(|r| match r {
+            Ok(()) => Ok(()),
+            Err(SendFail::Closed(v) | SendFail::Full(v) | SendFail::Timeout(v)) => {
+                Err(SendError(v))
+            }
+        })
+    }
+}
+
+impl<T> Drop for SendFut<'_, T> {
+    fn drop(&mut self) {
+        self.chan.cancel_send(&mut self.wait);
+    }
+}
+
+impl<T> Future for RecvFut<'_, T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: as in `SendFut::poll`.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `wait` is pinned with the future, whose `drop` calls
+        // `cancel_recv`.
+        unsafe { this.chan.poll_recv(&mut this.wait, cx) }.map(|r| r.map_err(|_| RecvError))
+    }
+}
+
+impl<T> Drop for RecvFut<'_, T> {
+    fn drop(&mut self) {
+        self.chan.cancel_recv(&mut self.wait);
+    }
+}
+
+impl<T> fmt::Debug for SendFut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendFut")
+            .field("queued", &self.wait.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for RecvFut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvFut")
+            .field("queued", &self.wait.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;

@@ -95,9 +95,9 @@ impl<T: Target> Timers<T> {
         generation
     }
 
-    /// Cancels the timer armed with `generation` if it has not fired.
-    pub(crate) fn disarm(&mut self, target: &T, generation: u32) {
-        let cell = target.timer_generation();
+    /// Cancels the timer armed with `generation` (of the target whose
+    /// generation is `cell`) if it has not fired.
+    pub(crate) fn disarm(&mut self, cell: &Cell<u32>, generation: u32) {
         if cell.get() == generation {
             cell.set(generation.wrapping_add(1));
             self.dead += 1;

@@ -62,8 +62,10 @@ mod lock;
 
 pub(crate) use lock::{Lock, LockGuard};
 
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::ptr::NonNull;
+use std::task::Waker;
 use std::time::Instant;
 
 #[cfg(loom)]
@@ -100,6 +102,11 @@ enum Who {
     Task(Started),
     /// A plain thread.
     Thread(Thread),
+    /// An async task (a future's [`Waker`]). Replaced only while the
+    /// blocker is `WAITING`, under the lock of the one queue that holds its
+    /// entry (`set_waker`); a claimer reads it after its claim, so never
+    /// while it changes.
+    Waker(UnsafeCell<Waker>),
 }
 
 /// One wait of one coroutine or thread (see the module docs).
@@ -137,6 +144,68 @@ impl Blocker {
             state: AtomicUsize::new(WAITING),
             who,
         }
+    }
+
+    /// A blocker for a future, woken through `waker` (see
+    /// [`poll_woken`](Self::poll_woken)).
+    pub(crate) fn for_waker(waker: Waker) -> Blocker {
+        Blocker {
+            state: AtomicUsize::new(WAITING),
+            who: Who::Waker(UnsafeCell::new(waker)),
+        }
+    }
+
+    /// For a future's blocker: how its wait ended, or None while nobody
+    /// claimed it. A claim not yet finished is waited out (the claimer
+    /// reaches `DONE` without blocking).
+    pub(crate) fn poll_woken(&self) -> Option<Woken> {
+        let mut spins = 0u32;
+        loop {
+            let s = self.state.load(Acquire);
+            if s == WAITING || s == ABORTED {
+                return None;
+            }
+            if s & DONE != 0 {
+                let oper = s >> OPER_SHIFT;
+                return Some(if s & RETRY != 0 {
+                    Woken::Retry(oper)
+                } else {
+                    Woken::Done(oper)
+                });
+            }
+            spins += 1;
+            if spins < 64 && !cfg!(loom) {
+                std::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+    }
+
+    /// For a future's blocker: makes `waker` the one a claim wakes, unless
+    /// it wakes the same task already. Returns false, changing nothing, if
+    /// the blocker was claimed meanwhile (the caller then polls
+    /// [`poll_woken`](Self::poll_woken) again).
+    ///
+    /// # Safety
+    /// The caller holds the lock of the one queue that holds this
+    /// blocker's entry (claims happen only under it), and is the blocker's
+    /// owner (the only one who replaces the waker).
+    pub(crate) unsafe fn set_waker(&self, waker: &Waker) -> bool {
+        let Who::Waker(cell) = &self.who else {
+            unreachable!("coio: set_waker on a blocker of a coroutine or thread")
+        };
+        if self.state.load(Acquire) != WAITING {
+            return false;
+        }
+        // SAFETY: unclaimed, and no claim can happen while the caller holds
+        // the queue's lock; only the owner writes (caller), and a claimer
+        // reads only after its claim.
+        let cur = unsafe { &mut *cell.get() };
+        if !cur.will_wake(waker) {
+            cur.clone_from(waker);
+        }
+        true
     }
 
     /// Gives up on the wait unless a waker claimed it already. Returns true
@@ -219,6 +288,7 @@ impl Blocker {
                 None => thread::park(),
                 Some(d) => park_timeout(d),
             },
+            Who::Waker(_) => unreachable!("coio: a future's blocker waits by polling"),
         }
     }
 
@@ -435,14 +505,6 @@ impl WaitQueue {
         })
     }
 
-    /// Claims every entry with `retry` and finishes each claim (a close,
-    /// or a lock that every waiter may now take).
-    pub(crate) fn retry_all(&mut self) {
-        while let Some(c) = self.claim(None, true) {
-            drop(c);
-        }
-    }
-
     /// Whether the queue has no entries (stale ones count).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -503,6 +565,15 @@ impl Drop for Claimed {
                 let t = t.clone();
                 b.state.store(done, Release);
                 t.unpark();
+            }
+            Who::Waker(w) => {
+                // The future may be dropped the moment it sees DONE: take
+                // our own waker first.
+                // SAFETY: claimed, so its owner no longer replaces it
+                // (`set_waker`).
+                let w = unsafe { (*w.get()).clone() };
+                b.state.store(done, Release);
+                w.wake();
             }
         }
     }

@@ -43,6 +43,7 @@
 //! * `blocking`: `sleep`, `park`, `yield_now`, and the wait loop every
 //!   blocking call goes through;
 //! * `scope`: scoped coroutines that borrow from their parent;
+//! * `sleep`: async sleeps (`Sleep`) on the workers' timers;
 //! * `local`: `coroutine_local!`.
 
 pub(crate) mod blocking;
@@ -51,6 +52,7 @@ pub(crate) mod local;
 mod monitor;
 pub(crate) mod pool;
 pub(crate) mod scope;
+pub(crate) mod sleep;
 pub(crate) mod task;
 pub(crate) mod worker;
 
@@ -570,7 +572,7 @@ impl Runtime {
         assert_fits::<F>(self.shared.stack_size);
         let task = TaskCell::new(f, None);
         spawn_task(&self.shared, task.clone());
-        JoinHandle { task }
+        JoinHandle::new(task)
     }
 
     fn spawn_boxed(
@@ -582,7 +584,7 @@ impl Runtime {
         let spec = (name.is_some() || stack_size != 0).then(|| Box::new(Spec { name, stack_size }));
         let task = TaskCell::new(f, spec);
         spawn_task(&self.shared, task.clone());
-        JoinHandle { task }
+        JoinHandle::new(task)
     }
 }
 
@@ -745,7 +747,7 @@ where
     } else {
         l.spawn(task.clone());
     }
-    JoinHandle { task }
+    JoinHandle::new(task)
 }
 
 /// Settings for a new coroutine (as `std::thread::Builder`):
@@ -832,6 +834,6 @@ impl Builder {
         });
         let task = TaskCell::new(f, spec);
         spawn_task(shared, task.clone());
-        Ok(JoinHandle { task })
+        Ok(JoinHandle::new(task))
     }
 }

@@ -213,7 +213,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         }
         spawn_task(&self.shared, task.clone());
         ScopedJoinHandle {
-            inner: JoinHandle { task },
+            inner: JoinHandle::new(task),
             packet,
             data: self.data.clone(),
             _scope: PhantomData,

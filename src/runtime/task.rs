@@ -78,15 +78,6 @@ use crate::stack::Stack;
 /// How the scheduler holds a task.
 pub(crate) type TaskRef = Arc<dyn Task>;
 
-/// A task's timer generation (home-local, like the worker's timer heap that
-/// uses it: see `driver::Timers`).
-impl crate::driver::TimerTarget for TaskRef {
-    #[inline]
-    fn timer_generation(&self) -> &Cell<u32> {
-        &self.header().local.timer_gen
-    }
-}
-
 /// Queued or running.
 pub(crate) const RUNNABLE: u32 = 0;
 /// Suspended in `block`, in no queue; the next wake queues it.
@@ -943,11 +934,70 @@ impl std::fmt::Debug for Coroutine {
 
 /// Owned permission to join a coroutine (as `std::thread::JoinHandle`).
 /// Dropping it detaches the coroutine.
+///
+/// It is also a [`Future`](std::future::Future) of the same result as
+/// [`join`](Self::join), so async code on any executor can await a
+/// coroutine:
+///
+/// ```
+/// # coio::run(|| {
+/// let h = coio::spawn(|| 6 * 7);
+/// // Any executor: here coio's own `block_on`, which parks the coroutine.
+/// let v = coio::future::block_on(async move { h.await.unwrap() });
+/// assert_eq!(v, 42);
+/// # });
+/// ```
 pub struct JoinHandle<T> {
     pub(crate) task: Arc<dyn Output<T>>,
+    /// The waker cell registered as the task's join waiter, once the
+    /// handle was polled as a future and found the task unfinished.
+    waker: Option<Arc<JoinWaker>>,
+    /// Polled to completion: the result was taken.
+    taken: bool,
+}
+
+/// The join waiter of a [`JoinHandle`] awaited as a future: registered
+/// once (the join protocol takes one waiter per task), it holds the waker
+/// of the latest poll and wakes it when the task completes.
+struct JoinWaker(std::sync::Mutex<Option<std::task::Waker>>);
+
+impl JoinWaker {
+    /// Makes `w` the waker to wake (unless it would wake the same task as
+    /// the one already there).
+    fn set(&self, w: &std::task::Waker) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *slot {
+            Some(old) if old.will_wake(w) => {}
+            other => *other = Some(w.clone()),
+        }
+    }
+
+    /// Forgets the waker (the handle is dropped or joins another way).
+    fn clear(&self) -> Option<std::task::Waker> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Wake for JoinWaker {
+    fn wake_up(&self) {
+        // Woken outside the lock: a waker may run arbitrary code.
+        if let Some(w) = self.clear() {
+            w.wake();
+        }
+    }
 }
 
 impl<T> JoinHandle<T> {
+    /// The handle of `task`.
+    #[inline]
+    pub(crate) fn new(task: Arc<dyn Output<T>>) -> JoinHandle<T> {
+        JoinHandle {
+            task,
+            waker: None,
+            taken: false,
+        }
+    }
+
     /// Waits for the coroutine to finish and returns its result: `Err` with
     /// the panic payload if it panicked, or with [`Cancelled`] if it was
     /// cancelled. Blocks the calling coroutine (or thread, outside a
@@ -958,7 +1008,15 @@ impl<T> JoinHandle<T> {
     /// while it waits. Panics if the calling coroutine is the one this
     /// handle joins: that wait could never end (std's `JoinHandle::join`
     /// panics likewise, with the system's `EDEADLK`).
+    ///
+    /// Also panics if the handle was awaited as a future until it returned
+    /// the result already.
     pub fn join(self) -> thread::Result<T> {
+        if self.waker.is_some() || self.taken {
+            // Polled as a future before: its waiter is registered (the
+            // protocol takes one per task), so go on waiting as a future.
+            return crate::future::block_on(self);
+        }
         if !self.task.header().is_complete() && joins_itself(self.task.header()) {
             // The handle is dropped (detached) by the unwinding.
             panic!(
@@ -1008,7 +1066,65 @@ impl<T> Drop for JoinHandle<T> {
     /// coroutine when it finishes.
     #[inline]
     fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
+        if let Some(w) = &self.waker {
+            // Nobody awaits any more: the completion wakes nothing.
+            drop(w.clear());
+        }
         detach(&*self.task);
+    }
+}
+
+/// Awaiting a `JoinHandle` waits for the coroutine as
+/// [`join`](JoinHandle::join) does, from async code on any executor (a
+/// coroutine in [`coio::future::block_on`](crate::future::block_on), a
+/// tokio task, ...): the coroutine's completion wakes the awaiting task.
+///
+/// The handle is not usable after it returned `Ready` (polling it again
+/// panics); dropping it before then detaches the coroutine.
+impl<T> std::future::Future for JoinHandle<T> {
+    type Output = thread::Result<T>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<thread::Result<T>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        assert!(
+            !this.taken,
+            "coio: a JoinHandle was polled after it returned its result"
+        );
+        let h = this.task.header();
+        if !h.is_complete() {
+            match &this.waker {
+                Some(w) => w.set(cx.waker()),
+                None => {
+                    if joins_itself(h) {
+                        panic!(
+                            "coio: a coroutine awaited its own JoinHandle, which would wait \
+                             forever (deadlock avoided, as std's EDEADLK)"
+                        );
+                    }
+                    let w = Arc::new(JoinWaker(std::sync::Mutex::new(Some(cx.waker().clone()))));
+                    if h.set_join_waiter(Waiter(w.clone())) {
+                        this.waker = Some(w);
+                    }
+                }
+            }
+            // Checked after the waker is in place: a completion before this
+            // load is seen here, one after it wakes the waker (its lock
+            // orders the two).
+            if !h.is_complete() {
+                return Poll::Pending;
+            }
+        }
+        this.taken = true;
+        // SAFETY: complete (seen with Acquire); `taken` makes this the only
+        // take, and keeps `drop` from detaching.
+        Poll::Ready(unsafe { this.task.take_output() })
     }
 }
 

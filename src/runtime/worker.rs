@@ -76,6 +76,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 
 use super::Shared;
+use super::sleep::TimerRef;
 use super::task::{self, Spec, Started, Task, TaskCell, TaskRef};
 use crate::arch;
 use crate::coroutine::SUSPENDED;
@@ -388,7 +389,7 @@ pub(crate) struct Local {
     /// `switch_away`).
     pending: Cell<Option<Job>>,
     tick: Cell<u32>,
-    pub(crate) timers: RefCell<Timers<TaskRef>>,
+    pub(crate) timers: RefCell<Timers<TimerRef>>,
     registry: RefCell<Registry>,
     /// A spare vector swapped with the inbox's (keeps both allocations).
     spare: RefCell<Vec<Started>>,
@@ -741,7 +742,7 @@ impl Local {
         if timers.is_empty() {
             return;
         }
-        timers.fire(Instant::now(), |t| task::wake(&*t));
+        timers.fire(Instant::now(), TimerRef::fire);
     }
 
     fn steal_injector(&self) -> Option<TaskRef> {
@@ -1105,7 +1106,12 @@ impl Local {
         }
         let timer = deadline.map(|d| {
             let task = self.current_task();
-            (self.timers.borrow_mut().arm(d, task.clone()), task)
+            (
+                self.timers
+                    .borrow_mut()
+                    .arm(d, TimerRef::Task(task.clone())),
+                task,
+            )
         });
         let suspend = self.with_current(|t| {
             if park {
@@ -1225,7 +1231,9 @@ enum Job {
 #[inline(never)]
 fn after_block(generation: u32, task: TaskRef) {
     if let Some(l) = local() {
-        l.timers.borrow_mut().disarm(&task, generation);
+        l.timers
+            .borrow_mut()
+            .disarm(&task.header().local.timer_gen, generation);
     }
 }
 
