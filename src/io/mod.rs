@@ -221,6 +221,18 @@ impl<T: AsRawFd> Fd<T> {
         self.source.set_nonblocking(nonblocking);
     }
 
+    /// The async form of [`read_with`](Fd::read_with): one try of `op`,
+    /// or `Pending` until the descriptor may be readable (see
+    /// `Source::poll_io`).
+    pub(crate) fn poll_read_with<R>(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> std::task::Poll<io::Result<R>> {
+        self.source
+            .poll_io(Dir::Read, cx, || op(&self.inner), |_| false)
+    }
+
     pub(crate) fn source(&self) -> &Source {
         &self.source
     }

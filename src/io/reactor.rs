@@ -55,6 +55,7 @@ use std::sync::atomic::AtomicBool;
 #[cfg(not(loom))]
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::*;
+use std::task::Waker;
 
 // The readiness word is what the loom model checks (`loom_tests`).
 #[cfg(loom)]
@@ -128,6 +129,11 @@ pub(crate) struct IoState {
 struct Waiters {
     read: WaitQueue,
     write: WaitQueue,
+    /// The task of an async reader (`poll_ready`): one per direction, the
+    /// latest poll's, as tokio's sockets keep it.
+    read_task: Option<Waker>,
+    /// The task of an async writer.
+    write_task: Option<Waker>,
 }
 
 impl Waiters {
@@ -135,6 +141,13 @@ impl Waiters {
         match dir {
             Dir::Read => &mut self.read,
             Dir::Write => &mut self.write,
+        }
+    }
+
+    fn task(&mut self, dir: Dir) -> &mut Option<Waker> {
+        match dir {
+            Dir::Read => &mut self.read_task,
+            Dir::Write => &mut self.write_task,
         }
     }
 }
@@ -153,6 +166,8 @@ impl IoState {
             waiters: Lock::new(Waiters {
                 read: WaitQueue::new(),
                 write: WaitQueue::new(),
+                read_task: None,
+                write_task: None,
             }),
             registered: Lock::new(None),
             live: AtomicBool::new(false),
@@ -236,12 +251,16 @@ impl IoState {
     /// outside the lock, and clears the direction's waiting bit once the
     /// queue is empty (under the lock, where waiters set it).
     fn wake_all(&self, dir: Dir) {
+        let mut task = None;
         loop {
             let (claimed, empty) = {
                 let mut w = self.waiters.lock();
+                if task.is_none() {
+                    task = w.task(dir).take();
+                }
                 let queue = w.queue(dir);
                 let claimed = queue.claim(None, true);
-                let empty = queue.is_empty();
+                let empty = queue.is_empty() && w.task(dir).is_none();
                 if empty {
                     self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
                 }
@@ -250,8 +269,11 @@ impl IoState {
             // Outside the lock.
             drop(claimed);
             if empty {
-                return;
+                break;
             }
+        }
+        if let Some(t) = task {
+            t.wake();
         }
     }
 
@@ -337,6 +359,44 @@ impl IoState {
                 crate::park::unwind_cancelled()
             }
         }
+    }
+}
+
+impl IoState {
+    /// Whether the descriptor is registered with a live driver (else an
+    /// async waiter must register it first: [`poll_ready`] would return at
+    /// once).
+    ///
+    /// [`poll_ready`]: Self::poll_ready
+    #[inline]
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.load(Acquire)
+    }
+
+    /// The async form of [`wait`](Self::wait): `Ready` if `dir` is ready
+    /// (or the descriptor is not registered with a live driver: the caller
+    /// then registers it and tries again), else `Pending` with `waker`
+    /// kept to be woken by the next event of `dir` (replacing the one of
+    /// an earlier poll: one async waiter per direction).
+    pub(crate) fn poll_ready(&self, dir: Dir, waker: &Waker) -> std::task::Poll<()> {
+        use std::task::Poll;
+        let mut w = self.waiters.lock();
+        if self.unregistered() {
+            return Poll::Ready(());
+        }
+        // Checks readiness and announces the waiter in one operation, as
+        // `wait` does.
+        let announced = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+            (!Self::is_ready(Seen(cur), dir)).then_some(cur | dir.waiting_bit())
+        });
+        if announced.is_err() {
+            return Poll::Ready(());
+        }
+        match w.task(dir) {
+            Some(t) if t.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+        Poll::Pending
     }
 }
 

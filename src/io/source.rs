@@ -149,6 +149,57 @@ impl Source {
         }
     }
 
+    /// The async form of [`io_stream`](Self::io_stream) /
+    /// [`io`](Self::io) (with `drained` telling a partial transfer): one
+    /// try of `op` while the direction may be ready; on `WouldBlock`,
+    /// `Pending` with the task's waker kept for the next event of the
+    /// direction. The descriptor is registered with the polling
+    /// coroutine's worker the first time. Timeouts and the non-blocking
+    /// mode do not apply (async code has its own timeouts).
+    ///
+    /// # Errors
+    /// `op`'s errors; an error saying so if the descriptor was never
+    /// registered and the caller is not a coroutine (there is no driver to
+    /// register it with).
+    pub(crate) fn poll_io<R>(
+        &self,
+        dir: Dir,
+        cx: &mut std::task::Context<'_>,
+        mut op: impl FnMut() -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> std::task::Poll<io::Result<R>> {
+        use std::task::Poll;
+        loop {
+            let seen = self.state.seen();
+            if IoState::is_ready(seen, dir) {
+                match op() {
+                    Ok(r) => {
+                        if drained(&r) {
+                            self.state.clear_drained(seen, dir);
+                        }
+                        return Poll::Ready(Ok(r));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.state.clear(seen, dir);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            if !self.state.is_live() {
+                let Some(l) = worker::coroutine_local() else {
+                    return Poll::Ready(Err(not_in_coroutine()));
+                };
+                if let Err(e) = self.state.register(self.fd, &l.driver.borrow()) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            if self.state.poll_ready(dir, cx.waker()).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
     /// Parks the running coroutine of worker `l` until the netpoller
     /// reports `dir` ready (registering the descriptor with `l` if it is
     /// not registered yet), `deadline` passes or the coroutine is
@@ -263,6 +314,17 @@ impl Deadline {
             Deadline::Timeout(_) => None,
         }
     }
+}
+
+/// The error of an async operation on a descriptor that no coroutine has
+/// registered yet, polled outside a coroutine.
+#[cold]
+fn not_in_coroutine() -> io::Error {
+    io::Error::other(
+        "coio: async I/O on a coio socket was first polled outside a coroutine; poll it \
+         in a coroutine (e.g. in coio::future::block_on, or with \
+         coio::compat::hyper::Executor), whose worker's poller then drives it",
+    )
 }
 
 /// std's error for a zero timeout (`set_read_timeout`, `connect_timeout`).

@@ -55,6 +55,42 @@ pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     result(n)
 }
 
+/// `sendmsg(fd, bufs, MSG_NOSIGNAL)`: a vectored `send` (a reset
+/// connection is an `EPIPE` error, not a `SIGPIPE`).
+pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is guaranteed ABI-compatible with iovec on Unix; sendmsg only
+    // reads through the pointer.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
+    // SAFETY: `msg` points to `bufs`, valid for the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    result(n as libc::c_long)
+}
+
+#[cfg_attr(not(any(feature = "tokio", feature = "hyper")), allow(dead_code))]
+/// `recv(fd, buf, 0)` into memory that may be uninitialized (async reads
+/// into tokio's and hyper's read buffers); returns how many bytes it
+/// initialized.
+pub(crate) fn recv_uninit(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: recvfrom writes at most `buf.len()` bytes to `buf` (never
+    // reads it, so uninitialized memory is fine), borrowed mutably for the
+    // call; no source address.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            0,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    result(n)
+}
+
 #[inline]
 fn result(n: libc::c_long) -> io::Result<usize> {
     if n < 0 {

@@ -20,6 +20,34 @@
 //!
 //! Unix sockets are in [`unix`], for `std::os::unix::net`.
 //!
+//! # Async I/O
+//!
+//! The stream sockets also serve async code, driven by the same per-worker
+//! poller (no second reactor): `poll_read`/`poll_write` methods,
+//! `accept_async` on the listeners, and, behind cargo features, the async
+//! I/O traits of tokio (`tokio`), futures (`futures-io`) and hyper
+//! (`hyper`). Async code on coio's sockets runs in a coroutine, typically
+//! in [`coio::future::block_on`](crate::future::block_on) or spawned with
+//! `coio::compat::hyper::Executor`.
+//!
+//! ```
+//! use coio::net::{TcpListener, TcpStream};
+//! use std::io::Write;
+//!
+//! coio::run(|| {
+//!     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//!     let addr = listener.local_addr().unwrap();
+//!     coio::spawn(move || TcpStream::connect(addr).unwrap().write_all(b"hi"));
+//!     let got = coio::future::block_on(async {
+//!         let (conn, _) = listener.accept_async().await.unwrap();
+//!         let mut buf = [0; 2];
+//!         let n = std::future::poll_fn(|cx| conn.poll_read(cx, &mut buf)).await.unwrap();
+//!         buf[..n].to_vec()
+//!     });
+//!     assert_eq!(got, b"hi");
+//! });
+//! ```
+//!
 //! # Example
 //!
 //! ```no_run
@@ -191,6 +219,7 @@ macro_rules! stream_read_write {
 
 #[cfg(target_os = "linux")]
 mod addr;
+pub(crate) mod async_io;
 #[cfg(target_os = "linux")]
 mod ring;
 mod tcp;

@@ -107,6 +107,36 @@ impl TcpListener {
         Ok((TcpStream::from_nonblocking(s), addr))
     }
 
+    /// Polls for a connection: the async form of [`accept`](Self::accept)
+    /// (see `coio::net`'s "Async I/O": the first poll must come from a
+    /// coroutine).
+    ///
+    /// # Errors
+    /// As `accept`.
+    pub fn poll_accept(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<(TcpStream, SocketAddr)>> {
+        self.io
+            .poll_read_with(cx, |l| l.accept())
+            .map_ok(|(s, addr)| {
+                let fd = s.into_raw_fd();
+                // SAFETY: `fd` is the connected, non-blocking TCP socket mio
+                // accepted, whose ownership we took with `into_raw_fd`.
+                let s = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+                (TcpStream::from_nonblocking(s), addr)
+            })
+    }
+
+    /// A future of the next connection: the async form of
+    /// [`accept`](Self::accept), for async code on any executor (see
+    /// [`poll_accept`](Self::poll_accept)).
+    pub fn accept_async(
+        &self,
+    ) -> impl std::future::Future<Output = io::Result<(TcpStream, SocketAddr)>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_accept(cx))
+    }
+
     /// An endless iterator of accepted connections (as std's).
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
@@ -360,11 +390,12 @@ impl TcpStream {
         let len = bufs.iter().map(|b| b.len()).sum();
         self.io
             .source()
-            .io_stream(Dir::Write, len, || send_vectored(fd, bufs))
+            .io_stream(Dir::Write, len, || crate::io::sys::send_vectored(fd, bufs))
     }
 }
 
 stream_read_write!(TcpStream);
+super::async_io::stream_async!(TcpStream);
 
 impl AsRawFd for TcpStream {
     fn as_raw_fd(&self) -> RawFd {
@@ -423,25 +454,5 @@ impl fmt::Debug for TcpStream {
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.io.get_ref(), f)
-    }
-}
-
-/// `sendmsg` with `MSG_NOSIGNAL`: std's `write_vectored` is a plain
-/// `writev`, which raises SIGPIPE on a reset connection (fatal where the
-/// program restored SIGPIPE's default action); its `write` already avoids
-/// that with `send(MSG_NOSIGNAL)`.
-fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    // SAFETY: an all-zero msghdr is valid (no name, no control data).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    // IoSlice is guaranteed ABI-compatible with iovec on Unix; sendmsg only
-    // reads through the pointer.
-    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
-    // SAFETY: `msg` points to `bufs`, valid for the call; `fd` is our socket.
-    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
     }
 }

@@ -145,6 +145,30 @@ impl UnixListener {
         Ok((UnixStream::from_nonblocking(s.into()), addr))
     }
 
+    /// Polls for a connection: the async form of [`accept`](Self::accept)
+    /// (see `coio::net`'s "Async I/O": the first poll must come from a
+    /// coroutine).
+    ///
+    /// # Errors
+    /// As `accept`.
+    pub fn poll_accept(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<(UnixStream, SocketAddr)>> {
+        self.io
+            .poll_read_with(cx, |l| l.accept())
+            // mio accepted it non-blocking (accept4 with SOCK_NONBLOCK).
+            .map_ok(|(s, addr)| (UnixStream::from_nonblocking(s.into()), addr))
+    }
+
+    /// A future of the next connection: the async form of
+    /// [`accept`](Self::accept) (see [`poll_accept`](Self::poll_accept)).
+    pub fn accept_async(
+        &self,
+    ) -> impl std::future::Future<Output = io::Result<(UnixStream, SocketAddr)>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_accept(cx))
+    }
+
     /// An endless iterator of accepted connections (as std's).
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
@@ -357,6 +381,7 @@ impl UnixStream {
 }
 
 stream_read_write!(UnixStream);
+super::async_io::stream_async!(UnixStream);
 
 /// A Unix domain datagram socket, as
 /// [`std::os::unix::net::UnixDatagram`], whose sends and receives block

@@ -1,0 +1,314 @@
+//! Async I/O on coio's stream sockets: the `poll_*` forms of their reads,
+//! writes and accepts, and, behind cargo features, the async I/O traits of
+//! the ecosystem on top of them:
+//!
+//! * `tokio`: [`tokio::io::AsyncRead`] and [`tokio::io::AsyncWrite`];
+//! * `futures-io`: [`futures_io::AsyncRead`] and [`futures_io::AsyncWrite`];
+//! * `hyper`: [`hyper::rt::Read`] and [`hyper::rt::Write`].
+//!
+//! Each is implemented for [`TcpStream`](super::TcpStream),
+//! [`UnixStream`](super::unix::UnixStream) and shared references to them.
+//!
+//! # Driven by coio's own poller
+//!
+//! There is no second reactor. A poll tries the operation at once while the
+//! socket may be ready (the same readiness word the blocking path uses);
+//! on `WouldBlock` it keeps the task's waker in the socket's readiness
+//! state, one per direction (the latest poll's, as tokio's sockets do), and
+//! the worker's driver wakes it with the socket's next event of that
+//! direction. The socket is registered with the worker of the coroutine
+//! that polls it first, so async code must run in a coroutine: in
+//! [`coio::future::block_on`](crate::future::block_on), or spawned with
+//! `coio::compat::hyper::Executor` (feature `hyper`). A socket first polled
+//! elsewhere returns an error saying so; once registered, it can be polled
+//! from any thread.
+//!
+//! Read and write timeouts (`set_read_timeout`, ...) and the non-blocking
+//! mode concern the blocking calls only: async code has its own timeouts.
+//! The io_uring driver does not change this path: async operations wait
+//! for readiness.
+
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::task::{Context, Poll};
+
+use crate::io::{Dir, Fd, sys};
+
+/// Whether a transfer of `n` of `len` bytes drained (or filled) the
+/// socket's buffer (see `Source::io_stream`).
+#[inline]
+fn partial(len: usize) -> impl Fn(&usize) -> bool {
+    move |&n| n > 0 && n < len
+}
+
+/// One poll of a read of a stream socket into `buf`.
+pub(crate) fn poll_read<T: AsRawFd>(
+    io: &Fd<T>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    let fd = io.as_raw_fd();
+    let len = buf.len();
+    io.source()
+        .poll_io(Dir::Read, cx, || sys::recv(fd, buf), partial(len))
+}
+
+/// One poll of a read into memory that may be uninitialized; `Ready(n)`:
+/// the first `n` bytes are now initialized.
+#[cfg_attr(not(any(feature = "tokio", feature = "hyper")), allow(dead_code))]
+pub(crate) fn poll_read_uninit<T: AsRawFd>(
+    io: &Fd<T>,
+    cx: &mut Context<'_>,
+    buf: &mut [MaybeUninit<u8>],
+) -> Poll<io::Result<usize>> {
+    let fd = io.as_raw_fd();
+    let len = buf.len();
+    io.source()
+        .poll_io(Dir::Read, cx, || sys::recv_uninit(fd, buf), partial(len))
+}
+
+/// One poll of a write of `buf`.
+pub(crate) fn poll_write<T: AsRawFd>(
+    io: &Fd<T>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    let fd = io.as_raw_fd();
+    io.source()
+        .poll_io(Dir::Write, cx, || sys::send(fd, buf), partial(buf.len()))
+}
+
+/// One poll of a vectored write of `bufs`.
+pub(crate) fn poll_write_vectored<T: AsRawFd>(
+    io: &Fd<T>,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let fd = io.as_raw_fd();
+    let len = bufs.iter().map(|b| b.len()).sum();
+    io.source().poll_io(
+        Dir::Write,
+        cx,
+        || sys::send_vectored(fd, bufs),
+        partial(len),
+    )
+}
+
+/// The async I/O traits for a stream socket type `$t` (with an `io:
+/// Fd<_>` field and a `shutdown(Shutdown)` method) and for `&$t`, each
+/// behind its cargo feature.
+macro_rules! stream_async {
+    ($t:ty) => {
+        impl $t {
+            /// Polls a read into `buf`: `Ready` with the number of bytes
+            /// read (0 at the end of the stream) or an error, or `Pending`
+            /// until the socket may be readable (see `coio::net`'s "Async
+            /// I/O": the first poll must come from a coroutine).
+            ///
+            /// # Errors
+            /// The OS error.
+            pub fn poll_read(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_read(&self.io, cx, buf)
+            }
+
+            /// Polls a write of `buf` (see [`poll_read`](Self::poll_read)).
+            ///
+            /// # Errors
+            /// The OS error.
+            pub fn poll_write(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_write(&self.io, cx, buf)
+            }
+
+            /// Polls a vectored write of `bufs` (see
+            /// [`poll_read`](Self::poll_read)).
+            ///
+            /// # Errors
+            /// The OS error.
+            pub fn poll_write_vectored(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_write_vectored(&self.io, cx, bufs)
+            }
+        }
+
+        $crate::net::async_io::stream_async!(@traits $t);
+        $crate::net::async_io::stream_async!(@traits &$t);
+    };
+    (@traits $t:ty) => {
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // SAFETY: `poll_read_uninit` only writes to the memory (a
+                // system call's output), never de-initializes it.
+                let dst = unsafe { buf.unfilled_mut() };
+                match $crate::net::async_io::poll_read_uninit(&self.io, cx, dst) {
+                    std::task::Poll::Ready(Ok(n)) => {
+                        // SAFETY: the read initialized the first `n` bytes
+                        // of the unfilled part.
+                        unsafe { buf.assume_init(n) };
+                        buf.advance(n);
+                        std::task::Poll::Ready(Ok(()))
+                    }
+                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            }
+        }
+
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_write(&self.io, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_write_vectored(&self.io, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
+
+        #[cfg(feature = "futures-io")]
+        impl futures_io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_read(&self.io, cx, buf)
+            }
+        }
+
+        #[cfg(feature = "futures-io")]
+        impl futures_io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_write(&self.io, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_write_vectored(&self.io, cx, bufs)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
+
+        #[cfg(feature = "hyper")]
+        impl hyper::rt::Read for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                mut buf: hyper::rt::ReadBufCursor<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // SAFETY: `poll_read_uninit` only writes to the memory.
+                let dst = unsafe { buf.as_mut() };
+                match $crate::net::async_io::poll_read_uninit(&self.io, cx, dst) {
+                    std::task::Poll::Ready(Ok(n)) => {
+                        // SAFETY: the read initialized the first `n` bytes.
+                        unsafe { buf.advance(n) };
+                        std::task::Poll::Ready(Ok(()))
+                    }
+                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            }
+        }
+
+        #[cfg(feature = "hyper")]
+        impl hyper::rt::Write for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_write(&self.io, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::net::async_io::poll_write_vectored(&self.io, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
+    };
+}
+
+pub(crate) use stream_async;
