@@ -111,6 +111,16 @@
 //! coroutine: it blocks the whole worker, and hangs if the future needs a
 //! coroutine of that worker to complete.
 //!
+//! The other way round, async code awaits coroutines and shares channels
+//! with them: a [`JoinHandle`] is a future, and channels have
+//! [`send_async`](chan::Sender::send_async) and
+//! [`recv_async`](chan::Receiver::recv_async). coio's sockets serve async
+//! code too (`poll_read`, `accept_async`, and the I/O traits of tokio,
+//! futures and hyper behind cargo features), on the same poller; hyper 1.x
+//! runs on coio with [`compat::hyper`]'s executor and timer, and futures
+//! tied to tokio's reactor (reqwest, sqlx) run from coroutines with
+//! `compat::tokio::block_on`. See [`compat`].
+//!
 //! Under the runtime sits the foundation: the context switch, guarded and
 //! pooled stacks with overflow reports, and [`Generator`], a stackful
 //! generator driven on the current thread:
@@ -142,6 +152,7 @@
 
 mod arch;
 pub mod chan;
+pub mod compat;
 pub mod coroutine;
 mod driver;
 pub mod fs;

@@ -1,0 +1,103 @@
+//! Futures tied to tokio's reactor (reqwest, sqlx, tonic, ...) called from
+//! coroutines.
+//!
+//! Such a future registers its sockets and timers with "the current tokio
+//! runtime" when it is first polled, and panics if there is none. [`block_on`]
+//! polls it in the calling coroutine (parking only the coroutine, as
+//! [`coio::future::block_on`](crate::future::block_on)) inside the context
+//! of a tokio runtime that coio starts the first time it is needed: one
+//! tokio worker thread, whose reactor and timers drive the future's I/O.
+//!
+//! # Cost, and when to prefer the native path
+//!
+//! Every wake of such a future is a hop between threads: tokio's reactor
+//! thread sees the socket ready and wakes the coroutine on its worker,
+//! which then polls the future; waking a sleeping worker costs a futex
+//! wake (tens of microseconds on a small machine) where a coroutine on
+//! coio's own sockets is woken by its own worker. That is fine for a
+//! database query or an HTTP call to another service; for a hot path,
+//! prefer crates over `std::io::Read`/`Write` on coio's sockets, or
+//! async crates over coio's sockets (the `tokio`, `futures-io` and `hyper`
+//! I/O traits), which run on coio's poller with no hop.
+//!
+//! Futures that do not need tokio's reactor (channels, `futures` combinators,
+//! coio's own sockets) should use `coio::future::block_on` directly.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+
+/// The tokio runtime coio starts for [`block_on`].
+fn runtime() -> &'static ::tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<::tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        ::tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("coio-tokio")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| {
+                panic!("coio: cannot start the tokio runtime for coio::compat::tokio: {e}")
+            })
+    })
+}
+
+/// A handle to the tokio runtime coio starts for [`block_on`] (started by
+/// this call if need be): to spawn tokio tasks on it, or to enter its
+/// context.
+pub fn handle() -> &'static ::tokio::runtime::Handle {
+    runtime().handle()
+}
+
+/// Runs `fut`, a future that needs a tokio runtime's reactor or timers,
+/// to completion, parking only the calling coroutine (or thread, outside
+/// one) while it is pending. See the [module docs](self) for the cost.
+///
+/// The future need not be `'static` or `Send`: it is polled on the
+/// caller's stack, inside the tokio runtime's context (entered for each
+/// poll), so the sockets and timers it creates belong to that runtime.
+///
+/// ```no_run
+/// coio::run(|| {
+///     // e.g. a reqwest call: its connection pool and sockets live on
+///     // tokio's reactor, the coroutine waits for the response.
+///     let n = coio::compat::tokio::block_on(async {
+///         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+///         7
+///     });
+///     assert_eq!(n, 7);
+/// });
+/// ```
+///
+/// # Panics
+/// If the tokio runtime cannot be started (no threads), and as `fut`'s
+/// `poll` does.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    crate::future::block_on(InTokio {
+        handle: handle(),
+        fut,
+    })
+}
+
+/// A future polled inside a tokio runtime's context.
+struct InTokio<'h, F> {
+    handle: &'h ::tokio::runtime::Handle,
+    fut: F,
+}
+
+impl<F: Future> Future for InTokio<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `fut` is structurally pinned: never moved out of `self`,
+        // which is pinned; `handle` is not.
+        let this = unsafe { self.get_unchecked_mut() };
+        // Entered for this poll only: the guard is dropped before the
+        // coroutine can switch away (its `block_on` parks between polls),
+        // so guards of coroutines sharing the thread never interleave.
+        let _enter = this.handle.enter();
+        // SAFETY: see above.
+        unsafe { Pin::new_unchecked(&mut this.fut) }.poll(cx)
+    }
+}

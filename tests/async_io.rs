@@ -1,0 +1,157 @@
+//! Async I/O on coio's sockets (features `tokio` and `futures-io`):
+//! tokio's and futures' extension traits over `TcpStream` and
+//! `UnixStream`, `accept_async`, many connections at once on coio's
+//! poller, and the error of a first poll outside a coroutine.
+
+use std::time::Duration;
+
+use coio::Runtime;
+use coio::future::block_on;
+use coio::net::unix::{UnixListener, UnixStream};
+use coio::net::{TcpListener, TcpStream};
+
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder().workers(workers).build().unwrap()
+}
+
+/// An echo server written with tokio's I/O traits over coio's sockets,
+/// and blocking-style clients: 200 connections, 100 round trips each, with
+/// messages larger than a socket buffer.
+#[test]
+fn tokio_traits_echo_many_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = rt(2);
+    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(move || {
+        loop {
+            let (mut s, _) = block_on(listener.accept_async()).unwrap();
+            coio::spawn(move || {
+                block_on(async move {
+                    let mut buf = vec![0; 64 * 1024];
+                    loop {
+                        let n = s.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        s.write_all(&buf[..n]).await.unwrap();
+                    }
+                })
+            });
+        }
+    });
+    let total = rt.block_on(move || {
+        let hs: Vec<_> = (0..200)
+            .map(|i| {
+                coio::spawn(move || {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                    let len = if i % 10 == 0 { 300_000 } else { 64 };
+                    let msg: Vec<u8> = (0..len).map(|b| (b % 251) as u8).collect();
+                    let mut back = vec![0; len];
+                    for _ in 0..if len > 64 { 3 } else { 100 } {
+                        // The writer in its own coroutine: a large message
+                        // does not fit in the socket buffers both ways.
+                        let w = {
+                            let mut c = c.try_clone().unwrap();
+                            let msg = msg.clone();
+                            coio::spawn(move || std::io::Write::write_all(&mut c, &msg).unwrap())
+                        };
+                        std::io::Read::read_exact(&mut c, &mut back).unwrap();
+                        w.join().unwrap();
+                        assert_eq!(back, msg);
+                    }
+                    len
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    });
+    assert_eq!(total, 20 * 300_000 + 180 * 64);
+}
+
+/// futures-io's traits over a Unix stream pair, both ends async, in two
+/// coroutines.
+#[test]
+fn futures_io_traits_over_unix_streams() {
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = std::env::temp_dir().join(format!("coio-async-io-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let path = dir.clone();
+    let got = rt(1).block_on(move || {
+        let listener = UnixListener::bind(&path).unwrap();
+        let p2 = path.clone();
+        let client = coio::spawn(move || {
+            block_on(async move {
+                let mut c = UnixStream::connect(&p2).unwrap();
+                for i in 0..1000u32 {
+                    c.write_all(&i.to_le_bytes()).await.unwrap();
+                }
+                c.close().await.unwrap();
+            })
+        });
+        let got = block_on(async move {
+            let (mut s, _) = listener.accept_async().await.unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        client.join().unwrap();
+        got
+    });
+    let _ = std::fs::remove_file(&dir);
+    let want: Vec<u8> = (0..1000u32).flat_map(|i| i.to_le_bytes()).collect();
+    assert_eq!(got, want);
+}
+
+/// Polled first on a plain thread (no worker to register with), a read
+/// says why it cannot proceed instead of hanging.
+#[test]
+fn first_poll_outside_a_coroutine_is_an_error() {
+    use tokio::io::AsyncReadExt;
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let _peer = std::thread::spawn(move || std_listener.accept().unwrap());
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut buf = [0; 4];
+    let err = futures::executor::block_on(s.read(&mut buf)).unwrap_err();
+    assert!(err.to_string().contains("outside a coroutine"), "{err}");
+}
+
+/// Once a coroutine registered the socket, async code elsewhere (a tokio
+/// runtime's thread) can use it: coio's worker wakes that task.
+#[test]
+fn registered_sockets_serve_other_executors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = rt(1);
+    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut s = rt
+        .block_on(move || {
+            let c = TcpStream::connect(addr)?;
+            let (mut s, _) = listener.accept()?;
+            // A read that waits registers the socket with this worker.
+            s.set_read_timeout(Some(Duration::from_millis(20)))?;
+            let mut b = [0; 1];
+            assert!(std::io::Read::read(&mut s, &mut b).is_err());
+            coio::spawn(move || {
+                let mut c = c;
+                let mut b = [0; 5];
+                std::io::Read::read_exact(&mut c, &mut b).unwrap();
+                std::io::Write::write_all(&mut c, &b).unwrap();
+                coio::sleep(Duration::from_millis(100));
+            });
+            Ok::<_, std::io::Error>(s)
+        })
+        .unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let back = tokio.block_on(async move {
+        s.write_all(b"hello").await.unwrap();
+        let mut b = [0; 5];
+        s.read_exact(&mut b).await.unwrap();
+        b
+    });
+    assert_eq!(&back, b"hello");
+}
