@@ -1,0 +1,340 @@
+//! The wake hop of async interop: `wakehop [WORKERS...]` (or
+//! `WAKEHOP_WORKERS=1,2`; default: 1 and 2 workers) prints, per variant and
+//! worker count, the nanoseconds one ping-pong round trip between two
+//! coroutines (tasks) takes. `bench/wakehop.sh` builds and runs it.
+//!
+//! What it measures: the cost of handing a value to a waiting coroutine
+//! through an async channel, the coroutine waiting in
+//! `coio::future::block_on`, so the hop is one `Waker::wake` that unparks
+//! it (a `Coroutine::unpark`, see `src/future.rs`); beside it coio's own
+//! channel, which unparks directly, and tokio, which wakes a task, for
+//! the same ping-pong. Every round trip is two hops, each one futures-channel
+//! send and one wake of the other side:
+//!
+//! - `coio block_on oneshot`: every message through a fresh
+//!   `futures::channel::oneshot`. The oneshots are handed over along the
+//!   chain itself, so no other channel is involved: A's message to B is a
+//!   [`Ping`] carrying the value, the sender of B's reply, and the receiver
+//!   of A's next message (A keeps its sender). Per round trip A makes two
+//!   oneshots; B waits with `block_on(receiver)`, answers on the reply
+//!   sender and moves on to the next receiver; A waits with
+//!   `block_on(reply receiver)`.
+//! - `coio block_on mpsc`: two long-lived `futures::channel::mpsc::unbounded`
+//!   channels, one per direction, each hop one `unbounded_send` and one
+//!   `block_on(rx.next())`.
+//! - `coio chan rendezvous`: two `coio::chan::bounded(0)` channels,
+//!   `send`/`recv` (as `ch_coio pingpong`).
+//! - `tokio oneshot`, `tokio mpsc`: the same two designs with
+//!   `tokio::sync::oneshot` and `tokio::sync::mpsc::unbounded_channel`,
+//!   awaited, on tokio's multi-thread runtime with W worker threads; with
+//!   W = 1 also on its current-thread runtime (`(current_thread)`).
+//!
+//! In each variant A, the measuring code, runs as a coroutine (task) of the
+//! runtime under test (coio: the `block_on` coroutine; tokio: a spawned
+//! task) and spawns B, so they share the W workers, as in `ch_coio`. The
+//! clock runs from just before the spawn to just after the join; each run
+//! is [`ROUNDS`] round trips, and every value comes back checked. One
+//! runtime per variant and worker count; in it one warm-up run and then
+//! [`REPS`] measured runs, of which the line gives the median, min and max.
+//!
+//! A watchdog ends the process with status 1, naming the variant, if one
+//! variant (all its runs) takes longer than [`HANG_LIMIT`]: a lost wake
+//! shows as that, not as a hang.
+//!
+//! To add a variant: a body (`fn() -> f64` for coio, an `async fn() -> f64`
+//! for tokio) and one entry in [`VARIANTS`].
+
+use std::future::Future;
+use std::sync::mpsc::{self as std_mpsc, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use coio::future::block_on;
+use coio_bench::rt::{REPS, joined, median_after_warmup, ns_per};
+use futures::StreamExt;
+
+/// Round trips per run.
+const ROUNDS: usize = 200_000;
+/// Longest one variant may take, all its runs together, before the watchdog
+/// calls it hung.
+const HANG_LIMIT: Duration = Duration::from_secs(30);
+
+/// One variant: a name and how to run it.
+struct Variant {
+    /// The name in the table.
+    name: &'static str,
+    /// The samples (warm-up first) with this many workers, or `None` if the
+    /// variant has no form with that many (current-thread tokio: only 1).
+    run: fn(usize) -> Option<Vec<f64>>,
+}
+
+/// Every variant, in the table's order.
+const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "coio block_on oneshot",
+        run: |w| Some(on_coio(w, coio_oneshot)),
+    },
+    Variant {
+        name: "coio block_on mpsc",
+        run: |w| Some(on_coio(w, coio_mpsc)),
+    },
+    Variant {
+        name: "coio chan rendezvous",
+        run: |w| Some(on_coio(w, coio_chan)),
+    },
+    Variant {
+        name: "tokio oneshot",
+        run: |w| Some(on_tokio(tokio_multi(w), tokio_oneshot)),
+    },
+    Variant {
+        name: "tokio oneshot (current_thread)",
+        run: |w| (w == 1).then(|| on_tokio(tokio_current(), tokio_oneshot)),
+    },
+    Variant {
+        name: "tokio mpsc",
+        run: |w| Some(on_tokio(tokio_multi(w), tokio_mpsc)),
+    },
+    Variant {
+        name: "tokio mpsc (current_thread)",
+        run: |w| (w == 1).then(|| on_tokio(tokio_current(), tokio_mpsc)),
+    },
+];
+
+/// A's message to B in the futures oneshot chain: the value, where to
+/// answer, and where A's next message will come.
+struct Ping {
+    v: u64,
+    reply: futures::channel::oneshot::Sender<u64>,
+    next: futures::channel::oneshot::Receiver<Ping>,
+}
+
+/// The same for the tokio oneshot chain.
+struct TokioPing {
+    v: u64,
+    reply: tokio::sync::oneshot::Sender<u64>,
+    next: tokio::sync::oneshot::Receiver<TokioPing>,
+}
+
+/// Runs `body` once to warm up and then [`REPS`] times as the `block_on`
+/// coroutine of a fresh coio runtime with `workers` workers.
+fn on_coio(workers: usize, body: fn() -> f64) -> Vec<f64> {
+    coio::Runtime::builder()
+        .workers(workers)
+        .build()
+        .expect("coio runtime")
+        .block_on(move || (0..=REPS).map(|_| body()).collect())
+}
+
+fn coio_oneshot() -> f64 {
+    use futures::channel::oneshot;
+    let (mut to_b, first) = oneshot::channel::<Ping>();
+    let start = Instant::now();
+    let b = coio::spawn(move || {
+        let mut from_a = first;
+        for _ in 0..ROUNDS {
+            let ping = block_on(from_a).expect("A is gone");
+            from_a = ping.next;
+            ping.reply.send(ping.v).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        let (reply, from_b) = oneshot::channel();
+        let (next_to_b, next) = oneshot::channel();
+        if to_b.send(Ping { v: i, reply, next }).is_err() {
+            panic!("B is gone");
+        }
+        to_b = next_to_b;
+        assert_eq!(block_on(from_b).expect("B is gone"), i);
+    }
+    joined(b.join());
+    ns_per(start, ROUNDS)
+}
+
+fn coio_mpsc() -> f64 {
+    use futures::channel::mpsc;
+    let (ping_tx, mut ping_rx) = mpsc::unbounded::<u64>();
+    let (pong_tx, mut pong_rx) = mpsc::unbounded::<u64>();
+    let start = Instant::now();
+    let b = coio::spawn(move || {
+        for _ in 0..ROUNDS {
+            let v = block_on(ping_rx.next()).expect("A is gone");
+            pong_tx.unbounded_send(v).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        ping_tx.unbounded_send(i).expect("B is gone");
+        assert_eq!(block_on(pong_rx.next()).expect("B is gone"), i);
+    }
+    joined(b.join());
+    ns_per(start, ROUNDS)
+}
+
+fn coio_chan() -> f64 {
+    use coio::chan;
+    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+    let start = Instant::now();
+    let b = coio::spawn(move || {
+        for _ in 0..ROUNDS {
+            let v = ping_rx.recv().expect("A is gone");
+            pong_tx.send(v).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        ping_tx.send(i).expect("B is gone");
+        assert_eq!(pong_rx.recv().expect("B is gone"), i);
+    }
+    joined(b.join());
+    ns_per(start, ROUNDS)
+}
+
+/// tokio's multi-thread runtime with `workers` worker threads.
+fn tokio_multi(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .expect("tokio runtime")
+}
+
+/// tokio's current-thread runtime.
+fn tokio_current() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Runs `body` once to warm up and then [`REPS`] times in one task spawned
+/// on `rt`.
+fn on_tokio<F>(rt: tokio::runtime::Runtime, body: fn() -> F) -> Vec<f64>
+where
+    F: Future<Output = f64> + Send + 'static,
+{
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(REPS + 1);
+            for _ in 0..=REPS {
+                samples.push(body().await);
+            }
+            samples
+        })
+        .await
+        .expect("measuring task panicked")
+    })
+}
+
+async fn tokio_oneshot() -> f64 {
+    use tokio::sync::oneshot;
+    let (mut to_b, first) = oneshot::channel::<TokioPing>();
+    let start = Instant::now();
+    let b = tokio::spawn(async move {
+        let mut from_a = first;
+        for _ in 0..ROUNDS {
+            let ping = from_a.await.expect("A is gone");
+            from_a = ping.next;
+            ping.reply.send(ping.v).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        let (reply, from_b) = oneshot::channel();
+        let (next_to_b, next) = oneshot::channel();
+        if to_b.send(TokioPing { v: i, reply, next }).is_err() {
+            panic!("B is gone");
+        }
+        to_b = next_to_b;
+        assert_eq!(from_b.await.expect("B is gone"), i);
+    }
+    b.await.expect("B panicked");
+    ns_per(start, ROUNDS)
+}
+
+async fn tokio_mpsc() -> f64 {
+    use tokio::sync::mpsc;
+    let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
+    let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
+    let start = Instant::now();
+    let b = tokio::spawn(async move {
+        for _ in 0..ROUNDS {
+            let v = ping_rx.recv().await.expect("A is gone");
+            pong_tx.send(v).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        ping_tx.send(i).expect("B is gone");
+        assert_eq!(pong_rx.recv().await.expect("B is gone"), i);
+    }
+    b.await.expect("B panicked");
+    ns_per(start, ROUNDS)
+}
+
+/// The worker counts to run: the arguments, else `WAKEHOP_WORKERS` (split
+/// at commas or spaces), else 1 and 2. Exits with status 2 on anything but
+/// positive numbers.
+fn worker_counts() -> Vec<usize> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<String> = if !args.is_empty() {
+        args
+    } else if let Ok(env) = std::env::var("WAKEHOP_WORKERS") {
+        env.split([',', ' '])
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect()
+    } else {
+        return vec![1, 2];
+    };
+    let counts: Option<Vec<usize>> = words
+        .iter()
+        .map(|w| w.parse().ok().filter(|&n: &usize| n > 0))
+        .collect();
+    match counts {
+        Some(c) if !c.is_empty() => c,
+        _ => {
+            eprintln!("usage: wakehop [WORKERS...]   (or WAKEHOP_WORKERS=1,2)");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// Starts the watchdog: it is told each variant as it starts, and ends the
+/// process if one takes longer than [`HANG_LIMIT`].
+fn watchdog() -> std_mpsc::Sender<String> {
+    let (tx, rx) = std_mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut current = String::from("(none)");
+        loop {
+            match rx.recv_timeout(HANG_LIMIT) {
+                Ok(next) => current = next,
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    eprintln!(
+                        "wakehop: {current} did not finish within {HANG_LIMIT:?} \
+                         ({} runs of {ROUNDS} round trips): hung",
+                        REPS + 1
+                    );
+                    std::process::exit(1);
+                }
+            }
+        }
+    });
+    tx
+}
+
+fn main() {
+    let counts = worker_counts();
+    let dog = watchdog();
+    println!(
+        "# ns per round trip, {ROUNDS} round trips per run, median/min/max of {REPS} runs after 1 warm-up"
+    );
+    println!(
+        "{:<32} {:>2} {:>9} {:>9} {:>9}",
+        "variant", "W", "median", "min", "max"
+    );
+    for &w in &counts {
+        for v in VARIANTS {
+            dog.send(format!("{} W={w}", v.name)).expect("watchdog");
+            let Some(samples) = (v.run)(w) else { continue };
+            let (median, samples) = median_after_warmup(samples);
+            let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = samples.iter().copied().fold(0.0, f64::max);
+            println!("{:<32} {w:>2} {median:>9.1} {min:>9.1} {max:>9.1}", v.name);
+        }
+    }
+}
