@@ -645,6 +645,7 @@ net_part() {
     http_servers+=("coio=$bins/http_coio epoll")
     http_servers+=("coio io_uring=$bins/http_coio uring")
     http_servers+=("hyper=$bins/http_hyper")
+    http_servers+=("hyper on coio=$bins/http_hyper_coio")
     http_servers+=("may_minihttp=$bins/http_may")
     if go_build http "$bins/http-go" >/dev/null; then
         http_servers+=("go net/http=$bins/http-go")

@@ -117,7 +117,7 @@
 //! [`recv_async`](chan::Receiver::recv_async). coio's sockets serve async
 //! code too (`poll_read`, `accept_async`, and the I/O traits of tokio,
 //! futures and hyper behind cargo features), on the same poller; hyper 1.x
-//! runs on coio with [`compat::hyper`]'s executor and timer, and futures
+//! runs on coio with `compat::hyper`'s executor and timer, and futures
 //! tied to tokio's reactor (reqwest, sqlx) run from coroutines with
 //! `compat::tokio::block_on`. See [`compat`].
 //!

@@ -68,6 +68,8 @@ fn hyper_get(addr: SocketAddr, n: usize) -> Vec<String> {
                 .header("host", "localhost")
                 .body(Empty::<Bytes>::new())
                 .unwrap();
+            // The connection takes the next request once it is idle again.
+            sender.ready().await.unwrap();
             let resp = sender.send_request(req).await.unwrap();
             assert_eq!(resp.status(), 200);
             let body = resp.into_body().collect().await.unwrap().to_bytes();

@@ -1,12 +1,11 @@
 //! Bridges to the async ecosystem, each behind its cargo feature.
 //!
-//! * [`hyper`] (feature `hyper`): an [`Executor`](hyper::Executor) that
-//!   runs hyper's background tasks as coroutines and a
-//!   [`Timer`](hyper::Timer) on coio's timers; with the `hyper` feature
-//!   coio's stream sockets also implement `hyper::rt::Read` and `Write`,
-//!   so hyper 1.x serves and connects over them directly (see
-//!   `examples/hyper.rs`).
-//! * [`tokio`](mod@tokio) (feature `tokio`): [`tokio::block_on`] runs a
+//! * `compat::hyper` (feature `hyper`): an `Executor` that runs hyper's
+//!   background tasks as coroutines and a `Timer` on coio's timers; with
+//!   the `hyper` feature coio's stream sockets also implement
+//!   `hyper::rt::Read` and `Write`, so hyper 1.x serves and connects over
+//!   them directly (see `examples/hyper.rs`).
+//! * `compat::tokio` (feature `tokio`): `compat::tokio::block_on` runs a
 //!   future that needs tokio's reactor (reqwest, sqlx, tonic, ...) from a
 //!   coroutine, on a tokio runtime coio starts when first needed. With the
 //!   `tokio` feature coio's stream sockets also implement tokio's

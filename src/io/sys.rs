@@ -64,9 +64,17 @@ pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<u
     // reads through the pointer.
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
-    // SAFETY: `msg` points to `bufs`, valid for the call.
-    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
-    result(n as libc::c_long)
+    // SAFETY: `msg` points to `bufs`, valid for the call (no cancellation
+    // point: see the module docs).
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sendmsg,
+            fd,
+            &msg as *const libc::msghdr,
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    result(n)
 }
 
 #[cfg_attr(not(any(feature = "tokio", feature = "hyper")), allow(dead_code))]

@@ -663,4 +663,57 @@ mod loom_tests {
             waker.join().unwrap();
         });
     }
+
+    /// A future's blocker whose waker is replaced (a poll with a new
+    /// waker, under the queue's lock) while a waker claims it: the claim
+    /// wakes the waker that the future waits with, or the future sees the
+    /// claim (a lost wakeup would leave it waiting forever: a deadlock of
+    /// the model).
+    #[test]
+    fn loom_future_waker_replaced_during_a_claim() {
+        use std::task::Wake;
+
+        struct Flag(AtomicBool, Thread);
+        impl Wake for Flag {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.store(true, Release);
+                self.1.unpark();
+            }
+        }
+
+        loom::model(|| {
+            let q: Shared = Arc::new(Lock::new(WaitQueue::new()));
+            let first = std::sync::Arc::new(Flag(AtomicBool::new(false), thread::current()));
+            let second = std::sync::Arc::new(Flag(AtomicBool::new(false), thread::current()));
+            let blocker = Blocker::for_waker(first.clone().into());
+            // SAFETY: the blocker lives until the end of the model, after
+            // the claim finished (we wait for DONE below).
+            unsafe { q.lock().push(&blocker, 0, std::ptr::null_mut()) };
+            let waker = {
+                let q = q.clone();
+                loom::thread::spawn(move || {
+                    let c = q.lock().claim(None, false);
+                    drop(c);
+                })
+            };
+            // The re-poll with a new waker.
+            let new: std::task::Waker = second.clone().into();
+            loop {
+                if let Some(w) = blocker.poll_woken() {
+                    assert_eq!(w, Woken::Done(0));
+                    break;
+                }
+                let g = q.lock();
+                // SAFETY: we hold the queue's lock and own the blocker.
+                if unsafe { blocker.set_waker(&new) } {
+                    drop(g);
+                    // Pending: only the new waker brings us back.
+                    while !second.0.load(Acquire) {
+                        thread::park();
+                    }
+                }
+            }
+            waker.join().unwrap();
+        });
+    }
 }

@@ -22,6 +22,10 @@
 //! - `coio block_on mpsc`: two long-lived `futures::channel::mpsc::unbounded`
 //!   channels, one per direction, each hop one `unbounded_send` and one
 //!   `block_on(rx.next())`.
+//! - `coio block_on tokio mpsc`: as `coio block_on mpsc`, with tokio's
+//!   unbounded channels (which need no tokio runtime).
+//! - `coio send/recv_async`: coio's own rendezvous channels through their
+//!   futures (`send_async`, `recv_async`), each in a `block_on`.
 //! - `coio chan rendezvous`: two `coio::chan::bounded(0)` channels,
 //!   `send`/`recv` (as `ch_coio pingpong`).
 //! - `tokio oneshot`, `tokio mpsc`: the same two designs with
@@ -76,6 +80,14 @@ const VARIANTS: &[Variant] = &[
     Variant {
         name: "coio block_on mpsc",
         run: |w| Some(on_coio(w, coio_mpsc)),
+    },
+    Variant {
+        name: "coio block_on tokio mpsc",
+        run: |w| Some(on_coio(w, coio_tokio_mpsc)),
+    },
+    Variant {
+        name: "coio send/recv_async",
+        run: |w| Some(on_coio(w, coio_chan_async)),
     },
     Variant {
         name: "coio chan rendezvous",
@@ -163,6 +175,48 @@ fn coio_mpsc() -> f64 {
     for i in 0..ROUNDS as u64 {
         ping_tx.unbounded_send(i).expect("B is gone");
         assert_eq!(block_on(pong_rx.next()).expect("B is gone"), i);
+    }
+    joined(b.join());
+    ns_per(start, ROUNDS)
+}
+
+/// As `coio_mpsc`, with tokio's unbounded channels awaited in coio's
+/// `block_on` (a tokio channel needs no tokio runtime).
+fn coio_tokio_mpsc() -> f64 {
+    use tokio::sync::mpsc;
+    let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
+    let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
+    let start = Instant::now();
+    let b = coio::spawn(move || {
+        for _ in 0..ROUNDS {
+            let v = block_on(ping_rx.recv()).expect("A is gone");
+            pong_tx.send(v).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        ping_tx.send(i).expect("B is gone");
+        assert_eq!(block_on(pong_rx.recv()).expect("B is gone"), i);
+    }
+    joined(b.join());
+    ns_per(start, ROUNDS)
+}
+
+/// coio's own rendezvous channels through their futures: every send and
+/// receive is `block_on(send_async(..))` / `block_on(recv_async())`.
+fn coio_chan_async() -> f64 {
+    use coio::chan;
+    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+    let start = Instant::now();
+    let b = coio::spawn(move || {
+        for _ in 0..ROUNDS {
+            let v = block_on(ping_rx.recv_async()).expect("A is gone");
+            block_on(pong_tx.send_async(v)).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        block_on(ping_tx.send_async(i)).expect("B is gone");
+        assert_eq!(block_on(pong_rx.recv_async()).expect("B is gone"), i);
     }
     joined(b.join());
     ns_per(start, ROUNDS)
