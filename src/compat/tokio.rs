@@ -22,6 +22,22 @@
 //!
 //! Futures that do not need tokio's reactor (channels, `futures` combinators,
 //! coio's own sockets) should use `coio::future::block_on` directly.
+//!
+//! # Two things to know
+//!
+//! * **Build the future inside.** Some clients start timers or sockets
+//!   when the future is *created*, not first polled (reqwest's `send()`
+//!   with a timeout makes a tokio sleep at once): created outside the
+//!   tokio context, they panic with "there is no reactor running". Write
+//!   `block_on(async { client.get(url).send().await })`, not
+//!   `block_on(client.get(url).send())`.
+//! * **Stack depth.** Async clients nest deep in their first poll: in a
+//!   debug build reqwest's first `https` request takes 136–140 KiB of
+//!   stack (a release build under 48 KiB), more than coio's default 128
+//!   KiB, and overflows it (the process aborts with a report naming the
+//!   coroutine). Give such coroutines larger stacks
+//!   ([`Builder::stack_size`](crate::Builder::stack_size), or the
+//!   runtime's `stack_size`), e.g. 256 KiB.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,8 +76,10 @@ pub fn handle() -> &'static ::tokio::runtime::Handle {
 ///
 /// ```no_run
 /// coio::run(|| {
-///     // e.g. a reqwest call: its connection pool and sockets live on
-///     // tokio's reactor, the coroutine waits for the response.
+///     // e.g. a reqwest call, `block_on(async { client.get(url).send().await })`:
+///     // its connection pool and sockets live on tokio's reactor, the
+///     // coroutine waits for the response. The future is built inside the
+///     // `async` block, in tokio's context (see the module docs).
 ///     let n = coio::compat::tokio::block_on(async {
 ///         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
 ///         7
