@@ -568,10 +568,12 @@ impl Drop for Claimed {
             }
             Who::Waker(w) => {
                 // The future may be dropped the moment it sees DONE: take
-                // our own waker first.
-                // SAFETY: claimed, so its owner no longer replaces it
-                // (`set_waker`).
-                let w = unsafe { (*w.get()).clone() };
+                // the waker out first (leaving one that does nothing; the
+                // blocker's wait is over, nobody wakes it again).
+                // SAFETY: claimed, so its owner no longer touches it
+                // (`set_waker`) until it sees DONE, and we are its only
+                // claimer.
+                let w = unsafe { std::mem::replace(&mut *w.get(), Waker::noop().clone()) };
                 b.state.store(done, Release);
                 w.wake();
             }
