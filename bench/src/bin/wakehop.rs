@@ -22,8 +22,9 @@
 //! - `coio block_on mpsc`: two long-lived `futures::channel::mpsc::unbounded`
 //!   channels, one per direction, each hop one `unbounded_send` and one
 //!   `block_on(rx.next())`.
-//! - `coio block_on tokio mpsc`: as `coio block_on mpsc`, with tokio's
-//!   unbounded channels (which need no tokio runtime).
+//! - `coio block_on tokio oneshot`, `coio block_on tokio mpsc`: as the
+//!   two above, with tokio's channels (which need no tokio runtime): the
+//!   same channels as the tokio rows, only the executor differs.
 //! - `coio send/recv_async`: coio's own rendezvous channels through their
 //!   futures (`send_async`, `recv_async`), each in a `block_on`.
 //! - `coio chan rendezvous`: two `coio::chan::bounded(0)` channels,
@@ -80,6 +81,10 @@ const VARIANTS: &[Variant] = &[
     Variant {
         name: "coio block_on mpsc",
         run: |w| Some(on_coio(w, coio_mpsc)),
+    },
+    Variant {
+        name: "coio block_on tokio oneshot",
+        run: |w| Some(on_coio(w, coio_tokio_oneshot)),
     },
     Variant {
         name: "coio block_on tokio mpsc",
@@ -175,6 +180,33 @@ fn coio_mpsc() -> f64 {
     for i in 0..ROUNDS as u64 {
         ping_tx.unbounded_send(i).expect("B is gone");
         assert_eq!(block_on(pong_rx.next()).expect("B is gone"), i);
+    }
+    joined(b.join());
+    ns_per(start, ROUNDS)
+}
+
+/// As `coio_oneshot`, with tokio's oneshots awaited in coio's `block_on`
+/// (the same channel as `tokio oneshot`: the difference is the executor).
+fn coio_tokio_oneshot() -> f64 {
+    use tokio::sync::oneshot;
+    let (mut to_b, first) = oneshot::channel::<TokioPing>();
+    let start = Instant::now();
+    let b = coio::spawn(move || {
+        let mut from_a = first;
+        for _ in 0..ROUNDS {
+            let ping = block_on(from_a).expect("A is gone");
+            from_a = ping.next;
+            ping.reply.send(ping.v).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        let (reply, from_b) = oneshot::channel();
+        let (next_to_b, next) = oneshot::channel();
+        if to_b.send(TokioPing { v: i, reply, next }).is_err() {
+            panic!("B is gone");
+        }
+        to_b = next_to_b;
+        assert_eq!(block_on(from_b).expect("B is gone"), i);
     }
     joined(b.join());
     ns_per(start, ROUNDS)
@@ -381,8 +413,11 @@ fn main() {
         "{:<32} {:>2} {:>9} {:>9} {:>9}",
         "variant", "W", "median", "min", "max"
     );
+    // `WAKEHOP_ONLY=<text>`: only the variants whose name contains it (to
+    // profile one).
+    let only = std::env::var("WAKEHOP_ONLY").unwrap_or_default();
     for &w in &counts {
-        for v in VARIANTS {
+        for v in VARIANTS.iter().filter(|v| v.name.contains(only.as_str())) {
             dog.send(format!("{} W={w}", v.name)).expect("watchdog");
             let Some(samples) = (v.run)(w) else { continue };
             let (median, samples) = median_after_warmup(samples);
