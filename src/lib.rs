@@ -167,12 +167,12 @@ pub mod sync;
 pub use coroutine::generator::{
     ForcedUnwind, Generator, GeneratorBuilder, GeneratorState, Yielder,
 };
-pub use runtime::blocking::{current, is_coroutine, park, park_timeout, sleep, yield_now};
+pub use runtime::blocking::{current, is_coroutine, metrics, park, park_timeout, sleep, yield_now};
 pub use runtime::local::LocalKey;
 pub use runtime::pool::blocking;
 pub use runtime::scope::{Scope, ScopedJoinHandle, scope};
 pub use runtime::task::{Cancelled, Coroutine, CoroutineId, JoinHandle};
-pub use runtime::{Builder, IoDriver, Runtime, RuntimeBuilder, run, spawn};
+pub use runtime::{Builder, IoDriver, Metrics, Runtime, RuntimeBuilder, WorkerMetrics, run, spawn};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE, StackPolicy};
 
 #[doc(hidden)]

@@ -112,6 +112,8 @@ pub(crate) struct Driver {
     /// allocation).
     batch: Vec<(Arc<dyn Ready>, usize)>,
     handle: Arc<Handle>,
+    /// Readiness events handed to their targets so far (for metrics).
+    handed: u64,
 }
 
 /// The part of a driver that other threads use: to register and remove
@@ -190,6 +192,7 @@ impl Driver {
             poll,
             events: Events::with_capacity(EVENTS),
             batch: Vec::with_capacity(EVENTS),
+            handed: 0,
             handle: Arc::new(Handle {
                 registry,
                 waker,
@@ -334,9 +337,20 @@ impl Driver {
                 self.batch.push((target.clone(), bits));
             }
         }
+        self.handed += self.batch.len() as u64;
         for (target, bits) in self.batch.drain(..) {
             target.set_ready(bits);
         }
+    }
+
+    /// I/O events (readiness) and completions (the ring's) handed over so
+    /// far.
+    pub(crate) fn events(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = &self.ring {
+            return self.handed + ring.handed_over() as u64;
+        }
+        self.handed
     }
 }
 

@@ -104,6 +104,19 @@ pub fn current() -> Coroutine {
     }
 }
 
+/// A snapshot of the current runtime's counters and queues: per worker,
+/// and totals (see [`Metrics`](crate::Metrics)).
+///
+/// # Panics
+/// Outside a coroutine of a coio runtime, with a message (use
+/// [`Runtime::metrics`](crate::Runtime::metrics) there).
+pub fn metrics() -> crate::Metrics {
+    match worker::coroutine_local() {
+        Some(l) => l.shared.metrics(),
+        None => not_in_coroutine("coio::metrics"),
+    }
+}
+
 #[cold]
 #[track_caller]
 pub(crate) fn not_in_coroutine(what: &str) -> ! {

@@ -159,6 +159,12 @@ impl Idle {
         }
     }
 
+    /// Awake (unparked) workers and searching ones, for metrics.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let s = self.state.load(Relaxed);
+        (s / UNPARKED_ONE, s & SEARCH_MASK)
+    }
+
     /// Every worker is asleep and none is searching.
     pub(crate) fn all_parked(&self) -> bool {
         self.state.load(SeqCst) == 0

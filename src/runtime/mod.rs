@@ -39,7 +39,9 @@
 //!   runtime;
 //! * `idle`: the searching/parking protocol between workers;
 //! * `pool`: the blocking pool;
-//! * `monitor`: the stall monitor, and what workers publish for placement;
+//! * `monitor`: the stall monitor, and what workers publish for placement
+//!   and metrics;
+//! * `metrics`: `coio::metrics()` and the schedule trace (`COIO_SCHEDTRACE`);
 //! * `blocking`: `sleep`, `park`, `yield_now`, and the wait loop every
 //!   blocking call goes through;
 //! * `scope`: scoped coroutines that borrow from their parent;
@@ -49,6 +51,7 @@
 pub(crate) mod blocking;
 mod idle;
 pub(crate) mod local;
+pub(crate) mod metrics;
 mod monitor;
 pub(crate) mod pool;
 pub(crate) mod scope;
@@ -67,6 +70,7 @@ use crossbeam_deque::{Injector, Worker as Deque};
 
 use crate::driver::Driver;
 use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
+pub use metrics::{Metrics, WorkerMetrics};
 use task::{JoinHandle, Spec, Task, TaskCell, TaskRef};
 
 /// An identity of the runtime whose shared state is `shared`, never 0: the
@@ -97,11 +101,17 @@ pub(crate) struct Shared {
     pub(crate) no_stack_reported: AtomicBool,
     /// What the workers wait for I/O with.
     pub(crate) io_driver: IoDriver,
+    /// Fresh coroutines queued from outside the workers (for metrics).
+    pub(crate) injected: std::sync::atomic::AtomicU64,
+    /// Queued coroutines that finished without starting (no stack, or left
+    /// in the injector at shutdown), for metrics.
+    pub(crate) abandoned: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
     /// Queues a fresh task from outside the runtime's workers.
     fn inject(&self, task: TaskRef) {
+        self.injected.fetch_add(1, Relaxed);
         self.injector.push(task);
         self.notify_work(true);
     }
@@ -135,6 +145,8 @@ pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<thread::JoinHandle<()>>,
     monitor: Option<thread::JoinHandle<()>>,
+    /// The schedule trace's thread (`RuntimeBuilder::schedtrace`).
+    schedtrace: Option<thread::JoinHandle<()>>,
 }
 
 /// The kernel interface a runtime's workers do their I/O and sleep with
@@ -201,6 +213,8 @@ pub struct RuntimeBuilder {
     stall_warning: Option<Duration>,
     driver: Option<IoDriver>,
     uring_entries: u32,
+    /// None: from `COIO_SCHEDTRACE`; Some(None): off.
+    schedtrace: Option<Option<Duration>>,
 }
 
 impl Default for RuntimeBuilder {
@@ -213,6 +227,7 @@ impl Default for RuntimeBuilder {
             stall_warning: Some(Duration::from_secs(1)),
             driver: None,
             uring_entries: URING_ENTRIES,
+            schedtrace: None,
         }
     }
 }
@@ -263,6 +278,21 @@ impl RuntimeBuilder {
     /// the monitor thread that watches for this.
     pub fn stall_warning(mut self, after: Option<Duration>) -> Self {
         self.stall_warning = after;
+        self
+    }
+
+    /// Print one line of the runtime's [`Metrics`] to stderr every
+    /// `period` (Go's `schedtrace`): workers, how many are awake and
+    /// searching, coroutines spawned and alive, and per worker its
+    /// runnable, fresh and homed counts. Default: the `COIO_SCHEDTRACE`
+    /// environment variable, in milliseconds, if set; else none. `None`
+    /// turns it off whatever the variable says.
+    ///
+    /// ```text
+    /// SCHED 1000ms: workers=2 awake=2 searching=0 spawned=10234 live=10001 runnable=[12 9] fresh=[0 0] homed=[5003 4997]
+    /// ```
+    pub fn schedtrace(mut self, period: Option<Duration>) -> Self {
+        self.schedtrace = Some(period.filter(|p| !p.is_zero()));
         self
     }
 
@@ -358,11 +388,14 @@ impl RuntimeBuilder {
             spares: worker::Spares::default(),
             no_stack_reported: AtomicBool::new(false),
             io_driver,
+            injected: std::sync::atomic::AtomicU64::new(0),
+            abandoned: std::sync::atomic::AtomicU64::new(0),
         });
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(workers),
             monitor: None,
+            schedtrace: None,
         };
         for (index, (deque, driver)) in deques.into_iter().zip(drivers).enumerate() {
             let shared = shared.clone();
@@ -383,6 +416,18 @@ impl RuntimeBuilder {
                 .thread
                 .get_or_init(|| handle.thread().clone());
             rt.monitor = Some(handle);
+        }
+        let trace = match self.schedtrace {
+            Some(p) => p,
+            None => metrics::schedtrace_period(),
+        };
+        if let Some(period) = trace {
+            let shared = shared.clone();
+            rt.schedtrace = Some(
+                thread::Builder::new()
+                    .name(format!("{}-schedtrace", self.thread_name))
+                    .spawn(move || metrics::schedtrace(&shared, period))?,
+            );
         }
         Ok(rt)
     }
@@ -494,6 +539,11 @@ impl Runtime {
     /// ```
     pub fn io_driver(&self) -> IoDriver {
         self.shared.io_driver
+    }
+
+    /// A snapshot of the runtime's counters and queues (see [`Metrics`]).
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
     }
 
     /// For tests and measurements (until the runtime has metrics): how
@@ -678,10 +728,17 @@ impl Drop for Runtime {
             m.thread().unpark();
             let _ = m.join();
         }
+        if let Some(t) = self.schedtrace.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
         // Whatever was injected after the workers stopped looking.
         loop {
             match self.shared.injector.steal() {
-                crossbeam_deque::Steal::Success(t) => t.abandon(Box::new(task::Cancelled)),
+                crossbeam_deque::Steal::Success(t) => {
+                    self.shared.abandoned.fetch_add(1, Relaxed);
+                    t.abandon(Box::new(task::Cancelled))
+                }
                 crossbeam_deque::Steal::Empty => break,
                 crossbeam_deque::Steal::Retry => {}
             }

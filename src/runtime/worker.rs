@@ -76,6 +76,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 
 use super::Shared;
+use super::monitor::{Counts, bump};
 use super::sleep::TimerRef;
 use super::task::{self, Spec, Started, Task, TaskCell, TaskRef};
 use crate::arch;
@@ -523,6 +524,12 @@ impl Local {
         &self.shared.remotes[self.index]
     }
 
+    /// This worker's metrics counters (see `runtime::metrics`).
+    #[inline(always)]
+    pub(crate) fn counts(&self) -> &Counts {
+        &self.shared.monitor.counts[self.index]
+    }
+
     /// An identity of this worker's runtime that outlives no borrow: the
     /// address of its shared state, never 0 (see `pool::serving`).
     #[inline]
@@ -733,6 +740,7 @@ impl Local {
         let mut driver = self.driver.borrow_mut();
         if driver.has_work() {
             driver.poll(Some(Duration::ZERO));
+            self.counts().io_events.store(driver.events(), Relaxed);
         }
     }
 
@@ -742,7 +750,12 @@ impl Local {
         if timers.is_empty() {
             return;
         }
-        timers.fire(Instant::now(), TimerRef::fire);
+        let mut fired = 0;
+        timers.fire(Instant::now(), |t| {
+            fired += 1;
+            t.fire();
+        });
+        bump(&self.counts().timers_fired, fired);
     }
 
     fn steal_injector(&self) -> Option<TaskRef> {
@@ -802,6 +815,7 @@ impl Local {
     /// an idle worker know there is work to steal.
     #[inline]
     pub(crate) fn spawn(&self, task: TaskRef) {
+        bump(&self.counts().spawned, 1);
         if self.fresh.len() < FRESH_CAP {
             self.fresh.push(task);
         } else {
@@ -976,6 +990,7 @@ impl Local {
                  per runtime.)"
             );
         }
+        self.shared.abandoned.fetch_add(1, Relaxed);
         let unrun = task.clone();
         let job: Box<dyn FnOnce() + Send> = {
             let reason = reason.clone();
@@ -1006,6 +1021,7 @@ impl Local {
             self.shared.monitor.progress[self.index].set_homed(registry.len);
             owned
         };
+        bump(&self.counts().finished, 1);
         if let Some(t) = owned {
             self.recycler.put(t, &self.shared.spares);
         }

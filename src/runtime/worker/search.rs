@@ -19,6 +19,7 @@ use std::time::Instant;
 use crossbeam_deque::Steal;
 
 use super::{Job, Local, SPIN, STEAL_LONE_WAIT};
+use crate::runtime::monitor::bump;
 use crate::runtime::task::TaskRef;
 
 impl Local {
@@ -141,8 +142,14 @@ impl Local {
             }
             let room = room.max(1);
             loop {
+                let before = self.fresh.len();
                 match stealer.steal_batch_with_limit_and_pop(&self.fresh, room) {
-                    Steal::Success(t) => return Some(t),
+                    Steal::Success(t) => {
+                        let n = (self.fresh.len() - before) as u64 + 1;
+                        bump(&self.counts().stolen_in, n);
+                        self.shared.monitor.stolen_out[i].fetch_add(n, Relaxed);
+                        return Some(t);
+                    }
                     Steal::Empty => break,
                     Steal::Retry => continue,
                 }
@@ -252,9 +259,18 @@ impl Local {
         // Busy time, for placement (`effective_loads`): two clock reads
         // per sleep, which is a system call anyway.
         let monitor = &self.shared.monitor;
-        monitor.progress[self.index].set_asleep(true, monitor.micros(asleep));
-        self.driver.borrow_mut().poll(timeout);
+        monitor.progress[self.index].set_asleep(true, monitor.micros(asleep), self.counts());
+        bump(&self.counts().parks, 1);
+        {
+            let mut driver = self.driver.borrow_mut();
+            driver.poll(timeout);
+            self.counts().io_events.store(driver.events(), Relaxed);
+        }
         remote.lock().parked = false;
-        monitor.progress[self.index].set_asleep(false, monitor.micros(Instant::now()));
+        monitor.progress[self.index].set_asleep(
+            false,
+            monitor.micros(Instant::now()),
+            self.counts(),
+        );
     }
 }
