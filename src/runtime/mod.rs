@@ -546,9 +546,10 @@ impl Runtime {
         self.shared.metrics()
     }
 
-    /// For tests and measurements (until the runtime has metrics): how
-    /// many started, unfinished coroutines each worker homes, as the
-    /// workers last published it.
+    /// For tests and measurements: how many started, unfinished
+    /// coroutines each worker homes, as the workers last published it (the
+    /// `homed` of [`metrics`](Self::metrics), kept for the benchmarks that
+    /// read it).
     #[doc(hidden)]
     pub fn worker_homes(&self) -> Vec<usize> {
         self.shared
