@@ -200,6 +200,25 @@ impl IoDriver {
     }
 }
 
+/// The stall monitor's default threshold (`RuntimeBuilder::stall_warning`).
+const STALL_WARNING: Duration = Duration::from_millis(100);
+
+/// The stall warning threshold `COIO_STALL_WARNING` asks for: Some(None)
+/// for `off` (or 0).
+fn stall_warning_from_env() -> io::Result<Option<Option<Duration>>> {
+    env_setting(
+        "COIO_STALL_WARNING",
+        "a number of milliseconds or off",
+        |v| match v {
+            "off" | "0" => Some(None),
+            _ => v
+                .parse::<u64>()
+                .ok()
+                .map(|ms| Some(Duration::from_millis(ms))),
+        },
+    )
+}
+
 /// Submission entries of each worker's io_uring by default.
 const URING_ENTRIES: u32 = 256;
 
@@ -210,7 +229,9 @@ pub struct RuntimeBuilder {
     stack_size: usize,
     policy: StackPolicy,
     thread_name: String,
-    stall_warning: Option<Duration>,
+    /// None: from `COIO_STALL_WARNING`, else [`STALL_WARNING`]; Some(None):
+    /// off.
+    stall_warning: Option<Option<Duration>>,
     driver: Option<IoDriver>,
     uring_entries: u32,
     /// None: from `COIO_SCHEDTRACE`; Some(None): off.
@@ -224,7 +245,7 @@ impl Default for RuntimeBuilder {
             stack_size: DEFAULT_STACK_SIZE,
             policy: StackPolicy::Auto,
             thread_name: "coio-worker".into(),
-            stall_warning: Some(Duration::from_secs(1)),
+            stall_warning: None,
             driver: None,
             uring_entries: URING_ENTRIES,
             schedtrace: None,
@@ -274,10 +295,14 @@ impl RuntimeBuilder {
     /// Print a warning to stderr when a worker has been running one
     /// coroutine for longer than this without it coming back to the
     /// scheduler (a long computation, or a blocking system call, holds up
-    /// every coroutine homed on that worker). Default 1 s; `None` disables
-    /// the monitor thread that watches for this.
+    /// every coroutine homed on that worker). Default: the
+    /// `COIO_STALL_WARNING` environment variable, in milliseconds (`off`:
+    /// none), if set; else 100 ms, long enough that ordinary work never
+    /// trips it and short enough to catch a stall a user would feel.
+    /// `None` disables the monitor thread that watches for this, whatever
+    /// the variable says.
     pub fn stall_warning(mut self, after: Option<Duration>) -> Self {
-        self.stall_warning = after;
+        self.stall_warning = Some(after.filter(|d| !d.is_zero()));
         self
     }
 
@@ -344,7 +369,7 @@ impl RuntimeBuilder {
     ///
     /// # Errors
     /// `InvalidInput` for zero workers, an unparsable `COIO_WORKERS` or
-    /// `COIO_DRIVER` or an impossible stack size; the OS error if a thread
+    /// `COIO_DRIVER` or `COIO_STALL_WARNING`, or an impossible stack size; the OS error if a thread
     /// cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
@@ -358,6 +383,10 @@ impl RuntimeBuilder {
             ));
         }
         let stack_size = stack::usable_size(self.stack_size)?;
+        let stall_warning = match self.stall_warning {
+            Some(t) => t,
+            None => stall_warning_from_env()?.unwrap_or(Some(STALL_WARNING)),
+        };
         let deques: Vec<Deque<TaskRef>> = (0..workers).map(|_| Deque::new_fifo()).collect();
         let wanted = match self.driver {
             Some(d) => d,
@@ -384,7 +413,7 @@ impl RuntimeBuilder {
             closed: AtomicBool::new(false),
             stack_size,
             policy: self.policy,
-            monitor: monitor::Monitor::new(workers, self.stall_warning),
+            monitor: monitor::Monitor::new(workers, stall_warning),
             spares: worker::Spares::default(),
             no_stack_reported: AtomicBool::new(false),
             io_driver,
@@ -405,7 +434,7 @@ impl RuntimeBuilder {
                 .map_err(|e| worker_error(e, index, workers, "its thread"))?;
             rt.threads.push(handle);
         }
-        if self.stall_warning.is_some() {
+        if stall_warning.is_some() {
             let shared = shared.clone();
             let prefix = self.thread_name.clone();
             let handle = thread::Builder::new()
