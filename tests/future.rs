@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use coio::Runtime;
 use coio::future::block_on;
 
+mod common;
+
 /// A one-shot channel built on `Waker` alone, as async crates have them.
 struct Shared<T> {
     value: Option<T>,
@@ -70,10 +72,7 @@ fn rt(workers: usize) -> Runtime {
 /// Runs `f` on a thread; fails if it does not finish within 20 s (a
 /// coroutine waiting for a wake that never comes).
 fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || tx.send(f()).unwrap());
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("block_on did not return within 20 s")
+    common::within(Duration::from_secs(20), f)
 }
 
 /// The sender is another coroutine of the same, only worker: it runs while

@@ -5,8 +5,8 @@
 //! async code and coroutines (`send_async`/`recv_async`), including
 //! futures dropped mid-wait; `coio::future::sleep`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
-use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,8 @@ use futures::StreamExt;
 use futures::channel::{mpsc as fmpsc, oneshot};
 use futures::task::noop_waker;
 
+mod common;
+
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().workers(workers).build().unwrap()
 }
@@ -24,10 +26,7 @@ fn rt(workers: usize) -> Runtime {
 /// Runs `f` on a thread; fails if it does not finish within 30 s (a lost
 /// wake).
 fn within_30s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || tx.send(f()).unwrap());
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("did not finish within 30 s")
+    common::within(Duration::from_secs(30), f)
 }
 
 fn tokio_rt() -> tokio::runtime::Runtime {

@@ -17,36 +17,18 @@
 //! rustls handshake against the plain-HTTP server to see it fail cleanly.
 
 use std::net::SocketAddr;
-use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Once};
-use std::thread;
 use std::time::Duration;
 
 use coio::Runtime;
 use coio::compat::tokio::block_on;
 use coio::net::TcpListener;
+use coio_interop::within_30s;
 
 #[path = "../../examples/http.rs"]
 #[allow(dead_code)]
 mod http;
-
-/// Runs `f` on a thread; fails if it does not finish within 30 s (a lost
-/// wake or a hang), instead of hanging the test run. A panic of `f` goes
-/// on here.
-fn within_30s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = thread::spawn(move || tx.send(f()).unwrap());
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(v) => v,
-        Err(RecvTimeoutError::Timeout) => panic!("did not finish within 30 s"),
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => resume_unwind(panic),
-            Ok(()) => unreachable!("the thread sent its result or panicked"),
-        },
-    }
-}
 
 /// Coroutine stacks for reqwest: in a debug build, the first poll of an
 /// `https` request (reqwest, hyper-util's pool and connector, hyper-rustls)

@@ -9,32 +9,14 @@
 //! answer comes. A lost wake hangs (caught by a 30 s limit), a blocked
 //! worker shows as a counter that never moved.
 
-use std::panic::resume_unwind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use coio::Runtime;
 use coio::compat::tokio::block_on;
+use coio_interop::within_30s;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
-
-/// Runs `f` on a thread; fails if it does not finish within 30 s (a lost
-/// wake or a hang), instead of hanging the test run. A panic of `f` goes
-/// on here.
-fn within_30s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = thread::spawn(move || tx.send(f()).unwrap());
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(v) => v,
-        Err(RecvTimeoutError::Timeout) => panic!("did not finish within 30 s"),
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => resume_unwind(panic),
-            Ok(()) => unreachable!("the thread sent its result or panicked"),
-        },
-    }
-}
 
 /// A fresh in-memory database behind a pool of one connection (a second
 /// connection would open a second, empty, database). Call from a

@@ -392,10 +392,7 @@ impl IoState {
         if announced.is_err() {
             return Poll::Ready(());
         }
-        match w.task(dir) {
-            Some(t) if t.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
-        }
+        crate::runtime::task::keep_waker(w.task(dir), waker);
         Poll::Pending
     }
 }

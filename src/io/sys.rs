@@ -19,14 +19,35 @@ use std::os::fd::RawFd;
 /// `recv(fd, buf, 0)`: what std's `TcpStream`/`UnixStream` `read` does.
 #[inline]
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: recvfrom writes at most `buf.len()` bytes to `buf`, which we
-    // borrow mutably for the call; no source address is asked for.
+    // SAFETY: `buf` is valid for writes of its length, borrowed mutably
+    // for the call.
+    unsafe { recv_raw(fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// `recv(fd, buf, 0)` into memory that may be uninitialized (async reads
+/// into tokio's and hyper's read buffers); returns how many bytes it
+/// initialized.
+#[cfg_attr(not(any(feature = "tokio", feature = "hyper")), allow(dead_code))]
+pub(crate) fn recv_uninit(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: as in `recv`: recvfrom only writes (never reads) the memory,
+    // so uninitialized bytes are fine.
+    unsafe { recv_raw(fd, buf.as_mut_ptr().cast(), buf.len()) }
+}
+
+/// `recv(fd, ptr, len, 0)`.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes for the call.
+#[inline]
+unsafe fn recv_raw(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
+    // SAFETY: recvfrom writes at most `len` bytes at `ptr` (the caller's
+    // contract); no source address is asked for.
     let n = unsafe {
         libc::syscall(
             libc::SYS_recvfrom,
             fd,
-            buf.as_mut_ptr(),
-            buf.len(),
+            ptr,
+            len,
             0,
             std::ptr::null_mut::<libc::sockaddr>(),
             std::ptr::null_mut::<libc::socklen_t>(),
@@ -72,28 +93,6 @@ pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<u
             fd,
             &msg as *const libc::msghdr,
             libc::MSG_NOSIGNAL,
-        )
-    };
-    result(n)
-}
-
-#[cfg_attr(not(any(feature = "tokio", feature = "hyper")), allow(dead_code))]
-/// `recv(fd, buf, 0)` into memory that may be uninitialized (async reads
-/// into tokio's and hyper's read buffers); returns how many bytes it
-/// initialized.
-pub(crate) fn recv_uninit(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
-    // SAFETY: recvfrom writes at most `buf.len()` bytes to `buf` (never
-    // reads it, so uninitialized memory is fine), borrowed mutably for the
-    // call; no source address.
-    let n = unsafe {
-        libc::syscall(
-            libc::SYS_recvfrom,
-            fd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            0,
-            std::ptr::null_mut::<libc::sockaddr>(),
-            std::ptr::null_mut::<libc::socklen_t>(),
         )
     };
     result(n)

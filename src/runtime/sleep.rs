@@ -107,12 +107,7 @@ impl WakerTimer {
 
     /// Keeps `w` as the task to wake; true if the timer has fired already.
     fn set_waker(&self, w: &Waker) -> bool {
-        let mut slot = self.lock();
-        match &mut *slot {
-            Some(old) if old.will_wake(w) => {}
-            other => *other = Some(w.clone()),
-        }
-        drop(slot);
+        task::keep_waker(&mut self.lock(), w);
         // After the waker is in place: a fire before this load is seen
         // here, one after it takes the new waker.
         self.fired.load(Acquire)

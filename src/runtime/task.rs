@@ -956,6 +956,18 @@ pub struct JoinHandle<T> {
     taken: bool,
 }
 
+/// Makes `slot` hold a waker that wakes `w`'s task: `w` cloned into it,
+/// unless the one there wakes the same task already (a re-poll with the
+/// same waker costs no clone). For every future of coio that keeps its
+/// latest poll's waker.
+#[inline]
+pub(crate) fn keep_waker(slot: &mut Option<std::task::Waker>, w: &std::task::Waker) {
+    match slot {
+        Some(old) if old.will_wake(w) => {}
+        other => *other = Some(w.clone()),
+    }
+}
+
 /// The join waiter of a [`JoinHandle`] awaited as a future: registered
 /// once (the join protocol takes one waiter per task), it holds the waker
 /// of the latest poll and wakes it when the task completes.
@@ -965,11 +977,7 @@ impl JoinWaker {
     /// Makes `w` the waker to wake (unless it would wake the same task as
     /// the one already there).
     fn set(&self, w: &std::task::Waker) {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match &mut *slot {
-            Some(old) if old.will_wake(w) => {}
-            other => *other = Some(w.clone()),
-        }
+        keep_waker(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()), w);
     }
 
     /// Forgets the waker (the handle is dropped or joins another way).

@@ -2,7 +2,10 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+use std::panic::resume_unwind;
 use std::process::{Command, Output};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
 use std::time::Duration;
 
 /// The variable that marks a child process run by [`run_in_child`].
@@ -54,4 +57,20 @@ pub fn pool_threads() -> usize {
         .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
         .filter(|name| name.trim_end() == "coio-blocking")
         .count()
+}
+
+/// Runs `f` on a thread and returns what it returns; fails if it does not
+/// finish within `limit` (a lost wake, a hang) instead of hanging the test
+/// run. A panic of `f` goes on here.
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::spawn(move || tx.send(f()).unwrap());
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(RecvTimeoutError::Timeout) => panic!("did not finish within {limit:?}"),
+        Err(RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => resume_unwind(panic),
+            Ok(()) => unreachable!("the thread sent its result or panicked"),
+        },
+    }
 }
