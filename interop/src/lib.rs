@@ -1,9 +1,10 @@
 //! Nothing to use but a test helper: this crate exists for its tests, which drive heavy, real
 //! async crates (reqwest over rustls, sqlx over SQLite) from coio's
 //! coroutines through `coio::compat::tokio::block_on`. They live in their
-//! own workspace member so that these large dependency trees (TLS, a
-//! bundled SQLite) stay out of coio's own dev-dependencies and out of its
-//! default `cargo test`; run them with `cargo test -p coio-interop`.
+//! own workspace (not a member of coio's), so that these large dependency
+//! trees (TLS, a bundled SQLite) stay out of coio's dev-dependencies and
+//! out of `cargo test --workspace`; run them with `cargo test
+//! --manifest-path interop/Cargo.toml`.
 
 use std::panic::resume_unwind;
 use std::sync::mpsc::{self, RecvTimeoutError};
