@@ -106,6 +106,24 @@ fn is_coroutine() {
     assert!(coio::run(coio::is_coroutine));
 }
 
+/// A nested `coio::run` names the function the user called, not the
+/// `Runtime::block_on` under it.
+#[test]
+fn nested_run_panics_with_its_own_name() {
+    let msg = coio::run(|| {
+        let p = coio::spawn(|| coio::run(|| 1)).join().unwrap_err();
+        match p.downcast::<&str>() {
+            Ok(s) => s.to_string(),
+            Err(p) => *p.downcast::<String>().unwrap(),
+        }
+    });
+    assert!(
+        msg.starts_with("coio::run called from a coroutine"),
+        "{msg}"
+    );
+    assert!(msg.contains("coio::spawn"), "{msg}");
+}
+
 #[test]
 fn spawn_outside_runtime_panics_with_message() {
     let p = catch_unwind(|| coio::spawn(|| ())).unwrap_err();

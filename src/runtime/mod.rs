@@ -791,12 +791,23 @@ impl std::fmt::Debug for Runtime {
 /// # Panics
 /// If the runtime cannot start (for example a bad `COIO_WORKERS`), with the
 /// reason; if `f` panics, its panic is resumed here; if `f` does not fit on
-/// a coroutine's stack (see [`Runtime::block_on`]).
+/// a coroutine's stack (see [`Runtime::block_on`]). Called from a coroutine
+/// (a runtime inside a runtime, whose wait would block the caller's worker
+/// thread), it panics with a message before starting anything: spawn the
+/// work with [`spawn`] and `join` it instead.
+#[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    if blocking::is_coroutine() {
+        panic!(
+            "coio::run called from a coroutine: the caller is already in a coio runtime, and \
+             waiting for a second one would block its worker thread. Use coio::spawn(..) and \
+             join() for the work instead"
+        );
+    }
     let rt = match Runtime::new() {
         Ok(rt) => rt,
         Err(e) => panic!("coio::run: cannot start the runtime: {e}"),
