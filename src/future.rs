@@ -103,6 +103,16 @@ pub fn sleep(dur: std::time::Duration) -> Sleep {
 }
 
 /// A future that completes at `deadline` (see [`sleep`]).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// coio::run(|| {
+///     let at = Instant::now() + Duration::from_millis(10);
+///     coio::future::block_on(coio::future::sleep_until(at));
+///     assert!(Instant::now() >= at);
+/// });
+/// ```
 pub fn sleep_until(deadline: std::time::Instant) -> Sleep {
     Sleep::until(deadline)
 }

@@ -401,7 +401,8 @@ impl<'a, T> IntoIterator for &'a Receiver<T> {
 /// Model checks of the channel (`RUSTFLAGS="--cfg loom" cargo test
 /// --release --lib loom_`), on plain threads: every value is delivered
 /// exactly once and no waiter is left asleep, whatever the interleaving.
-/// The future of [`Sender::send_async`].
+/// The future of [`Sender::send_async`]: sends its value when awaited
+/// (see there for an example).
 #[must_use = "futures do nothing unless polled"]
 pub struct SendFut<'a, T> {
     chan: &'a Chan<T>,
@@ -412,7 +413,8 @@ pub struct SendFut<'a, T> {
     _pinned: PhantomPinned,
 }
 
-/// The future of [`Receiver::recv_async`].
+/// The future of [`Receiver::recv_async`]: receives a value when awaited
+/// (see there for an example).
 #[must_use = "futures do nothing unless polled"]
 pub struct RecvFut<'a, T> {
     chan: &'a Chan<T>,

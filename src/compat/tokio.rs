@@ -62,6 +62,14 @@ fn runtime() -> &'static ::tokio::runtime::Runtime {
 /// A handle to the tokio runtime coio starts for [`block_on`] (started by
 /// this call if need be): to spawn tokio tasks on it, or to enter its
 /// context.
+///
+/// ```
+/// coio::run(|| {
+///     // A task on tokio's thread, awaited from the coroutine.
+///     let t = coio::compat::tokio::handle().spawn(async { 40 + 2 });
+///     assert_eq!(coio::future::block_on(t).unwrap(), 42);
+/// });
+/// ```
 pub fn handle() -> &'static ::tokio::runtime::Handle {
     runtime().handle()
 }

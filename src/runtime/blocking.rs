@@ -107,6 +107,16 @@ pub fn current() -> Coroutine {
 /// A snapshot of the current runtime's counters and queues: per worker,
 /// and totals (see [`Metrics`](crate::Metrics)).
 ///
+/// ```
+/// coio::run(|| {
+///     coio::spawn(|| ()).join().unwrap();
+///     let m = coio::metrics();
+///     // This coroutine and the one it spawned.
+///     assert_eq!(m.spawned, 2);
+///     assert!(m.live >= 1);
+/// });
+/// ```
+///
 /// # Panics
 /// Outside a coroutine of a coio runtime, with a message (use
 /// [`Runtime::metrics`](crate::Runtime::metrics) there).

@@ -22,6 +22,14 @@ use std::time::Duration;
 use super::Shared;
 
 /// A snapshot of one worker's counters and queues (see [`Metrics`]).
+///
+/// ```
+/// let rt = coio::Runtime::builder().workers(2).build().unwrap();
+/// rt.block_on(|| ());
+/// for (i, w) in rt.metrics().workers.iter().enumerate() {
+///     println!("worker {i}: {} homed, {} resumes, busy {:?}", w.homed, w.polls, w.busy);
+/// }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerMetrics {

@@ -316,6 +316,16 @@ impl RuntimeBuilder {
     /// ```text
     /// SCHED 1000ms: workers=2 awake=2 searching=0 spawned=10234 live=10001 runnable=[12 9] fresh=[0 0] homed=[5003 4997]
     /// ```
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = coio::Runtime::builder()
+    ///     .schedtrace(Some(Duration::from_secs(1)))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
     pub fn schedtrace(mut self, period: Option<Duration>) -> Self {
         self.schedtrace = Some(period.filter(|p| !p.is_zero()));
         self
@@ -570,7 +580,15 @@ impl Runtime {
         self.shared.io_driver
     }
 
-    /// A snapshot of the runtime's counters and queues (see [`Metrics`]).
+    /// A snapshot of the runtime's counters and queues (see [`Metrics`]),
+    /// from any thread.
+    ///
+    /// ```
+    /// let rt = coio::Runtime::builder().workers(1).build().unwrap();
+    /// rt.block_on(|| coio::sleep(std::time::Duration::from_millis(1)));
+    /// let w = &rt.metrics().workers[0];
+    /// assert!(w.timers_fired >= 1 && w.polls >= 2);
+    /// ```
     pub fn metrics(&self) -> Metrics {
         self.shared.metrics()
     }

@@ -162,6 +162,17 @@ impl Sleep {
     }
 
     /// Moves the deadline (the next poll re-arms the timer).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// coio::run(|| {
+    ///     let mut s = coio::future::sleep(Duration::from_secs(3600));
+    ///     s.reset(Instant::now() + Duration::from_millis(5));
+    ///     coio::future::block_on(&mut s);
+    ///     assert!(s.is_elapsed());
+    /// });
+    /// ```
     pub fn reset(&mut self, deadline: Instant) {
         if deadline != self.deadline {
             self.disarm();
