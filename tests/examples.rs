@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use coio::Runtime;
-use coio::net::TcpListener;
+
+mod common;
 
 #[path = "../examples/echo.rs"]
 #[allow(dead_code)]
@@ -17,14 +18,6 @@ mod echo;
 #[path = "../examples/http.rs"]
 #[allow(dead_code)]
 mod http;
-
-/// Starts `accept_loop` on a fresh listener in `rt`; its address.
-fn start(rt: &Runtime, accept_loop: fn(&TcpListener) -> std::io::Result<()>) -> SocketAddr {
-    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(move || accept_loop(&listener));
-    addr
-}
 
 /// A std client connection with a generous timeout, so that a broken
 /// server fails the test instead of hanging it.
@@ -43,24 +36,10 @@ fn read_until_close(mut s: std::net::TcpStream) -> String {
 #[test]
 fn http_with_curl() {
     let rt = Runtime::builder().workers(2).build().unwrap();
-    let addr = start(&rt, http::accept_loop);
+    let addr = common::start(&rt, http::accept_loop);
     // Three URLs on one curl command line: curl reuses the connection
     // (keep-alive), which `%{num_connects}` shows (1, then 0 and 0).
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "20",
-            "-w",
-            "|%{http_code} %{num_connects}\n",
-        ])
-        .arg(format!("http://{addr}/"))
-        .arg(format!("http://{addr}/"))
-        .arg(format!("http://{addr}/missing"))
-        .output()
-        .expect("curl must be installed to run this test (apt-get install curl)");
-    assert!(out.status.success(), "curl failed: {out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = common::curl_three(addr);
     assert_eq!(
         text, "Hello, World!|200 1\nHello, World!|200 0\nNot Found|404 0\n",
         "curl's view of the server"
@@ -80,7 +59,7 @@ fn http_with_curl() {
 #[test]
 fn http_pipelining_and_bad_requests() {
     let rt = Runtime::builder().workers(1).build().unwrap();
-    let addr = start(&rt, http::accept_loop);
+    let addr = common::start(&rt, http::accept_loop);
     // Three pipelined requests in one write, the last one split across two
     // writes: three answers, in order; the last closes the connection.
     let mut s = client(addr);
@@ -119,7 +98,7 @@ fn http_pipelining_and_bad_requests() {
 #[test]
 fn echo_server_echoes() {
     let rt = Runtime::builder().workers(2).build().unwrap();
-    let addr = start(&rt, echo::accept_loop);
+    let addr = common::start(&rt, echo::accept_loop);
     let threads: Vec<_> = (0..8)
         .map(|i| {
             std::thread::spawn(move || {

@@ -5,13 +5,14 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use coio::Runtime;
 use coio::net::{TcpListener, TcpStream};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
+
+mod common;
 
 #[path = "../examples/hyper.rs"]
 #[allow(dead_code)]
@@ -21,33 +22,12 @@ mod hyper_example;
 #[allow(dead_code)]
 mod http;
 
-/// Starts `accept_loop` on a fresh listener in `rt`; its address.
-fn start(rt: &Runtime, accept_loop: fn(&TcpListener) -> std::io::Result<()>) -> SocketAddr {
-    let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(move || accept_loop(&listener));
-    addr
-}
-
 #[test]
 fn hyper_example_with_curl() {
     let rt = Runtime::builder().workers(2).build().unwrap();
-    let addr = start(&rt, hyper_example::accept_loop);
+    let addr = common::start(&rt, hyper_example::accept_loop);
     // Three requests on one connection (keep-alive: 1, 0, 0 new connects).
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "20",
-            "-w",
-            "|%{http_code} %{num_connects}\n",
-        ])
-        .arg(format!("http://{addr}/"))
-        .arg(format!("http://{addr}/"))
-        .arg(format!("http://{addr}/missing"))
-        .output()
-        .expect("curl runs");
-    let out = String::from_utf8(out.stdout).unwrap();
+    let out = common::curl_three(addr);
     assert_eq!(
         out,
         "Hello, World!|200 1\nHello, World!|200 0\nNot Found|404 0\n"
@@ -82,8 +62,8 @@ fn hyper_get(addr: SocketAddr, n: usize) -> Vec<String> {
 #[test]
 fn hyper_client_against_both_servers() {
     let rt = Runtime::builder().workers(2).build().unwrap();
-    let hyper_addr = start(&rt, hyper_example::accept_loop);
-    let http_addr = start(&rt, http::accept_loop);
+    let hyper_addr = common::start(&rt, hyper_example::accept_loop);
+    let http_addr = common::start(&rt, http::accept_loop);
     let all = rt.block_on(move || {
         // Many clients at once, each with a few requests on its connection.
         let hs: Vec<_> = (0..50)

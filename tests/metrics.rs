@@ -4,11 +4,12 @@
 //! (`COIO_SCHEDTRACE`, in a child process whose stderr is read).
 
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use coio::net::{TcpListener, TcpStream};
 use coio::{Metrics, Runtime};
+
+mod common;
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().workers(workers).build().unwrap()
@@ -152,10 +153,10 @@ fn io_events_are_counted() {
 }
 
 /// `COIO_SCHEDTRACE=<ms>` prints lines while the runtime lives; the child
-/// is this test binary, re-run with `SCHEDTRACE_CHILD` set.
+/// is this test binary, re-run by `common::run_in_child`.
 #[test]
 fn schedtrace_prints_lines() {
-    if std::env::var_os("SCHEDTRACE_CHILD").is_some() {
+    if common::child_role().is_some() {
         let rt = rt(2);
         rt.block_on(|| {
             let hs: Vec<_> = (0..10)
@@ -167,17 +168,11 @@ fn schedtrace_prints_lines() {
         });
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "schedtrace_prints_lines",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SCHEDTRACE_CHILD", "1")
-        .env("COIO_SCHEDTRACE", "20")
-        .output()
-        .unwrap();
+    let out = common::run_in_child(
+        "schedtrace_prints_lines",
+        "schedtrace",
+        &[("COIO_SCHEDTRACE", "20")],
+    );
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<_> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
@@ -186,17 +181,11 @@ fn schedtrace_prints_lines() {
     // While the ten sleep, they are alive and homed somewhere.
     assert!(lines.iter().any(|l| l.contains("live=11 ")), "{err}");
     // A bad value is said, and ignored.
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "schedtrace_prints_lines",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SCHEDTRACE_CHILD", "1")
-        .env("COIO_SCHEDTRACE", "often")
-        .output()
-        .unwrap();
+    let out = common::run_in_child(
+        "schedtrace_prints_lines",
+        "schedtrace",
+        &[("COIO_SCHEDTRACE", "often")],
+    );
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("COIO_SCHEDTRACE"), "{err}");

@@ -126,26 +126,48 @@ impl Source {
             return self.io_thread(dir, deadline, nonblocking, op);
         }
         loop {
-            let seen = self.state.seen();
-            if IoState::is_ready(seen, dir) {
-                match op() {
-                    Ok(r) => {
-                        if drained(&r) {
-                            self.state.clear_drained(seen, dir);
-                        }
-                        return Ok(r);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.state.clear(seen, dir);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
+            if let Some(r) = self.try_ready(dir, &mut op, &drained) {
+                return r;
             }
             let Some(l) = worker::coroutine_local() else {
                 unreachable!("coio: a coroutine's I/O wait outside its coroutine");
             };
             self.park(l, dir, deadline.resolve())?;
+        }
+    }
+
+    /// The step both the blocking loop (`io_with`) and the async one
+    /// (`poll_io`) take before they wait: `op`, tried while the readiness
+    /// word says `dir` may be ready (again after `EINTR`). Its result, or
+    /// None if the direction is not ready (a `WouldBlock` clears it, unless
+    /// an event came meanwhile; a partial transfer, `drained`, clears the
+    /// readiness bit).
+    #[inline(always)]
+    fn try_ready<R>(
+        &self,
+        dir: Dir,
+        op: &mut impl FnMut() -> io::Result<R>,
+        drained: &impl Fn(&R) -> bool,
+    ) -> Option<io::Result<R>> {
+        loop {
+            let seen = self.state.seen();
+            if !IoState::is_ready(seen, dir) {
+                return None;
+            }
+            match op() {
+                Ok(r) => {
+                    if drained(&r) {
+                        self.state.clear_drained(seen, dir);
+                    }
+                    return Some(Ok(r));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.state.clear(seen, dir);
+                    return None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Some(Err(e)),
+            }
         }
     }
 
@@ -170,21 +192,8 @@ impl Source {
     ) -> std::task::Poll<io::Result<R>> {
         use std::task::Poll;
         loop {
-            let seen = self.state.seen();
-            if IoState::is_ready(seen, dir) {
-                match op() {
-                    Ok(r) => {
-                        if drained(&r) {
-                            self.state.clear_drained(seen, dir);
-                        }
-                        return Poll::Ready(Ok(r));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.state.clear(seen, dir);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
+            if let Some(r) = self.try_ready(dir, &mut op, &drained) {
+                return Poll::Ready(r);
             }
             if !self.state.is_live() {
                 let Some(l) = worker::coroutine_local() else {

@@ -74,3 +74,38 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
         },
     }
 }
+
+/// Starts an example server's `accept_loop` on a fresh loopback listener in
+/// `rt`; its address.
+pub fn start(
+    rt: &coio::Runtime,
+    accept_loop: fn(&coio::net::TcpListener) -> std::io::Result<()>,
+) -> std::net::SocketAddr {
+    let listener = rt
+        .block_on(|| coio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(move || accept_loop(&listener));
+    addr
+}
+
+/// curl's view of a "Hello, World!" server at `addr`: three URLs on one
+/// command line (`/`, `/`, `/missing`), which curl sends on one kept-alive
+/// connection; one line per answer, `<body>|<status> <new connections>`.
+pub fn curl_three(addr: std::net::SocketAddr) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "20",
+            "-w",
+            "|%{http_code} %{num_connects}\n",
+        ])
+        .arg(format!("http://{addr}/"))
+        .arg(format!("http://{addr}/"))
+        .arg(format!("http://{addr}/missing"))
+        .output()
+        .expect("curl must be installed to run this test (apt-get install curl)");
+    assert!(out.status.success(), "curl failed: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
