@@ -190,7 +190,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                 break v;
             }
-            crate::park();
+            crate::runtime::blocking::park_as(None, crate::runtime::dump::Wait::Future);
         };
         // For the coroutine's next block_on (skipped if this one unwinds).
         WAKER.with(|w| w.set(Some(waker)));

@@ -163,11 +163,14 @@ mod park;
 mod runtime;
 mod stack;
 pub mod sync;
+#[cfg(target_os = "linux")]
+mod trace;
 
 pub use coroutine::generator::{
     ForcedUnwind, Generator, GeneratorBuilder, GeneratorState, Yielder,
 };
 pub use runtime::blocking::{current, is_coroutine, metrics, park, park_timeout, sleep, yield_now};
+pub use runtime::dump::{dump, dump_grouped};
 pub use runtime::local::LocalKey;
 pub use runtime::pool::blocking;
 pub use runtime::scope::{Scope, ScopedJoinHandle, scope};

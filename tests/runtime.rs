@@ -705,7 +705,25 @@ fn stall_warning_names_the_worker_and_coroutine() {
         .collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(warnings[0].contains("stall-test-0"), "{stderr}");
-    assert!(warnings[0].contains(&format!("#{id} ")), "{stderr}");
+    assert!(
+        warnings[0].contains(&format!("coroutine {id} ")),
+        "{stderr}"
+    );
+    // Its spawn site and its stack, captured on the stuck worker, with
+    // what to do.
+    assert!(
+        warnings[0].contains("It was created at tests/runtime.rs:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("std::thread::functions::sleep") || stderr.contains("std::thread::sleep"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("runtime::stall_warning_names_the_worker_and_coroutine::{{closure}}"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("coio::blocking"), "{stderr}");
 }
 
 #[test]

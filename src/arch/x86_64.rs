@@ -185,6 +185,13 @@ pub unsafe fn is_fresh(sp: *mut u8) -> bool {
     unsafe { sp.cast::<usize>().read() == trampoline as *const () as usize }
 }
 
+/// The address of the trampoline: a return address just past it is the
+/// outermost frame of a coroutine (where a stack walk ends, `trace`).
+#[inline]
+pub fn trampoline_address() -> usize {
+    trampoline as *const () as usize
+}
+
 /// The current stack pointer.
 #[inline(always)]
 pub fn stack_pointer() -> usize {

@@ -297,7 +297,7 @@ impl<T> Chan<T> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(SendFail::Timeout(v));
             }
-            let blocker = Blocker::new();
+            let blocker = Blocker::new(crate::runtime::dump::Wait::ChanSend);
             let mut packet = Packet::new(Some(v));
             // SAFETY: `blocker` and `packet` live until the wait protocol
             // lets us go: below, we return only after DONE or after
@@ -340,7 +340,7 @@ impl<T> Chan<T> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvFail::Timeout);
             }
-            let blocker = Blocker::new();
+            let blocker = Blocker::new(crate::runtime::dump::Wait::ChanRecv);
             let mut packet = Packet::new(None);
             // SAFETY: as in `send`.
             unsafe { g.receivers.push(&blocker, 0, packet.as_ptr()) };

@@ -283,7 +283,7 @@ pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
                 d
             }
         };
-        let blocker = Blocker::new();
+        let blocker = Blocker::new(crate::runtime::dump::Wait::Select);
         let mut registered = 0;
         let mut ready = false;
         for &i in order.iter() {

@@ -35,7 +35,7 @@ use crate::io::uring;
 #[inline]
 unsafe fn run(sqe: impl FnOnce() -> uring::squeue::Entry) -> Option<io::Result<usize>> {
     // SAFETY: the caller's contract.
-    let r = unsafe { uring::run(sqe, || None) };
+    let r = unsafe { uring::run(sqe, || None, crate::runtime::dump::Wait::FileIo) };
     r.map(|r| r.map(|n| n as usize))
 }
 

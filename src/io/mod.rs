@@ -139,6 +139,15 @@ impl<T: AsRawFd> Fd<T> {
         self.source.io(Dir::Read, || op(&self.inner))
     }
 
+    /// [`read_with`](Fd::read_with) for an accept: a dump shows the wait
+    /// as one.
+    pub(crate) fn accept_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        self.source
+            .io_as(Dir::Read, crate::runtime::dump::Wait::Accept, || {
+                op(&self.inner)
+            })
+    }
+
     /// As [`read_with`](Fd::read_with), with mutable access.
     ///
     /// # Errors

@@ -66,6 +66,7 @@ use mio::Token;
 use crate::driver::{self, Driver, Ready};
 pub(crate) use crate::driver::{ERROR, READ_CLOSED, READABLE, WRITABLE, WRITE_CLOSED};
 use crate::park::{Blocker, Lock, WaitQueue, Woken};
+use crate::runtime::dump::Wait;
 
 /// Not readiness: coroutines may be queued to read (set under the waiters'
 /// lock before one queues, cleared under it when the poller finds none).
@@ -85,6 +86,15 @@ pub(crate) enum Dir {
 }
 
 impl Dir {
+    /// What a dump says a coroutine waiting for this direction waits for.
+    #[inline]
+    pub(crate) fn wait(self) -> Wait {
+        match self {
+            Dir::Read => Wait::SocketRead,
+            Dir::Write => Wait::SocketWrite,
+        }
+    }
+
     /// The bits that let an operation in this direction go ahead (it then
     /// completes or fails, without blocking). A `WouldBlock` proves all of
     /// them stale, the closed ones too: on a stream those never meet a
@@ -328,8 +338,13 @@ impl IoState {
     /// coroutine is cancelled (it unwinds). The descriptor must be
     /// registered. Called by a coroutine (or a coroutine's thread blocking
     /// in place while it unwinds).
-    pub(crate) fn wait(&self, dir: Dir, deadline: Option<std::time::Instant>) -> io::Result<()> {
-        let blocker = Blocker::new();
+    pub(crate) fn wait(
+        &self,
+        dir: Dir,
+        deadline: Option<std::time::Instant>,
+        wait: Wait,
+    ) -> io::Result<()> {
+        let blocker = Blocker::new(wait);
         {
             let mut w = self.waiters.lock();
             if self.unregistered() {
@@ -444,7 +459,7 @@ mod loom_tests {
                 }
                 state.clear(seen, Dir::Read);
             }
-            state.wait(Dir::Read, None).unwrap();
+            state.wait(Dir::Read, None, Wait::SocketRead).unwrap();
         }
     }
 
@@ -501,7 +516,7 @@ mod loom_tests {
                     }
                     state.clear(seen, Dir::Read);
                 }
-                state.wait(Dir::Read, None).unwrap();
+                state.wait(Dir::Read, None, Wait::SocketRead).unwrap();
             }
             assert!(flag.load(SeqCst));
             poller.join().unwrap();

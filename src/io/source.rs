@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use super::reactor::{Dir, IoState};
+use crate::runtime::dump::Wait;
 use crate::runtime::worker;
 
 /// The I/O state of one descriptor (see the module docs). Dropping it
@@ -62,7 +63,26 @@ impl Source {
     /// in between, with the timeout of that direction.
     #[inline]
     pub(crate) fn io<R>(&self, dir: Dir, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        self.io_with(dir, Deadline::Timeout(self.timeout(dir)), op, |_| false)
+        self.io_with(
+            dir,
+            dir.wait(),
+            Deadline::Timeout(self.timeout(dir)),
+            op,
+            |_| false,
+        )
+    }
+
+    /// [`io`](Self::io) that a dump shows as waiting for `wait` (an accept).
+    #[inline]
+    pub(crate) fn io_as<R>(
+        &self,
+        dir: Dir,
+        wait: Wait,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_with(dir, wait, Deadline::Timeout(self.timeout(dir)), op, |_| {
+            false
+        })
     }
 
     /// [`io`](Self::io) for a read or write of a stream of `len` bytes: a
@@ -74,9 +94,13 @@ impl Source {
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        self.io_with(dir, Deadline::Timeout(self.timeout(dir)), op, |&n| {
-            n > 0 && n < len
-        })
+        self.io_with(
+            dir,
+            dir.wait(),
+            Deadline::Timeout(self.timeout(dir)),
+            op,
+            |&n| n > 0 && n < len,
+        )
     }
 
     /// Runs the operation `sqe()`, which goes in direction `dir`, through
@@ -93,6 +117,7 @@ impl Source {
     pub(crate) unsafe fn ring_op(
         &self,
         dir: Dir,
+        wait: Wait,
         sqe: impl FnOnce() -> super::uring::squeue::Entry,
     ) -> Option<io::Result<u32>> {
         if self.nonblocking() {
@@ -100,7 +125,7 @@ impl Source {
         }
         let mut deadline = Deadline::Timeout(self.timeout(dir));
         // SAFETY: the caller's contract.
-        unsafe { super::uring::run(sqe, || deadline.resolve()) }
+        unsafe { super::uring::run(sqe, || deadline.resolve(), wait) }
     }
 
     /// [`io`](Self::io) with an explicit deadline instead of the
@@ -111,12 +136,13 @@ impl Source {
         deadline: Option<Instant>,
         op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io_with(dir, Deadline::At(deadline), op, |_| false)
+        self.io_with(dir, Wait::Connect, Deadline::At(deadline), op, |_| false)
     }
 
     fn io_with<R>(
         &self,
         dir: Dir,
+        wait: Wait,
         mut deadline: Deadline,
         mut op: impl FnMut() -> io::Result<R>,
         drained: impl Fn(&R) -> bool,
@@ -132,7 +158,7 @@ impl Source {
             let Some(l) = worker::coroutine_local() else {
                 unreachable!("coio: a coroutine's I/O wait outside its coroutine");
             };
-            self.park(l, dir, deadline.resolve())?;
+            self.park(l, dir, deadline.resolve(), wait)?;
         }
     }
 
@@ -213,9 +239,15 @@ impl Source {
     /// reports `dir` ready (registering the descriptor with `l` if it is
     /// not registered yet), `deadline` passes or the coroutine is
     /// cancelled.
-    fn park(&self, l: &worker::Local, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+    fn park(
+        &self,
+        l: &worker::Local,
+        dir: Dir,
+        deadline: Option<Instant>,
+        wait: Wait,
+    ) -> io::Result<()> {
         self.state.register(self.fd, &l.driver.borrow())?;
-        self.state.wait(dir, deadline)
+        self.state.wait(dir, deadline, wait)
     }
 
     /// The plain-thread path (and the non-blocking mode): `op`, then
@@ -254,7 +286,7 @@ impl Source {
                     return Ok(());
                 }
                 self.state.clear(seen, dir);
-                self.park(l, dir, deadline)
+                self.park(l, dir, deadline, dir.wait())
             }
             None => poll_fd(self.fd, dir, deadline),
         }

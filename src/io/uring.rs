@@ -50,6 +50,7 @@ pub(crate) use io_uring::{opcode, squeue, types};
 
 use crate::driver::uring::Completion;
 use crate::park;
+use crate::runtime::dump::Wait;
 use crate::runtime::task::{self, Started};
 use crate::runtime::worker;
 
@@ -104,6 +105,7 @@ enum GaveUp {
 pub(crate) unsafe fn run(
     sqe: impl FnOnce() -> squeue::Entry,
     deadline: impl FnOnce() -> Option<Instant>,
+    wait: Wait,
 ) -> Option<io::Result<u32>> {
     let l = worker::coroutine_local()?;
     let op = Op {
@@ -145,7 +147,7 @@ pub(crate) unsafe fn run(
         }
         // After giving up, wait without a deadline: only the completion
         // ends the wait.
-        l.block_current(if gave_up.is_some() { None } else { deadline }, false);
+        l.block_current(if gave_up.is_some() { None } else { deadline }, false, wait);
     };
     std::mem::forget(armed);
     Some(match (res, gave_up) {

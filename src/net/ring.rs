@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use super::addr;
 use crate::io::{Dir, Fd, uring};
+use crate::runtime::dump::Wait;
 
 /// `recv(fd, buf, flags)` (`flags`: 0 or `MSG_PEEK`).
 #[inline]
@@ -39,7 +40,7 @@ pub(super) fn recv<T: AsRawFd>(
     // SAFETY: the entry writes only to `buf`, borrowed mutably for the call.
     let r = unsafe {
         io.source()
-            .ring_op(Dir::Read, || uring::recv(fd, buf, flags))
+            .ring_op(Dir::Read, Wait::SocketRead, || uring::recv(fd, buf, flags))
     };
     r.map(|r| r.map(|n| n as usize))
 }
@@ -56,7 +57,10 @@ pub(super) fn send<T: AsRawFd>(io: &Fd<T>, buf: &[u8]) -> Option<io::Result<usiz
         r => return Some(r),
     }
     // SAFETY: the entry reads only `buf`, borrowed for the call.
-    let r = unsafe { io.source().ring_op(Dir::Write, || uring::send(fd, buf, 0)) };
+    let r = unsafe {
+        io.source()
+            .ring_op(Dir::Write, Wait::SocketWrite, || uring::send(fd, buf, 0))
+    };
     r.map(|r| r.map(|n| n as usize))
 }
 
@@ -85,7 +89,7 @@ unsafe fn sendmsg<T: AsRawFd>(
     // to.
     let r = unsafe {
         io.source()
-            .ring_op(Dir::Write, || uring::sendmsg(fd, msg, 0))
+            .ring_op(Dir::Write, Wait::SocketWrite, || uring::sendmsg(fd, msg, 0))
     };
     r.map(|r| r.map(|n| n as usize))
 }
@@ -113,8 +117,9 @@ pub(super) fn recv_vectored<T: AsRawFd>(
     // SAFETY: the entry writes only to `bufs` through `msg`, both borrowed
     // for the call.
     let r = unsafe {
-        io.source()
-            .ring_op(Dir::Read, || uring::recvmsg(fd, &mut msg, 0))
+        io.source().ring_op(Dir::Read, Wait::SocketRead, || {
+            uring::recvmsg(fd, &mut msg, 0)
+        })
     };
     r.map(|r| r.map(|n| n as usize))
 }
@@ -155,8 +160,9 @@ pub(super) fn recv_from<T: AsRawFd>(
     // SAFETY: the entry writes to `buf`, `name` and `msg` (the name's
     // length), all borrowed for the call.
     let r = unsafe {
-        io.source()
-            .ring_op(Dir::Read, || uring::recvmsg(fd, &mut msg, flags))
+        io.source().ring_op(Dir::Read, Wait::SocketRead, || {
+            uring::recvmsg(fd, &mut msg, flags)
+        })
     };
     Some(r?.and_then(|n| Ok((n as usize, addr::from_raw(&name, msg.msg_namelen)?))))
 }
@@ -227,8 +233,9 @@ pub(super) fn accept<T: AsRawFd>(
     // SAFETY: the entry writes only to `name` and `len`, borrowed for the
     // call.
     let r = unsafe {
-        io.source()
-            .ring_op(Dir::Read, || uring::accept(fd, &mut name, &mut len))
+        io.source().ring_op(Dir::Read, Wait::Accept, || {
+            uring::accept(fd, &mut name, &mut len)
+        })
     };
     Some(r?.map(|new| {
         // SAFETY: the kernel made this descriptor for us just now; nobody
@@ -267,7 +274,13 @@ pub(super) fn connect_tcp(
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     let (name, len) = addr::to_raw(to);
     // SAFETY: the entry reads only `name`, borrowed for the call.
-    let r = unsafe { uring::run(|| uring::connect(fd, &name, len), || deadline) };
+    let r = unsafe {
+        uring::run(
+            || uring::connect(fd, &name, len),
+            || deadline,
+            Wait::Connect,
+        )
+    };
     // Not None: the ring was there a moment ago, and this coroutine has
     // not left its worker.
     Some(r?.map(|_| sock))

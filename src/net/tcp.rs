@@ -99,7 +99,7 @@ impl TcpListener {
             let addr = super::addr::from_raw(&name, len)?;
             return Ok((TcpStream::from_nonblocking(s), addr));
         }
-        let (s, addr) = self.io.read_with(|l| l.accept())?;
+        let (s, addr) = self.io.accept_with(|l| l.accept())?;
         let fd = s.into_raw_fd();
         // SAFETY: `fd` is the connected, non-blocking TCP socket mio
         // accepted, whose ownership we took with `into_raw_fd`.

@@ -140,7 +140,7 @@ impl UnixListener {
             let addr = s.peer_addr()?;
             return Ok((s, addr));
         }
-        let (s, addr) = self.io.read_with(|l| l.accept())?;
+        let (s, addr) = self.io.accept_with(|l| l.accept())?;
         // mio accepted it non-blocking (accept4 with SOCK_NONBLOCK).
         Ok((UnixStream::from_nonblocking(s.into()), addr))
     }

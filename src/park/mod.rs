@@ -77,6 +77,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 #[cfg(not(loom))]
 use std::thread::{self, Thread};
 
+use crate::runtime::dump::Wait;
 use crate::runtime::task::{self, Started};
 use crate::runtime::{blocking, worker};
 
@@ -116,6 +117,8 @@ pub(crate) struct Blocker {
     state: AtomicUsize,
     /// Whom a claim wakes.
     who: Who,
+    /// What a dump says the coroutine waits for.
+    wait: Wait,
 }
 
 /// Why a wait ended.
@@ -135,7 +138,7 @@ pub(crate) enum Woken {
 impl Blocker {
     /// A blocker for the caller: its coroutine, or its thread.
     #[inline]
-    pub(crate) fn new() -> Blocker {
+    pub(crate) fn new(wait: Wait) -> Blocker {
         let who = match worker::coroutine_local() {
             Some(l) => Who::Task(l.current_started()),
             None => Who::Thread(thread::current()),
@@ -143,6 +146,7 @@ impl Blocker {
         Blocker {
             state: AtomicUsize::new(WAITING),
             who,
+            wait,
         }
     }
 
@@ -152,6 +156,7 @@ impl Blocker {
         Blocker {
             state: AtomicUsize::new(WAITING),
             who: Who::Waker(UnsafeCell::new(waker)),
+            wait: Wait::Future,
         }
     }
 
@@ -281,7 +286,7 @@ impl Blocker {
     fn block(&self, deadline: Option<Instant>) {
         match &self.who {
             Who::Task(_) => match worker::coroutine_local() {
-                Some(l) => l.block_current(deadline, false),
+                Some(l) => l.block_current(deadline, false, self.wait),
                 None => unreachable!("coio: a coroutine's blocker outside its coroutine"),
             },
             Who::Thread(_) => match deadline {
@@ -613,7 +618,7 @@ mod loom_tests {
                     }
                 })
             };
-            let blocker = Blocker::new();
+            let blocker = Blocker::new(Wait::Park);
             let mut packet = 0u32;
             // SAFETY: both live until the end of this closure, after the
             // entry is removed or DONE is seen.
@@ -655,7 +660,7 @@ mod loom_tests {
                 if flag.load(Relaxed) {
                     break;
                 }
-                let blocker = Blocker::new();
+                let blocker = Blocker::new(Wait::Park);
                 // SAFETY: we wait for DONE below (no abort without a
                 // deadline or cancellation).
                 unsafe { g.push(&blocker, 0, std::ptr::null_mut()) };

@@ -10,6 +10,7 @@
 use std::panic::resume_unwind;
 use std::time::{Duration, Instant};
 
+use super::dump::Wait;
 use super::task::{Cancelled, Coroutine, Waiter};
 use super::worker;
 
@@ -52,6 +53,7 @@ pub(crate) fn wait_until(
     mut done: impl FnMut() -> bool,
     deadline: Option<Instant>,
     cancellable: bool,
+    wait: Wait,
 ) -> bool {
     if done() {
         return true;
@@ -65,7 +67,7 @@ pub(crate) fn wait_until(
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return done();
             }
-            l.block_current(deadline, false);
+            l.block_current(deadline, false, wait);
             if done() {
                 return true;
             }
@@ -166,7 +168,7 @@ pub fn sleep(dur: Duration) {
         return std::thread::sleep(dur);
     }
     let deadline = Instant::now().checked_add(dur);
-    wait_until(|| false, deadline, true);
+    wait_until(|| false, deadline, true, Wait::Sleep);
 }
 
 /// Blocks until [`Coroutine::unpark`] makes the park token available, then
@@ -191,6 +193,11 @@ fn far_future() -> Instant {
 }
 
 fn park_impl(deadline: Option<Instant>) {
+    park_as(deadline, Wait::Park);
+}
+
+/// [`park`] or [`park_timeout`] that a dump shows as waiting for `wait`.
+pub(crate) fn park_as(deadline: Option<Instant>, wait: Wait) {
     let Some(l) = worker::coroutine_local() else {
         match deadline {
             None => std::thread::park(),
@@ -199,7 +206,7 @@ fn park_impl(deadline: Option<Instant>) {
         return;
     };
     check_cancel(l);
-    l.block_current(deadline, true);
+    l.block_current(deadline, true, wait);
     // Woken: by unpark (which handed over the token), by the timer, by a
     // cancellation, or spuriously.
     if let Some(l) = worker::coroutine_local() {

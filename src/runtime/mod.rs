@@ -49,6 +49,7 @@
 //! * `local`: `coroutine_local!`.
 
 pub(crate) mod blocking;
+pub(crate) mod dump;
 mod idle;
 pub(crate) mod local;
 pub(crate) mod metrics;
@@ -60,7 +61,7 @@ pub(crate) mod task;
 pub(crate) mod worker;
 
 use std::io;
-use std::panic::resume_unwind;
+use std::panic::{Location, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::thread;
@@ -106,6 +107,8 @@ pub(crate) struct Shared {
     /// Queued coroutines that finished without starting (no stack, or left
     /// in the injector at shutdown), for metrics.
     pub(crate) abandoned: std::sync::atomic::AtomicU64,
+    /// One per worker: its dump request (see `dump`).
+    pub(crate) dumps: Box<[crossbeam_utils::CachePadded<dump::Slot>]>,
 }
 
 impl Shared {
@@ -236,6 +239,8 @@ pub struct RuntimeBuilder {
     uring_entries: u32,
     /// None: from `COIO_SCHEDTRACE`; Some(None): off.
     schedtrace: Option<Option<Duration>>,
+    /// None: from `COIO_DUMP_SIGNAL`; Some(None): none.
+    dump_signal: Option<Option<i32>>,
 }
 
 impl Default for RuntimeBuilder {
@@ -249,6 +254,7 @@ impl Default for RuntimeBuilder {
             driver: None,
             uring_entries: URING_ENTRIES,
             schedtrace: None,
+            dump_signal: None,
         }
     }
 }
@@ -331,6 +337,34 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Write a coroutine dump ([`Runtime::dump`]) to stderr whenever the
+    /// process receives signal `sig` (`libc::SIGQUIT`, say: Go's choice,
+    /// sent by Ctrl-\\ in a terminal), and go on running (where Go
+    /// exits). Dumps of more than 1,000 coroutines are grouped
+    /// ([`Runtime::dump_grouped`]). Default: the `COIO_DUMP_SIGNAL`
+    /// environment variable (a name such as `QUIT`, `SIGQUIT`, `USR1`, or a
+    /// number), if set; else none. `None` turns it off whatever the
+    /// variable says.
+    ///
+    /// The signal's handler only writes a byte to a pipe: the dump is made
+    /// by a thread of its own (one per process, started with the first
+    /// runtime that asks), so a signal that arrives anywhere, even inside
+    /// a stuck worker, is safe. While a runtime watches `sig`, the signal's
+    /// previous handling is replaced; it is restored when the last such
+    /// runtime is dropped.
+    ///
+    /// ```
+    /// let rt = coio::Runtime::builder()
+    ///     .dump_signal(Some(libc::SIGUSR2))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn dump_signal(mut self, sig: Option<i32>) -> Self {
+        self.dump_signal = Some(sig);
+        self
+    }
+
     /// What the workers do their I/O and sleep with; see [`IoDriver`].
     /// Default: the `COIO_DRIVER` environment variable (`epoll` or
     /// `uring`) if set, else [`IoDriver::Epoll`]; a choice made here wins
@@ -378,9 +412,10 @@ impl RuntimeBuilder {
     /// Starts the worker threads.
     ///
     /// # Errors
-    /// `InvalidInput` for zero workers, an unparsable `COIO_WORKERS` or
-    /// `COIO_DRIVER` or `COIO_STALL_WARNING`, or an impossible stack size; the OS error if a thread
-    /// cannot be started.
+    /// `InvalidInput` for zero workers, an unparsable `COIO_WORKERS`,
+    /// `COIO_DRIVER`, `COIO_STALL_WARNING` or `COIO_DUMP_SIGNAL`, a dump
+    /// signal that cannot be caught, or an impossible stack size; the OS
+    /// error if a thread cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
             Some(n) => n,
@@ -429,6 +464,9 @@ impl RuntimeBuilder {
             io_driver,
             injected: std::sync::atomic::AtomicU64::new(0),
             abandoned: std::sync::atomic::AtomicU64::new(0),
+            dumps: (0..workers)
+                .map(|_| crossbeam_utils::CachePadded::new(dump::Slot::default()))
+                .collect(),
         });
         let mut rt = Runtime {
             shared: shared.clone(),
@@ -455,6 +493,13 @@ impl RuntimeBuilder {
                 .thread
                 .get_or_init(|| handle.thread().clone());
             rt.monitor = Some(handle);
+        }
+        let dump_signal = match self.dump_signal {
+            Some(s) => s,
+            None => dump::signal_from_env()?,
+        };
+        if let Some(sig) = dump_signal {
+            dump::watch_signal(&rt.shared, sig)?;
         }
         let trace = match self.schedtrace {
             Some(p) => p,
@@ -526,7 +571,7 @@ fn workers_from_env() -> io::Result<usize> {
 
 /// The setting in the environment variable `name`, if set: `parse` of its
 /// trimmed value, or an `InvalidInput` error saying it must be `expected`.
-fn env_setting<T>(
+pub(crate) fn env_setting<T>(
     name: &str,
     expected: &str,
     parse: impl FnOnce(&str) -> Option<T>,
@@ -593,6 +638,28 @@ impl Runtime {
         self.shared.metrics()
     }
 
+    /// Writes a dump of every coroutine of this runtime to `out`: what
+    /// each waits for, for how long, on which worker, its stack and where
+    /// it was spawned, in the layout of Go's goroutine dump (see
+    /// [`coio::dump`](crate::dump) for an example). Works from anywhere,
+    /// while the workers are busy or stuck: nothing is stopped or resumed.
+    ///
+    /// # Errors
+    /// Those of writing to `out`.
+    pub fn dump(&self, out: &mut dyn std::io::Write) -> io::Result<()> {
+        dump::dump_shared(&self.shared, out, dump::Layout::Full)
+    }
+
+    /// As [`dump`](Self::dump), with coroutines in identical states and
+    /// stacks shown once, with their count (pprof's `debug=1`): for dumps
+    /// of very many coroutines.
+    ///
+    /// # Errors
+    /// Those of writing to `out`.
+    pub fn dump_grouped(&self, out: &mut dyn std::io::Write) -> io::Result<()> {
+        dump::dump_shared(&self.shared, out, dump::Layout::Grouped)
+    }
+
     /// For tests and measurements: how many started, unfinished
     /// coroutines each worker homes, as the workers last published it (the
     /// `homed` of [`metrics`](Self::metrics), kept for the benchmarks that
@@ -624,6 +691,7 @@ impl Runtime {
     /// coroutine's stack when it starts, and may be copied there more than
     /// once (debug builds do), so captures of more than a fraction of the
     /// stack are better boxed.
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
@@ -645,7 +713,7 @@ impl Runtime {
         // until the task has finished running or dropping it, so the borrows
         // outlive every use.
         let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
-        let handle = self.spawn_boxed(job, None, 0);
+        let handle = self.spawn_boxed(job, None, 0, Location::caller());
         match handle.join() {
             Ok(()) => out.expect("coio: block_on's coroutine finished without a result"),
             Err(payload) => resume_unwind(payload),
@@ -662,13 +730,14 @@ impl Runtime {
     /// coroutine's stack when it starts, and may be copied there more than
     /// once (debug builds do), so captures of more than a fraction of the
     /// stack are better boxed.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         assert_fits::<F>(self.shared.stack_size);
-        let task = TaskCell::new(f, None);
+        let task = TaskCell::new(f, None, Location::caller());
         spawn_task(&self.shared, task.clone());
         JoinHandle::new(task)
     }
@@ -678,9 +747,10 @@ impl Runtime {
         f: Box<dyn FnOnce() + Send + 'static>,
         name: Option<Box<str>>,
         stack_size: usize,
+        site: &'static Location<'static>,
     ) -> JoinHandle<()> {
-        let spec = (name.is_some() || stack_size != 0).then(|| Box::new(Spec { name, stack_size }));
-        let task = TaskCell::new(f, spec);
+        let spec = (name.is_some() || stack_size != 0).then(|| Spec::new(name, stack_size));
+        let task = TaskCell::new(f, spec, site);
         spawn_task(&self.shared, task.clone());
         JoinHandle::new(task)
     }
@@ -765,6 +835,7 @@ impl Drop for Runtime {
             );
             return;
         }
+        dump::unwatch_signal(&self.shared);
         self.shared.closed.store(true, SeqCst);
         for r in self.shared.remotes.iter() {
             r.unpark();
@@ -848,6 +919,7 @@ where
 /// coroutine's stack when it starts, and may be copied there more than
 /// once (debug builds do), so captures of more than a fraction of the
 /// stack are better boxed.
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -857,7 +929,7 @@ where
         blocking::not_in_coroutine("coio::spawn")
     };
     assert_fits::<F>(l.shared.stack_size);
-    let task = l.new_task(f, None);
+    let task = l.new_task(f, None, Location::caller());
     if l.shared.closed.load(Relaxed) {
         task.abandon(Box::new(task::Cancelled));
     } else {
@@ -900,6 +972,7 @@ impl Builder {
     /// `InvalidInput` for an impossible stack size, or for a closure whose
     /// captures do not fit on the coroutine's stack (see [`spawn`]);
     /// `Other` when called outside a coroutine of a coio runtime.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -912,22 +985,28 @@ impl Builder {
             ));
         };
         let shared = l.shared.clone();
-        self.spawn_on_shared(&shared, f)
+        self.spawn_on_shared(&shared, f, Location::caller())
     }
 
     /// Spawns the coroutine on `rt` (from anywhere).
     ///
     /// # Errors
     /// As for [`Builder::spawn`], but for the need of a coroutine.
+    #[track_caller]
     pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_on_shared(&rt.shared, f)
+        self.spawn_on_shared(&rt.shared, f, Location::caller())
     }
 
-    fn spawn_on_shared<F, T>(self, shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
+    fn spawn_on_shared<F, T>(
+        self,
+        shared: &Arc<Shared>,
+        f: F,
+        site: &'static Location<'static>,
+    ) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -942,13 +1021,9 @@ impl Builder {
             stack_size
         };
         check_fits::<F>(room)?;
-        let spec = (self.name.is_some() || stack_size != 0).then(|| {
-            Box::new(Spec {
-                name: self.name.map(String::into_boxed_str),
-                stack_size,
-            })
-        });
-        let task = TaskCell::new(f, spec);
+        let spec = (self.name.is_some() || stack_size != 0)
+            .then(|| Spec::new(self.name.map(String::into_boxed_str), stack_size));
+        let task = TaskCell::new(f, spec, site);
         spawn_task(shared, task.clone());
         Ok(JoinHandle::new(task))
     }

@@ -325,13 +325,19 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 );
             } else if stalled >= threshold && s.3 == NONE {
                 s.3 = STALLED;
+                // What it runs, captured on its thread (a signal): the
+                // coroutine's name, spawn site and stack.
+                let what = super::dump::describe_running(shared, i, running)
+                    .map(|d| format!(" {d}"))
+                    .unwrap_or_else(|| ".\n".into());
                 eprintln!(
-                    "coio: worker {thread_prefix}-{i} has been running coroutine #{running} for \
+                    "coio: worker {thread_prefix}-{i} has been running coroutine {running} for \
                      {:.1} s without coming back to the scheduler; the other coroutines homed on \
-                     that worker cannot run until it does. Long computations need yield points \
-                     (coio::yield_now), blocking system calls belong on the pool (coio::blocking), \
-                     and a future is awaited with coio::future::block_on, not with a \
-                     thread-blocking block_on.",
+                     that worker cannot run until it does.{what}\
+                     Long computations need yield points (coio::yield_now), blocking system \
+                     calls belong on the pool (coio::blocking), std's Mutex and RwLock held \
+                     across a wait are coio::sync's to use, and a future is awaited with \
+                     coio::future::block_on, not with a thread-blocking block_on.",
                     stalled.as_secs_f64()
                 );
             }

@@ -76,6 +76,7 @@ use std::time::{Duration, Instant};
 use std::{env, thread};
 
 use super::blocking::{check_cancel, current_waiter, wait_until};
+use super::dump::Wait;
 use super::task::Waiter;
 use super::worker;
 
@@ -253,7 +254,7 @@ impl Drop for AwaitJob<'_> {
         // Not cancellable, and it does not unwind (a panic here, inside a
         // `Drop`, would abort if we were unwinding already): see the
         // module docs.
-        wait_until(|| self.0.load(Acquire), None, false);
+        wait_until(|| self.0.load(Acquire), None, false, Wait::Blocking);
     }
 }
 

@@ -17,7 +17,7 @@
 //! So nothing that borrows from the scope is touched once the count is zero.
 
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -182,6 +182,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// # Panics
     /// If `f`'s captures do not fit on the coroutine's stack, as
     /// [`spawn`](crate::spawn).
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -203,7 +204,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // before it counts the child out; the erased borrows are not used
         // after that.
         let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
-        let task = TaskCell::new(job, None);
+        let task = TaskCell::new(job, None, Location::caller());
         {
             let mut children = self.data.lock_children();
             if children.len() >= 64 && children.len().is_power_of_two() {
@@ -244,6 +245,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             },
             None,
             false,
+            super::dump::Wait::Scope,
         );
     }
 }

@@ -61,6 +61,7 @@ use loom::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32};
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::mem::ManuallyDrop;
+use std::panic::Location;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::ptr::NonNull;
@@ -85,7 +86,7 @@ pub(crate) const WAITING: u32 = 1;
 /// Its coroutine finished (or it was cancelled before it started).
 pub(crate) const FINISHED: u32 = 2;
 /// The bits above.
-const STATE_MASK: u32 = 3;
+pub(crate) const STATE_MASK: u32 = 3;
 /// A wake arrived while the task was runnable.
 const WAKE: u32 = 4;
 /// `cancel` was called (sticky).
@@ -171,14 +172,70 @@ pub(crate) struct HomeLocal {
     pub(crate) locals: UnsafeCell<Option<Box<super::local::Values>>>,
 }
 
-/// What `Builder` asked for (most coroutines have none: one pointer in the
-/// header instead of a name and a size).
+/// What `Builder` asked for (most coroutines have none: see [`Origin`]).
 pub(crate) struct Spec {
     /// Name given with `Builder::name`.
     pub(crate) name: Option<Box<str>>,
     /// Stack size asked for (usable bytes, already rounded); 0: the
     /// runtime's default.
     pub(crate) stack_size: usize,
+    /// Where the coroutine was spawned (set by [`Origin::new`]).
+    site: Option<&'static Location<'static>>,
+}
+
+impl Spec {
+    /// A spec with a name and a stack size (0: the runtime's default).
+    pub(crate) fn new(name: Option<Box<str>>, stack_size: usize) -> Box<Spec> {
+        Box::new(Spec {
+            name,
+            stack_size,
+            site: None,
+        })
+    }
+}
+
+/// Where a task comes from: its spawn site (the caller of `spawn`, for
+/// dumps) and, if `Builder` asked for any, its [`Spec`]. One word, so that
+/// the header of an ordinary task stays within malloc's fast bins (see the
+/// test `header_is_small`): a `&'static Location` tagged with bit 0, or a
+/// `Box<Spec>` (which holds the site) untagged. Both are 8-aligned.
+pub(crate) struct Origin(usize);
+
+impl Origin {
+    #[inline]
+    pub(crate) fn new(spec: Option<Box<Spec>>, site: &'static Location<'static>) -> Origin {
+        match spec {
+            Some(mut s) => {
+                s.site = Some(site);
+                Origin(Box::into_raw(s) as usize)
+            }
+            None => Origin(site as *const Location<'static> as usize | 1),
+        }
+    }
+
+    #[inline]
+    fn spec(&self) -> Option<&Spec> {
+        // SAFETY: untagged, the word is a `Box<Spec>` we own (see `new`).
+        (self.0 & 1 == 0).then(|| unsafe { &*(self.0 as *const Spec) })
+    }
+
+    /// The spawn site.
+    pub(crate) fn site(&self) -> &'static Location<'static> {
+        match self.spec() {
+            Some(s) => s.site.unwrap_or(Location::caller()),
+            // SAFETY: tagged, the word is a `&'static Location` (see `new`).
+            None => unsafe { &*((self.0 & !1) as *const Location<'static>) },
+        }
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        if self.0 & 1 == 0 {
+            // SAFETY: untagged: a `Box<Spec>` we own (see `new`), dropped once.
+            drop(unsafe { Box::from_raw(self.0 as *mut Spec) });
+        }
+    }
 }
 
 /// What every task has, whatever its closure and result types.
@@ -195,8 +252,8 @@ pub(crate) struct Header {
     home: AtomicPtr<Remote>,
     /// Unique id (never 0).
     pub(crate) id: u64,
-    /// Name and stack size, if given.
-    spec: Option<Box<Spec>>,
+    /// Spawn site, and name and stack size if given.
+    origin: Origin,
     /// See [`HomeLocal`].
     pub(crate) local: HomeLocal,
 }
@@ -240,14 +297,14 @@ fn next_id() -> u64 {
 
 impl Header {
     #[inline]
-    pub(crate) fn new(spec: Option<Box<Spec>>) -> Header {
+    pub(crate) fn new(spec: Option<Box<Spec>>, site: &'static Location<'static>) -> Header {
         Header {
             state: AtomicU32::new(RUNNABLE),
             join: AtomicU8::new(0),
             join_waiter: UnsafeCell::new(None),
             home: AtomicPtr::new(ptr::null_mut()),
             id: next_id(),
-            spec,
+            origin: Origin::new(spec, site),
             local: HomeLocal {
                 raw: UnsafeCell::new(None),
                 slot: Cell::new(u32::MAX),
@@ -260,19 +317,32 @@ impl Header {
     /// The name given with `Builder::name`.
     #[inline]
     pub(crate) fn name(&self) -> Option<&str> {
-        self.spec.as_ref().and_then(|s| s.name.as_deref())
+        self.origin.spec().and_then(|s| s.name.as_deref())
+    }
+
+    /// Where the task was spawned.
+    #[inline]
+    pub(crate) fn site(&self) -> &'static Location<'static> {
+        self.origin.site()
     }
 
     /// The stack size asked for; 0: the runtime's default.
     #[inline]
     pub(crate) fn stack_size(&self) -> usize {
-        self.spec.as_ref().map_or(0, |s| s.stack_size)
+        self.origin.spec().map_or(0, |s| s.stack_size)
     }
 
     /// Records the home worker (first run, on that worker).
     pub(crate) fn set_home(&self, home: &Remote) {
         self.home
             .store(home as *const Remote as *mut Remote, Relaxed);
+    }
+
+    /// The state word (for dumps: RUNNABLE, WAITING or FINISHED under
+    /// `STATE_MASK`).
+    #[inline]
+    pub(crate) fn state_bits(&self) -> u32 {
+        self.state.load(Relaxed)
     }
 
     /// Whether cancellation was requested.
@@ -477,6 +547,10 @@ pub(crate) trait Task: Wake {
     /// as `Any` (to be overwritten by a new task of the same type); None if
     /// it is too big to keep.
     fn recycle(self: Arc<Self>) -> Option<Arc<dyn Any + Send + Sync>>;
+
+    /// The closure's type name (`app::main::{{closure}}`): names the
+    /// function that spawned the coroutine, in dumps.
+    fn closure_name(&self) -> &'static str;
 }
 
 /// The typed side of a task, as a join handle sees it.
@@ -574,11 +648,15 @@ where
     T: Send + 'static,
 {
     #[inline]
-    pub(crate) fn new(f: F, spec: Option<Box<Spec>>) -> Arc<Self> {
+    pub(crate) fn new(
+        f: F,
+        spec: Option<Box<Spec>>,
+        site: &'static Location<'static>,
+    ) -> Arc<Self> {
         // `<dyn Task>::header` relies on this.
         const { assert!(std::mem::offset_of!(TaskCell<F, T>, header) == 0) };
         Arc::new(TaskCell {
-            header: Header::new(spec),
+            header: Header::new(spec, site),
             stage: Cell::new(FRESH),
             slot: UnsafeCell::new(Slot {
                 f: ManuallyDrop::new(f),
@@ -594,13 +672,14 @@ where
         recycled: Option<Arc<dyn Any + Send + Sync>>,
         f: F,
         spec: Option<Box<Spec>>,
+        site: &'static Location<'static>,
     ) -> Arc<Self> {
         if let Some(old) = recycled
             && let Ok(mut old) = old.downcast::<TaskCell<F, T>>()
             && let Some(cell) = Arc::get_mut(&mut old)
         {
             *cell = TaskCell {
-                header: Header::new(spec),
+                header: Header::new(spec, site),
                 stage: Cell::new(FRESH),
                 slot: UnsafeCell::new(Slot {
                     f: ManuallyDrop::new(f),
@@ -608,7 +687,7 @@ where
             };
             return old;
         }
-        Self::new(f, spec)
+        Self::new(f, spec, site)
     }
 
     /// Takes the closure (the task is starting, or is abandoned).
@@ -674,6 +753,10 @@ where
         // the home worker's registry: caller) and ends with `arch::finish`.
         // The caller checked that a pointer fits on any stack.
         unsafe { RawCoroutine::new(stack, entry::<F, T>, self as *const Self) }
+    }
+
+    fn closure_name(&self) -> &'static str {
+        std::any::type_name::<F>()
     }
 
     fn recycle(self: Arc<Self>) -> Option<Arc<dyn Any + Send + Sync>> {
@@ -1041,7 +1124,7 @@ impl<T> JoinHandle<T> {
             // If the wait unwinds (the joiner is cancelled), the handle is
             // gone without a join: `Detach` makes that a detach.
             let guard = Detach(&*task);
-            super::blocking::wait_until(|| h.is_complete(), None, true);
+            super::blocking::wait_until(|| h.is_complete(), None, true, super::dump::Wait::Join);
             std::mem::forget(guard);
         }
         // SAFETY: complete (seen with Acquire); the handle is consumed.
@@ -1211,7 +1294,7 @@ mod loom_tests {
     /// wake was consumed once, and nothing is left over for the next wait).
     fn no_lost_wakeup(prepare: fn(&Header) -> bool, waker: fn(&Header) -> bool, mask: u32) {
         loom::model(move || {
-            let h = Arc::new(Header::new(None));
+            let h = Arc::new(Header::new(None, Location::caller()));
             let queued = Arc::new(AtomicBool::new(false));
             let main = thread::current();
             let (h2, q2) = (h.clone(), queued.clone());
@@ -1254,7 +1337,7 @@ mod loom_tests {
     /// (a deadlock of the model).
     fn condition_wait(prepare: fn(&Header) -> bool, waker: fn(&Header) -> bool, stale: u32) {
         loom::model(move || {
-            let h = Arc::new(Header::new(None));
+            let h = Arc::new(Header::new(None, Location::caller()));
             h.state.fetch_or(stale, Relaxed);
             let done = Arc::new(AtomicBool::new(false));
             let queued = Arc::new(AtomicU32::new(0));
@@ -1296,7 +1379,7 @@ mod loom_tests {
     #[test]
     fn loom_unpark_during_another_wait_keeps_the_token() {
         loom::model(|| {
-            let h = Arc::new(Header::new(None));
+            let h = Arc::new(Header::new(None, Location::caller()));
             let h2 = h.clone();
             let t = thread::spawn(move || assert!(!h2.unpark()));
             let suspended = h.prepare_block();
@@ -1316,7 +1399,7 @@ mod loom_tests {
     #[test]
     fn loom_two_wakers_queue_once() {
         loom::model(|| {
-            let h = Arc::new(Header::new(None));
+            let h = Arc::new(Header::new(None, Location::caller()));
             let queued = Arc::new(AtomicU32::new(0));
             let main = thread::current();
             let mut ts = Vec::new();

@@ -67,6 +67,7 @@
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::panic::Location;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
@@ -76,6 +77,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 
 use super::Shared;
+use super::dump::Wait;
 use super::monitor::{Counts, bump};
 use super::sleep::TimerRef;
 use super::task::{self, Spec, Started, Task, TaskCell, TaskRef};
@@ -86,6 +88,7 @@ use crate::stack;
 
 mod placement;
 mod search;
+pub(crate) mod snapshot;
 
 use placement::HOME_SLACK;
 
@@ -390,6 +393,10 @@ pub(crate) struct Local {
     /// `switch_away`).
     pending: Cell<Option<Job>>,
     tick: Cell<u32>,
+    /// A coarse clock for dumps' "waiting since": milliseconds since the
+    /// monitor's epoch, read from the real clock every [`FAIRNESS_TICKS`]
+    /// ticks and whenever the worker wakes (see `block_current`).
+    clock: Cell<u64>,
     pub(crate) timers: RefCell<Timers<TimerRef>>,
     registry: RefCell<Registry>,
     /// A spare vector swapped with the inbox's (keeps both allocations).
@@ -459,6 +466,10 @@ pub(crate) fn worker_main(
 ) {
     // Before anything polls it: a ring gets this thread as its issuer.
     driver.start();
+    // Room for the dump's signal handler (and overflow reports), and the
+    // thread's id for its signal.
+    stack::overflow::prepare_thread_with(stack::overflow::WORKER_ALT_STACK);
+    shared.dumps[index].set_thread(true);
     let local = Local {
         index,
         fresh,
@@ -469,6 +480,7 @@ pub(crate) fn worker_main(
         link: Cell::new(ptr::null_mut()),
         pending: Cell::new(None),
         tick: Cell::new(0),
+        clock: Cell::new(0),
         timers: RefCell::new(Timers::default()),
         registry: RefCell::new(Registry::default()),
         spare: RefCell::new(Vec::new()),
@@ -495,6 +507,7 @@ pub(crate) fn worker_main(
         eprintln!("coio: a worker's scheduler loop panicked (a bug in coio); aborting");
         std::process::abort();
     }
+    local.shared.dumps[index].set_thread(false);
     LOCAL.with(|l| l.set(ptr::null()));
     local.timers.borrow_mut().clear();
     // Fresh coroutines dealt to this worker after its last look go to the
@@ -575,6 +588,9 @@ impl Local {
 
     fn run(&self) {
         loop {
+            if self.shared.dumps[self.index].requested() {
+                self.answer_dump(None);
+            }
             if let Some(job) = self.pending.take().or_else(|| self.next_task()) {
                 // A worker woken as a searcher may find work here rather
                 // than in `find_work`: it must stop counting as one.
@@ -614,6 +630,7 @@ impl Local {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick.is_multiple_of(FAIRNESS_TICKS) {
+            self.set_clock(Instant::now());
             self.fire_timers();
             self.poll_io();
             if self.shared.closed.load(Relaxed) && !self.closing.get() {
@@ -730,6 +747,12 @@ impl Local {
         }
         self.shared.monitor.progress[self.index].set_overflow(overflow.len());
         drop(overflow);
+    }
+
+    /// Sets the coarse clock (see `clock`) to `now`.
+    #[inline]
+    pub(super) fn set_clock(&self, now: Instant) {
+        self.clock.set(self.shared.monitor.micros(now) / 1000);
     }
 
     /// Polls the netpoller without blocking, if anything is registered
@@ -946,6 +969,8 @@ impl Local {
             }
         };
         stack.set_owner(h.name(), h.id);
+        // SAFETY: the stack's own descriptor word; nothing else uses it.
+        unsafe { stack.wait_word().write(0) };
         h.set_home(self.remote());
         // SAFETY: first and only start, on the home worker; the registry
         // keeps the task alive until its coroutine finishes.
@@ -1030,13 +1055,18 @@ impl Local {
     /// Memory for a new task of type `TaskCell<F, T>`: a finished one of
     /// the same type from this worker's recycler, if any.
     #[inline]
-    pub(crate) fn new_task<F, T>(&self, f: F, spec: Option<Box<Spec>>) -> Arc<TaskCell<F, T>>
+    pub(crate) fn new_task<F, T>(
+        &self,
+        f: F,
+        spec: Option<Box<Spec>>,
+        site: &'static Location<'static>,
+    ) -> Arc<TaskCell<F, T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         let id = TypeId::of::<TaskCell<F, T>>();
-        TaskCell::new_from(self.recycler.take(id, &self.shared.spares), f, spec)
+        TaskCell::new_from(self.recycler.take(id, &self.shared.spares), f, spec, site)
     }
 
     /// Shutdown: cancel every started coroutine of this worker and abandon
@@ -1116,7 +1146,7 @@ impl Local {
     /// (a hint either way: callers re-check their condition). With `park`,
     /// an unpark wakes it too and the park token is taken (see `task`).
     #[inline(never)]
-    pub(crate) fn block_current(&self, deadline: Option<Instant>, park: bool) {
+    pub(crate) fn block_current(&self, deadline: Option<Instant>, park: bool, wait: Wait) {
         if thread::panicking() {
             return self.block_in_place(deadline, park);
         }
@@ -1137,6 +1167,13 @@ impl Local {
             }
         });
         if suspend {
+            // What a dump shows (see `runtime::dump`): the wait and when it
+            // began, in the wait word right above the link slot.
+            let word = (self.link.get() as *mut u8).wrapping_add(16).cast::<u64>();
+            // SAFETY: the running coroutine's own stack descriptor (its
+            // switch top is 16 bytes above its link slot), which only this
+            // thread touches while the coroutine is homed here.
+            unsafe { word.write((self.clock.get() << 8) | wait as u64) };
             self.switch_away();
         }
         if let Some((generation, task)) = timer {

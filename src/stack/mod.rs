@@ -118,6 +118,9 @@ pub(crate) enum Desc {
     /// Owner name: length in bytes, and address (0 if none).
     NameLen = 4,
     NamePtr = 5,
+    /// What the owner waits for, and since when (see `runtime::dump`);
+    /// the word right at the switch top, written by the owner itself.
+    Wait = 6,
 }
 
 /// Stacks kept per thread, of the kind used last, before they go to the
@@ -291,6 +294,12 @@ impl Stack {
             self.0.desc(Desc::NameLen).write(len);
             self.0.desc(Desc::Id).write(id as usize);
         }
+    }
+
+    /// The wait word (see [`Desc::Wait`]).
+    #[inline]
+    pub(crate) fn wait_word(&self) -> *mut u64 {
+        self.0.desc(Desc::Wait).cast()
     }
 
     /// Whether a name is recorded (see [`set_owner`](Self::set_owner)).

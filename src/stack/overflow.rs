@@ -306,6 +306,19 @@ thread_local! {
 /// Makes sure this thread can report an overflow: the handler is installed
 /// and the thread has an alternate signal stack.
 pub(crate) fn prepare_thread() {
+    prepare_thread_with(0);
+}
+
+/// Alternate signal stack size a worker thread needs: the dump's signal
+/// handler walks a coroutine's stack on it (measured: about 18 KiB in a
+/// release build; debug builds take several times that). Only the pages
+/// touched are ever resident.
+pub(crate) const WORKER_ALT_STACK: usize = 256 * 1024;
+
+/// [`prepare_thread`], with an alternate stack of at least `min` bytes
+/// (a smaller one the thread had, such as std's, is replaced). Called
+/// first thing on worker threads, with [`WORKER_ALT_STACK`].
+pub(crate) fn prepare_thread_with(min: usize) {
     if PREPARED.try_with(|p| p.replace(true)).unwrap_or(true) {
         return;
     }
@@ -314,13 +327,16 @@ pub(crate) fn prepare_thread() {
     let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
     // SAFETY: as above; a null new-stack pointer only queries.
     unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
-    if current.ss_flags & libc::SS_DISABLE == 0 {
+    if current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= min {
         return;
     }
     let page = PAGE;
     // SAFETY: getauxval has no preconditions.
     let minsig = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
-    let size = (libc::SIGSTKSZ.max(minsig) + 16 * 1024).div_ceil(page) * page;
+    let size = (libc::SIGSTKSZ.max(minsig) + 16 * 1024)
+        .max(min)
+        .div_ceil(page)
+        * page;
     let len = size + page;
     // SAFETY: a fresh anonymous mapping touches no existing memory.
     let base = unsafe {

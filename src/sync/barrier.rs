@@ -107,7 +107,7 @@ impl Barrier {
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
     /// cancelled while it waits; its arrival is withdrawn.
     pub fn wait(&self) -> BarrierWaitResult {
-        let blocker = Blocker::new();
+        let blocker = Blocker::new(crate::runtime::dump::Wait::Barrier);
         let generation;
         {
             let mut inner = self.lock();

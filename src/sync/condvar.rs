@@ -209,7 +209,7 @@ impl Condvar {
         deadline: Option<Instant>,
     ) -> (MutexGuard<'a, T>, bool) {
         let mutex: &'a Mutex<T> = guard.lock;
-        let blocker = Blocker::new();
+        let blocker = Blocker::new(crate::runtime::dump::Wait::Condvar);
         {
             let mut q = lock_queue(&self.queue);
             // SAFETY: the blocker stays on this stack until the wait below

@@ -321,7 +321,7 @@ impl<T: ?Sized> Mutex<T> {
                 continue;
             }
             let start = *since.get_or_insert_with(Instant::now);
-            let blocker = Blocker::new();
+            let blocker = Blocker::new(crate::runtime::dump::Wait::Mutex);
             {
                 let mut q = lock_queue(&self.queue);
                 let mut s = self.state.load(Relaxed);

@@ -238,7 +238,7 @@ impl<T> OnceLock<T> {
     /// Waits while an initializer runs; returns when it finished, failed
     /// (this caller may then take over), or was not running any more.
     fn wait_running(&self) {
-        let blocker = Blocker::new();
+        let blocker = Blocker::new(crate::runtime::dump::Wait::Once);
         {
             let mut q = lock_queue(&self.queue);
             let mut s = self.state.load(Relaxed);

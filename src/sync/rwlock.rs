@@ -261,7 +261,11 @@ impl<T: ?Sized> RwLock<T> {
     #[cold]
     #[inline(never)]
     fn lock_slow(&self, oper: usize, deadline: Option<Instant>) -> Result<(), Failed> {
-        let blocker = Blocker::new();
+        let blocker = Blocker::new(if oper == READ {
+            crate::runtime::dump::Wait::RwLockRead
+        } else {
+            crate::runtime::dump::Wait::RwLockWrite
+        });
         {
             let mut q = lock_queue(&self.queue);
             let mut s = self.state.load(Relaxed);

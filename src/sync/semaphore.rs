@@ -200,7 +200,7 @@ impl Semaphore {
     #[cold]
     #[inline(never)]
     fn acquire_slow(&self, deadline: Option<Instant>) -> Result<(), Failed> {
-        let blocker = Blocker::new();
+        let blocker = Blocker::new(crate::runtime::dump::Wait::Semaphore);
         {
             let mut q = lock_queue(&self.queue);
             let mut s = self.state.load(Relaxed);

@@ -192,7 +192,7 @@ impl WaitGroup {
         if self.state.load(Acquire) < ONE {
             return Ok(());
         }
-        let blocker = Blocker::new();
+        let blocker = Blocker::new(crate::runtime::dump::Wait::WaitGroup);
         {
             let mut q = lock_queue(&self.queue);
             let mut s = self.state.load(Acquire);

@@ -267,10 +267,8 @@ impl Local {
             self.counts().io_events.store(driver.events(), Relaxed);
         }
         remote.lock().parked = false;
-        monitor.progress[self.index].set_asleep(
-            false,
-            monitor.micros(Instant::now()),
-            self.counts(),
-        );
+        let now = Instant::now();
+        self.set_clock(now);
+        monitor.progress[self.index].set_asleep(false, monitor.micros(now), self.counts());
     }
 }

@@ -1,0 +1,1340 @@
+//! Coroutine dumps: what every coroutine waits for, and where (Go's
+//! goroutine dump), without stopping or resuming anything.
+//!
+//! # What a dump shows
+//!
+//! One entry per coroutine, in Go's layout: a header
+//! `coroutine <id> ["<name>"] [<state or wait>, <how long>, worker <n>]:`,
+//! its frames innermost first (function, then `file:line` indented), and
+//! `created by <function> at <file:line>` (the spawn site, recorded with
+//! `#[track_caller]`; the function is the one the coroutine's closure was
+//! written in). Grouped dumps show each distinct stack once, with a count.
+//!
+//! Every blocking point of coio records, as its coroutine suspends, what
+//! it waits for ([`Wait`]) and when, from the worker's coarse clock (one
+//! store into the coroutine's stack descriptor: `Local::block_current`).
+//!
+//! # Who walks a stack
+//!
+//! A coroutine's stack and its saved context are home-local: only its
+//! worker's thread may read them, since only that thread resumes it. So a
+//! dump asks every worker for its own part, and the dumper only formats:
+//!
+//! 1. The dumper (one at a time per process) lists the loaded modules
+//!    (`trace::Unwinder`), and for each worker fills its [`Slot`] with a
+//!    [`Request`] (a buffer, the unwinder, a rule cache), sets it
+//!    `REQUESTED` and wakes the worker. Its own worker, if the dumper is a
+//!    coroutine, it walks itself, right away.
+//! 2. A worker answers at the top of its loop and every `FAIRNESS_TICKS`
+//!    ticks (`Local::answer_dump`): it takes the request (`REQUESTED` →
+//!    `BUSY`, a CAS), writes its coroutines into the buffer (walking each
+//!    suspended stack from its saved context, the coroutine that is
+//!    switching away, if any, from its own registers) and sets `DONE`.
+//! 3. A worker that does not answer within [`SIGNAL_AFTER`] is running a
+//!    coroutine that does not come back (the case a dump is for): the
+//!    dumper sends its thread `SIGURG`, every [`SIGNAL_AFTER`] until it
+//!    answers. The handler (`worker::snapshot::answer_signal`) answers
+//!    only if a coroutine runs and the signal caught it on its own stack
+//!    (not between the scheduler's bookkeeping and a switch); the
+//!    registry cannot be changing then, since only the scheduler changes
+//!    it. The running coroutine is walked from the signal's registers.
+//!    Nothing in there allocates, locks or calls libc.
+//! 4. After [`GIVE_UP`], a worker that never answered is reported as such
+//!    and its request withdrawn (`REQUESTED` → `IDLE`, a CAS that loses to
+//!    a worker that has begun: then its `DONE` is awaited).
+//!
+//! The dumper takes no lock that a worker ever takes (the dump lock is the
+//! dumpers' own), so a stuck worker cannot stop a dump.
+
+/// What a suspended coroutine waits for, as a dump names it. Recorded by
+/// every blocking point of coio when the coroutine suspends (one byte,
+/// with a coarse timestamp, in a word at the top of its stack: see
+/// `worker::Local::block_current`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+#[allow(clippy::enum_variant_names)]
+pub(crate) enum Wait {
+    /// Nothing recorded (a coroutine that never suspended).
+    Unknown = 0,
+    Park,
+    Sleep,
+    Join,
+    Scope,
+    Blocking,
+    Future,
+    ChanRecv,
+    ChanSend,
+    Select,
+    Mutex,
+    RwLockRead,
+    RwLockWrite,
+    Condvar,
+    Semaphore,
+    WaitGroup,
+    Barrier,
+    Once,
+    SocketRead,
+    SocketWrite,
+    Accept,
+    Connect,
+    FileIo,
+}
+
+impl Wait {
+    /// Every reason, by its byte.
+    const ALL: [Wait; 23] = [
+        Wait::Unknown,
+        Wait::Park,
+        Wait::Sleep,
+        Wait::Join,
+        Wait::Scope,
+        Wait::Blocking,
+        Wait::Future,
+        Wait::ChanRecv,
+        Wait::ChanSend,
+        Wait::Select,
+        Wait::Mutex,
+        Wait::RwLockRead,
+        Wait::RwLockWrite,
+        Wait::Condvar,
+        Wait::Semaphore,
+        Wait::WaitGroup,
+        Wait::Barrier,
+        Wait::Once,
+        Wait::SocketRead,
+        Wait::SocketWrite,
+        Wait::Accept,
+        Wait::Connect,
+        Wait::FileIo,
+    ];
+
+    /// The reason recorded as byte `b`.
+    pub(crate) fn from_byte(b: u8) -> Wait {
+        Self::ALL.get(b as usize).copied().unwrap_or(Wait::Unknown)
+    }
+
+    /// How a dump shows it (Go's words where Go has the same wait).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Wait::Unknown => "waiting",
+            Wait::Park => "park",
+            Wait::Sleep => "sleep",
+            Wait::Join => "join",
+            Wait::Scope => "scope",
+            Wait::Blocking => "blocking pool",
+            Wait::Future => "future",
+            Wait::ChanRecv => "chan receive",
+            Wait::ChanSend => "chan send",
+            Wait::Select => "select",
+            Wait::Mutex => "mutex lock",
+            Wait::RwLockRead => "rwlock read",
+            Wait::RwLockWrite => "rwlock write",
+            Wait::Condvar => "condvar wait",
+            Wait::Semaphore => "semaphore",
+            Wait::WaitGroup => "wait group",
+            Wait::Barrier => "barrier",
+            Wait::Once => "once",
+            Wait::SocketRead => "socket read",
+            Wait::SocketWrite => "socket write",
+            Wait::Accept => "socket accept",
+            Wait::Connect => "socket connect",
+            Wait::FileIo => "file I/O",
+        }
+    }
+}
+
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::panic::Location;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use super::task::Task;
+use super::worker;
+#[cfg(target_os = "linux")]
+use crate::trace::{self, Sym, Symbolizer, Unwinder, caller_regs};
+
+/// How long a worker has to answer from its loop before it is signalled.
+pub(crate) const SIGNAL_AFTER: Duration = Duration::from_millis(10);
+
+/// How long a worker has to answer at all.
+pub(crate) const GIVE_UP: Duration = Duration::from_secs(2);
+
+const IDLE: u8 = 0;
+const REQUESTED: u8 = 1;
+const BUSY: u8 = 2;
+const DONE: u8 = 3;
+
+/// A coroutine's state in a dump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    Runnable = 0,
+    Waiting = 1,
+    Running = 2,
+    NotStarted = 3,
+}
+
+/// What a dumper asks of a worker: where to write, and how to walk.
+pub(crate) struct Request {
+    #[cfg(target_os = "linux")]
+    pub(crate) unwinder: *const Unwinder,
+    #[cfg(target_os = "linux")]
+    pub(crate) cache: *mut trace::Cache,
+    buf: *mut u64,
+    cap: usize,
+    /// Only the running coroutine is wanted (the stall warning's).
+    pub(crate) running_only: bool,
+    /// Words written, or that would have been (more than `cap`: the
+    /// buffer was too small).
+    len: usize,
+}
+
+/// One worker's dump request (see the module docs for the protocol).
+pub(crate) struct Slot {
+    state: AtomicU8,
+    /// The worker's thread (`pthread_t`), for the signal; 0 before it
+    /// starts and after it ends.
+    thread: AtomicU64,
+    req: UnsafeCell<Request>,
+}
+
+// SAFETY: `req` belongs to the dumper while the state is IDLE or DONE and
+// to the one worker-side answerer that moved it from REQUESTED to BUSY,
+// until it stores DONE (Release; the dumper reads with Acquire).
+unsafe impl Sync for Slot {}
+// SAFETY: as above; the pointers in `req` are only followed under that
+// protocol.
+unsafe impl Send for Slot {}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            state: AtomicU8::new(IDLE),
+            thread: AtomicU64::new(0),
+            req: UnsafeCell::new(Request {
+                #[cfg(target_os = "linux")]
+                unwinder: std::ptr::null(),
+                #[cfg(target_os = "linux")]
+                cache: std::ptr::null_mut(),
+                buf: std::ptr::null_mut(),
+                cap: 0,
+                running_only: false,
+                len: 0,
+            }),
+        }
+    }
+}
+
+impl Slot {
+    /// Whether a request waits (the worker's cheap check).
+    #[inline(always)]
+    pub(crate) fn requested(&self) -> bool {
+        self.state.load(Relaxed) == REQUESTED
+    }
+
+    /// Takes the waiting request, if any, for the caller to answer and
+    /// then [`finish`](Self::finish).
+    pub(crate) fn begin(&self) -> Option<*mut Request> {
+        self.state
+            .compare_exchange(REQUESTED, BUSY, Acquire, Relaxed)
+            .ok()
+            .map(|_| self.req.get())
+    }
+
+    /// The answer is written.
+    pub(crate) fn finish(&self) {
+        self.state.store(DONE, Release);
+    }
+
+    /// The worker's thread starts (Some) or ends (None).
+    pub(crate) fn set_thread(&self, running: bool) {
+        #[cfg(target_os = "linux")]
+        {
+            // Under the dump lock: a dumper never signals a thread that has
+            // ended (its `pthread_t` could name another one by then).
+            let _g = DUMPING.lock().unwrap_or_else(|e| e.into_inner());
+            let me = if running {
+                // SAFETY: pthread_self has no preconditions.
+                (unsafe { libc::pthread_self() }) as u64
+            } else {
+                0
+            };
+            self.thread.store(me, Relaxed);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = running;
+    }
+}
+
+/// Writes a worker's answer into a request's buffer, counting what does
+/// not fit. Layout: `[records, unlisted, lost]`, then one record per
+/// coroutine: `[id, kind | end << 4 | frames << 8 | name bytes << 32 |
+/// worker << 48, wait word, site, closure name pointer, its length, the
+/// name's bytes in words, the frames]`.
+pub(crate) struct Writer<'a> {
+    req: &'a mut Request,
+    pos: usize,
+    records: u64,
+    unlisted: u64,
+    lost: u64,
+}
+
+/// Longest name recorded (bytes).
+const NAME_MAX: usize = 64;
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(req: &'a mut Request) -> Writer<'a> {
+        Writer {
+            req,
+            pos: 3,
+            records: 0,
+            unlisted: 0,
+            lost: 0,
+        }
+    }
+
+    /// The request (for its unwinder and cache).
+    pub(crate) fn request(&self) -> &Request {
+        self.req
+    }
+
+    #[inline]
+    fn put(&mut self, w: u64) {
+        if self.pos < self.req.cap {
+            // SAFETY: within the buffer the dumper gave (`cap` words).
+            unsafe { self.req.buf.add(self.pos).write(w) };
+        }
+        self.pos += 1;
+    }
+
+    /// Records one coroutine.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn coroutine(
+        &mut self,
+        t: &dyn Task,
+        kind: Kind,
+        wait: u64,
+        worker: usize,
+        frames: &[u64],
+        end: trace::End,
+    ) {
+        let h = t.header();
+        let name = h.name().unwrap_or("").as_bytes();
+        let name = &name[..name.len().min(NAME_MAX)];
+        let end = match end {
+            trace::End::Complete => 0u64,
+            trace::End::Truncated => 1,
+            trace::End::Lost => 2,
+        };
+        self.records += 1;
+        self.put(h.id);
+        self.put(
+            kind as u64
+                | end << 4
+                | (frames.len() as u64) << 8
+                | (name.len() as u64) << 32
+                | (worker as u64 & 0xffff) << 48,
+        );
+        self.put(wait);
+        self.put(h.site() as *const Location<'static> as u64);
+        let closure = t.closure_name();
+        self.put(closure.as_ptr() as u64);
+        self.put(closure.len() as u64);
+        for chunk in name.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.put(u64::from_le_bytes(b));
+        }
+        for &f in frames {
+            self.put(f);
+        }
+    }
+
+    /// `n` fresh coroutines were not listed (a signal's answer).
+    pub(crate) fn unlisted(&mut self, n: usize) {
+        self.unlisted += n as u64;
+    }
+
+    /// The worker could not be read (its registry was busy).
+    pub(crate) fn lost(&mut self) {
+        self.lost = 1;
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        if self.req.cap >= 3 {
+            // SAFETY: the first three words of the buffer.
+            unsafe {
+                self.req.buf.write(self.records);
+                self.req.buf.add(1).write(self.unlisted);
+                self.req.buf.add(2).write(self.lost);
+            }
+        }
+        self.req.len = self.pos;
+    }
+}
+
+/// One dump at a time in the process (the signal handler's slot use and
+/// the symbolizer's cache assume it).
+static DUMPING: Mutex<()> = Mutex::new(());
+
+/// Names kept across dumps.
+#[cfg(target_os = "linux")]
+static SYMBOLIZER: Mutex<Option<Symbolizer>> = Mutex::new(None);
+
+/// A coroutine as the dumper reads it back.
+struct Entry {
+    id: u64,
+    kind: Kind,
+    /// Lost or truncated walk.
+    end: u8,
+    worker: usize,
+    wait: super::dump::Wait,
+    /// Milliseconds since the wait began (waiting coroutines).
+    waited_ms: Option<u64>,
+    site: &'static Location<'static>,
+    closure: &'static str,
+    name: String,
+    frames: Vec<u64>,
+}
+
+/// Writes a dump of every coroutine of the current runtime to `out`: for
+/// each, its id and name, what it waits for (`chan receive`, `mutex lock`,
+/// `socket read`, ..., or `running`, `runnable`, `not started`) and for how
+/// long, its worker, its stack, and where it was spawned, in the layout of
+/// Go's goroutine dump:
+///
+/// ```text
+/// coroutine 5 ["consumer"] [chan receive, 2.0 s, worker 1]:
+/// app::consume
+///         src/main.rs:20
+/// app::main::{{closure}}::{{closure}}
+///         src/main.rs:9
+/// created by app::main::{{closure}} at src/main.rs:9:19
+/// ```
+///
+/// Suspended coroutines are walked from their saved contexts, without
+/// being resumed; a coroutine running on a worker that does not come back
+/// to its scheduler is captured on that worker's thread, through a signal
+/// (`SIGURG`), so a dump shows what a stuck worker is doing. `file:line`
+/// needs line tables in the build (`debug = "line-tables-only"` in the
+/// Cargo profile, or more); without them frames show function names only.
+///
+/// ```
+/// coio::run(|| {
+///     let (tx, rx) = coio::chan::bounded::<u32>(1);
+///     let waiting = coio::Builder::new()
+///         .name("receiver")
+///         .spawn(move || rx.recv())
+///         .unwrap();
+///     coio::sleep(std::time::Duration::from_millis(10));
+///     let mut out = Vec::new();
+///     coio::dump(&mut out).unwrap();
+///     let dump = String::from_utf8(out).unwrap();
+///     assert!(dump.contains("\"receiver\" [chan receive"), "{dump}");
+///     tx.send(1).unwrap();
+///     waiting.join().unwrap().unwrap();
+/// });
+/// ```
+///
+/// # Errors
+/// Those of writing to `out`, and an error saying so when called outside
+/// a coroutine (use [`Runtime::dump`](crate::Runtime::dump) there).
+#[inline(never)]
+pub fn dump(out: &mut dyn Write) -> io::Result<()> {
+    let mut regs = [0u64; 3];
+    // SAFETY: three words to write. This frame lives until the dump is
+    // over, so the registers describe it (and its callers) meanwhile.
+    unsafe { caller_regs(&mut regs) };
+    from_coroutine(out, Layout::Full, regs, "coio::dump")
+}
+
+/// As [`dump`], with coroutines in identical states and stacks shown once,
+/// with their count (pprof's `debug=1`): for dumps of very many
+/// coroutines.
+///
+/// # Errors
+/// As for [`dump`].
+#[inline(never)]
+pub fn dump_grouped(out: &mut dyn Write) -> io::Result<()> {
+    let mut regs = [0u64; 3];
+    // SAFETY: as in `dump`.
+    unsafe { caller_regs(&mut regs) };
+    from_coroutine(out, Layout::Grouped, regs, "coio::dump_grouped")
+}
+
+/// Stack size the dump runs on when a coroutine asks for one: walking and
+/// naming (DWARF parsing) need more than a coroutine's stack can spare,
+/// above all in debug builds.
+const DUMP_STACK: usize = 4 << 20;
+
+/// A dump asked for by the running coroutine, whose frame's registers are
+/// `regs`: made on a generator's large stack, on this thread (the worker's
+/// own part must be walked here: see the module docs).
+fn from_coroutine(
+    out: &mut dyn Write,
+    layout: Layout,
+    regs: [u64; 3],
+    what: &str,
+) -> io::Result<()> {
+    let Some(l) = worker::coroutine_local() else {
+        return Err(outside(what));
+    };
+    let shared = l.shared.clone();
+    // SAFETY: only the trait object's lifetime bound is erased (same
+    // layout); the pointer is used while `out` is borrowed (below).
+    let out_ptr: *mut (dyn Write + 'static) =
+        unsafe { std::mem::transmute::<*mut (dyn Write + '_), _>(out as *mut dyn Write) };
+    let mut g = crate::coroutine::generator::GeneratorBuilder::new()
+        .name("coio-dump")
+        .stack_size(DUMP_STACK)
+        .build(move |_, ()| {
+            // SAFETY: the generator runs to completion within this call
+            // (one resume, no yield), while `out` is borrowed by our caller.
+            let out = unsafe { &mut *out_ptr };
+            dump_with(&shared, out, layout, Some((regs[0], regs[1], regs[2])))
+        })?;
+    match g.resume(()) {
+        crate::GeneratorState::Complete(r) => r,
+        crate::GeneratorState::Yielded(()) => unreachable!("coio: the dump's generator yielded"),
+    }
+}
+
+fn outside(what: &str) -> io::Error {
+    io::Error::other(format!(
+        "{what} must be called from a coroutine of a coio runtime; elsewhere, use \
+         Runtime::dump on the runtime"
+    ))
+}
+
+/// How the dump is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Every coroutine with its stack.
+    Full,
+    /// Identical stacks (and states) once, with a count.
+    Grouped,
+    /// Full up to [`AUTO_GROUPED`] coroutines, else grouped (dumps on a
+    /// signal).
+    Auto,
+}
+
+/// Above this many coroutines, a dump on a signal is grouped.
+const AUTO_GROUPED: usize = 1000;
+
+/// Dumps `shared`'s coroutines to `out`.
+pub(crate) fn dump_shared(
+    shared: &Arc<Shared>,
+    out: &mut dyn Write,
+    layout: Layout,
+) -> io::Result<()> {
+    if worker::coroutine_local().is_some_and(|l| Arc::ptr_eq(&l.shared, shared)) {
+        // `Runtime::dump` from one of its own coroutines.
+        let mut regs = [0u64; 3];
+        // SAFETY: as in `dump`.
+        unsafe { caller_regs(&mut regs) };
+        return from_coroutine(out, layout, regs, "Runtime::dump");
+    }
+    dump_with(shared, out, layout, None)
+}
+
+/// Dumps `shared`; `own`: the caller is a coroutine of it, whose frame
+/// has these registers.
+fn dump_with(
+    shared: &Arc<Shared>,
+    out: &mut dyn Write,
+    layout: Layout,
+    own: Option<(u64, u64, u64)>,
+) -> io::Result<()> {
+    let _one = DUMPING.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let now_ms = shared.monitor.micros(started) / 1000;
+    let mut entries = Vec::new();
+    let mut notes = Vec::new();
+    collect(shared, &mut entries, &mut notes, now_ms, own);
+    let layout = match layout {
+        Layout::Auto if entries.len() > AUTO_GROUPED => Layout::Grouped,
+        Layout::Auto => Layout::Full,
+        l => l,
+    };
+    let text = format(shared, &mut entries, &notes, layout, started);
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn collect(
+    _: &Arc<Shared>,
+    _: &mut Vec<Entry>,
+    notes: &mut Vec<String>,
+    _: u64,
+    _: Option<(u64, u64, u64)>,
+) {
+    notes.push("coroutine dumps need Linux".into());
+}
+
+/// Asks every worker for its part and reads the answers into `entries`.
+#[cfg(target_os = "linux")]
+fn collect(
+    shared: &Arc<Shared>,
+    entries: &mut Vec<Entry>,
+    notes: &mut Vec<String>,
+    now_ms: u64,
+    own_regs: Option<(u64, u64, u64)>,
+) {
+    let unwinder = Unwinder::load();
+    let n = shared.remotes.len();
+    let own = own_regs.and_then(|_| {
+        worker::coroutine_local()
+            .filter(|l| Arc::ptr_eq(&l.shared, shared))
+            .map(|l| l.index())
+    });
+    // Per worker: its buffer, its cache, and whether it answered.
+    let mut bufs: Vec<Vec<u64>> = (0..n)
+        .map(|i| {
+            let homed = shared.monitor.progress[i].homed();
+            vec![0u64; 1024 + homed.saturating_add(64) * 40]
+        })
+        .collect();
+    let mut caches: Vec<Box<trace::Cache>> = (0..n).map(|_| trace::new_cache()).collect();
+    let mut answered = vec![false; n];
+    for _attempt in 0..3 {
+        for i in 0..n {
+            if answered[i] {
+                continue;
+            }
+            let slot = &shared.dumps[i];
+            // SAFETY: IDLE or DONE: the request is ours.
+            let req = unsafe { &mut *slot.req.get() };
+            req.unwinder = &unwinder;
+            req.cache = &mut *caches[i];
+            req.buf = bufs[i].as_mut_ptr();
+            req.cap = bufs[i].len();
+            req.running_only = false;
+            req.len = 0;
+            slot.state.store(REQUESTED, Release);
+            if own == Some(i) {
+                // The caller's own worker: answered right here, the caller
+                // being its running coroutine.
+                if let Some(l) = worker::coroutine_local() {
+                    l.answer_dump(own_regs);
+                }
+            } else {
+                shared.remotes[i].io.wake();
+            }
+        }
+        for i in 0..n {
+            if answered[i] {
+                continue;
+            }
+            let slot = &shared.dumps[i];
+            if !await_answer(slot) {
+                notes.push(format!(
+                    "worker {i} did not answer within {} s: its coroutines are not listed \
+                     (a coroutine there may be running on a stack of its own, such as a \
+                     generator's, or its thread may be in an uninterruptible wait)",
+                    GIVE_UP.as_secs()
+                ));
+                answered[i] = true;
+                continue;
+            }
+            // SAFETY: DONE (Acquire): the request is ours again.
+            let req = unsafe { &mut *slot.req.get() };
+            slot.state.store(IDLE, Relaxed);
+            if req.len > req.cap {
+                // Too small: again, with room to spare.
+                bufs[i] = vec![0u64; req.len + req.len / 4 + 1024];
+                continue;
+            }
+            answered[i] = true;
+            read_answer(&bufs[i][..req.len], i, entries, notes, now_ms);
+        }
+        if answered.iter().all(|&a| a) {
+            break;
+        }
+    }
+    for (i, a) in answered.iter().enumerate() {
+        if !a {
+            notes.push(format!(
+                "worker {i}: its coroutines kept outgrowing the dump's buffer"
+            ));
+        }
+    }
+    let mut sym = SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner());
+    sym.get_or_insert_with(Symbolizer::default)
+        .update(&unwinder.modules);
+}
+
+/// Waits for a worker's answer: from its loop, else through signals.
+/// Returns false if it never came (the request is withdrawn).
+#[cfg(target_os = "linux")]
+fn await_answer(slot: &Slot) -> bool {
+    let start = Instant::now();
+    let mut next_signal = start + SIGNAL_AFTER;
+    loop {
+        match slot.state.load(Acquire) {
+            DONE => return true,
+            BUSY => {}
+            _ => {
+                let now = Instant::now();
+                if now - start >= GIVE_UP
+                    && slot
+                        .state
+                        .compare_exchange(REQUESTED, IDLE, Relaxed, Relaxed)
+                        .is_ok()
+                {
+                    return false;
+                }
+                if now >= next_signal {
+                    next_signal = now + SIGNAL_AFTER;
+                    signal(slot);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+/// Sends the worker's thread the dump signal.
+#[cfg(target_os = "linux")]
+fn signal(slot: &Slot) {
+    let thread = slot.thread.load(Relaxed);
+    if thread == 0 || !install_handler() {
+        return;
+    }
+    // SAFETY: the thread is alive: it clears `thread` under the dump lock,
+    // which the caller holds, before it ends.
+    unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGURG) };
+}
+
+/// The handler that was installed before ours (SIGURG is also the
+/// kernel's signal for TCP urgent data; a handler of the program's own
+/// still gets what is not ours).
+#[cfg(target_os = "linux")]
+static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+
+/// Installs the SIGURG handler once; false if that failed.
+#[cfg(target_os = "linux")]
+fn install_handler() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        // SAFETY: a zeroed sigaction is a valid "no handler" value; we fill
+        // in ours, with its signature (SA_SIGINFO), on the alternate stack
+        // that every worker thread has (`stack::overflow::prepare_thread`).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_sigurg as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut sa.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGURG, &sa, &mut old) != 0 {
+                return false;
+            }
+            let _ = PREVIOUS.set(old);
+            true
+        }
+    })
+}
+
+#[cfg(target_os = "linux")]
+extern "C" fn on_sigurg(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes the interrupted context; the registers are
+    // plain reads.
+    let regs = unsafe {
+        let g = &(*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs;
+        (
+            g[libc::REG_RIP as usize] as u64,
+            g[libc::REG_RSP as usize] as u64,
+            g[libc::REG_RBP as usize] as u64,
+        )
+    };
+    // SAFETY: a signal handler, with the interrupted registers.
+    if unsafe { worker::snapshot::answer_signal(regs) } {
+        return;
+    }
+    let Some(prev) = PREVIOUS.get() else { return };
+    let h = prev.sa_sigaction;
+    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        return;
+    }
+    // SAFETY: calling the handler that was installed before ours, as the
+    // kernel would have, with the kind of arguments it asked for.
+    unsafe {
+        if prev.sa_flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(h);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(h);
+            f(sig);
+        }
+    }
+}
+
+/// Reads one worker's answer.
+#[cfg(target_os = "linux")]
+fn read_answer(
+    buf: &[u64],
+    worker: usize,
+    entries: &mut Vec<Entry>,
+    notes: &mut Vec<String>,
+    now_ms: u64,
+) {
+    if buf.len() < 3 {
+        return;
+    }
+    let (records, unlisted, lost) = (buf[0], buf[1], buf[2]);
+    if lost != 0 {
+        notes.push(format!(
+            "worker {worker} was busy changing its registry; run the dump again"
+        ));
+    }
+    if unlisted != 0 {
+        notes.push(format!(
+            "worker {worker}: {unlisted} coroutine(s) not started yet, not listed (the worker \
+             was answering from a signal)"
+        ));
+    }
+    let mut p = 3;
+    for _ in 0..records {
+        let id = buf[p];
+        let bits = buf[p + 1];
+        let wait_word = buf[p + 2];
+        // SAFETY: written by `Writer::coroutine` from a `&'static
+        // Location` and a `&'static str`.
+        let (site, closure) = unsafe {
+            (
+                &*(buf[p + 3] as *const Location<'static>),
+                std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                    buf[p + 4] as *const u8,
+                    buf[p + 5] as usize,
+                )),
+            )
+        };
+        let kind = match bits & 15 {
+            0 => Kind::Runnable,
+            1 => Kind::Waiting,
+            2 => Kind::Running,
+            _ => Kind::NotStarted,
+        };
+        let end = ((bits >> 4) & 15) as u8;
+        let nframes = ((bits >> 8) & 0xff_ffff) as usize;
+        let name_len = ((bits >> 32) & 0xffff) as usize;
+        let name_words = name_len.div_ceil(8);
+        p += 6;
+        let mut name = Vec::with_capacity(name_len);
+        for w in &buf[p..p + name_words] {
+            name.extend_from_slice(&w.to_le_bytes());
+        }
+        name.truncate(name_len);
+        p += name_words;
+        let frames = buf[p..p + nframes].to_vec();
+        p += nframes;
+        let since = wait_word >> 8;
+        entries.push(Entry {
+            id,
+            kind,
+            end,
+            worker: (bits >> 48) as usize,
+            wait: Wait::from_byte(wait_word as u8),
+            waited_ms: (kind == Kind::Waiting).then(|| now_ms.saturating_sub(since)),
+            site,
+            closure,
+            name: String::from_utf8_lossy(&name).into_owned(),
+            frames,
+        });
+    }
+}
+
+/// "how long", Go-style but finer.
+fn duration(ms: u64) -> String {
+    match ms {
+        0..1000 => format!("{ms} ms"),
+        1000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..7_200_000 => format!("{} minutes", ms / 60_000),
+        _ => format!("{} hours", ms / 3_600_000),
+    }
+}
+
+/// The function a closure type was written in (`app::main::{{closure}}`
+/// was written in `app::main`; `app::main::{{closure}}::{{closure}}` in
+/// the closure `app::main::{{closure}}`). None for what is not a closure.
+fn spawner(closure: &'static str) -> Option<&'static str> {
+    closure.strip_suffix("::{{closure}}")
+}
+
+/// A coroutine's bracket: `[chan receive, 2.5 s, worker 1]`.
+fn state(e: &Entry) -> String {
+    match e.kind {
+        Kind::Running => format!("running, worker {}", e.worker),
+        Kind::Runnable => format!("runnable, worker {}", e.worker),
+        Kind::NotStarted => format!("not started, worker {}", e.worker),
+        Kind::Waiting => format!(
+            "{}, {}, worker {}",
+            e.wait.as_str(),
+            duration(e.waited_ms.unwrap_or(0)),
+            e.worker
+        ),
+    }
+}
+
+/// Whether a frame is coio's scheduling or dumping machinery (how the
+/// coroutine got suspended or captured, not where): left out at the top
+/// of a stack.
+fn is_switch_frame(f: &str) -> bool {
+    [
+        "coio::runtime::worker::",
+        "coio::arch::",
+        "coio::trace::",
+        "coio::runtime::dump::",
+    ]
+    .iter()
+    .any(|p| f.starts_with(p) || f.strip_prefix('<').is_some_and(|f| f.starts_with(p)))
+}
+
+/// Whether a frame is the standard library's (closures, `Option`, ...
+/// inlined into coio's machinery).
+fn is_std_frame(f: &str) -> bool {
+    [
+        "core::", "std::", "alloc::", "<core::", "<std::", "<alloc::",
+    ]
+    .iter()
+    .any(|p| f.starts_with(p))
+}
+
+/// Whether a frame is the coroutine's start-up machinery at the bottom of
+/// a stack (below the closure the user spawned): left out.
+fn is_entry_frame(f: &str) -> bool {
+    f.starts_with("coio::runtime::task::")
+        || f.starts_with("<coio::runtime::task::")
+        || f.starts_with("std::panicking::")
+        || f.starts_with("std::panic::catch_unwind")
+        || f.starts_with("core::ops::function::FnOnce::call_once")
+        || f.starts_with("<core::panic::unwind_safe::AssertUnwindSafe")
+        || f.starts_with("<alloc::boxed::Box<")
+        || f.starts_with("__rust_try")
+        || f.starts_with("coio::runtime::Runtime::block_on::{{closure}}")
+}
+
+/// The frames of `addrs`, named, without the switch and entry frames.
+#[cfg(target_os = "linux")]
+fn named(sym: &mut Symbolizer, addrs: &[u64]) -> Vec<Sym> {
+    let mut out: Vec<Sym> = Vec::new();
+    for &a in addrs {
+        out.extend(sym.name(a).iter().cloned());
+    }
+    // The machinery at the top, with the standard library's frames
+    // inlined into it.
+    let mut first = 0;
+    for (i, s) in out.iter().enumerate() {
+        if is_switch_frame(&s.function) {
+            first = i + 1;
+        } else if !is_std_frame(&s.function) {
+            break;
+        }
+    }
+    let last = out
+        .iter()
+        .rposition(|s| !is_entry_frame(&s.function))
+        .map_or(first, |i| i + 1)
+        .max(first);
+    out.truncate(last);
+    out.drain(..first);
+    out
+}
+
+#[cfg(not(target_os = "linux"))]
+fn named(_: &mut (), _: &[u64]) -> Vec<(String, Option<(String, u32)>)> {
+    Vec::new()
+}
+
+/// Lays the dump out as text.
+fn format(
+    shared: &Shared,
+    entries: &mut [Entry],
+    notes: &[String],
+    layout: Layout,
+    started: Instant,
+) -> String {
+    entries.sort_by_key(|e| e.id);
+    let mut out = String::new();
+    let count = |k: Kind| entries.iter().filter(|e| e.kind == k).count();
+    let _ = writeln!(
+        out,
+        "coio: dump of {} coroutine(s) on {} worker(s): {} running, {} runnable, {} waiting, {} \
+         not started",
+        entries.len(),
+        shared.remotes.len(),
+        count(Kind::Running),
+        count(Kind::Runnable),
+        count(Kind::Waiting),
+        count(Kind::NotStarted),
+    );
+    for n in notes {
+        let _ = writeln!(out, "coio: {n}");
+    }
+    #[cfg(target_os = "linux")]
+    let mut guard = SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner());
+    #[cfg(target_os = "linux")]
+    let sym = guard.get_or_insert_with(Symbolizer::default);
+    #[cfg(not(target_os = "linux"))]
+    let sym = &mut ();
+    let mut write_stack = |out: &mut String, e: &Entry| {
+        #[cfg(target_os = "linux")]
+        for s in named(sym, &e.frames) {
+            let _ = writeln!(out, "{}", s.function);
+            match &s.file {
+                Some((file, line)) => {
+                    let _ = writeln!(out, "\t{file}:{line}");
+                }
+                None => {
+                    let _ = writeln!(out, "\t?");
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = named(sym, &e.frames);
+        match e.end {
+            1 => out.push_str("...additional frames elided...\n"),
+            2 if e.kind != Kind::NotStarted => {
+                out.push_str("...(the walk stopped here: no unwind information further up)\n")
+            }
+            _ => {}
+        }
+        match spawner(e.closure) {
+            Some(f) => {
+                let _ = writeln!(out, "created by {f} at {}", e.site);
+            }
+            None => {
+                let _ = writeln!(out, "created at {}", e.site);
+            }
+        }
+    };
+    match layout {
+        Layout::Full | Layout::Auto => {
+            for e in entries.iter() {
+                let name = if e.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" \"{}\"", e.name)
+                };
+                let _ = writeln!(out, "\ncoroutine {}{} [{}]:", e.id, name, state(e));
+                write_stack(&mut out, e);
+            }
+        }
+        Layout::Grouped => {
+            // Same state, wait, frames and spawn site: one group.
+            let mut groups: HashMap<(Kind, u8, &[u64], *const Location<'static>), Vec<usize>> =
+                HashMap::new();
+            let mut order = Vec::new();
+            for (i, e) in entries.iter().enumerate() {
+                let key = (e.kind, e.wait as u8, &e.frames[..], e.site as *const _);
+                let g = groups.entry(key).or_default();
+                if g.is_empty() {
+                    order.push(key);
+                }
+                g.push(i);
+            }
+            order.sort_by_key(|k| std::cmp::Reverse(groups[k].len()));
+            for key in order {
+                let members = &groups[&key];
+                let first = &entries[members[0]];
+                let longest = members.iter().filter_map(|&i| entries[i].waited_ms).max();
+                let what = match first.kind {
+                    Kind::Waiting => format!(
+                        "{}, up to {}",
+                        first.wait.as_str(),
+                        duration(longest.unwrap_or(0))
+                    ),
+                    Kind::Running => "running".into(),
+                    Kind::Runnable => "runnable".into(),
+                    Kind::NotStarted => "not started".into(),
+                };
+                let mut ids: Vec<String> = members
+                    .iter()
+                    .take(10)
+                    .map(|&i| entries[i].id.to_string())
+                    .collect();
+                if members.len() > 10 {
+                    ids.push("...".into());
+                }
+                let _ = writeln!(
+                    out,
+                    "\n{} coroutine(s) [{}]: {}",
+                    members.len(),
+                    what,
+                    ids.join(" ")
+                );
+                write_stack(&mut out, first);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\ncoio: dump took {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    out
+}
+
+/// The signal `COIO_DUMP_SIGNAL` names: `QUIT`, `SIGQUIT`, `USR1`, a
+/// number, ...; Some(None) for `off`.
+pub(crate) fn signal_from_env() -> io::Result<Option<i32>> {
+    Ok(super::env_setting(
+        "COIO_DUMP_SIGNAL",
+        "a signal's name (QUIT, SIGUSR1, ...) or number, or off",
+        parse_signal,
+    )?
+    .flatten())
+}
+
+fn parse_signal(v: &str) -> Option<Option<i32>> {
+    if v.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    if let Ok(n) = v.parse::<i32>() {
+        return Some(Some(n));
+    }
+    let name = v.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    let sig = match name {
+        "QUIT" => libc::SIGQUIT,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "TERM" => libc::SIGTERM,
+        "WINCH" => libc::SIGWINCH,
+        "PWR" => libc::SIGPWR,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        _ => return None,
+    };
+    Some(Some(sig))
+}
+
+/// The runtimes that dump on a signal, and the handlers they replaced.
+struct Watchers {
+    runtimes: Vec<(i32, std::sync::Weak<Shared>)>,
+    /// Per watched signal: its handling before ours.
+    previous: Vec<(i32, libc::sigaction)>,
+}
+
+static WATCHERS: Mutex<Watchers> = Mutex::new(Watchers {
+    runtimes: Vec::new(),
+    previous: Vec::new(),
+});
+
+/// The pipe the handler writes the signal's number to (write end), and
+/// the thread that reads it; -1 until the first watch.
+static PIPE_WRITE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Makes `shared` dump on `sig` (see `RuntimeBuilder::dump_signal`).
+pub(crate) fn watch_signal(shared: &Arc<Shared>, sig: i32) -> io::Result<()> {
+    if matches!(
+        sig,
+        libc::SIGKILL | libc::SIGSTOP | libc::SIGSEGV | libc::SIGBUS | libc::SIGURG
+    ) || !(1..=64).contains(&sig)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "coio: signal {sig} cannot trigger dumps (SIGKILL and SIGSTOP cannot be caught; \
+                 SIGSEGV, SIGBUS and SIGURG are coio's own); SIGQUIT or SIGUSR1 are the usual \
+                 choices"
+            ),
+        ));
+    }
+    let mut w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
+    start_dump_thread()?;
+    if !w.previous.iter().any(|(s, _)| *s == sig) {
+        // SAFETY: installing a handler that only calls write(2) (async-
+        // signal-safe) on a descriptor that stays open for the process's
+        // life; the previous action is kept to be restored.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_dump_signal as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, &sa, &mut old) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            w.previous.push((sig, old));
+        }
+    }
+    w.runtimes.push((sig, Arc::downgrade(shared)));
+    Ok(())
+}
+
+/// `shared` is going away: it no longer dumps; a signal nobody watches
+/// any more gets its previous handling back (if ours is still installed).
+pub(crate) fn unwatch_signal(shared: &Arc<Shared>) {
+    let mut w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
+    w.runtimes
+        .retain(|(_, r)| r.strong_count() > 0 && !std::ptr::eq(r.as_ptr(), Arc::as_ptr(shared)));
+    let Watchers { runtimes, previous } = &mut *w;
+    previous.retain(|(sig, old)| {
+        if runtimes.iter().any(|(s, _)| s == sig) {
+            return true;
+        }
+        // SAFETY: querying, then restoring the action we replaced if ours
+        // is still the one installed.
+        unsafe {
+            let mut now: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(*sig, std::ptr::null(), &mut now);
+            if now.sa_sigaction == on_dump_signal as *const () as usize {
+                libc::sigaction(*sig, old, std::ptr::null_mut());
+            }
+        }
+        false
+    });
+}
+
+/// The dump signal's handler: one byte, the signal, into the pipe. Nothing
+/// else (write(2) is async-signal-safe; errno is preserved).
+extern "C" fn on_dump_signal(sig: libc::c_int) {
+    let fd = PIPE_WRITE.load(Relaxed);
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: errno is this thread's; a one-byte write to a non-blocking
+    // pipe (a full pipe drops the byte: a dump is pending anyway).
+    unsafe {
+        let errno = *libc::__errno_location();
+        let b = sig as u8;
+        libc::write(fd, (&raw const b).cast(), 1);
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// Starts the thread that dumps on signals, once per process.
+fn start_dump_thread() -> io::Result<()> {
+    if PIPE_WRITE.load(Relaxed) >= 0 {
+        return Ok(());
+    }
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let read = fds[0];
+    // The reading end blocks: the thread waits in read(2).
+    // SAFETY: our own descriptor.
+    unsafe {
+        let flags = libc::fcntl(read, libc::F_GETFL);
+        libc::fcntl(read, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    std::thread::Builder::new()
+        .name("coio-dump".into())
+        .spawn(move || dump_thread(read))?;
+    PIPE_WRITE.store(fds[1], Relaxed);
+    Ok(())
+}
+
+/// Waits for signals and dumps the runtimes that watch them to stderr.
+fn dump_thread(read: libc::c_int) {
+    loop {
+        let mut b = 0u8;
+        // SAFETY: a one-byte read into `b`.
+        let n = unsafe { libc::read(read, (&raw mut b).cast(), 1) };
+        if n <= 0 {
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        let sig = i32::from(b);
+        let targets: Vec<Arc<Shared>> = {
+            let w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
+            w.runtimes
+                .iter()
+                .filter(|(s, _)| *s == sig)
+                .filter_map(|(_, r)| r.upgrade())
+                .collect()
+        };
+        for shared in targets {
+            if shared.closed.load(Acquire) {
+                continue;
+            }
+            let _ = dump_shared(&shared, &mut io::stderr().lock(), Layout::Auto);
+        }
+    }
+}
+
+/// For the stall warning: the coroutine running on worker `index` that
+/// does not come back, described (id, name, spawn site) with its stack,
+/// captured on the worker's thread through the dump signal. None if no
+/// answer came (the worker moved on, or cannot be signalled).
+#[cfg(target_os = "linux")]
+pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option<String> {
+    let _one = DUMPING.lock().unwrap_or_else(|e| e.into_inner());
+    let unwinder = Unwinder::load();
+    let mut cache = trace::new_cache();
+    let mut buf = vec![0u64; 1024];
+    let slot = &shared.dumps[index];
+    {
+        // SAFETY: IDLE (dumps are one at a time, under the lock we hold):
+        // the request is ours.
+        let req = unsafe { &mut *slot.req.get() };
+        req.unwinder = &unwinder;
+        req.cache = &mut *cache;
+        req.buf = buf.as_mut_ptr();
+        req.cap = buf.len();
+        req.running_only = true;
+        req.len = 0;
+    }
+    slot.state.store(REQUESTED, Release);
+    if !await_answer(slot) {
+        return None;
+    }
+    // SAFETY: DONE (Acquire): the request is ours again.
+    let len = unsafe { (*slot.req.get()).len };
+    slot.state.store(IDLE, Relaxed);
+    let mut entries = Vec::new();
+    let mut notes = Vec::new();
+    let now_ms = shared.monitor.micros(Instant::now()) / 1000;
+    read_answer(
+        &buf[..len.min(buf.len())],
+        index,
+        &mut entries,
+        &mut notes,
+        now_ms,
+    );
+    let e = entries
+        .into_iter()
+        .find(|e| e.kind == Kind::Running && e.id == id)?;
+    let mut sym = SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner());
+    let sym = sym.get_or_insert_with(Symbolizer::default);
+    sym.update(&unwinder.modules);
+    let mut out = String::new();
+    if !e.name.is_empty() {
+        let _ = write!(out, "It is \"{}\". ", e.name);
+    }
+    match spawner(e.closure) {
+        Some(f) => {
+            let _ = write!(out, "It was created by {f} at {}", e.site);
+        }
+        None => {
+            let _ = write!(out, "It was created at {}", e.site);
+        }
+    }
+    out.push_str(" and is now at:\n");
+    for s in named(sym, &e.frames) {
+        let _ = writeln!(out, "    {}", s.function);
+        if let Some((file, line)) = &s.file {
+            let _ = writeln!(out, "        {file}:{line}");
+        }
+    }
+    Some(out)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn describe_running(_: &Shared, _: usize, _: u64) -> Option<String> {
+    None
+}
