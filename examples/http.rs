@@ -11,6 +11,10 @@
 //! in the buffer is answered, in order, and the answers go out in one write.
 //! A malformed request gets `400` and the connection is closed; a request
 //! head over 64 KiB gets `431`.
+//!
+//! For operators: `kill -QUIT <pid>` (or Ctrl-\\ in its terminal) writes a
+//! dump of every coroutine to stderr, what each waits for and where, and
+//! the server goes on serving (`RuntimeBuilder::dump_signal`).
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -25,7 +29,10 @@ fn main() -> io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    coio::run(move || {
+    let rt = coio::Runtime::builder()
+        .dump_signal(Some(libc::SIGQUIT))
+        .build()?;
+    rt.block_on(move || {
         let listener = TcpListener::bind(addr.as_str())?;
         eprintln!("http: listening on {}", listener.local_addr()?);
         accept_loop(&listener)

@@ -65,9 +65,11 @@
 //! ```
 //!
 //! Blocking calls belong on the blocking pool ([`blocking`], [`fs`]);
-//! coroutines can be named ([`Builder::name`]); and a monitor warns on
-//! stderr when a worker has not come back to the scheduler for a second
-//! ([`RuntimeBuilder::stall_warning`]).
+//! coroutines can be named ([`Builder::name`]); a monitor warns on stderr,
+//! with the coroutine's stack, when a worker has not come back to the
+//! scheduler for 100 ms ([`RuntimeBuilder::stall_warning`]); and
+//! [`dump`] (or a signal, [`RuntimeBuilder::dump_signal`]) shows what every
+//! coroutine waits for and where, as Go's goroutine dump does.
 //!
 //! # I/O
 //!

@@ -1,7 +1,11 @@
 //! Coroutine dumps (`coio::dump`, `Runtime::dump`): wait reasons, stacks,
 //! spawn sites, a stuck worker, grouped output, the signal trigger.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::time::Duration;
+
+mod common;
 
 fn dump_text() -> String {
     let mut out = Vec::new();
@@ -40,8 +44,6 @@ fn spin_until(stop: &std::sync::atomic::AtomicBool) {
 
 #[test]
 fn stuck_worker_from_outside() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering::*};
     let rt = coio::Runtime::builder()
         .workers(2)
         .stall_warning(None)
@@ -83,7 +85,6 @@ fn header<'a>(d: &'a str, name: &str) -> &'a str {
 #[test]
 fn wait_reasons() {
     use coio::sync::{Barrier, Condvar, Mutex, OnceLock, RwLock, Semaphore, WaitGroup};
-    use std::sync::Arc;
     let rt = coio::Runtime::builder()
         .workers(1)
         .stall_warning(None)
@@ -292,4 +293,251 @@ fn wait_reasons() {
         assert!(sleeper.join().unwrap_err().is::<coio::Cancelled>());
         fresh.join().unwrap();
     });
+}
+
+/// Many coroutines parked at the same place are shown once, with their
+/// count, in a grouped dump.
+#[test]
+fn grouped() {
+    coio::run(|| {
+        let (tx, rx) = coio::chan::bounded::<()>(0);
+        let handles: Vec<_> = (0..1000)
+            .map(|_| {
+                let rx = rx.clone();
+                coio::spawn(move || wait_for_unit(&rx))
+            })
+            .collect();
+        coio::sleep(Duration::from_millis(20));
+        let mut out = Vec::new();
+        coio::dump_grouped(&mut out).unwrap();
+        let d = String::from_utf8(out).unwrap();
+        println!("{d}");
+        assert!(
+            d.contains("\n1000 coroutine(s) [chan receive, up to "),
+            "{d}"
+        );
+        assert!(d.contains("dump::wait_for_unit"), "{d}");
+        assert_eq!(d.matches("dump::wait_for_unit").count(), 1, "{d}");
+        drop(tx);
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
+
+#[inline(never)]
+fn wait_for_unit(rx: &coio::chan::Receiver<()>) {
+    let _ = rx.recv();
+}
+
+/// Dumps taken over and over, from a coroutine and from a plain thread,
+/// while coroutines on both workers hand messages to each other as fast
+/// as they can (switching directly, rarely coming back to the loop): every
+/// dump completes and lists them, and no message or wake is lost.
+#[test]
+fn dumps_under_load() {
+    common::within(Duration::from_secs(60), || {
+        let rt = Arc::new(
+            coio::Runtime::builder()
+                .workers(2)
+                .stall_warning(None)
+                .build()
+                .unwrap(),
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicUsize::new(0));
+        // Coroutines spawned from outside wait in the runtime's injector
+        // until a worker takes them, where no dump sees them: the dumps
+        // begin once all have started.
+        let started = Arc::new(AtomicUsize::new(0));
+        let mut pairs = Vec::new();
+        for _ in 0..8 {
+            let (tx_a, rx_a) = coio::chan::bounded::<u64>(0);
+            let (tx_b, rx_b) = coio::chan::bounded::<u64>(0);
+            let (d, r, s) = (done.clone(), rounds.clone(), started.clone());
+            let s2 = started.clone();
+            pairs.push(rt.spawn(move || {
+                s.fetch_add(1, SeqCst);
+                let mut n = 0u64;
+                while !d.load(Relaxed) {
+                    tx_a.send(n).unwrap();
+                    n = rx_b.recv().unwrap() + 1;
+                    r.fetch_add(1, Relaxed);
+                }
+                drop(tx_a);
+                n
+            }));
+            pairs.push(rt.spawn(move || {
+                s2.fetch_add(1, SeqCst);
+                while let Ok(n) = rx_a.recv() {
+                    if tx_b.send(n).is_err() {
+                        break;
+                    }
+                }
+                0
+            }));
+        }
+        while started.load(SeqCst) < 16 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rt2 = rt.clone();
+        let from_thread = std::thread::spawn(move || {
+            let mut sizes = Vec::new();
+            for _ in 0..20 {
+                let mut out = Vec::new();
+                rt2.dump(&mut out).unwrap();
+                let d = String::from_utf8(out).unwrap();
+                assert!(!d.contains("did not answer"), "{d}");
+                sizes.push(d.matches("\ncoroutine ").count());
+            }
+            sizes
+        });
+        let from_coroutine = rt.spawn(|| {
+            let mut sizes = Vec::new();
+            for _ in 0..20 {
+                let mut out = Vec::new();
+                coio::dump(&mut out).unwrap();
+                let d = String::from_utf8(out).unwrap();
+                assert!(!d.contains("did not answer"), "{d}");
+                sizes.push(d.matches("\ncoroutine ").count());
+            }
+            sizes
+        });
+        for n in from_thread.join().unwrap() {
+            assert!(n >= 16, "a dump listed {n} coroutines of the 16 that run");
+        }
+        let t = std::time::Instant::now();
+        while !from_coroutine.is_finished() {
+            if t.elapsed() > Duration::from_secs(10) {
+                let mut out = Vec::new();
+                rt.dump(&mut out).unwrap();
+                panic!(
+                    "the dumping coroutine did not finish:\n{}",
+                    String::from_utf8(out).unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for n in from_coroutine.join().unwrap() {
+            assert!(n >= 17, "a dump listed {n} coroutines of the 17 that run");
+        }
+        let before = rounds.load(Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(rounds.load(Relaxed) > before, "the ping-pong stopped");
+        done.store(true, Relaxed);
+        for p in pairs {
+            p.join().unwrap();
+        }
+    });
+}
+
+/// A coroutine stuck inside a generator it resumed (a stack of its own) is
+/// shown as running; its worker's other coroutines are listed all the same.
+#[test]
+fn stuck_in_a_generator() {
+    let rt = coio::Runtime::builder()
+        .workers(1)
+        .stall_warning(None)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let (s2, st2) = (stop.clone(), started.clone());
+    let parked = rt.spawn(coio::park);
+    let parked_co = parked.coroutine();
+    let h = coio::Builder::new()
+        .name("generator-spinner")
+        .spawn_on(&rt, move || {
+            let mut g = coio::Generator::<(), (), ()>::new(move |_, ()| {
+                st2.store(true, SeqCst);
+                spin_until(&s2)
+            });
+            g.resume(());
+        })
+        .unwrap();
+    while !started.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut out = Vec::new();
+    rt.dump(&mut out).unwrap();
+    let d = String::from_utf8(out).unwrap();
+    println!("{d}");
+    stop.store(true, SeqCst);
+    h.join().unwrap();
+    parked_co.unpark();
+    parked.join().unwrap();
+    assert!(
+        d.contains("\"generator-spinner\" [running, worker 0]"),
+        "{d}"
+    );
+    assert!(d.contains("running on a stack of its own"), "{d}");
+    assert!(d.contains("[park, "), "{d}");
+}
+
+/// `Runtime::dump` of one runtime from a coroutine of another.
+#[test]
+fn dump_another_runtime_from_a_coroutine() {
+    let other = Arc::new(common::quiet_rt(1));
+    let parked = other.spawn(coio::park);
+    let co = parked.coroutine();
+    let o2 = other.clone();
+    let d = coio::run(move || {
+        coio::sleep(Duration::from_millis(10));
+        let mut out = Vec::new();
+        o2.dump(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    });
+    co.unpark();
+    parked.join().unwrap();
+    assert!(d.contains("[park, "), "{d}");
+    assert!(!d.contains("[running"), "{d}");
+}
+
+/// `COIO_DUMP_SIGNAL=QUIT`: a SIGQUIT writes a dump to stderr and the
+/// process goes on.
+#[test]
+fn dump_on_signal() {
+    if common::child_role().is_some() {
+        let rt = coio::Runtime::builder().workers(2).build().unwrap();
+        rt.block_on(|| {
+            let (tx, rx) = coio::chan::bounded::<()>(0);
+            let h = coio::Builder::new()
+                .name("signal-waiter")
+                .spawn(move || wait_for_unit(&rx))
+                .unwrap();
+            coio::sleep(Duration::from_millis(10));
+            // SAFETY: raising a signal whose handler coio installed.
+            unsafe { libc::raise(libc::SIGQUIT) };
+            coio::sleep(Duration::from_millis(300));
+            drop(tx);
+            h.join().unwrap();
+        });
+        println!("still alive");
+        return;
+    }
+    let out = common::run_in_child("dump_on_signal", "signal", &[("COIO_DUMP_SIGNAL", "QUIT")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("still alive"), "{stdout}");
+    assert!(
+        stderr.contains("\"signal-waiter\" [chan receive, "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("dump::wait_for_unit"), "{stderr}");
+}
+
+/// A bad `COIO_DUMP_SIGNAL` fails the runtime's build with a message.
+#[test]
+fn bad_dump_signal() {
+    if common::child_role().is_some() {
+        let Err(e) = coio::Runtime::builder().build() else {
+            panic!("built with a bad COIO_DUMP_SIGNAL");
+        };
+        println!("{e}");
+        return;
+    }
+    let out = common::run_in_child("bad_dump_signal", "bad", &[("COIO_DUMP_SIGNAL", "NOPE")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("COIO_DUMP_SIGNAL must be"), "{stdout}");
 }

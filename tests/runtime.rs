@@ -758,3 +758,53 @@ fn detached_results_are_dropped_when_their_coroutines_finish() {
     assert_eq!(ran.load(SeqCst), 100);
     assert_eq!(drops.load(SeqCst), 100);
 }
+
+/// A coroutine spawned from outside the runtime starts even while every
+/// worker is busy with coroutines that hand messages to each other
+/// directly (never idle, never back to the loop to recount its share).
+/// It once waited in the injector forever: workers past a cap computed
+/// before the load arrived took nothing from there.
+#[test]
+fn injected_coroutine_starts_while_every_worker_is_busy() {
+    common::within(Duration::from_secs(60), || {
+        let rt = Runtime::builder()
+            .workers(2)
+            .stall_warning(None)
+            .build()
+            .unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicUsize::new(0));
+        let mut pairs = Vec::new();
+        for _ in 0..8 {
+            let (tx_a, rx_a) = coio::chan::bounded::<u64>(0);
+            let (tx_b, rx_b) = coio::chan::bounded::<u64>(0);
+            let (d, s, s2) = (done.clone(), started.clone(), started.clone());
+            pairs.push(rt.spawn(move || {
+                s.fetch_add(1, SeqCst);
+                let mut n = 0;
+                while !d.load(Relaxed) {
+                    tx_a.send(n).unwrap();
+                    n = rx_b.recv().unwrap() + 1;
+                }
+            }));
+            pairs.push(rt.spawn(move || {
+                s2.fetch_add(1, SeqCst);
+                while let Ok(n) = rx_a.recv() {
+                    if tx_b.send(n).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        while started.load(SeqCst) < 16 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for i in 0..20 {
+            assert_eq!(rt.spawn(move || i).join().unwrap(), i);
+        }
+        done.store(true, Relaxed);
+        for p in pairs {
+            p.join().unwrap();
+        }
+    });
+}

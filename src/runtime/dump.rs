@@ -158,6 +158,22 @@ use super::worker;
 #[cfg(target_os = "linux")]
 use crate::trace::{self, Sym, Symbolizer, Unwinder, caller_regs};
 
+/// Milliseconds of `CLOCK_MONOTONIC_COARSE`: what a waiting coroutine's
+/// "since" is counted in. The coarse clock (the kernel's last tick, 1 to 4
+/// ms old) is read from the vDSO without a system call or a `rdtsc`, in a
+/// few nanoseconds: cheap enough for the workers to read every
+/// `FAIRNESS_TICKS` ticks (`Instant::now` there cost 3% of a yield).
+pub(crate) fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the timespec we pass; CLOCK_MONOTONIC_COARSE exists on
+    // every Linux since 2.6.32.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 /// How long a worker has to answer from its loop before it is signalled.
 pub(crate) const SIGNAL_AFTER: Duration = Duration::from_millis(10);
 
@@ -196,9 +212,14 @@ pub(crate) struct Request {
 /// One worker's dump request (see the module docs for the protocol).
 pub(crate) struct Slot {
     state: AtomicU8,
+    /// Signals sent for the current request.
+    signals: std::sync::atomic::AtomicU32,
     /// The worker's thread (`pthread_t`), for the signal; 0 before it
     /// starts and after it ends.
     thread: AtomicU64,
+    /// Dumpers between reading `thread` and signalling it: an ending
+    /// worker waits for them to be done (see `set_thread`).
+    signalling: std::sync::atomic::AtomicU32,
     req: UnsafeCell<Request>,
 }
 
@@ -214,7 +235,9 @@ impl Default for Slot {
     fn default() -> Slot {
         Slot {
             state: AtomicU8::new(IDLE),
+            signals: std::sync::atomic::AtomicU32::new(0),
             thread: AtomicU64::new(0),
+            signalling: std::sync::atomic::AtomicU32::new(0),
             req: UnsafeCell::new(Request {
                 #[cfg(target_os = "linux")]
                 unwinder: std::ptr::null(),
@@ -250,23 +273,29 @@ impl Slot {
         self.state.store(DONE, Release);
     }
 
-    /// The worker's thread starts (Some) or ends (None).
+    /// Signals sent for the request waiting now.
+    pub(crate) fn signals(&self) -> u32 {
+        self.signals.load(Relaxed)
+    }
+
+    /// The worker's thread starts (true) or ends (false). Never blocks on
+    /// a dump (a dumper may be waiting for this very worker): an ending
+    /// worker only waits out the dumpers that are between reading its
+    /// thread's id and signalling it (Dekker's handshake with
+    /// [`signal`], all SeqCst: either the dumper reads 0, or the worker
+    /// sees it counted), so that no signal goes to a thread that has
+    /// ended, whose id may name another thread by then.
     pub(crate) fn set_thread(&self, running: bool) {
-        #[cfg(target_os = "linux")]
-        {
-            // Under the dump lock: a dumper never signals a thread that has
-            // ended (its `pthread_t` could name another one by then).
-            let _g = DUMPING.lock().unwrap_or_else(|e| e.into_inner());
-            let me = if running {
-                // SAFETY: pthread_self has no preconditions.
-                (unsafe { libc::pthread_self() }) as u64
-            } else {
-                0
-            };
-            self.thread.store(me, Relaxed);
+        if running {
+            // SAFETY: pthread_self has no preconditions.
+            let me = unsafe { libc::pthread_self() } as u64;
+            self.thread.store(me, SeqCst);
+        } else {
+            self.thread.store(0, SeqCst);
+            while self.signalling.load(SeqCst) != 0 {
+                std::hint::spin_loop();
+            }
         }
-        #[cfg(not(target_os = "linux"))]
-        let _ = running;
     }
 }
 
@@ -482,10 +511,20 @@ fn from_coroutine(
     regs: [u64; 3],
     what: &str,
 ) -> io::Result<()> {
-    let Some(l) = worker::coroutine_local() else {
-        return Err(outside(what));
-    };
-    let shared = l.shared.clone();
+    match worker::coroutine_local() {
+        Some(l) => on_dump_stack(l.shared.clone(), out, layout, Some(regs)),
+        None => Err(outside(what)),
+    }
+}
+
+/// Runs the dump of `shared` on a generator's large stack (the caller is a
+/// coroutine); `own`: the caller's registers, if it is one of `shared`'s.
+fn on_dump_stack(
+    shared: Arc<Shared>,
+    out: &mut dyn Write,
+    layout: Layout,
+    own: Option<[u64; 3]>,
+) -> io::Result<()> {
     // SAFETY: only the trait object's lifetime bound is erased (same
     // layout); the pointer is used while `out` is borrowed (below).
     let out_ptr: *mut (dyn Write + 'static) =
@@ -497,7 +536,7 @@ fn from_coroutine(
             // SAFETY: the generator runs to completion within this call
             // (one resume, no yield), while `out` is borrowed by our caller.
             let out = unsafe { &mut *out_ptr };
-            dump_with(&shared, out, layout, Some((regs[0], regs[1], regs[2])))
+            dump_with(&shared, out, layout, own.map(|r| (r[0], r[1], r[2])))
         })?;
     match g.resume(()) {
         crate::GeneratorState::Complete(r) => r,
@@ -528,17 +567,20 @@ pub(crate) enum Layout {
 const AUTO_GROUPED: usize = 1000;
 
 /// Dumps `shared`'s coroutines to `out`.
+#[inline(never)]
 pub(crate) fn dump_shared(
     shared: &Arc<Shared>,
     out: &mut dyn Write,
     layout: Layout,
 ) -> io::Result<()> {
-    if worker::coroutine_local().is_some_and(|l| Arc::ptr_eq(&l.shared, shared)) {
-        // `Runtime::dump` from one of its own coroutines.
+    if let Some(l) = worker::coroutine_local() {
+        // `Runtime::dump` from a coroutine: on a stack large enough, and if
+        // it is one of this runtime's, walking its own worker here.
         let mut regs = [0u64; 3];
         // SAFETY: as in `dump`.
         unsafe { caller_regs(&mut regs) };
-        return from_coroutine(out, layout, regs, "Runtime::dump");
+        let own = Arc::ptr_eq(&l.shared, shared).then_some(regs);
+        return on_dump_stack(shared.clone(), out, layout, own);
     }
     dump_with(shared, out, layout, None)
 }
@@ -553,7 +595,7 @@ fn dump_with(
 ) -> io::Result<()> {
     let _one = DUMPING.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
-    let now_ms = shared.monitor.micros(started) / 1000;
+    let now_ms = coarse_ms();
     let mut entries = Vec::new();
     let mut notes = Vec::new();
     collect(shared, &mut entries, &mut notes, now_ms, own);
@@ -617,6 +659,7 @@ fn collect(
             req.cap = bufs[i].len();
             req.running_only = false;
             req.len = 0;
+            slot.signals.store(0, Relaxed);
             slot.state.store(REQUESTED, Release);
             if own == Some(i) {
                 // The caller's own worker: answered right here, the caller
@@ -633,7 +676,12 @@ fn collect(
                 continue;
             }
             let slot = &shared.dumps[i];
-            if !await_answer(slot) {
+            let answer = await_answer(slot);
+            if answer == Answer::NoThread {
+                answered[i] = true;
+                continue;
+            }
+            if answer == Answer::None {
                 notes.push(format!(
                     "worker {i} did not answer within {} s: its coroutines are not listed \
                      (a coroutine there may be running on a stack of its own, such as a \
@@ -670,17 +718,38 @@ fn collect(
         .update(&unwinder.modules);
 }
 
-/// Waits for a worker's answer: from its loop, else through signals.
-/// Returns false if it never came (the request is withdrawn).
+/// How a worker's request ended.
 #[cfg(target_os = "linux")]
-fn await_answer(slot: &Slot) -> bool {
+#[derive(PartialEq, Eq)]
+enum Answer {
+    /// The answer is in the buffer.
+    Done,
+    /// The worker's thread is not running (not started yet, or ended): it
+    /// has no coroutines.
+    NoThread,
+    /// No answer within [`GIVE_UP`].
+    None,
+}
+
+/// Waits for a worker's answer: from its loop, else through signals. The
+/// request is withdrawn unless the answer is `Done`.
+#[cfg(target_os = "linux")]
+fn await_answer(slot: &Slot) -> Answer {
     let start = Instant::now();
     let mut next_signal = start + SIGNAL_AFTER;
     loop {
         match slot.state.load(Acquire) {
-            DONE => return true,
+            DONE => return Answer::Done,
             BUSY => {}
             _ => {
+                if slot.thread.load(SeqCst) == 0
+                    && slot
+                        .state
+                        .compare_exchange(REQUESTED, IDLE, Relaxed, Relaxed)
+                        .is_ok()
+                {
+                    return Answer::NoThread;
+                }
                 let now = Instant::now();
                 if now - start >= GIVE_UP
                     && slot
@@ -688,7 +757,7 @@ fn await_answer(slot: &Slot) -> bool {
                         .compare_exchange(REQUESTED, IDLE, Relaxed, Relaxed)
                         .is_ok()
                 {
-                    return false;
+                    return Answer::None;
                 }
                 if now >= next_signal {
                     next_signal = now + SIGNAL_AFTER;
@@ -703,12 +772,24 @@ fn await_answer(slot: &Slot) -> bool {
 /// Sends the worker's thread the dump signal.
 #[cfg(target_os = "linux")]
 fn signal(slot: &Slot) {
-    let thread = slot.thread.load(Relaxed);
-    if thread == 0 || !install_handler() {
+    if !install_handler() {
         return;
     }
-    // SAFETY: the thread is alive: it clears `thread` under the dump lock,
-    // which the caller holds, before it ends.
+    slot.signalling.fetch_add(1, SeqCst);
+    let thread = slot.thread.load(SeqCst);
+    if thread != 0 {
+        kill(slot, thread);
+    }
+    slot.signalling.fetch_sub(1, SeqCst);
+}
+
+/// Sends the dump signal to worker thread `thread` (see [`signal`]).
+#[cfg(target_os = "linux")]
+fn kill(slot: &Slot, thread: u64) {
+    slot.signals.fetch_add(1, Relaxed);
+    // SAFETY: the thread is alive: having read its id (not 0) after we
+    // counted ourselves in `signalling`, an ending worker waits for us
+    // (see `Slot::set_thread`).
     unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGURG) };
 }
 
@@ -883,42 +964,100 @@ fn state(e: &Entry) -> String {
     }
 }
 
-/// Whether a frame is coio's scheduling or dumping machinery (how the
+/// Whether frame `s` is coio's scheduling or dumping machinery (how the
 /// coroutine got suspended or captured, not where): left out at the top
-/// of a stack.
-fn is_switch_frame(f: &str) -> bool {
-    [
+/// of a stack. Known by its path, or, for a function inlined in a build
+/// with line tables only (DWARF then names it bare: `switch_out`), by its
+/// source file.
+#[cfg(target_os = "linux")]
+fn is_switch_frame(s: &Sym) -> bool {
+    const PATHS: [&str; 4] = [
         "coio::runtime::worker::",
         "coio::arch::",
         "coio::trace::",
         "coio::runtime::dump::",
-    ]
-    .iter()
-    .any(|p| f.starts_with(p) || f.strip_prefix('<').is_some_and(|f| f.starts_with(p)))
+    ];
+    const FILES: [&str; 5] = [
+        "/src/runtime/worker.rs",
+        "/src/runtime/worker/snapshot.rs",
+        "/src/arch/x86_64.rs",
+        "/src/trace/mod.rs",
+        "/src/runtime/dump.rs",
+    ];
+    let f = s.function.strip_prefix('<').unwrap_or(&s.function);
+    PATHS.iter().any(|p| f.starts_with(p)) || in_files(s, &FILES)
 }
 
-/// Whether a frame is the standard library's (closures, `Option`, ...
-/// inlined into coio's machinery).
-fn is_std_frame(f: &str) -> bool {
-    [
-        "core::", "std::", "alloc::", "<core::", "<std::", "<alloc::",
-    ]
-    .iter()
-    .any(|p| f.starts_with(p))
+/// Whether frame `s` is the standard library's (closures, `Option`, ...
+/// inlined into coio's machinery, or calling the coroutine's closure).
+#[cfg(target_os = "linux")]
+fn is_std_frame(s: &Sym) -> bool {
+    let f = s.function.strip_prefix('<').unwrap_or(&s.function);
+    ["core::", "std::", "alloc::", "__rust_try"]
+        .iter()
+        .any(|p| f.starts_with(p))
+        || in_files(
+            s,
+            &[
+                "/library/core/src/",
+                "/library/std/src/",
+                "/library/alloc/src/",
+            ],
+        )
 }
 
-/// Whether a frame is the coroutine's start-up machinery at the bottom of
-/// a stack (below the closure the user spawned): left out.
-fn is_entry_frame(f: &str) -> bool {
+/// Whether frame `s` is the coroutine's start-up machinery at the bottom
+/// of a stack (below the closure the user spawned): left out, with the
+/// standard library's frames among it.
+#[cfg(target_os = "linux")]
+fn is_entry_frame(s: &Sym) -> bool {
+    let f = s.function.strip_prefix('<').unwrap_or(&s.function);
     f.starts_with("coio::runtime::task::")
-        || f.starts_with("<coio::runtime::task::")
-        || f.starts_with("std::panicking::")
-        || f.starts_with("std::panic::catch_unwind")
-        || f.starts_with("core::ops::function::FnOnce::call_once")
-        || f.starts_with("<core::panic::unwind_safe::AssertUnwindSafe")
-        || f.starts_with("<alloc::boxed::Box<")
-        || f.starts_with("__rust_try")
         || f.starts_with("coio::runtime::Runtime::block_on::{{closure}}")
+        || f.starts_with("coio::coroutine::generator::")
+        || in_files(
+            s,
+            &[
+                "/src/runtime/task.rs",
+                "/src/runtime/mod.rs",
+                "/src/coroutine/generator.rs",
+            ],
+        )
+        || is_std_frame(s)
+}
+
+/// Whether frame `s` is in one of coio's own source `files` (paths from
+/// its root, `/src/...`), or with `/library/`, in the standard library's.
+/// coio's root is where this file is (`file!()`: a path from the crate's
+/// root when coio is the package being built, absolute when it is a
+/// dependency), so a user's file of the same name is not taken for one.
+#[cfg(target_os = "linux")]
+fn in_files(s: &Sym, files: &[&str]) -> bool {
+    let Some((f, _)) = &s.file else { return false };
+    let root = file!()
+        .strip_suffix("src/runtime/dump.rs")
+        .map_or("", |r| r.trim_end_matches('/'));
+    files.iter().any(|e| {
+        if e.starts_with("/library/") {
+            return f.contains(e);
+        }
+        f.strip_suffix(e)
+            .is_some_and(|head| head.ends_with(root) || root.is_empty())
+    })
+}
+
+/// How a frame's function is shown: DWARF names inlined functions with
+/// their generic arguments (`io_as<(mio::..., ...)>`), which say little in
+/// a dump; they are left out.
+#[cfg(target_os = "linux")]
+fn shown(function: &str) -> &str {
+    if function.starts_with('<') {
+        return function;
+    }
+    match function.find('<') {
+        Some(i) if function.ends_with('>') => &function[..i],
+        _ => function,
+    }
 }
 
 /// The frames of `addrs`, named, without the switch and entry frames.
@@ -932,15 +1071,15 @@ fn named(sym: &mut Symbolizer, addrs: &[u64]) -> Vec<Sym> {
     // inlined into it.
     let mut first = 0;
     for (i, s) in out.iter().enumerate() {
-        if is_switch_frame(&s.function) {
+        if is_switch_frame(s) {
             first = i + 1;
-        } else if !is_std_frame(&s.function) {
+        } else if !is_std_frame(s) {
             break;
         }
     }
     let last = out
         .iter()
-        .rposition(|s| !is_entry_frame(&s.function))
+        .rposition(|s| !is_entry_frame(s))
         .map_or(first, |i| i + 1)
         .max(first);
     out.truncate(last);
@@ -987,7 +1126,7 @@ fn format(
     let mut write_stack = |out: &mut String, e: &Entry| {
         #[cfg(target_os = "linux")]
         for s in named(sym, &e.frames) {
-            let _ = writeln!(out, "{}", s.function);
+            let _ = writeln!(out, "{}", shown(&s.function));
             match &s.file {
                 Some((file, line)) => {
                     let _ = writeln!(out, "\t{file}:{line}");
@@ -1001,6 +1140,9 @@ fn format(
         let _ = named(sym, &e.frames);
         match e.end {
             1 => out.push_str("...additional frames elided...\n"),
+            2 if e.kind == Kind::Running && e.frames.is_empty() => out.push_str(
+                "...(running on a stack of its own, such as a generator's: not walked)\n",
+            ),
             2 if e.kind != Kind::NotStarted => {
                 out.push_str("...(the walk stopped here: no unwind information further up)\n")
             }
@@ -1289,8 +1431,9 @@ pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option
         req.running_only = true;
         req.len = 0;
     }
+    slot.signals.store(0, Relaxed);
     slot.state.store(REQUESTED, Release);
-    if !await_answer(slot) {
+    if await_answer(slot) != Answer::Done {
         return None;
     }
     // SAFETY: DONE (Acquire): the request is ours again.
@@ -1298,7 +1441,7 @@ pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option
     slot.state.store(IDLE, Relaxed);
     let mut entries = Vec::new();
     let mut notes = Vec::new();
-    let now_ms = shared.monitor.micros(Instant::now()) / 1000;
+    let now_ms = coarse_ms();
     read_answer(
         &buf[..len.min(buf.len())],
         index,
@@ -1326,7 +1469,7 @@ pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option
     }
     out.push_str(" and is now at:\n");
     for s in named(sym, &e.frames) {
-        let _ = writeln!(out, "    {}", s.function);
+        let _ = writeln!(out, "    {}", shown(&s.function));
         if let Some((file, line)) = &s.file {
             let _ = writeln!(out, "        {file}:{line}");
         }

@@ -307,6 +307,13 @@ impl RuntimeBuilder {
     /// trips it and short enough to catch a stall a user would feel.
     /// `None` disables the monitor thread that watches for this, whatever
     /// the variable says.
+    ///
+    /// The warning names the coroutine (id, name, spawn site) and shows its
+    /// stack, captured on the stuck worker's thread with a signal
+    /// (`SIGURG`, as Go's preemption uses), once per stall. A system call
+    /// the coroutine is blocked in sees the signal: most restart by
+    /// themselves, and std retries `sleep` and the I/O calls that return
+    /// `EINTR`; code of its own that treats `EINTR` as an error may see one.
     pub fn stall_warning(mut self, after: Option<Duration>) -> Self {
         self.stall_warning = Some(after.filter(|d| !d.is_zero()));
         self

@@ -393,9 +393,9 @@ pub(crate) struct Local {
     /// `switch_away`).
     pending: Cell<Option<Job>>,
     tick: Cell<u32>,
-    /// A coarse clock for dumps' "waiting since": milliseconds since the
-    /// monitor's epoch, read from the real clock every [`FAIRNESS_TICKS`]
-    /// ticks and whenever the worker wakes (see `block_current`).
+    /// A coarse clock for dumps' "waiting since": `dump::coarse_ms`, read
+    /// every [`FAIRNESS_TICKS`] ticks and whenever the worker wakes (see
+    /// `block_current`).
     clock: Cell<u64>,
     pub(crate) timers: RefCell<Timers<TimerRef>>,
     registry: RefCell<Registry>,
@@ -630,15 +630,23 @@ impl Local {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick.is_multiple_of(FAIRNESS_TICKS) {
-            self.set_clock(Instant::now());
+            self.set_clock();
             self.fire_timers();
             self.poll_io();
             if self.shared.closed.load(Relaxed) && !self.closing.get() {
                 self.begin_close();
             }
-            if self.may_steal()
-                && let Some(t) = self.steal_injector()
-            {
+            if self.may_steal() {
+                if let Some(t) = self.steal_injector() {
+                    return Some(Job::Fresh(t));
+                }
+            } else if let Steal::Success(t) = self.shared.injector.steal() {
+                // Past its cap, a worker takes no batch, but one injected
+                // coroutine per FAIRNESS_TICKS all the same (Go's look at
+                // the global queue every 61 ticks): with every worker busy
+                // and past a cap it has had no occasion to recount (it
+                // recounts when it sleeps or steals), a coroutine spawned
+                // from outside the runtime would otherwise never start.
                 return Some(Job::Fresh(t));
             }
             self.balance();
@@ -749,10 +757,10 @@ impl Local {
         drop(overflow);
     }
 
-    /// Sets the coarse clock (see `clock`) to `now`.
+    /// Reads the coarse clock (see `clock`).
     #[inline]
-    pub(super) fn set_clock(&self, now: Instant) {
-        self.clock.set(self.shared.monitor.micros(now) / 1000);
+    pub(super) fn set_clock(&self) {
+        self.clock.set(super::dump::coarse_ms());
     }
 
     /// Polls the netpoller without blocking, if anything is registered

@@ -268,7 +268,7 @@ impl Local {
         }
         remote.lock().parked = false;
         let now = Instant::now();
-        self.set_clock(now);
+        self.set_clock();
         monitor.progress[self.index].set_asleep(false, monitor.micros(now), self.counts());
     }
 }

@@ -188,14 +188,21 @@ pub(crate) unsafe fn answer_signal(regs: (u64, u64, u64)) -> bool {
         return true;
     };
     let top = raw.stack().switch_top() as u64;
-    if !(regs.1 < top && regs.1 > top - raw.stack().size() as u64 - 8192) {
+    let on_its_stack = regs.1 < top && regs.1 > top - raw.stack().size() as u64 - 8192;
+    // Off its stack, it is either in a switch (gone in an instant: wait for
+    // the next signal) or running on a stack of its own, a generator's,
+    // for as long as it likes: after three signals, answer without its
+    // frames. The registry is not being changed either way (that happens
+    // with no coroutine running); a context the switch is saving may be
+    // stale, which only makes that one walk read the wrong words of its own
+    // stack (every read is bounded).
+    if !on_its_stack && slot.signals() < 3 {
         return true;
     }
     let Some(req) = slot.begin() else { return true };
-    // SAFETY: a coroutine runs, interrupted on its own stack, outside the
-    // scheduler: the registry is not being changed. `begin` gave us the
-    // request.
-    unsafe { l.snapshot(&mut *req, Some(regs), false) };
+    // SAFETY: a coroutine runs, interrupted outside the scheduler: the
+    // registry is not being changed. `begin` gave us the request.
+    unsafe { l.snapshot(&mut *req, on_its_stack.then_some(regs), false) };
     slot.finish();
     true
 }
