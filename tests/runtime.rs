@@ -719,8 +719,11 @@ fn stall_warning_names_the_worker_and_coroutine() {
         stderr.contains("std::thread::functions::sleep") || stderr.contains("std::thread::sleep"),
         "{stderr}"
     );
+    // (In release builds the closure is inlined into coio's entry.)
     assert!(
-        stderr.contains("runtime::stall_warning_names_the_worker_and_coroutine::{{closure}}"),
+        !cfg!(debug_assertions)
+            || stderr
+                .contains("runtime::stall_warning_names_the_worker_and_coroutine::{{closure}}"),
         "{stderr}"
     );
     assert!(stderr.contains("coio::blocking"), "{stderr}");

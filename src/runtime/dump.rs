@@ -25,26 +25,39 @@
 //!    [`Request`] (a buffer, the unwinder, a rule cache), sets it
 //!    `REQUESTED` and wakes the worker. Its own worker, if the dumper is a
 //!    coroutine, it walks itself, right away.
-//! 2. A worker answers at the top of its loop and every `FAIRNESS_TICKS`
-//!    ticks (`Local::answer_dump`): it takes the request (`REQUESTED` →
-//!    `BUSY`, a CAS), writes its coroutines into the buffer (walking each
-//!    suspended stack from its saved context, the coroutine that is
-//!    switching away, if any, from its own registers) and sets `DONE`.
+//! 2. A worker answers at the top of its loop (`Local::answer_dump`): it
+//!    takes the request (`REQUESTED` → `BUSY`, a CAS), writes its
+//!    coroutines into the buffer (walking each suspended stack from its
+//!    saved context) and sets `DONE`. The dumper's own worker is answered
+//!    by the dumper, its running coroutine walked from `caller_regs`.
 //! 3. A worker that does not answer within [`SIGNAL_AFTER`] is running a
 //!    coroutine that does not come back (the case a dump is for): the
 //!    dumper sends its thread `SIGURG`, every [`SIGNAL_AFTER`] until it
-//!    answers. The handler (`worker::snapshot::answer_signal`) answers
-//!    only if a coroutine runs and the signal caught it on its own stack
-//!    (not between the scheduler's bookkeeping and a switch); the
-//!    registry cannot be changing then, since only the scheduler changes
-//!    it. The running coroutine is walked from the signal's registers.
-//!    Nothing in there allocates, locks or calls libc.
+//!    answers (a worker that hands the CPU directly from coroutine to
+//!    coroutine never comes back to its loop: it always answers this
+//!    way, without listing its fresh coroutines). The handler
+//!    (`worker::snapshot::answer_signal`) answers only if a coroutine runs
+//!    (`link`, ordered by compiler fences against the registry's changes)
+//!    and the signal caught it on its own stack, or, from the third signal
+//!    on, on a stack that is neither the thread's nor another coroutine's
+//!    (a generator's); not in the middle of a switch. The registry cannot
+//!    be changing then, since only the scheduler loop changes it. The
+//!    running coroutine is walked from the signal's registers. Nothing in
+//!    there allocates, locks or calls libc. The signals interrupt system
+//!    calls: most restart by themselves, std retries `sleep` and the I/O
+//!    calls that return `EINTR`.
 //! 4. After [`GIVE_UP`], a worker that never answered is reported as such
 //!    and its request withdrawn (`REQUESTED` → `IDLE`, a CAS that loses to
 //!    a worker that has begun: then its `DONE` is awaited).
 //!
 //! The dumper takes no lock that a worker ever takes (the dump lock is the
-//! dumpers' own), so a stuck worker cannot stop a dump.
+//! dumpers' own, let go before the text is written out), so a stuck worker
+//! cannot stop a dump. How long a coroutine has waited comes from its
+//! worker's coarse clock, read every `FAIRNESS_TICKS` turns and at each
+//! wake-up: a wait that began right after a coroutine computed for long
+//! without yielding shows that time too. Coroutines spawned from outside
+//! the runtime and not yet taken by a worker (in the injector) are not
+//! listed.
 
 /// What a suspended coroutine waits for, as a dump names it. Recorded by
 /// every blocking point of coio when the coroutine suspends (one byte,
@@ -220,6 +233,9 @@ pub(crate) struct Slot {
     /// Dumpers between reading `thread` and signalling it: an ending
     /// worker waits for them to be done (see `set_thread`).
     signalling: std::sync::atomic::AtomicU32,
+    /// The worker thread's stack, `[lo, hi)`, for the signal handler to
+    /// tell its loop from a coroutine (set by `set_thread`).
+    thread_stack: (AtomicU64, AtomicU64),
     req: UnsafeCell<Request>,
 }
 
@@ -238,6 +254,7 @@ impl Default for Slot {
             signals: std::sync::atomic::AtomicU32::new(0),
             thread: AtomicU64::new(0),
             signalling: std::sync::atomic::AtomicU32::new(0),
+            thread_stack: (AtomicU64::new(0), AtomicU64::new(0)),
             req: UnsafeCell::new(Request {
                 #[cfg(target_os = "linux")]
                 unwinder: std::ptr::null(),
@@ -273,6 +290,15 @@ impl Slot {
         self.state.store(DONE, Release);
     }
 
+    /// Whether `sp` is on the worker thread's own stack.
+    pub(crate) fn on_thread_stack(&self, sp: usize) -> bool {
+        let (lo, hi) = (
+            self.thread_stack.0.load(Relaxed),
+            self.thread_stack.1.load(Relaxed),
+        );
+        (lo..hi).contains(&(sp as u64))
+    }
+
     /// Signals sent for the request waiting now.
     pub(crate) fn signals(&self) -> u32 {
         self.signals.load(Relaxed)
@@ -287,6 +313,9 @@ impl Slot {
     /// ended, whose id may name another thread by then.
     pub(crate) fn set_thread(&self, running: bool) {
         if running {
+            let (lo, hi) = thread_stack();
+            self.thread_stack.0.store(lo, Relaxed);
+            self.thread_stack.1.store(hi, Relaxed);
             // SAFETY: pthread_self has no preconditions.
             let me = unsafe { libc::pthread_self() } as u64;
             self.thread.store(me, SeqCst);
@@ -295,6 +324,27 @@ impl Slot {
             while self.signalling.load(SeqCst) != 0 {
                 std::hint::spin_loop();
             }
+        }
+    }
+}
+
+/// The calling thread's stack, `[lo, hi)` (0s if unknown).
+fn thread_stack() -> (u64, u64) {
+    // SAFETY: the pthread attribute dance on the calling thread, with a
+    // zeroed attribute object destroyed after use.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return (0, 0);
+        }
+        let mut addr = std::ptr::null_mut();
+        let mut size = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        if ok {
+            (addr as u64, addr as u64 + size as u64)
+        } else {
+            (0, 0)
         }
     }
 }
@@ -450,7 +500,10 @@ struct Entry {
 /// Suspended coroutines are walked from their saved contexts, without
 /// being resumed; a coroutine running on a worker that does not come back
 /// to its scheduler is captured on that worker's thread, through a signal
-/// (`SIGURG`), so a dump shows what a stuck worker is doing. `file:line`
+/// (`SIGURG`, after 10 ms without an answer from its scheduler loop), so a
+/// dump shows what a stuck worker is doing; a system call it is blocked in
+/// sees the signal (most restart; std retries `sleep` and I/O that returns
+/// `EINTR`). `file:line`
 /// needs line tables in the build (`debug = "line-tables-only"` in the
 /// Cargo profile, or more); without them frames show function names only.
 ///
@@ -605,6 +658,10 @@ fn dump_with(
         l => l,
     };
     let text = format(shared, &mut entries, &notes, layout, started);
+    // Written after the dump lock is let go: `out` may block (a coio
+    // socket suspends the coroutine; stderr's lock may be held by a thread
+    // that waits for the dump lock), and nothing may wait on us meanwhile.
+    drop(_one);
     out.write_all(text.as_bytes())?;
     out.flush()
 }
@@ -644,6 +701,9 @@ fn collect(
         })
         .collect();
     let mut caches: Vec<Box<trace::Cache>> = (0..n).map(|_| trace::new_cache()).collect();
+    // Declared after what the requests point to, so dropped before it,
+    // even by a panic: no worker writes into freed buffers.
+    let _withdraw = Withdraw(&shared.dumps);
     let mut answered = vec![false; n];
     for _attempt in 0..3 {
         for i in 0..n {
@@ -716,6 +776,40 @@ fn collect(
     let mut sym = SYMBOLIZER.lock().unwrap_or_else(|e| e.into_inner());
     sym.get_or_insert_with(Symbolizer::default)
         .update(&unwinder.modules);
+}
+
+/// Withdraws every request still out when dropped (the end of a dump, or
+/// a panic in it): a waiting one goes back to IDLE, one being answered is
+/// waited out (its writer is bounded work). After it, no worker touches
+/// the dumper's buffers.
+#[cfg(target_os = "linux")]
+struct Withdraw<'a>(&'a [crossbeam_utils::CachePadded<Slot>]);
+
+#[cfg(target_os = "linux")]
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        for slot in self.0 {
+            loop {
+                match slot.state.load(Acquire) {
+                    REQUESTED => {
+                        if slot
+                            .state
+                            .compare_exchange(REQUESTED, IDLE, Acquire, Relaxed)
+                            .is_ok()
+                        {
+                            break;
+                        }
+                    }
+                    BUSY => std::thread::yield_now(),
+                    DONE => {
+                        slot.state.store(IDLE, Relaxed);
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
 }
 
 /// How a worker's request ended.
@@ -834,8 +928,14 @@ extern "C" fn on_sigurg(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             g[libc::REG_RBP as usize] as u64,
         )
     };
-    // SAFETY: a signal handler, with the interrupted registers.
-    if unsafe { worker::snapshot::answer_signal(regs) } {
+    // Ours come from pthread_kill in this process (SI_TKILL, our pid);
+    // the kernel's (TCP urgent data) are the program's, passed on.
+    // SAFETY: the kernel passes a valid siginfo with SA_SIGINFO; the
+    // sender's pid is what an SI_TKILL signal's siginfo holds.
+    let ours = unsafe { (*info).si_code == libc::SI_TKILL && (*info).si_pid() == libc::getpid() };
+    if ours {
+        // SAFETY: a signal handler, with the interrupted registers.
+        unsafe { worker::snapshot::answer_signal(regs) };
         return;
     }
     let Some(prev) = PREVIOUS.get() else { return };
@@ -1008,7 +1108,8 @@ fn is_std_frame(s: &Sym) -> bool {
 
 /// Whether frame `s` is the coroutine's start-up machinery at the bottom
 /// of a stack (below the closure the user spawned): left out, with the
-/// standard library's frames among it.
+/// standard library's frames below the innermost of them (`catch_unwind`,
+/// `call_once`).
 #[cfg(target_os = "linux")]
 fn is_entry_frame(s: &Sym) -> bool {
     let f = s.function.strip_prefix('<').unwrap_or(&s.function);
@@ -1023,7 +1124,6 @@ fn is_entry_frame(s: &Sym) -> bool {
                 "/src/coroutine/generator.rs",
             ],
         )
-        || is_std_frame(s)
 }
 
 /// Whether frame `s` is in one of coio's own source `files` (paths from
@@ -1077,11 +1177,18 @@ fn named(sym: &mut Symbolizer, addrs: &[u64]) -> Vec<Sym> {
             break;
         }
     }
-    let last = out
-        .iter()
-        .rposition(|s| !is_entry_frame(s))
-        .map_or(first, |i| i + 1)
-        .max(first);
+    // From the bottom: entry frames, and the standard library's between
+    // them; not the standard library's above the innermost entry frame
+    // (what the user's code called, with the closure inlined into entry).
+    let mut last = out.len();
+    for (i, s) in out.iter().enumerate().rev() {
+        if is_entry_frame(s) {
+            last = i;
+        } else if !is_std_frame(s) {
+            break;
+        }
+    }
+    let last = last.max(first);
     out.truncate(last);
     out.drain(..first);
     out
@@ -1140,8 +1247,9 @@ fn format(
         let _ = named(sym, &e.frames);
         match e.end {
             1 => out.push_str("...additional frames elided...\n"),
-            2 if e.kind == Kind::Running && e.frames.is_empty() => out.push_str(
-                "...(running on a stack of its own, such as a generator's: not walked)\n",
+            2 if e.kind != Kind::NotStarted && e.frames.is_empty() => out.push_str(
+                "...(not on its own stack: inside a generator it resumed, or caught in a \
+                 switch; not walked)\n",
             ),
             2 if e.kind != Kind::NotStarted => {
                 out.push_str("...(the walk stopped here: no unwind information further up)\n")
@@ -1171,11 +1279,18 @@ fn format(
         }
         Layout::Grouped => {
             // Same state, wait, frames and spawn site: one group.
-            let mut groups: HashMap<(Kind, u8, &[u64], *const Location<'static>), Vec<usize>> =
-                HashMap::new();
+            type Key<'a> = (Kind, u8, &'a [u64], *const Location<'static>);
+            let mut groups: HashMap<Key<'_>, Vec<usize>> = HashMap::new();
             let mut order = Vec::new();
             for (i, e) in entries.iter().enumerate() {
-                let key = (e.kind, e.wait as u8, &e.frames[..], e.site as *const _);
+                // A runnable or running coroutine's wait byte is from its
+                // last wait, which says nothing now.
+                let wait = if e.kind == Kind::Waiting {
+                    e.wait as u8
+                } else {
+                    0
+                };
+                let key = (e.kind, wait, &e.frames[..], e.site as *const _);
                 let g = groups.entry(key).or_default();
                 if g.is_empty() {
                     order.push(key);
@@ -1280,15 +1395,25 @@ static PIPE_WRITE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::
 pub(crate) fn watch_signal(shared: &Arc<Shared>, sig: i32) -> io::Result<()> {
     if matches!(
         sig,
-        libc::SIGKILL | libc::SIGSTOP | libc::SIGSEGV | libc::SIGBUS | libc::SIGURG
+        libc::SIGKILL
+            | libc::SIGSTOP
+            | libc::SIGSEGV
+            | libc::SIGBUS
+            | libc::SIGURG
+            | libc::SIGILL
+            | libc::SIGFPE
+            | libc::SIGTRAP
+            | libc::SIGSYS
+            | libc::SIGABRT
     ) || !(1..=64).contains(&sig)
     {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
                 "coio: signal {sig} cannot trigger dumps (SIGKILL and SIGSTOP cannot be caught; \
-                 SIGSEGV, SIGBUS and SIGURG are coio's own); SIGQUIT or SIGUSR1 are the usual \
-                 choices"
+                 SIGSEGV, SIGBUS and SIGURG are coio's own; SIGILL, SIGFPE, SIGTRAP, SIGSYS and \
+                 SIGABRT report faults, which a handler that returns would repeat forever); \
+                 SIGQUIT or SIGUSR1 are the usual choices"
             ),
         ));
     }
@@ -1404,7 +1529,12 @@ fn dump_thread(read: libc::c_int) {
             if shared.closed.load(Acquire) {
                 continue;
             }
-            let _ = dump_shared(&shared, &mut io::stderr().lock(), Layout::Auto);
+            // Into a buffer first: stderr's lock is not held while the dump
+            // waits for the dump lock (see `dump_with`).
+            let mut text = Vec::new();
+            if dump_shared(&shared, &mut text, Layout::Auto).is_ok() {
+                let _ = io::stderr().write_all(&text);
+            }
         }
     }
 }
@@ -1415,10 +1545,17 @@ fn dump_thread(read: libc::c_int) {
 /// answer came (the worker moved on, or cannot be signalled).
 #[cfg(target_os = "linux")]
 pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option<String> {
-    let _one = DUMPING.lock().unwrap_or_else(|e| e.into_inner());
+    // A dump in progress (it may take seconds) is not waited for: the
+    // warning goes without the stack.
+    let _one = match DUMPING.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
     let unwinder = Unwinder::load();
     let mut cache = trace::new_cache();
     let mut buf = vec![0u64; 1024];
+    let _withdraw = Withdraw(std::slice::from_ref(&shared.dumps[index]));
     let slot = &shared.dumps[index];
     {
         // SAFETY: IDLE (dumps are one at a time, under the lock we hold):

@@ -480,7 +480,7 @@ pub(crate) fn worker_main(
         link: Cell::new(ptr::null_mut()),
         pending: Cell::new(None),
         tick: Cell::new(0),
-        clock: Cell::new(0),
+        clock: Cell::new(super::dump::coarse_ms()),
         timers: RefCell::new(Timers::default()),
         registry: RefCell::new(Registry::default()),
         spare: RefCell::new(Vec::new()),
@@ -884,6 +884,11 @@ impl Local {
         let (_, sp_or_status) = unsafe { arch::resume(0, 0, sp, link) };
         self.shared.monitor.progress[self.index].leave();
         self.link.set(ptr::null_mut());
+        // The dump's signal handler reads `link` to know that no coroutine
+        // runs before it looks at the registry, which `finished` (and
+        // `start`, later) change: the compiler must not move those changes
+        // above this store (a compiler fence: no instruction).
+        std::sync::atomic::compiler_fence(SeqCst);
         let Some(back) = self.current.take() else {
             unreachable!("coio: a coroutine came back with no current task");
         };
@@ -912,6 +917,9 @@ impl Local {
             Some(raw) => (raw.context(), raw.link()),
             None => unreachable!("coio: a queued started task without a coroutine"),
         };
+        // The registry's changes (`start`) stay above these stores, which
+        // tell the dump's signal handler a coroutine runs (see `run_task`).
+        std::sync::atomic::compiler_fence(SeqCst);
         self.current.set(Some(task));
         self.link.set(link);
         self.shared.monitor.progress[self.index].enter(h.id);

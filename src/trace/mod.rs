@@ -73,10 +73,10 @@ impl Bounds {
     #[inline(always)]
     fn read(self, addr: u64) -> Result<u64, ()> {
         if addr.is_multiple_of(8) && addr >= self.lo && addr.wrapping_add(8) <= self.hi {
-            // SAFETY: inside the stack the caller vouched for (mapped, and
-            // not running on another thread while it is walked). Volatile:
-            // the words belong to another context.
-            Ok(unsafe { (addr as *const u64).read_volatile() })
+            // SAFETY: aligned, inside the stack the caller vouched for
+            // (mapped, and not changing while it is walked). Read as the
+            // CPU sees it: stack words may be uninitialised to Rust.
+            Ok(unsafe { crate::arch::read_word(addr as usize) } as u64)
         } else {
             Err(())
         }
@@ -189,6 +189,8 @@ pub(crate) unsafe fn walk_from(
 ///
 /// # Safety
 /// `out` must be valid for writing three words.
+// SAFETY (of the naked body): it follows the C ABI (`out` in `rdi`, `rax`
+// caller-saved, `rsp` and `rbp` untouched) and writes only `out`.
 #[unsafe(naked)]
 pub(crate) unsafe extern "C" fn caller_regs(out: *mut [u64; 3]) {
     std::arch::naked_asm!(

@@ -138,12 +138,13 @@ unsafe extern "C" fn collect(
         ..Default::default()
     };
     if let Some(hdr) = hdr
-        && hdr.end - hdr.start >= 8
+        && hdr.end - hdr.start >= 12
     {
         let at = (bias + hdr.start) as *const u8;
-        // SAFETY: PT_GNU_EH_FRAME is mapped, at least 8 bytes (checked):
+        // SAFETY: PT_GNU_EH_FRAME is mapped, at least 12 bytes (checked):
         // version, eh_frame_ptr's encoding, two more encodings, then
-        // eh_frame_ptr.
+        // eh_frame_ptr, 4 or 8 bytes (an 8-byte one is read only if the
+        // header says so, and then the table follows it).
         let eh = unsafe { read_eh_frame_ptr(at.add(4), *at.add(1)) };
         if let Some(eh) = eh {
             let eh_svma = eh.wrapping_sub(bias);

@@ -9,9 +9,12 @@
 //! nothing and takes no lock: the signal handler runs it.
 
 use super::Local;
+use std::sync::Arc;
+
 use crate::arch;
 use crate::runtime::dump::{Kind, Request, Writer};
 use crate::runtime::task::{self, Started};
+use crate::stack;
 use crate::trace;
 
 /// Most frames recorded per coroutine.
@@ -100,10 +103,15 @@ impl Local {
                     Kind::Runnable
                 };
                 let sp = raw.context();
-                // SAFETY: a suspended context of this worker's: its stack is
-                // unchanged until the worker resumes it, which it does not
-                // do while it runs this.
-                if sp.is_null() || unsafe { arch::is_fresh(sp) } {
+                if sp.is_null() || !stack::holds(top as usize, sp as usize) {
+                    // Suspended on another stack (inside a generator it
+                    // resumed), or its context is being saved (a switch
+                    // the signal interrupted): not walked.
+                    (kind, (0, trace::End::Lost))
+                // SAFETY: a suspended context of this worker's, on its own
+                // stack (checked): unchanged until the worker resumes it,
+                // which it does not do while it runs this.
+                } else if unsafe { arch::is_fresh(sp) } {
                     (kind, (0, trace::End::Complete))
                 } else {
                     // SAFETY: as above.
@@ -131,8 +139,17 @@ impl Local {
     /// snapshot of a moving system).
     fn list_fresh(&self, w: &mut Writer<'_>) {
         let n = self.fresh.len();
+        // The first one put back: met again, the round is over (thieves
+        // took some meanwhile; going on would list it twice).
+        let mut first: Option<*const ()> = None;
         for _ in 0..n {
             let Some(t) = self.fresh.pop() else { break };
+            let p = Arc::as_ptr(&t) as *const ();
+            if first == Some(p) {
+                self.fresh.push(t);
+                break;
+            }
+            first.get_or_insert(p);
             w.coroutine(
                 &*t,
                 Kind::NotStarted,
@@ -155,6 +172,35 @@ impl Local {
                 );
             }
         }
+    }
+}
+
+impl Local {
+    /// For the signal handler: whether `sp` is on this worker's thread
+    /// stack (its loop) or on one of its coroutines' stacks other than the
+    /// running one's (a switch between them), where the registry's
+    /// contexts may be mid-update; elsewhere (a generator's stack) they
+    /// are not.
+    fn in_switch(&self, sp: usize) -> bool {
+        let slot = &self.shared.dumps[self.index];
+        if slot.on_thread_stack(sp) {
+            return true;
+        }
+        let Ok(registry) = self.registry.try_borrow() else {
+            return true;
+        };
+        let current = self.current.get();
+        registry.slots.iter().flatten().any(|t| {
+            if current.is_some_and(|c| c.same(Started::of(&**t))) {
+                return false;
+            }
+            // SAFETY: home-local, read on the home thread; the interrupted
+            // code is outside the scheduler's changes to it.
+            match unsafe { &*t.header().local.raw.get() } {
+                Some(raw) => stack::holds(raw.stack().switch_top() as usize, sp),
+                None => false,
+            }
+        })
     }
 }
 
@@ -187,8 +233,8 @@ pub(crate) unsafe fn answer_signal(regs: (u64, u64, u64)) -> bool {
     let Some(raw) = (unsafe { &*h.local.raw.get() }) else {
         return true;
     };
-    let top = raw.stack().switch_top() as u64;
-    let on_its_stack = regs.1 < top && regs.1 > top - raw.stack().size() as u64 - 8192;
+    let top = raw.stack().switch_top() as usize;
+    let on_its_stack = stack::holds(top, regs.1 as usize);
     // Off its stack, it is either in a switch (gone in an instant: wait for
     // the next signal) or running on a stack of its own, a generator's,
     // for as long as it likes: after three signals, answer without its
@@ -196,7 +242,7 @@ pub(crate) unsafe fn answer_signal(regs: (u64, u64, u64)) -> bool {
     // with no coroutine running); a context the switch is saving may be
     // stale, which only makes that one walk read the wrong words of its own
     // stack (every read is bounded).
-    if !on_its_stack && slot.signals() < 3 {
+    if !on_its_stack && (slot.signals() < 3 || l.in_switch(regs.1 as usize)) {
         return true;
     }
     let Some(req) = slot.begin() else { return true };
