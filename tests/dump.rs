@@ -544,3 +544,72 @@ fn bad_dump_signal() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("COIO_DUMP_SIGNAL must be"), "{stdout}");
 }
+
+/// The socket waits the other test does not make: a write into a full
+/// send buffer, and a connect to a listener whose accept queue is full
+/// (Linux then drops the SYN, and the connect waits for its retry).
+#[test]
+fn socket_write_and_connect_reasons() {
+    use std::io::Write;
+    let rt = coio::Runtime::builder()
+        .workers(1)
+        .stall_warning(None)
+        .build()
+        .unwrap();
+    // A listener with a backlog of 0 that never accepts (a plain socket,
+    // to choose the backlog), its queue filled by two connections.
+    // SAFETY: plain socket calls on a descriptor we own and close below.
+    let (fd, addr) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        assert_eq!(libc::bind(fd, (&raw const sa).cast(), len), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut l = len;
+        assert_eq!(libc::getsockname(fd, (&raw mut got).cast(), &mut l), 0);
+        let port = u16::from_be(got.sin_port);
+        (fd, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    let d = rt.block_on(move || {
+        let mut fill = Vec::new();
+        for _ in 0..2 {
+            if let Ok(s) = coio::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+            {
+                fill.push(s);
+            }
+        }
+        let connecting = coio::Builder::new()
+            .name("connect")
+            .spawn(move || coio::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)))
+            .unwrap();
+        let listener = coio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        let client = coio::net::TcpStream::connect(to).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let writer = coio::Builder::new()
+            .name("write")
+            .spawn(move || {
+                let chunk = vec![0u8; 1 << 20];
+                let mut s = client;
+                while s.write_all(&chunk).is_ok() {}
+            })
+            .unwrap();
+        coio::sleep(Duration::from_millis(50));
+        let mut out = Vec::new();
+        coio::dump(&mut out).unwrap();
+        drop(server);
+        writer.join().unwrap();
+        connecting.cancel();
+        let _ = connecting.join();
+        drop(fill);
+        String::from_utf8(out).unwrap()
+    });
+    // SAFETY: our own descriptor, closed once.
+    unsafe { libc::close(fd) };
+    assert!(header(&d, "write").contains("[socket write, "), "{d}");
+    assert!(header(&d, "connect").contains("[socket connect, "), "{d}");
+}
