@@ -35,6 +35,18 @@ fn smoke() {
     });
 }
 
+/// `rt`'s dump, taken from this thread once `started` is set.
+fn dump_once_started(rt: &coio::Runtime, started: &AtomicBool) -> String {
+    while !started.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut out = Vec::new();
+    rt.dump(&mut out).unwrap();
+    let d = String::from_utf8(out).unwrap();
+    println!("{d}");
+    d
+}
+
 /// Spins until told to stop, never coming back to the scheduler.
 #[inline(never)]
 fn spin_until(stop: &std::sync::atomic::AtomicBool) {
@@ -60,13 +72,7 @@ fn stuck_worker_from_outside() {
             spin_until(&s2)
         })
         .unwrap();
-    while !started.load(SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let mut out = Vec::new();
-    rt.dump(&mut out).unwrap();
-    let d = String::from_utf8(out).unwrap();
-    println!("{d}");
+    let d = dump_once_started(&rt, &started);
     stop.store(true, SeqCst);
     h.join().unwrap();
     assert!(d.contains("\"spinner\" [running, worker"), "{d}");
@@ -349,40 +355,7 @@ fn dumps_under_load() {
         );
         let done = Arc::new(AtomicBool::new(false));
         let rounds = Arc::new(AtomicUsize::new(0));
-        // Coroutines spawned from outside wait in the runtime's injector
-        // until a worker takes them, where no dump sees them: the dumps
-        // begin once all have started.
-        let started = Arc::new(AtomicUsize::new(0));
-        let mut pairs = Vec::new();
-        for _ in 0..8 {
-            let (tx_a, rx_a) = coio::chan::bounded::<u64>(0);
-            let (tx_b, rx_b) = coio::chan::bounded::<u64>(0);
-            let (d, r, s) = (done.clone(), rounds.clone(), started.clone());
-            let s2 = started.clone();
-            pairs.push(rt.spawn(move || {
-                s.fetch_add(1, SeqCst);
-                let mut n = 0u64;
-                while !d.load(Relaxed) {
-                    tx_a.send(n).unwrap();
-                    n = rx_b.recv().unwrap() + 1;
-                    r.fetch_add(1, Relaxed);
-                }
-                drop(tx_a);
-                n
-            }));
-            pairs.push(rt.spawn(move || {
-                s2.fetch_add(1, SeqCst);
-                while let Ok(n) = rx_a.recv() {
-                    if tx_b.send(n).is_err() {
-                        break;
-                    }
-                }
-                0
-            }));
-        }
-        while started.load(SeqCst) < 16 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let pairs = common::ping_pong_pairs(&rt, 8, &done, &rounds);
         let rt2 = rt.clone();
         let from_thread = std::thread::spawn(move || {
             let mut sizes = Vec::new();
@@ -458,13 +431,7 @@ fn stuck_in_a_generator() {
             g.resume(());
         })
         .unwrap();
-    while !started.load(SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let mut out = Vec::new();
-    rt.dump(&mut out).unwrap();
-    let d = String::from_utf8(out).unwrap();
-    println!("{d}");
+    let d = dump_once_started(&rt, &started);
     stop.store(true, SeqCst);
     h.join().unwrap();
     parked_co.unpark();

@@ -774,32 +774,7 @@ fn injected_coroutine_starts_while_every_worker_is_busy() {
             .build()
             .unwrap();
         let done = Arc::new(AtomicBool::new(false));
-        let started = Arc::new(AtomicUsize::new(0));
-        let mut pairs = Vec::new();
-        for _ in 0..8 {
-            let (tx_a, rx_a) = coio::chan::bounded::<u64>(0);
-            let (tx_b, rx_b) = coio::chan::bounded::<u64>(0);
-            let (d, s, s2) = (done.clone(), started.clone(), started.clone());
-            pairs.push(rt.spawn(move || {
-                s.fetch_add(1, SeqCst);
-                let mut n = 0;
-                while !d.load(Relaxed) {
-                    tx_a.send(n).unwrap();
-                    n = rx_b.recv().unwrap() + 1;
-                }
-            }));
-            pairs.push(rt.spawn(move || {
-                s2.fetch_add(1, SeqCst);
-                while let Ok(n) = rx_a.recv() {
-                    if tx_b.send(n).is_err() {
-                        break;
-                    }
-                }
-            }));
-        }
-        while started.load(SeqCst) < 16 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let pairs = common::ping_pong_pairs(&rt, 8, &done, &Arc::new(AtomicUsize::new(0)));
         for i in 0..20 {
             assert_eq!(rt.spawn(move || i).join().unwrap(), i);
         }

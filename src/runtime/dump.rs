@@ -540,6 +540,27 @@ pub fn dump(out: &mut dyn Write) -> io::Result<()> {
 /// with their count (pprof's `debug=1`): for dumps of very many
 /// coroutines.
 ///
+/// ```
+/// coio::run(|| {
+///     let (tx, rx) = coio::chan::bounded::<()>(0);
+///     let waiting: Vec<_> = (0..100)
+///         .map(|_| {
+///             let rx = rx.clone();
+///             coio::spawn(move || rx.recv())
+///         })
+///         .collect();
+///     coio::sleep(std::time::Duration::from_millis(10));
+///     let mut out = Vec::new();
+///     coio::dump_grouped(&mut out).unwrap();
+///     let dump = String::from_utf8(out).unwrap();
+///     assert!(dump.contains("100 coroutine(s) [chan receive, up to "), "{dump}");
+///     drop(tx);
+///     for h in waiting {
+///         assert!(h.join().unwrap().is_err());
+///     }
+/// });
+/// ```
+///
 /// # Errors
 /// As for [`dump`].
 #[inline(never)]

@@ -648,8 +648,19 @@ impl Runtime {
     /// Writes a dump of every coroutine of this runtime to `out`: what
     /// each waits for, for how long, on which worker, its stack and where
     /// it was spawned, in the layout of Go's goroutine dump (see
-    /// [`coio::dump`](crate::dump) for an example). Works from anywhere,
+    /// [`coio::dump`](crate::dump) for the layout). Works from anywhere,
     /// while the workers are busy or stuck: nothing is stopped or resumed.
+    ///
+    /// ```
+    /// let rt = coio::Runtime::builder().workers(1).build().unwrap();
+    /// let parked = rt.spawn(coio::park);
+    /// std::thread::sleep(std::time::Duration::from_millis(10));
+    /// let mut out = Vec::new();
+    /// rt.dump(&mut out).unwrap();
+    /// assert!(String::from_utf8(out).unwrap().contains("[park, "));
+    /// parked.coroutine().unpark();
+    /// parked.join().unwrap();
+    /// ```
     ///
     /// # Errors
     /// Those of writing to `out`.
@@ -660,6 +671,26 @@ impl Runtime {
     /// As [`dump`](Self::dump), with coroutines in identical states and
     /// stacks shown once, with their count (pprof's `debug=1`): for dumps
     /// of very many coroutines.
+    ///
+    /// ```
+    /// let rt = coio::Runtime::builder().workers(1).build().unwrap();
+    /// let (tx, rx) = coio::chan::bounded::<()>(0);
+    /// let waiting: Vec<_> = (0..100)
+    ///     .map(|_| {
+    ///         let rx = rx.clone();
+    ///         rt.spawn(move || rx.recv())
+    ///     })
+    ///     .collect();
+    /// std::thread::sleep(std::time::Duration::from_millis(20));
+    /// let mut out = Vec::new();
+    /// rt.dump_grouped(&mut out).unwrap();
+    /// let dump = String::from_utf8(out).unwrap();
+    /// assert!(dump.contains("100 coroutine(s) [chan receive, up to "), "{dump}");
+    /// drop(tx);
+    /// for h in waiting {
+    ///     assert!(h.join().unwrap().is_err());
+    /// }
+    /// ```
     ///
     /// # Errors
     /// Those of writing to `out`.

@@ -109,3 +109,54 @@ pub fn curl_three(addr: std::net::SocketAddr) -> String {
     assert!(out.status.success(), "curl failed: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Coroutine pairs that hand a counter back and forth on zero-capacity
+/// channels as fast as they can (direct switches: their workers rarely
+/// come back to the loop), spawned on `rt` from outside; returns once all
+/// `2 * pairs` run. They stop when `stop` is set; `rounds` counts round
+/// trips. Join the handles after setting `stop`.
+#[allow(dead_code)]
+pub fn ping_pong_pairs(
+    rt: &coio::Runtime,
+    pairs: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    rounds: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<coio::JoinHandle<()>> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::*};
+    // Coroutines spawned from outside wait in the runtime's injector until
+    // a worker takes them: the pairs are returned once all have started.
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..pairs {
+        let (tx_a, rx_a) = coio::chan::bounded::<u64>(0);
+        let (tx_b, rx_b) = coio::chan::bounded::<u64>(0);
+        let (d, r, s, s2) = (
+            stop.clone(),
+            rounds.clone(),
+            started.clone(),
+            started.clone(),
+        );
+        handles.push(rt.spawn(move || {
+            s.fetch_add(1, SeqCst);
+            let mut n = 0u64;
+            while !d.load(Relaxed) {
+                tx_a.send(n).unwrap();
+                n = rx_b.recv().unwrap() + 1;
+                r.fetch_add(1, Relaxed);
+            }
+        }));
+        handles.push(rt.spawn(move || {
+            s2.fetch_add(1, SeqCst);
+            while let Ok(n) = rx_a.recv() {
+                if tx_b.send(n).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    while started.load(SeqCst) < 2 * pairs {
+        thread::sleep(Duration::from_millis(1));
+    }
+    handles
+}
