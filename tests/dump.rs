@@ -57,11 +57,7 @@ fn spin_until(stop: &std::sync::atomic::AtomicBool) {
 
 #[test]
 fn stuck_worker_from_outside() {
-    let rt = coio::Runtime::builder()
-        .workers(2)
-        .stall_warning(None)
-        .build()
-        .unwrap();
+    let rt = common::quiet_rt(2);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicBool::new(false));
     let (s2, st2) = (stop.clone(), started.clone());
@@ -92,11 +88,7 @@ fn header<'a>(d: &'a str, name: &str) -> &'a str {
 #[test]
 fn wait_reasons() {
     use coio::sync::{Barrier, Condvar, Mutex, OnceLock, RwLock, Semaphore, WaitGroup};
-    let rt = coio::Runtime::builder()
-        .workers(1)
-        .stall_warning(None)
-        .build()
-        .unwrap();
+    let rt = common::quiet_rt(1);
     rt.block_on(|| {
         let named =
             |n: &str, f: Box<dyn FnOnce() + Send>| coio::Builder::new().name(n).spawn(f).unwrap();
@@ -346,13 +338,7 @@ fn wait_for_unit(rx: &coio::chan::Receiver<()>) {
 #[test]
 fn dumps_under_load() {
     common::within(Duration::from_secs(60), || {
-        let rt = Arc::new(
-            coio::Runtime::builder()
-                .workers(2)
-                .stall_warning(None)
-                .build()
-                .unwrap(),
-        );
+        let rt = Arc::new(common::quiet_rt(2));
         let done = Arc::new(AtomicBool::new(false));
         let rounds = Arc::new(AtomicUsize::new(0));
         let pairs = common::ping_pong_pairs(&rt, 8, &done, &rounds);
@@ -411,11 +397,7 @@ fn dumps_under_load() {
 /// shown as running; its worker's other coroutines are listed all the same.
 #[test]
 fn stuck_in_a_generator() {
-    let rt = coio::Runtime::builder()
-        .workers(1)
-        .stall_warning(None)
-        .build()
-        .unwrap();
+    let rt = common::quiet_rt(1);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicBool::new(false));
     let (s2, st2) = (stop.clone(), started.clone());
@@ -518,11 +500,7 @@ fn bad_dump_signal() {
 #[test]
 fn socket_write_and_connect_reasons() {
     use std::io::Write;
-    let rt = coio::Runtime::builder()
-        .workers(1)
-        .stall_warning(None)
-        .build()
-        .unwrap();
+    let rt = common::quiet_rt(1);
     // A listener with a backlog of 0 that never accepts (a plain socket,
     // to choose the backlog), its queue filled by two connections.
     // SAFETY: plain socket calls on a descriptor we own and close below.

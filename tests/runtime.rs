@@ -768,11 +768,7 @@ fn detached_results_are_dropped_when_their_coroutines_finish() {
 #[test]
 fn injected_coroutine_starts_while_every_worker_is_busy() {
     common::within(Duration::from_secs(60), || {
-        let rt = Runtime::builder()
-            .workers(2)
-            .stall_warning(None)
-            .build()
-            .unwrap();
+        let rt = common::quiet_rt(2);
         let done = Arc::new(AtomicBool::new(false));
         let pairs = common::ping_pong_pairs(&rt, 8, &done, &Arc::new(AtomicUsize::new(0)));
         for i in 0..20 {

@@ -270,6 +270,34 @@ impl Default for Slot {
 }
 
 impl Slot {
+    /// Makes a request: the worker is to write into `buf`, walking with
+    /// `unwinder` and `cache` (`running_only`: its running coroutine
+    /// alone), and is woken or signalled by the caller.
+    ///
+    /// # Safety
+    /// The slot must be IDLE or DONE, and the three must outlive the
+    /// request (a [`Withdraw`] dropped before them ends it).
+    #[cfg(target_os = "linux")]
+    unsafe fn request(
+        &self,
+        unwinder: &Unwinder,
+        cache: &mut trace::Cache,
+        buf: &mut [u64],
+        running_only: bool,
+    ) {
+        // SAFETY: IDLE or DONE (caller): the request is ours until the
+        // store of REQUESTED publishes it.
+        let req = unsafe { &mut *self.req.get() };
+        req.unwinder = unwinder;
+        req.cache = cache;
+        req.buf = buf.as_mut_ptr();
+        req.cap = buf.len();
+        req.running_only = running_only;
+        req.len = 0;
+        self.signals.store(0, Relaxed);
+        self.state.store(REQUESTED, Release);
+    }
+
     /// Whether a request waits (the worker's cheap check).
     #[inline(always)]
     pub(crate) fn requested(&self) -> bool {
@@ -313,9 +341,9 @@ impl Slot {
     /// ended, whose id may name another thread by then.
     pub(crate) fn set_thread(&self, running: bool) {
         if running {
-            let (lo, hi) = thread_stack();
-            self.thread_stack.0.store(lo, Relaxed);
-            self.thread_stack.1.store(hi, Relaxed);
+            let (lo, hi) = super::local::thread_stack().unwrap_or((0, 0));
+            self.thread_stack.0.store(lo as u64, Relaxed);
+            self.thread_stack.1.store(hi as u64, Relaxed);
             // SAFETY: pthread_self has no preconditions.
             let me = unsafe { libc::pthread_self() } as u64;
             self.thread.store(me, SeqCst);
@@ -324,27 +352,6 @@ impl Slot {
             while self.signalling.load(SeqCst) != 0 {
                 std::hint::spin_loop();
             }
-        }
-    }
-}
-
-/// The calling thread's stack, `[lo, hi)` (0s if unknown).
-fn thread_stack() -> (u64, u64) {
-    // SAFETY: the pthread attribute dance on the calling thread, with a
-    // zeroed attribute object destroyed after use.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return (0, 0);
-        }
-        let mut addr = std::ptr::null_mut();
-        let mut size = 0;
-        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
-        libc::pthread_attr_destroy(&mut attr);
-        if ok {
-            (addr as u64, addr as u64 + size as u64)
-        } else {
-            (0, 0)
         }
     }
 }
@@ -625,6 +632,17 @@ fn outside(what: &str) -> io::Error {
     ))
 }
 
+impl Entry {
+    /// `created by <function> at <file:line:col>`, or `created at ...`
+    /// where the closure names no function.
+    fn created(&self) -> String {
+        match spawner(self.closure) {
+            Some(f) => format!("created by {f} at {}", self.site),
+            None => format!("created at {}", self.site),
+        }
+    }
+}
+
 /// How the dump is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Layout {
@@ -731,17 +749,9 @@ fn collect(
             if answered[i] {
                 continue;
             }
-            let slot = &shared.dumps[i];
-            // SAFETY: IDLE or DONE: the request is ours.
-            let req = unsafe { &mut *slot.req.get() };
-            req.unwinder = &unwinder;
-            req.cache = &mut *caches[i];
-            req.buf = bufs[i].as_mut_ptr();
-            req.cap = bufs[i].len();
-            req.running_only = false;
-            req.len = 0;
-            slot.signals.store(0, Relaxed);
-            slot.state.store(REQUESTED, Release);
+            // SAFETY: IDLE or DONE (the last answer was read); the
+            // unwinder, cache and buffer outlive `_withdraw`.
+            unsafe { shared.dumps[i].request(&unwinder, &mut caches[i], &mut bufs[i], false) };
             if own == Some(i) {
                 // The caller's own worker: answered right here, the caller
                 // being its running coroutine.
@@ -1277,14 +1287,7 @@ fn format(
             }
             _ => {}
         }
-        match spawner(e.closure) {
-            Some(f) => {
-                let _ = writeln!(out, "created by {f} at {}", e.site);
-            }
-            None => {
-                let _ = writeln!(out, "created at {}", e.site);
-            }
-        }
+        let _ = writeln!(out, "{}", e.created());
     };
     match layout {
         Layout::Full | Layout::Auto => {
@@ -1578,19 +1581,9 @@ pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option
     let mut buf = vec![0u64; 1024];
     let _withdraw = Withdraw(std::slice::from_ref(&shared.dumps[index]));
     let slot = &shared.dumps[index];
-    {
-        // SAFETY: IDLE (dumps are one at a time, under the lock we hold):
-        // the request is ours.
-        let req = unsafe { &mut *slot.req.get() };
-        req.unwinder = &unwinder;
-        req.cache = &mut *cache;
-        req.buf = buf.as_mut_ptr();
-        req.cap = buf.len();
-        req.running_only = true;
-        req.len = 0;
-    }
-    slot.signals.store(0, Relaxed);
-    slot.state.store(REQUESTED, Release);
+    // SAFETY: IDLE (dumps are one at a time, under the lock we hold); the
+    // unwinder, cache and buffer outlive `_withdraw`.
+    unsafe { slot.request(&unwinder, &mut cache, &mut buf, true) };
     if await_answer(slot) != Answer::Done {
         return None;
     }
@@ -1617,15 +1610,7 @@ pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option
     if !e.name.is_empty() {
         let _ = write!(out, "It is \"{}\". ", e.name);
     }
-    match spawner(e.closure) {
-        Some(f) => {
-            let _ = write!(out, "It was created by {f} at {}", e.site);
-        }
-        None => {
-            let _ = write!(out, "It was created at {}", e.site);
-        }
-    }
-    out.push_str(" and is now at:\n");
+    let _ = writeln!(out, "It was {} and is now at:", e.created());
     for s in named(sym, &e.frames) {
         let _ = writeln!(out, "    {}", shown(&s.function));
         if let Some((file, line)) = &s.file {

@@ -101,9 +101,10 @@ impl ThreadValues {
     }
 }
 
-/// The calling thread's stack, `[low, high)`.
+/// The calling thread's stack, `[low, high)` (also the dump's: a worker's
+/// own stack, `dump::Slot::set_thread`).
 #[cold]
-fn thread_stack() -> Option<(usize, usize)> {
+pub(crate) fn thread_stack() -> Option<(usize, usize)> {
     // SAFETY: plain data; all zeroes is a valid starting value.
     let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
     // SAFETY: `attr` is ours to initialise; destroyed below on success.

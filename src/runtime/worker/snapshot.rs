@@ -68,8 +68,7 @@ impl Local {
         let current = self.current.get();
         // SAFETY: the request's unwinder and cache, the dumper's, are ours
         // until `finish` (caller's contract).
-        let (unwinder, cache) =
-            unsafe { (&*req_unwinder(w.request()), &mut *req_cache(w.request())) };
+        let (unwinder, cache) = unsafe { (&*w.request().unwinder, &mut *w.request().cache) };
         let mut frames = [0u64; MAX_FRAMES];
         for t in registry.slots.iter().flatten() {
             let h = t.header();
@@ -206,32 +205,32 @@ impl Local {
 
 /// Answers a dump request from the SIGURG handler, if this thread is a
 /// worker with a request waiting and a coroutine running whose stack holds
-/// the interrupted stack pointer. Returns false if the signal was not
-/// for a dump (the caller passes it on).
+/// the interrupted stack pointer (the caller has checked that the signal
+/// is one of the dumps').
 ///
 /// # Safety
 /// Called from a signal handler with the interrupted registers.
-pub(crate) unsafe fn answer_signal(regs: (u64, u64, u64)) -> bool {
+pub(crate) unsafe fn answer_signal(regs: (u64, u64, u64)) {
     let Some(l) = super::local() else {
-        return false;
+        return;
     };
     let slot = &l.shared.dumps[l.index];
     if !slot.requested() {
-        return false;
+        return;
     }
     // A coroutine must run, and the signal must have caught it on its own
     // stack: between the switch's bookkeeping and the switch itself, the
     // registry's saved contexts are not all current; the dumper signals
     // again.
     let Some(cur) = l.current.get().filter(|_| l.in_coroutine()) else {
-        return true;
+        return;
     };
     // SAFETY: the running task is unfinished.
     let h = unsafe { cur.get() }.header();
     // SAFETY: home-local; the interrupted code is not inside coio's
     // scheduler (checked next), which is what borrows it.
     let Some(raw) = (unsafe { &*h.local.raw.get() }) else {
-        return true;
+        return;
     };
     let top = raw.stack().switch_top() as usize;
     let on_its_stack = stack::holds(top, regs.1 as usize);
@@ -243,20 +242,11 @@ pub(crate) unsafe fn answer_signal(regs: (u64, u64, u64)) -> bool {
     // stale, which only makes that one walk read the wrong words of its own
     // stack (every read is bounded).
     if !on_its_stack && (slot.signals() < 3 || l.in_switch(regs.1 as usize)) {
-        return true;
+        return;
     }
-    let Some(req) = slot.begin() else { return true };
+    let Some(req) = slot.begin() else { return };
     // SAFETY: a coroutine runs, interrupted outside the scheduler: the
     // registry is not being changed. `begin` gave us the request.
     unsafe { l.snapshot(&mut *req, on_its_stack.then_some(regs), false) };
     slot.finish();
-    true
-}
-
-fn req_unwinder(r: &Request) -> *const trace::Unwinder {
-    r.unwinder
-}
-
-fn req_cache(r: &Request) -> *mut trace::Cache {
-    r.cache
 }
