@@ -357,7 +357,15 @@ fn racing_receive_futures_lose_nothing() {
                 match r {
                     Some(Ok(v)) => sum += v,
                     Some(Err(_)) => break,
-                    None => timeouts += 1,
+                    // A sleep that was over before its first poll (under
+                    // valgrind, 50 µs is shorter than building the two
+                    // futures) completes without parking: without this
+                    // yield the loop would never let the sender, runnable
+                    // on this worker, run (coroutines are not preempted).
+                    None => {
+                        timeouts += 1;
+                        coio::yield_now();
+                    }
                 }
             }
             let _ = timeouts;
