@@ -182,7 +182,10 @@ impl Blocker {
             if spins < 64 && !cfg!(loom) {
                 std::hint::spin_loop();
             } else {
-                thread::yield_now();
+                // A dynamic select's claim may last until its caller
+                // completes the operation, maybe on this worker: let it
+                // run (a thread yields its core).
+                yield_while_claimed();
             }
         }
     }
@@ -268,14 +271,19 @@ impl Blocker {
                 continue;
             }
             // Claimed, not yet finished: the waker is between its claim and
-            // its `DONE` store, which it reaches without blocking.
+            // its `DONE` store. Usually it gets there without blocking, in
+            // nanoseconds: spin. But a dynamic select holds a claim until
+            // its caller completes the operation it chose, which may take
+            // a while, on this very worker: then block until the wake that
+            // follows `DONE` (it may have come already: a wake is never
+            // lost, it makes the next block return at once).
             spins += 1;
-            // (Under loom every round yields: a spin that does not would
+            // (Under loom every round blocks: a spin that does not would
             // let the model run this loop without the waker ever moving.)
             if spins < 64 && !cfg!(loom) {
                 std::hint::spin_loop();
             } else {
-                thread::yield_now();
+                self.block(None);
             }
         }
     }
@@ -534,6 +542,31 @@ impl Claimed {
     pub(crate) fn packet(&self) -> *mut () {
         self.packet
     }
+
+    /// Finishes the claim as a retry (the waiter looks again), whatever
+    /// it was claimed as: for a claimer that gives up on the operation
+    /// without touching the packet (a dynamic select's reservation
+    /// dropped uncompleted).
+    pub(crate) fn release(mut self) {
+        self.state |= RETRY;
+    }
+}
+
+/// One round of waiting for another claimer to finish, for a future's
+/// blocker (which cannot block): a coroutine yields to the others of its
+/// worker, a thread yields its core.
+#[cfg(not(loom))]
+fn yield_while_claimed() {
+    if crate::is_coroutine() {
+        crate::yield_now();
+    } else {
+        thread::yield_now();
+    }
+}
+
+#[cfg(loom)]
+fn yield_while_claimed() {
+    thread::yield_now();
 }
 
 impl Drop for Claimed {
