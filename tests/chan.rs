@@ -526,3 +526,482 @@ fn stress_selects_deliver_exactly_once() {
     assert_eq!(n, total, "messages lost or duplicated");
     assert_eq!(sum, total * (total - 1) / 2, "wrong messages received");
 }
+
+// ---- Timer channels: after, tick, never (Go's time.After, time.Tick, nil
+// channel) ----
+
+#[test]
+fn after_delivers_once_in_coroutines_and_threads() {
+    let check = || {
+        let start = Instant::now();
+        let rx = chan::after(Duration::from_millis(20));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(rx.len(), 0);
+        assert_eq!(rx.capacity(), Some(1));
+        let at = rx.recv().unwrap();
+        assert!(at >= start + Duration::from_millis(20));
+        assert!(Instant::now() >= at);
+        // One message only; the channel never closes.
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(10)),
+            Err(RecvTimeoutError::Timeout)
+        );
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    };
+    rt(2).block_on(check);
+    check();
+    // Clones share the one message.
+    rt(2).block_on(|| {
+        let rx = chan::after(Duration::from_millis(5));
+        let got = Arc::new(AtomicUsize::new(0));
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let (rx, got) = (rx.clone(), got.clone());
+                coio::spawn(move || {
+                    if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+                        got.fetch_add(1, SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(got.load(SeqCst), 1);
+    });
+}
+
+/// The reason for `after`: one timeout for a whole loop of selects,
+/// which `default(timeout)` (restarted by each select) cannot give while
+/// messages keep coming.
+#[test]
+fn after_bounds_a_loop_of_selects_that_keeps_receiving() {
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::unbounded::<u32>();
+        let feeder = coio::spawn(move || {
+            while tx.send(1).is_ok() {
+                coio::sleep(Duration::from_millis(1));
+            }
+        });
+        let start = Instant::now();
+        let timeout = chan::after(Duration::from_millis(50));
+        let mut got = 0;
+        loop {
+            select! {
+                recv(rx) -> v => got += v.unwrap(),
+                recv(timeout) -> at => {
+                    assert!(at.unwrap() >= start + Duration::from_millis(50));
+                    break;
+                }
+            }
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(50), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert!(got > 0);
+        drop(rx);
+        feeder.join().unwrap();
+    });
+}
+
+#[test]
+fn tick_keeps_its_schedule_in_a_busy_select_loop() {
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::unbounded::<u32>();
+        let feeder = coio::spawn(move || {
+            while tx.send(1).is_ok() {
+                coio::sleep(Duration::from_millis(2));
+            }
+        });
+        let period = Duration::from_millis(10);
+        let start = Instant::now();
+        let ticker = chan::tick(period);
+        let mut ticks = Vec::new();
+        while ticks.len() < 5 {
+            select! {
+                recv(rx) -> _ => {}
+                recv(ticker) -> at => ticks.push(at.unwrap()),
+            }
+        }
+        // The n-th tick is due n periods after the start, whatever came
+        // in between.
+        for (n, at) in ticks.iter().enumerate() {
+            assert!(*at >= start + period * (n as u32 + 1), "tick {n} at {at:?}");
+        }
+        drop(rx);
+        feeder.join().unwrap();
+    });
+}
+
+#[test]
+fn tick_drops_the_ticks_a_slow_receiver_missed() {
+    let period = Duration::from_millis(5);
+    let ticker = chan::tick(period);
+    thread::sleep(period * 6);
+    // One tick, not a burst of six.
+    assert!(ticker.try_recv().is_ok());
+    assert_eq!(ticker.try_recv(), Err(TryRecvError::Empty));
+    let t = Instant::now();
+    ticker.recv().unwrap();
+    assert!(t.elapsed() <= period * 20);
+}
+
+#[test]
+fn never_is_never_ready() {
+    rt(1).block_on(|| {
+        let rx = chan::never::<u32>();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(5)),
+            Err(RecvTimeoutError::Timeout)
+        );
+        let got = select! {
+            recv(rx) -> _ => 1,
+            default(Duration::from_millis(5)) => 2,
+        };
+        assert_eq!(got, 2);
+        assert!(rx.same_channel(&chan::never()));
+        // A coroutine waiting on it forever is still cancellable.
+        let h = coio::spawn(move || {
+            let _ = rx.recv();
+            unreachable!("never delivered");
+        });
+        coio::sleep(Duration::from_millis(5));
+        h.cancel();
+        assert!(h.join().is_err());
+    });
+}
+
+#[test]
+fn timer_channels_as_futures() {
+    rt(1).block_on(|| {
+        let start = Instant::now();
+        let rx = chan::after(Duration::from_millis(10));
+        let at = coio::future::block_on(rx.recv_async()).unwrap();
+        assert!(at >= start + Duration::from_millis(10));
+        let ticker = chan::tick(Duration::from_millis(3));
+        for _ in 0..3 {
+            coio::future::block_on(ticker.recv_async()).unwrap();
+        }
+        assert!(start.elapsed() >= Duration::from_millis(19));
+    });
+    // On a plain thread's executor too.
+    let rx = chan::after(Duration::from_millis(5));
+    coio::future::block_on(rx.recv_async()).unwrap();
+}
+
+// ---- Dynamic select: chan::Select ----
+
+#[test]
+fn dynamic_select_over_a_runtime_sized_set() {
+    rt(2).block_on(|| {
+        const N: usize = 37;
+        const PER: usize = 200;
+        let chans: Vec<_> = (0..N).map(|i| chan::bounded::<usize>(i % 3)).collect();
+        for (i, (tx, _)) in chans.iter().enumerate() {
+            let tx = tx.clone();
+            coio::spawn(move || {
+                for j in 0..PER {
+                    tx.send(i * PER + j).unwrap();
+                }
+            });
+        }
+        let mut seen = vec![false; N * PER];
+        let mut sel = chan::Select::new();
+        for (_, rx) in &chans {
+            sel.recv(rx);
+        }
+        for _ in 0..N * PER {
+            let op = sel.select();
+            let i = op.index();
+            let v = op.recv(&chans[i].1).unwrap();
+            assert_eq!(v / PER, i);
+            assert!(!std::mem::replace(&mut seen[v], true), "{v} twice");
+        }
+        assert!(seen.iter().all(|s| *s));
+    });
+}
+
+#[test]
+fn dynamic_select_sends_and_completes_without_waiting() {
+    rt(2).block_on(|| {
+        // Rendezvous receivers in coroutines; the select chooses among
+        // the senders whose receiver waits.
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..4).map(|_| chan::bounded::<u32>(0)).unzip();
+        let hs: Vec<_> = rxs
+            .into_iter()
+            .map(|rx| coio::spawn(move || rx.iter().sum::<u32>()))
+            .collect();
+        let mut sel = chan::Select::new();
+        for tx in &txs {
+            sel.send(tx);
+        }
+        for _ in 0..100 {
+            let op = sel.select();
+            let i = op.index();
+            op.send(&txs[i], 1).unwrap();
+        }
+        drop(sel);
+        drop(txs);
+        let sums: Vec<u32> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(sums.iter().sum::<u32>(), 100);
+    });
+}
+
+#[test]
+fn dynamic_select_dropped_uncompleted_loses_nothing() {
+    rt(2).block_on(|| {
+        // A receive reserved and dropped: its value goes back.
+        let (tx, rx) = chan::bounded::<u32>(2);
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        let mut sel = chan::Select::new();
+        sel.recv(&rx);
+        drop(sel.select());
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+
+        // A send that claimed a waiting receiver, dropped: the receiver
+        // looks again and gets the next value.
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let h = coio::spawn(move || rx.recv().unwrap());
+        let mut sel = chan::Select::new();
+        sel.send(&tx);
+        let op = sel.select();
+        coio::sleep(Duration::from_millis(5));
+        drop(op);
+        tx.send(42).unwrap();
+        assert_eq!(h.join().unwrap(), 42);
+
+        // A send reserved with a claimed receiver that a thread waits in:
+        // the thread keeps waiting (blocked, not spinning) until the send
+        // completes.
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let t = thread::spawn(move || rx.recv().unwrap());
+        let mut sel = chan::Select::new();
+        sel.send(&tx);
+        let op = sel.select();
+        coio::sleep(Duration::from_millis(20));
+        op.send(&tx, 7).unwrap();
+        assert_eq!(t.join().unwrap(), 7);
+    });
+}
+
+/// A receiver waiting with a deadline, claimed by a select that holds the
+/// claim past that deadline on the receiver's own worker: the receiver
+/// must let the selecting coroutine run (it blocks instead of spinning),
+/// and gets the value.
+#[test]
+fn a_held_claim_does_not_starve_its_own_worker() {
+    rt(1).block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let h = coio::spawn(move || rx.recv_timeout(Duration::from_millis(5)));
+        coio::yield_now();
+        let mut sel = chan::Select::new();
+        sel.send(&tx);
+        let op = sel.select();
+        // Past the receiver's deadline; the receiver runs meanwhile.
+        coio::sleep(Duration::from_millis(20));
+        op.send(&tx, 3).unwrap();
+        assert_eq!(h.join().unwrap(), Ok(3));
+    });
+}
+
+#[test]
+fn dynamic_select_timeouts_ready_and_remove() {
+    rt(1).block_on(|| {
+        let (tx1, rx1) = chan::bounded::<u32>(1);
+        let (tx2, rx2) = chan::bounded::<u32>(1);
+        let mut sel = chan::Select::new();
+        let i1 = sel.recv(&rx1);
+        let i2 = sel.recv(&rx2);
+        assert!(sel.try_select().is_err());
+        assert!(sel.try_ready().is_err());
+        let t = Instant::now();
+        assert!(sel.select_timeout(Duration::from_millis(20)).is_err());
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        assert!(sel.ready_timeout(Duration::from_millis(5)).is_err());
+        tx2.send(2).unwrap();
+        assert_eq!(sel.ready(), i2);
+        assert_eq!(sel.try_ready(), Ok(i2));
+        sel.remove(i2);
+        assert!(sel.try_select().is_err());
+        coio::spawn(move || {
+            coio::sleep(Duration::from_millis(5));
+            tx1.send(1).unwrap();
+        });
+        let op = sel
+            .select_deadline(Instant::now() + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(op.index(), i1);
+        assert_eq!(op.recv(&rx1), Ok(1));
+        assert_eq!(rx2.recv(), Ok(2));
+    });
+}
+
+#[test]
+fn dynamic_select_with_timer_channels() {
+    rt(1).block_on(|| {
+        let (_tx, rx) = chan::bounded::<Instant>(1);
+        let timeout = chan::after(Duration::from_millis(15));
+        let never = chan::never::<Instant>();
+        let mut sel = chan::Select::new();
+        sel.recv(&rx);
+        sel.recv(&never);
+        let it = sel.recv(&timeout);
+        let t = Instant::now();
+        let op = sel.select();
+        assert_eq!(op.index(), it);
+        assert!(op.recv(&timeout).is_ok());
+        assert!(t.elapsed() >= Duration::from_millis(10));
+    });
+}
+
+#[test]
+fn dynamic_select_waits_are_cancellable_and_leave_no_trace() {
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let rx2 = rx.clone();
+        let h = coio::spawn(move || {
+            let mut sel = chan::Select::new();
+            sel.recv(&rx2);
+            let _ = sel.select();
+            unreachable!("nothing was sent");
+        });
+        coio::sleep(Duration::from_millis(5));
+        h.cancel();
+        assert!(h.join().is_err());
+        // The channel works on.
+        coio::spawn(move || tx.send(5).unwrap());
+        assert_eq!(rx.recv(), Ok(5));
+    });
+}
+
+#[test]
+#[should_panic(expected = "not the receiver of the chosen operation")]
+fn dynamic_select_checks_the_channel_it_completes() {
+    let (tx, rx) = chan::bounded::<u32>(1);
+    let (_tx2, rx2) = chan::bounded::<u32>(1);
+    tx.send(1).unwrap();
+    let mut sel = chan::Select::new();
+    sel.recv(&rx);
+    let _ = sel.select().recv(&rx2);
+}
+
+/// Selecting senders and selecting receivers on shared rendezvous and
+/// buffered channels, coroutines and threads: every value arrives exactly
+/// once, and nothing waits forever.
+#[test]
+fn stress_dynamic_selects_deliver_exactly_once() {
+    const PER: usize = 2_000;
+    let (a_tx, a_rx) = chan::bounded::<usize>(0);
+    let (b_tx, b_rx) = chan::bounded::<usize>(3);
+    let rt = rt(2);
+    let total = Arc::new(AtomicUsize::new(0));
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    let mut threads = Vec::new();
+    for k in 0..4 {
+        let (a, b) = (a_tx.clone(), b_tx.clone());
+        let f = move || {
+            let mut sel = chan::Select::new();
+            let ia = sel.send(&a);
+            sel.send(&b);
+            for j in 0..PER {
+                let v = k * PER + j;
+                let op = sel.select();
+                if op.index() == ia {
+                    op.send(&a, v).unwrap();
+                } else {
+                    op.send(&b, v).unwrap();
+                }
+            }
+        };
+        if k % 2 == 0 {
+            senders.push(rt.spawn(f));
+        } else {
+            threads.push(thread::spawn(f));
+        }
+    }
+    drop((a_tx, b_tx));
+    let mut receivers = Vec::new();
+    for k in 0..3 {
+        let (a, b) = (a_rx.clone(), b_rx.clone());
+        let (total, count) = (total.clone(), count.clone());
+        let f = move || {
+            let mut sel = chan::Select::new();
+            let ia = sel.recv(&a);
+            let ib = sel.recv(&b);
+            let mut open = 2;
+            while open > 0 {
+                let op = sel.select();
+                let i = op.index();
+                let r = if i == ia { op.recv(&a) } else { op.recv(&b) };
+                match r {
+                    Ok(v) => {
+                        total.fetch_add(v, SeqCst);
+                        count.fetch_add(1, SeqCst);
+                    }
+                    Err(_) => {
+                        sel.remove(if i == ia { ia } else { ib });
+                        open -= 1;
+                    }
+                }
+            }
+        };
+        if k == 0 {
+            receivers.push(rt.spawn(f));
+        } else {
+            threads.push(thread::spawn(f));
+        }
+    }
+    drop((a_rx, b_rx));
+    for h in receivers.into_iter().chain(senders) {
+        h.join().unwrap();
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(count.load(SeqCst), 4 * PER);
+    assert_eq!(total.load(SeqCst), (0..4 * PER).sum::<usize>());
+}
+
+/// A selecting sender meets a selecting receiver on a rendezvous channel
+/// (neither is a plain waiter): the receive waits as a receiver, the send
+/// claims it.
+#[test]
+fn dynamic_selects_meet_on_a_rendezvous_channel() {
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let h = coio::spawn(move || {
+            let mut sum = 0;
+            let mut sel = chan::Select::new();
+            sel.recv(&rx);
+            while let Ok(v) = sel.select().recv(&rx) {
+                sum += v;
+            }
+            sum
+        });
+        let t = {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                let mut sel = chan::Select::new();
+                sel.send(&tx);
+                for _ in 0..500 {
+                    sel.select().send(&tx, 1).unwrap();
+                }
+            })
+        };
+        let mut sel = chan::Select::new();
+        sel.send(&tx);
+        for _ in 0..500 {
+            sel.select().send(&tx, 2).unwrap();
+        }
+        drop(sel);
+        drop(tx);
+        while !t.is_finished() {
+            coio::sleep(Duration::from_millis(1));
+        }
+        t.join().unwrap();
+        assert_eq!(h.join().unwrap(), 1500);
+    });
+}

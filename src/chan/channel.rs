@@ -127,6 +127,54 @@ struct Inner<T> {
     tx_closed: bool,
     /// Every `Receiver` is gone.
     rx_closed: bool,
+    /// Dynamic selects ([`Select`](super::Select)) waiting for an
+    /// operation on this channel to become ready (entries without
+    /// packets). Every change that can make a receive or a send ready
+    /// wakes them all, to look again.
+    observers: WaitQueue,
+}
+
+impl<T> Inner<T> {
+    /// Wakes every observer (a change that may make an operation ready).
+    /// One load and branch when there is none, the common case.
+    #[inline]
+    fn notify(&mut self) {
+        if !self.observers.is_empty() {
+            self.notify_all();
+        }
+    }
+
+    /// Claims (with retry: look again) and wakes every observer. Under
+    /// the channel's lock: observers are selecting coroutines or threads,
+    /// whose wake runs no user code.
+    #[cold]
+    fn notify_all(&mut self) {
+        while let Some(c) = self.observers.claim(None, true) {
+            drop(c);
+        }
+    }
+
+    /// Whether a receive would complete now (with a value, or closed).
+    fn recv_ready(&self) -> bool {
+        !self.buf.is_empty() || self.tx_closed || self.senders.has_waiting(None)
+    }
+
+    /// Whether a send would complete now (room, a receiver, or closed).
+    fn send_ready(&self, cap: usize) -> bool {
+        self.rx_closed || self.buf.len() < cap || self.receivers.has_waiting(None)
+    }
+}
+
+/// A send a dynamic select chose, held until it is completed
+/// ([`Chan::complete_send`]) or released ([`Chan::release_send`]).
+pub(crate) enum SendReservation {
+    /// A waiting receiver, claimed: it waits until the value is in its
+    /// packet (or the claim is released with retry).
+    Receiver(Claimed),
+    /// There was room in the buffer.
+    Room,
+    /// Every receiver is gone.
+    Closed,
 }
 
 /// A channel, shared by its senders and receivers.
@@ -180,6 +228,7 @@ impl<T> Chan<T> {
                 receivers: WaitQueue::new(),
                 tx_closed: false,
                 rx_closed: false,
+                observers: WaitQueue::new(),
             }),
             cap,
             tx_count: AtomicUsize::new(1),
@@ -235,6 +284,7 @@ impl<T> Chan<T> {
         }
         if g.buf.len() < self.cap {
             g.buf.push_back(v);
+            g.notify();
             return Ok(());
         }
         Err((g, SendFail::Full(v)))
@@ -255,6 +305,7 @@ impl<T> Chan<T> {
         me: Option<&Blocker>,
     ) -> Result<T, (LockGuard<'a, Inner<T>>, RecvFail)> {
         if let Some(v) = g.buf.pop_front() {
+            g.notify();
             // (The buffer can be over-full by values given back by dropped
             // async receivers, `give_back`: no refill until it is not.)
             if !g.senders.is_empty()
@@ -303,6 +354,7 @@ impl<T> Chan<T> {
             // lets us go: below, we return only after DONE or after
             // removing the entry under the lock.
             unsafe { g.senders.push(&blocker, 0, packet.as_ptr()) };
+            g.notify();
             drop(g);
             match blocker.wait(deadline, true) {
                 // A receiver took the value.
@@ -344,6 +396,7 @@ impl<T> Chan<T> {
             let mut packet = Packet::new(None);
             // SAFETY: as in `send`.
             unsafe { g.receivers.push(&blocker, 0, packet.as_ptr()) };
+            g.notify();
             drop(g);
             match blocker.wait(deadline, true) {
                 Woken::Done(_) => {
@@ -414,6 +467,7 @@ impl<T> Chan<T> {
             // caller's contract, and `cancel_recv` removes it or waits for
             // the claim to finish.
             unsafe { g.receivers.push(&w.blocker, 0, w.packet.as_ptr()) };
+            g.notify();
             return Poll::Pending;
         }
     }
@@ -438,7 +492,7 @@ impl<T> Chan<T> {
     /// of the buffer (it was the oldest value; the buffer may then hold one
     /// more than its capacity, or a value for a rendezvous channel, until
     /// a receive takes it).
-    fn give_back(&self, v: T) {
+    pub(crate) fn give_back(&self, v: T) {
         let mut g = self.lock();
         if g.rx_closed {
             drop(g);
@@ -452,6 +506,7 @@ impl<T> Chan<T> {
             return;
         }
         g.buf.push_front(v);
+        g.notify();
     }
 
     /// One poll of an async send ([`SendFut`](super::SendFut)) of the
@@ -503,6 +558,7 @@ impl<T> Chan<T> {
             });
             // SAFETY: as in `poll_recv`.
             unsafe { g.senders.push(&w.blocker, 0, w.packet.as_ptr()) };
+            g.notify();
             return Poll::Pending;
         }
     }
@@ -539,6 +595,7 @@ impl<T> Chan<T> {
         }
         // SAFETY: caller.
         unsafe { g.senders.push(blocker, oper, packet.as_ptr()) };
+        g.notify();
         true
     }
 
@@ -558,6 +615,7 @@ impl<T> Chan<T> {
         }
         // SAFETY: caller.
         unsafe { g.receivers.push(blocker, oper, packet.as_ptr()) };
+        g.notify();
         true
     }
 
@@ -568,10 +626,99 @@ impl<T> Chan<T> {
         g.receivers.remove(blocker);
     }
 
+    /// Dynamic select: whether a receive (`send`: a send) would complete
+    /// now.
+    pub(crate) fn is_ready(&self, send: bool) -> bool {
+        let g = self.lock();
+        if send {
+            g.send_ready(self.cap)
+        } else {
+            g.recv_ready()
+        }
+    }
+
+    /// Dynamic select: queues `blocker` as an observer (operation `oper`)
+    /// and returns true, or returns false if the receive (`send`: the
+    /// send) is ready now.
+    ///
+    /// # Safety
+    /// `blocker` stays in place until [`unwatch`](Self::unwatch) has run
+    /// or it was seen `DONE`.
+    pub(crate) unsafe fn watch(&self, blocker: &Blocker, oper: usize, send: bool) -> bool {
+        let mut g = self.lock();
+        if if send {
+            g.send_ready(self.cap)
+        } else {
+            g.recv_ready()
+        } {
+            return false;
+        }
+        // SAFETY: caller; observers have no packet.
+        unsafe { g.observers.push(blocker, oper, std::ptr::null_mut()) };
+        true
+    }
+
+    /// Dynamic select: removes `blocker`'s observer entries.
+    pub(crate) fn unwatch(&self, blocker: &Blocker) {
+        self.lock().observers.remove(blocker);
+    }
+
+    /// Dynamic select: reserves a send if one would complete now: claims
+    /// the oldest waiting receiver, or finds room, or finds the channel
+    /// closed.
+    pub(crate) fn reserve_send(&self) -> Option<SendReservation> {
+        let mut g = self.lock();
+        if g.rx_closed {
+            return Some(SendReservation::Closed);
+        }
+        if let Some(c) = g.receivers.claim(None, false) {
+            return Some(SendReservation::Receiver(c));
+        }
+        (g.buf.len() < self.cap).then_some(SendReservation::Room)
+    }
+
+    /// Completes a reserved send with `v`, without waiting: into the
+    /// claimed receiver's packet; or, for room found, to the oldest
+    /// waiting receiver, else into the buffer, even if other senders
+    /// filled it since (it may then hold more than its capacity until
+    /// receives take the excess, as after a `give_back`). `Err(v)`: every
+    /// receiver is gone.
+    pub(crate) fn complete_send(&self, r: SendReservation, v: T) -> Result<(), T> {
+        match r {
+            SendReservation::Receiver(c) => {
+                // SAFETY: a claim of an entry of `receivers` of this
+                // `Chan<T>` (`reserve_send`), kept unfinished until now.
+                unsafe { give_value(&c, v) };
+                drop(c);
+                Ok(())
+            }
+            SendReservation::Closed => Err(v),
+            SendReservation::Room => {
+                let mut g = self.lock();
+                if g.rx_closed {
+                    return Err(v);
+                }
+                if let Some(c) = g.receivers.claim(None, false) {
+                    drop(g);
+                    // SAFETY: an entry of `receivers` of a `Chan<T>`.
+                    unsafe { give_value(&c, v) };
+                    return Ok(());
+                }
+                g.buf.push_back(v);
+                g.notify();
+                Ok(())
+            }
+        }
+    }
+
     /// The last sender is gone: waiting receivers look again (and find the
     /// channel closed once the buffer is drained).
     pub(crate) fn close_tx(&self) {
-        self.lock().tx_closed = true;
+        {
+            let mut g = self.lock();
+            g.tx_closed = true;
+            g.notify();
+        }
         // One claim at a time, each woken outside the lock (an async
         // waiter's waker may run any code). Nobody queues after the flag.
         loop {
@@ -590,6 +737,7 @@ impl<T> Chan<T> {
         let buf = {
             let mut g = self.lock();
             g.rx_closed = true;
+            g.notify();
             std::mem::take(&mut g.buf)
         };
         // As in `close_tx`.

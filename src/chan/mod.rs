@@ -35,7 +35,12 @@
 //!   ([`JoinHandle::cancel`](crate::JoinHandle::cancel)): the coroutine
 //!   unwinds with [`Cancelled`](crate::Cancelled), and a value it was
 //!   sending is dropped.
-//! * [`select!`](crate::select!) waits on several operations at once.
+//! * [`select!`](crate::select!) waits on several operations at once;
+//!   [`Select`] does the same for a set of operations known only at run
+//!   time.
+//! * [`after`], [`tick`] and [`never`](never()) are Go's `time.After`, `time.Tick`
+//!   and nil channel: a timeout for a whole loop of selects, a periodic
+//!   tick, an arm switched off.
 //!
 //! The names follow `std::sync::mpsc` and crossbeam-channel. The
 //! structure follows Go's channels: one lock per channel, a ring buffer and
@@ -43,9 +48,11 @@
 //! core (see `channel.rs`).
 
 mod channel;
+mod dynamic;
 mod error;
 #[doc(hidden)]
 pub mod select;
+mod timer;
 
 use std::fmt;
 use std::future::Future;
@@ -56,10 +63,14 @@ use std::sync::atomic::Ordering::*;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::runtime::sleep::Sleep;
 use channel::{AsyncWait, Chan, RecvFail, SendFail};
+pub use dynamic::{Select, SelectedOperation};
 pub use error::{
-    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    ReadyTimeoutError, RecvError, RecvTimeoutError, SelectTimeoutError, SendError,
+    SendTimeoutError, TryReadyError, TryRecvError, TrySelectError, TrySendError,
 };
+use timer::TimerChan;
 
 /// A channel that holds up to `cap` values; `bounded(0)` is a rendezvous
 /// channel (Go's unbuffered `make(chan T)`).
@@ -68,7 +79,12 @@ pub use error::{
 /// only when it is used.
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan::new(cap));
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    (
+        Sender { chan: chan.clone() },
+        Receiver {
+            flavor: Flavor::Chan(chan),
+        },
+    )
 }
 
 /// A channel without a limit: `send` never waits.
@@ -81,10 +97,126 @@ pub struct Sender<T> {
     chan: Arc<Chan<T>>,
 }
 
+/// A channel that delivers one message, the [`Instant`] it was due, once
+/// `duration` has passed: Go's `time.After`, for a timeout that spans a
+/// whole loop of [`select!`](crate::select!)s (where `default(timeout)`
+/// starts afresh each time).
+///
+/// The channel has no sender and never closes: after its one message,
+/// receiving waits forever (a `select!` arm on it is never ready again).
+/// It holds no timer: a receive or a select waits for the instant itself,
+/// so an `after` that is never received from costs only its allocation.
+/// Clones share the one message.
+///
+/// ```
+/// use std::time::Duration;
+/// use coio::chan;
+///
+/// coio::run(|| {
+///     let (tx, rx) = chan::unbounded::<u32>();
+///     coio::spawn(move || {
+///         for i in 0.. {
+///             if tx.send(i).is_err() {
+///                 break;
+///             }
+///             coio::sleep(Duration::from_millis(1));
+///         }
+///     });
+///     // Receive for 30 ms in all, however many messages come.
+///     let timeout = chan::after(Duration::from_millis(30));
+///     let mut got = 0;
+///     loop {
+///         coio::select! {
+///             recv(rx) -> _ => got += 1,
+///             recv(timeout) -> _ => break,
+///         }
+///     }
+///     assert!(got > 0);
+/// });
+/// ```
+pub fn after(duration: Duration) -> Receiver<Instant> {
+    Receiver {
+        flavor: Flavor::Timer(Arc::new(TimerChan::after(duration)), |i| i),
+    }
+}
+
+/// A channel that delivers the instant of each tick, every `period`
+/// (Go's `time.Tick`, crossbeam-channel's `tick`); the first tick is due
+/// `period` from now.
+///
+/// Ticks keep to their schedule (the `n`-th is due `n * period` after the
+/// start, however late the previous ones were taken), and a receiver that
+/// falls behind is not handed a burst: it gets one tick, and those it
+/// missed are dropped, as Go's ticker drops them. The channel never
+/// closes; dropping every receiver stops it (it holds no timer). Clones
+/// share the ticks (each goes to one receiver). A `period` of zero ticks
+/// as fast as it is received from.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use coio::chan;
+///
+/// coio::run(|| {
+///     let start = Instant::now();
+///     let ticker = chan::tick(Duration::from_millis(5));
+///     for _ in 0..3 {
+///         let at = ticker.recv().unwrap();
+///         assert!(at >= start);
+///     }
+///     assert!(start.elapsed() >= Duration::from_millis(15));
+/// });
+/// ```
+pub fn tick(period: Duration) -> Receiver<Instant> {
+    Receiver {
+        flavor: Flavor::Timer(Arc::new(TimerChan::tick(period)), |i| i),
+    }
+}
+
+/// A channel that never delivers and never closes: Go's nil channel, to
+/// switch a [`select!`](crate::select!) arm off (its receive is never
+/// ready). Receiving from it waits forever (or until the coroutine is
+/// cancelled, or a timeout).
+///
+/// ```
+/// use std::time::Duration;
+/// use coio::chan;
+///
+/// coio::run(|| {
+///     let (tx, rx) = chan::bounded::<u32>(1);
+///     tx.send(1).unwrap();
+///     // An optional channel: `never()` stands in for "none".
+///     let extra: Option<chan::Receiver<u32>> = None;
+///     let extra = extra.unwrap_or_else(chan::never);
+///     let got = coio::select! {
+///         recv(rx) -> v => v.unwrap(),
+///         recv(extra) -> v => v.unwrap() + 100,
+///     };
+///     assert_eq!(got, 1);
+///     assert!(extra.recv_timeout(Duration::from_millis(1)).is_err());
+/// });
+/// ```
+pub fn never<T>() -> Receiver<T> {
+    Receiver {
+        flavor: Flavor::Never,
+    }
+}
+
 /// The receiving side of a channel. Clone it for more consumers (each
 /// value goes to one of them).
 pub struct Receiver<T> {
-    chan: Arc<Chan<T>>,
+    flavor: Flavor<T>,
+}
+
+/// What a [`Receiver`] receives from.
+pub(crate) enum Flavor<T> {
+    /// A channel of [`bounded`] or [`unbounded`].
+    Chan(Arc<Chan<T>>),
+    /// An [`after`] or [`tick`] channel. `T` is `Instant` (only those two
+    /// make this flavor); the function is the identity, typed `Instant ->
+    /// T` so that the generic code needs no cast.
+    Timer(Arc<TimerChan>, fn(Instant) -> T),
+    /// [`never`](never()).
+    Never,
 }
 
 /// A deadline `dur` from now (None: too far to represent, never).
@@ -192,6 +324,11 @@ impl<T> Sender<T> {
     pub(crate) fn chan(&self) -> &Chan<T> {
         &self.chan
     }
+
+    /// The channel's identity (see [`Receiver::id`]).
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.chan) as *const () as usize
+    }
 }
 
 impl<T> Receiver<T> {
@@ -205,7 +342,11 @@ impl<T> Receiver<T> {
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
     /// cancelled while it waits.
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan.recv(None).map_err(|_| RecvError)
+        match &self.flavor {
+            Flavor::Chan(c) => c.recv(None).map_err(|_| RecvError),
+            Flavor::Timer(t, f) => t.recv(None).map(f).map_err(|_| RecvError),
+            Flavor::Never => Err(timer::recv_never(None)).map_err(|_| RecvError),
+        }
     }
 
     /// A future that receives a value: [`recv`](Self::recv) for async
@@ -224,8 +365,9 @@ impl<T> Receiver<T> {
     /// ```
     pub fn recv_async(&self) -> RecvFut<'_, T> {
         RecvFut {
-            chan: &self.chan,
+            rx: self,
             wait: None,
+            sleep: None,
             _pinned: PhantomPinned,
         }
     }
@@ -233,10 +375,14 @@ impl<T> Receiver<T> {
     /// Receives a value if one is there (or, for `bounded(0)`, a sender is
     /// waiting).
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.chan.try_recv(None).map_err(|e| match e {
-            RecvFail::Closed => TryRecvError::Disconnected,
-            RecvFail::Empty | RecvFail::Timeout => TryRecvError::Empty,
-        })
+        match &self.flavor {
+            Flavor::Chan(c) => c.try_recv(None).map_err(|e| match e {
+                RecvFail::Closed => TryRecvError::Disconnected,
+                RecvFail::Empty | RecvFail::Timeout => TryRecvError::Empty,
+            }),
+            Flavor::Timer(t, f) => t.try_take(Instant::now()).map(f).ok_or(TryRecvError::Empty),
+            Flavor::Never => Err(TryRecvError::Empty),
+        }
     }
 
     /// As [`recv`](Self::recv), waiting for `timeout` at most.
@@ -250,7 +396,12 @@ impl<T> Receiver<T> {
     }
 
     fn recv_deadline_opt(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        self.chan.recv(deadline).map_err(|e| match e {
+        let r = match &self.flavor {
+            Flavor::Chan(c) => c.recv(deadline),
+            Flavor::Timer(t, f) => t.recv(deadline).map(f),
+            Flavor::Never => Err(timer::recv_never(deadline)),
+        };
+        r.map_err(|e| match e {
             RecvFail::Closed => RecvTimeoutError::Disconnected,
             RecvFail::Empty | RecvFail::Timeout => RecvTimeoutError::Timeout,
         })
@@ -266,9 +417,14 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// Values buffered in the channel now.
+    /// Values buffered in the channel now (for [`after`] and [`tick`]: 1
+    /// if a delivery is due, else 0; for [`never`](never()): 0).
     pub fn len(&self) -> usize {
-        self.chan.len()
+        match &self.flavor {
+            Flavor::Chan(c) => c.len(),
+            Flavor::Timer(t, _) => t.len(),
+            Flavor::Never => 0,
+        }
     }
 
     /// Whether no value is buffered now.
@@ -276,23 +432,45 @@ impl<T> Receiver<T> {
         self.len() == 0
     }
 
-    /// Whether the buffer is full now (always true for `bounded(0)`).
+    /// Whether the buffer is full now (always true for `bounded(0)` and
+    /// [`never`](never()); for [`after`] and [`tick`], whether a delivery is due).
     pub fn is_full(&self) -> bool {
-        self.chan.is_full()
+        match &self.flavor {
+            Flavor::Chan(c) => c.is_full(),
+            Flavor::Timer(t, _) => t.len() == 1,
+            Flavor::Never => true,
+        }
     }
 
-    /// The capacity: `Some(cap)` for `bounded(cap)`, `None` for unbounded.
+    /// The capacity: `Some(cap)` for `bounded(cap)`, `None` for unbounded
+    /// (`Some(1)` for [`after`] and [`tick`], `Some(0)` for [`never`](never())).
     pub fn capacity(&self) -> Option<usize> {
-        self.chan.capacity()
+        match &self.flavor {
+            Flavor::Chan(c) => c.capacity(),
+            Flavor::Timer(..) => Some(1),
+            Flavor::Never => Some(0),
+        }
     }
 
-    /// Whether both receivers belong to the same channel.
+    /// Whether both receivers belong to the same channel (any two
+    /// [`never`](never()) receivers do).
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {
-        Arc::ptr_eq(&self.chan, &other.chan)
+        self.id() == other.id()
     }
 
-    pub(crate) fn chan(&self) -> &Chan<T> {
-        &self.chan
+    /// The channel's identity: the address of its shared state (0 for
+    /// [`never`](never())). Two live receivers have the same identity if and only
+    /// if they receive from the same channel, so also the same `T`.
+    pub(crate) fn id(&self) -> usize {
+        match &self.flavor {
+            Flavor::Chan(c) => Arc::as_ptr(c) as *const () as usize,
+            Flavor::Timer(t, _) => Arc::as_ptr(t) as *const () as usize,
+            Flavor::Never => 0,
+        }
+    }
+
+    pub(crate) fn flavor(&self) -> &Flavor<T> {
+        &self.flavor
     }
 }
 
@@ -307,10 +485,15 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        self.chan.rx_count.fetch_add(1, Relaxed);
-        Receiver {
-            chan: self.chan.clone(),
-        }
+        let flavor = match &self.flavor {
+            Flavor::Chan(c) => {
+                c.rx_count.fetch_add(1, Relaxed);
+                Flavor::Chan(c.clone())
+            }
+            Flavor::Timer(t, f) => Flavor::Timer(t.clone(), *f),
+            Flavor::Never => Flavor::Never,
+        };
+        Receiver { flavor }
     }
 }
 
@@ -325,8 +508,10 @@ impl<T> Drop for Sender<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        if self.chan.rx_count.fetch_sub(1, AcqRel) == 1 {
-            self.chan.close_rx();
+        if let Flavor::Chan(c) = &self.flavor
+            && c.rx_count.fetch_sub(1, AcqRel) == 1
+        {
+            c.close_rx();
         }
     }
 }
@@ -417,9 +602,11 @@ pub struct SendFut<'a, T> {
 /// (see there for an example).
 #[must_use = "futures do nothing unless polled"]
 pub struct RecvFut<'a, T> {
-    chan: &'a Chan<T>,
+    rx: &'a Receiver<T>,
     /// The queued wait, pinned in place (see `Chan::poll_recv`).
     wait: Option<AsyncWait<T>>,
+    /// For [`after`] and [`tick`]: the sleep until the next delivery.
+    sleep: Option<Sleep>,
     _pinned: PhantomPinned,
 }
 
@@ -461,15 +648,36 @@ impl<T> Future for RecvFut<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: as in `SendFut::poll`.
         let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: `wait` is pinned with the future, whose `drop` calls
-        // `cancel_recv`.
-        unsafe { this.chan.poll_recv(&mut this.wait, cx) }.map(|r| r.map_err(|_| RecvError))
+        match &this.rx.flavor {
+            Flavor::Chan(c) => {
+                // SAFETY: `wait` is pinned with the future, whose `drop`
+                // calls `cancel_recv`.
+                unsafe { c.poll_recv(&mut this.wait, cx) }.map(|r| r.map_err(|_| RecvError))
+            }
+            Flavor::Timer(t, f) => loop {
+                if let Some(i) = t.try_take(Instant::now()) {
+                    return Poll::Ready(Ok(f(i)));
+                }
+                // An `after` that delivered (to a clone) never does again.
+                let Some(due) = t.due() else {
+                    return Poll::Pending;
+                };
+                let s = this.sleep.get_or_insert_with(|| Sleep::until(due));
+                s.reset(due);
+                if Pin::new(s).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            },
+            Flavor::Never => Poll::Pending,
+        }
     }
 }
 
 impl<T> Drop for RecvFut<'_, T> {
     fn drop(&mut self) {
-        self.chan.cancel_recv(&mut self.wait);
+        if let Flavor::Chan(c) = &self.rx.flavor {
+            c.cancel_recv(&mut self.wait);
+        }
     }
 }
 
@@ -551,6 +759,41 @@ mod loom_tests {
             assert_eq!(first + second.unwrap(), 3);
             t1.join().unwrap();
             t2.join().unwrap();
+        });
+    }
+
+    /// A dynamic select's send on a rendezvous channel against a plain
+    /// receiver: the select waits as an observer until the receiver
+    /// queues, claims it, and completes the send while holding the claim
+    /// (the receiver blocks meanwhile); the value arrives once.
+    #[test]
+    fn loom_dynamic_select_send_meets_receiver() {
+        model(|| {
+            let (tx, rx) = bounded::<u32>(0);
+            let t = thread::spawn(move || rx.recv().unwrap());
+            let mut sel = Select::new();
+            sel.send(&tx);
+            sel.select().send(&tx, 7).unwrap();
+            assert_eq!(t.join().unwrap(), 7);
+        });
+    }
+
+    /// Two dynamic selects meet on a rendezvous channel: the receiving
+    /// one waits as a receiver with a packet, the sending one observes,
+    /// is woken by the receiver's registration, and claims it.
+    #[test]
+    fn loom_dynamic_selects_meet() {
+        model(|| {
+            let (tx, rx) = bounded::<u32>(0);
+            let t = thread::spawn(move || {
+                let mut sel = Select::new();
+                sel.recv(&rx);
+                sel.select().recv(&rx).unwrap()
+            });
+            let mut sel = Select::new();
+            sel.send(&tx);
+            sel.select().send(&tx, 9).unwrap();
+            assert_eq!(t.join().unwrap(), 9);
         });
     }
 }

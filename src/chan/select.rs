@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use super::channel::{Packet, RecvFail, SendFail};
-use super::{Receiver, RecvError, SendError, Sender};
+use super::timer::earliest;
+use super::{Flavor, Receiver, RecvError, SendError, Sender};
 use crate::park::{Blocker, Woken, unwind_cancelled};
 
 /// How long a select may wait.
@@ -73,6 +74,13 @@ pub(crate) trait ArmOps {
     /// Step 3: a waker claimed this arm and performed it; takes the result
     /// from the packet.
     fn claimed(&mut self);
+
+    /// For a timer channel's arm ([`after`](super::after),
+    /// [`tick`](super::tick)), which registers nothing: when it is next
+    /// ready. The select waits no longer than that.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// An arm as `run` takes it (made by `RecvArm::arm` / `SendArm::arm`).
@@ -121,7 +129,18 @@ impl<'r, T> RecvArm<'r, T> {
 
 impl<T> ArmOps for RecvArm<'_, T> {
     fn try_now(&mut self) -> bool {
-        match self.rx.chan().try_recv(None) {
+        let c = match self.rx.flavor() {
+            Flavor::Chan(c) => c,
+            Flavor::Timer(t, f) => match t.try_take(Instant::now()) {
+                Some(i) => {
+                    self.result = Some(Ok(f(i)));
+                    return true;
+                }
+                None => return false,
+            },
+            Flavor::Never => return false,
+        };
+        match c.try_recv(None) {
             Ok(v) => self.result = Some(Ok(v)),
             Err(RecvFail::Closed) => self.result = Some(Err(RecvError)),
             Err(RecvFail::Empty | RecvFail::Timeout) => return false,
@@ -130,12 +149,26 @@ impl<T> ArmOps for RecvArm<'_, T> {
     }
 
     unsafe fn register(&mut self, blocker: &Blocker, oper: usize) -> bool {
-        // SAFETY: caller (the packet is part of `self`).
-        unsafe { self.rx.chan().register_recv(blocker, oper, &self.packet) }
+        match self.rx.flavor() {
+            // SAFETY: caller (the packet is part of `self`).
+            Flavor::Chan(c) => unsafe { c.register_recv(blocker, oper, &self.packet) },
+            // Nothing to queue: the select's deadline covers a timer arm,
+            // and `never` is never ready.
+            Flavor::Timer(..) | Flavor::Never => true,
+        }
     }
 
     fn unregister(&mut self, blocker: &Blocker) {
-        self.rx.chan().unregister(blocker);
+        if let Flavor::Chan(c) = self.rx.flavor() {
+            c.unregister(blocker);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self.rx.flavor() {
+            Flavor::Timer(t, _) => t.due(),
+            _ => None,
+        }
     }
 
     fn claimed(&mut self) {
@@ -230,7 +263,7 @@ thread_local! {
 /// into a function that switches (see the thread-local rule in the crate
 /// docs).
 #[inline(never)]
-fn random_below(n: usize) -> usize {
+pub(crate) fn random_below(n: usize) -> usize {
     let x = RNG.with(|r| {
         let mut x = r.get();
         if x == 0 {
@@ -273,7 +306,7 @@ pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
                 return Some(i);
             }
         }
-        let deadline = match mode {
+        let until = match mode {
             Mode::Try => return None,
             Mode::Block => None,
             Mode::Until(d) => {
@@ -283,6 +316,12 @@ pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
                 d
             }
         };
+        // The nearest delivery of a timer arm ends the wait too (the arm
+        // is then tried again).
+        let timer = order
+            .iter()
+            .fold(None, |t, &i| earliest(t, arms[i].0.deadline()));
+        let deadline = earliest(until, timer);
         let blocker = Blocker::new(crate::runtime::dump::Wait::Select);
         let mut registered = 0;
         let mut ready = false;
@@ -313,6 +352,8 @@ pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
                 arms[i].0.claimed();
                 return Some(i);
             }
+            // A timer arm's delivery is due: try the arms again.
+            Some(Woken::TimedOut) if timer.is_some() && timer == deadline => {}
             Some(Woken::TimedOut) => return None,
             Some(Woken::Cancelled) => unwind_cancelled(),
         }
