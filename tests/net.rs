@@ -244,3 +244,65 @@ fn connect_errors_and_timeouts() {
         assert_eq!(s.peer_addr().unwrap().port(), port);
     });
 }
+
+/// Sockets opened elsewhere (systemd's socket activation, another
+/// library) are adopted through `FromRawFd` and `From<OwnedFd>`, and work
+/// as coio's own: non-blocking, parking only the coroutine.
+#[test]
+fn sockets_adopt_descriptors() {
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+    rt(1).block_on(|| {
+        // A listener handed over as an OwnedFd (as from LISTEN_FDS).
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = TcpListener::from(OwnedFd::from(std_listener));
+        let server = coio::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0; 5];
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        });
+        // A stream handed over as a raw descriptor.
+        let std_stream = std::net::TcpStream::connect(addr).unwrap();
+        // SAFETY: a connected socket we own, given up by into_raw_fd.
+        let mut stream = unsafe { TcpStream::from_raw_fd(std_stream.into_raw_fd()) };
+        stream.write_all(b"hello").unwrap();
+        let mut back = [0; 5];
+        stream.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"hello");
+        server.join().unwrap();
+
+        // Unix stream pair and datagrams, and UDP.
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut a = coio::net::unix::UnixStream::from(OwnedFd::from(a));
+        // SAFETY: as above.
+        let mut b = unsafe { coio::net::unix::UnixStream::from_raw_fd(b.into_raw_fd()) };
+        // A read that waits parks the coroutine (the other runs).
+        let reader = coio::spawn(move || {
+            let mut buf = [0; 2];
+            b.read_exact(&mut buf).unwrap();
+            buf
+        });
+        coio::sleep(Duration::from_millis(5));
+        a.write_all(b"ok").unwrap();
+        assert_eq!(&reader.join().unwrap(), b"ok");
+        let (d1, d2) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let d1 = coio::net::unix::UnixDatagram::from(OwnedFd::from(d1));
+        let d2 = coio::net::unix::UnixDatagram::from(OwnedFd::from(d2));
+        d1.send(b"dgram").unwrap();
+        let mut buf = [0; 8];
+        assert_eq!(d2.recv(&mut buf).unwrap(), 5);
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let u = coio::net::UdpSocket::from(OwnedFd::from(u));
+        assert!(u.local_addr().is_ok());
+        let l = std::os::unix::net::UnixListener::bind(
+            std::env::temp_dir().join(format!("coio-adopt-{}.sock", std::process::id())),
+        )
+        .unwrap();
+        let path = l.local_addr().unwrap().as_pathname().unwrap().to_owned();
+        let l = coio::net::unix::UnixListener::from(OwnedFd::from(l));
+        assert!(l.local_addr().is_ok());
+        drop(l);
+        let _ = std::fs::remove_file(path);
+    });
+}

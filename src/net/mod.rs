@@ -218,6 +218,52 @@ macro_rules! stream_read_write {
 }
 
 #[cfg(target_os = "linux")]
+/// Adopting a descriptor: `FromRawFd` and `From<OwnedFd>` for a socket
+/// type `$t` whose std counterpart is `$std` (through `from_std`, which
+/// makes the socket non-blocking). A descriptor handed over by systemd's
+/// socket activation, or opened by another library, becomes a coio socket.
+macro_rules! adopt_fd {
+    ($t:ident, $std:ty) => {
+        impl std::os::fd::FromRawFd for $t {
+            /// Adopts `fd`, an open socket of the right kind (see
+            /// [`from_std`](Self::from_std), which this calls).
+            ///
+            /// # Panics
+            /// If the descriptor cannot be made non-blocking, which for an
+            /// open descriptor does not happen (use `from_std` to get that
+            /// failure as an error instead).
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $t {
+                // SAFETY: the caller's promise (`FromRawFd`): `fd` is an
+                // open socket of this kind, owned by nobody else.
+                let s = unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                $t::from_std(s).unwrap_or_else(|e| {
+                    panic!(
+                        "coio: {}::from_raw_fd({fd}): cannot make the descriptor non-blocking: {e}",
+                        stringify!($t)
+                    )
+                })
+            }
+        }
+
+        impl From<std::os::fd::OwnedFd> for $t {
+            /// Adopts `fd`, an open socket of the right kind (see
+            /// [`from_std`](Self::from_std), which this calls).
+            ///
+            /// # Panics
+            /// As `from_raw_fd`.
+            fn from(fd: std::os::fd::OwnedFd) -> $t {
+                let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+                $t::from_std(<$std>::from(fd)).unwrap_or_else(|e| {
+                    panic!(
+                        "coio: {}::from(OwnedFd {raw}): cannot make the descriptor non-blocking: {e}",
+                        stringify!($t)
+                    )
+                })
+            }
+        }
+    };
+}
+
 mod addr;
 pub(crate) mod async_io;
 #[cfg(target_os = "linux")]

@@ -456,3 +456,6 @@ impl fmt::Debug for TcpListener {
         fmt::Debug::fmt(self.io.get_ref(), f)
     }
 }
+
+adopt_fd!(TcpStream, std::net::TcpStream);
+adopt_fd!(TcpListener, std::net::TcpListener);

@@ -365,3 +365,5 @@ impl fmt::Debug for UdpSocket {
         fmt::Debug::fmt(self.io.get_ref(), f)
     }
 }
+
+adopt_fd!(UdpSocket, std::net::UdpSocket);

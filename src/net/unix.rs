@@ -631,3 +631,7 @@ macro_rules! fd_traits {
 }
 
 fd_traits!(UnixListener, UnixStream, UnixDatagram);
+
+adopt_fd!(UnixStream, std::os::unix::net::UnixStream);
+adopt_fd!(UnixListener, std::os::unix::net::UnixListener);
+adopt_fd!(UnixDatagram, std::os::unix::net::UnixDatagram);
