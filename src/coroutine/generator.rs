@@ -474,8 +474,11 @@ impl GeneratorBuilder {
         self
     }
 
-    /// Creates the generator. Fails only when no stack can be had (memory
-    /// or mappings exhausted), with an error saying which.
+    /// Creates the generator. Fails when no stack can be had (memory or
+    /// mappings exhausted), with an error saying which, and with
+    /// `InvalidInput` for a stack size above
+    /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) or a closure too large for
+    /// the stack (its size plus 4 KiB).
     ///
     /// ```
     /// let evens = coio::GeneratorBuilder::new().build(|y, ()| {
@@ -585,8 +588,9 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     /// ```
     ///
     /// # Panics
-    /// If no stack can be allocated; use [`Generator::builder`] to get an
-    /// error instead.
+    /// If no stack can be allocated, or the closure does not fit on it
+    /// (its size plus 4 KiB exceeds the default stack size); use
+    /// [`Generator::builder`] to get an error instead.
     #[inline]
     pub fn new<F>(f: F) -> Self
     where

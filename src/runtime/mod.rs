@@ -505,10 +505,10 @@ impl RuntimeBuilder {
     /// ```
     ///
     /// # Errors
-    /// `InvalidInput` for zero workers, an unparsable `COIO_WORKERS`,
-    /// `COIO_DRIVER`, `COIO_STALL_WARNING` or `COIO_DUMP_SIGNAL`, a dump
-    /// signal that cannot be caught, or an impossible stack size; the OS
-    /// error if a thread cannot be started.
+    /// `InvalidInput` for zero workers or more than 4096, an unparsable
+    /// `COIO_WORKERS`, `COIO_DRIVER`, `COIO_STALL_WARNING` or
+    /// `COIO_DUMP_SIGNAL`, a dump signal that cannot be caught, or an
+    /// impossible stack size; the OS error if a thread cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
             Some(n) => n,
