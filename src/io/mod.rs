@@ -59,7 +59,7 @@ pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 /// Timeouts ([`set_read_timeout`](Fd::set_read_timeout), ...) end a wait
 /// with `ErrorKind::TimedOut`, and a cancelled coroutine unwinds from it.
 ///
-/// ```no_run
+/// ```
 /// use std::io::Read;
 /// use std::os::unix::net::UnixStream;
 ///

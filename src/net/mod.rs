@@ -50,7 +50,7 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! ```
 //! use std::io::{Read, Write};
 //! use coio::net::{TcpListener, TcpStream};
 //!
