@@ -43,6 +43,35 @@ use crate::future::Sleep;
 /// connection's background task) in a coroutine of its own, with
 /// [`coio::future::block_on`](crate::future::block_on).
 ///
+/// ```
+/// use std::io::{Read, Write};
+/// use http_body_util::Empty;
+/// use hyper::body::Bytes;
+/// use hyper::rt::Executor as _;
+/// use coio::net::{TcpListener, TcpStream};
+///
+/// coio::run(|| -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     coio::spawn(move || -> std::io::Result<()> {
+///         let (mut conn, _) = listener.accept()?;
+///         conn.read(&mut [0; 1024])?;
+///         conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+///     });
+///     let stream = TcpStream::connect(addr)?;
+///     let status = coio::future::block_on(async {
+///         let (mut sender, conn) = hyper::client::conn::http1::handshake(stream).await.unwrap();
+///         // The connection's task, in a coroutine of its own.
+///         coio::compat::hyper::Executor.execute(conn);
+///         let req = hyper::Request::get("/").body(Empty::<Bytes>::new()).unwrap();
+///         sender.send_request(req).await.unwrap().status()
+///     });
+///     assert_eq!(status, 204);
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
 /// # Panics
 /// As [`coio::spawn`](crate::spawn): hyper must call it inside a runtime
 /// (from a coroutine, or a thread in `Runtime::block_on`).
@@ -62,6 +91,22 @@ where
 /// hyper's timer on coio's timers: its sleeps are [`Sleep`]s, armed on the
 /// worker of the coroutine that polls them (see
 /// [`coio::future::sleep`](crate::future::sleep)).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use hyper::rt::Timer as _;
+/// use coio::compat::hyper::Timer;
+///
+/// // Given to hyper, for its timeouts:
+/// let mut server = hyper::server::conn::http1::Builder::new();
+/// server.timer(Timer).header_read_timeout(Duration::from_secs(5));
+/// // Its sleeps are coio's:
+/// coio::run(|| {
+///     let start = Instant::now();
+///     coio::future::block_on(Timer.sleep(Duration::from_millis(5)));
+///     assert!(start.elapsed() >= Duration::from_millis(5));
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Timer;
 

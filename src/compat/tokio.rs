@@ -82,7 +82,7 @@ pub fn handle() -> &'static ::tokio::runtime::Handle {
 /// caller's stack, inside the tokio runtime's context (entered for each
 /// poll), so the sockets and timers it creates belong to that runtime.
 ///
-/// ```no_run
+/// ```
 /// coio::run(|| {
 ///     // e.g. a reqwest call, `block_on(async { client.get(url).send().await })`:
 ///     // its connection pool and sockets live on tokio's reactor, the

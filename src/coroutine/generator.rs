@@ -52,6 +52,17 @@ use crate::arch;
 use crate::stack::{self, DEFAULT_STACK_SIZE, StackPolicy};
 
 /// What [`Generator::resume`] returns.
+///
+/// ```
+/// use coio::{Generator, GeneratorState};
+///
+/// let mut g = Generator::new(|y, ()| {
+///     y.yield_(1);
+///     "done"
+/// });
+/// assert_eq!(g.resume(()), GeneratorState::Yielded(1));
+/// assert_eq!(g.resume(()), GeneratorState::Complete("done"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GeneratorState<Y, R> {
     /// The generator yielded this value and can be resumed again.
@@ -63,6 +74,22 @@ pub enum GeneratorState<Y, R> {
 /// The panic payload that unwinds a generator's stack when it is dropped
 /// while suspended. Code that catches panics inside a generator should let
 /// this one go on (`resume_unwind` it).
+///
+/// ```
+/// use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+/// use coio::{ForcedUnwind, Generator};
+///
+/// let mut g = Generator::new(|y, ()| {
+///     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| y.yield_(1))) {
+///         // The generator is being dropped: let the unwind go on.
+///         if payload.is::<ForcedUnwind>() {
+///             resume_unwind(payload);
+///         }
+///     }
+/// });
+/// assert_eq!(g.next(), Some(1)); // suspended in `yield_`
+/// drop(g); // unwinds its stack, through the `catch_unwind`
+/// ```
 #[derive(Debug)]
 pub struct ForcedUnwind(());
 
@@ -84,6 +111,20 @@ enum Out<Y, R> {
 /// It lives at the top of the generator's stack, in the scratch space of the
 /// context switch, and its last field *is* the switch's link slot: a yield
 /// finds the link at a constant offset from `&self` instead of loading it.
+///
+/// ```
+/// use coio::{Generator, Yielder};
+///
+/// // Any function handed the yielder can yield, at any depth of calls.
+/// fn countdown(y: &Yielder<(), u32>, from: u32) {
+///     if from > 0 {
+///         y.yield_(from);
+///         countdown(y, from - 1);
+///     }
+/// }
+/// let g = Generator::new(|y, ()| countdown(y, 3));
+/// assert_eq!(g.collect::<Vec<_>>(), [3, 2, 1]);
+/// ```
 #[repr(C)]
 pub struct Yielder<I, Y> {
     /// The link slot (written by the context switch; see `arch`).
@@ -207,6 +248,17 @@ impl<I: 'static, Y: 'static> Yielder<I, Y> {
     /// built with `panic = "abort"`, or when the generator is dropped while
     /// its thread exits: it is then leaked, destructors and all.)
     ///
+    /// ```
+    /// use coio::{Generator, GeneratorState};
+    ///
+    /// let mut g = Generator::new(|y, first: i32| {
+    ///     let second = y.yield_(first * 2); // hands out 2, gets the next input
+    ///     second * 2
+    /// });
+    /// assert_eq!(g.resume(1), GeneratorState::Yielded(2));
+    /// assert_eq!(g.resume(5), GeneratorState::Complete(10));
+    /// ```
+    ///
     /// # Aborts (debug builds)
     /// Yielding while the generator is unwinding from a panic (a destructor
     /// that yields, say) is a bug: std's panic count belongs to the thread,
@@ -327,6 +379,22 @@ pub struct Generator<I: 'static, Y: 'static, R: 'static> {
 type Marker<I, Y, R> = (*mut (), fn(I) -> (I, Y, R));
 
 /// Settings for a new [`Generator`].
+///
+/// ```
+/// use coio::{GeneratorBuilder, StackPolicy};
+///
+/// let g = GeneratorBuilder::new()
+///     .name("tokens")
+///     .stack_size(32 * 1024)
+///     .stack_policy(StackPolicy::Canary)
+///     .build(|y, ()| {
+///         for t in ["let", "x", "="] {
+///             y.yield_(t);
+///         }
+///     })?;
+/// assert_eq!(g.collect::<Vec<_>>(), ["let", "x", "="]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct GeneratorBuilder {
     stack_size: usize,
@@ -346,6 +414,12 @@ impl Default for GeneratorBuilder {
 
 impl GeneratorBuilder {
     /// Default settings: [`DEFAULT_STACK_SIZE`] and [`StackPolicy::Auto`].
+    ///
+    /// ```
+    /// let g = coio::GeneratorBuilder::new().build(|y, ()| y.yield_(1))?;
+    /// assert_eq!(g.stack_size(), coio::DEFAULT_STACK_SIZE);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -353,6 +427,14 @@ impl GeneratorBuilder {
     /// A name for the generator, shown by [`Generator::name`] and in the
     /// report if its stack overflows (unnamed generators are reported by
     /// the address of their stack).
+    ///
+    /// ```
+    /// let g = coio::GeneratorBuilder::new()
+    ///     .name("lexer")
+    ///     .build(|y, ()| y.yield_(1))?;
+    /// assert_eq!(g.name(), Some("lexer"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -361,19 +443,57 @@ impl GeneratorBuilder {
     /// Usable stack size in bytes, rounded up to whole pages and to at least
     /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE); more than
     /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) makes `build` fail.
+    ///
+    /// ```
+    /// // Rounded up to whole pages.
+    /// let g = coio::GeneratorBuilder::new()
+    ///     .stack_size(100_000)
+    ///     .build(|y, ()| y.yield_(1))?;
+    /// assert_eq!(g.stack_size(), 25 * 4096);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
     }
 
     /// How a stack overflow is caught; see [`StackPolicy`].
+    ///
+    /// ```
+    /// use coio::{GeneratorBuilder, StackPolicy};
+    ///
+    /// // A guard page, whatever the process's mapping count.
+    /// let mut g = GeneratorBuilder::new()
+    ///     .stack_policy(StackPolicy::Guarded)
+    ///     .build(|y, ()| y.yield_(1))?;
+    /// assert_eq!(g.next(), Some(1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stack_policy(mut self, policy: StackPolicy) -> Self {
         self.policy = policy;
         self
     }
 
-    /// Creates the generator. Fails only when no stack can be had (memory
-    /// or mappings exhausted), with an error saying which.
+    /// Creates the generator. Fails when no stack can be had (memory or
+    /// mappings exhausted), with an error saying which, and with
+    /// `InvalidInput` for a stack size above
+    /// [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) or a closure too large for
+    /// the stack (its size plus 4 KiB).
+    ///
+    /// ```
+    /// let evens = coio::GeneratorBuilder::new().build(|y, ()| {
+    ///     for i in (0..6).step_by(2) {
+    ///         y.yield_(i);
+    ///     }
+    /// })?;
+    /// assert_eq!(evens.collect::<Vec<_>>(), [0, 2, 4]);
+    ///
+    /// let too_big = coio::GeneratorBuilder::new()
+    ///     .stack_size(coio::MAX_STACK_SIZE + 1)
+    ///     .build(|y, ()| y.yield_(1));
+    /// assert_eq!(too_big.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[inline]
     pub fn build<F, I, Y, R>(self, f: F) -> io::Result<Generator<I, Y, R>>
     where
@@ -455,9 +575,22 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     /// Creates a generator with the default settings. Its body runs on the
     /// first [`resume`](Self::resume), which passes the first input.
     ///
+    /// ```
+    /// use coio::{Generator, GeneratorState};
+    ///
+    /// // Takes u32s, yields u32s, returns a String.
+    /// let mut g = Generator::new(|y, start: u32| {
+    ///     let next = y.yield_(start + 1);
+    ///     format!("got {next}")
+    /// });
+    /// assert_eq!(g.resume(1), GeneratorState::Yielded(2));
+    /// assert_eq!(g.resume(5), GeneratorState::Complete("got 5".to_string()));
+    /// ```
+    ///
     /// # Panics
-    /// If no stack can be allocated; use [`Generator::builder`] to get an
-    /// error instead.
+    /// If no stack can be allocated, or the closure does not fit on it
+    /// (its size plus 4 KiB exceeds the default stack size); use
+    /// [`Generator::builder`] to get an error instead.
     #[inline]
     pub fn new<F>(f: F) -> Self
     where
@@ -503,6 +636,23 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     /// (the first input becomes the closure's second argument, later ones are
     /// what `yield_` returns).
     ///
+    /// ```
+    /// use coio::{Generator, GeneratorState};
+    ///
+    /// // A running total: each resume sends a number in and gets the sum so far.
+    /// let mut acc = Generator::new(|y, mut n: u64| {
+    ///     let mut sum = 0;
+    ///     while n != 0 {
+    ///         sum += n;
+    ///         n = y.yield_(sum);
+    ///     }
+    ///     sum
+    /// });
+    /// assert_eq!(acc.resume(3), GeneratorState::Yielded(3));
+    /// assert_eq!(acc.resume(4), GeneratorState::Yielded(7));
+    /// assert_eq!(acc.resume(0), GeneratorState::Complete(7));
+    /// ```
+    ///
     /// # Panics
     /// If the generator panics, the panic is re-raised here and the
     /// generator is finished. Resuming a finished generator panics.
@@ -520,17 +670,41 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     }
 
     /// The name given with [`GeneratorBuilder::name`], if any.
+    ///
+    /// ```
+    /// let g = coio::Generator::builder()
+    ///     .name("parser")
+    ///     .build(|y, ()| y.yield_(1))?;
+    /// assert_eq!(g.name(), Some("parser"));
+    /// assert_eq!(coio::Generator::new(|y, ()| y.yield_(1)).name(), None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         // SAFETY: a recorded name is owned by this generator until it drops.
         unsafe { self.raw.stack().owner_name() }
     }
 
     /// Whether the generator has returned (or panicked).
+    ///
+    /// ```
+    /// let mut g = coio::Generator::new(|y, ()| y.yield_(1));
+    /// assert_eq!(g.next(), Some(1));
+    /// assert!(!g.is_finished());
+    /// assert_eq!(g.next(), None); // the body returned
+    /// assert!(g.is_finished());
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.raw.is_finished()
     }
 
     /// Whether the generator has been resumed at least once.
+    ///
+    /// ```
+    /// let mut g = coio::Generator::new(|y, ()| y.yield_("hi"));
+    /// assert!(!g.is_started()); // the body has not run yet
+    /// assert_eq!(g.next(), Some("hi"));
+    /// assert!(g.is_started());
+    /// ```
     pub fn is_started(&self) -> bool {
         self.raw.state() != State::Fresh
     }
@@ -552,6 +726,14 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     }
 
     /// Usable size of the generator's stack, in bytes.
+    ///
+    /// ```
+    /// let g = coio::Generator::builder()
+    ///     .stack_size(64 * 1024)
+    ///     .build(|y, ()| y.yield_(1))?;
+    /// assert_eq!(g.stack_size(), 64 * 1024);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stack_size(&self) -> usize {
         self.raw.stack().size()
     }
@@ -595,6 +777,14 @@ fn resumed_finished() -> ! {
 impl Generator<(), (), ()> {
     /// Settings for a new generator (stack size and overflow policy):
     /// `Generator::builder().stack_size(1 << 20).build(|y, input| ...)`.
+    ///
+    /// ```
+    /// let mut g = coio::Generator::builder()
+    ///     .stack_size(1 << 20)
+    ///     .build(|y, ()| y.yield_(1))?;
+    /// assert_eq!(g.next(), Some(1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn builder() -> GeneratorBuilder {
         GeneratorBuilder::new()
     }

@@ -1,22 +1,41 @@
-//! Coroutines: a stack, a suspended context on it, and the code to run.
+//! Coroutines driven by hand: [`Generator`](generator::Generator), a
+//! stackful generator.
 //!
-//! `RawCoroutine` is the untyped core shared by the public
-//! [`Generator`](generator::Generator) and the scheduler's coroutines. It
-//! owns a pooled `Stack`, the stack pointer of the suspended context and
-//! the state machine
+//! A generator is a closure on a stack of its own that can suspend itself
+//! from any depth of ordinary function calls with
+//! [`Yielder::yield_`](generator::Yielder::yield_), handing a value to
+//! whoever resumed it; [`resume`](generator::Generator::resume) sends a
+//! value in and runs it until it yields or returns. It runs on the thread
+//! that resumes it: no runtime is needed, and inside one it is an ordinary
+//! value of the coroutine that drives it. [`generator`] has the types
+//! (`Generator`, `GeneratorBuilder` for the stack size, overflow policy and
+//! name, `GeneratorState`, `Yielder`, `ForcedUnwind`), which the crate
+//! root re-exports.
 //!
-//! ```text
-//!   Fresh ──resume──► Running ──suspend──► Suspended ──resume──► Running ...
-//!                         └────finish────► Finished
+//! ```
+//! use coio::{Generator, Yielder};
+//!
+//! // Yields every node of a tree, depth first, from a recursive function.
+//! enum Tree {
+//!     Leaf(u32),
+//!     Node(Vec<Tree>),
+//! }
+//! fn walk(t: &Tree, y: &Yielder<(), u32>) {
+//!     match t {
+//!         Tree::Leaf(v) => {
+//!             y.yield_(*v);
+//!         }
+//!         Tree::Node(children) => children.iter().for_each(|c| walk(c, y)),
+//!     }
+//! }
+//! let tree = Tree::Node(vec![Tree::Leaf(1), Tree::Node(vec![Tree::Leaf(2), Tree::Leaf(3)])]);
+//! let leaves = Generator::new(move |y, ()| walk(&tree, y));
+//! assert_eq!(leaves.collect::<Vec<_>>(), [1, 2, 3]);
 //! ```
 //!
-//! A fresh coroutine's stack holds only its initial object (written there by
-//! `arch::init_stack`: no heap allocation). The raw coroutine does not know
-//! the types on its stack, so its typed owner must finish it before dropping
-//! it: a fresh one is resumed with an order to drop its object and finish, a
-//! suspended one with an order to unwind (see the generator). A raw
-//! coroutine dropped unfinished leaks its stack rather than reuse memory
-//! that may still be referenced.
+//! The runtime's coroutines ([`spawn`](crate::spawn)) run on the same
+//! machinery (the context switch, and guarded, pooled stacks); they are
+//! scheduled by the runtime instead of resumed by hand.
 //!
 //! # The thread-local rule
 //!
@@ -28,8 +47,9 @@
 //! * a started coroutine is only ever resumed on the thread that started it:
 //!   `Generator` is neither `Send` nor `Sync` (the compiler cannot see what
 //!   lives on a coroutine stack, so it can never prove that moving one is
-//!   safe), and the scheduler (the next layer, being built) is to move only
-//!   coroutines that have not started;
+//!   safe), and the runtime's scheduler moves only coroutines that have
+//!   not started (work stealing takes fresh coroutines, a closure and no
+//!   stack; a started one stays on the worker that first ran it);
 //! * no function of coio reads a thread-local, switches context, and then
 //!   uses what it read.
 //!
@@ -46,11 +66,13 @@
 //! values are safe in any order: a borrowed one lives until its borrow
 //! ends.
 //!
-//! Likewise std's panic count is per thread: a coroutine may not suspend
-//! while it is unwinding (it is aborted with a message if it tries, unless
-//! the resumer was itself unwinding when it resumed it, which std's
-//! interface gives no way to tell apart), so that a panic that starts on a
-//! coroutine ends there.
+//! Likewise std's panic count is per thread, so a coroutine must not
+//! suspend while it is unwinding, and a panic that starts on a coroutine
+//! ends there. A runtime coroutine that blocks while it unwinds (a
+//! destructor that sleeps, say) does not switch away: it blocks its worker
+//! thread instead. A generator that yields while it unwinds is a bug that
+//! debug builds catch, aborting with a message (see
+//! [`Yielder::yield_`](generator::Yielder::yield_)).
 
 pub mod generator;
 
@@ -71,7 +93,23 @@ pub(crate) enum State {
     Finished,
 }
 
-/// An untyped coroutine. See the module docs.
+/// An untyped coroutine: the core shared by the public
+/// [`Generator`](generator::Generator) and the scheduler's coroutines. It
+/// owns a pooled `Stack`, the stack pointer of the suspended context and
+/// the state machine
+///
+/// ```text
+///   Fresh ──resume──► Running ──suspend──► Suspended ──resume──► Running ...
+///                         └────finish────► Finished
+/// ```
+///
+/// A fresh coroutine's stack holds only its initial object (written there by
+/// `arch::init_stack`: no heap allocation). The raw coroutine does not know
+/// the types on its stack, so its typed owner must finish it before dropping
+/// it: a fresh one is resumed with an order to drop its object and finish, a
+/// suspended one with an order to unwind (see the generator). A raw
+/// coroutine dropped unfinished leaks its stack rather than reuse memory
+/// that may still be referenced.
 ///
 /// While it runs, it is mutably borrowed by [`resume`](Self::resume), so a
 /// running state never needs to be recorded.

@@ -51,12 +51,33 @@ macro_rules! ring_or_pool {
 }
 
 /// Reads the whole file at `path` into a vector (`std::fs::read`).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("coio-doc-read-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::write(&path, [1, 2, 3])?;
+///     assert_eq!(coio::fs::read(&path)?, [1, 2, 3]); // only this coroutine waits
+///     coio::fs::remove_file(&path)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn read<P: AsRef<Path>>(path: P) -> io::Result<Vec<u8>> {
     let path = path.as_ref();
     ring_or_pool!(ring::read_path(path), std::fs::read(path))
 }
 
 /// Reads the whole file at `path` into a string (`std::fs::read_to_string`).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("coio-doc-read-to-string-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::write(&path, "name = \"coio\"\n")?;
+///     let config = coio::fs::read_to_string(&path)?;
+///     assert!(config.starts_with("name"));
+///     coio::fs::remove_file(&path)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn read_to_string<P: AsRef<Path>>(path: P) -> io::Result<String> {
     let path = path.as_ref();
     ring_or_pool!(
@@ -67,6 +88,17 @@ pub fn read_to_string<P: AsRef<Path>>(path: P) -> io::Result<String> {
 
 /// Writes `contents` as the whole file at `path`, creating or truncating it
 /// (`std::fs::write`).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("coio-doc-write-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::write(&path, "first")?;
+///     coio::fs::write(&path, "second")?; // replaces the contents
+///     assert_eq!(coio::fs::read_to_string(&path)?, "second");
+///     coio::fs::remove_file(&path)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn write<P: AsRef<Path>, C: AsRef<[u8]>>(path: P, contents: C) -> io::Result<()> {
     let (path, contents) = (path.as_ref(), contents.as_ref());
     ring_or_pool!(
@@ -77,48 +109,143 @@ pub fn write<P: AsRef<Path>, C: AsRef<[u8]>>(path: P, contents: C) -> io::Result
 
 /// Copies the contents and permissions of `from` to `to`; returns the
 /// number of bytes copied (`std::fs::copy`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-copy-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(&dir)?;
+///     coio::fs::write(dir.join("a.txt"), "data")?;
+///     assert_eq!(coio::fs::copy(dir.join("a.txt"), dir.join("b.txt"))?, 4);
+///     assert_eq!(coio::fs::read_to_string(dir.join("b.txt"))?, "data");
+///     coio::fs::remove_dir_all(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn copy<P: AsRef<Path>, Q: AsRef<Path>>(from: P, to: Q) -> io::Result<u64> {
     let (from, to) = (from.as_ref(), to.as_ref());
     blocking(|| std::fs::copy(from, to))
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists (`std::fs::rename`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-rename-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(&dir)?;
+///     // Write aside, then rename over the old file: readers see one or the other.
+///     coio::fs::write(dir.join("config.tmp"), "v2")?;
+///     coio::fs::rename(dir.join("config.tmp"), dir.join("config"))?;
+///     assert_eq!(coio::fs::read_to_string(dir.join("config"))?, "v2");
+///     coio::fs::remove_dir_all(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn rename<P: AsRef<Path>, Q: AsRef<Path>>(from: P, to: Q) -> io::Result<()> {
     let (from, to) = (from.as_ref(), to.as_ref());
     blocking(|| std::fs::rename(from, to))
 }
 
 /// Removes a file (`std::fs::remove_file`).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("coio-doc-remove-file-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::write(&path, "scratch")?;
+///     coio::fs::remove_file(&path)?;
+///     assert!(!coio::fs::exists(&path)?);
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn remove_file<P: AsRef<Path>>(path: P) -> io::Result<()> {
     let path = path.as_ref();
     blocking(|| std::fs::remove_file(path))
 }
 
 /// Removes an empty directory (`std::fs::remove_dir`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-remove-dir-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir(&dir)?;
+///     coio::fs::write(dir.join("f"), "x")?;
+///     assert!(coio::fs::remove_dir(&dir).is_err()); // not empty
+///     coio::fs::remove_file(dir.join("f"))?;
+///     coio::fs::remove_dir(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn remove_dir<P: AsRef<Path>>(path: P) -> io::Result<()> {
     let path = path.as_ref();
     blocking(|| std::fs::remove_dir(path))
 }
 
 /// Removes a directory and everything in it (`std::fs::remove_dir_all`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-remove-dir-all-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(dir.join("a/b"))?;
+///     coio::fs::write(dir.join("a/b/f"), "x")?;
+///     coio::fs::remove_dir_all(&dir)?; // everything in it too
+///     assert!(!coio::fs::exists(&dir)?);
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn remove_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
     let path = path.as_ref();
     blocking(|| std::fs::remove_dir_all(path))
 }
 
 /// Creates a directory (`std::fs::create_dir`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-create-dir-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir(&dir)?;
+///     assert!(coio::fs::metadata(&dir)?.is_dir());
+///     let again = coio::fs::create_dir(&dir).unwrap_err();
+///     assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+///     coio::fs::remove_dir(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn create_dir<P: AsRef<Path>>(path: P) -> io::Result<()> {
     let path = path.as_ref();
     blocking(|| std::fs::create_dir(path))
 }
 
 /// Creates a directory and any missing parents (`std::fs::create_dir_all`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-create-dir-all-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(dir.join("logs/2024"))?; // the parents too
+///     coio::fs::create_dir_all(dir.join("logs/2024"))?; // there already: fine
+///     assert!(coio::fs::metadata(dir.join("logs/2024"))?.is_dir());
+///     coio::fs::remove_dir_all(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn create_dir_all<P: AsRef<Path>>(path: P) -> io::Result<()> {
     let path = path.as_ref();
     blocking(|| std::fs::create_dir_all(path))
 }
 
 /// The metadata of `path`, following symbolic links (`std::fs::metadata`).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("coio-doc-metadata-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::write(&path, "12345")?;
+///     let meta = coio::fs::metadata(&path)?;
+///     assert!(meta.is_file());
+///     assert_eq!(meta.len(), 5);
+///     coio::fs::remove_file(&path)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
     let path = path.as_ref();
     blocking(|| std::fs::metadata(path))
@@ -126,6 +253,20 @@ pub fn metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
 
 /// The metadata of `path` itself, not following a symbolic link
 /// (`std::fs::symlink_metadata`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-symlink-metadata-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(&dir)?;
+///     coio::fs::write(dir.join("target"), "x")?;
+///     let link = dir.join("link");
+///     coio::blocking(|| std::os::unix::fs::symlink("target", &link))?;
+///     assert!(coio::fs::symlink_metadata(&link)?.is_symlink()); // the link itself
+///     assert!(coio::fs::metadata(&link)?.is_file()); // what it points to
+///     coio::fs::remove_dir_all(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn symlink_metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
     let path = path.as_ref();
     blocking(|| std::fs::symlink_metadata(path))
@@ -133,6 +274,18 @@ pub fn symlink_metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
 
 /// The canonical, absolute form of `path`, with every link resolved
 /// (`std::fs::canonicalize`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-canonicalize-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(dir.join("sub"))?;
+///     let roundabout = dir.join("sub/../sub/.");
+///     assert_eq!(coio::fs::canonicalize(&roundabout)?, coio::fs::canonicalize(dir.join("sub"))?);
+///     assert!(coio::fs::canonicalize(&roundabout)?.is_absolute());
+///     coio::fs::remove_dir_all(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn canonicalize<P: AsRef<Path>>(path: P) -> io::Result<PathBuf> {
     let path = path.as_ref();
     blocking(|| std::fs::canonicalize(path))
@@ -140,24 +293,75 @@ pub fn canonicalize<P: AsRef<Path>>(path: P) -> io::Result<PathBuf> {
 
 /// Whether `path` exists; `Err` if that cannot be found out
 /// (`std::fs::exists`).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("coio-doc-exists-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     assert!(!coio::fs::exists(&path)?);
+///     coio::fs::write(&path, "")?;
+///     assert!(coio::fs::exists(&path)?);
+///     coio::fs::remove_file(&path)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn exists<P: AsRef<Path>>(path: P) -> io::Result<bool> {
     let path = path.as_ref();
     blocking(|| std::fs::exists(path))
 }
 
 /// Makes `link` a hard link to `original` (`std::fs::hard_link`).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-hard-link-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(&dir)?;
+///     coio::fs::write(dir.join("original"), "shared")?;
+///     coio::fs::hard_link(dir.join("original"), dir.join("link"))?;
+///     coio::fs::remove_file(dir.join("original"))?;
+///     assert_eq!(coio::fs::read_to_string(dir.join("link"))?, "shared"); // still there
+///     coio::fs::remove_dir_all(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn hard_link<P: AsRef<Path>, Q: AsRef<Path>>(original: P, link: Q) -> io::Result<()> {
     let (original, link) = (original.as_ref(), link.as_ref());
     blocking(|| std::fs::hard_link(original, link))
 }
 
 /// What the symbolic link `path` points to (`std::fs::read_link`).
+///
+/// ```
+/// use std::path::Path;
+///
+/// let dir = std::env::temp_dir().join(format!("coio-doc-read-link-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(&dir)?;
+///     let link = dir.join("current");
+///     coio::blocking(|| std::os::unix::fs::symlink("release-7", &link))?;
+///     assert_eq!(coio::fs::read_link(&link)?, Path::new("release-7"));
+///     coio::fs::remove_dir_all(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn read_link<P: AsRef<Path>>(path: P) -> io::Result<PathBuf> {
     let path = path.as_ref();
     blocking(|| std::fs::read_link(path))
 }
 
 /// Sets the permissions of `path` (`std::fs::set_permissions`).
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+///
+/// let path = std::env::temp_dir().join(format!("coio-doc-set-permissions-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::write(&path, "#!/bin/sh\n")?;
+///     coio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+///     assert_eq!(coio::fs::metadata(&path)?.permissions().mode() & 0o777, 0o755);
+///     coio::fs::remove_file(&path)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn set_permissions<P: AsRef<Path>>(path: P, perm: Permissions) -> io::Result<()> {
     let path = path.as_ref();
     blocking(|| std::fs::set_permissions(path, perm))
@@ -171,6 +375,23 @@ pub fn set_permissions<P: AsRef<Path>>(path: P, perm: Permissions) -> io::Result
 /// may go to the disk and would block the worker: use
 /// [`metadata`]`(entry.path())` in a coroutine (`DirEntry::file_type` and
 /// `DirEntry::path` do not block on Linux).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-read-dir-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(&dir)?;
+///     for name in ["a", "b"] {
+///         coio::fs::write(dir.join(name), name)?;
+///     }
+///     let mut names = coio::fs::read_dir(&dir)?
+///         .map(|e| e.map(|e| e.file_name()))
+///         .collect::<std::io::Result<Vec<_>>>()?;
+///     names.sort();
+///     assert_eq!(names, ["a", "b"]);
+///     coio::fs::remove_dir_all(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn read_dir<P: AsRef<Path>>(path: P) -> io::Result<ReadDir> {
     let path = path.as_ref();
     let entries = blocking(|| std::fs::read_dir(path).map(|d| d.collect::<Vec<_>>()))?;
@@ -178,6 +399,22 @@ pub fn read_dir<P: AsRef<Path>>(path: P) -> io::Result<ReadDir> {
 }
 
 /// The entries of a directory, read by [`read_dir`].
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("coio-doc-readdir-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     coio::fs::create_dir_all(dir.join("sub"))?;
+///     coio::fs::write(dir.join("file"), "")?;
+///     let entries: coio::fs::ReadDir = coio::fs::read_dir(&dir)?;
+///     assert_eq!(entries.len(), 2); // read already: its length is known
+///     for entry in entries {
+///         let entry = entry?;
+///         println!("{:?} {}", entry.file_name(), entry.file_type()?.is_dir());
+///     }
+///     coio::fs::remove_dir_all(&dir)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct ReadDir(std::vec::IntoIter<io::Result<DirEntry>>);
 
@@ -222,12 +459,40 @@ pub struct File {
 
 impl File {
     /// Opens a file for reading (`std::fs::File::open`).
+    ///
+    /// ```
+    /// use std::io::{BufRead, BufReader};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-open-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     coio::fs::write(&path, "one\ntwo\n")?;
+    ///     let file = coio::fs::File::open(&path)?;
+    ///     // A buffer saves a trip per small read.
+    ///     let lines = BufReader::new(file).lines().collect::<std::io::Result<Vec<_>>>()?;
+    ///     assert_eq!(lines, ["one", "two"]);
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn open<P: AsRef<Path>>(path: P) -> io::Result<File> {
         OpenOptions::new().read(true).open(path)
     }
 
     /// Creates a file for writing, truncating it if it exists
     /// (`std::fs::File::create`).
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-create-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let mut file = coio::fs::File::create(&path)?;
+    ///     file.write_all(b"log line\n")?;
+    ///     assert_eq!(coio::fs::read_to_string(&path)?, "log line\n");
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create<P: AsRef<Path>>(path: P) -> io::Result<File> {
         OpenOptions::new()
             .write(true)
@@ -238,6 +503,17 @@ impl File {
 
     /// Creates a new file for reading and writing; fails if it exists
     /// (`std::fs::File::create_new`).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-create-new-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let _lock = coio::fs::File::create_new(&path)?;
+    ///     let taken = coio::fs::File::create_new(&path).unwrap_err();
+    ///     assert_eq!(taken.kind(), std::io::ErrorKind::AlreadyExists);
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create_new<P: AsRef<Path>>(path: P) -> io::Result<File> {
         OpenOptions::new()
             .read(true)
@@ -247,43 +523,148 @@ impl File {
     }
 
     /// Options to open a file with (`std::fs::File::options`).
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-options-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let mut log = coio::fs::File::options().create(true).append(true).open(&path)?;
+    ///     log.write_all(b"started\n")?;
+    ///     assert_eq!(coio::fs::read_to_string(&path)?, "started\n");
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn options() -> OpenOptions {
         OpenOptions::new()
     }
 
     /// Wraps an open `std::fs::File`.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-from-std-{}", std::process::id()));
+    /// std::fs::write(&path, "from std")?;
+    /// let std_file = std::fs::File::open(&path)?;
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let mut file = coio::fs::File::from_std(std_file);
+    ///     let mut s = String::new();
+    ///     file.read_to_string(&mut s)?; // off the worker now
+    ///     assert_eq!(s, "from std");
+    ///     Ok(())
+    /// })?;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn from_std(file: std::fs::File) -> File {
         File { inner: file }
     }
 
     /// The wrapped `std::fs::File` (whose calls block the thread).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-into-std-{}", std::process::id()));
+    /// let file = coio::run(|| coio::fs::File::create(&path))?;
+    /// let std_file: std::fs::File = file.into_std(); // for a plain thread
+    /// assert_eq!(std_file.metadata()?.len(), 0);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_std(self) -> std::fs::File {
         self.inner
     }
 
     /// Flushes the file's data and metadata to the disk
     /// (`std::fs::File::sync_all`).
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-sync-all-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let mut file = coio::fs::File::create(&path)?;
+    ///     file.write_all(b"committed")?;
+    ///     file.sync_all()?; // on the disk, metadata too, before going on
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn sync_all(&self) -> io::Result<()> {
         ring_or_pool!(ring::sync(self.fd(), false), self.inner.sync_all())
     }
 
     /// Flushes the file's data to the disk (`std::fs::File::sync_data`).
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-sync-data-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let mut journal = coio::fs::File::create(&path)?;
+    ///     journal.write_all(b"record 1\n")?;
+    ///     journal.sync_data()?; // the data on the disk; metadata only as needed
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn sync_data(&self) -> io::Result<()> {
         ring_or_pool!(ring::sync(self.fd(), true), self.inner.sync_data())
     }
 
     /// Truncates or extends the file to `size` bytes
     /// (`std::fs::File::set_len`).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-set-len-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let file = coio::fs::File::create(&path)?;
+    ///     file.set_len(4096)?; // extended with zeros
+    ///     assert_eq!(file.metadata()?.len(), 4096);
+    ///     file.set_len(10)?; // truncated
+    ///     assert_eq!(coio::fs::read(&path)?, [0; 10]);
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_len(&self, size: u64) -> io::Result<()> {
         blocking(|| self.inner.set_len(size))
     }
 
     /// The file's metadata (`std::fs::File::metadata`).
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-file-metadata-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let mut file = coio::fs::File::create(&path)?;
+    ///     file.write_all(b"12345")?;
+    ///     let meta = file.metadata()?;
+    ///     assert!(meta.is_file() && meta.len() == 5);
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn metadata(&self) -> io::Result<Metadata> {
         blocking(|| self.inner.metadata())
     }
 
     /// Sets the file's permissions (`std::fs::File::set_permissions`).
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-file-set-permissions-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let file = coio::fs::File::create(&path)?;
+    ///     file.set_permissions(std::fs::Permissions::from_mode(0o600))?; // owner only
+    ///     assert_eq!(file.metadata()?.permissions().mode() & 0o777, 0o600);
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
         blocking(|| self.inner.set_permissions(perm))
     }
@@ -294,6 +675,25 @@ impl File {
     }
 
     /// Another handle to the same open file (`std::fs::File::try_clone`).
+    ///
+    /// ```
+    /// use std::io::{Read, Seek, SeekFrom, Write};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-file-try-clone-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let mut file = coio::fs::File::options()
+    ///         .read(true).write(true).create(true).truncate(true)
+    ///         .open(&path)?;
+    ///     let mut other = file.try_clone()?;
+    ///     file.write_all(b"shared position")?;
+    ///     other.seek(SeekFrom::Start(0))?; // moves `file`'s position too
+    ///     let mut s = String::new();
+    ///     file.read_to_string(&mut s)?;
+    ///     assert_eq!(s, "shared position");
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_clone(&self) -> io::Result<File> {
         blocking(|| self.inner.try_clone()).map(File::from_std)
     }
@@ -438,6 +838,21 @@ io_impls!(File, &File);
 /// Options for opening a [`File`] (`std::fs::OpenOptions`): the same
 /// builder, whose `open` goes through the worker's ring or runs on the
 /// blocking pool.
+///
+/// ```
+/// use std::io::Write;
+///
+/// let path = std::env::temp_dir().join(format!("coio-doc-open-options-{}", std::process::id()));
+/// coio::run(|| -> std::io::Result<()> {
+///     let mut log = coio::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+///     log.write_all(b"one\n")?;
+///     let mut again = coio::fs::OpenOptions::new().append(true).open(&path)?;
+///     again.write_all(b"two\n")?;
+///     assert_eq!(coio::fs::read_to_string(&path)?, "one\ntwo\n");
+///     coio::fs::remove_file(&path)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     std: std::fs::OpenOptions,
@@ -494,6 +909,17 @@ impl RawOptions {
 
 impl OpenOptions {
     /// All options off (`std::fs::OpenOptions::new`).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-options-new-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     // All off: say at least how to open.
+    ///     assert!(coio::fs::OpenOptions::new().open(&path).is_err());
+    ///     let _file = coio::fs::OpenOptions::new().write(true).create(true).open(&path)?;
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> OpenOptions {
         OpenOptions {
             std: std::fs::OpenOptions::new(),
@@ -502,6 +928,21 @@ impl OpenOptions {
     }
 
     /// Open for reading.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-options-read-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     coio::fs::write(&path, "contents")?;
+    ///     let mut file = coio::fs::OpenOptions::new().read(true).open(&path)?;
+    ///     let mut s = String::new();
+    ///     file.read_to_string(&mut s)?;
+    ///     assert_eq!(s, "contents");
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read(&mut self, read: bool) -> &mut OpenOptions {
         self.std.read(read);
         if let Some(r) = &mut self.raw {
@@ -511,6 +952,20 @@ impl OpenOptions {
     }
 
     /// Open for writing.
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-options-write-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     coio::fs::write(&path, "hello world")?;
+    ///     // Writes over the start; no truncation asked for.
+    ///     coio::fs::OpenOptions::new().write(true).open(&path)?.write_all(b"HELLO")?;
+    ///     assert_eq!(coio::fs::read_to_string(&path)?, "HELLO world");
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write(&mut self, write: bool) -> &mut OpenOptions {
         self.std.write(write);
         if let Some(r) = &mut self.raw {
@@ -520,6 +975,19 @@ impl OpenOptions {
     }
 
     /// Open for appending (every write goes to the end).
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-options-append-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     coio::fs::write(&path, "a\n")?;
+    ///     coio::fs::OpenOptions::new().append(true).open(&path)?.write_all(b"b\n")?;
+    ///     assert_eq!(coio::fs::read_to_string(&path)?, "a\nb\n");
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn append(&mut self, append: bool) -> &mut OpenOptions {
         self.std.append(append);
         if let Some(r) = &mut self.raw {
@@ -529,6 +997,20 @@ impl OpenOptions {
     }
 
     /// Truncate the file to length 0 when opening it for writing.
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-options-truncate-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     coio::fs::write(&path, "a long old text")?;
+    ///     let mut f = coio::fs::OpenOptions::new().write(true).truncate(true).open(&path)?;
+    ///     f.write_all(b"new")?;
+    ///     assert_eq!(coio::fs::read_to_string(&path)?, "new");
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn truncate(&mut self, truncate: bool) -> &mut OpenOptions {
         self.std.truncate(truncate);
         if let Some(r) = &mut self.raw {
@@ -538,6 +1020,18 @@ impl OpenOptions {
     }
 
     /// Create the file if it does not exist.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-options-create-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     // Opened if it exists, created if not.
+    ///     coio::fs::OpenOptions::new().write(true).create(true).open(&path)?;
+    ///     coio::fs::OpenOptions::new().write(true).create(true).open(&path)?;
+    ///     assert!(coio::fs::exists(&path)?);
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create(&mut self, create: bool) -> &mut OpenOptions {
         self.std.create(create);
         if let Some(r) = &mut self.raw {
@@ -547,6 +1041,18 @@ impl OpenOptions {
     }
 
     /// Create the file, failing if it exists.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-options-create-new-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let mut opts = coio::fs::OpenOptions::new();
+    ///     opts.write(true).create_new(true);
+    ///     let _first = opts.open(&path)?;
+    ///     assert_eq!(opts.open(&path).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create_new(&mut self, create_new: bool) -> &mut OpenOptions {
         self.std.create_new(create_new);
         if let Some(r) = &mut self.raw {
@@ -556,6 +1062,18 @@ impl OpenOptions {
     }
 
     /// Opens `path` with these options (`std::fs::OpenOptions::open`).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-options-open-{}", std::process::id()));
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let missing = coio::fs::OpenOptions::new().read(true).open(&path).unwrap_err();
+    ///     assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    ///     let file = coio::fs::OpenOptions::new().read(true).write(true).create(true).open(&path)?;
+    ///     assert_eq!(file.metadata()?.len(), 0);
+    ///     coio::fs::remove_file(&path)
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn open<P: AsRef<Path>>(&self, path: P) -> io::Result<File> {
         let (options, path) = (&self.std, path.as_ref());
         #[cfg(target_os = "linux")]

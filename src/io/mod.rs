@@ -59,7 +59,7 @@ pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 /// Timeouts ([`set_read_timeout`](Fd::set_read_timeout), ...) end a wait
 /// with `ErrorKind::TimedOut`, and a cancelled coroutine unwinds from it.
 ///
-/// ```no_run
+/// ```
 /// use std::io::Read;
 /// use std::os::unix::net::UnixStream;
 ///
@@ -92,6 +92,18 @@ impl<T: AsRawFd> Fd<T> {
     /// epoll registration to a duplicate, and a second `Fd` over a
     /// registered descriptor gets `AlreadyExists` when it first waits.
     ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// let (reader, mut writer) = std::io::pipe()?;
+    /// let mut reader = coio::io::Fd::new(reader)?; // non-blocking from now on
+    /// writer.write_all(b"hi")?;
+    /// let mut buf = [0; 2];
+    /// reader.read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"hi");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The error of `fcntl` if the mode cannot be set.
     pub fn new(inner: T) -> io::Result<Fd<T>> {
@@ -108,17 +120,48 @@ impl<T: AsRawFd> Fd<T> {
     }
 
     /// The wrapped object.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let a = coio::io::Fd::new(a)?;
+    /// assert!(a.get_ref().peer_addr()?.is_unnamed()); // a method of the inner type
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn get_ref(&self) -> &T {
         &self.inner
     }
 
     /// The wrapped object, mutably. Operations on it directly return
     /// `WouldBlock` instead of waiting.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let (reader, _writer) = std::io::pipe()?;
+    /// let mut reader = coio::io::Fd::new(reader)?;
+    /// // Directly on the inner object: no waiting.
+    /// let err = reader.get_mut().read(&mut [0; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         &mut self.inner
     }
 
     /// Unwraps the object; its descriptor stays in non-blocking mode.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let (reader, _writer) = std::io::pipe()?;
+    /// let fd = coio::io::Fd::new(reader)?;
+    /// let mut reader: std::io::PipeReader = fd.into_inner();
+    /// // Still in non-blocking mode.
+    /// assert_eq!(reader.read(&mut [0; 8]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_inner(self) -> T {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again; each field is
@@ -132,6 +175,23 @@ impl<T: AsRawFd> Fd<T> {
 
     /// Runs `op` (an operation that reads from the descriptor) until it
     /// does not return `WouldBlock`, waiting for readability in between.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixDatagram;
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let (a, b) = UnixDatagram::pair()?;
+    ///     let a = coio::io::Fd::new(a)?;
+    ///     let sender = coio::spawn(move || b.send(b"hi"));
+    ///     let mut buf = [0; 8];
+    ///     // Tried, and retried each time the descriptor turns readable.
+    ///     let n = a.read_with(|s| s.recv(&mut buf))?;
+    ///     assert_eq!(&buf[..n], b"hi");
+    ///     sender.join().unwrap()?;
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `op`'s error; `TimedOut` after the read timeout.
@@ -150,6 +210,18 @@ impl<T: AsRawFd> Fd<T> {
 
     /// As [`read_with`](Fd::read_with), with mutable access.
     ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// let (reader, mut writer) = std::io::pipe()?;
+    /// let mut reader = coio::io::Fd::new(reader)?;
+    /// writer.write_all(b"abc")?;
+    /// let mut buf = [0; 8];
+    /// let n = reader.read_with_mut(|r| r.read(&mut buf))?; // `read` takes `&mut self`
+    /// assert_eq!(&buf[..n], b"abc");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As `read_with`.
     pub fn read_with_mut<R>(
@@ -163,6 +235,17 @@ impl<T: AsRawFd> Fd<T> {
     /// Runs `op` (an operation that writes to the descriptor) until it
     /// does not return `WouldBlock`, waiting for writability in between.
     ///
+    /// ```
+    /// use std::os::unix::net::UnixDatagram;
+    ///
+    /// let (a, b) = UnixDatagram::pair()?;
+    /// let a = coio::io::Fd::new(a)?;
+    /// // Waits while the peer's queue is full.
+    /// assert_eq!(a.write_with(|s| s.send(b"hi"))?, 2);
+    /// assert_eq!(b.recv(&mut [0; 8])?, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `op`'s error; `TimedOut` after the write timeout.
     pub fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
@@ -170,6 +253,19 @@ impl<T: AsRawFd> Fd<T> {
     }
 
     /// As [`write_with`](Fd::write_with), with mutable access.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// let (mut reader, writer) = std::io::pipe()?;
+    /// let mut writer = coio::io::Fd::new(writer)?;
+    /// writer.write_with_mut(|w| w.write_all(b"abc"))?; // `write_all` takes `&mut self`
+    /// drop(writer);
+    /// let mut got = String::new();
+    /// reader.read_to_string(&mut got)?;
+    /// assert_eq!(got, "abc");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As `write_with`.
@@ -184,6 +280,21 @@ impl<T: AsRawFd> Fd<T> {
     /// Waits until the descriptor may be readable (a hint: the next read
     /// may still return `WouldBlock`, which `read_with` handles).
     ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let (reader, mut writer) = std::io::pipe()?;
+    ///     let reader = coio::io::Fd::new(reader)?;
+    ///     coio::spawn(move || writer.write_all(b"x"));
+    ///     reader.readable()?; // parks until the pipe may have data
+    ///     let mut buf = [0; 1];
+    ///     assert_eq!(reader.read_with(|mut r| r.read(&mut buf))?, 1);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `TimedOut` after the read timeout.
     pub fn readable(&self) -> io::Result<()> {
@@ -191,6 +302,13 @@ impl<T: AsRawFd> Fd<T> {
     }
 
     /// Waits until the descriptor may be writable (a hint).
+    ///
+    /// ```
+    /// let (_reader, writer) = std::io::pipe()?;
+    /// let writer = coio::io::Fd::new(writer)?;
+    /// writer.writable()?; // an empty pipe has room: returns at once
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `TimedOut` after the write timeout.
@@ -200,6 +318,19 @@ impl<T: AsRawFd> Fd<T> {
 
     /// Sets the read timeout; `None` waits forever.
     ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    ///
+    /// let (reader, _writer) = std::io::pipe()?;
+    /// let reader = coio::io::Fd::new(reader)?;
+    /// reader.set_read_timeout(Some(Duration::from_millis(5)))?;
+    /// // Nothing is written: the read gives up.
+    /// let err = (&reader).read(&mut [0; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `InvalidInput` for a zero duration, as std's sockets.
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
@@ -208,6 +339,23 @@ impl<T: AsRawFd> Fd<T> {
 
     /// Sets the write timeout; `None` waits forever.
     ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::time::Duration;
+    ///
+    /// let (_reader, writer) = std::io::pipe()?;
+    /// let writer = coio::io::Fd::new(writer)?;
+    /// writer.set_write_timeout(Some(Duration::from_millis(5)))?;
+    /// // Nobody reads: once the pipe is full, a write gives up.
+    /// let err = loop {
+    ///     if let Err(e) = (&writer).write(&[0; 4096]) {
+    ///         break e;
+    ///     }
+    /// };
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `InvalidInput` for a zero duration, as std's sockets.
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
@@ -215,17 +363,51 @@ impl<T: AsRawFd> Fd<T> {
     }
 
     /// The read timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (reader, _writer) = std::io::pipe()?;
+    /// let reader = coio::io::Fd::new(reader)?;
+    /// assert_eq!(reader.read_timeout(), None); // reads wait for ever
+    /// reader.set_read_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(reader.read_timeout(), Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read_timeout(&self) -> Option<Duration> {
         self.source.timeout(Dir::Read)
     }
 
     /// The write timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (_reader, writer) = std::io::pipe()?;
+    /// let writer = coio::io::Fd::new(writer)?;
+    /// assert_eq!(writer.write_timeout(), None); // writes wait for ever
+    /// writer.set_write_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(writer.write_timeout(), Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write_timeout(&self) -> Option<Duration> {
         self.source.timeout(Dir::Write)
     }
 
     /// In non-blocking mode, operations return `WouldBlock` instead of
     /// waiting (the descriptor itself is non-blocking either way).
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let (reader, _writer) = std::io::pipe()?;
+    /// let reader = coio::io::Fd::new(reader)?;
+    /// reader.set_nonblocking(true);
+    /// // Nothing to read: `read` returns at once.
+    /// let err = (&reader).read(&mut [0; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) {
         self.source.set_nonblocking(nonblocking);
     }

@@ -97,14 +97,31 @@ pub(crate) fn poll_write_vectored<T: AsRawFd>(
 
 /// The async I/O traits for a stream socket type `$t` (with an `io:
 /// Fd<_>` field and a `shutdown(Shutdown)` method) and for `&$t`, each
-/// behind its cargo feature.
+/// behind its cargo feature. The `poll_*` methods' examples start with
+/// `setup` (doctest lines, run in a coroutine, that bind `a` and `b`, two
+/// connected streams of the type).
 macro_rules! stream_async {
-    ($t:ty) => {
+    ($t:ty, setup = $setup:literal) => {
         impl $t {
             /// Polls a read into `buf`: `Ready` with the number of bytes
             /// read (0 at the end of the stream) or an error, or `Pending`
             /// until the socket may be readable (see `coio::net`'s "Async
             /// I/O": the first poll must come from a coroutine).
+            ///
+            /// ```
+            /// use std::future::poll_fn;
+            /// use std::io::Write;
+            ///
+            /// coio::run(|| -> std::io::Result<()> {
+            #[doc = concat!("    ", $setup)]
+            ///     (&b).write_all(b"hi")?;
+            ///     let mut buf = [0; 8];
+            ///     let n = coio::future::block_on(poll_fn(|cx| a.poll_read(cx, &mut buf)))?;
+            ///     assert_eq!(&buf[..n], b"hi");
+            ///     Ok(())
+            /// })?;
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
             ///
             /// # Errors
             /// The OS error.
@@ -118,6 +135,22 @@ macro_rules! stream_async {
 
             /// Polls a write of `buf` (see [`poll_read`](Self::poll_read)).
             ///
+            /// ```
+            /// use std::future::poll_fn;
+            /// use std::io::Read;
+            ///
+            /// coio::run(|| -> std::io::Result<()> {
+            #[doc = concat!("    ", $setup)]
+            ///     let n = coio::future::block_on(poll_fn(|cx| a.poll_write(cx, b"ping")))?;
+            ///     assert_eq!(n, 4);
+            ///     let mut got = [0; 4];
+            ///     (&b).read_exact(&mut got)?;
+            ///     assert_eq!(&got, b"ping");
+            ///     Ok(())
+            /// })?;
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
+            ///
             /// # Errors
             /// The OS error.
             pub fn poll_write(
@@ -130,6 +163,23 @@ macro_rules! stream_async {
 
             /// Polls a vectored write of `bufs` (see
             /// [`poll_read`](Self::poll_read)).
+            ///
+            /// ```
+            /// use std::future::poll_fn;
+            /// use std::io::{IoSlice, Read};
+            ///
+            /// coio::run(|| -> std::io::Result<()> {
+            #[doc = concat!("    ", $setup)]
+            ///     let bufs = [IoSlice::new(b"po"), IoSlice::new(b"ng")];
+            ///     let n = coio::future::block_on(poll_fn(|cx| a.poll_write_vectored(cx, &bufs)))?;
+            ///     assert_eq!(n, 4);
+            ///     let mut got = [0; 4];
+            ///     (&b).read_exact(&mut got)?;
+            ///     assert_eq!(&got, b"pong");
+            ///     Ok(())
+            /// })?;
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
             ///
             /// # Errors
             /// The OS error.

@@ -50,7 +50,7 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! ```
 //! use std::io::{Read, Write};
 //! use coio::net::{TcpListener, TcpStream};
 //!
@@ -75,12 +75,26 @@
 
 /// The timeout methods every socket type with reads and writes has, the
 /// same in each (std's signatures; the deadlines live in the type's
-/// `io: Fd<_>`). Defined before the modules that use it.
+/// `io: Fd<_>`). Defined before the modules that use it. Their examples
+/// start with the type's `setup` (doctest lines that bind `a`, a socket of
+/// the type), and read from it with `read` (after the imports `read_use`:
+/// a line break and `use` lines, or nothing).
 macro_rules! timeout_methods {
-    () => {
+    (setup = $setup:literal, read_use = $read_use:literal, read = $read:literal) => {
         /// Sets the read timeout: a read (receive, peek) that waits longer
         /// returns `ErrorKind::TimedOut` and leaves the socket usable;
         /// `None` waits forever.
+        ///
+        /// ```
+        #[doc = concat!("use std::time::Duration;", $read_use)]
+        ///
+        #[doc = $setup]
+        /// a.set_read_timeout(Some(Duration::from_millis(5)))?;
+        /// // Nothing comes: the read gives up, and the socket stays usable.
+        #[doc = concat!("let err = ", $read, ".unwrap_err();")]
+        /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
         ///
         /// # Errors
         /// `InvalidInput` for a zero duration, as std's.
@@ -90,6 +104,17 @@ macro_rules! timeout_methods {
 
         /// Sets the write timeout (see `set_read_timeout`).
         ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = $setup]
+        /// a.set_write_timeout(Some(Duration::from_secs(1)))?;
+        /// assert_eq!(a.write_timeout()?, Some(Duration::from_secs(1)));
+        /// // A zero duration is refused, as std's.
+        /// assert!(a.set_write_timeout(Some(Duration::ZERO)).is_err());
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        ///
         /// # Errors
         /// `InvalidInput` for a zero duration, as std's.
         pub fn set_write_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
@@ -98,6 +123,16 @@ macro_rules! timeout_methods {
 
         /// The read timeout.
         ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = $setup]
+        /// assert_eq!(a.read_timeout()?, None); // reads wait for ever
+        /// a.set_read_timeout(Some(Duration::from_millis(250)))?;
+        /// assert_eq!(a.read_timeout()?, Some(Duration::from_millis(250)));
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        ///
         /// # Errors
         /// Never (kept for std's signature).
         pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
@@ -105,6 +140,17 @@ macro_rules! timeout_methods {
         }
 
         /// The write timeout.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = $setup]
+        /// a.set_write_timeout(Some(Duration::from_millis(250)))?;
+        /// assert_eq!(a.write_timeout()?, Some(Duration::from_millis(250)));
+        /// a.set_write_timeout(None)?; // back to waiting for ever
+        /// assert_eq!(a.write_timeout()?, None);
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
         ///
         /// # Errors
         /// Never (kept for std's signature).

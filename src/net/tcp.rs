@@ -53,6 +53,15 @@ impl TcpListener {
     /// of connects beyond the backlog loses SYNs, which clients retry only
     /// after a second or more.
     ///
+    /// ```
+    /// use coio::net::TcpListener;
+    ///
+    /// // Port 0: the system picks a free port.
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// assert_ne!(listener.local_addr()?.port(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The resolution's or the last address's error.
     pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpListener> {
@@ -70,6 +79,14 @@ impl TcpListener {
 
     /// Takes a std listener (made non-blocking here).
     ///
+    /// ```
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = std_listener.local_addr()?;
+    /// let listener = coio::net::TcpListener::from_std(std_listener)?;
+    /// assert_eq!(listener.local_addr()?, addr);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The error of `fcntl` if the mode cannot be set.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
@@ -80,6 +97,14 @@ impl TcpListener {
     }
 
     /// Gives back the std listener (in non-blocking mode).
+    ///
+    /// ```
+    /// let listener = coio::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let std_listener: std::net::TcpListener = listener.into_std();
+    /// assert_eq!(std_listener.local_addr()?, addr);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_std(self) -> std::net::TcpListener {
         let fd = self.io.into_inner().into_raw_fd();
         // SAFETY: `fd` is a listening TCP socket we owned until now.
@@ -87,6 +112,24 @@ impl TcpListener {
     }
 
     /// Accepts a connection, blocking the coroutine until one comes.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let addr = listener.local_addr()?;
+    ///     let client = coio::spawn(move || TcpStream::connect(addr)?.write_all(b"hi"));
+    ///     let (mut conn, peer) = listener.accept()?; // parks until a client connects
+    ///     assert!(peer.ip().is_loopback());
+    ///     let mut got = String::new();
+    ///     conn.read_to_string(&mut got)?;
+    ///     assert_eq!(got, "hi");
+    ///     client.join().unwrap()
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error; under descriptor exhaustion `EMFILE`/`ENFILE` (the
@@ -111,6 +154,21 @@ impl TcpListener {
     /// (see `coio::net`'s "Async I/O": the first poll must come from a
     /// coroutine).
     ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let addr = listener.local_addr()?;
+    ///     let client = coio::spawn(move || TcpStream::connect(addr));
+    ///     let (conn, _) = coio::future::block_on(poll_fn(|cx| listener.poll_accept(cx)))?;
+    ///     assert_eq!(conn.peer_addr()?, client.join().unwrap()?.local_addr()?);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As `accept`.
     pub fn poll_accept(
@@ -131,6 +189,20 @@ impl TcpListener {
     /// A future of the next connection: the async form of
     /// [`accept`](Self::accept), for async code on any executor (see
     /// [`poll_accept`](Self::poll_accept)).
+    ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let addr = listener.local_addr()?;
+    ///     let client = coio::spawn(move || TcpStream::connect(addr));
+    ///     let (_conn, peer) = coio::future::block_on(async { listener.accept_async().await })?;
+    ///     assert_eq!(peer, client.join().unwrap()?.local_addr()?);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn accept_async(
         &self,
     ) -> impl std::future::Future<Output = io::Result<(TcpStream, SocketAddr)>> + '_ {
@@ -138,11 +210,36 @@ impl TcpListener {
     }
 
     /// An endless iterator of accepted connections (as std's).
+    ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let addr = listener.local_addr()?;
+    ///     for _ in 0..2 {
+    ///         coio::spawn(move || TcpStream::connect(addr));
+    ///     }
+    ///     // Endless: take what is needed.
+    ///     let conns = listener.incoming().take(2).collect::<std::io::Result<Vec<_>>>()?;
+    ///     assert_eq!(conns.len(), 2);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
 
     /// The address the listener is bound to.
+    ///
+    /// ```
+    /// let listener = coio::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0); // the port the system chose
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -152,6 +249,13 @@ impl TcpListener {
 
     /// Sets `IP_TTL`.
     ///
+    /// ```
+    /// let listener = coio::net::TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_ttl(100)?;
+    /// assert_eq!(listener.ttl()?, 100);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
@@ -159,6 +263,12 @@ impl TcpListener {
     }
 
     /// `IP_TTL`.
+    ///
+    /// ```
+    /// let listener = coio::net::TcpListener::bind("127.0.0.1:0")?;
+    /// println!("IP_TTL: {}", listener.ttl()?); // the system's default, often 64
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -168,6 +278,12 @@ impl TcpListener {
 
     /// Takes the pending socket error (`SO_ERROR`).
     ///
+    /// ```
+    /// let listener = coio::net::TcpListener::bind("127.0.0.1:0")?;
+    /// assert!(listener.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
@@ -175,6 +291,21 @@ impl TcpListener {
     }
 
     /// A second handle to the same socket (a duplicated descriptor).
+    ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let second = listener.try_clone()?;
+    ///     // The clone accepts in another coroutine: the same socket.
+    ///     let acceptor = coio::spawn(move || second.accept().map(|(_, peer)| peer));
+    ///     let conn = TcpStream::connect(listener.local_addr()?)?;
+    ///     assert_eq!(acceptor.join().unwrap()?, conn.local_addr()?);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error of `dup`.
@@ -188,6 +319,15 @@ impl TcpListener {
     /// In non-blocking mode `accept` returns `WouldBlock` instead of
     /// waiting, as std's.
     ///
+    /// ```
+    /// let listener = coio::net::TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_nonblocking(true)?;
+    /// // Nobody connects: `accept` returns at once.
+    /// let err = listener.accept().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// Never (kept for std's signature).
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
@@ -197,6 +337,21 @@ impl TcpListener {
 }
 
 /// The iterator of [`TcpListener::incoming`].
+///
+/// ```
+/// use coio::net::{Incoming, TcpListener, TcpStream};
+///
+/// coio::run(|| -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let client = coio::spawn(move || TcpStream::connect(addr));
+///     let mut incoming: Incoming<'_> = listener.incoming();
+///     let conn = incoming.next().unwrap()?; // never `None`
+///     assert_eq!(conn.peer_addr()?, client.join().unwrap()?.local_addr()?);
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
@@ -218,6 +373,29 @@ impl Iterator for Incoming<'_> {
 /// reference, or a [`try_clone`](TcpStream::try_clone)d stream).
 /// Timeouts end a wait with `ErrorKind::TimedOut` and leave the stream
 /// usable.
+///
+/// ```
+/// use std::io::{BufRead, BufReader, Write};
+/// use coio::net::{TcpListener, TcpStream};
+///
+/// coio::run(|| -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let server = coio::spawn(move || -> std::io::Result<()> {
+///         let (conn, _) = listener.accept()?;
+///         let mut line = String::new();
+///         BufReader::new(&conn).read_line(&mut line)?; // through `&TcpStream`
+///         (&conn).write_all(line.to_uppercase().as_bytes())
+///     });
+///     let mut conn = TcpStream::connect(addr)?;
+///     conn.write_all(b"hello\n")?;
+///     let mut reply = String::new();
+///     BufReader::new(&conn).read_line(&mut reply)?;
+///     assert_eq!(reply, "HELLO\n");
+///     server.join().unwrap()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct TcpStream {
     io: Fd<std::net::TcpStream>,
 }
@@ -227,6 +405,18 @@ impl TcpStream {
     /// connects), blocking the coroutine meanwhile. Name resolution runs
     /// off the coroutine's worker.
     ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let conn = TcpStream::connect(listener.local_addr()?)?; // parks until connected
+    ///     assert_eq!(conn.peer_addr()?, listener.local_addr()?);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The resolution's or the last address's error.
     pub fn connect<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpStream> {
@@ -234,6 +424,20 @@ impl TcpStream {
     }
 
     /// Connects to `addr` within `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let conn = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    /// assert_eq!(conn.peer_addr()?, addr);
+    /// // A zero timeout is refused, as std's.
+    /// let err = TcpStream::connect_timeout(&addr, Duration::ZERO).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `TimedOut` when the time is up; `InvalidInput` for a zero timeout
@@ -272,6 +476,14 @@ impl TcpStream {
 
     /// Takes a std stream (made non-blocking here).
     ///
+    /// ```
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let std_stream = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// let stream = coio::net::TcpStream::from_std(std_stream)?;
+    /// assert_eq!(stream.peer_addr()?, listener.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The error of `fcntl` if the mode cannot be set.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
@@ -281,11 +493,31 @@ impl TcpStream {
     }
 
     /// Gives back the std stream (in non-blocking mode).
+    ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// let std_stream: std::net::TcpStream = stream.into_std();
+    /// assert_eq!(std_stream.peer_addr()?, listener.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_std(self) -> std::net::TcpStream {
         self.io.into_inner()
     }
 
     /// The remote address.
+    ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (server, _) = listener.accept()?;
+    /// assert_eq!(client.peer_addr()?, server.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error (`NotConnected` if not connected).
@@ -295,6 +527,16 @@ impl TcpStream {
 
     /// The local address.
     ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (server, _) = listener.accept()?;
+    /// assert_eq!(client.local_addr()?, server.peer_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -303,6 +545,20 @@ impl TcpStream {
 
     /// Shuts down reading, writing or both; waiters of a shut-down
     /// direction see it at once (reads return 0, writes fail).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::Shutdown;
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut server, _) = listener.accept()?;
+    /// client.shutdown(Shutdown::Write)?; // the end of the stream, for the peer
+    /// let mut rest = Vec::new();
+    /// assert_eq!(server.read_to_end(&mut rest)?, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -314,15 +570,57 @@ impl TcpStream {
     /// for example to read in one coroutine and write in another. Timeouts
     /// are per handle.
     ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let client = TcpStream::connect(listener.local_addr()?)?;
+    ///     let (mut server, _) = listener.accept()?;
+    ///     // A clone reads in another coroutine.
+    ///     let mut reader = client.try_clone()?;
+    ///     let r = coio::spawn(move || {
+    ///         let mut buf = [0; 4];
+    ///         reader.read_exact(&mut buf).map(|()| buf)
+    ///     });
+    ///     server.write_all(b"pong")?;
+    ///     assert_eq!(&r.join().unwrap()?, b"pong");
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream::from_nonblocking(self.io.get_ref().try_clone()?))
     }
 
-    timeout_methods!();
+    timeout_methods!(
+        setup = "let listener = coio::net::TcpListener::bind(\"127.0.0.1:0\")?;\n\
+                 let a = coio::net::TcpStream::connect(listener.local_addr()?)?;",
+        read_use = "\nuse std::io::Read;",
+        read = "(&a).read(&mut [0; 8])"
+    );
 
     /// Reads without removing the data from the socket's queue.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut server, _) = listener.accept()?;
+    /// client.write_all(b"GET /")?;
+    /// let mut buf = [0; 3];
+    /// assert_eq!(server.peek(&mut buf)?, 3);
+    /// assert_eq!(&buf, b"GET");
+    /// server.read_exact(&mut buf)?; // the same bytes, still there
+    /// assert_eq!(&buf, b"GET");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error; `TimedOut` after the read timeout.
@@ -332,6 +630,16 @@ impl TcpStream {
 
     /// Sets `TCP_NODELAY`.
     ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_nodelay(true)?; // small writes go out at once
+    /// assert!(stream.nodelay()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
@@ -339,6 +647,15 @@ impl TcpStream {
     }
 
     /// `TCP_NODELAY`.
+    ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert!(!stream.nodelay()?); // Nagle's algorithm is on by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -348,6 +665,16 @@ impl TcpStream {
 
     /// Sets `IP_TTL`.
     ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_ttl(100)?;
+    /// assert_eq!(stream.ttl()?, 100);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
@@ -355,6 +682,15 @@ impl TcpStream {
     }
 
     /// `IP_TTL`.
+    ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// println!("IP_TTL: {}", stream.ttl()?); // the system's default, often 64
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -364,6 +700,15 @@ impl TcpStream {
 
     /// Takes the pending socket error (`SO_ERROR`).
     ///
+    /// ```
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert!(stream.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
@@ -372,6 +717,19 @@ impl TcpStream {
 
     /// In non-blocking mode reads and writes return `WouldBlock` instead
     /// of waiting, as std's.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use coio::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_nonblocking(true)?;
+    /// // Nothing to read: `read` returns at once.
+    /// let err = stream.read(&mut [0; 16]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Never (kept for std's signature).
@@ -395,7 +753,12 @@ impl TcpStream {
 }
 
 stream_read_write!(TcpStream);
-super::async_io::stream_async!(TcpStream);
+super::async_io::stream_async!(
+    TcpStream,
+    setup = "let listener = coio::net::TcpListener::bind(\"127.0.0.1:0\")?;\n    \
+             let a = coio::net::TcpStream::connect(listener.local_addr()?)?;\n    \
+             let (b, _) = listener.accept()?;"
+);
 
 impl AsRawFd for TcpStream {
     fn as_raw_fd(&self) -> RawFd {

@@ -50,6 +50,15 @@ impl UdpSocket {
     /// Binds to `addr` (the first of its addresses that works), as std's
     /// `bind`. Name resolution runs off the coroutine's worker.
     ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// // Port 0: the system picks a free port.
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert_ne!(socket.local_addr()?.port(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The resolution's or the last address's error.
     pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<UdpSocket> {
@@ -57,6 +66,14 @@ impl UdpSocket {
     }
 
     /// Takes a std socket (made non-blocking here).
+    ///
+    /// ```
+    /// let std_socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let addr = std_socket.local_addr()?;
+    /// let socket = coio::net::UdpSocket::from_std(std_socket)?;
+    /// assert_eq!(socket.local_addr()?, addr);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The error of `fcntl` if the mode cannot be set.
@@ -67,6 +84,14 @@ impl UdpSocket {
     }
 
     /// Gives back the std socket (in non-blocking mode).
+    ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let addr = socket.local_addr()?;
+    /// let std_socket: std::net::UdpSocket = socket.into_std();
+    /// assert_eq!(std_socket.local_addr()?, addr);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_std(self) -> std::net::UdpSocket {
         self.io.into_inner()
     }
@@ -74,6 +99,22 @@ impl UdpSocket {
     /// Receives one datagram, blocking the coroutine until one comes;
     /// returns its length and sender. A datagram longer than `buf` is cut
     /// to fit (the rest is lost), as with std.
+    ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let server = UdpSocket::bind("127.0.0.1:0")?;
+    ///     let client = UdpSocket::bind("127.0.0.1:0")?;
+    ///     client.send_to(b"ping", server.local_addr()?)?;
+    ///     let mut buf = [0; 1500];
+    ///     let (n, from) = server.recv_from(&mut buf)?; // parks until a datagram comes
+    ///     assert_eq!((&buf[..n], from), (&b"ping"[..], client.local_addr()?));
+    ///     server.send_to(b"pong", from)?; // answer the sender
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error; `TimedOut` after the read timeout.
@@ -86,6 +127,20 @@ impl UdpSocket {
     }
 
     /// As [`recv_from`](Self::recv_from), leaving the datagram queued.
+    ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// let server = UdpSocket::bind("127.0.0.1:0")?;
+    /// let client = UdpSocket::bind("127.0.0.1:0")?;
+    /// client.send_to(b"ping", server.local_addr()?)?;
+    /// let mut buf = [0; 16];
+    /// let (n, from) = server.peek_from(&mut buf)?;
+    /// assert_eq!((n, from), (4, client.local_addr()?));
+    /// // Still queued: `recv_from` gets the same datagram.
+    /// assert_eq!(server.recv_from(&mut buf)?, (4, from));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As `recv_from`.
@@ -100,6 +155,18 @@ impl UdpSocket {
     /// Sends `buf` as one datagram to `addr` (its first address, as std's;
     /// resolved off the coroutine's worker), blocking the coroutine while
     /// the send buffer is full.
+    ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// let server = UdpSocket::bind("127.0.0.1:0")?;
+    /// let client = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert_eq!(client.send_to(b"hello", server.local_addr()?)?, 5);
+    /// let mut buf = [0; 16];
+    /// let (n, _) = server.recv_from(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `InvalidInput` if `addr` resolves to no address; the OS error;
@@ -120,6 +187,16 @@ impl UdpSocket {
 
     /// The address of the peer the socket is connected to.
     ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// let (a, b) = (UdpSocket::bind("127.0.0.1:0")?, UdpSocket::bind("127.0.0.1:0")?);
+    /// assert_eq!(a.peer_addr().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+    /// a.connect(b.local_addr()?)?;
+    /// assert_eq!(a.peer_addr()?, b.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `NotConnected` if not connected; the OS error.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -127,6 +204,14 @@ impl UdpSocket {
     }
 
     /// The address the socket is bound to.
+    ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let addr = socket.local_addr()?;
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0); // the port the system chose
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -137,6 +222,21 @@ impl UdpSocket {
     /// A second handle to the same socket (a duplicated descriptor).
     /// Timeouts and the non-blocking mode are per handle.
     ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let socket = UdpSocket::bind("127.0.0.1:0")?;
+    ///     let receiver = socket.try_clone()?;
+    ///     // One coroutine receives on the clone while this one sends.
+    ///     let r = coio::spawn(move || receiver.recv_from(&mut [0; 16]).map(|(n, _)| n));
+    ///     socket.send_to(b"to myself", socket.local_addr()?)?;
+    ///     assert_eq!(r.join().unwrap()?, 9);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
@@ -146,9 +246,20 @@ impl UdpSocket {
         })
     }
 
-    timeout_methods!();
+    timeout_methods!(
+        setup = "let a = coio::net::UdpSocket::bind(\"127.0.0.1:0\")?;",
+        read_use = "",
+        read = "a.recv_from(&mut [0; 8])"
+    );
 
     /// Sets `SO_BROADCAST`.
+    ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("0.0.0.0:0")?;
+    /// socket.set_broadcast(true)?; // may send to 255.255.255.255 now
+    /// assert!(socket.broadcast()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -158,6 +269,12 @@ impl UdpSocket {
 
     /// `SO_BROADCAST`.
     ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("0.0.0.0:0")?;
+    /// assert!(!socket.broadcast()?); // off by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn broadcast(&self) -> io::Result<bool> {
@@ -165,6 +282,13 @@ impl UdpSocket {
     }
 
     /// Sets `IP_MULTICAST_LOOP`.
+    ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("0.0.0.0:0")?;
+    /// socket.set_multicast_loop_v4(false)?; // no copies of our own multicasts
+    /// assert!(!socket.multicast_loop_v4()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -174,6 +298,12 @@ impl UdpSocket {
 
     /// `IP_MULTICAST_LOOP`.
     ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("0.0.0.0:0")?;
+    /// assert!(socket.multicast_loop_v4()?); // on by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn multicast_loop_v4(&self) -> io::Result<bool> {
@@ -181,6 +311,13 @@ impl UdpSocket {
     }
 
     /// Sets `IP_MULTICAST_TTL`.
+    ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("0.0.0.0:0")?;
+    /// socket.set_multicast_ttl_v4(8)?; // cross up to 8 routers
+    /// assert_eq!(socket.multicast_ttl_v4()?, 8);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -190,6 +327,12 @@ impl UdpSocket {
 
     /// `IP_MULTICAST_TTL`.
     ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("0.0.0.0:0")?;
+    /// assert_eq!(socket.multicast_ttl_v4()?, 1); // the local network only, by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
@@ -197,6 +340,15 @@ impl UdpSocket {
     }
 
     /// Sets `IPV6_MULTICAST_LOOP`.
+    ///
+    /// ```
+    /// // IPv6 may be missing altogether on some machines.
+    /// if let Ok(socket) = coio::net::UdpSocket::bind("[::1]:0") {
+    ///     socket.set_multicast_loop_v6(false)?;
+    ///     assert!(!socket.multicast_loop_v6()?);
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -206,6 +358,14 @@ impl UdpSocket {
 
     /// `IPV6_MULTICAST_LOOP`.
     ///
+    /// ```
+    /// // IPv6 may be missing altogether on some machines.
+    /// if let Ok(socket) = coio::net::UdpSocket::bind("[::1]:0") {
+    ///     assert!(socket.multicast_loop_v6()?); // on by default
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn multicast_loop_v6(&self) -> io::Result<bool> {
@@ -214,6 +374,13 @@ impl UdpSocket {
 
     /// Sets `IP_TTL`.
     ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_ttl(100)?;
+    /// assert_eq!(socket.ttl()?, 100);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
@@ -221,6 +388,12 @@ impl UdpSocket {
     }
 
     /// `IP_TTL`.
+    ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// println!("IP_TTL: {}", socket.ttl()?); // the system's default, often 64
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -231,6 +404,19 @@ impl UdpSocket {
     /// Joins the IPv4 multicast group `multiaddr` on the interface with
     /// address `interface` (`IP_ADD_MEMBERSHIP`).
     ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let socket = coio::net::UdpSocket::bind("0.0.0.0:0")?;
+    /// let group = Ipv4Addr::new(239, 255, 0, 1);
+    /// // A machine without a multicast route may refuse the join.
+    /// match socket.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST) {
+    ///     Ok(()) => socket.leave_multicast_v4(&group, &Ipv4Addr::LOCALHOST)?,
+    ///     Err(e) => eprintln!("no multicast here: {e}"),
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
@@ -239,6 +425,20 @@ impl UdpSocket {
 
     /// Joins the IPv6 multicast group `multiaddr` on the interface with
     /// index `interface` (0: the system's choice).
+    ///
+    /// ```
+    /// use std::net::Ipv6Addr;
+    ///
+    /// // IPv6 may be missing altogether on some machines.
+    /// if let Ok(socket) = coio::net::UdpSocket::bind("[::1]:0") {
+    ///     let group: Ipv6Addr = "ff02::123".parse().unwrap();
+    ///     match socket.join_multicast_v6(&group, 0) {
+    ///         Ok(()) => socket.leave_multicast_v6(&group, 0)?,
+    ///         Err(e) => eprintln!("no IPv6 multicast here: {e}"),
+    ///     }
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -249,6 +449,18 @@ impl UdpSocket {
     /// Leaves a group joined with
     /// [`join_multicast_v4`](Self::join_multicast_v4).
     ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let socket = coio::net::UdpSocket::bind("0.0.0.0:0")?;
+    /// let group = Ipv4Addr::new(239, 255, 0, 2);
+    /// if socket.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST).is_ok() {
+    ///     // ... receive the group's datagrams, then:
+    ///     socket.leave_multicast_v4(&group, &Ipv4Addr::LOCALHOST)?;
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
@@ -258,6 +470,19 @@ impl UdpSocket {
     /// Leaves a group joined with
     /// [`join_multicast_v6`](Self::join_multicast_v6).
     ///
+    /// ```
+    /// use std::net::Ipv6Addr;
+    ///
+    /// if let Ok(socket) = coio::net::UdpSocket::bind("[::1]:0") {
+    ///     let group: Ipv6Addr = "ff02::124".parse().unwrap();
+    ///     if socket.join_multicast_v6(&group, 0).is_ok() {
+    ///         // ... receive the group's datagrams, then:
+    ///         socket.leave_multicast_v6(&group, 0)?;
+    ///     }
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
@@ -265,6 +490,12 @@ impl UdpSocket {
     }
 
     /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// assert!(socket.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -278,6 +509,18 @@ impl UdpSocket {
     /// any exchange, so it does not wait; name resolution runs off the
     /// coroutine's worker.
     ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// let (a, b) = (UdpSocket::bind("127.0.0.1:0")?, UdpSocket::bind("127.0.0.1:0")?);
+    /// a.connect(b.local_addr()?)?; // no exchange: it only records the peer
+    /// b.connect(a.local_addr()?)?;
+    /// a.send(b"hi")?;
+    /// let mut buf = [0; 8];
+    /// assert_eq!(b.recv(&mut buf)?, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The resolution's or the last address's error.
     pub fn connect<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<()> {
@@ -286,6 +529,18 @@ impl UdpSocket {
 
     /// Sends `buf` as one datagram to the connected peer, blocking the
     /// coroutine while the send buffer is full.
+    ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// let (a, b) = (UdpSocket::bind("127.0.0.1:0")?, UdpSocket::bind("127.0.0.1:0")?);
+    /// a.connect(b.local_addr()?)?;
+    /// assert_eq!(a.send(b"datagram")?, 8);
+    /// let mut buf = [0; 16];
+    /// let (n, from) = b.recv_from(&mut buf)?;
+    /// assert_eq!((&buf[..n], from), (&b"datagram"[..], a.local_addr()?));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `NotConnected` if not connected (`DestinationAddrRequired` on some
@@ -302,6 +557,24 @@ impl UdpSocket {
     /// Receives one datagram from the connected peer, blocking the
     /// coroutine until one comes (see [`recv_from`](Self::recv_from)).
     ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0")?, UdpSocket::bind("127.0.0.1:0")?);
+    ///     b.connect(a.local_addr()?)?;
+    ///     let b_addr = b.local_addr()?;
+    ///     let receiver = coio::spawn(move || {
+    ///         let mut buf = [0; 16];
+    ///         b.recv(&mut buf).map(|n| buf[..n].to_vec()) // parks until one comes
+    ///     });
+    ///     a.send_to(b"hello", b_addr)?;
+    ///     assert_eq!(receiver.join().unwrap()?, b"hello");
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error, such as `ConnectionRefused` after an earlier datagram
     /// was refused; `TimedOut` after the read timeout.
@@ -315,6 +588,19 @@ impl UdpSocket {
 
     /// As [`recv`](Self::recv), leaving the datagram queued.
     ///
+    /// ```
+    /// use coio::net::UdpSocket;
+    ///
+    /// let (a, b) = (UdpSocket::bind("127.0.0.1:0")?, UdpSocket::bind("127.0.0.1:0")?);
+    /// a.connect(b.local_addr()?)?;
+    /// b.connect(a.local_addr()?)?;
+    /// a.send(b"ping")?;
+    /// let mut buf = [0; 16];
+    /// assert_eq!(b.peek(&mut buf)?, 4);
+    /// assert_eq!(b.recv(&mut buf)?, 4); // the same datagram, still queued
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As `recv`.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -327,6 +613,15 @@ impl UdpSocket {
 
     /// In non-blocking mode sends and receives return `WouldBlock`
     /// instead of waiting, as std's.
+    ///
+    /// ```
+    /// let socket = coio::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_nonblocking(true)?;
+    /// // Nothing queued: `recv_from` returns at once.
+    /// let err = socket.recv_from(&mut [0; 16]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Never (kept for std's signature).

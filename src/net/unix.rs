@@ -91,6 +91,18 @@ pub struct UnixListener {
 impl UnixListener {
     /// Binds to the socket file `path` and listens, as std's `bind`.
     ///
+    /// ```
+    /// use coio::net::unix::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-bind-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// let _client = UnixStream::connect(&path)?; // queued until accepted
+    /// let (_conn, _) = listener.accept()?;
+    /// std::fs::remove_file(&path)?; // the socket file stays until removed
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error (`AddrInUse` if the file exists).
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
@@ -99,6 +111,19 @@ impl UnixListener {
 
     /// Binds to `addr` (a path, or on Linux an abstract name) and listens.
     ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use coio::net::unix::{SocketAddr, UnixListener, UnixStream};
+    ///
+    /// // An abstract name (Linux): no socket file.
+    /// let addr = SocketAddr::from_abstract_name(format!("coio-doc-bind-addr-{}", std::process::id()))?;
+    /// let listener = UnixListener::bind_addr(&addr)?;
+    /// let client = UnixStream::connect_addr(&addr)?;
+    /// let (_conn, _) = listener.accept()?;
+    /// assert_eq!(client.peer_addr()?.as_abstract_name(), addr.as_abstract_name());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
@@ -106,6 +131,16 @@ impl UnixListener {
     }
 
     /// Takes a std listener (made non-blocking here).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-from-std-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let std_listener = std::os::unix::net::UnixListener::bind(&path)?;
+    /// let listener = coio::net::unix::UnixListener::from_std(std_listener)?;
+    /// assert_eq!(listener.local_addr()?.as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The error of `fcntl` if the mode cannot be set.
@@ -121,11 +156,41 @@ impl UnixListener {
     }
 
     /// Gives back the std listener (in non-blocking mode).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-into-std-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = coio::net::unix::UnixListener::bind(&path)?;
+    /// let std_listener: std::os::unix::net::UnixListener = listener.into_std();
+    /// assert_eq!(std_listener.local_addr()?.as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_std(self) -> std::os::unix::net::UnixListener {
         self.io.into_inner().into()
     }
 
     /// Accepts a connection, blocking the coroutine until one comes.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use coio::net::unix::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-accept-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let p = path.clone();
+    ///     let client = coio::spawn(move || UnixStream::connect(p)?.write_all(b"hi"));
+    ///     let (mut conn, _) = listener.accept()?; // parks until a client connects
+    ///     let mut got = String::new();
+    ///     conn.read_to_string(&mut got)?;
+    ///     assert_eq!(got, "hi");
+    ///     client.join().unwrap()
+    /// })?;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error; under descriptor exhaustion `EMFILE`/`ENFILE` (the
@@ -149,6 +214,23 @@ impl UnixListener {
     /// (see `coio::net`'s "Async I/O": the first poll must come from a
     /// coroutine).
     ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use coio::net::unix::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-poll-accept-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let _client = UnixStream::connect(&path)?;
+    ///     let (conn, _) = coio::future::block_on(poll_fn(|cx| listener.poll_accept(cx)))?;
+    ///     assert_eq!(conn.local_addr()?.as_pathname(), Some(path.as_path()));
+    ///     Ok(())
+    /// })?;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As `accept`.
     pub fn poll_accept(
@@ -163,6 +245,22 @@ impl UnixListener {
 
     /// A future of the next connection: the async form of
     /// [`accept`](Self::accept) (see [`poll_accept`](Self::poll_accept)).
+    ///
+    /// ```
+    /// use coio::net::unix::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-accept-async-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let _client = UnixStream::connect(&path)?;
+    ///     let (conn, _) = coio::future::block_on(async { listener.accept_async().await })?;
+    ///     assert!(conn.peer_addr()?.is_unnamed()); // the client did not bind
+    ///     Ok(())
+    /// })?;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn accept_async(
         &self,
     ) -> impl std::future::Future<Output = io::Result<(UnixStream, SocketAddr)>> + '_ {
@@ -170,11 +268,40 @@ impl UnixListener {
     }
 
     /// An endless iterator of accepted connections (as std's).
+    ///
+    /// ```
+    /// use coio::net::unix::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-incoming-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     for _ in 0..2 {
+    ///         let p = path.clone();
+    ///         coio::spawn(move || UnixStream::connect(p));
+    ///     }
+    ///     // Endless: take what is needed.
+    ///     let conns = listener.incoming().take(2).collect::<std::io::Result<Vec<_>>>()?;
+    ///     assert_eq!(conns.len(), 2);
+    ///     Ok(())
+    /// })?;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
 
     /// The address the listener is bound to.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-local-addr-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = coio::net::unix::UnixListener::bind(&path)?;
+    /// assert_eq!(listener.local_addr()?.as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -184,6 +311,15 @@ impl UnixListener {
 
     /// Takes the pending socket error (`SO_ERROR`).
     ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-take-error-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = coio::net::unix::UnixListener::bind(&path)?;
+    /// assert!(listener.take_error()?.is_none());
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
@@ -191,6 +327,23 @@ impl UnixListener {
     }
 
     /// A second handle to the same socket (a duplicated descriptor).
+    ///
+    /// ```
+    /// use coio::net::unix::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-try-clone-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     // The clone accepts in another coroutine: the same socket.
+    ///     let second = listener.try_clone()?;
+    ///     let acceptor = coio::spawn(move || second.accept().map(drop));
+    ///     let _client = UnixStream::connect(&path)?;
+    ///     acceptor.join().unwrap()
+    /// })?;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error of `dup`.
@@ -202,6 +355,18 @@ impl UnixListener {
 
     /// In non-blocking mode `accept` returns `WouldBlock` instead of
     /// waiting, as std's.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-nonblocking-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = coio::net::unix::UnixListener::bind(&path)?;
+    /// listener.set_nonblocking(true)?;
+    /// // Nobody connects: `accept` returns at once.
+    /// let err = listener.accept().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Never (kept for std's signature).
@@ -221,6 +386,23 @@ impl<'a> IntoIterator for &'a UnixListener {
 }
 
 /// The iterator of [`UnixListener::incoming`].
+///
+/// ```
+/// use coio::net::unix::{Incoming, UnixListener, UnixStream};
+///
+/// let path = std::env::temp_dir().join(format!("coio-doc-incoming-type-{}.sock", std::process::id()));
+/// # let _ = std::fs::remove_file(&path);
+/// let listener = UnixListener::bind(&path)?;
+/// coio::run(|| -> std::io::Result<()> {
+///     let _client = UnixStream::connect(&path)?;
+///     let mut incoming: Incoming<'_> = listener.incoming();
+///     let conn = incoming.next().unwrap()?; // never `None`
+///     assert!(conn.peer_addr()?.is_unnamed());
+///     Ok(())
+/// })?;
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a UnixListener,
@@ -241,6 +423,26 @@ impl Iterator for Incoming<'_> {
 /// `Read` and `Write` are implemented for `UnixStream` and `&UnixStream`,
 /// so one coroutine can read while another writes. Timeouts end a wait
 /// with `ErrorKind::TimedOut` and leave the stream usable.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use coio::net::unix::UnixStream;
+///
+/// coio::run(|| -> std::io::Result<()> {
+///     let (a, mut b) = UnixStream::pair()?;
+///     let echo = coio::spawn(move || -> std::io::Result<()> {
+///         let mut buf = [0; 5];
+///         (&a).read_exact(&mut buf)?; // through `&UnixStream`
+///         (&a).write_all(&buf)
+///     });
+///     b.write_all(b"hello")?;
+///     let mut back = [0; 5];
+///     b.read_exact(&mut back)?;
+///     assert_eq!(&back, b"hello");
+///     echo.join().unwrap()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct UnixStream {
     io: Fd<std::os::unix::net::UnixStream>,
 }
@@ -248,6 +450,26 @@ pub struct UnixStream {
 impl UnixStream {
     /// Connects to the socket file `path`, blocking the coroutine while
     /// the listener's backlog is full (see the module docs).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use coio::net::unix::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-connect-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let mut client = UnixStream::connect(&path)?;
+    ///     let (mut server, _) = listener.accept()?;
+    ///     client.write_all(b"hi")?;
+    ///     let mut buf = [0; 2];
+    ///     server.read_exact(&mut buf)?;
+    ///     assert_eq!(&buf, b"hi");
+    ///     Ok(())
+    /// })?;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error (`NotFound` for no such file, `ConnectionRefused` for
@@ -257,6 +479,19 @@ impl UnixStream {
     }
 
     /// Connects to `addr` (a path, or on Linux an abstract name).
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use coio::net::unix::{SocketAddr, UnixListener, UnixStream};
+    ///
+    /// // An abstract name (Linux): no socket file.
+    /// let addr = SocketAddr::from_abstract_name(format!("coio-doc-connect-addr-{}", std::process::id()))?;
+    /// let listener = UnixListener::bind_addr(&addr)?;
+    /// let client = UnixStream::connect_addr(&addr)?;
+    /// let (server, _) = listener.accept()?;
+    /// assert_eq!(client.peer_addr()?.as_abstract_name(), server.local_addr()?.as_abstract_name());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`connect`](Self::connect).
@@ -281,6 +516,17 @@ impl UnixStream {
 
     /// A connected pair of streams (`socketpair`).
     ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// let (mut a, mut b) = coio::net::unix::UnixStream::pair()?;
+    /// a.write_all(b"ping")?;
+    /// let mut buf = [0; 4];
+    /// b.read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"ping");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
@@ -300,6 +546,18 @@ impl UnixStream {
 
     /// Takes a std stream (made non-blocking here).
     ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut a = coio::net::unix::UnixStream::from_std(a)?;
+    /// b.write_all(b"hi")?;
+    /// let mut buf = [0; 2];
+    /// a.read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"hi");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The error of `fcntl` if the mode cannot be set.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
@@ -309,11 +567,36 @@ impl UnixStream {
     }
 
     /// Gives back the std stream (in non-blocking mode).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// let (a, mut b) = coio::net::unix::UnixStream::pair()?;
+    /// let mut a: std::os::unix::net::UnixStream = a.into_std();
+    /// b.write_all(b"hi")?;
+    /// let mut buf = [0; 2];
+    /// a.read_exact(&mut buf)?; // in non-blocking mode: data is there already
+    /// assert_eq!(&buf, b"hi");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_std(self) -> std::os::unix::net::UnixStream {
         self.io.into_inner()
     }
 
     /// The address of the peer.
+    ///
+    /// ```
+    /// use coio::net::unix::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-peer-addr-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// let client = UnixStream::connect(&path)?;
+    /// assert_eq!(client.peer_addr()?.as_pathname(), Some(path.as_path()));
+    /// # drop(listener);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -323,6 +606,12 @@ impl UnixStream {
 
     /// The local address (unnamed, unless bound).
     ///
+    /// ```
+    /// let (a, _b) = coio::net::unix::UnixStream::pair()?;
+    /// assert!(a.local_addr()?.is_unnamed());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -331,6 +620,17 @@ impl UnixStream {
 
     /// Shuts down reading, writing or both; waiters of a shut-down
     /// direction see it at once (reads return 0, writes fail).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::Shutdown;
+    ///
+    /// let (a, mut b) = coio::net::unix::UnixStream::pair()?;
+    /// a.shutdown(Shutdown::Write)?; // the end of the stream, for the peer
+    /// let mut rest = Vec::new();
+    /// assert_eq!(b.read_to_end(&mut rest)?, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -342,15 +642,44 @@ impl UnixStream {
     /// for example to read in one coroutine and write in another. Timeouts
     /// are per handle.
     ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use coio::net::unix::UnixStream;
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let (a, mut b) = UnixStream::pair()?;
+    ///     // A clone reads in another coroutine.
+    ///     let mut reader = a.try_clone()?;
+    ///     let r = coio::spawn(move || {
+    ///         let mut buf = [0; 4];
+    ///         reader.read_exact(&mut buf).map(|()| buf)
+    ///     });
+    ///     b.write_all(b"pong")?;
+    ///     assert_eq!(&r.join().unwrap()?, b"pong");
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         Ok(UnixStream::from_nonblocking(self.io.get_ref().try_clone()?))
     }
 
-    timeout_methods!();
+    timeout_methods!(
+        setup = "let (a, _b) = coio::net::unix::UnixStream::pair()?;",
+        read_use = "\nuse std::io::Read;",
+        read = "(&a).read(&mut [0; 8])"
+    );
 
     /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// ```
+    /// let (a, _b) = coio::net::unix::UnixStream::pair()?;
+    /// assert!(a.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -360,6 +689,17 @@ impl UnixStream {
 
     /// In non-blocking mode reads and writes return `WouldBlock` instead
     /// of waiting, as std's.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let (mut a, _b) = coio::net::unix::UnixStream::pair()?;
+    /// a.set_nonblocking(true)?;
+    /// // Nothing to read: `read` returns at once.
+    /// let err = a.read(&mut [0; 16]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Never (kept for std's signature).
@@ -381,7 +721,10 @@ impl UnixStream {
 }
 
 stream_read_write!(UnixStream);
-super::async_io::stream_async!(UnixStream);
+super::async_io::stream_async!(
+    UnixStream,
+    setup = "let (a, b) = coio::net::unix::UnixStream::pair()?;"
+);
 
 /// A Unix domain datagram socket, as
 /// [`std::os::unix::net::UnixDatagram`], whose sends and receives block
@@ -390,12 +733,41 @@ super::async_io::stream_async!(UnixStream);
 /// Every method takes `&self`, so coroutines can share a socket. Timeouts
 /// end a wait with `ErrorKind::TimedOut` and leave the socket usable. See
 /// the module docs for a send to a receiver whose queue is full.
+///
+/// ```
+/// use coio::net::unix::UnixDatagram;
+///
+/// coio::run(|| -> std::io::Result<()> {
+///     let (a, b) = UnixDatagram::pair()?;
+///     let receiver = coio::spawn(move || {
+///         let mut buf = [0; 16];
+///         b.recv(&mut buf).map(|n| buf[..n].to_vec()) // parks until one comes
+///     });
+///     a.send(b"datagram")?;
+///     assert_eq!(receiver.join().unwrap()?, b"datagram");
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct UnixDatagram {
     io: Fd<std::os::unix::net::UnixDatagram>,
 }
 
 impl UnixDatagram {
     /// A socket bound to the socket file `path`.
+    ///
+    /// ```
+    /// use coio::net::unix::UnixDatagram;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-dgram-bind-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let server = UnixDatagram::bind(&path)?;
+    /// UnixDatagram::unbound()?.send_to(b"hi", &path)?;
+    /// let mut buf = [0; 8];
+    /// assert_eq!(server.recv(&mut buf)?, 2);
+    /// std::fs::remove_file(&path)?; // the socket file stays until removed
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error (`AddrInUse` if the file exists).
@@ -405,6 +777,18 @@ impl UnixDatagram {
 
     /// A socket bound to `addr` (a path, or on Linux an abstract name).
     ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use coio::net::unix::{SocketAddr, UnixDatagram};
+    ///
+    /// // An abstract name (Linux): no socket file.
+    /// let addr = SocketAddr::from_abstract_name(format!("coio-doc-dgram-bind-addr-{}", std::process::id()))?;
+    /// let server = UnixDatagram::bind_addr(&addr)?;
+    /// UnixDatagram::unbound()?.send_to_addr(b"hi", &addr)?;
+    /// assert_eq!(server.recv(&mut [0; 8])?, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixDatagram> {
@@ -413,6 +797,12 @@ impl UnixDatagram {
 
     /// A socket bound to no address.
     ///
+    /// ```
+    /// let socket = coio::net::unix::UnixDatagram::unbound()?;
+    /// assert!(socket.local_addr()?.is_unnamed()); // it can send; nobody can answer
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn unbound() -> io::Result<UnixDatagram> {
@@ -420,6 +810,16 @@ impl UnixDatagram {
     }
 
     /// A connected pair of sockets (`socketpair`).
+    ///
+    /// ```
+    /// let (a, b) = coio::net::unix::UnixDatagram::pair()?;
+    /// a.send(b"one")?;
+    /// a.send(b"two")?;
+    /// let mut buf = [0; 8];
+    /// assert_eq!(b.recv(&mut buf)?, 3); // one datagram at a time
+    /// assert_eq!(&buf[..3], b"one");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.
@@ -440,6 +840,14 @@ impl UnixDatagram {
 
     /// Takes a std socket (made non-blocking here).
     ///
+    /// ```
+    /// let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+    /// let a = coio::net::unix::UnixDatagram::from_std(a)?;
+    /// b.send(b"hi")?;
+    /// assert_eq!(a.recv(&mut [0; 8])?, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The error of `fcntl` if the mode cannot be set.
     pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
@@ -449,12 +857,34 @@ impl UnixDatagram {
     }
 
     /// Gives back the std socket (in non-blocking mode).
+    ///
+    /// ```
+    /// let (a, b) = coio::net::unix::UnixDatagram::pair()?;
+    /// let a: std::os::unix::net::UnixDatagram = a.into_std();
+    /// b.send(b"hi")?;
+    /// assert_eq!(a.recv(&mut [0; 8])?, 2); // non-blocking mode: it is there already
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_std(self) -> std::os::unix::net::UnixDatagram {
         self.io.into_inner()
     }
 
     /// Connects the socket to the socket file `path`: `send` and `recv`
     /// then use that peer. This records the peer and does not wait.
+    ///
+    /// ```
+    /// use coio::net::unix::UnixDatagram;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-dgram-connect-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let server = UnixDatagram::bind(&path)?;
+    /// let client = UnixDatagram::unbound()?;
+    /// client.connect(&path)?; // records the peer, does not wait
+    /// client.send(b"hi")?;
+    /// assert_eq!(server.recv(&mut [0; 8])?, 2);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error (`NotFound`, `ConnectionRefused`).
@@ -464,6 +894,19 @@ impl UnixDatagram {
 
     /// Connects the socket to `addr` (see [`connect`](Self::connect)).
     ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use coio::net::unix::{SocketAddr, UnixDatagram};
+    ///
+    /// let addr = SocketAddr::from_abstract_name(format!("coio-doc-dgram-connect-addr-{}", std::process::id()))?;
+    /// let server = UnixDatagram::bind_addr(&addr)?;
+    /// let client = UnixDatagram::unbound()?;
+    /// client.connect_addr(&addr)?;
+    /// client.send(b"hi")?;
+    /// assert_eq!(server.recv(&mut [0; 8])?, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
@@ -472,6 +915,21 @@ impl UnixDatagram {
 
     /// A second handle to the same socket (a duplicated descriptor).
     /// Timeouts and the non-blocking mode are per handle.
+    ///
+    /// ```
+    /// use coio::net::unix::UnixDatagram;
+    ///
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let (a, b) = UnixDatagram::pair()?;
+    ///     // One coroutine receives on a clone while this one sends.
+    ///     let receiver = b.try_clone()?;
+    ///     let r = coio::spawn(move || receiver.recv(&mut [0; 16]));
+    ///     a.send(b"hello")?;
+    ///     assert_eq!(r.join().unwrap()?, 5);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error of `dup`.
@@ -483,6 +941,15 @@ impl UnixDatagram {
 
     /// The address the socket is bound to.
     ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("coio-doc-dgram-local-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let socket = coio::net::unix::UnixDatagram::bind(&path)?;
+    /// assert_eq!(socket.local_addr()?.as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -490,6 +957,21 @@ impl UnixDatagram {
     }
 
     /// The address of the connected peer.
+    ///
+    /// ```
+    /// use coio::net::unix::UnixDatagram;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-dgram-peer-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let server = UnixDatagram::bind(&path)?;
+    /// let client = UnixDatagram::unbound()?;
+    /// assert!(client.peer_addr().is_err()); // not connected
+    /// client.connect(&path)?;
+    /// assert_eq!(client.peer_addr()?.as_pathname(), Some(path.as_path()));
+    /// # drop(server);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `NotConnected` if not connected; the OS error.
@@ -501,6 +983,22 @@ impl UnixDatagram {
     /// returns its length and sender. A datagram longer than `buf` is cut
     /// to fit, as with std.
     ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use coio::net::unix::{SocketAddr, UnixDatagram};
+    ///
+    /// let name = |tag: &str| SocketAddr::from_abstract_name(format!("coio-doc-{tag}-{}", std::process::id()));
+    /// let server = UnixDatagram::bind_addr(&name("recv-from-server")?)?;
+    /// let client = UnixDatagram::bind_addr(&name("recv-from-client")?)?; // bound: can be answered
+    /// client.send_to_addr(b"ping", &server.local_addr()?)?;
+    /// let mut buf = [0; 16];
+    /// let (n, from) = server.recv_from(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"ping");
+    /// server.send_to_addr(b"pong", &from)?; // the answer
+    /// assert_eq!(client.recv(&mut buf)?, 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error; `TimedOut` after the read timeout.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
@@ -511,6 +1009,15 @@ impl UnixDatagram {
     }
 
     /// Receives one datagram (see [`recv_from`](Self::recv_from)).
+    ///
+    /// ```
+    /// let (a, b) = coio::net::unix::UnixDatagram::pair()?;
+    /// a.send(b"a longer datagram")?;
+    /// let mut buf = [0; 8];
+    /// assert_eq!(b.recv(&mut buf)?, 8); // cut to fit; the rest is lost
+    /// assert_eq!(&buf, b"a longer");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error; `TimedOut` after the read timeout.
@@ -541,6 +1048,19 @@ impl UnixDatagram {
     /// Sends `buf` as one datagram to the socket file `path`, blocking the
     /// coroutine while the receiver's queue is full (see the module docs).
     ///
+    /// ```
+    /// use coio::net::unix::UnixDatagram;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coio-doc-dgram-send-to-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let server = UnixDatagram::bind(&path)?;
+    /// let client = UnixDatagram::unbound()?;
+    /// assert_eq!(client.send_to(b"hello", &path)?, 5);
+    /// assert_eq!(server.recv(&mut [0; 8])?, 5);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error; `TimedOut` after the write timeout.
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
@@ -549,6 +1069,17 @@ impl UnixDatagram {
     }
 
     /// Sends `buf` as one datagram to `addr` (see [`send_to`](Self::send_to)).
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use coio::net::unix::{SocketAddr, UnixDatagram};
+    ///
+    /// let addr = SocketAddr::from_abstract_name(format!("coio-doc-send-to-addr-{}", std::process::id()))?;
+    /// let server = UnixDatagram::bind_addr(&addr)?;
+    /// assert_eq!(UnixDatagram::unbound()?.send_to_addr(b"hello", &addr)?, 5);
+    /// assert_eq!(server.recv(&mut [0; 8])?, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As `send_to`.
@@ -559,6 +1090,13 @@ impl UnixDatagram {
     /// Sends `buf` as one datagram to the connected peer, blocking the
     /// coroutine while the peer's queue is full.
     ///
+    /// ```
+    /// let (a, b) = coio::net::unix::UnixDatagram::pair()?;
+    /// assert_eq!(a.send(b"hello")?, 5);
+    /// assert_eq!(b.recv(&mut [0; 8])?, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `NotConnected` if not connected; the OS error; `TimedOut` after the
     /// write timeout.
@@ -566,10 +1104,23 @@ impl UnixDatagram {
         self.io.write_with(|s| s.send(buf))
     }
 
-    timeout_methods!();
+    timeout_methods!(
+        setup = "let (a, _b) = coio::net::unix::UnixDatagram::pair()?;",
+        read_use = "",
+        read = "a.recv(&mut [0; 8])"
+    );
 
     /// In non-blocking mode sends and receives return `WouldBlock`
     /// instead of waiting, as std's.
+    ///
+    /// ```
+    /// let (a, _b) = coio::net::unix::UnixDatagram::pair()?;
+    /// a.set_nonblocking(true)?;
+    /// // Nothing queued: `recv` returns at once.
+    /// let err = a.recv(&mut [0; 16]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Never (kept for std's signature).
@@ -580,6 +1131,12 @@ impl UnixDatagram {
 
     /// Takes the pending socket error (`SO_ERROR`).
     ///
+    /// ```
+    /// let (a, _b) = coio::net::unix::UnixDatagram::pair()?;
+    /// assert!(a.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The OS error.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
@@ -588,6 +1145,17 @@ impl UnixDatagram {
 
     /// Shuts down reading, writing or both; waiters of a shut-down
     /// direction see it at once.
+    ///
+    /// ```
+    /// use std::net::Shutdown;
+    ///
+    /// let (a, b) = coio::net::unix::UnixDatagram::pair()?;
+    /// b.shutdown(Shutdown::Read)?;
+    /// assert_eq!(b.recv(&mut [0; 8])?, 0); // returns at once, as std's
+    /// a.shutdown(Shutdown::Write)?;
+    /// assert!(a.send(b"late").is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// The OS error.

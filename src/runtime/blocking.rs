@@ -91,11 +91,26 @@ pub(crate) fn wait_until(
 }
 
 /// Whether the caller is a coroutine of a coio runtime.
+///
+/// ```
+/// assert!(!coio::is_coroutine());
+/// coio::run(|| assert!(coio::is_coroutine()));
+/// ```
 pub fn is_coroutine() -> bool {
     worker::coroutine_local().is_some()
 }
 
 /// A handle to the running coroutine.
+///
+/// ```
+/// coio::run(|| {
+///     let h = coio::Builder::new()
+///         .name("greeter")
+///         .spawn(|| format!("hello from {}", coio::current().name().unwrap_or("?")))
+///         .unwrap();
+///     assert_eq!(h.join().unwrap(), "hello from greeter");
+/// });
+/// ```
 ///
 /// # Panics
 /// Outside a coroutine (see [`is_coroutine`]).
@@ -141,6 +156,22 @@ pub(crate) fn not_in_coroutine(what: &str) -> ! {
 /// Lets the other runnable coroutines of this worker run (Go's
 /// `runtime.Gosched`); the caller goes to the back of the queue. On a plain
 /// thread, `std::thread::yield_now`. A cancellation point.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// coio::run(|| {
+///     let done = Arc::new(AtomicBool::new(false));
+///     let flag = done.clone();
+///     let child = coio::spawn(move || flag.store(true, Ordering::Release));
+///     // A polling loop that lets the child (maybe on this worker) run.
+///     while !done.load(Ordering::Acquire) {
+///         coio::yield_now();
+///     }
+///     child.join().unwrap();
+/// });
+/// ```
 pub fn yield_now() {
     match worker::coroutine_local() {
         Some(l) => {
@@ -157,6 +188,16 @@ pub fn yield_now() {
 ///
 /// In a coroutine, only the coroutine waits: its worker runs others. The
 /// timer is accurate to about a millisecond.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// coio::run(|| {
+///     let start = Instant::now();
+///     coio::sleep(Duration::from_millis(5));
+///     assert!(start.elapsed() >= Duration::from_millis(5));
+/// });
+/// ```
 ///
 /// # Panics
 /// Unwinds with [`Cancelled`] if the coroutine is cancelled while it
@@ -176,6 +217,25 @@ pub fn sleep(dur: Duration) {
 /// return spuriously (as `std::thread::park`). On a plain thread this is
 /// `std::thread::park`.
 ///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// coio::run(|| {
+///     let ready = Arc::new(AtomicBool::new(false));
+///     let flag = ready.clone();
+///     let waiter = coio::spawn(move || {
+///         // `park` may return spuriously: wait for the condition in a loop.
+///         while !flag.load(Ordering::Acquire) {
+///             coio::park();
+///         }
+///     });
+///     ready.store(true, Ordering::Release);
+///     waiter.coroutine().unpark();
+///     waiter.join().unwrap();
+/// });
+/// ```
+///
 /// # Panics
 /// Unwinds with [`Cancelled`] if the coroutine is cancelled.
 pub fn park() {
@@ -183,6 +243,25 @@ pub fn park() {
 }
 
 /// As [`park`], but returns after `dur` at the latest.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::time::Duration;
+///
+/// coio::run(|| {
+///     let ready = Arc::new(AtomicBool::new(false));
+///     let (flag, me) = (ready.clone(), coio::current());
+///     coio::spawn(move || {
+///         flag.store(true, Ordering::Release);
+///         me.unpark();
+///     });
+///     // Checks the flag when unparked, and at least every 10 ms.
+///     while !ready.load(Ordering::Acquire) {
+///         coio::park_timeout(Duration::from_millis(10));
+///     }
+/// });
+/// ```
 pub fn park_timeout(dur: Duration) {
     park_impl(Instant::now().checked_add(dur).or(Some(far_future())))
 }

@@ -49,6 +49,20 @@ use super::worker;
 
 /// A key for coroutine-local storage; declare with
 /// [`coroutine_local!`](crate::coroutine_local).
+///
+/// ```
+/// use std::cell::RefCell;
+///
+/// coio::coroutine_local! {
+///     static TRACE: RefCell<Vec<&'static str>> = RefCell::new(Vec::new());
+/// }
+/// coio::run(|| {
+///     TRACE.with(|t| t.borrow_mut().push("main"));
+///     let child = coio::spawn(|| TRACE.with(|t| t.borrow().len()));
+///     assert_eq!(child.join().unwrap(), 0); // the child has its own
+///     assert_eq!(TRACE.with(|t| t.borrow().len()), 1);
+/// });
+/// ```
 pub struct LocalKey<T: 'static> {
     init: fn() -> T,
     /// 0 until the key is first used; then its index + 1.
@@ -161,6 +175,20 @@ impl<T: 'static> LocalKey<T> {
     /// thread's value. The value lives at least until `f` returns, even if
     /// `f` suspends inside a [`Generator`](crate::Generator) that is
     /// resumed after the coroutine (or thread) has finished.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    ///
+    /// coio::coroutine_local! {
+    ///     static DEPTH: Cell<u32> = Cell::new(0);
+    /// }
+    /// coio::run(|| {
+    ///     DEPTH.with(|d| d.set(d.get() + 1));
+    ///     assert_eq!(DEPTH.with(Cell::get), 1);
+    /// });
+    /// // On a plain thread, the thread's own value.
+    /// assert_eq!(DEPTH.with(Cell::get), 0);
+    /// ```
     ///
     /// # Panics
     /// On a plain thread whose thread-locals are being destroyed.

@@ -144,6 +144,17 @@ impl Shared {
 /// coroutines, or inside [`blocking`](crate::blocking) called by one (the
 /// last `Arc<Runtime>` going there, say), it says so on stderr and is
 /// leaked instead, its workers left running.
+///
+/// ```
+/// let rt = coio::Runtime::builder().workers(2).build()?;
+/// // From a plain thread: spawn, and join (which blocks the thread).
+/// let h = rt.spawn(|| 1 + 2);
+/// assert_eq!(h.join().unwrap(), 3);
+/// // Or run a closure as a coroutine and wait for its result.
+/// assert_eq!(rt.block_on(|| coio::spawn(|| 4).join().unwrap()), 4);
+/// drop(rt); // cancels what is still running, joins the workers
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<thread::JoinHandle<()>>,
@@ -154,6 +165,14 @@ pub struct Runtime {
 
 /// The kernel interface a runtime's workers do their I/O and sleep with
 /// (see [`RuntimeBuilder::driver`]).
+///
+/// ```
+/// use coio::{IoDriver, Runtime};
+///
+/// let rt = Runtime::builder().driver(IoDriver::Epoll).build()?;
+/// assert_eq!(rt.io_driver(), IoDriver::Epoll);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum IoDriver {
@@ -226,6 +245,19 @@ fn stall_warning_from_env() -> io::Result<Option<Option<Duration>>> {
 const URING_ENTRIES: u32 = 256;
 
 /// Settings for a [`Runtime`]: `Runtime::builder().workers(2).build()`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let rt = coio::Runtime::builder()
+///     .workers(2)
+///     .stack_size(256 * 1024)
+///     .thread_name("app-worker")
+///     .stall_warning(Some(Duration::from_millis(500)))
+///     .build()?;
+/// assert_eq!(rt.workers(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct RuntimeBuilder {
     workers: Option<usize>,
@@ -272,6 +304,12 @@ impl RuntimeBuilder {
     /// and tail latency can drop when the process shares its cores, at the
     /// price of throughput (an echo server: 3–22% fewer requests/s) and
     /// more context switches. BENCHMARKS.md ("Balance") has the numbers.
+    ///
+    /// ```
+    /// let rt = coio::Runtime::builder().workers(1).build()?;
+    /// assert_eq!(rt.workers(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -280,12 +318,32 @@ impl RuntimeBuilder {
     /// Default stack size of the runtime's coroutines (usable bytes; see
     /// [`GeneratorBuilder::stack_size`](crate::GeneratorBuilder::stack_size)
     /// for the rounding). Default [`DEFAULT_STACK_SIZE`].
+    ///
+    /// ```
+    /// // 1 MiB stacks: room for a 256 KiB local array.
+    /// let rt = coio::Runtime::builder().stack_size(1 << 20).build()?;
+    /// let n = rt.block_on(|| {
+    ///     let table = [1u8; 256 * 1024];
+    ///     std::hint::black_box(&table).iter().map(|&b| b as usize).sum::<usize>()
+    /// });
+    /// assert_eq!(n, 256 * 1024);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
     }
 
     /// How stack overflows are caught; see [`StackPolicy`].
+    ///
+    /// ```
+    /// use coio::StackPolicy;
+    ///
+    /// // Canary stacks: one mapping for many stacks (millions of coroutines).
+    /// let rt = coio::Runtime::builder().stack_policy(StackPolicy::Canary).build()?;
+    /// assert_eq!(rt.block_on(|| coio::spawn(|| 7).join().unwrap()), 7);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stack_policy(mut self, policy: StackPolicy) -> Self {
         self.policy = policy;
         self
@@ -293,6 +351,13 @@ impl RuntimeBuilder {
 
     /// Prefix of the worker threads' names (`<prefix>-<index>`). Default
     /// `coio-worker`.
+    ///
+    /// ```
+    /// let rt = coio::Runtime::builder().workers(1).thread_name("app").build()?;
+    /// let name = rt.block_on(|| std::thread::current().name().map(String::from));
+    /// assert_eq!(name.as_deref(), Some("app-0"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
         self.thread_name = prefix.into();
         self
@@ -314,6 +379,19 @@ impl RuntimeBuilder {
     /// the coroutine is blocked in sees the signal: most restart by
     /// themselves, and std retries `sleep` and the I/O calls that return
     /// `EINTR`; code of its own that treats `EINTR` as an error may see one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // Batch work that computes for long on purpose: warn past a second only.
+    /// let batch = coio::Runtime::builder()
+    ///     .stall_warning(Some(Duration::from_secs(1)))
+    ///     .build()?;
+    /// // No monitor thread at all.
+    /// let quiet = coio::Runtime::builder().stall_warning(None).build()?;
+    /// # drop((batch, quiet));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stall_warning(mut self, after: Option<Duration>) -> Self {
         self.stall_warning = Some(after.filter(|d| !d.is_zero()));
         self
@@ -418,11 +496,19 @@ impl RuntimeBuilder {
 
     /// Starts the worker threads.
     ///
+    /// ```
+    /// let rt = coio::Runtime::builder().workers(2).build()?;
+    /// assert_eq!(rt.workers(), 2);
+    /// let err = coio::Runtime::builder().workers(0).build().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// `InvalidInput` for zero workers, an unparsable `COIO_WORKERS`,
-    /// `COIO_DRIVER`, `COIO_STALL_WARNING` or `COIO_DUMP_SIGNAL`, a dump
-    /// signal that cannot be caught, or an impossible stack size; the OS
-    /// error if a thread cannot be started.
+    /// `InvalidInput` for zero workers or more than 4096, an unparsable
+    /// `COIO_WORKERS`, `COIO_DRIVER`, `COIO_STALL_WARNING` or
+    /// `COIO_DUMP_SIGNAL`, a dump signal that cannot be caught, or an
+    /// impossible stack size; the OS error if a thread cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
             Some(n) => n,
@@ -600,16 +686,34 @@ pub(crate) fn env_setting<T>(
 
 impl Runtime {
     /// A runtime with the default settings (see [`RuntimeBuilder`]).
+    ///
+    /// ```
+    /// let rt = coio::Runtime::new()?;
+    /// assert_eq!(rt.block_on(|| 2 + 2), 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> io::Result<Runtime> {
         RuntimeBuilder::default().build()
     }
 
     /// Settings for a new runtime.
+    ///
+    /// ```
+    /// let rt = coio::Runtime::builder().workers(1).build()?;
+    /// assert_eq!(rt.block_on(|| coio::metrics().workers.len()), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder::default()
     }
 
     /// Number of worker threads.
+    ///
+    /// ```
+    /// let rt = coio::Runtime::builder().workers(3).build()?;
+    /// assert_eq!(rt.workers(), 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn workers(&self) -> usize {
         self.shared.remotes.len()
     }
@@ -718,6 +822,18 @@ impl Runtime {
     /// finished (or was dropped, if the runtime was shut down) before this
     /// returns.
     ///
+    /// ```
+    /// let rt = coio::Runtime::new()?;
+    /// let words = vec!["a", "bb", "ccc"];
+    /// // The closure may borrow: it has finished when block_on returns.
+    /// let total = rt.block_on(|| {
+    ///     let lens: Vec<_> = words.iter().map(|w| w.len()).collect();
+    ///     lens.iter().sum::<usize>()
+    /// });
+    /// assert_eq!(total, 6);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Panics
     /// If `f` panics, the panic is resumed here. Called from a coroutine
     /// (which would block its worker thread), it panics with a message:
@@ -759,6 +875,14 @@ impl Runtime {
     }
 
     /// Spawns a coroutine on this runtime (from anywhere).
+    ///
+    /// ```
+    /// let rt = coio::Runtime::new()?;
+    /// let handles: Vec<_> = (0..4).map(|i| rt.spawn(move || i * 10)).collect();
+    /// let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(results, [0, 10, 20, 30]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Panics
     /// If `f`'s captures do not fit on the coroutine's stack (their size
@@ -915,6 +1039,14 @@ impl std::fmt::Debug for Runtime {
 /// coroutine and returns its result; the runtime is shut down before this
 /// returns (coroutines still running are cancelled).
 ///
+/// ```
+/// let answer = coio::run(|| {
+///     let child = coio::spawn(|| 6 * 7);
+///     child.join().unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+///
 /// # Panics
 /// If the runtime cannot start (for example a bad `COIO_WORKERS`), with the
 /// reason; if `f` panics, its panic is resumed here; if `f` does not fit on
@@ -945,6 +1077,14 @@ where
 /// Spawns a coroutine on the current runtime and returns a handle to join
 /// it (as `std::thread::spawn`). It starts on this worker or on another
 /// one that steals it, and runs there for the rest of its life.
+///
+/// ```
+/// coio::run(|| {
+///     let handles: Vec<_> = (1..=3).map(|i| coio::spawn(move || i * 10)).collect();
+///     let total: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+///     assert_eq!(total, 60);
+/// });
+/// ```
 ///
 /// # Panics
 /// When called outside a coroutine of a coio runtime (there is no runtime
@@ -978,6 +1118,17 @@ where
 
 /// Settings for a new coroutine (as `std::thread::Builder`):
 /// `coio::Builder::new().name("worker").stack_size(1 << 20).spawn(f)`.
+///
+/// ```
+/// coio::run(|| {
+///     let h = coio::Builder::new()
+///         .name("resolver")
+///         .stack_size(256 * 1024)
+///         .spawn(|| coio::current().name().map(String::from))
+///         .unwrap();
+///     assert_eq!(h.join().unwrap().as_deref(), Some("resolver"));
+/// });
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
     name: Option<String>,
@@ -986,12 +1137,29 @@ pub struct Builder {
 
 impl Builder {
     /// Default settings: no name, the runtime's stack size.
+    ///
+    /// ```
+    /// coio::run(|| -> std::io::Result<()> {
+    ///     let h = coio::Builder::new().spawn(|| 1 + 1)?;
+    ///     assert_eq!(h.join().unwrap(), 2);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The coroutine's name: [`Coroutine::name`](crate::Coroutine::name)
     /// returns it, and a stack overflow report shows it.
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     let h = coio::Builder::new().name("parser").spawn(|| ()).unwrap();
+    ///     assert_eq!(h.coroutine().name(), Some("parser"));
+    ///     h.join().unwrap();
+    /// });
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -999,12 +1167,35 @@ impl Builder {
 
     /// Usable stack size in bytes (rounded up to pages and to at least
     /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)).
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     // A coroutine with large locals asks for a larger stack.
+    ///     let h = coio::Builder::new()
+    ///         .stack_size(1 << 20)
+    ///         .spawn(|| {
+    ///             let table = [0u64; 32 * 1024]; // 256 KiB
+    ///             std::hint::black_box(&table).len()
+    ///         })
+    ///         .unwrap();
+    ///     assert_eq!(h.join().unwrap(), 32 * 1024);
+    /// });
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
     }
 
     /// Spawns the coroutine on the current runtime.
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     let h = coio::Builder::new().name("job").spawn(|| 6 * 7).unwrap();
+    ///     assert_eq!(h.join().unwrap(), 42);
+    /// });
+    /// // Outside a runtime there is nothing to spawn on: an error.
+    /// assert!(coio::Builder::new().spawn(|| ()).is_err());
+    /// ```
     ///
     /// # Errors
     /// `InvalidInput` for an impossible stack size, or for a closure whose
@@ -1027,6 +1218,14 @@ impl Builder {
     }
 
     /// Spawns the coroutine on `rt` (from anywhere).
+    ///
+    /// ```
+    /// let rt = coio::Runtime::new()?;
+    /// // From a plain thread, onto `rt`.
+    /// let h = coio::Builder::new().name("background").spawn_on(&rt, || 6 * 7)?;
+    /// assert_eq!(h.join().unwrap(), 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As for [`Builder::spawn`], but for the need of a coroutine.

@@ -28,6 +28,19 @@ use super::{Shared, spawn_task, worker};
 
 /// A scope to spawn coroutines that borrow from the enclosing function; see
 /// [`scope`].
+///
+/// ```
+/// let mut counts = [0usize; 3];
+/// coio::run(|| {
+///     coio::scope(|s| {
+///         // Each child borrows one element mutably.
+///         for (i, c) in counts.iter_mut().enumerate() {
+///             s.spawn(move || *c = i * 10);
+///         }
+///     }); // every child has finished here
+/// });
+/// assert_eq!(counts, [0, 10, 20]);
+/// ```
 pub struct Scope<'scope, 'env: 'scope> {
     data: Arc<ScopeData>,
     shared: Arc<Shared>,
@@ -111,6 +124,19 @@ struct Packet<T> {
 }
 
 /// Owned permission to join a scoped coroutine.
+///
+/// ```
+/// let nums = vec![1, 2, 3, 4];
+/// let sum = coio::run(|| {
+///     coio::scope(|s| {
+///         let (a, b) = nums.split_at(2);
+///         let left = s.spawn(move || a.iter().sum::<i32>());
+///         let right = s.spawn(move || b.iter().sum::<i32>());
+///         left.join().unwrap() + right.join().unwrap()
+///     })
+/// });
+/// assert_eq!(sum, 10);
+/// ```
 pub struct ScopedJoinHandle<'scope, T> {
     inner: JoinHandle<()>,
     packet: Arc<Packet<T>>,
@@ -178,6 +204,12 @@ where
 impl<'scope, 'env> Scope<'scope, 'env> {
     /// Spawns a coroutine that may borrow anything that outlives the scope.
     /// It is joined automatically when the scope ends.
+    ///
+    /// ```
+    /// let text = String::from("hello");
+    /// let n = coio::run(|| coio::scope(|s| s.spawn(|| text.len()).join().unwrap()));
+    /// assert_eq!(n, 5);
+    /// ```
     ///
     /// # Panics
     /// If `f`'s captures do not fit on the coroutine's stack, as
@@ -253,6 +285,16 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the coroutine and returns its result (`Err` with the panic
     /// payload, or [`Cancelled`]).
+    ///
+    /// ```
+    /// let v = vec![1, 2, 3];
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         let h = s.spawn(|| v.len());
+    ///         assert_eq!(h.join().unwrap(), 3);
+    ///     })
+    /// });
+    /// ```
     pub fn join(self) -> thread::Result<T> {
         let outer = self.inner.join();
         let stored = self
@@ -277,16 +319,50 @@ impl<T> ScopedJoinHandle<'_, T> {
     }
 
     /// Whether the coroutine has finished.
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         let (tx, rx) = coio::chan::bounded::<()>(0);
+    ///         let h = s.spawn(move || rx.recv());
+    ///         assert!(!h.is_finished()); // it waits for a message, or for `tx` to go
+    ///         drop(tx);
+    ///         assert!(h.join().unwrap().is_err());
+    ///     })
+    /// });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.inner.is_finished()
     }
 
     /// Cancels the coroutine (see [`JoinHandle::cancel`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         let h = s.spawn(|| coio::sleep(Duration::from_secs(3600)));
+    ///         h.cancel();
+    ///         assert!(h.join().unwrap_err().is::<coio::Cancelled>());
+    ///     })
+    /// });
+    /// ```
     pub fn cancel(&self) {
         self.inner.cancel()
     }
 
     /// A handle to the coroutine.
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         let h = s.spawn(coio::park);
+    ///         h.coroutine().unpark();
+    ///         h.join().unwrap();
+    ///     })
+    /// });
+    /// ```
     pub fn coroutine(&self) -> Coroutine {
         self.inner.coroutine()
     }

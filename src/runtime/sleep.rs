@@ -126,6 +126,19 @@ struct Armed {
 
 /// A future that completes at a deadline, on coio's timers (see the
 /// module docs of `coio::future` for where it may be polled).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// coio::run(|| {
+///     let start = Instant::now();
+///     let nap: coio::future::Sleep = coio::future::sleep(Duration::from_millis(5));
+///     coio::future::block_on(async {
+///         nap.await; // parks only this coroutine
+///     });
+///     assert!(start.elapsed() >= Duration::from_millis(5));
+/// });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
@@ -152,11 +165,29 @@ impl Sleep {
     }
 
     /// When it completes.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let before = Instant::now();
+    /// let s = coio::future::sleep(Duration::from_secs(1));
+    /// assert!(s.deadline() >= before + Duration::from_secs(1));
+    /// ```
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
 
     /// Whether the deadline has passed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let long = coio::future::sleep(Duration::from_secs(3600));
+    /// assert!(!long.is_elapsed());
+    /// let short = coio::future::sleep(Duration::from_millis(1));
+    /// std::thread::sleep(Duration::from_millis(2));
+    /// assert!(short.is_elapsed()); // by the clock, polled or not
+    /// ```
     pub fn is_elapsed(&self) -> bool {
         Instant::now() >= self.deadline
     }

@@ -112,6 +112,24 @@ const DETACHED: u8 = 4;
 /// point of coio (`sleep`, `park`, `join`, ...). Code that catches panics
 /// inside a coroutine should let it go on (`resume_unwind` it): every later
 /// blocking point raises it again anyway.
+///
+/// ```
+/// use std::panic::{catch_unwind, resume_unwind};
+/// use std::time::Duration;
+///
+/// coio::run(|| {
+///     let h = coio::spawn(|| {
+///         if let Err(payload) = catch_unwind(|| coio::sleep(Duration::from_secs(60))) {
+///             // Let a cancellation go on unwinding.
+///             if payload.is::<coio::Cancelled>() {
+///                 resume_unwind(payload);
+///             }
+///         }
+///     });
+///     h.cancel();
+///     assert!(h.join().unwrap_err().is::<coio::Cancelled>());
+/// });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cancelled;
 
@@ -971,15 +989,41 @@ impl Started {
 
 /// A handle to a coroutine: its id, its name, and `unpark`. Cheap to clone;
 /// `Send` and `Sync`.
+///
+/// ```
+/// coio::run(|| {
+///     let h = coio::spawn(coio::park);
+///     let co: coio::Coroutine = h.coroutine();
+///     // Send, Sync and Clone: any thread may wake the coroutine.
+///     std::thread::spawn(move || co.unpark());
+///     h.join().unwrap();
+/// });
+/// ```
 #[derive(Clone)]
 pub struct Coroutine(pub(crate) TaskRef);
 
 /// A coroutine's unique id (as `std::thread::ThreadId`).
+///
+/// ```
+/// coio::run(|| {
+///     let me: coio::CoroutineId = coio::current().id();
+///     let child = coio::spawn(|| coio::current().id()).join().unwrap();
+///     assert_ne!(me, child);
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CoroutineId(u64);
 
 impl CoroutineId {
     /// The id as a number (unique for the life of the process, never 0).
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     let id = coio::current().id().as_u64();
+    ///     assert_ne!(id, 0);
+    ///     println!("coroutine {id}");
+    /// });
+    /// ```
     pub fn as_u64(self) -> u64 {
         self.0
     }
@@ -987,12 +1031,30 @@ impl CoroutineId {
 
 impl Coroutine {
     /// The coroutine's id.
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     let a = coio::spawn(|| ());
+    ///     let b = coio::spawn(|| ());
+    ///     assert_ne!(a.coroutine().id(), b.coroutine().id());
+    ///     assert_eq!(a.coroutine().id(), a.coroutine().id());
+    /// });
+    /// ```
     pub fn id(&self) -> CoroutineId {
         CoroutineId(self.0.header().id)
     }
 
     /// The coroutine's name, if it was given one with
     /// [`Builder::name`](crate::Builder::name).
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     let named = coio::Builder::new().name("io").spawn(|| ()).unwrap();
+    ///     let anonymous = coio::spawn(|| ());
+    ///     assert_eq!(named.coroutine().name(), Some("io"));
+    ///     assert_eq!(anonymous.coroutine().name(), None);
+    /// });
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.0.header().name()
     }
@@ -1000,6 +1062,14 @@ impl Coroutine {
     /// Makes the park token available: the coroutine's current or next
     /// [`park`](crate::park) returns (std's `Thread::unpark` semantics).
     /// Does nothing once the coroutine has finished.
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     let h = coio::spawn(coio::park);
+    ///     h.coroutine().unpark(); // before or during its park: either way it returns
+    ///     h.join().unwrap();
+    /// });
+    /// ```
     #[inline]
     pub fn unpark(&self) {
         unpark(&*self.0);
@@ -1094,6 +1164,15 @@ impl<T> JoinHandle<T> {
     /// cancelled. Blocks the calling coroutine (or thread, outside a
     /// runtime).
     ///
+    /// ```
+    /// coio::run(|| {
+    ///     let ok = coio::spawn(|| 6 * 7);
+    ///     assert_eq!(ok.join().unwrap(), 42);
+    ///     let failed = coio::spawn(|| -> u32 { panic!("boom") });
+    ///     assert!(failed.join().is_err());
+    /// });
+    /// ```
+    ///
     /// # Panics
     /// Unwinds with [`Cancelled`] if the *calling* coroutine is cancelled
     /// while it waits. Panics if the calling coroutine is the one this
@@ -1132,6 +1211,19 @@ impl<T> JoinHandle<T> {
     }
 
     /// Whether the coroutine has finished (`join` will not block).
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     let (tx, rx) = coio::chan::bounded::<()>(0);
+    ///     let h = coio::spawn(move || rx.recv());
+    ///     assert!(!h.is_finished()); // it waits for a message, or for `tx` to go
+    ///     drop(tx);
+    ///     while !h.is_finished() {
+    ///         coio::yield_now();
+    ///     }
+    ///     assert!(h.join().unwrap().is_err()); // did not block
+    /// });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.task.header().is_complete()
     }
@@ -1142,11 +1234,32 @@ impl<T> JoinHandle<T> {
     /// `join` then returns `Err(payload)`. Cancelling a finished coroutine
     /// does nothing. A coroutine that never reaches a blocking point runs
     /// to its end.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// coio::run(|| {
+    ///     let h = coio::spawn(|| coio::sleep(Duration::from_secs(3600)));
+    ///     h.cancel();
+    ///     let payload = h.join().unwrap_err();
+    ///     assert!(payload.is::<coio::Cancelled>());
+    /// });
+    /// ```
     pub fn cancel(&self) {
         cancel(&*self.task);
     }
 
     /// A handle to the coroutine.
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     let h = coio::Builder::new().name("sleeper").spawn(coio::park).unwrap();
+    ///     let co = h.coroutine();
+    ///     assert_eq!(co.name(), Some("sleeper"));
+    ///     co.unpark();
+    ///     h.join().unwrap();
+    /// });
+    /// ```
     pub fn coroutine(&self) -> Coroutine {
         Coroutine(self.task.clone())
     }

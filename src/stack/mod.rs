@@ -95,9 +95,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// one page-table page, which keeps an idle coroutine near one page of
 /// memory. Code with large values on the stack (big arrays, deep recursion)
 /// should ask for more with the builders' `stack_size`.
+///
+/// ```
+/// let g = coio::Generator::new(|y, ()| y.yield_(1));
+/// assert_eq!(g.stack_size(), coio::DEFAULT_STACK_SIZE);
+/// // Twice the default, for coroutines with large locals.
+/// let rt = coio::Runtime::builder()
+///     .stack_size(2 * coio::DEFAULT_STACK_SIZE)
+///     .build()?;
+/// # drop(rt);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 
 /// Smallest usable stack size; smaller requests are rounded up to it.
+///
+/// ```
+/// let g = coio::GeneratorBuilder::new()
+///     .stack_size(1)
+///     .build(|y, ()| y.yield_(1))?;
+/// assert_eq!(g.stack_size(), coio::MIN_STACK_SIZE);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
 /// Bytes at the top of every stack that describe it. Word offsets below the
@@ -137,6 +156,18 @@ const SLAB_BYTES: usize = 8 << 20;
 const MAX_SLOTS: usize = 64;
 
 /// How a coroutine stack catches an overflow. See the module docs.
+///
+/// ```
+/// use coio::StackPolicy;
+///
+/// // Guard pages always: exact overflow reports, at most ~32,000 stacks.
+/// let rt = coio::Runtime::builder()
+///     .stack_policy(StackPolicy::Guarded)
+///     .build()?;
+/// assert_eq!(rt.block_on(|| coio::spawn(|| 1).join().unwrap()), 1);
+/// assert_eq!(StackPolicy::default(), StackPolicy::Auto);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum StackPolicy {
     /// Guard pages while the process has mapping headroom, canaries after.
@@ -154,6 +185,14 @@ pub enum StackPolicy {
 pub(crate) const PAGE: usize = 4096;
 
 /// Largest stack size accepted: 1 TiB (a hundredth of the address space).
+///
+/// ```
+/// let err = coio::Runtime::builder()
+///     .stack_size(coio::MAX_STACK_SIZE + 1)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+/// ```
 pub const MAX_STACK_SIZE: usize = 1 << 40;
 
 /// Rounds a requested stack size to what will be allocated, or explains why

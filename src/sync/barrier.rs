@@ -62,11 +62,37 @@ struct Inner {
 }
 
 /// What [`Barrier::wait`] returns: whether this party was the leader.
+///
+/// ```
+/// use coio::sync::{Barrier, BarrierWaitResult};
+///
+/// let b = Barrier::new(2);
+/// let results: Vec<BarrierWaitResult> = coio::run(|| {
+///     coio::scope(|s| {
+///         let hs: Vec<_> = (0..2).map(|_| s.spawn(|| b.wait())).collect();
+///         hs.into_iter().map(|h| h.join().unwrap()).collect()
+///     })
+/// });
+/// assert_eq!(results.iter().filter(|r| r.is_leader()).count(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BarrierWaitResult(bool);
 
 impl BarrierWaitResult {
     /// True for exactly one party of each generation (the last to arrive).
+    ///
+    /// ```
+    /// use coio::sync::Barrier;
+    ///
+    /// let b = Barrier::new(2);
+    /// let leaders = coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         let other = s.spawn(|| b.wait().is_leader() as usize);
+    ///         b.wait().is_leader() as usize + other.join().unwrap()
+    ///     })
+    /// });
+    /// assert_eq!(leaders, 1);
+    /// ```
     pub fn is_leader(&self) -> bool {
         self.0
     }
@@ -75,6 +101,13 @@ impl BarrierWaitResult {
 impl Barrier {
     /// A barrier for `n` parties (0 behaves as 1: every wait returns at
     /// once, as leader).
+    ///
+    /// ```
+    /// use coio::sync::Barrier;
+    ///
+    /// let alone = Barrier::new(1);
+    /// assert!(alone.wait().is_leader()); // returns at once
+    /// ```
     #[cfg(not(loom))]
     pub const fn new(n: usize) -> Barrier {
         Barrier {
@@ -102,6 +135,24 @@ impl Barrier {
 
     /// Arrives at the barrier and waits until all `n` parties of this
     /// generation have arrived.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use coio::sync::Barrier;
+    ///
+    /// let (b, arrived) = (Barrier::new(3), AtomicUsize::new(0));
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         for _ in 0..3 {
+    ///             s.spawn(|| {
+    ///                 arrived.fetch_add(1, SeqCst);
+    ///                 b.wait();
+    ///                 assert_eq!(arrived.load(SeqCst), 3); // all three arrived
+    ///             });
+    ///         }
+    ///     })
+    /// });
+    /// ```
     ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is

@@ -68,12 +68,40 @@ pub struct Condvar {
 
 /// Whether a timed wait of a [`Condvar`] returned because its time ran
 /// out.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use coio::sync::{Condvar, Mutex};
+///
+/// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+/// coio::run(|| {
+///     let p = pair.clone();
+///     coio::spawn(move || {
+///         *p.0.lock() = true;
+///         p.1.notify_one();
+///     });
+///     let (m, cv) = &*pair;
+///     let (ready, res) = cv.wait_timeout_while(m.lock(), Duration::from_secs(10), |r| !*r);
+///     assert!(*ready && !res.timed_out());
+/// });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitTimeoutResult(bool);
 
 impl WaitTimeoutResult {
     /// True if the wait timed out (it was not notified, or the condition
     /// of `wait_timeout_while` still held at the deadline).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::sync::{Condvar, Mutex};
+    ///
+    /// let (m, cv) = (Mutex::new(()), Condvar::new());
+    /// // Nobody notifies: the wait times out.
+    /// let (_guard, res) = cv.wait_timeout(m.lock(), Duration::from_millis(5));
+    /// assert!(res.timed_out());
+    /// ```
     pub fn timed_out(&self) -> bool {
         self.0
     }
@@ -81,6 +109,19 @@ impl WaitTimeoutResult {
 
 impl Condvar {
     /// A condition variable with nobody waiting.
+    ///
+    /// ```
+    /// use coio::sync::{Condvar, Mutex};
+    ///
+    /// static READY: Mutex<bool> = Mutex::new(false);
+    /// static CHANGED: Condvar = Condvar::new();
+    /// coio::run(|| {
+    ///     let h = coio::spawn(|| drop(CHANGED.wait_while(READY.lock(), |r| !*r)));
+    ///     *READY.lock() = true;
+    ///     CHANGED.notify_all();
+    ///     h.join().unwrap();
+    /// });
+    /// ```
     #[cfg(not(loom))]
     pub const fn new() -> Condvar {
         Condvar {
@@ -101,6 +142,28 @@ impl Condvar {
     /// Unlocks the guard's mutex, waits until notified, and locks the mutex
     /// again.
     ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coio::sync::{Condvar, Mutex};
+    ///
+    /// let queue = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+    /// coio::run(|| {
+    ///     let q = queue.clone();
+    ///     let producer = coio::spawn(move || {
+    ///         q.0.lock().push(42);
+    ///         q.1.notify_one();
+    ///     });
+    ///     let (m, cv) = &*queue;
+    ///     let mut items = m.lock();
+    ///     while items.is_empty() {
+    ///         items = cv.wait(items);
+    ///     }
+    ///     assert_eq!(items.pop(), Some(42));
+    ///     drop(items);
+    ///     producer.join().unwrap();
+    /// });
+    /// ```
+    ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
     /// cancelled while it waits; the mutex is not locked then.
@@ -110,6 +173,25 @@ impl Condvar {
 
     /// Waits (as [`wait`](Self::wait)) as long as `condition` holds for
     /// the value, which it checks first, with the mutex locked.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coio::sync::{Condvar, Mutex};
+    ///
+    /// let state = Arc::new((Mutex::new(0u32), Condvar::new()));
+    /// coio::run(|| {
+    ///     let s = state.clone();
+    ///     let h = coio::spawn(move || {
+    ///         for _ in 0..3 {
+    ///             *s.0.lock() += 1;
+    ///             s.1.notify_all();
+    ///         }
+    ///     });
+    ///     let (m, cv) = &*state;
+    ///     assert_eq!(*cv.wait_while(m.lock(), |n| *n < 3), 3);
+    ///     h.join().unwrap();
+    /// });
+    /// ```
     ///
     /// # Panics
     /// As [`wait`](Self::wait).
@@ -130,6 +212,18 @@ impl Condvar {
     /// As [`wait`](Self::wait), but for at most `dur`; the result says
     /// whether the time ran out (the mutex is locked again either way).
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::sync::{Condvar, Mutex};
+    ///
+    /// let (m, cv) = (Mutex::new(0), Condvar::new());
+    /// // Nobody notifies: the wait times out, with the mutex locked again.
+    /// let (guard, res) = cv.wait_timeout(m.lock(), Duration::from_millis(5));
+    /// assert!(res.timed_out());
+    /// assert!(m.is_locked());
+    /// drop(guard);
+    /// ```
+    ///
     /// # Panics
     /// As [`wait`](Self::wait).
     pub fn wait_timeout<'a, T: ?Sized>(
@@ -143,6 +237,17 @@ impl Condvar {
 
     /// As [`wait_while`](Self::wait_while), but for at most `dur` in all;
     /// times out if `condition` still holds then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::sync::{Condvar, Mutex};
+    ///
+    /// let (m, cv) = (Mutex::new(0), Condvar::new());
+    /// // Nobody changes the value: still 0 at the deadline.
+    /// let (n, res) = cv.wait_timeout_while(m.lock(), Duration::from_millis(5), |n| *n == 0);
+    /// assert!(res.timed_out());
+    /// assert_eq!(*n, 0);
+    /// ```
     ///
     /// # Panics
     /// As [`wait`](Self::wait).
@@ -168,6 +273,23 @@ impl Condvar {
     }
 
     /// Wakes the oldest waiter, if any.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coio::sync::{Condvar, Mutex};
+    ///
+    /// let slot = Arc::new((Mutex::new(None), Condvar::new()));
+    /// coio::run(|| {
+    ///     let s = slot.clone();
+    ///     let waiter = coio::spawn(move || {
+    ///         let value = *s.1.wait_while(s.0.lock(), |v| v.is_none());
+    ///         value.unwrap()
+    ///     });
+    ///     *slot.0.lock() = Some(7);
+    ///     slot.1.notify_one();
+    ///     assert_eq!(waiter.join().unwrap(), 7);
+    /// });
+    /// ```
     #[inline]
     pub fn notify_one(&self) {
         if self.queued.load(SeqCst) {
@@ -176,6 +298,24 @@ impl Condvar {
     }
 
     /// Wakes every waiter.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coio::sync::{Condvar, Mutex};
+    ///
+    /// let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    /// coio::run(|| {
+    ///     let waiters: Vec<_> = (0..3)
+    ///         .map(|_| {
+    ///             let g = gate.clone();
+    ///             coio::spawn(move || drop(g.1.wait_while(g.0.lock(), |open| !*open)))
+    ///         })
+    ///         .collect();
+    ///     *gate.0.lock() = true;
+    ///     gate.1.notify_all();
+    ///     waiters.into_iter().for_each(|w| w.join().unwrap());
+    /// });
+    /// ```
     #[inline]
     pub fn notify_all(&self) {
         if self.queued.load(SeqCst) {

@@ -156,6 +156,19 @@ unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 /// (also when the holder unwinds from a panic or a cancellation).
 ///
 /// It can be sent to another coroutine or thread and unlocked there.
+///
+/// ```
+/// use coio::sync::Mutex;
+///
+/// let m = Mutex::new(vec![1, 2]);
+/// {
+///     let mut guard = m.lock();
+///     guard.push(3); // the value, through `DerefMut`
+///     assert!(m.is_locked());
+/// } // unlocked here
+/// assert!(!m.is_locked());
+/// assert_eq!(m.lock().len(), 3);
+/// ```
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized> {
     /// The locked mutex.
@@ -171,6 +184,14 @@ unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<T> Mutex<T> {
     /// A new, unlocked mutex holding `value`.
+    ///
+    /// ```
+    /// use coio::sync::Mutex;
+    ///
+    /// static HITS: Mutex<u32> = Mutex::new(0);
+    /// *HITS.lock() += 1;
+    /// assert_eq!(*HITS.lock(), 1);
+    /// ```
     #[cfg(not(loom))]
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
@@ -191,6 +212,14 @@ impl<T> Mutex<T> {
     }
 
     /// Consumes the mutex and returns its value.
+    ///
+    /// ```
+    /// use coio::sync::Mutex;
+    ///
+    /// let m = Mutex::new(String::from("a"));
+    /// m.lock().push('b');
+    /// assert_eq!(m.into_inner(), "ab");
+    /// ```
     pub fn into_inner(self) -> T {
         self.data.into_inner()
     }
@@ -199,6 +228,23 @@ impl<T> Mutex<T> {
 impl<T: ?Sized> Mutex<T> {
     /// Locks the mutex, waiting until it is free (a coroutine suspends, a
     /// thread parks). Locking a mutex the caller already holds deadlocks.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coio::sync::Mutex;
+    ///
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// coio::run(|| {
+    ///     let hs: Vec<_> = (0..3)
+    ///         .map(|i| {
+    ///             let log = log.clone();
+    ///             coio::spawn(move || log.lock().push(i))
+    ///         })
+    ///         .collect();
+    ///     hs.into_iter().for_each(|h| h.join().unwrap());
+    /// });
+    /// assert_eq!(log.lock().len(), 3);
+    /// ```
     ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
@@ -217,6 +263,16 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Locks the mutex if it is free now; never waits. (In normal mode it
     /// takes a free lock even while others wait, as `lock` does.)
+    ///
+    /// ```
+    /// use coio::sync::Mutex;
+    ///
+    /// let m = Mutex::new(1);
+    /// let held = m.lock();
+    /// assert!(m.try_lock().is_none());
+    /// drop(held);
+    /// assert_eq!(*m.try_lock().unwrap(), 1);
+    /// ```
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         let mut s = match self.state.compare_exchange(0, LOCKED, Acquire, Relaxed) {
@@ -237,6 +293,17 @@ impl<T: ?Sized> Mutex<T> {
 
     /// As [`lock`](Self::lock), but gives up after `dur` (None).
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::sync::Mutex;
+    ///
+    /// let m = Mutex::new(0);
+    /// let held = m.lock();
+    /// assert!(m.lock_timeout(Duration::from_millis(5)).is_none());
+    /// drop(held);
+    /// assert!(m.lock_timeout(Duration::from_millis(5)).is_some());
+    /// ```
+    ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
     /// cancelled while it waits.
@@ -256,12 +323,30 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// Whether somebody holds the lock (stale the moment it returns).
+    ///
+    /// ```
+    /// use coio::sync::Mutex;
+    ///
+    /// let m = Mutex::new(());
+    /// assert!(!m.is_locked());
+    /// let guard = m.lock();
+    /// assert!(m.is_locked());
+    /// drop(guard);
+    /// ```
     #[inline]
     pub fn is_locked(&self) -> bool {
         self.state.load(Relaxed) & LOCKED != 0
     }
 
     /// The value, through an exclusive borrow of the mutex (no locking).
+    ///
+    /// ```
+    /// use coio::sync::Mutex;
+    ///
+    /// let mut m = Mutex::new(0);
+    /// *m.get_mut() = 10; // `&mut` proves nobody holds the lock
+    /// assert_eq!(*m.lock(), 10);
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }

@@ -92,6 +92,13 @@ struct Abandon<'a, T> {
 
 impl<T> OnceLock<T> {
     /// An empty cell.
+    ///
+    /// ```
+    /// use coio::sync::OnceLock;
+    ///
+    /// static CELL: OnceLock<u32> = OnceLock::new();
+    /// assert_eq!(CELL.get(), None);
+    /// ```
     #[cfg(not(loom))]
     pub const fn new() -> OnceLock<T> {
         OnceLock {
@@ -112,6 +119,15 @@ impl<T> OnceLock<T> {
     }
 
     /// The value, if it is initialized (never waits).
+    ///
+    /// ```
+    /// use coio::sync::OnceLock;
+    ///
+    /// let cell = OnceLock::new();
+    /// assert_eq!(cell.get(), None);
+    /// cell.set(5).unwrap();
+    /// assert_eq!(cell.get(), Some(&5));
+    /// ```
     #[inline]
     pub fn get(&self) -> Option<&T> {
         if self.state.load(Acquire) & MASK == COMPLETE {
@@ -124,6 +140,15 @@ impl<T> OnceLock<T> {
     }
 
     /// The value, through an exclusive borrow, if it is initialized.
+    ///
+    /// ```
+    /// use coio::sync::OnceLock;
+    ///
+    /// let mut cell = OnceLock::new();
+    /// cell.set(String::from("a")).unwrap();
+    /// cell.get_mut().unwrap().push('b');
+    /// assert_eq!(cell.get().map(String::as_str), Some("ab"));
+    /// ```
     pub fn get_mut(&mut self) -> Option<&mut T> {
         if self.is_complete_mut() {
             // SAFETY: COMPLETE means written; the borrow is exclusive.
@@ -136,6 +161,14 @@ impl<T> OnceLock<T> {
     /// Stores `value` if the cell is empty; otherwise gives it back. If
     /// an initializer is running, waits for it first (and gives `value`
     /// back if it succeeds).
+    ///
+    /// ```
+    /// use coio::sync::OnceLock;
+    ///
+    /// let cell = OnceLock::new();
+    /// assert_eq!(cell.set(1), Ok(()));
+    /// assert_eq!(cell.set(2), Err(2)); // already set: given back
+    /// ```
     ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
@@ -155,6 +188,27 @@ impl<T> OnceLock<T> {
     /// and at most one `f` runs at a time. Calling `get_or_init` on the
     /// same cell from `f` deadlocks.
     ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use coio::sync::OnceLock;
+    ///
+    /// let (config, runs) = (OnceLock::new(), AtomicUsize::new(0));
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         for _ in 0..4 {
+    ///             s.spawn(|| {
+    ///                 let c = config.get_or_init(|| {
+    ///                     runs.fetch_add(1, SeqCst);
+    ///                     "loaded".to_string()
+    ///                 });
+    ///                 assert_eq!(c, "loaded");
+    ///             });
+    ///         }
+    ///     })
+    /// });
+    /// assert_eq!(runs.load(SeqCst), 1);
+    /// ```
+    ///
     /// # Panics
     /// Resumes a panic of `f` (the cell stays empty). Unwinds with
     /// [`Cancelled`](crate::Cancelled) if the coroutine is cancelled while
@@ -168,11 +222,29 @@ impl<T> OnceLock<T> {
     }
 
     /// Consumes the cell and returns its value, if any.
+    ///
+    /// ```
+    /// use coio::sync::OnceLock;
+    ///
+    /// let cell = OnceLock::new();
+    /// cell.set(3).unwrap();
+    /// assert_eq!(cell.into_inner(), Some(3));
+    /// assert_eq!(OnceLock::<u8>::new().into_inner(), None);
+    /// ```
     pub fn into_inner(mut self) -> Option<T> {
         self.take()
     }
 
     /// Takes the value out, leaving the cell empty.
+    ///
+    /// ```
+    /// use coio::sync::OnceLock;
+    ///
+    /// let mut cell = OnceLock::new();
+    /// cell.set(3).unwrap();
+    /// assert_eq!(cell.take(), Some(3));
+    /// assert_eq!(cell.get(), None); // empty again: can be set anew
+    /// ```
     pub fn take(&mut self) -> Option<T> {
         if !self.is_complete_mut() {
             return None;

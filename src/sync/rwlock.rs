@@ -99,6 +99,18 @@ pub struct RwLock<T: ?Sized> {
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 /// Shared access to the value of an [`RwLock`]; unlocks when dropped.
+///
+/// ```
+/// use coio::sync::RwLock;
+///
+/// let l = RwLock::new(String::from("shared"));
+/// let a = l.read();
+/// let b = l.read(); // readers share the lock
+/// assert_eq!(a.len() + b.len(), 12);
+/// assert!(l.try_write().is_none());
+/// drop((a, b));
+/// assert!(l.try_write().is_some());
+/// ```
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockReadGuard<'a, T: ?Sized> {
     /// The read-locked lock.
@@ -108,6 +120,18 @@ pub struct RwLockReadGuard<'a, T: ?Sized> {
 }
 
 /// Exclusive access to the value of an [`RwLock`]; unlocks when dropped.
+///
+/// ```
+/// use coio::sync::RwLock;
+///
+/// let l = RwLock::new(vec![1]);
+/// {
+///     let mut w = l.write();
+///     w.push(2);
+///     assert!(l.try_read().is_none()); // exclusive
+/// }
+/// assert_eq!(*l.read(), [1, 2]);
+/// ```
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockWriteGuard<'a, T: ?Sized> {
     /// The write-locked lock.
@@ -118,6 +142,14 @@ pub struct RwLockWriteGuard<'a, T: ?Sized> {
 
 impl<T> RwLock<T> {
     /// A new, unlocked lock holding `value`.
+    ///
+    /// ```
+    /// use coio::sync::RwLock;
+    ///
+    /// static ROUTES: RwLock<Vec<&str>> = RwLock::new(Vec::new());
+    /// ROUTES.write().push("/health");
+    /// assert_eq!(ROUTES.read().len(), 1);
+    /// ```
     #[cfg(not(loom))]
     pub const fn new(value: T) -> RwLock<T> {
         RwLock {
@@ -138,6 +170,14 @@ impl<T> RwLock<T> {
     }
 
     /// Consumes the lock and returns its value.
+    ///
+    /// ```
+    /// use coio::sync::RwLock;
+    ///
+    /// let l = RwLock::new(vec![1]);
+    /// l.write().push(2);
+    /// assert_eq!(l.into_inner(), [1, 2]);
+    /// ```
     pub fn into_inner(self) -> T {
         self.data.into_inner()
     }
@@ -146,6 +186,22 @@ impl<T> RwLock<T> {
 impl<T: ?Sized> RwLock<T> {
     /// Locks for reading, waiting while a writer holds the lock or anybody
     /// is queued.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coio::sync::RwLock;
+    ///
+    /// let config = Arc::new(RwLock::new(String::from("v1")));
+    /// coio::run(|| {
+    ///     let readers: Vec<_> = (0..3)
+    ///         .map(|_| {
+    ///             let c = config.clone();
+    ///             coio::spawn(move || c.read().clone())
+    ///         })
+    ///         .collect();
+    ///     readers.into_iter().for_each(|r| assert_eq!(r.join().unwrap(), "v1"));
+    /// });
+    /// ```
     ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
@@ -161,12 +217,33 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Locks for reading if that is possible now without waiting (no
     /// writer holds the lock, and nobody is queued).
+    ///
+    /// ```
+    /// use coio::sync::RwLock;
+    ///
+    /// let l = RwLock::new(1);
+    /// let w = l.write();
+    /// assert!(l.try_read().is_none());
+    /// drop(w);
+    /// assert_eq!(*l.try_read().unwrap(), 1);
+    /// ```
     #[inline]
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
         self.try_read_fast().then(|| self.read_guard())
     }
 
     /// As [`read`](Self::read), but gives up after `dur` (None).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::sync::RwLock;
+    ///
+    /// let l = RwLock::new(1);
+    /// let w = l.write();
+    /// assert!(l.read_timeout(Duration::from_millis(5)).is_none());
+    /// drop(w);
+    /// assert_eq!(*l.read_timeout(Duration::from_millis(5)).unwrap(), 1);
+    /// ```
     ///
     /// # Panics
     /// As [`read`](Self::read).
@@ -181,6 +258,14 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for writing, waiting while anybody holds the lock or is
     /// queued.
     ///
+    /// ```
+    /// use coio::sync::RwLock;
+    ///
+    /// let l = RwLock::new(vec![1]);
+    /// l.write().push(2);
+    /// assert_eq!(*l.read(), [1, 2]);
+    /// ```
+    ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
     /// cancelled while it waits.
@@ -193,12 +278,35 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Locks for writing if nobody holds the lock or is queued.
+    ///
+    /// ```
+    /// use coio::sync::RwLock;
+    ///
+    /// let l = RwLock::new(0);
+    /// let r = l.read();
+    /// assert!(l.try_write().is_none()); // a reader holds it
+    /// drop(r);
+    /// *l.try_write().unwrap() += 1;
+    /// assert_eq!(*l.read(), 1);
+    /// ```
     #[inline]
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
         self.try_write_fast().then(|| self.write_guard())
     }
 
     /// As [`write`](Self::write), but gives up after `dur` (None).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::sync::RwLock;
+    ///
+    /// let l = RwLock::new(0);
+    /// let r = l.read();
+    /// assert!(l.write_timeout(Duration::from_millis(5)).is_none());
+    /// drop(r);
+    /// *l.write_timeout(Duration::from_millis(5)).unwrap() = 7;
+    /// assert_eq!(*l.read(), 7);
+    /// ```
     ///
     /// # Panics
     /// As [`write`](Self::write).
@@ -211,6 +319,14 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// The value, through an exclusive borrow of the lock (no locking).
+    ///
+    /// ```
+    /// use coio::sync::RwLock;
+    ///
+    /// let mut l = RwLock::new(0);
+    /// *l.get_mut() = 10; // `&mut` proves nobody holds the lock
+    /// assert_eq!(*l.read(), 10);
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }

@@ -70,6 +70,17 @@ pub struct Semaphore {
 }
 
 /// A permit of a [`Semaphore`]; given back when dropped.
+///
+/// ```
+/// use coio::sync::Semaphore;
+///
+/// let s = Semaphore::new(1);
+/// {
+///     let _permit = s.acquire();
+///     assert_eq!(s.available_permits(), 0);
+/// } // given back here
+/// assert_eq!(s.available_permits(), 1);
+/// ```
 #[must_use = "if unused the permit is given back at once"]
 pub struct SemaphorePermit<'a> {
     /// Where the permit goes back.
@@ -78,9 +89,27 @@ pub struct SemaphorePermit<'a> {
 
 impl Semaphore {
     /// The largest number of permits a semaphore can hold.
+    ///
+    /// ```
+    /// use coio::sync::Semaphore;
+    ///
+    /// let s = Semaphore::new(Semaphore::MAX_PERMITS);
+    /// assert_eq!(s.available_permits(), Semaphore::MAX_PERMITS);
+    /// ```
     pub const MAX_PERMITS: usize = usize::MAX / PERMIT;
 
     /// A semaphore with `permits` available permits.
+    ///
+    /// ```
+    /// use coio::sync::Semaphore;
+    ///
+    /// // At most 2 connections open at a time.
+    /// static CONNECTIONS: Semaphore = Semaphore::new(2);
+    /// let a = CONNECTIONS.acquire();
+    /// let b = CONNECTIONS.acquire();
+    /// assert!(CONNECTIONS.try_acquire().is_none());
+    /// drop((a, b));
+    /// ```
     ///
     /// # Panics
     /// If `permits` exceeds [`MAX_PERMITS`](Self::MAX_PERMITS).
@@ -112,6 +141,26 @@ impl Semaphore {
     /// Takes a permit, waiting for one if none is available or others
     /// wait already.
     ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::time::Duration;
+    /// use coio::sync::Semaphore;
+    ///
+    /// let (limit, running) = (Semaphore::new(2), AtomicUsize::new(0));
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         for _ in 0..6 {
+    ///             s.spawn(|| {
+    ///                 let _permit = limit.acquire(); // at most 2 hold one
+    ///                 assert!(running.fetch_add(1, SeqCst) < 2);
+    ///                 coio::sleep(Duration::from_millis(1));
+    ///                 running.fetch_sub(1, SeqCst);
+    ///             });
+    ///         }
+    ///     })
+    /// });
+    /// ```
+    ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
     /// cancelled while it waits.
@@ -124,6 +173,16 @@ impl Semaphore {
     }
 
     /// Takes a permit if one is available and nobody waits.
+    ///
+    /// ```
+    /// use coio::sync::Semaphore;
+    ///
+    /// let s = Semaphore::new(1);
+    /// let p = s.try_acquire().unwrap();
+    /// assert!(s.try_acquire().is_none());
+    /// drop(p);
+    /// assert!(s.try_acquire().is_some());
+    /// ```
     #[inline]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         self.try_acquire_fast()
@@ -131,6 +190,17 @@ impl Semaphore {
     }
 
     /// As [`acquire`](Self::acquire), but gives up after `dur` (None).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::sync::Semaphore;
+    ///
+    /// let s = Semaphore::new(1);
+    /// let held = s.acquire();
+    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_none());
+    /// drop(held);
+    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_some());
+    /// ```
     ///
     /// # Panics
     /// As [`acquire`](Self::acquire).
@@ -146,12 +216,36 @@ impl Semaphore {
     }
 
     /// The number of available permits (stale the moment it returns).
+    ///
+    /// ```
+    /// use coio::sync::Semaphore;
+    ///
+    /// let s = Semaphore::new(3);
+    /// let p = s.acquire();
+    /// assert_eq!(s.available_permits(), 2);
+    /// drop(p);
+    /// assert_eq!(s.available_permits(), 3);
+    /// ```
     pub fn available_permits(&self) -> usize {
         self.state.load(Relaxed) / PERMIT
     }
 
     /// Adds `n` permits: each goes to the oldest waiter, if any, or
     /// becomes available.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coio::sync::Semaphore;
+    ///
+    /// let s = Arc::new(Semaphore::new(0));
+    /// coio::run(|| {
+    ///     let s2 = s.clone();
+    ///     let waiter = coio::spawn(move || s2.acquire().forget());
+    ///     s.add_permits(1); // goes to the waiter
+    ///     waiter.join().unwrap();
+    /// });
+    /// assert_eq!(s.available_permits(), 0);
+    /// ```
     ///
     /// # Panics
     /// If the number of permits would exceed
@@ -302,6 +396,14 @@ fn too_many_permits() -> ! {
 impl SemaphorePermit<'_> {
     /// Drops the permit without giving it back: the semaphore has one
     /// permit less for good.
+    ///
+    /// ```
+    /// use coio::sync::Semaphore;
+    ///
+    /// let s = Semaphore::new(2);
+    /// s.acquire().forget(); // one permit less, for good
+    /// assert_eq!(s.available_permits(), 1);
+    /// ```
     pub fn forget(self) {
         std::mem::forget(self);
     }

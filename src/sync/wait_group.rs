@@ -74,6 +74,13 @@ pub struct WaitGroup {
 
 impl WaitGroup {
     /// A wait group with a count of zero.
+    ///
+    /// ```
+    /// use coio::sync::WaitGroup;
+    ///
+    /// let wg = WaitGroup::new();
+    /// wg.wait(); // a count of zero: returns at once
+    /// ```
     #[cfg(not(loom))]
     pub const fn new() -> WaitGroup {
         WaitGroup {
@@ -92,6 +99,21 @@ impl WaitGroup {
     }
 
     /// Adds `n` to the counter.
+    ///
+    /// ```
+    /// use coio::sync::WaitGroup;
+    ///
+    /// let wg = WaitGroup::new();
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         wg.add(3); // before the spawns, so that `wait` cannot miss them
+    ///         for _ in 0..3 {
+    ///             s.spawn(|| wg.done());
+    ///         }
+    ///         wg.wait();
+    ///     })
+    /// });
+    /// ```
     ///
     /// # Panics
     /// If the counter would overflow (it holds `usize::MAX / 2`).
@@ -112,6 +134,19 @@ impl WaitGroup {
     }
 
     /// Subtracts one from the counter; at zero, every waiter returns.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coio::sync::WaitGroup;
+    ///
+    /// let wg = Arc::new(WaitGroup::new());
+    /// wg.add(2);
+    /// for _ in 0..2 {
+    ///     let wg = wg.clone();
+    ///     std::thread::spawn(move || wg.done()); // plain threads count too
+    /// }
+    /// wg.wait();
+    /// ```
     ///
     /// # Panics
     /// If the counter is already zero: `done` was called more times than
@@ -167,6 +202,23 @@ impl WaitGroup {
 
     /// Waits until the counter is zero (returns at once if it is).
     ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use coio::sync::WaitGroup;
+    ///
+    /// let wg = Arc::new(WaitGroup::new());
+    /// coio::run(|| {
+    ///     wg.add(1);
+    ///     let w = wg.clone();
+    ///     coio::spawn(move || {
+    ///         coio::sleep(Duration::from_millis(1));
+    ///         w.done();
+    ///     });
+    ///     wg.wait(); // suspends this coroutine only
+    /// });
+    /// ```
+    ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
     /// cancelled while it waits.
@@ -176,6 +228,17 @@ impl WaitGroup {
 
     /// As [`wait`](Self::wait), but for at most `dur`: true if the counter
     /// reached zero, false if the time ran out first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::sync::WaitGroup;
+    ///
+    /// let wg = WaitGroup::new();
+    /// wg.add(1);
+    /// assert!(!wg.wait_timeout(Duration::from_millis(5))); // nobody calls done
+    /// wg.done();
+    /// assert!(wg.wait_timeout(Duration::from_millis(5)));
+    /// ```
     ///
     /// # Panics
     /// As [`wait`](Self::wait).
