@@ -71,6 +71,46 @@
 //! [`dump`] (or a signal, [`RuntimeBuilder::dump_signal`]) shows what every
 //! coroutine waits for and where, as Go's goroutine dump does.
 //!
+//! # Blocking inside coroutines
+//!
+//! A worker runs one coroutine at a time, and coroutines are not
+//! preempted: a coroutine that blocks its *thread* (rather than waiting
+//! through coio) stops every other coroutine of its worker until it
+//! returns, and deadlocks if what it waits for needs one of them. The
+//! stall monitor's warning points here. What blocks a worker, and what to
+//! use instead:
+//!
+//! | Blocks the worker | Use instead |
+//! |---|---|
+//! | `std::thread::sleep` | [`sleep`] |
+//! | a `std::sync::Mutex` or `RwLock` guard held across a wait (a sleep, a receive, socket I/O): with 2 workers, a second coroutine locking it blocks its thread, and the holder may be homed behind it | [`sync::Mutex`], [`sync::RwLock`] (a std guard taken and dropped with no wait in between is fine) |
+//! | `std::sync::mpsc`, crossbeam-channel, std's `Condvar`, `Barrier`, a thread's `join` | [`chan`], [`sync`], [`JoinHandle::join`] |
+//! | `futures::executor::block_on`, a tokio runtime's `block_on` | [`future::block_on`], `compat::tokio::block_on` (feature `tokio`) |
+//! | std's sockets, and libraries that open their own (ureq's default transport, blocking database clients) | [`net`] (adopt a socket with `from_std` or `From<OwnedFd>`), the library's transport hook over `coio::net::TcpStream` where it has one, or [`blocking`] |
+//! | blocking system calls: files, DNS lookups (`ToSocketAddrs` with a host name), C libraries that block | [`fs`], [`blocking`] (an elastic thread pool; only the coroutine waits) |
+//! | a long computation without a wait | a [`yield_now`] every millisecond or so, or [`blocking`] / a fresh coroutine for the heavy part |
+//!
+//! Large stack frames are the other hazard: a coroutine's stack is
+//! [`DEFAULT_STACK_SIZE`] (128 KiB) unless asked otherwise, so a 256 KiB
+//! array on the stack overflows it (the guard page stops it, and the
+//! process aborts with a message naming the coroutine). Put big buffers
+//! on the heap (`vec![0; n]`, `Box`), or give the coroutine a bigger
+//! stack with [`Builder::stack_size`] (one coroutine) or
+//! [`RuntimeBuilder::stack_size`] (all of them):
+//!
+//! ```
+//! coio::run(|| {
+//!     let h = coio::Builder::new()
+//!         .stack_size(1 << 20)
+//!         .spawn(|| {
+//!             let big = [1u8; 256 * 1024]; // on the stack: needs the 1 MiB
+//!             big.iter().map(|&b| u64::from(b)).sum::<u64>()
+//!         })
+//!         .unwrap();
+//!     assert_eq!(h.join().unwrap(), 256 * 1024);
+//! });
+//! ```
+//!
 //! # I/O
 //!
 //! [`net`] has std's socket types with std's names and semantics; [`io::Fd`]

@@ -780,3 +780,32 @@ fn injected_coroutine_starts_while_every_worker_is_busy() {
         }
     });
 }
+
+/// A panic in a coroutine names the coroutine (id, name, spawn site)
+/// before std's message, which names only the worker thread.
+#[test]
+fn panics_name_their_coroutine() {
+    if common::child_role().is_some() {
+        common::quiet_rt(1).block_on(|| {
+            let h = coio::Builder::new()
+                .name("conn-handler")
+                .spawn(|| panic!("boom in a handler"))
+                .unwrap();
+            assert!(h.join().is_err());
+        });
+        return;
+    }
+    let out = common::run_in_child("panics_name_their_coroutine", "child", &[]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let note = err
+        .lines()
+        .position(|l| l.starts_with("coio: panic in coroutine ") && l.contains("\"conn-handler\""))
+        .unwrap_or_else(|| panic!("no note naming the coroutine in:\n{err}"));
+    let line = err.lines().nth(note).unwrap();
+    assert!(line.contains("created at tests/runtime.rs:"), "{line}");
+    // std's own message follows.
+    let next = err.lines().skip(note + 1).find(|l| !l.is_empty()).unwrap();
+    assert!(next.contains("panicked at"), "{err}");
+    assert!(err.contains("boom in a handler"));
+}

@@ -54,6 +54,7 @@ mod idle;
 pub(crate) mod local;
 pub(crate) mod metrics;
 mod monitor;
+mod panic_note;
 pub(crate) mod pool;
 pub(crate) mod scope;
 pub(crate) mod sleep;
@@ -521,6 +522,7 @@ impl RuntimeBuilder {
             ));
         }
         let stack_size = stack::usable_size(self.stack_size)?;
+        panic_note::install();
         let stall_warning = match self.stall_warning {
             Some(t) => t,
             None => stall_warning_from_env()?.unwrap_or(Some(STALL_WARNING)),

@@ -329,7 +329,7 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 // coroutine's name, spawn site and stack.
                 let what = super::dump::describe_running(shared, i, running)
                     .map(|d| format!(" {d}"))
-                    .unwrap_or_else(|| ".\n".into());
+                    .unwrap_or_else(|| "\n".into());
                 eprintln!(
                     "coio: worker {thread_prefix}-{i} has been running coroutine {running} for \
                      {:.1} s without coming back to the scheduler; the other coroutines homed on \
@@ -337,7 +337,9 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                      Long computations need yield points (coio::yield_now), blocking system \
                      calls belong on the pool (coio::blocking), std's Mutex and RwLock held \
                      across a wait are coio::sync's to use, and a future is awaited with \
-                     coio::future::block_on, not with a thread-blocking block_on.",
+                     coio::future::block_on, not with a thread-blocking block_on: see \
+                     \"Blocking inside coroutines\" in coio's crate docs (cargo doc -p coio \
+                     --open) for the whole list.",
                     stalled.as_secs_f64()
                 );
             }
