@@ -203,6 +203,7 @@ pub mod io;
 pub mod net;
 mod park;
 mod runtime;
+pub mod signal;
 mod stack;
 pub mod sync;
 #[cfg(target_os = "linux")]

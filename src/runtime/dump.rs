@@ -1399,167 +1399,54 @@ fn parse_signal(v: &str) -> Option<Option<i32>> {
     Some(Some(sig))
 }
 
-/// The runtimes that dump on a signal, and the handlers they replaced.
-struct Watchers {
-    runtimes: Vec<(i32, std::sync::Weak<Shared>)>,
-    /// Per watched signal: its handling before ours.
-    previous: Vec<(i32, libc::sigaction)>,
-}
+/// The relay listeners of the runtimes that dump on a signal: the
+/// runtime's address and the listener's id.
+static WATCHERS: Mutex<Vec<(usize, u64)>> = Mutex::new(Vec::new());
 
-static WATCHERS: Mutex<Watchers> = Mutex::new(Watchers {
-    runtimes: Vec::new(),
-    previous: Vec::new(),
-});
-
-/// The pipe the handler writes the signal's number to (write end), and
-/// the thread that reads it; -1 until the first watch.
-static PIPE_WRITE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
-
-/// Makes `shared` dump on `sig` (see `RuntimeBuilder::dump_signal`).
+/// Makes `shared` dump on `sig` (see `RuntimeBuilder::dump_signal`): a
+/// listener of the process's signal relay (`runtime::signals`), which
+/// dumps on the relay's thread, to stderr.
 pub(crate) fn watch_signal(shared: &Arc<Shared>, sig: i32) -> io::Result<()> {
-    if matches!(
+    let weak = Arc::downgrade(shared);
+    let id = super::signals::listen(
         sig,
-        libc::SIGKILL
-            | libc::SIGSTOP
-            | libc::SIGSEGV
-            | libc::SIGBUS
-            | libc::SIGURG
-            | libc::SIGILL
-            | libc::SIGFPE
-            | libc::SIGTRAP
-            | libc::SIGSYS
-            | libc::SIGABRT
-    ) || !(1..=64).contains(&sig)
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "coio: signal {sig} cannot trigger dumps (SIGKILL and SIGSTOP cannot be caught; \
-                 SIGSEGV, SIGBUS and SIGURG are coio's own; SIGILL, SIGFPE, SIGTRAP, SIGSYS and \
-                 SIGABRT report faults, which a handler that returns would repeat forever); \
-                 SIGQUIT or SIGUSR1 are the usual choices"
-            ),
-        ));
-    }
-    let mut w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
-    start_dump_thread()?;
-    if !w.previous.iter().any(|(s, _)| *s == sig) {
-        // SAFETY: installing a handler that only calls write(2) (async-
-        // signal-safe) on a descriptor that stays open for the process's
-        // life; the previous action is kept to be restored.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_dump_signal as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, &sa, &mut old) != 0 {
-                return Err(io::Error::last_os_error());
+        "trigger dumps (SIGQUIT or SIGUSR1 are the usual choices)",
+        Arc::new(move |_| {
+            let Some(shared) = weak.upgrade() else {
+                return false;
+            };
+            if !shared.closed.load(Acquire) {
+                // Into a buffer first: stderr's lock is not held while the
+                // dump waits for the dump lock (see `dump_with`).
+                let mut text = Vec::new();
+                if dump_shared(&shared, &mut text, Layout::Auto).is_ok() {
+                    let _ = io::stderr().write_all(&text);
+                }
             }
-            w.previous.push((sig, old));
-        }
-    }
-    w.runtimes.push((sig, Arc::downgrade(shared)));
+            true
+        }),
+    )?;
+    let mut w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
+    w.push((Arc::as_ptr(shared) as usize, id));
     Ok(())
 }
 
-/// `shared` is going away: it no longer dumps; a signal nobody watches
-/// any more gets its previous handling back (if ours is still installed).
+/// `shared` is going away: it no longer dumps (a signal nobody watches
+/// any more gets its previous handling back).
 pub(crate) fn unwatch_signal(shared: &Arc<Shared>) {
-    let mut w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
-    w.runtimes
-        .retain(|(_, r)| r.strong_count() > 0 && !std::ptr::eq(r.as_ptr(), Arc::as_ptr(shared)));
-    let Watchers { runtimes, previous } = &mut *w;
-    previous.retain(|(sig, old)| {
-        if runtimes.iter().any(|(s, _)| s == sig) {
-            return true;
-        }
-        // SAFETY: querying, then restoring the action we replaced if ours
-        // is still the one installed.
-        unsafe {
-            let mut now: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(*sig, std::ptr::null(), &mut now);
-            if now.sa_sigaction == on_dump_signal as *const () as usize {
-                libc::sigaction(*sig, old, std::ptr::null_mut());
-            }
-        }
-        false
-    });
-}
-
-/// The dump signal's handler: one byte, the signal, into the pipe. Nothing
-/// else (write(2) is async-signal-safe; errno is preserved).
-extern "C" fn on_dump_signal(sig: libc::c_int) {
-    let fd = PIPE_WRITE.load(Relaxed);
-    if fd < 0 {
-        return;
-    }
-    // SAFETY: errno is this thread's; a one-byte write to a non-blocking
-    // pipe (a full pipe drops the byte: a dump is pending anyway).
-    unsafe {
-        let errno = *libc::__errno_location();
-        let b = sig as u8;
-        libc::write(fd, (&raw const b).cast(), 1);
-        *libc::__errno_location() = errno;
-    }
-}
-
-/// Starts the thread that dumps on signals, once per process.
-fn start_dump_thread() -> io::Result<()> {
-    if PIPE_WRITE.load(Relaxed) >= 0 {
-        return Ok(());
-    }
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let read = fds[0];
-    // The reading end blocks: the thread waits in read(2).
-    // SAFETY: our own descriptor.
-    unsafe {
-        let flags = libc::fcntl(read, libc::F_GETFL);
-        libc::fcntl(read, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-    }
-    std::thread::Builder::new()
-        .name("coio-dump".into())
-        .spawn(move || dump_thread(read))?;
-    PIPE_WRITE.store(fds[1], Relaxed);
-    Ok(())
-}
-
-/// Waits for signals and dumps the runtimes that watch them to stderr.
-fn dump_thread(read: libc::c_int) {
-    loop {
-        let mut b = 0u8;
-        // SAFETY: a one-byte read into `b`.
-        let n = unsafe { libc::read(read, (&raw mut b).cast(), 1) };
-        if n <= 0 {
-            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return;
-        }
-        let sig = i32::from(b);
-        let targets: Vec<Arc<Shared>> = {
-            let w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
-            w.runtimes
-                .iter()
-                .filter(|(s, _)| *s == sig)
-                .filter_map(|(_, r)| r.upgrade())
-                .collect()
-        };
-        for shared in targets {
-            if shared.closed.load(Acquire) {
-                continue;
-            }
-            // Into a buffer first: stderr's lock is not held while the dump
-            // waits for the dump lock (see `dump_with`).
-            let mut text = Vec::new();
-            if dump_shared(&shared, &mut text, Layout::Auto).is_ok() {
-                let _ = io::stderr().write_all(&text);
-            }
-        }
+    let me = Arc::as_ptr(shared) as usize;
+    let ids: Vec<u64> = {
+        let mut w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = w
+            .iter()
+            .filter(|(s, _)| *s == me)
+            .map(|(_, id)| *id)
+            .collect();
+        w.retain(|(s, _)| *s != me);
+        ids
+    };
+    for id in ids {
+        super::signals::unlisten(id);
     }
 }
 

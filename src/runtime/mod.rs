@@ -57,6 +57,7 @@ mod monitor;
 mod panic_note;
 pub(crate) mod pool;
 pub(crate) mod scope;
+pub(crate) mod signals;
 pub(crate) mod sleep;
 pub(crate) mod task;
 pub(crate) mod worker;
