@@ -12,54 +12,179 @@
 //! A malformed request gets `400` and the connection is closed; a request
 //! head over 64 KiB gets `431`.
 //!
-//! For operators: `kill -QUIT <pid>` (or Ctrl-\\ in its terminal) writes a
-//! dump of every coroutine to stderr, what each waits for and where, and
-//! the server goes on serving (`RuntimeBuilder::dump_signal`).
+//! For operators:
+//! - `kill -QUIT <pid>` (or Ctrl-\\ in its terminal) writes a dump of every
+//!   coroutine to stderr, what each waits for and where, and the server
+//!   goes on serving (`RuntimeBuilder::dump_signal`).
+//! - SIGINT (Ctrl-C) or SIGTERM shuts it down gracefully, as Go's
+//!   `http.Server.Shutdown` does: it stops accepting, closes the idle
+//!   connections, lets each request in flight finish (its answer says
+//!   `Connection: close`), and exits with status 0 once every connection
+//!   is closed, or after [`GRACE`] at most (the connections still open are
+//!   cancelled then). A second signal during the grace ends it at once.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use coio::net::{TcpListener, TcpStream};
 
 /// Largest request head (and body) accepted.
 const MAX_REQUEST: usize = 64 * 1024;
 
+/// How long a graceful shutdown waits for requests in flight.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+#[allow(dead_code)] // tests/examples.rs includes this file as a module
 fn main() -> io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8080".into());
+    run(addr)
+}
+
+/// The server on `addr`, until a graceful shutdown (SIGINT or SIGTERM).
+pub fn run(addr: String) -> io::Result<()> {
     let rt = coio::Runtime::builder()
         .dump_signal(Some(libc::SIGQUIT))
         .build()?;
     rt.block_on(move || {
+        let stop = coio::signal::notify(&[libc::SIGINT, libc::SIGTERM])?;
         let listener = TcpListener::bind(addr.as_str())?;
         eprintln!("http: listening on {}", listener.local_addr()?);
-        accept_loop(&listener)
+        let server = Server::default();
+        let acceptor = {
+            let server = server.clone();
+            coio::spawn(move || server.accept_loop(&listener))
+        };
+        let sig = stop.recv().expect("the signal channel never closes");
+        eprintln!("http: signal {sig}: shutting down");
+        // Stop accepting: the accept loop unwinds out of its wait, and the
+        // listener closes with it.
+        acceptor.cancel();
+        let _ = acceptor.join();
+        let left = server.shut_down(GRACE, &stop);
+        eprintln!("http: shut down ({left} connection(s) cut after the grace)");
+        Ok(())
     })
 }
 
+/// The server's shared state: the live connections, and whether it is
+/// shutting down.
+#[derive(Clone, Default)]
+pub struct Server {
+    inner: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Set once a shutdown starts: connections finish what they are
+    /// answering and close.
+    draining: AtomicBool,
+    next_id: AtomicU64,
+    /// The live connections, by id.
+    conns: coio::sync::Mutex<HashMap<u64, Conn>>,
+}
+
+/// A live connection, as the shutdown sees it.
+struct Conn {
+    /// Between requests (no byte of the next one read yet): a shutdown
+    /// closes it at once.
+    idle: Arc<AtomicBool>,
+    /// Its coroutine, cancelled to close it.
+    coroutine: coio::JoinHandle<()>,
+}
+
 /// Accepts connections forever, each served by its own coroutine.
+#[allow(dead_code)] // used by tests/examples.rs
 pub fn accept_loop(listener: &TcpListener) -> io::Result<()> {
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                coio::spawn(move || {
-                    let _ = serve(stream);
-                });
-            }
-            // Out of descriptors, say: the connection waits in the
-            // backlog; try again shortly rather than spin.
-            Err(e) => {
-                eprintln!("http: accept: {e}");
-                coio::sleep(std::time::Duration::from_millis(10));
+    Server::default().accept_loop(listener)
+}
+
+impl Server {
+    /// Accepts connections until cancelled, each served by its own
+    /// coroutine.
+    pub fn accept_loop(&self, listener: &TcpListener) -> io::Result<()> {
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => self.spawn_conn(stream),
+                // Out of descriptors, say: the connection waits in the
+                // backlog; try again shortly rather than spin.
+                Err(e) => {
+                    eprintln!("http: accept: {e}");
+                    coio::sleep(Duration::from_millis(10));
+                }
             }
         }
     }
+
+    fn spawn_conn(&self, stream: TcpStream) {
+        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        let idle = Arc::new(AtomicBool::new(true));
+        // The registry is locked across the spawn, so the connection's
+        // own removal (when it ends) comes after its insertion.
+        let mut conns = self.inner.conns.lock();
+        let coroutine = {
+            let (server, idle) = (self.clone(), idle.clone());
+            coio::spawn(move || {
+                // Removed however the connection ends (a cancellation
+                // included).
+                let _gone = Gone(&server, id);
+                let _ = serve(stream, &server.inner.draining, &idle);
+            })
+        };
+        conns.insert(id, Conn { idle, coroutine });
+    }
+
+    /// The graceful shutdown: no new requests, idle connections closed,
+    /// requests in flight answered; after `grace` (or a second signal on
+    /// `stop`), whatever is still open is cancelled. Returns how many
+    /// connections were cut that way.
+    pub fn shut_down(&self, grace: Duration, stop: &coio::chan::Receiver<i32>) -> usize {
+        self.inner.draining.store(true, SeqCst);
+        // After `draining` is set, a connection that goes idle closes by
+        // itself; those idle now are closed here.
+        for c in self.inner.conns.lock().values() {
+            if c.idle.load(SeqCst) {
+                c.coroutine.cancel();
+            }
+        }
+        let deadline = Instant::now() + grace;
+        while !self.inner.conns.lock().is_empty() && Instant::now() < deadline {
+            if stop.recv_timeout(Duration::from_millis(10)).is_ok() {
+                eprintln!("http: second signal: not waiting any more");
+                break;
+            }
+        }
+        let conns = self.inner.conns.lock();
+        let left = conns.len();
+        for c in conns.values() {
+            c.coroutine.cancel();
+        }
+        drop(conns);
+        while !self.inner.conns.lock().is_empty() {
+            coio::sleep(Duration::from_millis(1));
+        }
+        left
+    }
 }
 
-/// Serves one connection until the peer closes, asks to close, or errs.
-fn serve(mut stream: TcpStream) -> io::Result<()> {
+/// Removes a connection from the registry when dropped.
+struct Gone<'a>(&'a Server, u64);
+
+impl Drop for Gone<'_> {
+    fn drop(&mut self) {
+        self.0.inner.conns.lock().remove(&self.1);
+    }
+}
+
+/// Serves one connection until the peer closes, asks to close, or errs,
+/// or (once `draining` is set) until it has answered the requests it has.
+/// `idle` tells the shutdown whether it is between requests.
+fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = vec![0u8; 4096];
     // Unparsed bytes are buf[start..end].
@@ -99,8 +224,13 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
                     } else {
                         text
                     };
-                    respond(&mut out, status, text, close);
                     start += head + body;
+                    // Shutting down: the last answer of what was received
+                    // closes the connection.
+                    if draining.load(SeqCst) && start == end {
+                        close = true;
+                    }
+                    respond(&mut out, status, text, close);
                     if close {
                         break;
                     }
@@ -134,7 +264,17 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
             }
             buf.resize(buf.len() * 2, 0);
         }
-        match stream.read(&mut buf[end..])? {
+        // Between requests: idle (a shutdown closes the connection now, or
+        // has already begun).
+        if end == 0 {
+            idle.store(true, SeqCst);
+            if draining.load(SeqCst) {
+                return Ok(());
+            }
+        }
+        let n = stream.read(&mut buf[end..]);
+        idle.store(false, SeqCst);
+        match n? {
             0 => return Ok(()),
             n => end += n,
         }

@@ -124,3 +124,82 @@ fn echo_server_echoes() {
         t.join().unwrap();
     }
 }
+
+/// SIGTERM shuts the HTTP server down gracefully: new connections are
+/// refused, an idle keep-alive connection is closed, a request in flight
+/// (half sent when the signal comes) is answered with `Connection:
+/// close`, and the process exits with status 0.
+#[test]
+fn http_shuts_down_gracefully_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    // The server: this test binary again, in a process of its own (the
+    // signal is the process's), running the example's `run`.
+    if common::child_role().is_some() {
+        http::run("127.0.0.1:0".into()).unwrap();
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "http_shuts_down_gracefully_on_sigterm",
+            "--nocapture",
+        ])
+        .env("COIO_TEST_CHILD", "server")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("http: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .parse()
+        .unwrap();
+
+    // An idle keep-alive connection (one request answered), and one with
+    // a request half sent.
+    let mut idle = client(addr);
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = idle.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200 OK"));
+    let mut busy = client(addr);
+    busy.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+
+    // SAFETY: kill(2) on our child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let mut rest = String::new();
+    stderr.read_line(&mut rest).unwrap();
+    assert!(rest.contains("shutting down"), "{rest}");
+
+    // The idle connection is closed without an answer.
+    assert_eq!(idle.read(&mut buf).unwrap(), 0);
+    // The request in flight completes, and its answer closes.
+    busy.write_all(b"\r\n").unwrap();
+    let answer = read_until_close(busy);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("Connection: close"), "{answer}");
+    assert!(answer.ends_with("Hello, World!"), "{answer}");
+
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "still running");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+    // The listener is gone.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+    let mut tail = String::new();
+    stderr.read_to_string(&mut tail).unwrap();
+    assert!(tail.contains("shut down (0 connection(s) cut"), "{tail}");
+}
