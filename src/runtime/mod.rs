@@ -788,10 +788,17 @@ impl Runtime {
     ///         rt.spawn(move || rx.recv())
     ///     })
     ///     .collect();
-    /// std::thread::sleep(std::time::Duration::from_millis(20));
-    /// let mut out = Vec::new();
-    /// rt.dump_grouped(&mut out).unwrap();
-    /// let dump = String::from_utf8(out).unwrap();
+    /// // Once all of them wait (they start in batches), one entry.
+    /// let mut dump = String::new();
+    /// for _ in 0..500 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(10));
+    ///     let mut out = Vec::new();
+    ///     rt.dump_grouped(&mut out).unwrap();
+    ///     dump = String::from_utf8(out).unwrap();
+    ///     if dump.contains("100 coroutine(s) [chan receive, up to ") {
+    ///         break;
+    ///     }
+    /// }
     /// assert!(dump.contains("100 coroutine(s) [chan receive, up to "), "{dump}");
     /// drop(tx);
     /// for h in waiting {
