@@ -583,9 +583,6 @@ impl<'a, T> IntoIterator for &'a Receiver<T> {
     }
 }
 
-/// Model checks of the channel (`RUSTFLAGS="--cfg loom" cargo test
-/// --release --lib loom_`), on plain threads: every value is delivered
-/// exactly once and no waiter is left asleep, whatever the interleaving.
 /// The future of [`Sender::send_async`]: sends its value when awaited
 /// (see there for an example).
 #[must_use = "futures do nothing unless polled"]
@@ -697,6 +694,9 @@ impl<T> fmt::Debug for RecvFut<'_, T> {
     }
 }
 
+/// Model checks of the channel (`RUSTFLAGS="--cfg loom" cargo test
+/// --release --lib loom_`), on plain threads: every value is delivered
+/// exactly once and no waiter is left asleep, whatever the interleaving.
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
