@@ -661,6 +661,19 @@ impl fmt::Debug for Select<'_> {
 /// received value goes back to the front of its channel, and a receiver
 /// claimed for a send is told to look again. Meanwhile that receiver keeps
 /// waiting: complete the operation promptly.
+///
+/// ```
+/// use coio::chan::{self, Select};
+///
+/// let (tx, rx) = chan::unbounded();
+/// tx.send(1).unwrap();
+/// let mut sel = Select::new();
+/// sel.recv(&rx);
+/// let op = sel.select(); // reserves the value
+/// assert!(rx.try_recv().is_err());
+/// drop(op); // not completed: the value goes back
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// ```
 pub struct SelectedOperation<'a> {
     index: usize,
     /// The chosen channel's identity (see [`Receiver::id`]).

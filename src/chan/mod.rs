@@ -77,6 +77,21 @@ use timer::TimerChan;
 ///
 /// The buffer grows as it fills, up to `cap`: a large capacity costs memory
 /// only when it is used.
+///
+/// ```
+/// use coio::chan;
+///
+/// let (tx, rx) = chan::bounded(2);
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap();
+/// assert!(tx.try_send(3).is_err()); // full: a `send` would wait
+/// assert_eq!(rx.recv(), Ok(1));
+///
+/// // A rendezvous: the send completes when a receiver takes the value.
+/// let (tx, rx) = chan::bounded(0);
+/// std::thread::spawn(move || tx.send("ping").unwrap());
+/// assert_eq!(rx.recv(), Ok("ping"));
+/// ```
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan::new(cap));
     (
@@ -88,11 +103,37 @@ pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 }
 
 /// A channel without a limit: `send` never waits.
+///
+/// ```
+/// let (tx, rx) = coio::chan::unbounded();
+/// for i in 0..1000 {
+///     tx.send(i).unwrap(); // no receiver needed yet
+/// }
+/// assert_eq!(tx.capacity(), None);
+/// drop(tx);
+/// assert_eq!(rx.iter().sum::<u32>(), 499_500);
+/// ```
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     bounded(usize::MAX)
 }
 
 /// The sending side of a channel. Clone it for more producers.
+///
+/// ```
+/// use coio::chan;
+///
+/// coio::run(|| {
+///     let (tx, rx) = chan::unbounded();
+///     for id in 0..3 {
+///         let tx = tx.clone();
+///         coio::spawn(move || tx.send(id).unwrap());
+///     }
+///     drop(tx); // the clones keep the channel open until they are done
+///     let mut got: Vec<u32> = rx.iter().collect();
+///     got.sort();
+///     assert_eq!(got, [0, 1, 2]);
+/// });
+/// ```
 pub struct Sender<T> {
     chan: Arc<Chan<T>>,
 }
@@ -203,6 +244,24 @@ pub fn never<T>() -> Receiver<T> {
 
 /// The receiving side of a channel. Clone it for more consumers (each
 /// value goes to one of them).
+///
+/// ```
+/// use std::thread;
+///
+/// let (tx, rx) = coio::chan::bounded(4);
+/// let workers: Vec<_> = (0..2)
+///     .map(|_| {
+///         let rx = rx.clone();
+///         thread::spawn(move || rx.iter().count())
+///     })
+///     .collect();
+/// for i in 0..100 {
+///     tx.send(i).unwrap();
+/// }
+/// drop(tx);
+/// let total: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+/// assert_eq!(total, 100);
+/// ```
 pub struct Receiver<T> {
     flavor: Flavor<T>,
 }
@@ -234,6 +293,19 @@ impl<T> Sender<T> {
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
     /// cancelled while it waits (the value is dropped).
+    ///
+    /// ```
+    /// use coio::chan::{self, SendError};
+    ///
+    /// coio::run(|| {
+    ///     let (tx, rx) = chan::bounded(0);
+    ///     let h = coio::spawn(move || rx.recv().unwrap());
+    ///     tx.send(42).unwrap(); // waits until the coroutine takes it
+    ///     assert_eq!(h.join().unwrap(), 42);
+    ///     // The receiver is gone with its coroutine: the value comes back.
+    ///     assert_eq!(tx.send(7), Err(SendError(7)));
+    /// });
+    /// ```
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         match self.chan.send(value, None) {
             Ok(()) => Ok(()),
@@ -245,6 +317,16 @@ impl<T> Sender<T> {
 
     /// Sends `value` if that needs no waiting: there is room, or (for
     /// `bounded(0)`) a receiver is waiting.
+    ///
+    /// ```
+    /// use coio::chan::{self, TrySendError};
+    ///
+    /// let (tx, rx) = chan::bounded(1);
+    /// assert_eq!(tx.try_send(1), Ok(()));
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// drop(rx);
+    /// assert_eq!(tx.try_send(3), Err(TrySendError::Disconnected(3)));
+    /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         match self.chan.try_send(value, None) {
             Ok(()) => Ok(()),
@@ -275,11 +357,37 @@ impl<T> Sender<T> {
     }
 
     /// As [`send`](Self::send), waiting for `timeout` at most.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::chan::{self, SendTimeoutError};
+    ///
+    /// let (tx, _rx) = chan::bounded(1);
+    /// let t = Duration::from_millis(5);
+    /// assert_eq!(tx.send_timeout(1, t), Ok(()));
+    /// // Full, and nobody receives: after 5 ms the value comes back.
+    /// assert_eq!(tx.send_timeout(2, t), Err(SendTimeoutError::Timeout(2)));
+    /// ```
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.send_deadline_opt(value, deadline_in(timeout))
     }
 
     /// As [`send`](Self::send), waiting until `deadline` at most.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use coio::chan;
+    ///
+    /// coio::run(|| {
+    ///     let (tx, rx) = chan::bounded(0);
+    ///     coio::spawn(move || rx.iter().count());
+    ///     // One deadline for a whole batch of sends.
+    ///     let deadline = Instant::now() + Duration::from_secs(1);
+    ///     for job in ["a", "b", "c"] {
+    ///         tx.send_deadline(job, deadline).unwrap();
+    ///     }
+    /// });
+    /// ```
     pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
         self.send_deadline_opt(value, Some(deadline))
     }
@@ -297,26 +405,69 @@ impl<T> Sender<T> {
     }
 
     /// Values buffered in the channel now.
+    ///
+    /// ```
+    /// let (tx, rx) = coio::chan::bounded(4);
+    /// tx.send('a').unwrap();
+    /// tx.send('b').unwrap();
+    /// assert_eq!(tx.len(), 2);
+    /// rx.recv().unwrap();
+    /// assert_eq!(tx.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.chan.len()
     }
 
     /// Whether no value is buffered now.
+    ///
+    /// ```
+    /// let (tx, _rx) = coio::chan::unbounded();
+    /// assert!(tx.is_empty());
+    /// tx.send(()).unwrap();
+    /// assert!(!tx.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether the buffer is full now (always true for `bounded(0)`).
+    ///
+    /// ```
+    /// use coio::chan;
+    ///
+    /// let (tx, _rx) = chan::bounded(1);
+    /// assert!(!tx.is_full());
+    /// tx.send(1).unwrap();
+    /// assert!(tx.is_full());
+    /// assert!(chan::bounded::<u8>(0).0.is_full());
+    /// ```
     pub fn is_full(&self) -> bool {
         self.chan.is_full()
     }
 
     /// The capacity: `Some(cap)` for `bounded(cap)`, `None` for unbounded.
+    ///
+    /// ```
+    /// use coio::chan;
+    ///
+    /// assert_eq!(chan::bounded::<u8>(8).0.capacity(), Some(8));
+    /// assert_eq!(chan::bounded::<u8>(0).0.capacity(), Some(0));
+    /// assert_eq!(chan::unbounded::<u8>().0.capacity(), None);
+    /// ```
     pub fn capacity(&self) -> Option<usize> {
         self.chan.capacity()
     }
 
     /// Whether both senders belong to the same channel.
+    ///
+    /// ```
+    /// use coio::chan;
+    ///
+    /// let (tx, _rx) = chan::unbounded::<u8>();
+    /// let (other, _rx2) = chan::unbounded::<u8>();
+    /// assert!(tx.same_channel(&tx.clone()));
+    /// assert!(!tx.same_channel(&other));
+    /// ```
     pub fn same_channel(&self, other: &Sender<T>) -> bool {
         Arc::ptr_eq(&self.chan, &other.chan)
     }
@@ -341,6 +492,21 @@ impl<T> Receiver<T> {
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
     /// cancelled while it waits.
+    ///
+    /// ```
+    /// use coio::chan::{self, RecvError};
+    ///
+    /// coio::run(|| {
+    ///     let (tx, rx) = chan::bounded(1);
+    ///     coio::spawn(move || {
+    ///         tx.send(1).unwrap();
+    ///         tx.send(2).unwrap();
+    ///     });
+    ///     assert_eq!(rx.recv(), Ok(1));
+    ///     assert_eq!(rx.recv(), Ok(2));
+    ///     assert_eq!(rx.recv(), Err(RecvError)); // the sender is gone
+    /// });
+    /// ```
     pub fn recv(&self) -> Result<T, RecvError> {
         match &self.flavor {
             Flavor::Chan(c) => c.recv(None).map_err(|_| RecvError),
@@ -374,6 +540,17 @@ impl<T> Receiver<T> {
 
     /// Receives a value if one is there (or, for `bounded(0)`, a sender is
     /// waiting).
+    ///
+    /// ```
+    /// use coio::chan::{self, TryRecvError};
+    ///
+    /// let (tx, rx) = chan::unbounded();
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.send(5).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.try_recv(), Ok(5));
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         match &self.flavor {
             Flavor::Chan(c) => c.try_recv(None).map_err(|e| match e {
@@ -386,11 +563,38 @@ impl<T> Receiver<T> {
     }
 
     /// As [`recv`](Self::recv), waiting for `timeout` at most.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::chan::{self, RecvTimeoutError};
+    ///
+    /// let (tx, rx) = chan::bounded(1);
+    /// let t = Duration::from_millis(5);
+    /// assert_eq!(rx.recv_timeout(t), Err(RecvTimeoutError::Timeout));
+    /// std::thread::spawn(move || tx.send(3).unwrap());
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(3));
+    /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.recv_deadline_opt(deadline_in(timeout))
     }
 
     /// As [`recv`](Self::recv), waiting until `deadline` at most.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (tx, rx) = coio::chan::unbounded();
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// // One deadline for several receives: collect for 10 ms.
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let mut got = Vec::new();
+    /// while let Ok(v) = rx.recv_deadline(deadline) {
+    ///     got.push(v);
+    /// }
+    /// assert_eq!(got, [1, 2]);
+    /// assert!(Instant::now() >= deadline);
+    /// ```
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         self.recv_deadline_opt(Some(deadline))
     }
@@ -408,17 +612,50 @@ impl<T> Receiver<T> {
     }
 
     /// An iterator that receives until every sender is gone.
+    ///
+    /// ```
+    /// coio::run(|| {
+    ///     let (tx, rx) = coio::chan::bounded(0);
+    ///     coio::spawn(move || {
+    ///         for word in ["a", "b", "c"] {
+    ///             tx.send(word).unwrap();
+    ///         }
+    ///     });
+    ///     let words: Vec<_> = rx.iter().collect();
+    ///     assert_eq!(words, ["a", "b", "c"]);
+    /// });
+    /// ```
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { rx: self }
     }
 
     /// An iterator over the values available now, without waiting.
+    ///
+    /// ```
+    /// let (tx, rx) = coio::chan::unbounded();
+    /// for i in 0..3 {
+    ///     tx.send(i).unwrap();
+    /// }
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
+    /// // The sender is still there, but nothing more is: the iterator ends.
+    /// assert_eq!(rx.try_iter().next(), None);
+    /// ```
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }
 
     /// Values buffered in the channel now (for [`after`] and [`tick`]: 1
     /// if a delivery is due, else 0; for [`never`](never()): 0).
+    ///
+    /// ```
+    /// use coio::chan;
+    ///
+    /// let (tx, rx) = chan::bounded(3);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.len(), 2);
+    /// assert_eq!(chan::never::<u8>().len(), 0);
+    /// ```
     pub fn len(&self) -> usize {
         match &self.flavor {
             Flavor::Chan(c) => c.len(),
@@ -428,12 +665,30 @@ impl<T> Receiver<T> {
     }
 
     /// Whether no value is buffered now.
+    ///
+    /// ```
+    /// let (tx, rx) = coio::chan::bounded(1);
+    /// assert!(rx.is_empty());
+    /// tx.send(1).unwrap();
+    /// assert!(!rx.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether the buffer is full now (always true for `bounded(0)` and
     /// [`never`](never()); for [`after`] and [`tick`], whether a delivery is due).
+    ///
+    /// ```
+    /// use coio::chan;
+    ///
+    /// let (tx, rx) = chan::bounded(1);
+    /// tx.send(1).unwrap();
+    /// assert!(rx.is_full());
+    /// rx.recv().unwrap();
+    /// assert!(!rx.is_full());
+    /// assert!(chan::never::<u8>().is_full());
+    /// ```
     pub fn is_full(&self) -> bool {
         match &self.flavor {
             Flavor::Chan(c) => c.is_full(),
@@ -444,6 +699,16 @@ impl<T> Receiver<T> {
 
     /// The capacity: `Some(cap)` for `bounded(cap)`, `None` for unbounded
     /// (`Some(1)` for [`after`] and [`tick`], `Some(0)` for [`never`](never())).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coio::chan;
+    ///
+    /// assert_eq!(chan::bounded::<u8>(3).1.capacity(), Some(3));
+    /// assert_eq!(chan::unbounded::<u8>().1.capacity(), None);
+    /// assert_eq!(chan::after(Duration::from_secs(1)).capacity(), Some(1));
+    /// assert_eq!(chan::never::<u8>().capacity(), Some(0));
+    /// ```
     pub fn capacity(&self) -> Option<usize> {
         match &self.flavor {
             Flavor::Chan(c) => c.capacity(),
@@ -454,6 +719,15 @@ impl<T> Receiver<T> {
 
     /// Whether both receivers belong to the same channel (any two
     /// [`never`](never()) receivers do).
+    ///
+    /// ```
+    /// use coio::chan;
+    ///
+    /// let (_tx, rx) = chan::unbounded::<u8>();
+    /// assert!(rx.same_channel(&rx.clone()));
+    /// assert!(!rx.same_channel(&chan::unbounded().1));
+    /// assert!(chan::never::<u8>().same_channel(&chan::never()));
+    /// ```
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {
         self.id() == other.id()
     }
@@ -529,6 +803,20 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 /// Receives until every sender is gone ([`Receiver::iter`]).
+///
+/// ```
+/// let (tx, rx) = coio::chan::unbounded();
+/// std::thread::spawn(move || {
+///     for i in 1..=3 {
+///         tx.send(i).unwrap();
+///     }
+/// });
+/// let mut sum = 0;
+/// for v in &rx {
+///     sum += v; // `&rx` iterates with an `Iter`
+/// }
+/// assert_eq!(sum, 6);
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a, T> {
     rx: &'a Receiver<T>,
@@ -542,6 +830,19 @@ impl<T> Iterator for Iter<'_, T> {
 }
 
 /// Receives what is there without waiting ([`Receiver::try_iter`]).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let (tx, rx) = coio::chan::unbounded();
+/// for i in 0..5 {
+///     tx.send(i).unwrap();
+/// }
+/// // Wait for the first value, then take the rest of the batch.
+/// let first = rx.recv_timeout(Duration::from_secs(1)).unwrap();
+/// let rest: Vec<_> = rx.try_iter().collect();
+/// assert_eq!((first, rest), (0, vec![1, 2, 3, 4]));
+/// ```
 #[derive(Debug)]
 pub struct TryIter<'a, T> {
     rx: &'a Receiver<T>,
@@ -555,6 +856,23 @@ impl<T> Iterator for TryIter<'_, T> {
 }
 
 /// Receives until every sender is gone (`for v in rx`).
+///
+/// ```
+/// coio::run(|| {
+///     let (tx, rx) = coio::chan::bounded::<String>(2);
+///     let consumer = coio::spawn(move || {
+///         let mut total = 0;
+///         for line in rx {
+///             total += line.len();
+///         }
+///         total
+///     });
+///     tx.send("ab".to_string()).unwrap();
+///     tx.send("cde".to_string()).unwrap();
+///     drop(tx);
+///     assert_eq!(consumer.join().unwrap(), 5);
+/// });
+/// ```
 #[derive(Debug)]
 pub struct IntoIter<T> {
     rx: Receiver<T>,
@@ -583,11 +901,20 @@ impl<'a, T> IntoIterator for &'a Receiver<T> {
     }
 }
 
-/// Model checks of the channel (`RUSTFLAGS="--cfg loom" cargo test
-/// --release --lib loom_`), on plain threads: every value is delivered
-/// exactly once and no waiter is left asleep, whatever the interleaving.
 /// The future of [`Sender::send_async`]: sends its value when awaited
-/// (see there for an example).
+/// (see there for another example).
+///
+/// ```
+/// use futures::executor::block_on; // any executor will do
+///
+/// let (tx, rx) = coio::chan::bounded(1);
+/// let fut: coio::chan::SendFut<'_, u32> = tx.send_async(1);
+/// block_on(fut).unwrap();
+/// // Full now: dropped before it is polled, a send future sends nothing.
+/// drop(tx.send_async(2));
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// assert!(rx.try_recv().is_err());
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct SendFut<'a, T> {
     chan: &'a Chan<T>,
@@ -599,7 +926,19 @@ pub struct SendFut<'a, T> {
 }
 
 /// The future of [`Receiver::recv_async`]: receives a value when awaited
-/// (see there for an example).
+/// (see there for another example).
+///
+/// ```
+/// use futures::executor::block_on;
+///
+/// let (tx, rx) = coio::chan::bounded(0);
+/// block_on(async {
+///     // A rendezvous between two futures of one task.
+///     let (sent, got) = futures::join!(tx.send_async("hi"), rx.recv_async());
+///     assert_eq!(sent, Ok(()));
+///     assert_eq!(got, Ok("hi"));
+/// });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct RecvFut<'a, T> {
     rx: &'a Receiver<T>,
@@ -697,6 +1036,9 @@ impl<T> fmt::Debug for RecvFut<'_, T> {
     }
 }
 
+/// Model checks of the channel (`RUSTFLAGS="--cfg loom" cargo test
+/// --release --lib loom_`), on plain threads: every value is delivered
+/// exactly once and no waiter is left asleep, whatever the interleaving.
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
