@@ -12,7 +12,8 @@
 //! * a receive takes its value (or finds the channel closed) at once; the
 //!   [`SelectedOperation`] holds it until [`recv`](SelectedOperation::recv)
 //!   hands it over. Dropped uncompleted, it gives the value back to the
-//!   channel's front (nothing is lost).
+//!   channel's front (nothing is lost), except a timer channel's delivery
+//!   (an `after`'s one message, a tick), which is dropped with it.
 //! * a send claims the oldest waiting receiver (which keeps waiting, its
 //!   packet reserved for this send), or finds room in the buffer, or finds
 //!   the channel closed. [`send`](SelectedOperation::send) completes it;
@@ -658,9 +659,10 @@ impl fmt::Debug for Select<'_> {
 /// added with (this never waits).
 ///
 /// Dropped without being completed, it gives the operation up: a
-/// received value goes back to the front of its channel, and a receiver
-/// claimed for a send is told to look again. Meanwhile that receiver keeps
-/// waiting: complete the operation promptly.
+/// received value goes back to the front of its channel (a delivery of
+/// [`after`](super::after) or [`tick`](super::tick) is dropped: it is
+/// lost), and a receiver claimed for a send is told to look again.
+/// Meanwhile that receiver keeps waiting: complete the operation promptly.
 ///
 /// ```
 /// use coio::chan::{self, Select};

@@ -338,7 +338,9 @@ impl<T> Sender<T> {
     /// A future that sends `value`: [`send`](Self::send) for async code
     /// (any executor), so that async tasks and coroutines share channels.
     /// It completes with `Err` carrying the value back if every receiver
-    /// is gone; dropped before it completes, it drops the value unsent.
+    /// is gone. Dropped before it completes, it drops the value unsent,
+    /// unless a receiver took the value from its queued wait already (the
+    /// send then happened, though the future was not polled to see it).
     ///
     /// ```
     /// # coio::run(|| {
