@@ -1005,3 +1005,48 @@ fn dynamic_selects_meet_on_a_rendezvous_channel() {
         assert_eq!(h.join().unwrap(), 1500);
     });
 }
+
+/// A select with a send and a receive on the same rendezvous channel does
+/// not meet itself (nor spin): it waits for another party, then does
+/// whichever that party makes ready.
+#[test]
+fn dynamic_select_with_both_ends_of_one_channel() {
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let mut sel = chan::Select::new();
+        let is = sel.send(&tx);
+        let ir = sel.recv(&rx);
+        // Waiting, not spinning: the thread's CPU time stays far below the
+        // wait (a select that met its own entries would retry in a loop).
+        let cpu = thread_cpu();
+        assert!(sel.select_timeout(Duration::from_millis(50)).is_err());
+        let spent = thread_cpu() - cpu;
+        assert!(
+            spent < Duration::from_millis(25),
+            "{spent:?} of CPU in a 50 ms wait"
+        );
+        // Another receiver: the send is chosen.
+        let rx2 = rx.clone();
+        let h = coio::spawn(move || rx2.recv().unwrap());
+        let op = sel.select();
+        assert_eq!(op.index(), is);
+        op.send(&tx, 1).unwrap();
+        assert_eq!(h.join().unwrap(), 1);
+        // Another sender: the receive is chosen.
+        let tx2 = tx.clone();
+        coio::spawn(move || tx2.send(2).unwrap());
+        let op = sel.select();
+        assert_eq!(op.index(), ir);
+        assert_eq!(op.recv(&rx), Ok(2));
+    });
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}

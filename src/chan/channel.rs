@@ -139,29 +139,38 @@ impl<T> Inner<T> {
     /// One load and branch when there is none, the common case.
     #[inline]
     fn notify(&mut self) {
+        self.notify_except(None);
+    }
+
+    /// [`notify`](Self::notify), except `me`'s entries (a select that
+    /// registers a receive does not wake its own send's observer).
+    #[inline]
+    fn notify_except(&mut self, me: Option<&Blocker>) {
         if !self.observers.is_empty() {
-            self.notify_all();
+            self.notify_all(me);
         }
     }
 
-    /// Claims (with retry: look again) and wakes every observer. Under
-    /// the channel's lock: observers are selecting coroutines or threads,
-    /// whose wake runs no user code.
+    /// Claims (with retry: look again) and wakes every observer but
+    /// `me`'s. Under the channel's lock: observers are selecting
+    /// coroutines or threads, whose wake runs no user code.
     #[cold]
-    fn notify_all(&mut self) {
-        while let Some(c) = self.observers.claim(None, true) {
+    fn notify_all(&mut self, me: Option<&Blocker>) {
+        while let Some(c) = self.observers.claim(me, true) {
             drop(c);
         }
     }
 
-    /// Whether a receive would complete now (with a value, or closed).
-    fn recv_ready(&self) -> bool {
-        !self.buf.is_empty() || self.tx_closed || self.senders.has_waiting(None)
+    /// Whether a receive would complete now (with a value, or closed); a
+    /// waiting sender of `me` (the asking select) does not count.
+    fn recv_ready(&self, me: Option<&Blocker>) -> bool {
+        !self.buf.is_empty() || self.tx_closed || self.senders.has_waiting(me)
     }
 
-    /// Whether a send would complete now (room, a receiver, or closed).
-    fn send_ready(&self, cap: usize) -> bool {
-        self.rx_closed || self.buf.len() < cap || self.receivers.has_waiting(None)
+    /// Whether a send would complete now (room, a receiver, or closed); a
+    /// waiting receiver of `me` (the asking select) does not count.
+    fn send_ready(&self, cap: usize, me: Option<&Blocker>) -> bool {
+        self.rx_closed || self.buf.len() < cap || self.receivers.has_waiting(me)
     }
 }
 
@@ -595,7 +604,7 @@ impl<T> Chan<T> {
         }
         // SAFETY: caller.
         unsafe { g.senders.push(blocker, oper, packet.as_ptr()) };
-        g.notify();
+        g.notify_except(Some(blocker));
         true
     }
 
@@ -615,7 +624,7 @@ impl<T> Chan<T> {
         }
         // SAFETY: caller.
         unsafe { g.receivers.push(blocker, oper, packet.as_ptr()) };
-        g.notify();
+        g.notify_except(Some(blocker));
         true
     }
 
@@ -631,9 +640,9 @@ impl<T> Chan<T> {
     pub(crate) fn is_ready(&self, send: bool) -> bool {
         let g = self.lock();
         if send {
-            g.send_ready(self.cap)
+            g.send_ready(self.cap, None)
         } else {
-            g.recv_ready()
+            g.recv_ready(None)
         }
     }
 
@@ -646,11 +655,12 @@ impl<T> Chan<T> {
     /// or it was seen `DONE`.
     pub(crate) unsafe fn watch(&self, blocker: &Blocker, oper: usize, send: bool) -> bool {
         let mut g = self.lock();
-        if if send {
-            g.send_ready(self.cap)
+        let ready = if send {
+            g.send_ready(self.cap, Some(blocker))
         } else {
-            g.recv_ready()
-        } {
+            g.recv_ready(Some(blocker))
+        };
+        if ready {
             return false;
         }
         // SAFETY: caller; observers have no packet.
