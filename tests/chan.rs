@@ -794,13 +794,13 @@ fn dynamic_select_dropped_uncompleted_loses_nothing() {
 fn a_held_claim_does_not_starve_its_own_worker() {
     rt(1).block_on(|| {
         let (tx, rx) = chan::bounded::<u32>(0);
-        let h = coio::spawn(move || rx.recv_timeout(Duration::from_millis(5)));
+        let h = coio::spawn(move || rx.recv_timeout(Duration::from_millis(100)));
         coio::yield_now();
         let mut sel = chan::Select::new();
         sel.send(&tx);
         let op = sel.select();
         // Past the receiver's deadline; the receiver runs meanwhile.
-        coio::sleep(Duration::from_millis(20));
+        coio::sleep(Duration::from_millis(300));
         op.send(&tx, 3).unwrap();
         assert_eq!(h.join().unwrap(), Ok(3));
     });
