@@ -248,6 +248,7 @@ impl Origin {
 }
 
 impl Drop for Origin {
+    #[inline]
     fn drop(&mut self) {
         if self.0 & 1 == 0 {
             // SAFETY: untagged: a `Box<Spec>` we own (see `new`), dropped once.

@@ -189,7 +189,7 @@ impl Local {
             // Published before the batch shows up in the other's count, so
             // that nobody counts it twice (a total counted twice raised
             // every share computed meanwhile: 177 for a share of 100).
-            self.shared.monitor.progress[self.index].set_overflow(self.overflow.borrow().len());
+            self.progress().set_overflow(self.overflow.borrow().len());
             self.shared.remotes[i].deal(batch, &self.shared, i);
             if surplus == 0 {
                 break;

@@ -220,7 +220,7 @@ impl Local {
             return;
         }
         // Nothing runnable here: others may count on this worker.
-        self.shared.monitor.progress[self.index].set_load(0);
+        self.progress().set_load(0);
         // Once this worker has begun closing it may sleep too: what it still
         // waits for arrives through the inbox or its timers.
         self.sleep_on_inbox(self.closing.get() || !self.shared.closed.load(SeqCst), None);
@@ -259,7 +259,7 @@ impl Local {
         // Busy time, for placement (`effective_loads`): two clock reads
         // per sleep, which is a system call anyway.
         let monitor = &self.shared.monitor;
-        monitor.progress[self.index].set_asleep(true, monitor.micros(asleep), self.counts());
+        self.progress().set_asleep(true, monitor.micros(asleep), self.counts());
         bump(&self.counts().parks, 1);
         {
             let mut driver = self.driver.borrow_mut();
@@ -269,6 +269,6 @@ impl Local {
         remote.lock().parked = false;
         let now = Instant::now();
         self.set_clock();
-        monitor.progress[self.index].set_asleep(false, monitor.micros(now), self.counts());
+        self.progress().set_asleep(false, monitor.micros(now), self.counts());
     }
 }

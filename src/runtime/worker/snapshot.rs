@@ -33,7 +33,7 @@ impl Local {
     /// it that outlives the call (see `trace::caller_regs`).
     #[cold]
     pub(crate) fn answer_dump(&self, running: Option<(u64, u64, u64)>) {
-        let slot = &self.shared.dumps[self.index];
+        let slot = self.dump_slot();
         let Some(req) = slot.begin() else { return };
         let running = running.filter(|_| self.in_coroutine());
         // SAFETY: `begin` handed us the request until `finish`; we are the
@@ -181,7 +181,7 @@ impl Local {
     /// contexts may be mid-update; elsewhere (a generator's stack) they
     /// are not.
     fn in_switch(&self, sp: usize) -> bool {
-        let slot = &self.shared.dumps[self.index];
+        let slot = self.dump_slot();
         if slot.on_thread_stack(sp) {
             return true;
         }
