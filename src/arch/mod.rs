@@ -28,6 +28,14 @@ pub(crate) fn valgrind_defined(ptr: *const u8, len: usize) {
     valgrind_request(0, 0x4d43_0002, [ptr as usize, len, 0, 0, 0]);
 }
 
+/// Whether the process runs under valgrind (`RUNNING_ON_VALGRIND`; false
+/// natively, at the cost of the few instructions of a client request).
+#[inline]
+pub(crate) fn running_on_valgrind() -> bool {
+    // VG_USERREQ__RUNNING_ON_VALGRIND
+    valgrind_request(0, 0x1001, [0; 5]) != 0
+}
+
 /// Executes the valgrind client request `request` with up to five arguments
 /// and returns its result, or `default` when not running under valgrind (the
 /// magic instruction sequence is then a no-op). The sequence and request

@@ -84,8 +84,7 @@ impl Completion {
 /// in epoll instead, woken by an eventfd the kernel signals as completions
 /// come (see [`Ring::sleeps_in_epoll`]).
 fn under_valgrind() -> bool {
-    // VG_USERREQ__RUNNING_ON_VALGRIND
-    crate::arch::valgrind_request(0, 0x1001, [0; 5]) != 0
+    crate::arch::running_on_valgrind()
 }
 
 /// One worker's ring (see the module docs). Used only by the worker's

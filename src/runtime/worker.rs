@@ -418,6 +418,10 @@ pub(crate) struct Local {
     recycler: Recycler,
     /// Shutdown has begun for this worker (registry cancelled).
     closing: Cell<bool>,
+    /// The process runs under valgrind, which runs one thread at a time:
+    /// an idle worker's spin and a coroutine's `yield_now` yield the thread
+    /// (see `yield_current`).
+    valgrind: bool,
     /// This worker's driver: its netpoller and what it sleeps in (see
     /// `crate::driver`).
     pub(crate) driver: RefCell<Driver>,
@@ -526,6 +530,7 @@ pub(crate) fn worker_main(
         overflow: RefCell::new(VecDeque::new()),
         recycler: Recycler::default(),
         closing: Cell::new(false),
+        valgrind: crate::arch::running_on_valgrind(),
         driver: RefCell::new(driver),
         mine: Mine::of(&shared, index),
         shared,
@@ -1159,8 +1164,21 @@ impl Local {
     }
 
     /// `yield_now` in a coroutine: back of the ready queue.
+    ///
+    /// Under valgrind the thread yields too. Valgrind runs one thread at a
+    /// time, and switches only when the running one blocks in a system
+    /// call, yields, or has run its quantum (100,000 blocks, tens of
+    /// milliseconds under memcheck). A coroutine that yields in a loop
+    /// until a coroutine of another worker acts (a receive that timed out
+    /// tries again) would otherwise keep that worker's thread from running
+    /// for a whole quantum at every handoff. (With valgrind's default
+    /// scheduler lock the yielder often takes the CPU straight back:
+    /// `--fair-sched=yes` hands it to the thread that waits.)
     #[inline(never)]
     pub(crate) fn yield_current(&self) {
+        if self.valgrind {
+            thread::yield_now();
+        }
         self.ready.borrow_mut().push_back(self.current_started());
         self.switch_away();
     }

@@ -82,7 +82,15 @@ impl Local {
             if io || (spins.is_multiple_of(16) && start.elapsed() > SPIN) {
                 return None;
             }
-            std::hint::spin_loop();
+            if self.valgrind {
+                // Valgrind runs one thread at a time: nothing can arrive
+                // while this one spins, and the worker that would send it
+                // waits for this thread's quantum to end (see
+                // `yield_current`). Let it run instead.
+                thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 
