@@ -64,23 +64,6 @@ impl Wake for CoroutineWaker {
     }
 }
 
-crate::coroutine_local! {
-    /// The running coroutine's waker, made by its first `block_on` and
-    /// kept for the next ones (a `block_on` per message is common: the
-    /// allocation and the reference counts of a fresh one were a fifth of
-    /// a wake hop).
-    static WAKER: std::cell::Cell<Option<Waker>> = std::cell::Cell::new(None);
-}
-
-/// A waker that unparks the running coroutine: the cached one, else a
-/// new one. (Taken out of the cache: a nested `block_on`, run by the
-/// outer one's future, makes its own.)
-fn coroutine_waker() -> Waker {
-    WAKER
-        .with(|w| w.take())
-        .unwrap_or_else(|| Waker::from(Arc::new(CoroutineWaker(crate::current()))))
-}
-
 /// A future that completes after `dur`, on coio's timers: the async form
 /// of [`coio::sleep`](crate::sleep), for async code in coroutines.
 ///
@@ -183,8 +166,13 @@ impl Wake for ThreadWaker {
 /// future is pending (the future is dropped on the way).
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
-    if crate::is_coroutine() {
-        let waker = coroutine_waker();
+    // In a coroutine: a waker that unparks it, the one its last block_on
+    // kept if any. (Taken out of that cache: a nested block_on, run by
+    // this one's future, makes its own.)
+    let waker = crate::runtime::local::take_waker(|| {
+        Waker::from(Arc::new(CoroutineWaker(crate::current())))
+    });
+    if let Some(waker) = waker {
         let mut cx = Context::from_waker(&waker);
         let out = loop {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
@@ -193,7 +181,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             crate::runtime::blocking::park_as(None, crate::runtime::dump::Wait::Future);
         };
         // For the coroutine's next block_on (skipped if this one unwinds).
-        WAKER.with(|w| w.set(Some(waker)));
+        crate::runtime::local::keep_waker(waker);
         return out;
     }
     let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));

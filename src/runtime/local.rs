@@ -43,6 +43,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::task::Waker;
 
 use super::task::Header;
 use super::worker;
@@ -69,8 +70,29 @@ pub struct LocalKey<T: 'static> {
     index: AtomicUsize,
 }
 
-/// One coroutine's (or thread's) values, by key index.
-pub(crate) type Values = Vec<Option<Value>>;
+/// One coroutine's (or thread's) values, by key index, and a coroutine's
+/// cached waker.
+#[derive(Default)]
+pub(crate) struct Values {
+    keys: Vec<Option<Value>>,
+    /// The coroutine's waker for `future::block_on`, made by its first one
+    /// and kept for the next (a `block_on` per message is common, and a
+    /// fresh waker's allocation and counts were a fifth of a wake hop).
+    /// Here rather than behind a key: reaching it through `LocalKey::with`
+    /// twice per `block_on` was 15% of the instructions of a hop through a
+    /// tokio oneshot. Unused on plain threads. Dropped with the values at
+    /// the coroutine's end, which breaks the cycle task -> waker -> task.
+    waker: Option<Waker>,
+}
+
+impl Values {
+    const fn new() -> Values {
+        Values {
+            keys: Vec::new(),
+            waker: None,
+        }
+    }
+}
 
 /// One value: its `Rc` (see the module docs), and, so that `with` reaches
 /// it without a virtual call or the `Rc`'s layout arithmetic, the address
@@ -142,7 +164,7 @@ thread_local! {
     /// Values for plain threads (outside coroutines).
     static THREAD_VALUES: ThreadValues = const {
         ThreadValues {
-            values: UnsafeCell::new(Vec::new()),
+            values: UnsafeCell::new(Values::new()),
             stack: Cell::new((0, 0)),
         }
     };
@@ -244,7 +266,7 @@ unsafe fn get_or_init<T: 'static>(
     init: fn() -> T,
 ) -> *const Value {
     // SAFETY: caller; the borrow ends before `init` runs.
-    if let Some(Some(v)) = unsafe { (&*values).get(index) } {
+    if let Some(Some(v)) = unsafe { (&*values).keys.get(index) } {
         return v;
     }
     // SAFETY: caller.
@@ -261,7 +283,7 @@ unsafe fn insert<T: 'static>(values: *mut Values, index: usize, init: fn() -> T)
     let fresh = Value::new(init());
     // SAFETY: caller; `init` may have used the vector, but holds nothing
     // into it now.
-    let v = unsafe { &mut *values };
+    let v = unsafe { &mut (*values).keys };
     if v.len() <= index {
         v.resize_with(index + 1, || None);
     }
@@ -274,6 +296,37 @@ unsafe fn insert<T: 'static>(values: *mut Values, index: usize, init: fn() -> T)
 #[inline(never)]
 fn index_mismatch() -> ! {
     panic!("coio: coroutine-local key index mismatch")
+}
+
+/// In a coroutine, its cached `block_on` waker (see [`Values::waker`]),
+/// taken out of the cache, or else `make()`; None on a plain thread.
+#[inline]
+pub(crate) fn take_waker(make: impl FnOnce() -> Waker) -> Option<Waker> {
+    let l = worker::coroutine_local()?;
+    let cached = l.with_current(|t| {
+        // SAFETY: home-local, used by the running coroutine alone; no
+        // reference into the values is alive (a `with` in progress holds
+        // a pointer to its value, which lives outside the `Values`).
+        let slot = unsafe { &mut *t.header().local.locals.get() };
+        slot.as_mut()?.waker.take()
+    });
+    Some(cached.unwrap_or_else(make))
+}
+
+/// Keeps `waker` as the running coroutine's `block_on` waker (see
+/// [`Values::waker`]). On a plain thread it is dropped.
+#[inline]
+pub(crate) fn keep_waker(waker: Waker) {
+    let Some(l) = worker::coroutine_local() else {
+        return;
+    };
+    let old = l.with_current(|t| {
+        // SAFETY: as in `take_waker`.
+        let slot = unsafe { &mut *t.header().local.locals.get() };
+        slot.get_or_insert_with(Default::default).waker.replace(waker)
+    });
+    // Dropped outside the borrow: a waker's drop is foreign code.
+    drop(old);
 }
 
 /// Whether the finishing coroutine has coroutine-locals to drop.
@@ -304,7 +357,11 @@ pub(crate) fn drop_locals(h: &Header) {
         };
         // Dropped one by one, the vector out of reach: a destructor that
         // uses a key gets a fresh vector (dropped in the next round).
-        for v in values.iter_mut() {
+        let waker = values.waker.take();
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(waker))) {
+            std::mem::forget(payload);
+        }
+        for v in values.keys.iter_mut() {
             let value = v.take();
             if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
                 // A payload whose own drop panics is leaked.
