@@ -43,7 +43,14 @@ impl Local {
         }
         let start = Instant::now();
         let mut spins = 0u32;
-        let io = self.driver.borrow().has_work();
+        // With sockets registered the worker parks in its poll at once
+        // (above). So does it under valgrind, which runs one thread at a
+        // time: nothing can arrive while this one spins, and the worker
+        // that would send it waits for this thread's time slice to end
+        // (see `yield_current`); a park is a blocking system call, which
+        // lets it run. (Decided once here, the spin loop keeps no branch
+        // for valgrind.)
+        let no_spin = self.driver.borrow().has_work() || self.valgrind;
         loop {
             self.drain_inbox();
             self.fire_timers();
@@ -79,18 +86,10 @@ impl Local {
                 return None;
             }
             spins += 1;
-            if io || (spins.is_multiple_of(16) && start.elapsed() > SPIN) {
+            if no_spin || (spins.is_multiple_of(16) && start.elapsed() > SPIN) {
                 return None;
             }
-            if self.valgrind {
-                // Valgrind runs one thread at a time: nothing can arrive
-                // while this one spins, and the worker that would send it
-                // waits for this thread's quantum to end (see
-                // `yield_current`). Let it run instead.
-                thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
+            std::hint::spin_loop();
         }
     }
 
