@@ -246,16 +246,25 @@ fn concurrent_files() {
 #[test]
 fn files_on_a_ring_need_no_pool() {
     if common::child_role().is_some() {
+        // Truncation goes through the ring from Linux 6.9 (before, the
+        // pool does it).
+        let truncate = kernel_at_least(6, 9);
+        let want: &[u8] = if truncate { b"mor" } else { b"more" };
         let work = |d: &Path| {
             let p = d.join("f");
             coio::fs::write(&p, b"data").unwrap();
             let mut f = File::options().read(true).write(true).open(&p).unwrap();
             f.write_all(b"more").unwrap();
             f.sync_all().unwrap();
+            assert_eq!(f.seek(SeekFrom::Current(-2)).unwrap(), 2);
+            assert_eq!(f.seek(SeekFrom::Start(1)).unwrap(), 1);
+            if truncate {
+                f.set_len(3).unwrap();
+            }
             let mut s = String::new();
             File::open(&p).unwrap().read_to_string(&mut s).unwrap();
-            assert_eq!(s, "more");
-            assert_eq!(coio::fs::read(&p).unwrap(), b"more");
+            assert_eq!(s.as_bytes(), want);
+            assert_eq!(coio::fs::read(&p).unwrap(), want);
         };
         let ring = rt(IoDriver::Uring);
         if ring.io_driver() == IoDriver::Uring {
@@ -283,6 +292,51 @@ fn files_on_a_ring_need_no_pool() {
         "child failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Whether the running kernel's version is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let have = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    have >= (major, minor)
+}
+
+/// `set_len` (through the ring from Linux 6.9, else the pool) extends
+/// with zeros and truncates as std's does, and fails as std's does: on a
+/// file opened read-only, and for a length beyond `i64::MAX`.
+#[test]
+fn set_len_matches_std() {
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let d = dir("set_len", driver);
+        let p = d.join("f");
+        rt(driver).block_on(|| {
+            coio::fs::write(&p, b"0123456789").unwrap();
+            let f = File::options().read(true).write(true).open(&p).unwrap();
+            f.set_len(4096).unwrap();
+            let data = coio::fs::read(&p).unwrap();
+            assert_eq!(data.len(), 4096);
+            assert_eq!(&data[..10], b"0123456789");
+            assert!(data[10..].iter().all(|&b| b == 0));
+            f.set_len(4).unwrap();
+            assert_eq!(coio::fs::read(&p).unwrap(), b"0123");
+            let std_ro = std::fs::File::open(&p).unwrap();
+            let ro = File::open(&p).unwrap();
+            assert_eq!(
+                ro.set_len(1).unwrap_err().kind(),
+                std_ro.set_len(1).unwrap_err().kind()
+            );
+            assert_eq!(
+                f.set_len(u64::MAX).unwrap_err().kind(),
+                std_ro.set_len(u64::MAX).unwrap_err().kind()
+            );
+            assert_eq!(coio::fs::read(&p).unwrap(), b"0123");
+        });
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
 
 /// Positional reads and writes (`FileExt`): at any offset, leaving the

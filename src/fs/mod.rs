@@ -7,8 +7,9 @@
 //! call itself. Two ways to get there:
 //!
 //! * **io_uring** ([`IoDriver::Uring`](crate::IoDriver::Uring)): opening, reading,
-//!   writing (at the file's position or at an offset, `FileExt`) and
-//!   syncing a [`File`], and the path functions [`read`],
+//!   writing (at the file's position or at an offset, `FileExt`),
+//!   syncing and truncating (`set_len`, Linux 6.9+) a [`File`], and the
+//!   path functions [`read`],
 //!   [`read_to_string`] and [`write()`], go through the worker's ring: no
 //!   thread hop; a read from the page cache is done inside the worker's
 //!   next `io_uring_enter`.
@@ -17,6 +18,9 @@
 //!   `read_to_string`, `read_exact` and `write_all` are overridden to make
 //!   a single trip each, and a `BufReader`/`BufWriter` around a `File`
 //!   saves trips for small reads and writes).
+//!
+//! A `seek` from the start or the current position only sets the file's
+//! position in the kernel, which never waits: it is done on the spot.
 //!
 //! Linux offers no readiness for regular files (they are always "ready"),
 //! so without a ring a thread pool is the portable way to keep file I/O
@@ -629,7 +633,7 @@ impl File {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_len(&self, size: u64) -> io::Result<()> {
-        blocking(|| self.inner.set_len(size))
+        ring_or_pool!(ring::set_len(self.fd(), size), self.inner.set_len(size))
     }
 
     /// The file's metadata (`std::fs::File::metadata`).
@@ -825,9 +829,17 @@ macro_rules! io_impls {
         }
 
         impl Seek for $t {
+            /// Moves the file's position. From the start or the current
+            /// position this is `lseek(2)` on the spot: the kernel only
+            /// sets the position, whatever the filesystem. From the end it
+            /// goes to the pool (or the thread calls it): a network or FUSE
+            /// filesystem may ask its server for the file's size.
             fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
                 let mut f = &self.inner;
-                blocking(|| f.seek(pos))
+                match pos {
+                    SeekFrom::Start(_) | SeekFrom::Current(_) => f.seek(pos),
+                    SeekFrom::End(_) => blocking(|| f.seek(pos)),
+                }
             }
         }
     )*};

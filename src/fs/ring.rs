@@ -91,6 +91,21 @@ pub(super) fn sync(fd: RawFd, data_only: bool) -> Option<io::Result<()>> {
     unsafe { run(|| uring::fsync(fd, data_only)) }.map(|r| r.map(drop))
 }
 
+/// `ftruncate(fd, len)`. None (to take the pool) where the kernel has no
+/// truncate in its ring (before Linux 6.9: `EINVAL`, which the pool then
+/// reports itself if it is `ftruncate`'s own), and for lengths beyond
+/// `i64::MAX`, which std refuses with its own error.
+pub(super) fn set_len(fd: RawFd, len: u64) -> Option<io::Result<()>> {
+    if len > i64::MAX as u64 {
+        return None;
+    }
+    // SAFETY: the entry points to no memory.
+    match unsafe { run(|| uring::ftruncate(fd, len)) }? {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+        r => Some(r.map(drop)),
+    }
+}
+
 /// Fills `buf` from `fd` (std's `read_exact`: `UnexpectedEof` at the end
 /// of the file, after reading what there was).
 pub(super) fn read_exact(fd: RawFd, mut buf: &mut [u8]) -> Option<io::Result<()>> {

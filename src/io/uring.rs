@@ -313,6 +313,13 @@ pub(crate) fn open(path: &std::ffi::CStr, flags: i32, mode: u32) -> squeue::Entr
         .build()
 }
 
+/// `ftruncate(fd, len)` (Linux 6.9: older kernels complete it with
+/// `EINVAL`).
+#[inline]
+pub(crate) fn ftruncate(fd: RawFd, len: u64) -> squeue::Entry {
+    opcode::Ftruncate::new(types::Fd(fd), len).build()
+}
+
 /// `fsync(fd)`, or `fdatasync(fd)` if `data_only`.
 #[inline]
 pub(crate) fn fsync(fd: RawFd, data_only: bool) -> squeue::Entry {
