@@ -313,6 +313,16 @@ pub(crate) fn open(path: &std::ffi::CStr, flags: i32, mode: u32) -> squeue::Entr
         .build()
 }
 
+/// `statx` of the open file `fd` (`AT_EMPTY_PATH`), asking for `mask`,
+/// into `buf`.
+#[inline]
+pub(crate) fn statx_fd(fd: RawFd, mask: u32, buf: *mut libc::statx) -> squeue::Entry {
+    opcode::Statx::new(types::Fd(fd), c"".as_ptr(), buf.cast())
+        .flags(libc::AT_EMPTY_PATH)
+        .mask(mask)
+        .build()
+}
+
 /// `ftruncate(fd, len)` (Linux 6.9: older kernels complete it with
 /// `EINVAL`).
 #[inline]

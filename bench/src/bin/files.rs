@@ -7,14 +7,17 @@
 //! process's CPU time per operation (every thread's: workers, pool
 //! threads, the kernel's io_uring workers).
 //!
-//! Cases, on warm files (the page cache; a cold-disk read is the disk's
-//! speed whoever asks):
+//! Cases, on warm files (the page cache) except the last:
 //! - `small_files`: 64 coroutines (tasks), each reading its own 4 KiB file
 //!   whole with `fs::read` (open, read, close) in a loop; ops/s.
 //! - `reads_4k`: 64 coroutines (tasks), each with its own open 1 MiB file,
 //!   `read`ing 4 KiB at a time in a loop (rewinding at the end); ops/s.
 //! - `large_read`: one coroutine (task) reading a 256 MiB file from start
 //!   to end with a 1 MiB buffer; MB/s.
+//! - `cold_reads`: 64 coroutines (tasks), each reading its own 1 MiB file
+//!   whole with `fs::read` after dropping the file's pages from the page
+//!   cache (`posix_fadvise(DONTNEED)`, on the spot, the same for all), so
+//!   that every read goes to the disk; ops/s (one op: 1 MiB from disk).
 //!
 //! One worker thread for each runtime (tokio's multi-thread flavour with
 //! one worker); their pools as configured by default.
@@ -53,6 +56,7 @@ enum Case {
     SmallFiles,
     Reads4k,
     LargeRead,
+    ColdReads,
 }
 
 impl Case {
@@ -61,6 +65,7 @@ impl Case {
             Case::SmallFiles => "small_files (ops/s)",
             Case::Reads4k => "reads_4k (ops/s)",
             Case::LargeRead => "large_read (MB/s)",
+            Case::ColdReads => "cold_reads (ops/s)",
         }
     }
 }
@@ -100,9 +105,23 @@ fn setup(dir: &Path) -> Files {
             .collect(),
         large: make("large".into(), LARGE),
     };
+    // Written back, so that `evict` can drop their pages.
+    for p in &files.medium {
+        std::fs::File::open(p).unwrap().sync_all().unwrap();
+    }
     // Warm the page cache.
     std::fs::read(&files.large).unwrap();
     files
+}
+
+/// Drops the pages of the file at `path` from the page cache (they are
+/// clean: `setup` synced them), so that its next read goes to the disk.
+fn evict(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: plain fadvise on a descriptor we hold.
+    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0, "posix_fadvise");
 }
 
 /// Runs `case` on `rt` for `secs` (the large read: once); returns the rate
@@ -183,6 +202,13 @@ fn coio_case(
                         ops.fetch_add(1, Relaxed);
                     }
                 }
+                Case::ColdReads => {
+                    while !stop.load(Relaxed) {
+                        evict(&medium);
+                        assert_eq!(coio::fs::read(&medium).unwrap().len(), MEDIUM);
+                        ops.fetch_add(1, Relaxed);
+                    }
+                }
                 _ => {
                     let mut f = coio::fs::File::open(&medium).unwrap();
                     let mut buf = [0u8; 4096];
@@ -237,6 +263,13 @@ async fn tokio_case(
                             ops.fetch_add(1, Relaxed);
                         }
                     }
+                    Case::ColdReads => {
+                        while !stop.load(Relaxed) {
+                            evict(&medium);
+                            assert_eq!(tokio::fs::read(&medium).await.unwrap().len(), MEDIUM);
+                            ops.fetch_add(1, Relaxed);
+                        }
+                    }
                     _ => {
                         let mut f = tokio::fs::File::open(&medium).await.unwrap();
                         let mut buf = [0u8; 4096];
@@ -265,7 +298,12 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("coio-files-bench-{}", std::process::id()));
     let files = setup(&dir);
     let runtimes = [Runtime::CoioUring, Runtime::CoioPool, Runtime::Tokio];
-    let cases = [Case::SmallFiles, Case::Reads4k, Case::LargeRead];
+    let cases = [
+        Case::SmallFiles,
+        Case::Reads4k,
+        Case::LargeRead,
+        Case::ColdReads,
+    ];
     // results[case][runtime] = [(rate, cpu)]
     let mut results = vec![vec![Vec::new(); runtimes.len()]; cases.len()];
     for round in 0..rounds {
