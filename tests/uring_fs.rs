@@ -294,6 +294,27 @@ fn files_on_a_ring_need_no_pool() {
     );
 }
 
+/// `fs::read` returns what std's does at the sizes where the ring's read
+/// changes its way (the first 32 KiB read, then room for the file's size
+/// and a probe for its end).
+#[test]
+fn read_sizes_around_the_first_read() {
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let d = dir("read_sizes", driver);
+        rt(driver).block_on(|| {
+            for (i, len) in [0, 1, 32767, 32768, 32769, 65536, (1 << 20) + 3]
+                .into_iter()
+                .enumerate()
+            {
+                let p = d.join(format!("f{len}"));
+                std::fs::write(&p, pattern(len, i as u8)).unwrap();
+                assert_eq!(coio::fs::read(&p).unwrap(), std::fs::read(&p).unwrap(), "{len}");
+            }
+        });
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
 /// Whether the running kernel's version is at least `major.minor`.
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
