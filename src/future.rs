@@ -161,7 +161,9 @@ impl Wake for ThreadWaker {
 /// ```
 ///
 /// # Panics
-/// If `fut`'s `poll` panics, the panic goes on in the caller. Unwinds with
+/// If `fut`'s `poll` panics, the panic goes on in the caller. Also if a
+/// [`Generator`](crate::Generator) that runs this `block_on` in a
+/// coroutine, suspended inside `poll`, is resumed outside any coroutine. Unwinds with
 /// [`Cancelled`](crate::Cancelled) if the coroutine is cancelled while the
 /// future is pending (the future is dropped on the way).
 pub fn block_on<F: Future>(fut: F) -> F::Output {
@@ -169,19 +171,31 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     // In a coroutine: a waker that unparks it, the one its last block_on
     // kept if any. (Taken out of that cache: a nested block_on, run by
     // this one's future, makes its own.)
-    let waker = crate::runtime::local::take_waker(|| {
-        Waker::from(Arc::new(CoroutineWaker(crate::current())))
-    });
-    if let Some(waker) = waker {
-        let mut cx = Context::from_waker(&waker);
+    let make = || Waker::from(Arc::new(CoroutineWaker(crate::current())));
+    if let Some((mut owner, mut waker)) = crate::runtime::local::take_waker(make) {
         let out = loop {
-            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
                 break v;
+            }
+            // If this runs in a generator that `poll` suspended, another
+            // coroutine of this worker may have resumed it: the coroutine
+            // that parks below, and that the future must wake, is the one
+            // running now.
+            match crate::runtime::local::running_id() {
+                Some(id) if id == owner => {}
+                Some(id) => {
+                    (owner, waker) = (id, make());
+                    continue;
+                }
+                None => panic!(
+                    "coio: a generator running future::block_on in a coroutine was resumed \
+                     outside any coroutine; resume it in a coroutine"
+                ),
             }
             crate::runtime::blocking::park_as(None, crate::runtime::dump::Wait::Future);
         };
         // For the coroutine's next block_on (skipped if this one unwinds).
-        crate::runtime::local::keep_waker(waker);
+        crate::runtime::local::keep_waker(owner, waker);
         return out;
     }
     let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));

@@ -245,3 +245,110 @@ fn a_waker_outliving_its_coroutine_is_harmless() {
     });
     assert_eq!(woken.load(Relaxed), 8);
 }
+
+coio::coroutine_local! {
+    /// A value whose drop is counted (see the test below).
+    static COUNTED: Counted = Counted;
+}
+
+/// Counts its drops.
+struct Counted;
+
+static COUNTED_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        COUNTED_DROPS.fetch_add(1, SeqCst);
+    }
+}
+
+/// A detached coroutine's result is dropped on the coroutine after its
+/// coroutine-locals were: what that destructor makes there (a value, a
+/// `block_on`'s kept waker, which holds a count on the task) is dropped
+/// too, not leaked with the task.
+#[test]
+fn locals_made_by_a_detached_result_s_drop_are_dropped() {
+    struct MakesLocals;
+    impl Drop for MakesLocals {
+        fn drop(&mut self) {
+            block_on(std::future::ready(()));
+            COUNTED.with(|_| ());
+        }
+    }
+    const N: usize = 200;
+    within_20s(|| {
+        rt(2).block_on(|| {
+            let before = COUNTED_DROPS.load(SeqCst);
+            for _ in 0..N {
+                drop(coio::spawn(|| MakesLocals));
+            }
+            let t = Instant::now();
+            while COUNTED_DROPS.load(SeqCst) - before < N {
+                assert!(t.elapsed() < Duration::from_secs(10), "locals leaked");
+                coio::sleep(Duration::from_millis(1));
+            }
+        })
+    });
+}
+
+/// A generator running `block_on` whose future suspended it inside `poll`,
+/// resumed by another coroutine: the future gets that coroutine's waker
+/// (the one that parks), not the first one's.
+#[test]
+fn block_on_in_a_generator_resumed_by_another_coroutine() {
+    use coio::{Generator, GeneratorState, Yielder};
+    use std::cell::RefCell;
+
+    /// Pending once after suspending its generator, then waits for `rx`.
+    struct SuspendThenWait<'a> {
+        y: &'a Yielder<(), ()>,
+        suspended: bool,
+        rx: Receiver<u32>,
+    }
+    impl Future for SuspendThenWait<'_> {
+        type Output = u32;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            if !self.suspended {
+                self.suspended = true;
+                self.y.yield_(());
+            }
+            Pin::new(&mut self.rx).poll(cx)
+        }
+    }
+
+    thread_local! {
+        static STASH: RefCell<Option<Generator<(), (), u32>>> = const { RefCell::new(None) };
+    }
+    let got = within_20s(|| {
+        Runtime::builder().workers(1).build().unwrap().block_on(|| {
+            let (tx, rx) = oneshot::<u32>();
+            let rx = Mutex::new(Some(rx));
+            // A: starts the generator, which suspends inside `poll`, and
+            // leaves it to B (this coroutine), then finishes.
+            let a = coio::spawn(move || {
+                let rx = rx.lock().unwrap().take().unwrap();
+                let mut g = Generator::new(move |y: &Yielder<(), ()>, ()| {
+                    block_on(SuspendThenWait {
+                        y,
+                        suspended: false,
+                        rx,
+                    })
+                });
+                assert!(matches!(g.resume(()), GeneratorState::Yielded(())));
+                STASH.with(|s| *s.borrow_mut() = Some(g));
+            });
+            a.join().unwrap();
+            // The sender comes later, from another coroutine.
+            coio::spawn(move || {
+                coio::sleep(Duration::from_millis(20));
+                tx.send(7);
+            });
+            let mut g = STASH.with(|s| s.borrow_mut().take()).unwrap();
+            match g.resume(()) {
+                GeneratorState::Complete(v) => v,
+                GeneratorState::Yielded(()) => panic!("yielded again"),
+            }
+        })
+    });
+    assert_eq!(got, 7);
+}

@@ -19,9 +19,6 @@
 //!   a single trip each, and a `BufReader`/`BufWriter` around a `File`
 //!   saves trips for small reads and writes).
 //!
-//! A `seek` from the start or the current position only sets the file's
-//! position in the kernel, which never waits: it is done on the spot.
-//!
 //! Linux offers no readiness for regular files (they are always "ready"),
 //! so without a ring a thread pool is the portable way to keep file I/O
 //! off the workers.
@@ -829,17 +826,14 @@ macro_rules! io_impls {
         }
 
         impl Seek for $t {
-            /// Moves the file's position. From the start or the current
-            /// position this is `lseek(2)` on the spot: the kernel only
-            /// sets the position, whatever the filesystem. From the end it
-            /// goes to the pool (or the thread calls it): a network or FUSE
-            /// filesystem may ask its server for the file's size.
+            /// Moves the file's position, on the pool (or the thread calls
+            /// it). Even from the start, `lseek(2)` can wait: in a process
+            /// with threads it takes the open file's position lock, which a
+            /// `read(2)` or `write(2)` of the same open file (a shared
+            /// `&File`, a clone, the pool) holds for its whole transfer.
             fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
                 let mut f = &self.inner;
-                match pos {
-                    SeekFrom::Start(_) | SeekFrom::Current(_) => f.seek(pos),
-                    SeekFrom::End(_) => blocking(|| f.seek(pos)),
-                }
+                blocking(|| f.seek(pos))
             }
         }
     )*};

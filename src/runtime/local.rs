@@ -82,6 +82,7 @@ pub(crate) struct Values {
     /// twice per `block_on` was 15% of the instructions of a hop through a
     /// tokio oneshot. Unused on plain threads. Dropped with the values at
     /// the coroutine's end, which breaks the cycle task -> waker -> task.
+    /// Kept only by the coroutine it wakes (see `keep_waker`).
     waker: Option<Waker>,
 }
 
@@ -219,21 +220,7 @@ impl<T: 'static> LocalKey<T> {
         F: FnOnce(&T) -> R,
     {
         let index = self.index();
-        let (values, own_stack) = match worker::coroutine_local() {
-            Some(l) => {
-                let values = l.with_current(|t| {
-                    // SAFETY: home-local, used by the running coroutine
-                    // alone; the vector is allocated once and stays until
-                    // it finishes.
-                    let slot = unsafe { &mut *t.header().local.locals.get() };
-                    &mut **slot.get_or_insert_with(Default::default) as *mut Values
-                });
-                (values, l.on_coroutine_stack())
-            }
-            None => THREAD_VALUES
-                .try_with(|t| (t.values.get(), t.on_own_stack(crate::arch::stack_pointer())))
-                .expect("coio: coroutine_local! used while the thread's locals are destroyed"),
-        };
+        let (values, own_stack) = values_here();
         // SAFETY: `values` is the running coroutine's vector (home-local,
         // used by it alone) or this thread's; no reference into the vector
         // is kept across the calls below, and `v` is used before anything
@@ -253,6 +240,27 @@ impl<T: 'static> LocalKey<T> {
     }
 }
 
+/// The running coroutine's values (created if absent), or this thread's
+/// outside coroutines; and whether the caller runs on the owner's own
+/// stack (not a generator's).
+#[inline(always)]
+fn values_here() -> (*mut Values, bool) {
+    match worker::coroutine_local() {
+        Some(l) => {
+            let values = l.with_current(|t| {
+                // SAFETY: home-local, used by the running coroutine alone;
+                // the box is allocated once and stays until it finishes.
+                let slot = unsafe { &mut *t.header().local.locals.get() };
+                &mut **slot.get_or_insert_with(Default::default) as *mut Values
+            });
+            (values, l.on_coroutine_stack())
+        }
+        None => THREAD_VALUES
+            .try_with(|t| (t.values.get(), t.on_own_stack(crate::arch::stack_pointer())))
+            .expect("coio: coroutine_local! used while the thread's locals are destroyed"),
+    }
+}
+
 /// The value at `index`, created with `init` if absent: a pointer into the
 /// vector, valid until it is next changed.
 ///
@@ -269,20 +277,21 @@ unsafe fn get_or_init<T: 'static>(
     if let Some(Some(v)) = unsafe { (&*values).keys.get(index) } {
         return v;
     }
-    // SAFETY: caller.
-    unsafe { insert(values, index, init) }
+    insert(index, init)
 }
 
-/// The first use of key `index` by this owner: creates its value.
-///
-/// # Safety
-/// As for [`get_or_init`].
+/// The first use of key `index` by the running coroutine (or thread):
+/// creates its value.
 #[cold]
 #[inline(never)]
-unsafe fn insert<T: 'static>(values: *mut Values, index: usize, init: fn() -> T) -> *const Value {
+fn insert<T: 'static>(index: usize, init: fn() -> T) -> *const Value {
     let fresh = Value::new(init());
-    // SAFETY: caller; `init` may have used the vector, but holds nothing
-    // into it now.
+    // Looked up again: `init` may have used the values meanwhile (another
+    // key, or a `future::block_on` keeping its waker), through references
+    // of its own, which a pointer taken before it must not outlive.
+    let values = values_here().0;
+    // SAFETY: the running coroutine's values or this thread's, used by it
+    // alone; nothing holds a reference into them now.
     let v = unsafe { &mut (*values).keys };
     if v.len() <= index {
         v.resize_with(index + 1, || None);
@@ -298,34 +307,49 @@ fn index_mismatch() -> ! {
     panic!("coio: coroutine-local key index mismatch")
 }
 
-/// In a coroutine, its cached `block_on` waker (see [`Values::waker`]),
-/// taken out of the cache, or else `make()`; None on a plain thread.
+/// In a coroutine: its id, and its cached `block_on` waker (see
+/// [`Values::waker`]), taken out of the cache, or else `make()`. None on a
+/// plain thread.
 #[inline]
-pub(crate) fn take_waker(make: impl FnOnce() -> Waker) -> Option<Waker> {
+pub(crate) fn take_waker(make: impl FnOnce() -> Waker) -> Option<(u64, Waker)> {
     let l = worker::coroutine_local()?;
-    let cached = l.with_current(|t| {
+    let (id, cached) = l.with_current(|t| {
+        let h = t.header();
         // SAFETY: home-local, used by the running coroutine alone; no
         // reference into the values is alive (a `with` in progress holds
-        // a pointer to its value, which lives outside the `Values`).
-        let slot = unsafe { &mut *t.header().local.locals.get() };
-        slot.as_mut()?.waker.take()
+        // a pointer to its value, which lives outside the `Values`, and
+        // `insert` looks the values up again after its initialiser).
+        let slot = unsafe { &mut *h.local.locals.get() };
+        (h.id, slot.as_mut().and_then(|v| v.waker.take()))
     });
-    Some(cached.unwrap_or_else(make))
+    Some((id, cached.unwrap_or_else(make)))
 }
 
-/// Keeps `waker` as the running coroutine's `block_on` waker (see
-/// [`Values::waker`]). On a plain thread it is dropped.
+/// The running coroutine's id (None on a plain thread).
 #[inline]
-pub(crate) fn keep_waker(waker: Waker) {
+pub(crate) fn running_id() -> Option<u64> {
+    worker::coroutine_local().map(|l| l.with_current(|t| t.header().id))
+}
+
+/// Keeps `waker`, which wakes coroutine `owner`, as the running
+/// coroutine's `block_on` waker (see [`Values::waker`]) if it is `owner`;
+/// else (a plain thread, or a generator that another coroutine resumed)
+/// drops it.
+#[inline]
+pub(crate) fn keep_waker(owner: u64, waker: Waker) {
     let Some(l) = worker::coroutine_local() else {
         return;
     };
     let old = l.with_current(|t| {
+        let h = t.header();
+        if h.id != owner {
+            return Some(waker);
+        }
         // SAFETY: as in `take_waker`.
-        let slot = unsafe { &mut *t.header().local.locals.get() };
+        let slot = unsafe { &mut *h.local.locals.get() };
         slot.get_or_insert_with(Default::default).waker.replace(waker)
     });
-    // Dropped outside the borrow: a waker's drop is foreign code.
+    // Dropped outside the borrow.
     drop(old);
 }
 

@@ -862,6 +862,15 @@ where
         })));
     }
     task.finish_with(out);
+    // A detached coroutine's result was just dropped here, on the
+    // coroutine: its destructor may have made coroutine-locals again (a
+    // `future::block_on` keeps its waker there, which holds a count on this
+    // task and would leak it). The registry still keeps the task alive.
+    if super::local::has_locals(&task.header) {
+        drop_quietly(catch_unwind(AssertUnwindSafe(|| {
+            super::local::drop_locals(&task.header)
+        })));
+    }
     // SAFETY: we are the coroutine, running, with link slot `link`; nothing
     // on this stack is used after this.
     unsafe { arch::finish(0, 0, link) }
