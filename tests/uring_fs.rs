@@ -256,8 +256,6 @@ fn files_on_a_ring_need_no_pool() {
             let mut f = File::options().read(true).write(true).open(&p).unwrap();
             f.write_all(b"more").unwrap();
             f.sync_all().unwrap();
-            assert_eq!(f.seek(SeekFrom::Current(-2)).unwrap(), 2);
-            assert_eq!(f.seek(SeekFrom::Start(1)).unwrap(), 1);
             if truncate {
                 f.set_len(3).unwrap();
             }

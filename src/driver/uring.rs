@@ -256,19 +256,27 @@ impl Ring {
                 self.ring.submitter().submit_with_args(1, &args)
             }
         };
+        let failed_first = hard_error(&result);
         report_enter_error(result);
         let mut epoll = self.reap();
         // From Linux 6.13 an enter that does not wait runs only a batch of
         // a DEFER_TASKRUN ring's deferred completions (20: the kernel's
-        // IO_LOCAL_TW_DEFAULT_MAX) and leaves the rest for the next enter. A busy worker polls once per
-        // FAIRNESS_TICKS, and with hundreds of receives in flight more
-        // than 40 complete in between: the rest waited a whole round of
-        // the run queue more, which was the ring's worse p99 (echo at 500
-        // connections: 3.1-3.9 ms against epoll's 2.3-2.6). So enter again
-        // while the kernel flags deferred work (TASKRUN), a bounded number
-        // of times so that a flood cannot hold the worker here.
+        // IO_LOCAL_TW_DEFAULT_MAX) and leaves the rest for the next enter.
+        // A busy worker polls once per FAIRNESS_TICKS, and with hundreds of
+        // receives in flight more than 20 complete in between: the rest
+        // waited a whole round of the run queue more, which was the ring's
+        // worse p99 (echo at 500 connections: 3.1-3.9 ms against epoll's
+        // 2.3-2.6). So enter again while the kernel flags deferred work
+        // (TASKRUN), a bounded number of times so that a flood cannot hold
+        // the worker here, and not after an enter that failed for good.
+        //
+        // (With TASKRUN_FLAG the io-uring crate's `submit`, which
+        // `push_entry` calls when the queue is full, also asks for these
+        // completions while the flag is set; they wait in the completion
+        // queue for the next reap, and NODROP keeps any overflow.)
         let mut passes = 0;
-        while passes < MAX_EXTRA_PASSES && self.ring.submission().taskrun() {
+        let mut failed = failed_first;
+        while !failed && passes < MAX_EXTRA_PASSES && self.ring.submission().taskrun() {
             // SAFETY: as above: runs the deferred completions, no waiting.
             let result = unsafe {
                 self.ring.submitter().enter::<libc::sigset_t>(
@@ -278,6 +286,7 @@ impl Ring {
                     None,
                 )
             };
+            failed = hard_error(&result);
             report_enter_error(result);
             epoll |= self.reap();
             passes += 1;
@@ -322,14 +331,23 @@ impl Ring {
 /// completions (see [`Ring::poll`]), each of a batch of 20 or more.
 const MAX_EXTRA_PASSES: u32 = 64;
 
-/// Reports a failed `io_uring_enter`, unless it only timed out, was
-/// interrupted, or has completions to reap first.
+/// Whether an `io_uring_enter` failed other than by timing out, being
+/// interrupted, or having completions to reap first.
+fn hard_error(result: &io::Result<usize>) -> bool {
+    result.as_ref().is_err_and(|e| {
+        !matches!(
+            e.raw_os_error(),
+            Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+        )
+    })
+}
+
+/// Reports a failed `io_uring_enter` (see [`hard_error`]).
 fn report_enter_error(result: io::Result<usize>) {
-    if let Err(e) = result {
-        match e.raw_os_error() {
-            Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => {}
-            _ => eprintln!("coio: io_uring_enter failed: {e}"),
-        }
+    if hard_error(&result)
+        && let Err(e) = result
+    {
+        eprintln!("coio: io_uring_enter failed: {e}");
     }
 }
 

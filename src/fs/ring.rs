@@ -146,17 +146,23 @@ fn read_to_end_sized(fd: RawFd, buf: &mut Vec<u8>, mut sized: bool) -> Option<io
         return None;
     }
     let start = buf.len();
+    // The capacity at which a full vector may be exactly the file: the
+    // caller's, or the one sized by `statx` (std's `read_to_end` probes
+    // only at the caller's).
+    let mut exact = buf.capacity();
     loop {
         if sized && buf.len() == buf.capacity() && buf.len() > start {
             sized = false;
             if let Some(size) = size_hint(fd)
                 && size > buf.len()
-                && buf.try_reserve_exact(size - buf.len()).is_err()
             {
-                return Some(Err(io::ErrorKind::OutOfMemory.into()));
+                if buf.try_reserve_exact(size - buf.len()).is_err() {
+                    return Some(Err(io::ErrorKind::OutOfMemory.into()));
+                }
+                exact = buf.capacity();
             }
         }
-        if buf.len() == buf.capacity() && buf.len() > start {
+        if buf.len() == buf.capacity() && buf.capacity() == exact && buf.len() > start {
             // Full, perhaps exactly at the end of the file: a small probe
             // before growing the vector, as std's `read_to_end` does.
             let mut probe = [0u8; 32];
