@@ -177,22 +177,18 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
                 break v;
             }
-            // If this runs in a generator that `poll` suspended, another
-            // coroutine of this worker may have resumed it: the coroutine
-            // that parks below, and that the future must wake, is the one
-            // running now.
-            match crate::runtime::local::running_id() {
-                Some(id) if id == owner => {}
-                Some(id) => {
-                    (owner, waker) = (id, make());
-                    continue;
-                }
-                None => panic!(
+            // Parks unless this runs in a generator that `poll` suspended
+            // and another coroutine of this worker resumed: the coroutine
+            // that would park, and that the future must wake, is then that
+            // one, and the future is polled again with its waker.
+            match crate::runtime::blocking::park_future(owner) {
+                Ok(()) => {}
+                Err(Some(id)) => (owner, waker) = (id, make()),
+                Err(None) => panic!(
                     "coio: a generator running future::block_on in a coroutine was resumed \
                      outside any coroutine; resume it in a coroutine"
                 ),
             }
-            crate::runtime::blocking::park_as(None, crate::runtime::dump::Wait::Future);
         };
         // For the coroutine's next block_on (skipped if this one unwinds).
         crate::runtime::local::keep_waker(owner, waker);

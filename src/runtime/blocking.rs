@@ -275,6 +275,29 @@ fn park_impl(deadline: Option<Instant>) {
     park_as(deadline, Wait::Park);
 }
 
+/// The park of `future::block_on`: parks the running coroutine (a dump
+/// shows it waiting for a future) if it is `owner`, the coroutine whose
+/// waker the future was given. Else, without parking, the running
+/// coroutine's id: a generator that `poll` suspended was resumed by
+/// another coroutine, whose waker the future must get first (None: not in
+/// a coroutine any more). One look-up for both.
+pub(crate) fn park_future(owner: u64) -> Result<(), Option<u64>> {
+    let Some(l) = worker::coroutine_local() else {
+        return Err(None);
+    };
+    let id = l.with_current(|t| t.header().id);
+    if id != owner {
+        return Err(Some(id));
+    }
+    check_cancel(l);
+    l.block_current(None, true, Wait::Future);
+    // Woken: by unpark, by a cancellation, or spuriously.
+    if let Some(l) = worker::coroutine_local() {
+        check_cancel(l);
+    }
+    Ok(())
+}
+
 /// [`park`] or [`park_timeout`] that a dump shows as waiting for `wait`.
 pub(crate) fn park_as(deadline: Option<Instant>, wait: Wait) {
     let Some(l) = worker::coroutine_local() else {

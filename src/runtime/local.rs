@@ -325,12 +325,6 @@ pub(crate) fn take_waker(make: impl FnOnce() -> Waker) -> Option<(u64, Waker)> {
     Some((id, cached.unwrap_or_else(make)))
 }
 
-/// The running coroutine's id (None on a plain thread).
-#[inline]
-pub(crate) fn running_id() -> Option<u64> {
-    worker::coroutine_local().map(|l| l.with_current(|t| t.header().id))
-}
-
 /// Keeps `waker`, which wakes coroutine `owner`, as the running
 /// coroutine's `block_on` waker (see [`Values::waker`]) if it is `owner`;
 /// else (a plain thread, or a generator that another coroutine resumed)
