@@ -306,7 +306,11 @@ fn read_sizes_around_the_first_read() {
             {
                 let p = d.join(format!("f{len}"));
                 std::fs::write(&p, pattern(len, i as u8)).unwrap();
-                assert_eq!(coio::fs::read(&p).unwrap(), std::fs::read(&p).unwrap(), "{len}");
+                assert_eq!(
+                    coio::fs::read(&p).unwrap(),
+                    std::fs::read(&p).unwrap(),
+                    "{len}"
+                );
             }
         });
         std::fs::remove_dir_all(&d).unwrap();

@@ -341,7 +341,9 @@ pub(crate) fn keep_waker(owner: u64, waker: Waker) {
         }
         // SAFETY: as in `take_waker`.
         let slot = unsafe { &mut *h.local.locals.get() };
-        slot.get_or_insert_with(Default::default).waker.replace(waker)
+        slot.get_or_insert_with(Default::default)
+            .waker
+            .replace(waker)
     });
     // Dropped outside the borrow.
     drop(old);

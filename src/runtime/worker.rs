@@ -797,9 +797,7 @@ impl Local {
         // Counted as dealt until they are in the queues (counted as such):
         // a moment counted nowhere beats one counted twice, which would
         // raise every share computed meanwhile.
-        self.progress()
-            .dealt
-            .fetch_sub(n, Relaxed);
+        self.progress().dealt.fetch_sub(n, Relaxed);
         for t in dealt {
             if self.fresh.len() < FRESH_CAP {
                 self.fresh.push(t);

@@ -266,7 +266,8 @@ impl Local {
         // Busy time, for placement (`effective_loads`): two clock reads
         // per sleep, which is a system call anyway.
         let monitor = &self.shared.monitor;
-        self.progress().set_asleep(true, monitor.micros(asleep), self.counts());
+        self.progress()
+            .set_asleep(true, monitor.micros(asleep), self.counts());
         bump(&self.counts().parks, 1);
         {
             let mut driver = self.driver.borrow_mut();
@@ -276,6 +277,7 @@ impl Local {
         remote.lock().parked = false;
         let now = Instant::now();
         self.set_clock();
-        self.progress().set_asleep(false, monitor.micros(now), self.counts());
+        self.progress()
+            .set_asleep(false, monitor.micros(now), self.counts());
     }
 }
