@@ -635,7 +635,9 @@ fn tick_keeps_its_schedule_in_a_busy_select_loop() {
 
 #[test]
 fn tick_drops_the_ticks_a_slow_receiver_missed() {
-    let period = Duration::from_millis(5);
+    // Long enough that the two try_recvs below fall in one period even
+    // under valgrind (with 5 ms the second one met the next tick there).
+    let period = Duration::from_millis(100);
     let ticker = chan::tick(period);
     thread::sleep(period * 6);
     // One tick, not a burst of six.
