@@ -163,9 +163,10 @@ impl Wake for ThreadWaker {
 /// # Panics
 /// If `fut`'s `poll` panics, the panic goes on in the caller. Also if a
 /// [`Generator`](crate::Generator) that runs this `block_on` in a
-/// coroutine, suspended inside `poll`, is resumed outside any coroutine. Unwinds with
-/// [`Cancelled`](crate::Cancelled) if the coroutine is cancelled while the
-/// future is pending (the future is dropped on the way).
+/// coroutine, suspended inside `poll`, is resumed outside any coroutine.
+/// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
+/// cancelled while the future is pending (the future is dropped on the
+/// way).
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     // In a coroutine: a waker that unparks it, the one its last block_on

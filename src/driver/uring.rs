@@ -256,8 +256,7 @@ impl Ring {
                 self.ring.submitter().submit_with_args(1, &args)
             }
         };
-        let failed_first = hard_error(&result);
-        report_enter_error(result);
+        let mut failed = report_enter_error(result);
         let mut epoll = self.reap();
         // From Linux 6.13 an enter that does not wait runs only a batch of
         // a DEFER_TASKRUN ring's deferred completions (20: the kernel's
@@ -275,7 +274,6 @@ impl Ring {
         // completions while the flag is set; they wait in the completion
         // queue for the next reap, and NODROP keeps any overflow.)
         let mut passes = 0;
-        let mut failed = failed_first;
         while !failed && passes < MAX_EXTRA_PASSES && self.ring.submission().taskrun() {
             // SAFETY: as above: runs the deferred completions, no waiting.
             let result = unsafe {
@@ -286,8 +284,7 @@ impl Ring {
                     None,
                 )
             };
-            failed = hard_error(&result);
-            report_enter_error(result);
+            failed = report_enter_error(result);
             epoll |= self.reap();
             passes += 1;
         }
@@ -331,23 +328,21 @@ impl Ring {
 /// completions (see [`Ring::poll`]), each of a batch of 20 or more.
 const MAX_EXTRA_PASSES: u32 = 64;
 
-/// Whether an `io_uring_enter` failed other than by timing out, being
-/// interrupted, or having completions to reap first.
-fn hard_error(result: &io::Result<usize>) -> bool {
-    result.as_ref().is_err_and(|e| {
-        !matches!(
-            e.raw_os_error(),
-            Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
-        )
-    })
-}
-
-/// Reports a failed `io_uring_enter` (see [`hard_error`]).
-fn report_enter_error(result: io::Result<usize>) {
-    if hard_error(&result)
-        && let Err(e) = result
-    {
-        eprintln!("coio: io_uring_enter failed: {e}");
+/// Reports an `io_uring_enter` that failed other than by timing out, being
+/// interrupted, or having completions to reap first; returns whether it
+/// did.
+fn report_enter_error(result: io::Result<usize>) -> bool {
+    match result {
+        Err(e)
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+            ) =>
+        {
+            eprintln!("coio: io_uring_enter failed: {e}");
+            true
+        }
+        _ => false,
     }
 }
 

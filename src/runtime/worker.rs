@@ -419,8 +419,9 @@ pub(crate) struct Local {
     /// Shutdown has begun for this worker (registry cancelled).
     closing: Cell<bool>,
     /// The process runs under valgrind, which runs one thread at a time:
-    /// an idle worker's spin and a coroutine's `yield_now` yield the thread
-    /// (see `yield_current`).
+    /// a coroutine's `yield_now` yields the thread too (see
+    /// `yield_current`), and an idle worker parks without spinning (see
+    /// `find_work`).
     valgrind: bool,
     /// This worker's driver: its netpoller and what it sleeps in (see
     /// `crate::driver`).
@@ -545,7 +546,7 @@ pub(crate) fn worker_main(
         eprintln!("coio: a worker's scheduler loop panicked (a bug in coio); aborting");
         std::process::abort();
     }
-    local.shared.dumps[index].set_thread(false);
+    local.dump_slot().set_thread(false);
     LOCAL.with(|l| l.set(ptr::null()));
     local.timers.borrow_mut().clear();
     // Fresh coroutines dealt to this worker after its last look go to the
@@ -1279,7 +1280,7 @@ impl Local {
         if !suspend {
             return;
         }
-        let progress = &self.progress();
+        let progress = self.progress();
         progress.set_blocked_unwinding(true);
         let _unmark = Unmark(progress);
         let take_self = |l: &Local| -> bool {

@@ -214,7 +214,7 @@ pub(crate) unsafe fn answer_signal(regs: (u64, u64, u64)) {
     let Some(l) = super::local() else {
         return;
     };
-    let slot = &l.shared.dumps[l.index];
+    let slot = l.dump_slot();
     if !slot.requested() {
         return;
     }
