@@ -33,6 +33,10 @@
 //!   `tokio::sync::oneshot` and `tokio::sync::mpsc::unbounded_channel`,
 //!   awaited, on tokio's multi-thread runtime with W worker threads; with
 //!   W = 1 also on its current-thread runtime (`(current_thread)`).
+//! - `tokio futures oneshot`, `tokio futures mpsc`: the two `futures`
+//!   channel designs awaited on tokio (W = 1 also on its current-thread
+//!   runtime, `(c_t)`): the same channels as the `coio block_on` rows, only
+//!   the executor differs, so they say what the channel itself costs.
 //!
 //! In each variant A, the measuring code, runs as a coroutine (task) of the
 //! runtime under test (coio: the `block_on` coroutine; tokio: a spawned
@@ -109,6 +113,18 @@ const VARIANTS: &[Variant] = &[
     Variant {
         name: "tokio mpsc",
         run: |w| Some(on_tokio(tokio_multi(w), tokio_mpsc)),
+    },
+    Variant {
+        name: "tokio futures oneshot",
+        run: |w| Some(on_tokio(tokio_multi(w), tokio_futures_oneshot)),
+    },
+    Variant {
+        name: "tokio futures oneshot (c_t)",
+        run: |w| (w == 1).then(|| on_tokio(tokio_current(), tokio_futures_oneshot)),
+    },
+    Variant {
+        name: "tokio futures mpsc",
+        run: |w| Some(on_tokio(tokio_multi(w), tokio_futures_mpsc)),
     },
     Variant {
         name: "tokio mpsc (current_thread)",
@@ -346,6 +362,53 @@ async fn tokio_mpsc() -> f64 {
     for i in 0..ROUNDS as u64 {
         ping_tx.send(i).expect("B is gone");
         assert_eq!(pong_rx.recv().await.expect("B is gone"), i);
+    }
+    b.await.expect("B panicked");
+    ns_per(start, ROUNDS)
+}
+
+/// As `tokio_oneshot`, with `futures::channel::oneshot` (the channel of
+/// `coio block_on oneshot`: the difference is the executor).
+async fn tokio_futures_oneshot() -> f64 {
+    use futures::channel::oneshot;
+    let (mut to_b, first) = oneshot::channel::<Ping>();
+    let start = Instant::now();
+    let b = tokio::spawn(async move {
+        let mut from_a = first;
+        for _ in 0..ROUNDS {
+            let ping = from_a.await.expect("A is gone");
+            from_a = ping.next;
+            ping.reply.send(ping.v).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        let (reply, from_b) = oneshot::channel();
+        let (next_to_b, next) = oneshot::channel();
+        if to_b.send(Ping { v: i, reply, next }).is_err() {
+            panic!("B is gone");
+        }
+        to_b = next_to_b;
+        assert_eq!(from_b.await.expect("B is gone"), i);
+    }
+    b.await.expect("B panicked");
+    ns_per(start, ROUNDS)
+}
+
+/// As `tokio_mpsc`, with `futures::channel::mpsc::unbounded`.
+async fn tokio_futures_mpsc() -> f64 {
+    use futures::channel::mpsc;
+    let (ping_tx, mut ping_rx) = mpsc::unbounded::<u64>();
+    let (pong_tx, mut pong_rx) = mpsc::unbounded::<u64>();
+    let start = Instant::now();
+    let b = tokio::spawn(async move {
+        for _ in 0..ROUNDS {
+            let v = ping_rx.next().await.expect("A is gone");
+            pong_tx.unbounded_send(v).expect("A is gone");
+        }
+    });
+    for i in 0..ROUNDS as u64 {
+        ping_tx.unbounded_send(i).expect("B is gone");
+        assert_eq!(pong_rx.next().await.expect("B is gone"), i);
     }
     b.await.expect("B panicked");
     ns_per(start, ROUNDS)
