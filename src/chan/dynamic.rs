@@ -52,14 +52,12 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::channel::{Chan, Packet, RecvFail, SendReservation};
-use super::select::random_below;
-use super::timer::earliest;
+use super::select::{Arms, Mode, rounds, shuffle};
 use super::{
     Flavor, Receiver, RecvError, SelectTimeoutError, SendError, Sender, TryReadyError,
     TrySelectError,
 };
-use crate::park::{Blocker, Woken, unwind_cancelled};
-use crate::runtime::dump::Wait;
+use crate::park::Blocker;
 
 /// One operation of a [`Select`], type-erased.
 trait Operation<'a> {
@@ -383,8 +381,7 @@ impl<'a> Select<'a> {
     /// assert_eq!(sel.try_select().unwrap().recv(&rx), Ok(1));
     /// ```
     pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
-        self.run_select(Some(Some(Instant::now())))
-            .ok_or(TrySelectError)
+        self.run_select(Mode::Try).ok_or(TrySelectError)
     }
 
     /// Waits until an operation can complete, then chooses and reserves
@@ -406,7 +403,7 @@ impl<'a> Select<'a> {
     /// });
     /// ```
     pub fn select(&mut self) -> SelectedOperation<'a> {
-        self.run_select(None)
+        self.run_select(Mode::Block)
             .expect("coio: a select without deadline ended without an operation")
     }
 
@@ -428,7 +425,7 @@ impl<'a> Select<'a> {
         &mut self,
         timeout: Duration,
     ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.run_select(Some(Instant::now().checked_add(timeout)))
+        self.run_select(Mode::timeout(timeout))
             .ok_or(SelectTimeoutError)
     }
 
@@ -452,7 +449,7 @@ impl<'a> Select<'a> {
         &mut self,
         deadline: Instant,
     ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.run_select(Some(Some(deadline)))
+        self.run_select(Mode::Until(Some(deadline)))
             .ok_or(SelectTimeoutError)
     }
 
@@ -474,8 +471,7 @@ impl<'a> Select<'a> {
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
     pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
-        self.run_ready(Some(Some(Instant::now())))
-            .ok_or(TryReadyError)
+        self.run_ready(Mode::Try).ok_or(TryReadyError)
     }
 
     /// Waits until an operation can complete and returns its index,
@@ -499,7 +495,7 @@ impl<'a> Select<'a> {
     /// });
     /// ```
     pub fn ready(&mut self) -> usize {
-        self.run_ready(None)
+        self.run_ready(Mode::Block)
             .expect("coio: a select without deadline ended without an operation")
     }
 
@@ -519,7 +515,7 @@ impl<'a> Select<'a> {
     /// assert!(sel.ready_timeout(Duration::from_millis(5)).is_err());
     /// ```
     pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, super::ReadyTimeoutError> {
-        self.run_ready(Some(Instant::now().checked_add(timeout)))
+        self.run_ready(Mode::timeout(timeout))
             .ok_or(super::ReadyTimeoutError)
     }
 
@@ -539,15 +535,13 @@ impl<'a> Select<'a> {
     /// assert_eq!(sel.ready_deadline(Instant::now() + Duration::from_secs(1)), Ok(i));
     /// ```
     pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, super::ReadyTimeoutError> {
-        self.run_ready(Some(Some(deadline)))
+        self.run_ready(Mode::Until(Some(deadline)))
             .ok_or(super::ReadyTimeoutError)
     }
 
-    /// A select round by round: reserves an operation, or gives up at the
-    /// deadline (`Some(None)`: a deadline too far to represent, i.e.
-    /// none; None: wait without one).
-    fn run_select(&mut self, deadline: Option<Option<Instant>>) -> Option<SelectedOperation<'a>> {
-        let (index, reservation) = self.run(deadline, true, |op| op.reserve())?;
+    /// A select: reserves an operation, or gives up when `mode` runs out.
+    fn run_select(&mut self, mode: Mode) -> Option<SelectedOperation<'a>> {
+        let (index, reservation) = self.run(mode, true, |op| op.reserve())?;
         let id = self.ops[index].as_ref().map_or(0, |op| op.id());
         Some(SelectedOperation {
             index,
@@ -556,87 +550,75 @@ impl<'a> Select<'a> {
         })
     }
 
-    fn run_ready(&mut self, deadline: Option<Option<Instant>>) -> Option<usize> {
-        self.run(deadline, false, |op| op.is_ready().then_some(None))
+    fn run_ready(&mut self, mode: Mode) -> Option<usize> {
+        self.run(mode, false, |op| op.is_ready().then_some(None))
             .map(|(i, _)| i)
     }
 
-    /// The rounds of a select (see the module docs), with `attempt` as the
-    /// try of one operation; `reserve`: a select (receives wait as
-    /// receivers, whose claim reserves them), not a `ready`.
+    /// The rounds of a select (`select::rounds`) over the live operations,
+    /// with `attempt` as the try of one; `reserve`: a select (receives wait
+    /// as receivers, whose claim reserves them), not a `ready`.
     fn run(
         &mut self,
-        deadline: Option<Option<Instant>>,
+        mode: Mode,
         reserve: bool,
         attempt: impl Fn(&(dyn Operation<'a> + 'a)) -> Option<Option<Reservation<'a>>>,
     ) -> Option<(usize, Option<Reservation<'a>>)> {
-        let limit = deadline.flatten();
-        // A random order of the live operations (Fisher-Yates).
         let mut order: Vec<usize> = Vec::with_capacity(self.live);
-        for (i, op) in self.ops.iter().enumerate() {
-            if op.is_some() {
-                let j = if cfg!(loom) {
-                    order.len()
-                } else {
-                    random_below(order.len() + 1)
-                };
-                order.push(i);
-                let last = order.len() - 1;
-                order.swap(j, last);
-            }
-        }
-        loop {
-            for &i in &order {
-                let op = self.ops[i].as_deref().expect("live operation");
-                if let Some(r) = attempt(op) {
-                    return Some((i, r));
-                }
-            }
-            if limit.is_some_and(|d| Instant::now() >= d) {
-                return None;
-            }
-            let timer = order.iter().fold(None, |t, &i| {
-                earliest(t, self.ops[i].as_deref().and_then(|op| op.deadline()))
-            });
-            let until = earliest(limit, timer);
-            let blocker = Blocker::new(Wait::Select);
-            let mut watched = 0;
-            let mut ready = false;
-            for &i in &order {
-                let op = self.ops[i].as_deref().expect("live operation");
-                // SAFETY: `blocker` lives on this frame; every entry is
-                // removed below (`unwatch`) before it goes, and the wait
-                // returns only after DONE or an abort.
-                if !unsafe { op.watch(&blocker, i, reserve) } {
-                    ready = true;
-                    break;
-                }
-                watched += 1;
-            }
-            let woken = if ready && blocker.abort() {
-                None
-            } else {
-                Some(blocker.wait(until, true))
-            };
-            for &i in &order[..watched] {
-                self.ops[i]
-                    .as_deref()
-                    .expect("live operation")
-                    .unwatch(&blocker);
-            }
-            match woken {
-                // A sender handed receive `i` its value.
-                Some(Woken::Done(i)) => {
-                    let op = self.ops[i].as_deref_mut().expect("live operation");
-                    return Some((i, Some(op.claimed())));
-                }
-                // Something changed, a timer is due, or the deadline
-                // passed: try again (the check above ends it at the
-                // deadline).
-                None | Some(Woken::Retry(_) | Woken::TimedOut) => {}
-                Some(Woken::Cancelled) => unwind_cancelled(),
-            }
-        }
+        order.extend((0..self.ops.len()).filter(|&i| self.ops[i].is_some()));
+        shuffle(&mut order);
+        let mut ops = Ops {
+            ops: &mut self.ops,
+            reserve,
+            attempt,
+        };
+        rounds(&mut ops, &order, mode)
+    }
+}
+
+/// A select's live operations as `select::rounds` sees them.
+struct Ops<'s, 'a, F> {
+    ops: &'s mut [Option<Box<dyn Operation<'a> + 'a>>],
+    /// A select, not a `ready` (see `Operation::watch`).
+    reserve: bool,
+    /// Step 1 of one operation.
+    attempt: F,
+}
+
+impl<'a, F> Ops<'_, 'a, F> {
+    /// Operation `i`, which the rounds take only from the live ones.
+    fn op(&self, i: usize) -> &(dyn Operation<'a> + 'a) {
+        self.ops[i].as_deref().expect("live operation")
+    }
+}
+
+impl<'a, F> Arms for Ops<'_, 'a, F>
+where
+    F: Fn(&(dyn Operation<'a> + 'a)) -> Option<Option<Reservation<'a>>>,
+{
+    type Won = Option<Reservation<'a>>;
+
+    fn try_now(&mut self, i: usize) -> Option<Self::Won> {
+        (self.attempt)(self.op(i))
+    }
+
+    fn deadline(&self, i: usize) -> Option<Instant> {
+        self.op(i).deadline()
+    }
+
+    unsafe fn register(&mut self, i: usize, blocker: &Blocker) -> bool {
+        // SAFETY: the caller's contract is `watch`'s.
+        unsafe { self.op(i).watch(blocker, i, self.reserve) }
+    }
+
+    fn unregister(&mut self, i: usize, blocker: &Blocker) {
+        self.op(i).unwatch(blocker);
+    }
+
+    fn claimed(&mut self, i: usize) -> Self::Won {
+        // A sender handed receive `i` its value.
+        let op = self.ops[i].as_deref_mut().expect("live operation");
+        Some(op.claimed())
     }
 }
 

@@ -1,5 +1,6 @@
 //! The machinery behind [`select!`](crate::select): public only for the
-//! macro's expansion, not an API.
+//! macro's expansion, not an API. Its rounds ([`rounds`]) also run
+//! [`Select`](super::Select)'s, over that type's operations.
 //!
 //! A select runs in rounds:
 //!
@@ -280,30 +281,86 @@ pub(crate) fn random_below(n: usize) -> usize {
     (((x >> 32) * n as u64) >> 32) as usize
 }
 
-/// Runs a select over `arms` (see the module docs); returns the chosen
-/// arm's index, or None when `mode` ran out (the `default` arm).
-pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
-    let n = arms.len();
-    let mut small = [0usize; 16];
-    let mut large = Vec::new();
-    let order: &mut [usize] = if n <= small.len() {
-        &mut small[..n]
-    } else {
-        large.resize(n, 0);
-        &mut large
-    };
-    // A uniformly random permutation (Fisher-Yates). Under loom, the
-    // identity: loom replays an execution's choices and needs every other
-    // source of nondeterminism gone (its models order the arms).
-    for i in 0..n {
-        let j = if cfg!(loom) { i } else { random_below(i + 1) };
-        order[i] = order[j];
-        order[j] = i;
+/// The arms of one select as its rounds see them, by index: `select!`'s
+/// [`ArmRef`]s here, a [`Select`](super::Select)'s operations in
+/// `dynamic`. [`rounds`] is the protocol (the module docs), written once
+/// for both.
+pub(crate) trait Arms {
+    /// What the chosen arm gives its caller.
+    type Won;
+
+    /// Step 1 for arm `i`: `Some` if it completed now (or, for
+    /// `Select::ready`, is ready now).
+    fn try_now(&mut self, i: usize) -> Option<Self::Won>;
+
+    /// When timer arm `i` is next ready (None for any other arm).
+    fn deadline(&self, i: usize) -> Option<Instant>;
+
+    /// Step 2 for arm `i`: queues an entry for operation `i` with
+    /// `blocker`, or returns false if the arm is ready now.
+    ///
+    /// # Safety
+    /// `blocker`, and the arm (its packet), stay in place until
+    /// `unregister(i, blocker)` has run or the blocker was seen `DONE`.
+    unsafe fn register(&mut self, i: usize, blocker: &Blocker) -> bool;
+
+    /// Removes `blocker`'s entries of arm `i`.
+    fn unregister(&mut self, i: usize, blocker: &Blocker);
+
+    /// Step 3: a waker claimed arm `i` and performed it.
+    fn claimed(&mut self, i: usize) -> Self::Won;
+}
+
+impl Arms for [ArmRef<'_>] {
+    type Won = ();
+
+    #[inline]
+    fn try_now(&mut self, i: usize) -> Option<()> {
+        self[i].0.try_now().then_some(())
     }
+
+    fn deadline(&self, i: usize) -> Option<Instant> {
+        self[i].0.deadline()
+    }
+
+    unsafe fn register(&mut self, i: usize, blocker: &Blocker) -> bool {
+        // SAFETY: the caller's contract is `ArmOps::register`'s.
+        unsafe { self[i].0.register(blocker, i) }
+    }
+
+    fn unregister(&mut self, i: usize, blocker: &Blocker) {
+        self[i].0.unregister(blocker);
+    }
+
+    fn claimed(&mut self, i: usize) {
+        self[i].0.claimed();
+    }
+}
+
+/// Puts `order` in a uniformly random order (Fisher-Yates), a fresh
+/// permutation per select. Under loom it stays as it is: loom replays an
+/// execution's choices and needs every other source of nondeterminism
+/// gone (its models order the arms).
+pub(crate) fn shuffle(order: &mut [usize]) {
+    if cfg!(loom) {
+        return;
+    }
+    for i in (1..order.len()).rev() {
+        order.swap(i, random_below(i + 1));
+    }
+}
+
+/// The rounds of a select (the module docs) over the arms in `order`:
+/// the chosen arm's index and what it gave, or None when `mode` ran out.
+pub(crate) fn rounds<A: Arms + ?Sized>(
+    arms: &mut A,
+    order: &[usize],
+    mode: Mode,
+) -> Option<(usize, A::Won)> {
     loop {
-        for &i in order.iter() {
-            if arms[i].0.try_now() {
-                return Some(i);
+        for &i in order {
+            if let Some(won) = arms.try_now(i) {
+                return Some((i, won));
             }
         }
         let until = match mode {
@@ -320,17 +377,16 @@ pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
         // is then tried again).
         let timer = order
             .iter()
-            .fold(None, |t, &i| earliest(t, arms[i].0.deadline()));
-        let deadline = earliest(until, timer);
+            .fold(None, |t, &i| earliest(t, arms.deadline(i)));
         let blocker = Blocker::new(crate::runtime::dump::Wait::Select);
         let mut registered = 0;
         let mut ready = false;
-        for &i in order.iter() {
+        for &i in order {
             // SAFETY: `blocker` lives on this frame and the arms are
             // borrowed for the whole call; every registered entry is
             // removed below before either goes, and the wait returns only
             // after DONE or an abort.
-            if !unsafe { arms[i].0.register(&blocker, i) } {
+            if !unsafe { arms.register(i, &blocker) } {
                 ready = true;
                 break;
             }
@@ -339,25 +395,39 @@ pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
         let woken = if ready && blocker.abort() {
             None
         } else {
-            Some(blocker.wait(deadline, true))
+            Some(blocker.wait(earliest(until, timer), true))
         };
         for &i in &order[..registered] {
-            arms[i].0.unregister(&blocker);
+            arms.unregister(i, &blocker);
         }
         match woken {
-            // An arm became ready while we registered, or a channel closed:
-            // start over.
-            None | Some(Woken::Retry(_)) => {}
-            Some(Woken::Done(i)) => {
-                arms[i].0.claimed();
-                return Some(i);
-            }
-            // A timer arm's delivery is due: try the arms again.
-            Some(Woken::TimedOut) if timer.is_some() && timer == deadline => {}
-            Some(Woken::TimedOut) => return None,
+            Some(Woken::Done(i)) => return Some((i, arms.claimed(i))),
+            // An arm became ready while we registered, a channel closed, a
+            // timer arm's delivery is due, or the deadline passed: try the
+            // arms again (at the deadline, the check above ends it).
+            None | Some(Woken::Retry(_) | Woken::TimedOut) => {}
             Some(Woken::Cancelled) => unwind_cancelled(),
         }
     }
+}
+
+/// Runs a select over `arms` (see the module docs); returns the chosen
+/// arm's index, or None when `mode` ran out (the `default` arm).
+pub fn run(arms: &mut [ArmRef<'_>], mode: Mode) -> Option<usize> {
+    let n = arms.len();
+    let mut small = [0usize; 16];
+    let mut large = Vec::new();
+    let order: &mut [usize] = if n <= small.len() {
+        &mut small[..n]
+    } else {
+        large.resize(n, 0);
+        &mut large
+    };
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
+    shuffle(order);
+    rounds(arms, order, mode).map(|(i, ())| i)
 }
 
 /// Waits on several channel operations at once and runs the arm of the
