@@ -707,3 +707,54 @@ fn writes_that_wait_time_out_in_the_ring_and_lose_nothing() {
         assert!(!registered, "the writer waited through epoll");
     }
 }
+
+/// `read_vectored` with no room (no slices, or only empty ones) returns 0
+/// at once, as std's does (`readv` of 0 bytes), on both drivers: before
+/// the fix the ring waited in a `recvmsg` and epoll for readiness, so it
+/// waited for the peer. Also after a read timed out (the socket then
+/// counts as not readable).
+#[test]
+fn an_empty_read_vectored_returns_at_once() {
+    use std::io::IoSliceMut;
+    fn empty_reads(mut s: impl Read) {
+        let t = Instant::now();
+        assert_eq!(s.read_vectored(&mut []).unwrap(), 0);
+        let mut none = [0u8; 0];
+        let mut also_none = [0u8; 0];
+        let mut two = [IoSliceMut::new(&mut none), IoSliceMut::new(&mut also_none)];
+        assert_eq!(s.read_vectored(&mut two).unwrap(), 0);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let rt = Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        rt.block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            // A wait for the peer fails the test instead of hanging it.
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            empty_reads(&s);
+            s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+            let mut buf = [0u8; 8];
+            let e = (&s).read(&mut buf).unwrap_err();
+            assert!(matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut));
+            empty_reads(&s);
+            // The stream still works.
+            (&c).write_all(b"hi").unwrap();
+            (&s).read_exact(&mut buf[..2]).unwrap();
+            assert_eq!(&buf[..2], b"hi");
+
+            let (u1, u2) = UnixStream::pair().unwrap();
+            u1.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            empty_reads(&u1);
+            (&u2).write_all(b"x").unwrap();
+            let mut one = [0u8; 1];
+            (&u1).read_exact(&mut one).unwrap();
+            assert_eq!(&one, b"x");
+        });
+    }
+}

@@ -184,11 +184,18 @@ macro_rules! stream_read_write {
                 &self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
+                // No room at all: `readv` returns 0 at once (unlike a `recv`
+                // of 0 bytes, which waits for data), and so does std; here
+                // a wait for readiness (or a `recvmsg` in the ring) would
+                // wait for the peer.
+                let len = bufs.iter().map(|b| b.len()).sum();
+                if len == 0 {
+                    return Ok(0);
+                }
                 #[cfg(target_os = "linux")]
                 if let Some(r) = $crate::net::ring::recv_vectored(&self.io, bufs) {
                     return r;
                 }
-                let len = bufs.iter().map(|b| b.len()).sum();
                 self.io.source().io_stream($crate::io::Dir::Read, len, || {
                     std::io::Read::read_vectored(&mut self.io.get_ref(), bufs)
                 })
