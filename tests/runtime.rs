@@ -144,6 +144,19 @@ fn bad_worker_counts_are_errors() {
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
 }
 
+/// A thread name std cannot give a thread is the builder's error, not a
+/// panic inside `build` (std's `thread::Builder::spawn` panics on it).
+#[test]
+fn a_thread_name_with_a_nul_byte_is_an_error() {
+    let e = Runtime::builder()
+        .workers(1)
+        .thread_name("app\0x")
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("thread_name"), "{e}");
+}
+
 #[test]
 fn coio_workers_env() {
     // Run in a child process: the environment is process-wide.

@@ -352,7 +352,8 @@ impl RuntimeBuilder {
     }
 
     /// Prefix of the worker threads' names (`<prefix>-<index>`). Default
-    /// `coio-worker`.
+    /// `coio-worker`. A NUL byte in it makes [`build`](Self::build) fail
+    /// (`InvalidInput`).
     ///
     /// ```
     /// let rt = coio::Runtime::builder().workers(1).thread_name("app").build()?;
@@ -507,7 +508,8 @@ impl RuntimeBuilder {
     /// ```
     ///
     /// # Errors
-    /// `InvalidInput` for zero workers or more than 4096, an unparsable
+    /// `InvalidInput` for zero workers or more than 4096, a thread name
+    /// with a NUL byte, an unparsable
     /// `COIO_WORKERS`, `COIO_DRIVER`, `COIO_STALL_WARNING` or
     /// `COIO_DUMP_SIGNAL`, a dump signal that cannot be caught, or an
     /// impossible stack size; the OS error if a thread cannot be started.
@@ -520,6 +522,12 @@ impl RuntimeBuilder {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("coio: a runtime needs 1 to 4096 workers, not {workers}"),
+            ));
+        }
+        if self.thread_name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "coio: RuntimeBuilder::thread_name must not contain a NUL byte",
             ));
         }
         let stack_size = stack::usable_size(self.stack_size)?;
