@@ -741,7 +741,10 @@ fn an_empty_read_vectored_returns_at_once() {
             s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
             let mut buf = [0u8; 8];
             let e = (&s).read(&mut buf).unwrap_err();
-            assert!(matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut));
+            assert!(matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut
+            ));
             empty_reads(&s);
             // The stream still works.
             (&c).write_all(b"hi").unwrap();
