@@ -400,3 +400,35 @@ fn positional_reads_and_writes() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// A FIFO opened for writing waits for its reader, as std's open does, on
+/// both drivers (the ring's own open fails with ENXIO at once: coio then
+/// opens on the pool); what is written arrives.
+#[test]
+fn opening_a_fifo_for_writing_waits_for_the_reader() {
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let d = dir("fifo", driver);
+        let fifo = d.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader_path = fifo.clone();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let mut got = String::new();
+            std::fs::File::open(reader_path)
+                .unwrap()
+                .read_to_string(&mut got)
+                .unwrap();
+            got
+        });
+        rt(driver).block_on(|| {
+            let t = std::time::Instant::now();
+            let mut f = OpenOptions::new().write(true).open(&fifo).unwrap();
+            assert!(t.elapsed() >= std::time::Duration::from_millis(50));
+            f.write_all(b"through the fifo").unwrap();
+        });
+        assert_eq!(reader.join().unwrap(), "through the fifo");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -19,6 +19,13 @@
 //!   a single trip each, and a `BufReader`/`BufWriter` around a `File`
 //!   saves trips for small reads and writes).
 //!
+//! One difference from std on the ring: opening a FIFO for reading
+//! returns at once instead of waiting for a writer (the kernel's io_uring
+//! open does not block there); the first read waits for the writer's
+//! data instead. Opening a FIFO for writing waits for a reader, as std's
+//! does (the ring's attempt fails with `ENXIO`, and the open is done on
+//! the pool).
+//!
 //! Linux offers no readiness for regular files (they are always "ready"),
 //! so without a ring a thread pool is the portable way to keep file I/O
 //! off the workers.

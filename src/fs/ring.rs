@@ -259,10 +259,17 @@ pub(super) fn open(path: &Path, flags: i32, mode: u32) -> Option<io::Result<std:
     };
     // SAFETY: the entry reads only `path`, borrowed for the call.
     let r = unsafe { run(|| uring::open(&path, flags | libc::O_CLOEXEC, mode)) }?;
-    Some(r.map(|fd| {
-        // SAFETY: the kernel opened this descriptor for us just now.
-        std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-    }))
+    match r {
+        // The ring's open first tries without blocking, and a FIFO opened
+        // for writing with no reader then fails with ENXIO where open(2)
+        // waits for a reader: the pool's open waits, as std's does. (An
+        // ENXIO of a device gets the same answer from the pool.)
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) && flags & libc::O_NONBLOCK == 0 => None,
+        r => Some(r.map(|fd| {
+            // SAFETY: the kernel opened this descriptor for us just now.
+            std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+        })),
+    }
 }
 
 /// The whole file at `path` (`std::fs::read`).
