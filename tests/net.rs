@@ -128,6 +128,15 @@ fn read_timeout_leaves_the_stream_usable() {
         s.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"late");
         assert!(s.set_read_timeout(Some(Duration::ZERO)).is_err());
+        // A timeout too long to keep is none, as std reads it back.
+        s.set_read_timeout(Some(Duration::MAX)).unwrap();
+        s.set_write_timeout(Some(Duration::MAX)).unwrap();
+        assert_eq!(s.read_timeout().unwrap(), None);
+        assert_eq!(s.write_timeout().unwrap(), None);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let std_s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        std_s.set_read_timeout(Some(Duration::MAX)).unwrap();
+        assert_eq!(std_s.read_timeout().unwrap(), None);
     });
     // And on a plain thread.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

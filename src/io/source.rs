@@ -307,12 +307,13 @@ impl Source {
     }
 
     /// Sets a timeout as std's `set_read_timeout` does: `Some(0)` is an
-    /// error.
+    /// error, and one too long to keep (past `u64::MAX` nanoseconds, 584
+    /// years) means none, as std then reads back `None` from the kernel.
     pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
         let ns = match t {
             None => 0,
             Some(d) if d.is_zero() => return Err(zero_timeout()),
-            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(0),
         };
         match dir {
             Dir::Read => self.read_timeout.store(ns, Relaxed),
