@@ -76,15 +76,37 @@ pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     result(n)
 }
 
+/// The most slices one vectored call passes to the kernel (Linux's
+/// `IOV_MAX`; more is `EMSGSIZE`). As std does, a vectored read or write
+/// takes the first this many and transfers at most what they hold.
+pub(crate) const IOV_MAX: usize = 1024;
+
+/// The slices of `bufs` that one vectored call transfers ([`IOV_MAX`]).
+/// Callers take them first, so that the length that tells a partial
+/// transfer (a drained socket, a full buffer) is theirs.
+#[inline]
+pub(crate) fn iov_max<T>(bufs: &[T]) -> &[T] {
+    &bufs[..bufs.len().min(IOV_MAX)]
+}
+
+/// The same for mutable slices.
+#[inline]
+pub(crate) fn iov_max_mut<T>(bufs: &mut [T]) -> &mut [T] {
+    let n = bufs.len().min(IOV_MAX);
+    &mut bufs[..n]
+}
+
 /// `sendmsg(fd, bufs, MSG_NOSIGNAL)`: a vectored `send` (a reset
-/// connection is an `EPIPE` error, not a `SIGPIPE`).
+/// connection is an `EPIPE` error, not a `SIGPIPE`) of the first
+/// [`IOV_MAX`] slices.
 pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let bufs = iov_max(bufs);
     // SAFETY: an all-zero msghdr is valid (no name, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // IoSlice is guaranteed ABI-compatible with iovec on Unix; sendmsg only
     // reads through the pointer.
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
+    msg.msg_iovlen = bufs.len() as _;
     // SAFETY: `msg` points to `bufs`, valid for the call (no cancellation
     // point: see the module docs).
     let n = unsafe {

@@ -176,13 +176,14 @@ pub(crate) fn len32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// An all-zero `msghdr` with `iov` as its data (`recvmsg`/`sendmsg` read
-/// or fill the name and data through it while the operation runs).
+/// An all-zero `msghdr` with `iov` as its data, at most `sys::IOV_MAX`
+/// slices (`recvmsg`/`sendmsg` read or fill the name and data through it
+/// while the operation runs).
 pub(crate) fn msghdr(iov: *const libc::iovec, iovlen: usize) -> libc::msghdr {
     // SAFETY: an all-zero msghdr is valid (no name, no data, no control).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov as *mut libc::iovec;
-    msg.msg_iovlen = iovlen.min(libc::c_int::MAX as usize) as _;
+    msg.msg_iovlen = iovlen.min(super::sys::IOV_MAX) as _;
     msg
 }
 
@@ -291,7 +292,7 @@ pub(crate) fn write_at(fd: RawFd, buf: &[u8], offset: u64) -> squeue::Entry {
 /// `readv(fd, iov)` at the file's position.
 #[inline]
 pub(crate) fn readv(fd: RawFd, iov: *const libc::iovec, n: usize) -> squeue::Entry {
-    opcode::Readv::new(types::Fd(fd), iov, n.min(libc::c_int::MAX as usize) as u32)
+    opcode::Readv::new(types::Fd(fd), iov, n.min(super::sys::IOV_MAX) as u32)
         .offset(u64::MAX)
         .build()
 }
@@ -299,7 +300,7 @@ pub(crate) fn readv(fd: RawFd, iov: *const libc::iovec, n: usize) -> squeue::Ent
 /// `writev(fd, iov)` at the file's position.
 #[inline]
 pub(crate) fn writev(fd: RawFd, iov: *const libc::iovec, n: usize) -> squeue::Entry {
-    opcode::Writev::new(types::Fd(fd), iov, n.min(libc::c_int::MAX as usize) as u32)
+    opcode::Writev::new(types::Fd(fd), iov, n.min(super::sys::IOV_MAX) as u32)
         .offset(u64::MAX)
         .build()
 }

@@ -86,6 +86,7 @@ pub(crate) fn poll_write_vectored<T: AsRawFd>(
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
     let fd = io.as_raw_fd();
+    let bufs = sys::iov_max(bufs);
     let len = bufs.iter().map(|b| b.len()).sum();
     io.source().poll_io(
         Dir::Write,

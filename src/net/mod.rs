@@ -188,6 +188,7 @@ macro_rules! stream_read_write {
                 // of 0 bytes, which waits for data), and so does std; here
                 // a wait for readiness (or a `recvmsg` in the ring) would
                 // wait for the peer.
+                let bufs = $crate::io::sys::iov_max_mut(bufs);
                 let len = bufs.iter().map(|b| b.len()).sum();
                 if len == 0 {
                     return Ok(0);

@@ -740,6 +740,7 @@ impl TcpStream {
 
     /// Vectored writes send with `MSG_NOSIGNAL` (see [`send_vectored`]).
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let bufs = crate::io::sys::iov_max(bufs);
         let fd = self.io.as_raw_fd();
         #[cfg(target_os = "linux")]
         if let Some(r) = super::ring::send_vectored(&self.io, bufs) {

@@ -709,6 +709,7 @@ impl UnixStream {
     }
 
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let bufs = crate::io::sys::iov_max(bufs);
         #[cfg(target_os = "linux")]
         if let Some(r) = super::ring::send_vectored(&self.io, bufs) {
             return r;
