@@ -195,11 +195,17 @@ fn a_busy_poll_hands_over_every_arrived_completion() {
             coio::yield_now();
         }
         assert_eq!(received.load(SeqCst), 0);
-        // All the data arrives while the worker does not poll (a write is
-        // tried at once: no scheduling).
-        for mut w in &writers {
-            w.write_all(&[1]).unwrap();
-        }
+        // All the data arrives while the worker does not poll: written by
+        // a plain thread that this coroutine waits for, blocking its
+        // worker on purpose (writes in a coroutine, tried at once, would
+        // yield after the cooperative budget's 128, and poll).
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for mut w in &writers {
+                    w.write_all(&[1]).unwrap();
+                }
+            });
+        });
         let before = coio::metrics().workers[0].io_events;
         let first_poll = loop {
             coio::yield_now();

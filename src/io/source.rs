@@ -148,11 +148,15 @@ impl Source {
         drained: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
         let nonblocking = matches!(deadline, Deadline::Timeout(_)) && self.nonblocking();
-        if worker::coroutine_local().is_none() || nonblocking {
+        let Some(first) = worker::coroutine_local().filter(|_| !nonblocking) else {
             return self.io_thread(dir, deadline, nonblocking, op);
-        }
+        };
         loop {
             if let Some(r) = self.try_ready(dir, &mut op, &drained) {
+                // An operation that did not wait counts against the
+                // coroutine's budget (a wait, a switch, starts a new one).
+                // `first` is this thread's worker, the coroutine's home.
+                first.coop_spend();
                 return r;
             }
             let Some(l) = worker::coroutine_local() else {

@@ -54,7 +54,10 @@ pub(super) fn send<T: AsRawFd>(io: &Fd<T>, buf: &[u8]) -> Option<io::Result<usiz
     let fd = io.as_raw_fd();
     match crate::io::sys::send(fd, buf) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        r => return Some(r),
+        r => {
+            spent();
+            return Some(r);
+        }
     }
     // SAFETY: the entry reads only `buf`, borrowed for the call.
     let r = unsafe {
@@ -83,6 +86,7 @@ unsafe fn sendmsg<T: AsRawFd>(
     msg: &libc::msghdr,
 ) -> Option<io::Result<usize>> {
     if let Some(r) = sendmsg_now(fd, msg) {
+        spent();
         return Some(r);
     }
     // SAFETY: the caller's contract; sendmsg only reads what `msg` points
@@ -92,6 +96,17 @@ unsafe fn sendmsg<T: AsRawFd>(
             .ring_op(Dir::Write, Wait::SocketWrite, || uring::sendmsg(fd, msg, 0))
     };
     r.map(|r| r.map(|n| n as usize))
+}
+
+/// A send done at once, without the ring, counts against the coroutine's
+/// cooperative budget, as one on the readiness path does (`Source::io`):
+/// a coroutine that only sends, to a fast reader, would otherwise never
+/// wait. (Receives through the ring always wait for their completion.)
+#[inline]
+fn spent() {
+    if let Some(l) = crate::runtime::worker::coroutine_local() {
+        l.coop_spend();
+    }
 }
 
 /// `sendmsg(fd, msg, MSG_NOSIGNAL)` at once: None if it would block.
@@ -223,6 +238,7 @@ pub(super) fn accept<T: AsRawFd>(
         )
     };
     if new >= 0 {
+        spent();
         // SAFETY: the kernel made this descriptor for us just now.
         return Some(Ok((unsafe { OwnedFd::from_raw_fd(new) }, name, len)));
     }

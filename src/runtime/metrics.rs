@@ -60,6 +60,10 @@ pub struct WorkerMetrics {
     pub io_events: u64,
     /// Timers fired (sleeps, timeouts, async sleeps).
     pub timers_fired: u64,
+    /// Yields forced by the cooperative budget: a coroutine completed 128
+    /// socket operations in a row without waiting, and was made to let the
+    /// worker's other coroutines run.
+    pub coop_yields: u64,
     /// Time spent awake (running coroutines, or looking for work) since
     /// the runtime started.
     pub busy: Duration,
@@ -136,6 +140,7 @@ impl Shared {
                 polls: p.resumes(),
                 io_events: c.io_events.load(Relaxed),
                 timers_fired: c.timers_fired.load(Relaxed),
+                coop_yields: c.coop_yields.load(Relaxed),
                 busy: Duration::from_micros(busy_us),
                 asleep,
             };

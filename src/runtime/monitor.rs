@@ -79,6 +79,8 @@ pub(crate) struct Counts {
     pub(crate) io_events: AtomicU64,
     /// Timers that fired (sleeps, timeouts, async sleeps).
     pub(crate) timers_fired: AtomicU64,
+    /// Yields forced by the cooperative budget (`Local::coop_spend`).
+    pub(crate) coop_yields: AtomicU64,
     /// Microseconds spent awake, up to the last change of state (see
     /// `Progress::busy_time`).
     pub(crate) busy_us: AtomicU64,

@@ -122,6 +122,11 @@ const PREFETCH_LINES: usize = 6;
 /// Longest run of coroutines taken from the LIFO slot in a row.
 const LIFO_STREAK: u8 = 3;
 
+/// I/O operations a coroutine may complete in a row without waiting
+/// before it yields (`Local::coop_spend`): tokio's cooperative budget, 128
+/// operations per task poll, in coio's terms.
+const COOP_BUDGET: u32 = 128;
+
 /// A worker's shared half: what other threads use to reach it.
 pub(crate) struct Remote {
     /// Started coroutines woken from other threads, and whether the worker
@@ -393,6 +398,10 @@ pub(crate) struct Local {
     /// `switch_away`).
     pending: Cell<Option<Job>>,
     tick: Cell<u32>,
+    /// The cooperative budget (`coop_spend`): the `tick` at which the
+    /// running coroutine's run of operations that did not wait began, and
+    /// their number.
+    coop: Cell<(u32, u32)>,
     /// A coarse clock for dumps' "waiting since": `dump::coarse_ms`, read
     /// every [`FAIRNESS_TICKS`] ticks and whenever the worker wakes (see
     /// `block_current`).
@@ -517,6 +526,7 @@ pub(crate) fn worker_main(
         link: Cell::new(ptr::null_mut()),
         pending: Cell::new(None),
         tick: Cell::new(0),
+        coop: Cell::new((0, 0)),
         clock: Cell::new(super::dump::coarse_ms()),
         timers: RefCell::new(Timers::default()),
         registry: RefCell::new(Registry::default()),
@@ -1160,6 +1170,46 @@ impl Local {
         // SAFETY: a coroutine of this worker is running (the caller is it)
         // and `link` is its link slot; the loop resumes it with no argument.
         unsafe { arch::suspend(0, link) };
+    }
+
+    /// Counts an I/O operation that the running coroutine completed without
+    /// waiting. After [`COOP_BUDGET`] of them in a row it yields: a
+    /// coroutine whose peer keeps its socket ready (a fast sender, read a
+    /// byte at a time) never parks, and without this it would keep its
+    /// worker, and the coroutines and timers homed there, for as long as
+    /// the data flows (tokio's budget does the same; Go preempts).
+    ///
+    /// A run ends at any switch: every switch away from a coroutine picks
+    /// the next task (`next_task`), which moves `tick`. Not while the
+    /// coroutine unwinds (it cannot switch then); no cancellation check
+    /// (the operation is done, and its result must reach the caller).
+    #[inline]
+    pub(crate) fn coop_spend(&self) {
+        let tick = self.tick.get();
+        let (since, n) = self.coop.get();
+        if since != tick {
+            self.coop.set((tick, 1));
+        } else if n < COOP_BUDGET {
+            self.coop.set((tick, n + 1));
+        } else {
+            self.coop_yield();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn coop_yield(&self) {
+        if thread::panicking() {
+            return;
+        }
+        bump(&self.counts().coop_yields, 1);
+        // The timers and the poller get their turn too, not only the
+        // coroutines queued already: a sleeper's timer would otherwise
+        // wait for the scheduler's next look at them, every
+        // `FAIRNESS_TICKS` switches, which may be 61 budgets away.
+        self.fire_timers();
+        self.poll_io();
+        self.yield_current();
     }
 
     /// `yield_now` in a coroutine: back of the ready queue.
