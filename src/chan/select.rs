@@ -1,5 +1,5 @@
 //! The machinery behind [`select!`](crate::select): public only for the
-//! macro's expansion, not an API. Its rounds ([`rounds`]) also run
+//! macro's expansion, not an API. Its rounds (`rounds`) also run
 //! [`Select`](super::Select)'s, over that type's operations.
 //!
 //! A select runs in rounds:
