@@ -371,3 +371,49 @@ fn a_reader_that_never_waits_lets_its_worker_s_other_coroutines_run() {
     assert!(ticks >= 50, "the sleeper woke {ticks} times in 500 ms");
     assert!(coop_yields > 0);
 }
+
+/// Urgent data (TCP's `MSG_OOB`, as telnet and FTP send it): a read stops
+/// at the urgent mark with the rest of the stream queued, and that short
+/// read must not pass for a drained socket, or the next read waits for an
+/// event that never comes. std reads the rest at once; so must coio.
+#[test]
+fn a_read_after_urgent_data_gets_the_rest_of_the_stream() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (go, went) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            s.write_all(b"x").unwrap();
+            went.recv().unwrap();
+            s.write_all(b"abc").unwrap();
+            // SAFETY: send(2) of one byte from a live buffer on an open
+            // socket.
+            let n = unsafe { libc::send(s.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+            assert_eq!(n, 1);
+            s.write_all(b"defg").unwrap();
+            s
+        });
+        let (mut s, _) = listener.accept().unwrap();
+        // A wait for an event fails the test instead of hanging it.
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 64];
+        // This read registers the socket (it waits for the "x").
+        assert_eq!(s.read(&mut buf).unwrap(), 1);
+        // Then all the rest arrives before the next read.
+        go.send(()).unwrap();
+        coio::sleep(Duration::from_millis(100));
+        let mut got = Vec::new();
+        while got.len() < 7 {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        // The urgent byte is out of band: not in the stream.
+        assert_eq!(got, b"abcdefg");
+        drop(peer.join().unwrap());
+    });
+}

@@ -74,6 +74,11 @@ pub(crate) const READ_CLOSED: usize = 4;
 pub(crate) const WRITE_CLOSED: usize = 8;
 /// Readiness bit: an error is pending on the descriptor.
 pub(crate) const ERROR: usize = 16;
+/// Readiness bit, sticky: urgent (out-of-band) data came on this TCP
+/// socket (`EPOLLPRI`). A read stops at the urgent mark with more data
+/// queued and no new edge to come, so on such a socket a short read does
+/// not mean it was drained (`io::reactor`'s `clear_drained`).
+pub(crate) const URGENT: usize = 128;
 
 /// The epoll token of the waker (no slot's: index and generation would
 /// both have to be `u32::MAX`).
@@ -322,6 +327,9 @@ impl Driver {
                 if ev.is_readable() {
                     bits |= READABLE;
                 }
+                if ev.is_priority() {
+                    bits |= READABLE | URGENT;
+                }
                 if ev.is_writable() {
                     bits |= WRITABLE;
                 }
@@ -395,7 +403,7 @@ impl Handle {
         if let Err(e) = self.registry.register(
             &mut SourceFd(&fd),
             token,
-            Interest::READABLE | Interest::WRITABLE,
+            Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
         ) {
             self.lock_slab().remove(token);
             return Err(e);

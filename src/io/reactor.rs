@@ -64,7 +64,7 @@ use loom::sync::atomic::AtomicUsize;
 use mio::Token;
 
 use crate::driver::{self, Driver, Ready};
-pub(crate) use crate::driver::{ERROR, READ_CLOSED, READABLE, WRITABLE, WRITE_CLOSED};
+pub(crate) use crate::driver::{ERROR, READ_CLOSED, READABLE, URGENT, WRITABLE, WRITE_CLOSED};
 use crate::park::{Blocker, Lock, WaitQueue, Woken};
 use crate::runtime::dump::Wait;
 
@@ -208,10 +208,13 @@ impl IoState {
     /// ready, unless an event came after `seen` was read. Only the
     /// readiness bit goes: an end of stream, a hang-up or an error already
     /// reported must still let the next operation through (it returns 0 or
-    /// the error at once), since epoll will not report it again.
+    /// the error at once), since epoll will not report it again. Not on a
+    /// socket that had urgent data ([`URGENT`]): its reads stop at the
+    /// urgent mark, drained or not, and only a `WouldBlock` tells.
     #[inline]
     pub(crate) fn clear_drained(&self, seen: Seen, dir: Dir) {
         let bit = match dir {
+            Dir::Read if seen.0 & URGENT != 0 => return,
             Dir::Read => READABLE,
             Dir::Write => WRITABLE,
         };
