@@ -101,7 +101,13 @@
 //! process aborts with a message naming the coroutine). Put big buffers
 //! on the heap (`vec![0; n]`, `Box`), or give the coroutine a bigger
 //! stack with [`Builder::stack_size`] (one coroutine) or
-//! [`RuntimeBuilder::stack_size`] (all of them):
+//! [`RuntimeBuilder::stack_size`] (all of them). Unoptimized (debug)
+//! builds need several times the stack of optimized ones: flate2's gzip
+//! encoder, for one, needs over 256 KiB unoptimized and less than 128 KiB
+//! optimized. For debug builds, raise the size (say
+//! `stack_size(if cfg!(debug_assertions) { 1 << 20 } else { coio::DEFAULT_STACK_SIZE })`)
+//! or build the dependencies optimized (`[profile.dev.package."*"]
+//! opt-level = 1` in Cargo.toml):
 //!
 //! ```
 //! coio::run(|| {
