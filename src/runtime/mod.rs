@@ -307,6 +307,16 @@ impl RuntimeBuilder {
     /// price of throughput (an echo server: 3–22% fewer requests/s) and
     /// more context switches. BENCHMARKS.md ("Balance") has the numbers.
     ///
+    /// Fewer workers than cores can serve more when the process shares its
+    /// cores with other busy work and each worker would be idle part of
+    /// the time: every worker sleeps and is woken for its own coroutines
+    /// (a started coroutine never leaves its worker, where tokio's and
+    /// Go's idle threads run whatever is ready), so the wake-ups add up
+    /// with the workers. Measured on 2 cores shared with a load generator,
+    /// echo at 50 connections: 1 worker served 1.4–1.6× the requests of
+    /// 2, at a fifth of the p99 (BENCHMARKS.md, "Echo on 2 shared cores
+    /// at 50 connections").
+    ///
     /// ```
     /// let rt = coio::Runtime::builder().workers(1).build()?;
     /// assert_eq!(rt.workers(), 1);
