@@ -5,6 +5,11 @@
 #
 #   bash bench/echo-workers.sh [ROUNDS] [SECS]     # defaults: 3 4
 #
+# ECHO_COIO_WORKERS (default: "N 2N 4N" for N cores) sets coio's worker
+# counts, ECHO_CONNS (default "50 500") the connection counts; e.g. the
+# fewer-workers comparison of BENCHMARKS.md:
+#   ECHO_COIO_WORKERS="1 2" ECHO_CONNS=50 bash bench/echo-workers.sh 4 4
+#
 # Server and load generator share the machine's cores (no taskset), as a
 # service sharing its machine would. loadgen connects all its connections
 # before it sends anything, so the server accepts them in a quiet moment and
@@ -40,9 +45,14 @@ run() {
     python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(round(d["rps"]), round(d["p99_us"]), d["server_ctx_switches_per_s"])' "$out"
 }
 
-for conns in 50 500; do
+servers=()
+for w in ${ECHO_COIO_WORKERS:-$cores $((2 * cores)) $((4 * cores))}; do
+    servers+=("coio $w")
+done
+servers+=("tokio $cores")
+for conns in ${ECHO_CONNS:-50 500}; do
     for i in $(seq "$rounds"); do
-        for server in "coio $cores" "coio $((2 * cores))" "coio $((4 * cores))" "tokio $cores"; do
+        for server in "${servers[@]}"; do
             read -r name workers <<<"$server"
             read -r rps p99 cs < <(run "$name" "$workers" "$conns")
             printf 'C=%s round %s: %-5s %2s workers  %7s req/s  p99 %6s us  %7s ctx switches/s\n' \
