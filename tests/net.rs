@@ -128,15 +128,19 @@ fn read_timeout_leaves_the_stream_usable() {
         s.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"late");
         assert!(s.set_read_timeout(Some(Duration::ZERO)).is_err());
-        // A timeout too long to keep is none, as std reads it back.
-        s.set_read_timeout(Some(Duration::MAX)).unwrap();
-        s.set_write_timeout(Some(Duration::MAX)).unwrap();
-        assert_eq!(s.read_timeout().unwrap(), None);
-        assert_eq!(s.write_timeout().unwrap(), None);
+        // Long timeouts read back as std's do: as given (to the second
+        // past 292 years), and none past what the kernel keeps.
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let std_s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        std_s.set_read_timeout(Some(Duration::MAX)).unwrap();
-        assert_eq!(std_s.read_timeout().unwrap(), None);
+        let year = Duration::from_secs(365 * 86_400);
+        for t in [year * 1_000, year * 1_000_000, Duration::MAX] {
+            s.set_read_timeout(Some(t)).unwrap();
+            s.set_write_timeout(Some(t)).unwrap();
+            std_s.set_read_timeout(Some(t)).unwrap();
+            assert_eq!(s.read_timeout().unwrap(), std_s.read_timeout().unwrap());
+            assert_eq!(s.write_timeout().unwrap(), s.read_timeout().unwrap());
+        }
+        assert_eq!(s.read_timeout().unwrap(), None);
     });
     // And on a plain thread.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -323,7 +327,12 @@ fn sockets_adopt_descriptors() {
 /// Without the budget it woke 0 to 2 times in 3 s.
 #[test]
 fn a_reader_that_never_waits_lets_its_worker_s_other_coroutines_run() {
-    let rt = rt(1);
+    // On epoll: through the ring a read always waits for its completion.
+    let rt = Runtime::builder()
+        .workers(1)
+        .driver(coio::IoDriver::Epoll)
+        .build()
+        .unwrap();
     let listener = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -416,4 +425,66 @@ fn a_read_after_urgent_data_gets_the_rest_of_the_stream() {
         assert_eq!(got, b"abcdefg");
         drop(peer.join().unwrap());
     });
+}
+
+/// The budget's yield fires the worker's due timers first, and a waker a
+/// timer runs may do I/O itself: past the budget (it must not yield from
+/// inside the timers, which would stay borrowed for the next coroutine: a
+/// panic, found by a review), and even I/O that waits (the waker is not
+/// the coroutine: it waits as a plain thread would, blocking the worker,
+/// instead of switching away). Here the waker's writes fill a Unix
+/// socket's buffer, which a plain thread drains 100 ms later.
+#[test]
+fn i_o_in_a_waker_run_by_the_worker_s_timers_is_safe() {
+    use coio::net::unix::UnixStream;
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    const N: usize = 2000;
+    /// Writes N bytes, one at a time, when woken.
+    struct Chatty(UnixStream);
+    impl Wake for Chatty {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            for _ in 0..N {
+                (&self.0).write_all(&[1]).unwrap();
+            }
+        }
+    }
+    /// A plain thread that reads N bytes of `x` after a pause.
+    fn drain(mut s: UnixStream, x: u8) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let mut got = vec![0u8; N];
+            s.read_exact(&mut got).unwrap();
+            assert!(got.iter().all(|&b| b == x));
+        })
+    }
+    let rt = Runtime::builder()
+        .workers(1)
+        .driver(coio::IoDriver::Epoll)
+        .build()
+        .unwrap();
+    let readers = rt.block_on(|| {
+        let (a, a_peer) = UnixStream::pair().unwrap();
+        let (b, b_peer) = UnixStream::pair().unwrap();
+        let readers = [drain(a_peer, 1), drain(b_peer, 2)];
+        let waker = Waker::from(Arc::new(Chatty(a)));
+        // Arms a timer on this worker with that waker.
+        let mut sleep = std::pin::pin!(coio::future::sleep(Duration::from_millis(1)));
+        let mut cx = Context::from_waker(&waker);
+        assert!(std::future::Future::poll(sleep.as_mut(), &mut cx).is_pending());
+        // The timer is due by the time the budget runs out (blocking the
+        // worker's thread on purpose: no switch, so the timer waits).
+        std::thread::sleep(Duration::from_millis(5));
+        for _ in 0..N {
+            (&b).write_all(&[2]).unwrap();
+        }
+        readers
+    });
+    for r in readers {
+        r.join().unwrap();
+    }
 }

@@ -19,8 +19,10 @@
 //!    sender writes the value into the receive arm's packet, a receiver
 //!    takes the value from the send arm's packet) and wakes the select.
 //!    Every entry is then removed from every channel, and the chosen arm's
-//!    result is read from its packet. A claim to retry (a channel closed)
-//!    starts over at 1; a deadline or a cancellation ends the select.
+//!    result is read from its packet. A claim to retry (a channel closed),
+//!    or a timer arm's delivery coming due, starts over at 1; so does the
+//!    deadline, and the select ends there if no arm is ready then; a
+//!    cancellation ends it.
 //!
 //! No coroutine or thread is spawned per arm, and nothing is cancelled: an
 //! arm that was not chosen has not happened. A send arm's value is evaluated

@@ -38,7 +38,8 @@ pub(crate) struct Source {
     /// The descriptor (owned by whoever owns this source).
     fd: RawFd,
     state: Arc<IoState>,
-    /// Read and write timeouts in nanoseconds; 0 is none.
+    /// Read and write timeouts: nanoseconds, or whole seconds tagged with
+    /// [`IN_SECONDS`]; 0 is none (see `set_timeout`).
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
     /// Set by the user's `set_nonblocking(true)`: operations then return
@@ -223,6 +224,12 @@ impl Source {
         use std::task::Poll;
         loop {
             if let Some(r) = self.try_ready(dir, &mut op, &drained) {
+                // In a coroutine (a future in `future::block_on`), the
+                // cooperative budget as for the blocking calls: a future
+                // that polls an always-ready socket yields now and then.
+                if let Some(l) = worker::coroutine_local() {
+                    l.coop_spend();
+                }
                 return Poll::Ready(r);
             }
             if !self.state.is_live() {
@@ -303,25 +310,34 @@ impl Source {
     }
 
     pub(crate) fn timeout(&self, dir: Dir) -> Option<Duration> {
-        let ns = match dir {
+        let v = match dir {
             Dir::Read => self.read_timeout.load(Relaxed),
             Dir::Write => self.write_timeout.load(Relaxed),
         };
-        (ns != 0).then(|| Duration::from_nanos(ns))
+        match v {
+            0 => None,
+            v if v & IN_SECONDS != 0 => Some(Duration::from_secs(v & !IN_SECONDS)),
+            ns => Some(Duration::from_nanos(ns)),
+        }
     }
 
     /// Sets a timeout as std's `set_read_timeout` does: `Some(0)` is an
-    /// error, and one too long to keep (past `u64::MAX` nanoseconds, 584
-    /// years) means none, as std then reads back `None` from the kernel.
+    /// error. Kept as given, in nanoseconds, or past 2^63 ns (292 years)
+    /// in whole seconds; one past [`NO_TIMEOUT_SECS`] means none, as std
+    /// then reads back `None` from the kernel.
     pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
-        let ns = match t {
+        let v = match t {
             None => 0,
             Some(d) if d.is_zero() => return Err(zero_timeout()),
-            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(0),
+            Some(d) if d.as_secs() >= NO_TIMEOUT_SECS => 0,
+            Some(d) => match u64::try_from(d.as_nanos()) {
+                Ok(ns) if ns & IN_SECONDS == 0 => ns,
+                _ => d.as_secs() | IN_SECONDS,
+            },
         };
         match dir {
-            Dir::Read => self.read_timeout.store(ns, Relaxed),
-            Dir::Write => self.write_timeout.store(ns, Relaxed),
+            Dir::Read => self.read_timeout.store(v, Relaxed),
+            Dir::Write => self.write_timeout.store(v, Relaxed),
         }
         Ok(())
     }
@@ -334,6 +350,15 @@ impl Source {
         self.nonblocking.store(on, Relaxed);
     }
 }
+
+/// A stored timeout's tag: the rest is whole seconds, not nanoseconds.
+const IN_SECONDS: u64 = 1 << 63;
+
+/// The longest timeout kept, in seconds: the kernel keeps a socket's
+/// timeout in jiffies and treats one of `LONG_MAX / HZ` seconds or more as
+/// none (std then reads back `None`); this is that limit for HZ = 1000, the
+/// highest usual value (292 million years).
+const NO_TIMEOUT_SECS: u64 = i64::MAX as u64 / 1000;
 
 impl Drop for Source {
     fn drop(&mut self) {

@@ -238,9 +238,10 @@ pub(super) fn accept<T: AsRawFd>(
         )
     };
     if new >= 0 {
-        spent();
         // SAFETY: the kernel made this descriptor for us just now.
-        return Some(Ok((unsafe { OwnedFd::from_raw_fd(new) }, name, len)));
+        let new = unsafe { OwnedFd::from_raw_fd(new) };
+        spent();
+        return Some(Ok((new, name, len)));
     }
     let e = io::Error::last_os_error();
     if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {

@@ -122,9 +122,9 @@ const PREFETCH_LINES: usize = 6;
 /// Longest run of coroutines taken from the LIFO slot in a row.
 const LIFO_STREAK: u8 = 3;
 
-/// I/O operations a coroutine may complete in a row without waiting
-/// before it yields (`Local::coop_spend`): tokio's cooperative budget, 128
-/// operations per task poll, in coio's terms.
+/// I/O operations a coroutine may complete in a row without waiting; the
+/// last of them yields (`Local::coop_spend`): tokio's cooperative budget,
+/// 128 operations per task poll, in coio's terms.
 const COOP_BUDGET: u32 = 128;
 
 /// A worker's shared half: what other threads use to reach it.
@@ -402,6 +402,12 @@ pub(crate) struct Local {
     /// running coroutine's run of operations that did not wait began, and
     /// their number.
     coop: Cell<(u32, u32)>,
+    /// Set while the worker does its own bookkeeping (fires its timers,
+    /// polls its driver; see [`bookkeeping`](Self::bookkeeping)), which may
+    /// run user code, a `Waker` or a waker's `Drop`, on the stack of the
+    /// coroutine that is switching away or yielding. That code is not the
+    /// coroutine: [`coroutine_local`] treats it as a plain thread.
+    in_bookkeeping: Cell<bool>,
     /// A coarse clock for dumps' "waiting since": `dump::coarse_ms`, read
     /// every [`FAIRNESS_TICKS`] ticks and whenever the worker wakes (see
     /// `block_current`).
@@ -488,7 +494,7 @@ pub(crate) fn local<'a>() -> Option<&'a Local> {
 /// The current coroutine's worker, if this code runs in a coroutine.
 #[inline]
 pub(crate) fn coroutine_local<'a>() -> Option<&'a Local> {
-    local().filter(|l| l.in_coroutine())
+    local().filter(|l| l.in_coroutine() && !l.in_bookkeeping.get())
 }
 
 /// Queues a started task woken by anyone: locally if this thread is its
@@ -527,6 +533,7 @@ pub(crate) fn worker_main(
         pending: Cell::new(None),
         tick: Cell::new(0),
         coop: Cell::new((0, 0)),
+        in_bookkeeping: Cell::new(false),
         clock: Cell::new(super::dump::coarse_ms()),
         timers: RefCell::new(Timers::default()),
         registry: RefCell::new(Registry::default()),
@@ -833,9 +840,29 @@ impl Local {
     fn poll_io(&self) {
         let mut driver = self.driver.borrow_mut();
         if driver.has_work() {
-            driver.poll(Some(Duration::ZERO));
+            self.bookkeeping(|| driver.poll(Some(Duration::ZERO)));
             self.counts().io_events.store(driver.events(), Relaxed);
         }
+    }
+
+    /// Runs `f`, the worker's own bookkeeping, as a plain thread's code
+    /// for whatever user code it calls (wakers): a wait there blocks the
+    /// thread, as it would on a plain thread, instead of switching away
+    /// from the coroutine whose stack this may be while the worker's
+    /// timers or driver are borrowed (the next coroutine would find them
+    /// so, and the worker would abort). A waker should not wait at all,
+    /// but one that writes to a full coio socket, say, must not take the
+    /// worker down.
+    #[inline]
+    fn bookkeeping<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Cell<bool>, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.in_bookkeeping, self.in_bookkeeping.replace(true));
+        f()
     }
 
     /// Fires the due timers (their tasks go to `ready`).
@@ -845,9 +872,11 @@ impl Local {
             return;
         }
         let mut fired = 0;
-        timers.fire(Instant::now(), |t| {
-            fired += 1;
-            t.fire();
+        self.bookkeeping(|| {
+            timers.fire(Instant::now(), |t| {
+                fired += 1;
+                t.fire();
+            })
         });
         bump(&self.counts().timers_fired, fired);
     }
@@ -1172,12 +1201,13 @@ impl Local {
         unsafe { arch::suspend(0, link) };
     }
 
-    /// Counts an I/O operation that the running coroutine completed without
-    /// waiting. After [`COOP_BUDGET`] of them in a row it yields: a
-    /// coroutine whose peer keeps its socket ready (a fast sender, read a
-    /// byte at a time) never parks, and without this it would keep its
-    /// worker, and the coroutines and timers homed there, for as long as
-    /// the data flows (tokio's budget does the same; Go preempts).
+    /// Counts an I/O operation (on a socket or another descriptor) that the
+    /// running coroutine completed without waiting; the [`COOP_BUDGET`]th
+    /// in a row yields: a coroutine whose peer keeps its socket ready (a
+    /// fast sender, read a byte at a time) never parks, and without this it
+    /// would keep its worker, and the coroutines and timers homed there,
+    /// for as long as the data flows (tokio's budget does the same; Go
+    /// preempts).
     ///
     /// A run ends at any switch: every switch away from a coroutine picks
     /// the next task (`next_task`), which moves `tick`. Not while the
@@ -1189,17 +1219,27 @@ impl Local {
         let (since, n) = self.coop.get();
         if since != tick {
             self.coop.set((tick, 1));
-        } else if n < COOP_BUDGET {
+        } else if n + 1 < COOP_BUDGET {
             self.coop.set((tick, n + 1));
         } else {
-            self.coop_yield();
+            self.coop_yield(tick);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn coop_yield(&self) {
-        if thread::panicking() {
+    fn coop_yield(&self, tick: u32) {
+        // A new run, whatever happens below: an operation done by a waker
+        // that the timers or the poller run here starts counting afresh.
+        self.coop.set((tick, 0));
+        // Not while unwinding, and never from inside the worker's own
+        // timers or driver, which would stay borrowed for the next
+        // coroutine (their wakers run as plain-thread code, see
+        // `bookkeeping`, so they do not get here; checked all the same).
+        if thread::panicking()
+            || self.timers.try_borrow_mut().is_err()
+            || self.driver.try_borrow_mut().is_err()
+        {
             return;
         }
         bump(&self.counts().coop_yields, 1);

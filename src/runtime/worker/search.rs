@@ -271,7 +271,7 @@ impl Local {
         bump(&self.counts().parks, 1);
         {
             let mut driver = self.driver.borrow_mut();
-            driver.poll(timeout);
+            self.bookkeeping(|| driver.poll(timeout));
             self.counts().io_events.store(driver.events(), Relaxed);
         }
         remote.lock().parked = false;
