@@ -157,30 +157,38 @@ fn on_coio(workers: usize, body: fn() -> f64) -> Vec<f64> {
         .block_on(move || (0..=REPS).map(|_| body()).collect())
 }
 
-fn coio_oneshot() -> f64 {
-    use futures::channel::oneshot;
-    let (mut to_b, first) = oneshot::channel::<Ping>();
-    let start = Instant::now();
-    let b = coio::spawn(move || {
-        let mut from_a = first;
-        for _ in 0..ROUNDS {
-            let ping = block_on(from_a).expect("A is gone");
-            from_a = ping.next;
-            ping.reply.send(ping.v).expect("A is gone");
+/// The oneshot chain on coio (see the module docs): `$channel` makes a
+/// oneshot, `$ping` is the message type carrying the value, the reply's
+/// sender and the next message's receiver.
+macro_rules! coio_oneshot_chain {
+    ($name:ident, $channel:path, $ping:ident) => {
+        fn $name() -> f64 {
+            let (mut to_b, first) = $channel();
+            let start = Instant::now();
+            let b = coio::spawn(move || {
+                let mut from_a = first;
+                for _ in 0..ROUNDS {
+                    let ping: $ping = block_on(from_a).expect("A is gone");
+                    from_a = ping.next;
+                    ping.reply.send(ping.v).expect("A is gone");
+                }
+            });
+            for i in 0..ROUNDS as u64 {
+                let (reply, from_b) = $channel();
+                let (next_to_b, next) = $channel();
+                if to_b.send($ping { v: i, reply, next }).is_err() {
+                    panic!("B is gone");
+                }
+                to_b = next_to_b;
+                assert_eq!(block_on(from_b).expect("B is gone"), i);
+            }
+            joined(b.join());
+            ns_per(start, ROUNDS)
         }
-    });
-    for i in 0..ROUNDS as u64 {
-        let (reply, from_b) = oneshot::channel();
-        let (next_to_b, next) = oneshot::channel();
-        if to_b.send(Ping { v: i, reply, next }).is_err() {
-            panic!("B is gone");
-        }
-        to_b = next_to_b;
-        assert_eq!(block_on(from_b).expect("B is gone"), i);
-    }
-    joined(b.join());
-    ns_per(start, ROUNDS)
+    };
 }
+
+coio_oneshot_chain!(coio_oneshot, futures::channel::oneshot::channel, Ping);
 
 fn coio_mpsc() -> f64 {
     use futures::channel::mpsc;
@@ -201,32 +209,9 @@ fn coio_mpsc() -> f64 {
     ns_per(start, ROUNDS)
 }
 
-/// As `coio_oneshot`, with tokio's oneshots awaited in coio's `block_on`
-/// (the same channel as `tokio oneshot`: the difference is the executor).
-fn coio_tokio_oneshot() -> f64 {
-    use tokio::sync::oneshot;
-    let (mut to_b, first) = oneshot::channel::<TokioPing>();
-    let start = Instant::now();
-    let b = coio::spawn(move || {
-        let mut from_a = first;
-        for _ in 0..ROUNDS {
-            let ping = block_on(from_a).expect("A is gone");
-            from_a = ping.next;
-            ping.reply.send(ping.v).expect("A is gone");
-        }
-    });
-    for i in 0..ROUNDS as u64 {
-        let (reply, from_b) = oneshot::channel();
-        let (next_to_b, next) = oneshot::channel();
-        if to_b.send(TokioPing { v: i, reply, next }).is_err() {
-            panic!("B is gone");
-        }
-        to_b = next_to_b;
-        assert_eq!(block_on(from_b).expect("B is gone"), i);
-    }
-    joined(b.join());
-    ns_per(start, ROUNDS)
-}
+// As `coio_oneshot`, with tokio's oneshots awaited in coio's `block_on`
+// (the same channel as `tokio oneshot`: the difference is the executor).
+coio_oneshot_chain!(coio_tokio_oneshot, tokio::sync::oneshot::channel, TokioPing);
 
 /// As `coio_mpsc`, with tokio's unbounded channels awaited in coio's
 /// `block_on` (a tokio channel needs no tokio runtime).
@@ -323,30 +308,36 @@ where
     })
 }
 
-async fn tokio_oneshot() -> f64 {
-    use tokio::sync::oneshot;
-    let (mut to_b, first) = oneshot::channel::<TokioPing>();
-    let start = Instant::now();
-    let b = tokio::spawn(async move {
-        let mut from_a = first;
-        for _ in 0..ROUNDS {
-            let ping = from_a.await.expect("A is gone");
-            from_a = ping.next;
-            ping.reply.send(ping.v).expect("A is gone");
+/// The oneshot chain on tokio, as `coio_oneshot_chain`.
+macro_rules! tokio_oneshot_chain {
+    ($name:ident, $channel:path, $ping:ident) => {
+        async fn $name() -> f64 {
+            let (mut to_b, first) = $channel();
+            let start = Instant::now();
+            let b = tokio::spawn(async move {
+                let mut from_a = first;
+                for _ in 0..ROUNDS {
+                    let ping: $ping = from_a.await.expect("A is gone");
+                    from_a = ping.next;
+                    ping.reply.send(ping.v).expect("A is gone");
+                }
+            });
+            for i in 0..ROUNDS as u64 {
+                let (reply, from_b) = $channel();
+                let (next_to_b, next) = $channel();
+                if to_b.send($ping { v: i, reply, next }).is_err() {
+                    panic!("B is gone");
+                }
+                to_b = next_to_b;
+                assert_eq!(from_b.await.expect("B is gone"), i);
+            }
+            b.await.expect("B panicked");
+            ns_per(start, ROUNDS)
         }
-    });
-    for i in 0..ROUNDS as u64 {
-        let (reply, from_b) = oneshot::channel();
-        let (next_to_b, next) = oneshot::channel();
-        if to_b.send(TokioPing { v: i, reply, next }).is_err() {
-            panic!("B is gone");
-        }
-        to_b = next_to_b;
-        assert_eq!(from_b.await.expect("B is gone"), i);
-    }
-    b.await.expect("B panicked");
-    ns_per(start, ROUNDS)
+    };
 }
+
+tokio_oneshot_chain!(tokio_oneshot, tokio::sync::oneshot::channel, TokioPing);
 
 async fn tokio_mpsc() -> f64 {
     use tokio::sync::mpsc;
@@ -367,32 +358,13 @@ async fn tokio_mpsc() -> f64 {
     ns_per(start, ROUNDS)
 }
 
-/// As `tokio_oneshot`, with `futures::channel::oneshot` (the channel of
-/// `coio block_on oneshot`: the difference is the executor).
-async fn tokio_futures_oneshot() -> f64 {
-    use futures::channel::oneshot;
-    let (mut to_b, first) = oneshot::channel::<Ping>();
-    let start = Instant::now();
-    let b = tokio::spawn(async move {
-        let mut from_a = first;
-        for _ in 0..ROUNDS {
-            let ping = from_a.await.expect("A is gone");
-            from_a = ping.next;
-            ping.reply.send(ping.v).expect("A is gone");
-        }
-    });
-    for i in 0..ROUNDS as u64 {
-        let (reply, from_b) = oneshot::channel();
-        let (next_to_b, next) = oneshot::channel();
-        if to_b.send(Ping { v: i, reply, next }).is_err() {
-            panic!("B is gone");
-        }
-        to_b = next_to_b;
-        assert_eq!(from_b.await.expect("B is gone"), i);
-    }
-    b.await.expect("B panicked");
-    ns_per(start, ROUNDS)
-}
+// As `tokio_oneshot`, with `futures::channel::oneshot` (the channel of
+// `coio block_on oneshot`: the difference is the executor).
+tokio_oneshot_chain!(
+    tokio_futures_oneshot,
+    futures::channel::oneshot::channel,
+    Ping
+);
 
 /// As `tokio_mpsc`, with `futures::channel::mpsc::unbounded`.
 async fn tokio_futures_mpsc() -> f64 {
