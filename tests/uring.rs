@@ -101,6 +101,24 @@ fn check_echo(mut w: &TcpStream, mut r: &TcpStream, len: usize, offset: usize) {
     assert_eq!(back, msg);
 }
 
+/// A runtime with one worker and `driver` (for tests that run on both).
+fn one_worker(driver: IoDriver) -> Runtime {
+    Runtime::builder()
+        .workers(1)
+        .driver(driver)
+        .build()
+        .unwrap()
+}
+
+/// A connected pair of TCP streams on loopback (client, server), made in
+/// the calling coroutine.
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
 fn listener(rt: &Runtime) -> (TcpListener, SocketAddr) {
     let l = rt.block_on(|| TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = l.local_addr().unwrap();
@@ -456,11 +474,7 @@ fn epoll_registered() -> std::collections::HashSet<i32> {
 fn every_socket_operation_goes_through_the_ring() {
     use std::io::{IoSlice, IoSliceMut};
     for driver in [IoDriver::Uring, IoDriver::Epoll] {
-        let rt = Runtime::builder()
-            .workers(1)
-            .driver(driver)
-            .build()
-            .unwrap();
+        let rt = one_worker(driver);
         let ring = rt.io_driver() == IoDriver::Uring;
         let fds = rt.block_on(|| {
             use std::os::fd::AsRawFd;
@@ -732,15 +746,9 @@ fn an_empty_read_vectored_returns_at_once() {
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
     for driver in [IoDriver::Uring, IoDriver::Epoll] {
-        let rt = Runtime::builder()
-            .workers(1)
-            .driver(driver)
-            .build()
-            .unwrap();
+        let rt = one_worker(driver);
         rt.block_on(|| {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            let (s, _) = l.accept().unwrap();
+            let (c, s) = tcp_pair();
             // A wait for the peer fails the test instead of hanging it.
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             empty_reads(&s);
@@ -807,15 +815,9 @@ fn vectored_io_past_iov_max_transfers_the_first_1024_slices() {
     assert_eq!((&a).write_vectored(&slices).unwrap(), 1024);
     drop((a, b));
     for driver in [IoDriver::Uring, IoDriver::Epoll] {
-        let rt = Runtime::builder()
-            .workers(1)
-            .driver(driver)
-            .build()
-            .unwrap();
+        let rt = one_worker(driver);
         rt.block_on(|| {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            let (s, _) = l.accept().unwrap();
+            let (c, s) = tcp_pair();
             // A wait for the peer fails the test instead of hanging it.
             for t in [&c, &s] {
                 t.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
