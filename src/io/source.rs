@@ -149,20 +149,18 @@ impl Source {
         drained: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
         let nonblocking = matches!(deadline, Deadline::Timeout(_)) && self.nonblocking();
-        let Some(first) = worker::coroutine_local().filter(|_| !nonblocking) else {
+        // The coroutine's worker, this thread's: the same after every
+        // wait, since a coroutine never leaves its worker.
+        let Some(l) = worker::coroutine_local().filter(|_| !nonblocking) else {
             return self.io_thread(dir, deadline, nonblocking, op);
         };
         loop {
             if let Some(r) = self.try_ready(dir, &mut op, &drained) {
                 // An operation that did not wait counts against the
                 // coroutine's budget (a wait, a switch, starts a new one).
-                // `first` is this thread's worker, the coroutine's home.
-                first.coop_spend();
+                l.coop_spend();
                 return r;
             }
-            let Some(l) = worker::coroutine_local() else {
-                unreachable!("coio: a coroutine's I/O wait outside its coroutine");
-            };
             self.park(l, dir, deadline.resolve(), wait)?;
         }
     }
@@ -227,9 +225,7 @@ impl Source {
                 // In a coroutine (a future in `future::block_on`), the
                 // cooperative budget as for the blocking calls: a future
                 // that polls an always-ready socket yields now and then.
-                if let Some(l) = worker::coroutine_local() {
-                    l.coop_spend();
-                }
+                worker::coop_spend();
                 return Poll::Ready(r);
             }
             if !self.state.is_live() {

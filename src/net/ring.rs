@@ -11,7 +11,10 @@
 //! connections cost more than the system call saves (echo: 0.65× the
 //! requests/s of sending at once; at 50 connections the ring's batching
 //! won 2–3%, less than that loss). Receives and accepts go through the
-//! ring (accepts after one try at once, see [`accept`]).
+//! ring (accepts after one try at once, see [`accept`]). A send or an
+//! accept done at once did not wait, and counts against the coroutine's
+//! cooperative budget as on the readiness path (`worker::coop_spend`);
+//! receives through the ring always wait.
 //!
 //! Each lends the kernel the caller's own buffers and a `msghdr` or
 //! `sockaddr` on the caller's stack; `io::uring::run` returns only once the
@@ -55,7 +58,7 @@ pub(super) fn send<T: AsRawFd>(io: &Fd<T>, buf: &[u8]) -> Option<io::Result<usiz
     match crate::io::sys::send(fd, buf) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         r => {
-            spent();
+            crate::runtime::worker::coop_spend();
             return Some(r);
         }
     }
@@ -86,7 +89,7 @@ unsafe fn sendmsg<T: AsRawFd>(
     msg: &libc::msghdr,
 ) -> Option<io::Result<usize>> {
     if let Some(r) = sendmsg_now(fd, msg) {
-        spent();
+        crate::runtime::worker::coop_spend();
         return Some(r);
     }
     // SAFETY: the caller's contract; sendmsg only reads what `msg` points
@@ -96,17 +99,6 @@ unsafe fn sendmsg<T: AsRawFd>(
             .ring_op(Dir::Write, Wait::SocketWrite, || uring::sendmsg(fd, msg, 0))
     };
     r.map(|r| r.map(|n| n as usize))
-}
-
-/// A send done at once, without the ring, counts against the coroutine's
-/// cooperative budget, as one on the readiness path does (`Source::io`):
-/// a coroutine that only sends, to a fast reader, would otherwise never
-/// wait. (Receives through the ring always wait for their completion.)
-#[inline]
-fn spent() {
-    if let Some(l) = crate::runtime::worker::coroutine_local() {
-        l.coop_spend();
-    }
 }
 
 /// `sendmsg(fd, msg, MSG_NOSIGNAL)` at once: None if it would block.
@@ -240,7 +232,7 @@ pub(super) fn accept<T: AsRawFd>(
     if new >= 0 {
         // SAFETY: the kernel made this descriptor for us just now.
         let new = unsafe { OwnedFd::from_raw_fd(new) };
-        spent();
+        crate::runtime::worker::coop_spend();
         return Some(Ok((new, name, len)));
     }
     let e = io::Error::last_os_error();

@@ -497,6 +497,15 @@ pub(crate) fn coroutine_local<'a>() -> Option<&'a Local> {
     local().filter(|l| l.in_coroutine() && !l.in_bookkeeping.get())
 }
 
+/// In a coroutine, counts an I/O operation that did not wait against its
+/// cooperative budget ([`Local::coop_spend`]); nothing elsewhere.
+#[inline]
+pub(crate) fn coop_spend() {
+    if let Some(l) = coroutine_local() {
+        l.coop_spend();
+    }
+}
+
 /// Queues a started task woken by anyone: locally if this thread is its
 /// home worker, else through the home's inbox.
 pub(crate) fn schedule_started(home: &Remote, task: Started) {
