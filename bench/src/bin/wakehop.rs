@@ -190,49 +190,50 @@ macro_rules! coio_oneshot_chain {
 
 coio_oneshot_chain!(coio_oneshot, futures::channel::oneshot::channel, Ping);
 
-fn coio_mpsc() -> f64 {
-    use futures::channel::mpsc;
-    let (ping_tx, mut ping_rx) = mpsc::unbounded::<u64>();
-    let (pong_tx, mut pong_rx) = mpsc::unbounded::<u64>();
-    let start = Instant::now();
-    let b = coio::spawn(move || {
-        for _ in 0..ROUNDS {
-            let v = block_on(ping_rx.next()).expect("A is gone");
-            pong_tx.unbounded_send(v).expect("A is gone");
+/// The two-channel ping-pong on coio (see the module docs): `$channel`
+/// makes an unbounded channel of `u64`, `$send` is its sender's method and
+/// `$recv` the receiver's future.
+macro_rules! coio_mpsc_pingpong {
+    ($name:ident, $channel:path, $send:ident, $recv:ident) => {
+        fn $name() -> f64 {
+            let (ping_tx, mut ping_rx) = $channel();
+            let (pong_tx, mut pong_rx) = $channel();
+            let start = Instant::now();
+            let b = coio::spawn(move || {
+                for _ in 0..ROUNDS {
+                    let v: u64 = block_on(ping_rx.$recv()).expect("A is gone");
+                    pong_tx.$send(v).expect("A is gone");
+                }
+            });
+            for i in 0..ROUNDS as u64 {
+                ping_tx.$send(i).expect("B is gone");
+                assert_eq!(block_on(pong_rx.$recv()).expect("B is gone"), i);
+            }
+            joined(b.join());
+            ns_per(start, ROUNDS)
         }
-    });
-    for i in 0..ROUNDS as u64 {
-        ping_tx.unbounded_send(i).expect("B is gone");
-        assert_eq!(block_on(pong_rx.next()).expect("B is gone"), i);
-    }
-    joined(b.join());
-    ns_per(start, ROUNDS)
+    };
 }
+
+coio_mpsc_pingpong!(
+    coio_mpsc,
+    futures::channel::mpsc::unbounded,
+    unbounded_send,
+    next
+);
 
 // As `coio_oneshot`, with tokio's oneshots awaited in coio's `block_on`
 // (the same channel as `tokio oneshot`: the difference is the executor).
 coio_oneshot_chain!(coio_tokio_oneshot, tokio::sync::oneshot::channel, TokioPing);
 
-/// As `coio_mpsc`, with tokio's unbounded channels awaited in coio's
-/// `block_on` (a tokio channel needs no tokio runtime).
-fn coio_tokio_mpsc() -> f64 {
-    use tokio::sync::mpsc;
-    let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
-    let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
-    let start = Instant::now();
-    let b = coio::spawn(move || {
-        for _ in 0..ROUNDS {
-            let v = block_on(ping_rx.recv()).expect("A is gone");
-            pong_tx.send(v).expect("A is gone");
-        }
-    });
-    for i in 0..ROUNDS as u64 {
-        ping_tx.send(i).expect("B is gone");
-        assert_eq!(block_on(pong_rx.recv()).expect("B is gone"), i);
-    }
-    joined(b.join());
-    ns_per(start, ROUNDS)
-}
+// As `coio_mpsc`, with tokio's unbounded channels awaited in coio's
+// `block_on` (a tokio channel needs no tokio runtime).
+coio_mpsc_pingpong!(
+    coio_tokio_mpsc,
+    tokio::sync::mpsc::unbounded_channel,
+    send,
+    recv
+);
 
 /// coio's own rendezvous channels through their futures: every send and
 /// receive is `block_on(send_async(..))` / `block_on(recv_async())`.
@@ -339,24 +340,30 @@ macro_rules! tokio_oneshot_chain {
 
 tokio_oneshot_chain!(tokio_oneshot, tokio::sync::oneshot::channel, TokioPing);
 
-async fn tokio_mpsc() -> f64 {
-    use tokio::sync::mpsc;
-    let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
-    let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
-    let start = Instant::now();
-    let b = tokio::spawn(async move {
-        for _ in 0..ROUNDS {
-            let v = ping_rx.recv().await.expect("A is gone");
-            pong_tx.send(v).expect("A is gone");
+/// The two-channel ping-pong on tokio, as `coio_mpsc_pingpong`.
+macro_rules! tokio_mpsc_pingpong {
+    ($name:ident, $channel:path, $send:ident, $recv:ident) => {
+        async fn $name() -> f64 {
+            let (ping_tx, mut ping_rx) = $channel();
+            let (pong_tx, mut pong_rx) = $channel();
+            let start = Instant::now();
+            let b = tokio::spawn(async move {
+                for _ in 0..ROUNDS {
+                    let v: u64 = ping_rx.$recv().await.expect("A is gone");
+                    pong_tx.$send(v).expect("A is gone");
+                }
+            });
+            for i in 0..ROUNDS as u64 {
+                ping_tx.$send(i).expect("B is gone");
+                assert_eq!(pong_rx.$recv().await.expect("B is gone"), i);
+            }
+            b.await.expect("B panicked");
+            ns_per(start, ROUNDS)
         }
-    });
-    for i in 0..ROUNDS as u64 {
-        ping_tx.send(i).expect("B is gone");
-        assert_eq!(pong_rx.recv().await.expect("B is gone"), i);
-    }
-    b.await.expect("B panicked");
-    ns_per(start, ROUNDS)
+    };
 }
+
+tokio_mpsc_pingpong!(tokio_mpsc, tokio::sync::mpsc::unbounded_channel, send, recv);
 
 // As `tokio_oneshot`, with `futures::channel::oneshot` (the channel of
 // `coio block_on oneshot`: the difference is the executor).
@@ -366,25 +373,13 @@ tokio_oneshot_chain!(
     Ping
 );
 
-/// As `tokio_mpsc`, with `futures::channel::mpsc::unbounded`.
-async fn tokio_futures_mpsc() -> f64 {
-    use futures::channel::mpsc;
-    let (ping_tx, mut ping_rx) = mpsc::unbounded::<u64>();
-    let (pong_tx, mut pong_rx) = mpsc::unbounded::<u64>();
-    let start = Instant::now();
-    let b = tokio::spawn(async move {
-        for _ in 0..ROUNDS {
-            let v = ping_rx.next().await.expect("A is gone");
-            pong_tx.unbounded_send(v).expect("A is gone");
-        }
-    });
-    for i in 0..ROUNDS as u64 {
-        ping_tx.unbounded_send(i).expect("B is gone");
-        assert_eq!(pong_rx.next().await.expect("B is gone"), i);
-    }
-    b.await.expect("B panicked");
-    ns_per(start, ROUNDS)
-}
+// As `tokio_mpsc`, with `futures::channel::mpsc::unbounded`.
+tokio_mpsc_pingpong!(
+    tokio_futures_mpsc,
+    futures::channel::mpsc::unbounded,
+    unbounded_send,
+    next
+);
 
 /// The worker counts to run: the arguments, else `WAKEHOP_WORKERS` (split
 /// at commas or spaces), else 1 and 2. Exits with status 2 on anything but
