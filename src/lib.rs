@@ -90,11 +90,15 @@
 //! | blocking system calls: files, DNS lookups (`ToSocketAddrs` with a host name), C libraries that block | [`fs`], [`blocking`] (an elastic thread pool; only the coroutine waits) |
 //! | a long computation without a wait | a [`yield_now`] every millisecond or so, or [`blocking`] / a fresh coroutine for the heavy part |
 //!
-//! I/O that never has to wait (a peer that keeps a socket full, read a
-//! byte at a time) is taken care of: the 128th operation in a row that
-//! did not wait, on a socket or another descriptor of coio's, blocking or
-//! async (in [`future::block_on`]), yields the coroutine (a cooperative
-//! budget, as tokio's; [`WorkerMetrics::coop_yields`] counts these).
+//! I/O and channels that never have to wait (a peer that keeps a socket
+//! full, read a byte at a time; a producer on another worker that keeps a
+//! channel full) are taken care of: the 128th operation in a row that did
+//! not wait, on a socket or another descriptor of coio's, or a channel's
+//! `send`, `recv` or select (not its `try_` forms), blocking or async (in
+//! [`future::block_on`]), yields the coroutine (a cooperative budget, as
+//! tokio's; [`WorkerMetrics::coop_yields`] counts these). A yield is a
+//! wait like any other: a std `Mutex` guard held across one blocks a
+//! coroutine of the same worker that asks for it, and the worker with it.
 //!
 //! Large stack frames are the other hazard: a coroutine's stack is
 //! [`DEFAULT_STACK_SIZE`] (128 KiB) unless asked otherwise, so a 256 KiB

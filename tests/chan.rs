@@ -1052,3 +1052,118 @@ fn thread_cpu() -> Duration {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
+
+/// Runs `busy` (given a flag to stop on) on a 1-worker runtime beside a
+/// sleeper coroutine that counts its 1 ms naps for 300 ms; returns the
+/// naps and the budget's yields. A coroutine whose channel operations
+/// never wait must still let its worker's other coroutines and timers run
+/// (the cooperative budget), as one whose socket reads never wait does.
+fn naps_beside(busy: impl FnOnce(&std::sync::atomic::AtomicBool) + Send + 'static) -> (u32, u64) {
+    use std::sync::atomic::AtomicBool;
+    rt(1).block_on(move || {
+        let ticking = Arc::new(AtomicBool::new(true));
+        let flag = ticking.clone();
+        let sleeper = coio::spawn(move || {
+            let mut n = 0u32;
+            while flag.load(Relaxed) {
+                coio::sleep(Duration::from_millis(1));
+                n += 1;
+            }
+            n
+        });
+        coio::yield_now(); // the sleeper is asleep now
+        let before = coio::metrics().workers[0].coop_yields;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopper = {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(300));
+                stop.store(true, Relaxed);
+            })
+        };
+        busy(&stop);
+        stopper.join().unwrap();
+        ticking.store(false, Relaxed);
+        let yields = coio::metrics().workers[0].coop_yields - before;
+        (sleeper.join().unwrap(), yields)
+    })
+}
+
+/// Before the budget counted channel operations, the sleeper woke 0 times.
+fn assert_naps((naps, yields): (u32, u64)) {
+    // About 300 expected; a generous bound for a loaded machine.
+    assert!(naps >= 30, "the sleeper woke {naps} times in 300 ms");
+    assert!(yields > 0);
+}
+
+#[test]
+fn a_receiver_that_never_waits_lets_its_worker_s_other_coroutines_run() {
+    assert_naps(naps_beside(|stop| {
+        // A plain thread keeps the channel full.
+        let (tx, rx) = chan::bounded(1024);
+        let feeder = thread::spawn(move || while tx.send(1u8).is_ok() {});
+        while !stop.load(Relaxed) {
+            assert_eq!(rx.recv(), Ok(1));
+        }
+        drop(rx);
+        feeder.join().unwrap();
+    }));
+}
+
+#[test]
+fn a_sender_that_never_waits_lets_its_worker_s_other_coroutines_run() {
+    assert_naps(naps_beside(|stop| {
+        let (tx, rx) = chan::unbounded();
+        while !stop.load(Relaxed) {
+            tx.send(1u8).unwrap();
+            rx.try_recv().unwrap();
+        }
+    }));
+}
+
+#[test]
+fn a_select_that_never_waits_lets_its_worker_s_other_coroutines_run() {
+    assert_naps(naps_beside(|stop| {
+        let (tx, rx) = chan::unbounded();
+        let (_tx2, rx2) = chan::bounded::<u8>(0);
+        while !stop.load(Relaxed) {
+            tx.try_send(1u8).unwrap();
+            select! {
+                recv(rx) -> v => assert_eq!(v, Ok(1)),
+                recv(rx2) -> _ => unreachable!(),
+            }
+        }
+    }));
+}
+
+#[test]
+fn a_dynamic_select_that_never_waits_lets_its_worker_s_other_coroutines_run() {
+    assert_naps(naps_beside(|stop| {
+        let (tx, rx) = chan::unbounded();
+        let (_tx2, rx2) = chan::bounded::<u8>(0);
+        while !stop.load(Relaxed) {
+            tx.try_send(1u8).unwrap();
+            let mut sel = chan::Select::new();
+            let a = sel.recv(&rx);
+            sel.recv(&rx2);
+            let op = sel.select();
+            assert_eq!(op.index(), a);
+            assert_eq!(op.recv(&rx), Ok(1));
+        }
+    }));
+}
+
+#[test]
+fn an_async_receiver_that_never_waits_lets_its_worker_s_other_coroutines_run() {
+    assert_naps(naps_beside(|stop| {
+        let (tx, rx) = chan::bounded(1024);
+        let feeder = thread::spawn(move || while tx.send(1u8).is_ok() {});
+        coio::future::block_on(async {
+            while !stop.load(Relaxed) {
+                assert_eq!(rx.recv_async().await, Ok(1));
+            }
+        });
+        drop(rx);
+        feeder.join().unwrap();
+    }));
+}

@@ -51,6 +51,7 @@ use loom::sync::atomic::AtomicUsize;
 use std::sync::atomic::AtomicUsize;
 
 use crate::park::{Blocker, Claimed, Lock, LockGuard, WaitQueue, Woken, unwind_cancelled};
+pub(crate) use crate::runtime::worker::coop_spend;
 
 /// Where a value is handed over between a waiter and its claimer (see the
 /// parking core's protocol for who may touch it when).
@@ -347,7 +348,10 @@ impl<T> Chan<T> {
         let mut v = v;
         loop {
             let mut g = match self.send_locked(self.lock(), v, None) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    coop_spend();
+                    return Ok(());
+                }
                 Err((g, SendFail::Full(w))) => {
                     v = w;
                     g
@@ -394,7 +398,10 @@ impl<T> Chan<T> {
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
         loop {
             let mut g = match self.recv_locked(self.lock(), None) {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    coop_spend();
+                    return Ok(v);
+                }
                 Err((_, RecvFail::Closed)) => return Err(RecvFail::Closed),
                 Err((g, _)) => g,
             };
@@ -464,7 +471,11 @@ impl<T> Chan<T> {
                 }
             }
             let mut g = match self.recv_locked(self.lock(), None) {
-                Ok(v) => return Poll::Ready(Ok(v)),
+                Ok(v) => {
+                    // As in `recv` (a future polled by a coroutine's `block_on`).
+                    coop_spend();
+                    return Poll::Ready(Ok(v));
+                }
                 Err((_, RecvFail::Closed)) => return Poll::Ready(Err(RecvFail::Closed)),
                 Err((g, _)) => g,
             };
@@ -557,7 +568,10 @@ impl<T> Chan<T> {
                 .take()
                 .expect("coio: a send future was polled after it completed");
             let (mut g, v) = match self.send_locked(self.lock(), v, None) {
-                Ok(()) => return Poll::Ready(Ok(())),
+                Ok(()) => {
+                    coop_spend();
+                    return Poll::Ready(Ok(()));
+                }
                 Err((g, SendFail::Full(v))) => (g, v),
                 Err((_, fail)) => return Poll::Ready(Err(fail)),
             };

@@ -35,6 +35,12 @@
 //!   ([`JoinHandle::cancel`](crate::JoinHandle::cancel)): the coroutine
 //!   unwinds with [`Cancelled`](crate::Cancelled), and a value it was
 //!   sending is dropped.
+//! * An operation that did not wait counts against the coroutine's
+//!   cooperative budget: the 128th in a row (a consumer whose producers
+//!   keep the channel full, a producer into a channel that always has
+//!   room) yields the coroutine once, so that the other coroutines and the
+//!   timers of its worker run. The `try_` forms and a select with a
+//!   `default` arm never yield.
 //! * [`select!`](crate::select!) waits on several operations at once;
 //!   [`Select`] does the same for a set of operations known only at run
 //!   time.

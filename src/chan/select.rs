@@ -33,7 +33,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use super::channel::{Packet, RecvFail, SendFail};
+use super::channel::{Packet, RecvFail, SendFail, coop_spend};
 use super::timer::earliest;
 use super::{Flavor, Receiver, RecvError, SendError, Sender};
 use crate::park::{Blocker, Woken, unwind_cancelled};
@@ -362,6 +362,12 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
     loop {
         for &i in order {
             if let Some(won) = arms.try_now(i) {
+                // A select that did not wait counts against the coroutine's
+                // cooperative budget, as a `recv` does; a `default` arm
+                // makes it a `try_` (which never yields).
+                if !matches!(mode, Mode::Try) {
+                    coop_spend();
+                }
                 return Some((i, won));
             }
         }

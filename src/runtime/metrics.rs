@@ -61,8 +61,8 @@ pub struct WorkerMetrics {
     /// Timers fired (sleeps, timeouts, async sleeps).
     pub timers_fired: u64,
     /// Yields forced by the cooperative budget: a coroutine completed 128
-    /// I/O operations in a row without waiting, and was made to let the
-    /// worker's other coroutines run.
+    /// I/O or channel operations in a row without waiting, and was made to
+    /// let the worker's other coroutines run.
     pub coop_yields: u64,
     /// Time spent awake (running coroutines, or looking for work) since
     /// the runtime started.

@@ -122,9 +122,9 @@ const PREFETCH_LINES: usize = 6;
 /// Longest run of coroutines taken from the LIFO slot in a row.
 const LIFO_STREAK: u8 = 3;
 
-/// I/O operations a coroutine may complete in a row without waiting; the
-/// last of them yields (`Local::coop_spend`): tokio's cooperative budget,
-/// 128 operations per task poll, in coio's terms.
+/// I/O or channel operations a coroutine may complete in a row without
+/// waiting; the last of them yields (`Local::coop_spend`): tokio's
+/// cooperative budget, 128 operations per task poll, in coio's terms.
 const COOP_BUDGET: u32 = 128;
 
 /// A worker's shared half: what other threads use to reach it.
@@ -398,10 +398,12 @@ pub(crate) struct Local {
     /// `switch_away`).
     pending: Cell<Option<Job>>,
     tick: Cell<u32>,
-    /// The cooperative budget (`coop_spend`): the `tick` at which the
-    /// running coroutine's run of operations that did not wait began, and
-    /// their number.
-    coop: Cell<(u32, u32)>,
+    /// The cooperative budget (`coop_spend`): operations the running
+    /// coroutine may still complete without waiting before one yields.
+    /// Every pick of a task (`next_task`) refills it; code that is not a
+    /// coroutine (the scheduler loop, the bookkeeping) may draw on it too,
+    /// harmlessly: only the cold path looks at who is running.
+    coop_left: Cell<u32>,
     /// Set while the worker does its own bookkeeping (fires its timers,
     /// polls its driver; see [`bookkeeping`](Self::bookkeeping)), which may
     /// run user code, a `Waker` or a waker's `Drop`, on the stack of the
@@ -497,11 +499,13 @@ pub(crate) fn coroutine_local<'a>() -> Option<&'a Local> {
     local().filter(|l| l.in_coroutine() && !l.in_bookkeeping.get())
 }
 
-/// In a coroutine, counts an I/O operation that did not wait against its
-/// cooperative budget ([`Local::coop_spend`]); nothing elsewhere.
+/// In a coroutine, counts an I/O or channel operation that did not wait
+/// against its cooperative budget ([`Local::coop_spend`]); nothing that
+/// matters elsewhere (a worker's own code draws on the budget, which the
+/// next switch refills; a plain thread has none).
 #[inline]
 pub(crate) fn coop_spend() {
-    if let Some(l) = coroutine_local() {
+    if let Some(l) = local() {
         l.coop_spend();
     }
 }
@@ -541,7 +545,7 @@ pub(crate) fn worker_main(
         link: Cell::new(ptr::null_mut()),
         pending: Cell::new(None),
         tick: Cell::new(0),
-        coop: Cell::new((0, 0)),
+        coop_left: Cell::new(COOP_BUDGET),
         in_bookkeeping: Cell::new(false),
         clock: Cell::new(super::dump::coarse_ms()),
         timers: RefCell::new(Timers::default()),
@@ -710,6 +714,8 @@ impl Local {
     fn next_task(&self) -> Option<Job> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
+        // Whatever runs next starts a fresh run of the budget.
+        self.coop_left.set(COOP_BUDGET);
         if tick.is_multiple_of(FAIRNESS_TICKS) {
             self.set_clock();
             self.fire_timers();
@@ -1210,42 +1216,46 @@ impl Local {
         unsafe { arch::suspend(0, link) };
     }
 
-    /// Counts an I/O operation (on a socket or another descriptor) that the
-    /// running coroutine completed without waiting; the [`COOP_BUDGET`]th
-    /// in a row yields: a coroutine whose peer keeps its socket ready (a
-    /// fast sender, read a byte at a time) never parks, and without this it
-    /// would keep its worker, and the coroutines and timers homed there,
-    /// for as long as the data flows (tokio's budget does the same; Go
-    /// preempts).
+    /// Counts an I/O operation (on a socket or another descriptor) or a
+    /// channel operation that the running coroutine completed without
+    /// waiting; the [`COOP_BUDGET`]th in a row yields: a coroutine whose
+    /// peer keeps its socket ready (a fast sender, read a byte at a time),
+    /// or its channel full, never parks, and without this it would keep
+    /// its worker, and the coroutines and timers homed there, for as long
+    /// as the data flows (tokio's budget does the same; Go preempts).
     ///
     /// A run ends at any switch: every switch away from a coroutine picks
-    /// the next task (`next_task`), which moves `tick`. Not while the
-    /// coroutine unwinds (it cannot switch then); no cancellation check
-    /// (the operation is done, and its result must reach the caller).
+    /// the next task (`next_task`), which refills the budget. The hot path
+    /// is a decrement; who is spending (a coroutine, or the worker's own
+    /// code, which does not yield) is looked at only when the budget runs
+    /// out. Not while the coroutine unwinds (it cannot switch then); no
+    /// cancellation check (the operation is done, and its result must
+    /// reach the caller).
     #[inline]
     pub(crate) fn coop_spend(&self) {
-        let tick = self.tick.get();
-        let (since, n) = self.coop.get();
-        if since != tick {
-            self.coop.set((tick, 1));
-        } else if n + 1 < COOP_BUDGET {
-            self.coop.set((tick, n + 1));
+        let left = self.coop_left.get();
+        if left > 1 {
+            self.coop_left.set(left - 1);
         } else {
-            self.coop_yield(tick);
+            self.coop_yield();
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn coop_yield(&self, tick: u32) {
+    fn coop_yield(&self) {
         // A new run, whatever happens below: an operation done by a waker
         // that the timers or the poller run here starts counting afresh.
-        self.coop.set((tick, 0));
-        // Not while unwinding, and never from inside the worker's own
-        // timers or driver, which would stay borrowed for the next
-        // coroutine (their wakers run as plain-thread code, see
-        // `bookkeeping`, so they do not get here; checked all the same).
-        if thread::panicking()
+        self.coop_left.set(COOP_BUDGET);
+        // Only a coroutine yields: not the scheduler loop or the
+        // bookkeeping (plain-thread code, see `coroutine_local`). Not while
+        // unwinding, and never from inside the worker's own timers or
+        // driver, which would stay borrowed for the next coroutine (their
+        // wakers run as bookkeeping, so they do not get here; checked all
+        // the same).
+        if !self.in_coroutine()
+            || self.in_bookkeeping.get()
+            || thread::panicking()
             || self.timers.try_borrow_mut().is_err()
             || self.driver.try_borrow_mut().is_err()
         {
