@@ -39,8 +39,11 @@
 //!   cooperative budget: the 128th in a row (a consumer whose producers
 //!   keep the channel full, a producer into a channel that always has
 //!   room) yields the coroutine once, so that the other coroutines and the
-//!   timers of its worker run. The `try_` forms and a select with a
-//!   `default` arm never yield.
+//!   timers of its worker run. The `try_` forms and a select with a bare
+//!   `default =>` arm never yield; the timed forms (`recv_timeout`, a
+//!   select with `default(timeout)`, `Select::select_timeout`) count as the
+//!   untimed ones do. As at any wait, a borrow of a thread-local (a
+//!   `RefCell` in a `thread_local!`) must not be held across one.
 //! * [`select!`](crate::select!) waits on several operations at once;
 //!   [`Select`] does the same for a set of operations known only at run
 //!   time.
