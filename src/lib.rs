@@ -94,10 +94,10 @@
 //! full, read a byte at a time; a producer on another worker that keeps a
 //! channel full) are taken care of: the 128th operation in a row that did
 //! not wait, on a socket or another descriptor of coio's, or a channel's
-//! `send`, `recv` or select (not its `try_` forms, nor a select with a bare
-//! `default =>`), blocking or async (in
-//! [`future::block_on`]), yields the coroutine (a cooperative budget, as
-//! tokio's; [`WorkerMetrics::coop_yields`] counts these). A yield is a
+//! `send`, `recv` or select (not its `try_` forms, nor a select with a
+//! bare `default =>`), blocking or async (in [`future::block_on`]), yields
+//! the coroutine (a cooperative budget, as tokio's;
+//! [`WorkerMetrics::coop_yields`] counts these). A yield is a
 //! wait like any other: a std `Mutex` guard held across one blocks a
 //! coroutine of the same worker that asks for it, and the worker with it;
 //! a thread-local `RefCell` borrowed across one is found borrowed by the
