@@ -261,7 +261,13 @@ fn wait_reasons() {
         );
         assert!(d.contains("[running, worker 0]"), "{d}");
         // Frames and spawn sites.
-        assert!(d.contains("coio::chan::channel::Chan<T>::recv"), "{d}");
+        // The channel's own frame, or the public method it was inlined
+        // into (fat LTO inlines `Chan::recv` into `Receiver::recv`).
+        assert!(
+            d.contains("coio::chan::channel::Chan<T>::recv")
+                || d.contains("coio::chan::Receiver<T>::recv"),
+            "{d}"
+        );
         assert!(
             d.contains("created by dump::wait_reasons::{{closure}} at tests/dump.rs:"),
             "{d}"
@@ -457,10 +463,48 @@ fn dump_on_signal() {
                 .name("signal-waiter")
                 .spawn(move || wait_for_unit(&rx))
                 .unwrap();
-            coio::sleep(Duration::from_millis(10));
+            // Until the waiter waits (a loaded machine may take a while to
+            // start it).
+            loop {
+                let mut d = Vec::new();
+                coio::dump(&mut d).unwrap();
+                if String::from_utf8_lossy(&d).contains("\"signal-waiter\" [chan receive, ") {
+                    break;
+                }
+                coio::sleep(Duration::from_millis(5));
+            }
+            // The dump goes to stderr from the signal relay's thread, on
+            // its own time (symbolizing a debug build's frames the first
+            // time takes a while on a loaded machine): stderr goes to a
+            // file meanwhile, watched until the dump is in it, so that the
+            // waiter is let go only after it has been dumped.
+            let path =
+                std::env::temp_dir().join(format!("coio-dump-signal-{}", std::process::id()));
+            let file = std::fs::File::create(&path).unwrap();
+            // SAFETY: plain descriptor calls on descriptors we own (2 is
+            // saved and put back below).
+            let saved = unsafe { libc::dup(2) };
+            assert!(saved >= 0);
+            // SAFETY: as above.
+            assert!(unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&file), 2) } == 2);
             // SAFETY: raising a signal whose handler coio installed.
             unsafe { libc::raise(libc::SIGQUIT) };
-            coio::sleep(Duration::from_millis(300));
+            let start = std::time::Instant::now();
+            let text = loop {
+                let text = std::fs::read_to_string(&path).unwrap();
+                if text.contains("dump::wait_for_unit") || start.elapsed() > Duration::from_secs(30)
+                {
+                    break text;
+                }
+                coio::sleep(Duration::from_millis(10));
+            };
+            // SAFETY: as above.
+            unsafe {
+                libc::dup2(saved, 2);
+                libc::close(saved);
+            }
+            std::fs::remove_file(&path).unwrap();
+            eprint!("{text}");
             drop(tx);
             h.join().unwrap();
         });
@@ -470,7 +514,7 @@ fn dump_on_signal() {
     let out = common::run_in_child("dump_on_signal", "signal", &[("COIO_DUMP_SIGNAL", "QUIT")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
     assert!(stdout.contains("still alive"), "{stdout}");
     assert!(
         stderr.contains("\"signal-waiter\" [chan receive, "),
