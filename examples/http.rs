@@ -7,10 +7,17 @@
 //! net`, with wrk) runs this very program.
 //!
 //! Connections are kept alive (HTTP/1.1's default; HTTP/1.0 with
-//! `Connection: keep-alive`) and pipelining is safe: every complete request
-//! in the buffer is answered, in order, and the answers go out in one write.
-//! A malformed request gets `400` and the connection is closed; a request
-//! head over 64 KiB gets `431`.
+//! `Connection: keep-alive`, which the answer repeats) and pipelining is
+//! safe: every complete request in the buffer is answered, in order, and
+//! the answers go out in one write. A malformed request gets `400` and the
+//! connection is closed; so does a request head over 64 KiB (`431`), a body
+//! over 64 KiB (`413`), and a body in chunks (`501`: this server reads
+//! `Content-Length` bodies only).
+//!
+//! It sets no timeouts: a client that stays idle, or sends its request a
+//! byte at a time, keeps its connection (and its coroutine) for as long as
+//! it likes. A server facing the internet sets them
+//! (`TcpStream::set_read_timeout`), as Go's `http.Server` asks its user to.
 //!
 //! For operators:
 //! - `kill -QUIT <pid>` (or Ctrl-\\ in its terminal) writes a dump of every
@@ -121,19 +128,24 @@ impl Server {
         }
     }
 
-    fn spawn_conn(&self, stream: TcpStream) {
+    /// Serves `stream` on a coroutine of its own, registered for the
+    /// shutdown.
+    pub fn spawn_conn(&self, stream: TcpStream) {
         let id = self.inner.next_id.fetch_add(1, Relaxed);
         let idle = Arc::new(AtomicBool::new(true));
         // The registry is locked across the spawn, so the connection's
         // own removal (when it ends) comes after its insertion.
         let mut conns = self.inner.conns.lock();
+        // Removed however the connection ends: the guard is the closure's
+        // from the start, so that it goes even if the coroutine is
+        // cancelled before it starts (a shutdown cancels a new connection
+        // at once, as an idle one), when the closure is dropped unrun.
+        let gone = Gone(self.clone(), id);
         let coroutine = {
-            let (server, idle) = (self.clone(), idle.clone());
+            let idle = idle.clone();
             coio::spawn(move || {
-                // Removed however the connection ends (a cancellation
-                // included).
-                let _gone = Gone(&server, id);
-                let _ = serve(stream, &server.inner.draining, &idle);
+                let gone = gone;
+                let _ = serve(stream, &gone.0.inner.draining, &idle);
             })
         };
         conns.insert(id, Conn { idle, coroutine });
@@ -173,9 +185,9 @@ impl Server {
 }
 
 /// Removes a connection from the registry when dropped.
-struct Gone<'a>(&'a Server, u64);
+struct Gone(Server, u64);
 
-impl Drop for Gone<'_> {
+impl Drop for Gone {
     fn drop(&mut self) {
         self.0.inner.conns.lock().remove(&self.1);
     }
@@ -198,15 +210,22 @@ fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io:
             let mut req = httparse::Request::new(&mut headers);
             match req.parse(&buf[start..end]) {
                 Ok(httparse::Status::Complete(head)) => {
+                    if has_header(req.headers, "transfer-encoding") {
+                        // A chunked body: not read here, and its chunks
+                        // must not pass for the next request.
+                        respond(&mut out, "501 Not Implemented", b"", Reuse::Close);
+                        close = true;
+                        break;
+                    }
                     let body = match content_length(req.headers) {
                         Some(n) if n <= MAX_REQUEST => n,
                         Some(_) => {
-                            respond(&mut out, "413 Payload Too Large", b"", true);
+                            respond(&mut out, "413 Payload Too Large", b"", Reuse::Close);
                             close = true;
                             break;
                         }
                         None => {
-                            respond(&mut out, "400 Bad Request", b"", true);
+                            respond(&mut out, "400 Bad Request", b"", Reuse::Close);
                             close = true;
                             break;
                         }
@@ -214,7 +233,8 @@ fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io:
                     if end - start < head + body {
                         break; // the body is still coming
                     }
-                    close = wants_close(&req);
+                    let reuse = reuse(&req);
+                    close = reuse == Reuse::Close;
                     let (status, text): (&str, &[u8]) = match (req.method, req.path) {
                         (Some("GET" | "HEAD"), Some("/")) => ("200 OK", b"Hello, World!"),
                         _ => ("404 Not Found", b"Not Found"),
@@ -230,14 +250,26 @@ fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io:
                     if draining.load(SeqCst) && start == end {
                         close = true;
                     }
-                    respond(&mut out, status, text, close);
+                    let reuse = if close { Reuse::Close } else { reuse };
+                    respond(&mut out, status, text, reuse);
                     if close {
                         break;
                     }
                 }
-                Ok(httparse::Status::Partial) => break,
+                Ok(httparse::Status::Partial) => {
+                    if end - start > MAX_REQUEST {
+                        respond(
+                            &mut out,
+                            "431 Request Header Fields Too Large",
+                            b"",
+                            Reuse::Close,
+                        );
+                        close = true;
+                    }
+                    break;
+                }
                 Err(_) => {
-                    respond(&mut out, "400 Bad Request", b"", true);
+                    respond(&mut out, "400 Bad Request", b"", Reuse::Close);
                     close = true;
                     break;
                 }
@@ -259,7 +291,12 @@ fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io:
         }
         if end == buf.len() {
             if buf.len() >= 2 * MAX_REQUEST {
-                respond(&mut out, "431 Request Header Fields Too Large", b"", true);
+                respond(
+                    &mut out,
+                    "431 Request Header Fields Too Large",
+                    b"",
+                    Reuse::Close,
+                );
                 return stream.write_all(&out);
             }
             buf.resize(buf.len() * 2, 0);
@@ -292,29 +329,53 @@ fn content_length(headers: &[httparse::Header<'_>]) -> Option<usize> {
     }
 }
 
-/// Whether the connection ends after this request.
-fn wants_close(req: &httparse::Request<'_, '_>) -> bool {
+/// Whether `headers` have a header called `name` (in lower case).
+fn has_header(headers: &[httparse::Header<'_>], name: &str) -> bool {
+    headers.iter().any(|h| h.name.eq_ignore_ascii_case(name))
+}
+
+/// What becomes of the connection after an answer, and what the answer's
+/// `Connection` header says of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reuse {
+    /// HTTP/1.1's default: no header.
+    KeepAlive,
+    /// HTTP/1.0 with `Connection: keep-alive`: the answer says it too, or
+    /// the client waits for the close that marks the answer's end.
+    KeepAlive10,
+    /// `Connection: close`.
+    Close,
+}
+
+/// Whether the connection is kept after this request, and how to say so.
+fn reuse(req: &httparse::Request<'_, '_>) -> Reuse {
     let connection = req
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("connection"))
         .map(|h| h.value);
     match req.version {
-        Some(1) => connection.is_some_and(|v| v.eq_ignore_ascii_case(b"close")),
-        _ => !connection.is_some_and(|v| v.eq_ignore_ascii_case(b"keep-alive")),
+        Some(1) if connection.is_some_and(|v| v.eq_ignore_ascii_case(b"close")) => Reuse::Close,
+        Some(1) => Reuse::KeepAlive,
+        _ if connection.is_some_and(|v| v.eq_ignore_ascii_case(b"keep-alive")) => {
+            Reuse::KeepAlive10
+        }
+        _ => Reuse::Close,
     }
 }
 
 /// Appends a response.
-fn respond(out: &mut Vec<u8>, status: &str, body: &[u8], close: bool) {
+fn respond(out: &mut Vec<u8>, status: &str, body: &[u8], reuse: Reuse) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_bytes());
     out.extend_from_slice(b"\r\nServer: coio\r\nContent-Type: text/plain\r\nDate: ");
     with_date(|d| out.extend_from_slice(d));
     out.extend_from_slice(b"\r\nContent-Length: ");
     out.extend_from_slice(body.len().to_string().as_bytes());
-    if close {
-        out.extend_from_slice(b"\r\nConnection: close");
+    match reuse {
+        Reuse::KeepAlive => {}
+        Reuse::KeepAlive10 => out.extend_from_slice(b"\r\nConnection: keep-alive"),
+        Reuse::Close => out.extend_from_slice(b"\r\nConnection: close"),
     }
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
