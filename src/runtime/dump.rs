@@ -1302,9 +1302,13 @@ fn format(
             }
         }
         Layout::Grouped => {
-            // Same state, wait, frames and spawn site: one group.
+            // Same state, wait, frames and spawn site: one group. First by
+            // the frames' addresses (cheap: no symbols), then groups whose
+            // stacks read the same are merged: two return addresses on one
+            // line (a call made from two places the compiler kept apart)
+            // would otherwise split a group in two that look identical.
             type Key<'a> = (Kind, u8, &'a [u64], *const Location<'static>);
-            let mut groups: HashMap<Key<'_>, Vec<usize>> = HashMap::new();
+            let mut by_frames: HashMap<Key<'_>, Vec<usize>> = HashMap::new();
             let mut order = Vec::new();
             for (i, e) in entries.iter().enumerate() {
                 // A runnable or running coroutine's wait byte is from its
@@ -1315,15 +1319,29 @@ fn format(
                     0
                 };
                 let key = (e.kind, wait, &e.frames[..], e.site as *const _);
-                let g = groups.entry(key).or_default();
+                let g = by_frames.entry(key).or_default();
                 if g.is_empty() {
                     order.push(key);
                 }
                 g.push(i);
             }
-            order.sort_by_key(|k| std::cmp::Reverse(groups[k].len()));
+            let mut by_text: HashMap<(Kind, u8, String), Vec<usize>> = HashMap::new();
+            let mut texts = Vec::new();
             for key in order {
-                let members = &groups[&key];
+                let mut text = String::new();
+                write_stack(&mut text, &entries[by_frames[&key][0]]);
+                let merged = (key.0, key.1, text);
+                let g = by_text.entry(merged.clone()).or_default();
+                if g.is_empty() {
+                    texts.push(merged);
+                }
+                g.extend_from_slice(&by_frames[&key]);
+            }
+            texts.sort_by_key(|k| std::cmp::Reverse(by_text[k].len()));
+            for key in texts {
+                let mut members = by_text.remove(&key).expect("a group of its own");
+                // In the order of their ids, as the entries are.
+                members.sort_unstable();
                 let first = &entries[members[0]];
                 let longest = members.iter().filter_map(|&i| entries[i].waited_ms).max();
                 let what = match first.kind {
@@ -1351,7 +1369,7 @@ fn format(
                     what,
                     ids.join(" ")
                 );
-                write_stack(&mut out, first);
+                out.push_str(&key.2);
             }
         }
     }
