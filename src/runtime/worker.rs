@@ -937,10 +937,14 @@ impl Local {
     }
 
     /// Queues a task woken on this, its home, worker: into the LIFO slot if
-    /// a coroutine woke it (message-passing locality), else into `ready`.
+    /// a coroutine woke it (message-passing locality), else into `ready`,
+    /// in the order of the wakes. The worker's own bookkeeping is not a
+    /// coroutine, even on one's stack: the tasks its timers and its poll
+    /// wake (a batch of events or completions) go to `ready` in order,
+    /// where the last of a batch would otherwise jump the queue.
     #[inline]
     pub(crate) fn push_woken(&self, task: Started) {
-        if self.in_coroutine() {
+        if self.in_coroutine() && !self.in_bookkeeping.get() {
             if let Some(old) = self.lifo.replace(Some(task)) {
                 self.ready.borrow_mut().push_back(old);
             }
