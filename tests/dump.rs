@@ -380,6 +380,7 @@ fn grouped_by_what_the_stacks_say() {
 
 #[inline(never)]
 #[rustfmt::skip]
+#[allow(clippy::if_same_then_else)] // two calls on one line: the point
 fn wait_on_one_line(rx: &coio::chan::Receiver<()>, a: bool) {
     let r = if a { std::hint::black_box(rx).recv() } else { std::hint::black_box(rx).recv() };
     std::hint::black_box(&r);
