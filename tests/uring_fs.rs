@@ -432,3 +432,60 @@ fn opening_a_fifo_for_writing_waits_for_the_reader() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// A FIFO opened non-blocking, with a writer and nothing written yet: a
+/// read gives `WouldBlock` at once, as std's does, on both drivers. (The
+/// ring's read ignores `O_NONBLOCK` and waited for data.) Also for a
+/// `std::fs::File` opened so and wrapped.
+#[test]
+fn a_non_blocking_fifo_read_does_not_wait() {
+    use std::os::unix::fs::OpenOptionsExt;
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let rt = rt(driver);
+        let d = dir("fifo-nonblocking", driver);
+        let path = d.join("fifo");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let watched = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                rt.block_on(move || {
+                    let mut f = OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&path)
+                        .unwrap();
+                    let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    let mut buf = [0u8; 16];
+                    let first = f.read(&mut buf).map_err(|e| e.kind());
+                    let mut v = Vec::new();
+                    let to_end = f.read_to_end(&mut v).map_err(|e| e.kind());
+                    let std_file = std::fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&path)
+                        .unwrap();
+                    let wrapped = File::from_std(std_file)
+                        .read(&mut buf)
+                        .map_err(|e| e.kind());
+                    // With data, the read gets it.
+                    (&writer).write_all(b"data").unwrap();
+                    let n = f.read(&mut buf).unwrap();
+                    tx.send((first, to_end, wrapped, buf[..n].to_vec()))
+                        .unwrap();
+                })
+            })
+        };
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{driver:?}: a non-blocking FIFO read waited"));
+        watched.join().unwrap();
+        assert_eq!(got.0, Err(ErrorKind::WouldBlock), "{driver:?}");
+        assert_eq!(got.1, Err(ErrorKind::WouldBlock), "{driver:?}");
+        assert_eq!(got.2, Err(ErrorKind::WouldBlock), "{driver:?}");
+        assert_eq!(got.3, b"data", "{driver:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -461,8 +461,19 @@ impl ExactSizeIterator for ReadDir {}
 /// }).unwrap();
 /// assert_eq!(text, "hello");
 /// ```
+///
+/// A file opened non-blocking (`O_NONBLOCK` through
+/// [`OpenOptions::custom_flags`](std::os::unix::fs::OpenOptionsExt), or a
+/// `std::fs::File` that was, wrapped by [`from_std`](File::from_std)):
+/// a FIFO or a device read with nothing to read gives `WouldBlock`, as
+/// with std. Such a file skips the ring (whose reads wait for data
+/// whatever the flag says) and takes the pool, whose calls return at once.
+/// The flag is read when the file is opened or wrapped: set later through
+/// its descriptor, coio does not see it.
 pub struct File {
     inner: std::fs::File,
+    /// `O_NONBLOCK` was set when the file was opened or wrapped: no ring.
+    nonblocking: bool,
 }
 
 impl File {
@@ -567,7 +578,12 @@ impl File {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn from_std(file: std::fs::File) -> File {
-        File { inner: file }
+        // SAFETY: F_GETFL on a descriptor the file owns; no memory passed.
+        let flags = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_GETFL) };
+        File {
+            inner: file,
+            nonblocking: flags != -1 && flags & libc::O_NONBLOCK != 0,
+        }
     }
 
     /// The wrapped `std::fs::File` (whose calls block the thread).
@@ -600,7 +616,10 @@ impl File {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn sync_all(&self) -> io::Result<()> {
-        ring_or_pool!(ring::sync(self.fd(), false), self.inner.sync_all())
+        ring_or_pool!(
+            self.ring_fd().and_then(|fd| ring::sync(fd, false)),
+            self.inner.sync_all()
+        )
     }
 
     /// Flushes the file's data to the disk (`std::fs::File::sync_data`).
@@ -618,7 +637,10 @@ impl File {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn sync_data(&self) -> io::Result<()> {
-        ring_or_pool!(ring::sync(self.fd(), true), self.inner.sync_data())
+        ring_or_pool!(
+            self.ring_fd().and_then(|fd| ring::sync(fd, true)),
+            self.inner.sync_data()
+        )
     }
 
     /// Truncates or extends the file to `size` bytes
@@ -637,7 +659,10 @@ impl File {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_len(&self, size: u64) -> io::Result<()> {
-        ring_or_pool!(ring::set_len(self.fd(), size), self.inner.set_len(size))
+        ring_or_pool!(
+            self.ring_fd().and_then(|fd| ring::set_len(fd, size)),
+            self.inner.set_len(size)
+        )
     }
 
     /// The file's metadata (`std::fs::File::metadata`).
@@ -677,9 +702,11 @@ impl File {
         blocking(|| self.inner.set_permissions(perm))
     }
 
+    /// The descriptor for the ring's operations; None for a non-blocking
+    /// file, which takes the pool (see [`File`]).
     #[cfg(target_os = "linux")]
-    fn fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.inner)
+    fn ring_fd(&self) -> Option<std::os::fd::RawFd> {
+        (!self.nonblocking).then(|| std::os::fd::AsRawFd::as_raw_fd(&self.inner))
     }
 
     /// Another handle to the same open file (`std::fs::File::try_clone`).
@@ -733,14 +760,15 @@ impl File {
 impl std::os::unix::fs::FileExt for File {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         ring_or_pool!(
-            ring::read_at(self.fd(), buf, offset),
+            self.ring_fd().and_then(|fd| ring::read_at(fd, buf, offset)),
             std::os::unix::fs::FileExt::read_at(&self.inner, buf, offset)
         )
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         ring_or_pool!(
-            ring::write_at(self.fd(), buf, offset),
+            self.ring_fd()
+                .and_then(|fd| ring::write_at(fd, buf, offset)),
             std::os::unix::fs::FileExt::write_at(&self.inner, buf, offset)
         )
     }
@@ -786,44 +814,44 @@ macro_rules! io_impls {
         impl Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(ring::read(self.fd(), buf), f.read(buf))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read(fd, buf)), f.read(buf))
             }
 
             fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(ring::read_vectored(self.fd(), bufs), f.read_vectored(bufs))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read_vectored(fd, bufs)), f.read_vectored(bufs))
             }
 
             fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(ring::read_to_end(self.fd(), buf), f.read_to_end(buf))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read_to_end(fd, buf)), f.read_to_end(buf))
             }
 
             fn read_to_string(&mut self, buf: &mut String) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(ring::read_to_string(self.fd(), buf), f.read_to_string(buf))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read_to_string(fd, buf)), f.read_to_string(buf))
             }
 
             fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
                 let mut f = &self.inner;
-                ring_or_pool!(ring::read_exact(self.fd(), buf), f.read_exact(buf))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read_exact(fd, buf)), f.read_exact(buf))
             }
         }
 
         impl Write for $t {
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(ring::write(self.fd(), buf), f.write(buf))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::write(fd, buf)), f.write(buf))
             }
 
             fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(ring::write_vectored(self.fd(), bufs), f.write_vectored(bufs))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::write_vectored(fd, bufs)), f.write_vectored(bufs))
             }
 
             fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
                 let mut f = &self.inner;
-                ring_or_pool!(ring::write_all(self.fd(), buf), f.write_all(buf))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::write_all(fd, buf)), f.write_all(buf))
             }
 
             /// A `std::fs::File` has no buffer: nothing to do.
