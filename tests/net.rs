@@ -488,3 +488,65 @@ fn i_o_in_a_waker_run_by_the_worker_s_timers_is_safe() {
         r.join().unwrap();
     }
 }
+
+/// A std socket's read and write timeouts carry over into coio's
+/// `from_std`, as they would stay with the socket in std: a port from std
+/// that sets them first keeps them. (They were dropped: a read then waited
+/// for ever.)
+#[test]
+fn from_std_keeps_the_timeouts() {
+    use std::os::unix::net as unix;
+    let (r, w) = (
+        Some(Duration::from_millis(30)),
+        Some(Duration::from_secs(7)),
+    );
+    rt(1).block_on(move || {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_read_timeout(r).unwrap();
+        udp.set_write_timeout(w).unwrap();
+        // (What std reports: the kernel rounds to its clock's ticks.)
+        let had = (udp.read_timeout().unwrap(), udp.write_timeout().unwrap());
+        assert!(had.0.is_some() && had.1.is_some());
+        let udp = coio::net::UdpSocket::from_std(udp).unwrap();
+        assert_eq!(
+            (udp.read_timeout().unwrap(), udp.write_timeout().unwrap()),
+            had
+        );
+        let start = Instant::now();
+        let e = udp.recv(&mut [0; 8]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(30));
+
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        tcp.set_read_timeout(r).unwrap();
+        tcp.set_write_timeout(w).unwrap();
+        let had = (tcp.read_timeout().unwrap(), tcp.write_timeout().unwrap());
+        let mut tcp = coio::net::TcpStream::from_std(tcp).unwrap();
+        assert_eq!(
+            (tcp.read_timeout().unwrap(), tcp.write_timeout().unwrap()),
+            had
+        );
+        let e = tcp.read(&mut [0; 8]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+
+        let (a, _b) = unix::UnixStream::pair().unwrap();
+        a.set_read_timeout(r).unwrap();
+        a.set_write_timeout(w).unwrap();
+        let had = (a.read_timeout().unwrap(), a.write_timeout().unwrap());
+        let a = coio::net::unix::UnixStream::from_std(a).unwrap();
+        assert_eq!((a.read_timeout().unwrap(), a.write_timeout().unwrap()), had);
+
+        let (a, _b) = unix::UnixDatagram::pair().unwrap();
+        a.set_read_timeout(r).unwrap();
+        let had = a.read_timeout().unwrap();
+        let a = coio::net::unix::UnixDatagram::from_std(a).unwrap();
+        assert_eq!(
+            (a.read_timeout().unwrap(), a.write_timeout().unwrap()),
+            (had, None)
+        );
+        let e = a.recv(&mut [0; 8]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        drop(l);
+    });
+}

@@ -341,6 +341,20 @@ use crate::io::{Dir, Fd};
 /// every coroutine of the worker; the pool's round trip is ~8 µs, too much
 /// for every `send_to` of a UDP server that answers the `SocketAddr` it
 /// received from).
+/// Adopts a std socket for coio (made non-blocking), with the read and
+/// write timeouts it had (`SO_RCVTIMEO`, `SO_SNDTIMEO`, as std's
+/// `read_timeout` reports them): coio keeps its own, per handle, and the
+/// kernel's would no longer apply to a non-blocking socket.
+fn adopt<T: AsRawFd>(
+    socket: T,
+    timeouts: (Option<std::time::Duration>, Option<std::time::Duration>),
+) -> io::Result<Fd<T>> {
+    let io = Fd::new(socket)?;
+    io.set_read_timeout(timeouts.0)?;
+    io.set_write_timeout(timeouts.1)?;
+    Ok(io)
+}
+
 fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
     if is_literal::<A>() {
         return Ok(addr.to_socket_addrs()?.collect());

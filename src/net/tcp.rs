@@ -474,7 +474,8 @@ impl TcpStream {
         }
     }
 
-    /// Takes a std stream (made non-blocking here).
+    /// Takes a std stream (made non-blocking here); its read and write
+    /// timeouts carry over.
     ///
     /// ```
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -485,10 +486,12 @@ impl TcpStream {
     /// ```
     ///
     /// # Errors
-    /// The error of `fcntl` if the mode cannot be set.
+    /// The error of `fcntl` if the mode cannot be set, or of `getsockopt`
+    /// if the timeouts cannot be read.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        let timeouts = (stream.read_timeout()?, stream.write_timeout()?);
         Ok(TcpStream {
-            io: Fd::new(stream)?,
+            io: super::adopt(stream, timeouts)?,
         })
     }
 

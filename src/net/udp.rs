@@ -65,7 +65,8 @@ impl UdpSocket {
         each_addr(addr, |a| UdpSocket::from_std(std::net::UdpSocket::bind(a)?))
     }
 
-    /// Takes a std socket (made non-blocking here).
+    /// Takes a std socket (made non-blocking here); its read and write
+    /// timeouts carry over.
     ///
     /// ```
     /// let std_socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
@@ -76,10 +77,12 @@ impl UdpSocket {
     /// ```
     ///
     /// # Errors
-    /// The error of `fcntl` if the mode cannot be set.
+    /// The error of `fcntl` if the mode cannot be set, or of `getsockopt`
+    /// if the timeouts cannot be read.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        let timeouts = (socket.read_timeout()?, socket.write_timeout()?);
         Ok(UdpSocket {
-            io: Fd::new(socket)?,
+            io: super::adopt(socket, timeouts)?,
         })
     }
 

@@ -544,7 +544,8 @@ impl UnixStream {
         }
     }
 
-    /// Takes a std stream (made non-blocking here).
+    /// Takes a std stream (made non-blocking here); its read and write
+    /// timeouts carry over.
     ///
     /// ```
     /// use std::io::{Read, Write};
@@ -559,10 +560,12 @@ impl UnixStream {
     /// ```
     ///
     /// # Errors
-    /// The error of `fcntl` if the mode cannot be set.
+    /// The error of `fcntl` if the mode cannot be set, or of `getsockopt`
+    /// if the timeouts cannot be read.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        let timeouts = (stream.read_timeout()?, stream.write_timeout()?);
         Ok(UnixStream {
-            io: Fd::new(stream)?,
+            io: super::adopt(stream, timeouts)?,
         })
     }
 
@@ -839,7 +842,8 @@ impl UnixDatagram {
         }
     }
 
-    /// Takes a std socket (made non-blocking here).
+    /// Takes a std socket (made non-blocking here); its read and write
+    /// timeouts carry over.
     ///
     /// ```
     /// let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
@@ -850,10 +854,12 @@ impl UnixDatagram {
     /// ```
     ///
     /// # Errors
-    /// The error of `fcntl` if the mode cannot be set.
+    /// The error of `fcntl` if the mode cannot be set, or of `getsockopt`
+    /// if the timeouts cannot be read.
     pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        let timeouts = (socket.read_timeout()?, socket.write_timeout()?);
         Ok(UnixDatagram {
-            io: Fd::new(socket)?,
+            io: super::adopt(socket, timeouts)?,
         })
     }
 
