@@ -51,7 +51,7 @@ use loom::sync::atomic::AtomicUsize;
 use std::sync::atomic::AtomicUsize;
 
 use crate::park::{Blocker, Claimed, Lock, LockGuard, WaitQueue, Woken, unwind_cancelled};
-pub(crate) use crate::runtime::worker::coop_spend;
+use crate::runtime::worker::coop_spend;
 
 /// Where a value is handed over between a waiter and its claimer (see the
 /// parking core's protocol for who may touch it when).

@@ -33,10 +33,11 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use super::channel::{Packet, RecvFail, SendFail, coop_spend};
+use super::channel::{Packet, RecvFail, SendFail};
 use super::timer::earliest;
 use super::{Flavor, Receiver, RecvError, SendError, Sender};
 use crate::park::{Blocker, Woken, unwind_cancelled};
+use crate::runtime::worker::coop_spend;
 
 /// How long a select may wait.
 #[derive(Clone, Copy, Debug)]

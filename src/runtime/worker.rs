@@ -496,7 +496,7 @@ pub(crate) fn local<'a>() -> Option<&'a Local> {
 /// The current coroutine's worker, if this code runs in a coroutine.
 #[inline]
 pub(crate) fn coroutine_local<'a>() -> Option<&'a Local> {
-    local().filter(|l| l.in_coroutine() && !l.in_bookkeeping.get())
+    local().filter(|l| l.runs_coroutine_code())
 }
 
 /// In a coroutine, counts an I/O or channel operation that did not wait
@@ -647,6 +647,14 @@ impl Local {
     #[inline(always)]
     pub(crate) fn in_coroutine(&self) -> bool {
         !self.link.get().is_null()
+    }
+
+    /// Whether the caller is a coroutine's own code: one runs, and the
+    /// worker is not doing its bookkeeping on its stack (see
+    /// [`bookkeeping`](Self::bookkeeping)).
+    #[inline(always)]
+    fn runs_coroutine_code(&self) -> bool {
+        self.in_coroutine() && !self.in_bookkeeping.get()
     }
 
     /// The running coroutine.
@@ -944,7 +952,7 @@ impl Local {
     /// where the last of a batch would otherwise jump the queue.
     #[inline]
     pub(crate) fn push_woken(&self, task: Started) {
-        if self.in_coroutine() && !self.in_bookkeeping.get() {
+        if self.runs_coroutine_code() {
             if let Some(old) = self.lifo.replace(Some(task)) {
                 self.ready.borrow_mut().push_back(old);
             }
@@ -1257,8 +1265,7 @@ impl Local {
         // driver, which would stay borrowed for the next coroutine (their
         // wakers run as bookkeeping, so they do not get here; checked all
         // the same).
-        if !self.in_coroutine()
-            || self.in_bookkeeping.get()
+        if !self.runs_coroutine_code()
             || thread::panicking()
             || self.timers.try_borrow_mut().is_err()
             || self.driver.try_borrow_mut().is_err()
