@@ -233,8 +233,7 @@ fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io:
                     if end - start < head + body {
                         break; // the body is still coming
                     }
-                    let reuse = reuse(&req);
-                    close = reuse == Reuse::Close;
+                    let mut reuse = reuse_of(&req);
                     let (status, text): (&str, &[u8]) = match (req.method, req.path) {
                         (Some("GET" | "HEAD"), Some("/")) => ("200 OK", b"Hello, World!"),
                         _ => ("404 Not Found", b"Not Found"),
@@ -248,9 +247,9 @@ fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io:
                     // Shutting down: the last answer of what was received
                     // closes the connection.
                     if draining.load(SeqCst) && start == end {
-                        close = true;
+                        reuse = Reuse::Close;
                     }
-                    let reuse = if close { Reuse::Close } else { reuse };
+                    close = reuse == Reuse::Close;
                     respond(&mut out, status, text, reuse);
                     if close {
                         break;
@@ -348,7 +347,7 @@ enum Reuse {
 }
 
 /// Whether the connection is kept after this request, and how to say so.
-fn reuse(req: &httparse::Request<'_, '_>) -> Reuse {
+fn reuse_of(req: &httparse::Request<'_, '_>) -> Reuse {
     let connection = req
         .headers
         .iter()

@@ -819,22 +819,34 @@ macro_rules! io_impls {
 
             fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read_vectored(fd, bufs)), f.read_vectored(bufs))
+                ring_or_pool!(
+                    self.ring_fd().and_then(|fd| ring::read_vectored(fd, bufs)),
+                    f.read_vectored(bufs)
+                )
             }
 
             fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read_to_end(fd, buf)), f.read_to_end(buf))
+                ring_or_pool!(
+                    self.ring_fd().and_then(|fd| ring::read_to_end(fd, buf)),
+                    f.read_to_end(buf)
+                )
             }
 
             fn read_to_string(&mut self, buf: &mut String) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read_to_string(fd, buf)), f.read_to_string(buf))
+                ring_or_pool!(
+                    self.ring_fd().and_then(|fd| ring::read_to_string(fd, buf)),
+                    f.read_to_string(buf)
+                )
             }
 
             fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
                 let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read_exact(fd, buf)), f.read_exact(buf))
+                ring_or_pool!(
+                    self.ring_fd().and_then(|fd| ring::read_exact(fd, buf)),
+                    f.read_exact(buf)
+                )
             }
         }
 
@@ -846,12 +858,18 @@ macro_rules! io_impls {
 
             fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::write_vectored(fd, bufs)), f.write_vectored(bufs))
+                ring_or_pool!(
+                    self.ring_fd().and_then(|fd| ring::write_vectored(fd, bufs)),
+                    f.write_vectored(bufs)
+                )
             }
 
             fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
                 let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::write_all(fd, buf)), f.write_all(buf))
+                ring_or_pool!(
+                    self.ring_fd().and_then(|fd| ring::write_all(fd, buf)),
+                    f.write_all(buf)
+                )
             }
 
             /// A `std::fs::File` has no buffer: nothing to do.
