@@ -42,6 +42,9 @@ use coio::net::{TcpListener, TcpStream};
 /// Largest request head (and body) accepted.
 const MAX_REQUEST: usize = 64 * 1024;
 
+/// The answer to a request head over [`MAX_REQUEST`].
+const TOO_LARGE: &str = "431 Request Header Fields Too Large";
+
 /// How long a graceful shutdown waits for requests in flight.
 pub const GRACE: Duration = Duration::from_secs(10);
 
@@ -210,6 +213,12 @@ fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io:
             let mut req = httparse::Request::new(&mut headers);
             match req.parse(&buf[start..end]) {
                 Ok(httparse::Status::Complete(head)) => {
+                    if head > MAX_REQUEST {
+                        // As for a partial head of that size, below.
+                        respond(&mut out, TOO_LARGE, b"", Reuse::Close);
+                        close = true;
+                        break;
+                    }
                     if has_header(req.headers, "transfer-encoding") {
                         // A chunked body: not read here, and its chunks
                         // must not pass for the next request.
@@ -257,12 +266,7 @@ fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io:
                 }
                 Ok(httparse::Status::Partial) => {
                     if end - start > MAX_REQUEST {
-                        respond(
-                            &mut out,
-                            "431 Request Header Fields Too Large",
-                            b"",
-                            Reuse::Close,
-                        );
+                        respond(&mut out, TOO_LARGE, b"", Reuse::Close);
                         close = true;
                     }
                     break;
@@ -290,12 +294,7 @@ fn serve(mut stream: TcpStream, draining: &AtomicBool, idle: &AtomicBool) -> io:
         }
         if end == buf.len() {
             if buf.len() >= 2 * MAX_REQUEST {
-                respond(
-                    &mut out,
-                    "431 Request Header Fields Too Large",
-                    b"",
-                    Reuse::Close,
-                );
+                respond(&mut out, TOO_LARGE, b"", Reuse::Close);
                 return stream.write_all(&out);
             }
             buf.resize(buf.len() * 2, 0);

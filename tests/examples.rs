@@ -159,6 +159,15 @@ fn http_refuses_long_heads_and_chunked_bodies() {
         text.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
         "{text}"
     );
+    // The same head, complete: still over 64 KiB, still 431.
+    let mut s = client(addr);
+    head.extend_from_slice(b"\r\n\r\n");
+    let _ = s.write_all(&head);
+    let text = read_until_close(s);
+    assert!(
+        text.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{text}"
+    );
 
     let mut s = client(addr);
     s.write_all(
