@@ -312,20 +312,9 @@ fn grouped() {
                 coio::spawn(move || wait_for_unit(&rx))
             })
             .collect();
-        // Until all of them wait (a loaded machine may take a while to
-        // start them): at most 20 s.
-        let start = std::time::Instant::now();
-        let d = loop {
-            coio::sleep(Duration::from_millis(20));
-            let mut out = Vec::new();
-            coio::dump_grouped(&mut out).unwrap();
-            let d = String::from_utf8(out).unwrap();
-            if d.contains("\n1000 coroutine(s) [chan receive, up to ")
-                || start.elapsed() > Duration::from_secs(20)
-            {
-                break d;
-            }
-        };
+        let d = dump_until(coio::dump_grouped, |d| {
+            d.contains("\n1000 coroutine(s) [chan receive, up to ")
+        });
         println!("{d}");
         assert!(
             d.contains("\n1000 coroutine(s) [chan receive, up to "),
@@ -353,18 +342,7 @@ fn grouped_by_what_the_stacks_say() {
                 coio::spawn(move || wait_on_one_line(&rx, i % 2 == 0))
             })
             .collect();
-        let start = std::time::Instant::now();
-        let d = loop {
-            coio::sleep(Duration::from_millis(10));
-            let mut out = Vec::new();
-            coio::dump(&mut out).unwrap();
-            let d = String::from_utf8(out).unwrap();
-            if d.matches("[chan receive, ").count() == 10
-                || start.elapsed() > Duration::from_secs(20)
-            {
-                break d;
-            }
-        };
+        let d = dump_until(coio::dump, |d| d.matches("[chan receive, ").count() == 10);
         assert_eq!(d.matches("[chan receive, ").count(), 10, "{d}");
         let mut out = Vec::new();
         coio::dump_grouped(&mut out).unwrap();
@@ -384,6 +362,25 @@ fn grouped_by_what_the_stacks_say() {
 fn wait_on_one_line(rx: &coio::chan::Receiver<()>, a: bool) {
     let r = if a { std::hint::black_box(rx).recv() } else { std::hint::black_box(rx).recv() };
     std::hint::black_box(&r);
+}
+
+/// Dumps with `dump` every 10 ms until a dump satisfies `ready` (a
+/// loaded machine may take a while to start the coroutines that a test
+/// waits for), 20 s at most; returns the last dump.
+fn dump_until(
+    dump: fn(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        coio::sleep(Duration::from_millis(10));
+        let mut out = Vec::new();
+        dump(&mut out).unwrap();
+        let d = String::from_utf8(out).unwrap();
+        if ready(&d) || start.elapsed() > Duration::from_secs(20) {
+            return d;
+        }
+    }
 }
 
 #[inline(never)]
@@ -519,16 +516,9 @@ fn dump_on_signal() {
                 .name("signal-waiter")
                 .spawn(move || wait_for_unit(&rx))
                 .unwrap();
-            // Until the waiter waits (a loaded machine may take a while to
-            // start it).
-            loop {
-                let mut d = Vec::new();
-                coio::dump(&mut d).unwrap();
-                if String::from_utf8_lossy(&d).contains("\"signal-waiter\" [chan receive, ") {
-                    break;
-                }
-                coio::sleep(Duration::from_millis(5));
-            }
+            dump_until(coio::dump, |d| {
+                d.contains("\"signal-waiter\" [chan receive, ")
+            });
             // The dump goes to stderr from the signal relay's thread, on
             // its own time (symbolizing a debug build's frames the first
             // time takes a while on a loaded machine): stderr goes to a
