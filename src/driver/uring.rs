@@ -106,6 +106,10 @@ pub(crate) struct Ring {
     epoll_armed: bool,
     /// The worker's epoll instance.
     epfd: RawFd,
+    /// The kernel's ring has `IORING_OP_FTRUNCATE` (Linux 6.9), as its
+    /// probe says: without it a truncate goes straight to the pool rather
+    /// than through a ring round trip that can only fail.
+    truncates: bool,
 }
 
 impl Ring {
@@ -142,6 +146,13 @@ impl Ring {
         } else {
             None
         };
+        // Registration is open to any thread while the ring is disabled
+        // (its one issuer is fixed when it is enabled). A kernel whose
+        // probe fails (older than 5.6, far below what this ring needs
+        // anyway) is taken to lack the operation.
+        let mut probe = io_uring::Probe::new();
+        let truncates = ring.submitter().register_probe(&mut probe).is_ok()
+            && probe.is_supported(opcode::Ftruncate::CODE);
         Ok(Ring {
             ring,
             eventfd,
@@ -149,6 +160,7 @@ impl Ring {
             handed: 0,
             epoll_armed: false,
             epfd,
+            truncates,
         })
     }
 
@@ -168,6 +180,11 @@ impl Ring {
     /// says a poll found something.
     pub(crate) fn handed_over(&self) -> usize {
         self.handed
+    }
+
+    /// Whether the kernel's ring can truncate a file (see `truncates`).
+    pub(crate) fn truncates(&self) -> bool {
+        self.truncates
     }
 
     /// Whether operations are in flight (the worker must keep polling).

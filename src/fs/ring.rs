@@ -92,11 +92,12 @@ pub(super) fn sync(fd: RawFd, data_only: bool) -> Option<io::Result<()>> {
 }
 
 /// `ftruncate(fd, len)`. None (to take the pool) where the kernel has no
-/// truncate in its ring (before Linux 6.9: `EINVAL`, which the pool then
-/// reports itself if it is `ftruncate`'s own), and for lengths beyond
-/// `i64::MAX`, which std refuses with its own error.
+/// truncate in its ring (before Linux 6.9, as the ring's probe says), and
+/// for lengths beyond `i64::MAX`, which std refuses with its own error. An
+/// `EINVAL` also takes the pool, which then reports it as std does (a
+/// kernel whose probe claims the operation but whose ring refuses it).
 pub(super) fn set_len(fd: RawFd, len: u64) -> Option<io::Result<()>> {
-    if len > i64::MAX as u64 {
+    if len > i64::MAX as u64 || !uring::truncates() {
         return None;
     }
     // SAFETY: the entry points to no memory.

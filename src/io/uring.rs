@@ -169,6 +169,13 @@ pub(crate) fn available() -> bool {
     worker::coroutine_local().is_some_and(|l| l.driver.borrow().has_ring())
 }
 
+/// Whether the calling coroutine's worker has a ring that can truncate a
+/// file (`IORING_OP_FTRUNCATE`, Linux 6.9).
+pub(crate) fn truncates() -> bool {
+    worker::coroutine_local()
+        .is_some_and(|l| l.driver.borrow_mut().ring().is_some_and(|r| r.truncates()))
+}
+
 /// The length of a buffer as an operation's `u32` (a longer buffer is
 /// used in part, as a short read or write).
 #[inline]
