@@ -341,6 +341,7 @@ impl IoState {
     /// coroutine is cancelled (it unwinds). The descriptor must be
     /// registered. Called by a coroutine (or a coroutine's thread blocking
     /// in place while it unwinds).
+    #[inline(always)]
     pub(crate) fn wait(
         &self,
         dir: Dir,

@@ -108,6 +108,29 @@ pub(crate) unsafe fn run(
     wait: Wait,
 ) -> Option<io::Result<u32>> {
     let l = worker::coroutine_local()?;
+    if !l.driver.borrow().has_ring() {
+        return None;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { run_on_ring(l, sqe, deadline, wait) }
+}
+
+/// [`run`] on the calling coroutine's worker `l`, which has a ring. Out of
+/// line: its record and state would otherwise widen the frame of every
+/// socket call that inlines [`run`], on the readiness path too, where that
+/// frame is part of every parked coroutine's stack (issue 13: the stack
+/// lines a resume touches are most of what a server with many connections
+/// misses in its caches).
+///
+/// # Safety
+/// As [`run`].
+#[inline(never)]
+unsafe fn run_on_ring(
+    l: &worker::Local,
+    sqe: impl FnOnce() -> squeue::Entry,
+    deadline: impl FnOnce() -> Option<Instant>,
+    wait: Wait,
+) -> Option<io::Result<u32>> {
     let op = Op {
         completion: Completion::new(complete),
         result: Cell::new(None),

@@ -235,6 +235,9 @@ impl Blocker {
     /// passes, or (with `cancellable`) the coroutine is cancelled. On
     /// `TimedOut` and `Cancelled` the blocker is aborted: no waker will
     /// claim it, and the caller must remove its entries.
+    // Inlined (with `wait_inner`) into every wait: one frame fewer on the
+    // stack of each parked coroutine (see `Source::io_with`).
+    #[inline(always)]
     pub(crate) fn wait(&self, deadline: Option<Instant>, cancellable: bool) -> Woken {
         // Nothing below is meant to panic; if something did, the caller's
         // entries would still point into this frame after the unwind took
@@ -245,7 +248,7 @@ impl Blocker {
         woken
     }
 
-    #[inline]
+    #[inline(always)]
     fn wait_inner(&self, deadline: Option<Instant>, cancellable: bool) -> Woken {
         let mut spins = 0u32;
         loop {
