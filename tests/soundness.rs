@@ -556,6 +556,51 @@ impl Drop for WaitsOnDrop {
     }
 }
 
+/// The same wait in a destructor that runs when the runtime's drop cancels
+/// the coroutine: the drop waits for it, and the stall monitor, which used
+/// to stop as the shutdown began, says why (a "join the child in Drop"
+/// guard hung the drop for good without a word).
+#[test]
+fn stall_warning_explains_a_shutdown_blocked_in_a_destructor() {
+    if common::child_role().is_some() {
+        let rt = Runtime::builder()
+            .workers(1)
+            .thread_name("shutdown-test")
+            .stall_warning(Some(Duration::from_millis(200)))
+            .build()
+            .unwrap();
+        // Nobody sends: the sender stays here, alive through the drop.
+        let (_tx, rx) = coio::chan::bounded::<()>(1);
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        rt.spawn(move || {
+            let _waits = WaitsOnDrop(rx);
+            started_tx.send(()).unwrap();
+            coio::sleep(Duration::from_secs(3600));
+        });
+        started_rx.recv().unwrap();
+        // Ends once the destructor's wait times out (1.5 s).
+        drop(rt);
+        return;
+    }
+    let out = within_20s(|| {
+        common::run_in_child(
+            "stall_warning_explains_a_shutdown_blocked_in_a_destructor",
+            "child",
+            &[],
+        )
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("coio: worker shutdown-test-0") && l.contains("unwinds"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(
+        warning.contains("while it unwinds from a panic"),
+        "{warning}"
+    );
+}
+
 /// A `Drop` that blocks during a panic blocks the whole worker (a
 /// coroutine that unwinds cannot switch); on one worker, what it waits for
 /// cannot run. The stall monitor's warning says so.

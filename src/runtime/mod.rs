@@ -1034,6 +1034,7 @@ impl Drop for Runtime {
             let _ = t.join();
         }
         if let Some(m) = self.monitor.take() {
+            self.shared.monitor.stop.store(true, SeqCst);
             m.thread().unpark();
             let _ = m.join();
         }

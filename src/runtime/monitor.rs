@@ -230,6 +230,10 @@ pub(crate) struct Monitor {
     pub(crate) thread: OnceLock<Thread>,
     /// The monitor sleeps until a worker wakes (see module docs).
     parked: AtomicBool,
+    /// Set by the runtime's drop once every worker thread has ended: the
+    /// monitor watches through the shutdown too, where a coroutine that
+    /// blocks in a destructor while it unwinds holds the drop forever.
+    pub(crate) stop: AtomicBool,
     /// Warn after this long; None: no monitor thread.
     pub(crate) threshold: Option<Duration>,
     /// Where the workers' published times count from.
@@ -256,6 +260,7 @@ impl Monitor {
                 .collect(),
             thread: OnceLock::new(),
             parked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
             threshold,
             epoch: Instant::now(),
         }
@@ -274,7 +279,9 @@ impl Monitor {
     }
 }
 
-/// The monitor thread's loop; returns when the runtime closes.
+/// The monitor thread's loop; returns when the runtime's drop has seen
+/// every worker end (`Monitor::stop`): a shutdown that hangs is warned
+/// about as a running runtime's stall is.
 pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
     let monitor = &shared.monitor;
     let Some(threshold) = monitor.threshold else {
@@ -288,7 +295,7 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
     const STALLED: u8 = 1;
     const UNWINDING: u8 = 2;
     let mut seen: Vec<(u64, u64, Instant, u8)> = vec![(0, 0, Instant::now(), NONE); n];
-    while !shared.closed.load(Acquire) {
+    while !monitor.stop.load(Acquire) {
         monitor.parked.store(true, SeqCst);
         if shared.idle.all_parked() && !shared.closed.load(SeqCst) {
             thread::park();
