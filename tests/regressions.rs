@@ -232,6 +232,38 @@ fn a_panicking_coroutine_local_destructor_is_survived() {
     assert_eq!(r.unwrap(), 7);
 }
 
+struct SendsCountOnDrop(std::sync::mpsc::Sender<u32>);
+impl Drop for SendsCountOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(COUNT.with(std::cell::Cell::get));
+    }
+}
+coio::coroutine_local! {
+    static READS_ON_DROP: std::cell::RefCell<Option<SendsCountOnDrop>> =
+        const { std::cell::RefCell::new(None) };
+    static COUNT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A coroutine-local's destructor that reads another local whose turn has
+/// not come sees its live value, as std's thread-locals do (it used to get
+/// a fresh one: the values were taken out all at once before any was
+/// dropped). Values are dropped in the order of their keys' first use in
+/// the process, so `READS_ON_DROP`, used first, goes first.
+#[test]
+fn a_local_s_destructor_sees_the_live_value_of_another() {
+    let rt = rt(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.block_on(|| {
+        coio::spawn(move || {
+            READS_ON_DROP.with(|r| *r.borrow_mut() = Some(SendsCountOnDrop(tx)));
+            COUNT.with(|c| c.set(42));
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(rx.recv().unwrap(), 42);
+}
+
 /// During shutdown a worker waiting for another one sleeps (it used to
 /// spin). In a child process, so that other tests' threads do not count.
 #[test]

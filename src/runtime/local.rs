@@ -213,6 +213,12 @@ impl<T: 'static> LocalKey<T> {
     /// assert_eq!(DEPTH.with(Cell::get), 0);
     /// ```
     ///
+    /// When a coroutine finishes, its values are dropped one key after
+    /// another. A destructor that uses another key gets that key's value if
+    /// its turn has not come, as with `thread_local!`; if it has (or for its
+    /// own key), a fresh value, dropped in turn (after a few such rounds,
+    /// what is left is leaked).
+    ///
     /// # Panics
     /// On a plain thread whose thread-locals are being destroyed.
     pub fn with<F, R>(&'static self, f: F) -> R
@@ -368,25 +374,43 @@ pub(crate) fn has_locals(h: &Header) -> bool {
 #[inline]
 pub(crate) fn drop_locals(h: &Header) {
     for _ in 0..4 {
+        // Dropped one by one, in place: a destructor that uses a key whose
+        // turn has not come gets its live value, as with std's
+        // thread-locals; one whose value was dropped gets a fresh one,
+        // dropped in the next round. No reference into the vector is kept
+        // across a destructor (which may grow it).
+        let mut dropped = false;
         // SAFETY: home-local; the coroutine calls this after its closure
         // returned, so no reference into the vector exists (a `with` still
         // running in a suspended generator holds its own count, not a
         // reference into the vector).
-        let Some(mut values) = (unsafe { &mut *h.local.locals.get() }).take() else {
-            return;
-        };
-        // Dropped one by one, the vector out of reach: a destructor that
-        // uses a key gets a fresh vector (dropped in the next round).
-        let waker = values.waker.take();
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(waker))) {
-            std::mem::forget(payload);
-        }
-        for v in values.keys.iter_mut() {
-            let value = v.take();
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-                // A payload whose own drop panics is leaked.
+        let waker = unsafe { &mut *h.local.locals.get() }
+            .as_mut()
+            .and_then(|v| v.waker.take());
+        if waker.is_some() {
+            dropped = true;
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(waker))) {
                 std::mem::forget(payload);
             }
+        }
+        let mut i = 0;
+        loop {
+            // SAFETY: as above.
+            let value = match unsafe { &mut *h.local.locals.get() } {
+                Some(values) if i < values.keys.len() => values.keys[i].take(),
+                _ => break,
+            };
+            i += 1;
+            if value.is_some() {
+                dropped = true;
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+                    // A payload whose own drop panics is leaked.
+                    std::mem::forget(payload);
+                }
+            }
+        }
+        if !dropped {
+            break;
         }
     }
     // SAFETY: as above.
