@@ -740,6 +740,33 @@ fn stall_warning_names_the_worker_and_coroutine() {
     assert!(stderr.contains("coio::blocking"), "{stderr}");
 }
 
+/// Time in the panic hook (std's prints a backtrace with
+/// `RUST_BACKTRACE=1`, whose first symbolisation can take longer than the
+/// threshold) is not warned about as a stall: the warning showed the hook's
+/// own stack and told the user to add yield points.
+#[test]
+fn no_stall_warning_for_time_in_the_panic_hook() {
+    if common::child_role().is_some() {
+        std::panic::set_hook(Box::new(|info| {
+            std::thread::sleep(Duration::from_millis(300));
+            eprintln!("hook: {info}");
+        }));
+        let rt = Runtime::builder()
+            .workers(1)
+            .stall_warning(Some(Duration::from_millis(50)))
+            .build()
+            .unwrap();
+        let r = rt.block_on(|| coio::spawn(|| panic!("in a coroutine")).join());
+        assert!(r.is_err());
+        return;
+    }
+    let out = common::run_in_child("no_stall_warning_for_time_in_the_panic_hook", "hook", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("hook: "), "{stderr}");
+    assert!(!stderr.contains("without coming back"), "{stderr}");
+}
+
 #[test]
 fn detached_results_are_dropped_when_their_coroutines_finish() {
     // Finished tasks are recycled for new spawns: what a detached coroutine

@@ -336,9 +336,14 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 s.3 = STALLED;
                 // What it runs, captured on its thread (a signal): the
                 // coroutine's name, spawn site and stack.
-                let what = super::dump::describe_running(shared, i, running)
-                    .map(|d| format!(" {d}"))
-                    .unwrap_or_else(|| "\n".into());
+                let what = super::dump::describe_running(shared, i, running);
+                // The panic hook's own report (std's prints a backtrace,
+                // whose first symbolisation takes a good part of a second)
+                // is not a stall of the user's code: no warning for it.
+                if what.as_deref().is_some_and(in_panic_hook) {
+                    continue;
+                }
+                let what = what.map(|d| format!(" {d}")).unwrap_or_else(|| "\n".into());
                 eprintln!(
                     "coio: worker {thread_prefix}-{i} has been running coroutine {running} for \
                      {:.1} s without coming back to the scheduler; the other coroutines homed on \
@@ -354,4 +359,14 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
             }
         }
     }
+}
+
+/// Whether a running coroutine's stack, as `dump::describe_running`
+/// renders it, is inside the panic hook: std's panic entry calls the hook
+/// from `panic_with_hook` (`rust_panic_with_hook` in older versions), and
+/// that frame is gone once the unwind runs destructors (so a slow
+/// destructor during a panic is still warned about).
+fn in_panic_hook(stack: &str) -> bool {
+    stack.contains("panicking::panic_with_hook")
+        || stack.contains("panicking::rust_panic_with_hook")
 }
