@@ -1167,3 +1167,53 @@ fn an_async_receiver_that_never_waits_lets_its_worker_s_other_coroutines_run() {
         feeder.join().unwrap();
     }));
 }
+
+/// A send that a dynamic select reserved because the buffer had room holds
+/// that slot until it is completed or dropped: a second select is not told
+/// there is room, a plain send finds the channel full, and the buffer never
+/// holds more than its capacity (it did: the reservation held nothing, and
+/// `bounded(1)` ended with 2 values). Dropped uncompleted, the reservation
+/// gives the slot to a sender that waited meanwhile, or wakes a select
+/// waiting to send.
+#[test]
+fn a_selected_send_holds_its_buffer_slot() {
+    let (tx, rx) = chan::bounded::<u32>(1);
+    let (mut s1, mut s2) = (chan::Select::new(), chan::Select::new());
+    s1.send(&tx);
+    s2.send(&tx);
+    let o1 = s1.select();
+    assert!(s2.select_timeout(Duration::from_millis(20)).is_err());
+    assert!(tx.try_send(5).is_err());
+    assert!(tx.is_full());
+    o1.send(&tx, 1).unwrap();
+    assert_eq!(rx.len(), 1);
+    assert_eq!(rx.recv(), Ok(1));
+
+    // Dropped: the slot goes to a sender blocked meanwhile.
+    let op = s1.select();
+    let blocked = thread::spawn({
+        let tx = tx.clone();
+        move || tx.send(7).unwrap()
+    });
+    thread::sleep(Duration::from_millis(20));
+    assert!(rx.is_empty());
+    drop(op);
+    blocked.join().unwrap();
+    assert_eq!(rx.recv(), Ok(7));
+
+    // Dropped: a select waiting to send wakes and gets the slot.
+    let op = s1.select();
+    let waiting = thread::spawn({
+        let tx = tx.clone();
+        move || {
+            let mut s = chan::Select::new();
+            s.send(&tx);
+            s.select().send(&tx, 8).unwrap();
+        }
+    });
+    thread::sleep(Duration::from_millis(20));
+    drop(op);
+    waiting.join().unwrap();
+    assert_eq!(rx.try_recv(), Ok(8));
+    assert_eq!(rx.len(), 0);
+}

@@ -118,8 +118,13 @@ pub(crate) struct AsyncWait<T> {
 
 /// What the lock guards.
 struct Inner<T> {
-    /// Buffered values (never more than the capacity).
+    /// Buffered values (never more than the capacity, less `reserved`;
+    /// values given back by dropped async receives may exceed it).
     buf: VecDeque<T>,
+    /// Buffer slots held for sends a dynamic select reserved
+    /// ([`SendReservation::Room`]) and not yet completed or released:
+    /// counted as taken, so that nobody else fills them meanwhile.
+    reserved: usize,
     /// Senders waiting for room (packets hold their values).
     senders: WaitQueue,
     /// Receivers waiting for a value (packets are empty).
@@ -171,20 +176,34 @@ impl<T> Inner<T> {
     /// Whether a send would complete now (room, a receiver, or closed); a
     /// waiting receiver of `me` (the asking select) does not count.
     fn send_ready(&self, cap: usize, me: Option<&Blocker>) -> bool {
-        self.rx_closed || self.buf.len() < cap || self.receivers.has_waiting(me)
+        self.rx_closed || self.has_room(cap) || self.receivers.has_waiting(me)
+    }
+
+    /// Whether the buffer has a free slot that no reservation holds.
+    #[inline]
+    fn has_room(&self, cap: usize) -> bool {
+        self.buf.len() + self.reserved < cap
     }
 }
 
 /// A send a dynamic select chose, held until it is completed
-/// ([`Chan::complete_send`]) or released ([`Chan::release_send`]).
-pub(crate) enum SendReservation {
+/// ([`Chan::complete_send`]) or dropped uncompleted (then the claim is
+/// released, or the slot given back with [`ReleaseRoom::release_room`]).
+pub(crate) enum SendReservation<'a> {
     /// A waiting receiver, claimed: it waits until the value is in its
     /// packet (or the claim is released with retry).
     Receiver(Claimed),
-    /// There was room in the buffer.
-    Room,
+    /// A free slot of the buffer, held (counted in `reserved`) for this
+    /// send: the channel, to give the slot back if the send is dropped.
+    Room(&'a dyn ReleaseRoom),
     /// Every receiver is gone.
     Closed,
+}
+
+/// Gives back a buffer slot that a dynamic select reserved for a send it
+/// then dropped uncompleted (a [`Chan`] of any value type).
+pub(crate) trait ReleaseRoom {
+    fn release_room(&self);
 }
 
 /// A channel, shared by its senders and receivers.
@@ -234,6 +253,7 @@ impl<T> Chan<T> {
         Chan {
             inner: Lock::new(Inner {
                 buf: VecDeque::new(),
+                reserved: 0,
                 senders: WaitQueue::new(),
                 receivers: WaitQueue::new(),
                 tx_closed: false,
@@ -263,9 +283,10 @@ impl<T> Chan<T> {
         self.lock().buf.len()
     }
 
-    /// Whether the buffer is full (always for capacity 0).
+    /// Whether the buffer is full (always for capacity 0); slots a
+    /// select reserved count as full.
     pub(crate) fn is_full(&self) -> bool {
-        self.len() >= self.cap
+        !self.lock().has_room(self.cap)
     }
 
     /// Sends without waiting: to the oldest waiting receiver, else into the
@@ -292,7 +313,7 @@ impl<T> Chan<T> {
             unsafe { give_value(&c, v) };
             return Ok(());
         }
-        if g.buf.len() < self.cap {
+        if g.has_room(self.cap) {
             g.buf.push_back(v);
             g.notify();
             return Ok(());
@@ -319,7 +340,7 @@ impl<T> Chan<T> {
             // (The buffer can be over-full by values given back by dropped
             // async receivers, `give_back`: no refill until it is not.)
             if !g.senders.is_empty()
-                && g.buf.len() < self.cap
+                && g.has_room(self.cap)
                 && let Some(c) = g.senders.claim(me, false)
             {
                 // SAFETY: an entry of `senders` of a `Chan<T>`.
@@ -613,7 +634,7 @@ impl<T> Chan<T> {
         packet: &Packet<T>,
     ) -> bool {
         let mut g = self.lock();
-        if g.rx_closed || g.buf.len() < self.cap || g.receivers.has_waiting(Some(blocker)) {
+        if g.rx_closed || g.has_room(self.cap) || g.receivers.has_waiting(Some(blocker)) {
             return false;
         }
         // SAFETY: caller.
@@ -688,9 +709,9 @@ impl<T> Chan<T> {
     }
 
     /// Dynamic select: reserves a send if one would complete now: claims
-    /// the oldest waiting receiver, or finds room, or finds the channel
-    /// closed.
-    pub(crate) fn reserve_send(&self) -> Option<SendReservation> {
+    /// the oldest waiting receiver, or holds a free slot of the buffer, or
+    /// finds the channel closed.
+    pub(crate) fn reserve_send(&self) -> Option<SendReservation<'_>> {
         let mut g = self.lock();
         if g.rx_closed {
             return Some(SendReservation::Closed);
@@ -698,16 +719,19 @@ impl<T> Chan<T> {
         if let Some(c) = g.receivers.claim(None, false) {
             return Some(SendReservation::Receiver(c));
         }
-        (g.buf.len() < self.cap).then_some(SendReservation::Room)
+        if g.has_room(self.cap) {
+            g.reserved += 1;
+            return Some(SendReservation::Room(self));
+        }
+        None
     }
 
     /// Completes a reserved send with `v`, without waiting: into the
-    /// claimed receiver's packet; or, for room found, to the oldest
-    /// waiting receiver, else into the buffer, even if other senders
-    /// filled it since (it may then hold more than its capacity until
-    /// receives take the excess, as after a `give_back`). `Err(v)`: every
+    /// claimed receiver's packet; or, into the slot held for it, which
+    /// goes to the oldest waiting receiver if one came meanwhile (the
+    /// buffer is then empty), else into the buffer. `Err(v)`: every
     /// receiver is gone.
-    pub(crate) fn complete_send(&self, r: SendReservation, v: T) -> Result<(), T> {
+    pub(crate) fn complete_send(&self, r: SendReservation<'_>, v: T) -> Result<(), T> {
         match r {
             SendReservation::Receiver(c) => {
                 // SAFETY: a claim of an entry of `receivers` of this
@@ -717,8 +741,9 @@ impl<T> Chan<T> {
                 Ok(())
             }
             SendReservation::Closed => Err(v),
-            SendReservation::Room => {
+            SendReservation::Room(_) => {
                 let mut g = self.lock();
+                g.reserved -= 1;
                 if g.rx_closed {
                     return Err(v);
                 }
@@ -733,6 +758,27 @@ impl<T> Chan<T> {
                 Ok(())
             }
         }
+    }
+
+    /// Gives back a slot held by [`reserve_send`](Self::reserve_send) for
+    /// a send dropped uncompleted: the oldest waiting sender's value takes
+    /// it, else selects waiting to send hear of it.
+    fn give_back_room(&self) {
+        let mut g = self.lock();
+        g.reserved -= 1;
+        if g.has_room(self.cap)
+            && !g.senders.is_empty()
+            && let Some(c) = g.senders.claim(None, false)
+        {
+            // SAFETY: an entry of `senders` of a `Chan<T>`.
+            let w = unsafe { take_value::<T>(&c) };
+            g.buf.push_back(w);
+            g.notify();
+            drop(g);
+            drop(c);
+            return;
+        }
+        g.notify();
     }
 
     /// The last sender is gone: waiting receivers look again (and find the
@@ -773,5 +819,11 @@ impl<T> Chan<T> {
             }
         }
         drop(buf);
+    }
+}
+
+impl<T> ReleaseRoom for Chan<T> {
+    fn release_room(&self) {
+        self.give_back_room();
     }
 }

@@ -97,8 +97,8 @@ enum Reservation<'a> {
     /// A receive's value (or `RecvError`), boxed with its channel (to give
     /// the value back if the operation is dropped uncompleted).
     Recv(Box<dyn Taken + 'a>),
-    /// A reserved send, with its channel's identity.
-    Send(SendReservation),
+    /// A reserved send.
+    Send(SendReservation<'a>),
 }
 
 /// A received value held by a [`SelectedOperation`] (a `Held<'a, T>`,
@@ -772,7 +772,9 @@ impl Drop for SelectedOperation<'_> {
             // The value goes back (`Held`'s drop).
             Some(Reservation::Recv(taken)) => drop(taken),
             Some(Reservation::Send(SendReservation::Receiver(c))) => c.release(),
-            Some(Reservation::Send(SendReservation::Room | SendReservation::Closed)) | None => {}
+            // The slot held for the send goes back to the channel.
+            Some(Reservation::Send(SendReservation::Room(chan))) => chan.release_room(),
+            Some(Reservation::Send(SendReservation::Closed)) | None => {}
         }
     }
 }
