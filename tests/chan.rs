@@ -1217,3 +1217,23 @@ fn a_selected_send_holds_its_buffer_slot() {
     assert_eq!(rx.try_recv(), Ok(8));
     assert_eq!(rx.len(), 0);
 }
+
+/// A `select!` arm may name a temporary channel, as crossbeam's docs write
+/// a timeout (`recv(after(d)) -> _`): it lives until the select is over (it
+/// did not compile: the arm borrowed a temporary dropped at once).
+#[test]
+fn select_arms_may_name_temporary_channels() {
+    let (_tx, rx) = chan::unbounded::<u8>();
+    let chosen = select! {
+        recv(rx) -> _ => 1,
+        recv(chan::after(Duration::from_millis(10))) -> _ => 2,
+    };
+    assert_eq!(chosen, 2);
+    let (tx, rx) = chan::bounded::<u8>(1);
+    let sent = select! {
+        send(tx.clone(), 7) -> r => r.is_ok(),
+        recv(chan::never::<u8>()) -> _ => false,
+    };
+    assert!(sent);
+    assert_eq!(rx.try_recv(), Ok(7));
+}

@@ -580,14 +580,22 @@ macro_rules! __select_internal {
     };
     // One arm, bound to its own variable: each expansion of these rules
     // makes a distinct `__coio_arm` (macro hygiene), and `@parse` carries
-    // it on.
+    // it on. Bound by a `match`, not a `let`, so that a temporary channel
+    // (`recv(chan::after(d)) -> _`, as crossbeam's docs write a timeout)
+    // lives until the select is over.
     (@recv [$($arms:tt)*] [$($dflt:tt)*] ($r:expr) ($p:pat) ($body:expr) $($rest:tt)*) => {{
-        let mut __coio_arm = $crate::chan::select::RecvArm::new(&$r);
-        $crate::__select_internal!(@parse [$($arms)* (__coio_arm ($p) ($body))] [$($dflt)*] $($rest)*)
+        match $crate::chan::select::RecvArm::new(&$r) {
+            mut __coio_arm => {
+                $crate::__select_internal!(@parse [$($arms)* (__coio_arm ($p) ($body))] [$($dflt)*] $($rest)*)
+            }
+        }
     }};
     (@send [$($arms:tt)*] [$($dflt:tt)*] ($s:expr) ($v:expr) ($p:pat) ($body:expr) $($rest:tt)*) => {{
-        let mut __coio_arm = $crate::chan::select::SendArm::new(&$s, $v);
-        $crate::__select_internal!(@parse [$($arms)* (__coio_arm ($p) ($body))] [$($dflt)*] $($rest)*)
+        match $crate::chan::select::SendArm::new(&$s, $v) {
+            mut __coio_arm => {
+                $crate::__select_internal!(@parse [$($arms)* (__coio_arm ($p) ($body))] [$($dflt)*] $($rest)*)
+            }
+        }
     }};
     (@mode) => { $crate::chan::select::Mode::Block };
     (@mode try ($body:expr)) => { $crate::chan::select::Mode::Try };
