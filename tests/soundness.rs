@@ -556,6 +556,36 @@ impl Drop for WaitsOnDrop {
     }
 }
 
+/// A one-worker runtime whose stall monitor warns after 200 ms, its worker
+/// thread named `name-0`.
+fn watched_rt(name: &str) -> Runtime {
+    Runtime::builder()
+        .workers(1)
+        .thread_name(name)
+        .stall_warning(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap()
+}
+
+/// Runs test `test` in a child process (which must exit successfully) and
+/// returns the stall monitor's warning that worker `name-0` is blocked
+/// while a coroutine unwinds.
+fn unwinding_warning(test: &'static str, name: &str) -> String {
+    let out = within_20s(|| common::run_in_child(test, "child", &[]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains(&format!("coio: worker {name}-0")) && l.contains("unwinds"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"))
+        .to_string();
+    assert!(
+        warning.contains("while it unwinds from a panic"),
+        "{warning}"
+    );
+    warning
+}
+
 /// The same wait in a destructor that runs when the runtime's drop cancels
 /// the coroutine: the drop waits for it, and the stall monitor, which used
 /// to stop as the shutdown began, says why (a "join the child in Drop"
@@ -563,12 +593,7 @@ impl Drop for WaitsOnDrop {
 #[test]
 fn stall_warning_explains_a_shutdown_blocked_in_a_destructor() {
     if common::child_role().is_some() {
-        let rt = Runtime::builder()
-            .workers(1)
-            .thread_name("shutdown-test")
-            .stall_warning(Some(Duration::from_millis(200)))
-            .build()
-            .unwrap();
+        let rt = watched_rt("shutdown-test");
         // Nobody sends: the sender stays here, alive through the drop.
         let (_tx, rx) = coio::chan::bounded::<()>(1);
         let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -582,22 +607,9 @@ fn stall_warning_explains_a_shutdown_blocked_in_a_destructor() {
         drop(rt);
         return;
     }
-    let out = within_20s(|| {
-        common::run_in_child(
-            "stall_warning_explains_a_shutdown_blocked_in_a_destructor",
-            "child",
-            &[],
-        )
-    });
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let warning = stderr
-        .lines()
-        .find(|l| l.contains("coio: worker shutdown-test-0") && l.contains("unwinds"))
-        .unwrap_or_else(|| panic!("no warning: {stderr}"));
-    assert!(
-        warning.contains("while it unwinds from a panic"),
-        "{warning}"
+    unwinding_warning(
+        "stall_warning_explains_a_shutdown_blocked_in_a_destructor",
+        "shutdown-test",
     );
 }
 
@@ -607,12 +619,7 @@ fn stall_warning_explains_a_shutdown_blocked_in_a_destructor() {
 #[test]
 fn stall_warning_explains_blocking_while_unwinding() {
     if common::child_role().is_some() {
-        let rt = Runtime::builder()
-            .workers(1)
-            .thread_name("unwind-test")
-            .stall_warning(Some(Duration::from_millis(200)))
-            .build()
-            .unwrap();
+        let rt = watched_rt("unwind-test");
         let r = rt.block_on(|| {
             let (tx, rx) = coio::chan::bounded::<()>(1);
             // Would send, but is homed on the same (only) worker.
@@ -631,22 +638,9 @@ fn stall_warning_explains_blocking_while_unwinding() {
         assert!(r.is_err());
         return;
     }
-    let out = within_20s(|| {
-        common::run_in_child(
-            "stall_warning_explains_blocking_while_unwinding",
-            "child",
-            &[],
-        )
-    });
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let warning = stderr
-        .lines()
-        .find(|l| l.contains("coio: worker unwind-test-0") && l.contains("unwinds"))
-        .unwrap_or_else(|| panic!("no warning: {stderr}"));
-    assert!(
-        warning.contains("while it unwinds from a panic"),
-        "{warning}"
+    let warning = unwinding_warning(
+        "stall_warning_explains_blocking_while_unwinding",
+        "unwind-test",
     );
     assert!(warning.contains("runtime of one worker"), "{warning}");
 }
