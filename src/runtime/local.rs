@@ -414,7 +414,14 @@ pub(crate) fn drop_locals(h: &Header) {
         }
     }
     // SAFETY: as above.
-    std::mem::forget(unsafe { &mut *h.local.locals.get() }.take());
+    if let Some(mut values) = unsafe { &mut *h.local.locals.get() }.take() {
+        // What destructors of the last round created is leaked (never
+        // dropped later, elsewhere); the vector itself is freed.
+        std::mem::forget(values.waker.take());
+        for v in values.keys.drain(..) {
+            std::mem::forget(v);
+        }
+    }
 }
 
 /// Declares coroutine-local storage: a [`LocalKey`] whose
