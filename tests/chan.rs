@@ -1236,4 +1236,17 @@ fn select_arms_may_name_temporary_channels() {
     };
     assert!(sent);
     assert_eq!(rx.try_recv(), Ok(7));
+    // But a send value's temporaries end once it is evaluated, before the
+    // select waits and before any body runs (binding the arm by a `match`
+    // kept this `borrow` alive into the body, whose `borrow_mut` panicked).
+    let cell = std::cell::RefCell::new(vec![1u8, 2]);
+    let r = select! {
+        send(tx, cell.borrow()[0]) -> r => {
+            cell.borrow_mut().push(3);
+            r.is_ok()
+        },
+        default => false,
+    };
+    assert!(r);
+    assert_eq!(rx.try_recv(), Ok(1));
 }

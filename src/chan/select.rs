@@ -580,19 +580,24 @@ macro_rules! __select_internal {
     };
     // One arm, bound to its own variable: each expansion of these rules
     // makes a distinct `__coio_arm` (macro hygiene), and `@parse` carries
-    // it on. Bound by a `match`, not a `let`, so that a temporary channel
-    // (`recv(chan::after(d)) -> _`, as crossbeam's docs write a timeout)
-    // lives until the select is over.
+    // it on. The channel is borrowed by a `match`, not a `let`, so that a
+    // temporary channel (`recv(chan::after(d)) -> _`, as crossbeam's docs
+    // write a timeout) lives until the select is over; a send's value is
+    // evaluated after its channel (Go's order) by a `let` of its own, so
+    // that its temporaries (a `RefCell` borrow, a lock guard) end at once.
     (@recv [$($arms:tt)*] [$($dflt:tt)*] ($r:expr) ($p:pat) ($body:expr) $($rest:tt)*) => {{
-        match $crate::chan::select::RecvArm::new(&$r) {
-            mut __coio_arm => {
+        match &$r {
+            __coio_chan => {
+                let mut __coio_arm = $crate::chan::select::RecvArm::new(__coio_chan);
                 $crate::__select_internal!(@parse [$($arms)* (__coio_arm ($p) ($body))] [$($dflt)*] $($rest)*)
             }
         }
     }};
     (@send [$($arms:tt)*] [$($dflt:tt)*] ($s:expr) ($v:expr) ($p:pat) ($body:expr) $($rest:tt)*) => {{
-        match $crate::chan::select::SendArm::new(&$s, $v) {
-            mut __coio_arm => {
+        match &$s {
+            __coio_chan => {
+                let __coio_value = $v;
+                let mut __coio_arm = $crate::chan::select::SendArm::new(__coio_chan, __coio_value);
                 $crate::__select_internal!(@parse [$($arms)* (__coio_arm ($p) ($body))] [$($dflt)*] $($rest)*)
             }
         }
