@@ -1250,3 +1250,39 @@ fn select_arms_may_name_temporary_channels() {
     assert!(r);
     assert_eq!(rx.try_recv(), Ok(1));
 }
+
+/// Completing a selected operation the wrong way (`recv` on a send) panics
+/// and still gives back what the reservation held: the buffer slot of a
+/// send on room (the channel stayed full for good), or the claimed
+/// receiver of a rendezvous.
+#[test]
+fn misusing_a_selected_operation_releases_its_reservation() {
+    let (tx, rx) = chan::bounded::<u32>(1);
+    let mut s = chan::Select::new();
+    s.send(&tx);
+    let op = s.select();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.recv(&rx)));
+    assert!(r.is_err());
+    assert_eq!(tx.try_send(1), Ok(()));
+    assert_eq!(rx.try_recv(), Ok(1));
+
+    // A rendezvous: the select claimed the waiting receiver, which must
+    // then be released to wait on, and get the next value.
+    let (tx, rx) = chan::bounded::<u32>(0);
+    let receiver = thread::spawn({
+        let rx = rx.clone();
+        move || rx.recv().unwrap()
+    });
+    let op = loop {
+        let mut s = chan::Select::new();
+        s.send(&tx);
+        if let Ok(op) = s.try_select() {
+            break op;
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.recv(&rx)));
+    assert!(r.is_err());
+    tx.send(5).unwrap();
+    assert_eq!(receiver.join().unwrap(), 5);
+}

@@ -709,6 +709,13 @@ impl SelectedOperation<'_> {
             "coio::chan::SelectedOperation::recv: not the receiver of the chosen operation ({})",
             self.index
         );
+        // Checked before the reservation is taken out: on the panic, the
+        // drop below still releases what a send reservation holds.
+        assert!(
+            matches!(self.reservation, Some(Reservation::Recv(_))),
+            "coio::chan::SelectedOperation::recv: the chosen operation ({}) is a send",
+            self.index
+        );
         match self.reservation.take() {
             Some(Reservation::Recv(taken)) => {
                 let raw: *mut (dyn Taken + '_) = Box::into_raw(taken);
@@ -722,10 +729,7 @@ impl SelectedOperation<'_> {
                     .take()
                     .expect("coio: a reserved receive without its value")
             }
-            _ => panic!(
-                "coio::chan::SelectedOperation::recv: the chosen operation ({}) is a send",
-                self.index
-            ),
+            _ => unreachable!("coio: checked above"),
         }
     }
 
@@ -756,12 +760,15 @@ impl SelectedOperation<'_> {
             "coio::chan::SelectedOperation::send: not the sender of the chosen operation ({})",
             self.index
         );
+        // As in `recv`: the reservation stays for the drop on a panic.
+        assert!(
+            matches!(self.reservation, Some(Reservation::Send(_))),
+            "coio::chan::SelectedOperation::send: the chosen operation ({}) is a receive",
+            self.index
+        );
         match self.reservation.take() {
             Some(Reservation::Send(r)) => s.chan().complete_send(r, msg).map_err(SendError),
-            _ => panic!(
-                "coio::chan::SelectedOperation::send: the chosen operation ({}) is a receive",
-                self.index
-            ),
+            _ => unreachable!("coio: checked above"),
         }
     }
 }
