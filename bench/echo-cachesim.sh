@@ -15,7 +15,9 @@
 # instructions, L1 data misses and simulated L2 misses (reads + writes).
 # Under valgrind the server is about 50 times slower, so the load is light
 # in requests/s but the same in shape: each request wakes one of CONNS
-# parked connections.
+# parked connections. The counts per request still move a little with the
+# machine's load (how many requests each poll finds): compare two builds
+# in alternated runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server="$1"
