@@ -179,6 +179,20 @@ impl<T> Inner<T> {
         self.rx_closed || self.has_room(cap) || self.receivers.has_waiting(me)
     }
 
+    /// Moves the oldest waiting sender's value (not `me`'s) into a free
+    /// slot of the buffer, if there is both; its claim is returned, to be
+    /// dropped (which wakes the sender) once the lock is released.
+    fn refill(&mut self, cap: usize, me: Option<&Blocker>) -> Option<Claimed> {
+        if self.senders.is_empty() || !self.has_room(cap) {
+            return None;
+        }
+        let c = self.senders.claim(me, false)?;
+        // SAFETY: an entry of `senders` of a `Chan<T>`.
+        let w = unsafe { take_value::<T>(&c) };
+        self.buf.push_back(w);
+        Some(c)
+    }
+
     /// Whether the buffer has a free slot that no reservation holds.
     #[inline]
     fn has_room(&self, cap: usize) -> bool {
@@ -339,13 +353,7 @@ impl<T> Chan<T> {
             g.notify();
             // (The buffer can be over-full by values given back by dropped
             // async receivers, `give_back`: no refill until it is not.)
-            if !g.senders.is_empty()
-                && g.has_room(self.cap)
-                && let Some(c) = g.senders.claim(me, false)
-            {
-                // SAFETY: an entry of `senders` of a `Chan<T>`.
-                let w = unsafe { take_value::<T>(&c) };
-                g.buf.push_back(w);
+            if let Some(c) = g.refill(self.cap, me) {
                 drop(g);
                 drop(c);
             }
@@ -760,27 +768,6 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Gives back a slot held by [`reserve_send`](Self::reserve_send) for
-    /// a send dropped uncompleted: the oldest waiting sender's value takes
-    /// it, else selects waiting to send hear of it.
-    fn give_back_room(&self) {
-        let mut g = self.lock();
-        g.reserved -= 1;
-        if g.has_room(self.cap)
-            && !g.senders.is_empty()
-            && let Some(c) = g.senders.claim(None, false)
-        {
-            // SAFETY: an entry of `senders` of a `Chan<T>`.
-            let w = unsafe { take_value::<T>(&c) };
-            g.buf.push_back(w);
-            g.notify();
-            drop(g);
-            drop(c);
-            return;
-        }
-        g.notify();
-    }
-
     /// The last sender is gone: waiting receivers look again (and find the
     /// channel closed once the buffer is drained).
     pub(crate) fn close_tx(&self) {
@@ -823,7 +810,15 @@ impl<T> Chan<T> {
 }
 
 impl<T> ReleaseRoom for Chan<T> {
+    /// Gives back a slot held by [`reserve_send`](Chan::reserve_send) for
+    /// a send dropped uncompleted: the oldest waiting sender's value takes
+    /// it, and selects waiting to send hear of the change.
     fn release_room(&self) {
-        self.give_back_room();
+        let mut g = self.lock();
+        g.reserved -= 1;
+        let c = g.refill(self.cap, None);
+        g.notify();
+        drop(g);
+        drop(c);
     }
 }
