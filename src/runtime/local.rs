@@ -389,9 +389,7 @@ pub(crate) fn drop_locals(h: &Header) {
             .and_then(|v| v.waker.take());
         if waker.is_some() {
             dropped = true;
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(waker))) {
-                std::mem::forget(payload);
-            }
+            drop_surviving(waker);
         }
         let mut i = 0;
         loop {
@@ -403,10 +401,7 @@ pub(crate) fn drop_locals(h: &Header) {
             i += 1;
             if value.is_some() {
                 dropped = true;
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-                    // A payload whose own drop panics is leaked.
-                    std::mem::forget(payload);
-                }
+                drop_surviving(value);
             }
         }
         if !dropped {
@@ -421,6 +416,14 @@ pub(crate) fn drop_locals(h: &Header) {
         for v in values.keys.drain(..) {
             std::mem::forget(v);
         }
+    }
+}
+
+/// Drops `v`, surviving a panicking destructor (the panic hook has
+/// reported it; a payload whose own drop panics is leaked).
+fn drop_surviving<T>(v: T) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        std::mem::forget(payload);
     }
 }
 
