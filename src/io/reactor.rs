@@ -262,31 +262,32 @@ impl IoState {
 
     /// Wakes every waiter of `dir`, each claim finished (its wake made)
     /// outside the lock, and clears the direction's waiting bit once the
-    /// queue is empty (under the lock, where waiters set it).
+    /// queue and the async waiter's slot are empty (under the lock, where
+    /// waiters set it). The slot is emptied on every pass: an async task
+    /// may keep a waker there again between two passes (polled by another
+    /// thread, woken by something else), and a slot left full would keep
+    /// the loop going forever.
     fn wake_all(&self, dir: Dir) {
-        let mut task = None;
         loop {
-            let (claimed, empty) = {
+            let (claimed, task, empty) = {
                 let mut w = self.waiters.lock();
-                if task.is_none() {
-                    task = w.task(dir).take();
-                }
+                let task = w.task(dir).take();
                 let queue = w.queue(dir);
                 let claimed = queue.claim(None, true);
-                let empty = queue.is_empty() && w.task(dir).is_none();
+                let empty = queue.is_empty();
                 if empty {
                     self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
                 }
-                (claimed, empty)
+                (claimed, task, empty)
             };
             // Outside the lock.
             drop(claimed);
+            if let Some(t) = task {
+                t.wake();
+            }
             if empty {
                 break;
             }
-        }
-        if let Some(t) = task {
-            t.wake();
         }
     }
 
@@ -485,6 +486,72 @@ mod loom_tests {
             };
             read(&state, &data);
             poller.join().unwrap();
+        });
+    }
+
+    /// A waker that records its wake, for the async waiter of a model.
+    struct Flag(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    /// The poller wakes two blocking waiters of a direction, one per pass
+    /// of `wake_all`, and an async waiter's waker. Between its passes the
+    /// async task polls again (woken by something else: a timer of its
+    /// select, say) and, finding the socket drained, keeps its waker anew.
+    /// The wake must still end. (`wake_all` took the waker slot on its
+    /// first pass only: a waker kept after that left the slot full, and
+    /// the poller, a worker, looped forever. Loom reports that loop as a
+    /// model that exceeds its branches.)
+    #[test]
+    fn loom_wake_all_ends_when_an_async_waiter_polls_between() {
+        loom::model(|| {
+            let state = Arc::new(registered());
+            // Two waiters queued as `wait` queues them, by this thread
+            // (whose unparks the claims make are harmless).
+            let (a, b) = (
+                Blocker::new(Wait::SocketRead),
+                Blocker::new(Wait::SocketRead),
+            );
+            {
+                let mut w = state.waiters.lock();
+                state.readiness.fetch_or(Dir::Read.waiting_bit(), AcqRel);
+                // SAFETY: the poller's `set_ready` below claims both, and
+                // finishes the claims, before `a` and `b` go out of scope.
+                unsafe {
+                    w.queue(Dir::Read).push(&a, 0, std::ptr::null_mut());
+                    w.queue(Dir::Read).push(&b, 0, std::ptr::null_mut());
+                }
+            }
+            let flag = |_| std::sync::Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+            let (first, second) = (flag(1), flag(2));
+            // The async task's first poll: its read found nothing (a new
+            // state says ready, to be tried), its waker is kept.
+            state.clear(state.seen(), Dir::Read);
+            let waker = std::task::Waker::from(first.clone());
+            assert!(state.poll_ready(Dir::Read, &waker).is_pending());
+            let task = {
+                let (state, second) = (state.clone(), second.clone());
+                loom::thread::spawn(move || {
+                    // Its next poll, with another waker.
+                    let seen = state.seen();
+                    if IoState::is_ready(seen, Dir::Read) {
+                        // The read it made found the socket drained.
+                        state.clear(seen, Dir::Read);
+                    }
+                    let waker = std::task::Waker::from(second);
+                    state.poll_ready(Dir::Read, &waker).is_ready()
+                })
+            };
+            state.set_ready(READABLE);
+            task.join().unwrap();
+            assert!(a.poll_woken().is_some() && b.poll_woken().is_some());
+            // The event came after the first poll: the task is woken,
+            // through the waker kept last before the event's wake.
+            assert!(first.0.load(SeqCst) || second.0.load(SeqCst));
         });
     }
 
