@@ -10,6 +10,8 @@ use coio::future::block_on;
 use coio::net::unix::{UnixListener, UnixStream};
 use coio::net::{TcpListener, TcpStream};
 
+mod common;
+
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().workers(workers).build().unwrap()
 }
@@ -158,4 +160,37 @@ fn registered_sockets_serve_other_executors() {
         b
     });
     assert_eq!(&back, b"hello");
+}
+
+/// As tests/unix.rs's `a_read_after_a_message_with_descriptors_gets_the_rest`
+/// through tokio's `AsyncRead`: a short read that stopped after a message
+/// with descriptors does not mean the stream is drained. (A coio sleep
+/// against the read turns the old hang into a failure.)
+#[test]
+fn an_async_read_after_a_message_with_descriptors_gets_the_rest() {
+    use std::os::fd::AsRawFd;
+    use tokio::io::AsyncReadExt;
+    let got = rt(1).block_on(|| {
+        let (mut rx, tx) = UnixStream::pair().unwrap();
+        let mut buf = [0; 64];
+        block_on(async {
+            // Registered, its waker kept, the read bit cleared.
+            let mut read = std::pin::pin!(rx.read(&mut buf));
+            assert!(futures::poll!(read.as_mut()).is_pending());
+        });
+        common::send_with_fd(tx.as_raw_fd(), b"a", tx.as_raw_fd());
+        std::io::Write::write_all(&mut &tx, b"b").unwrap();
+        block_on(async {
+            let n = rx.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"a");
+            let read = std::pin::pin!(rx.read(&mut buf));
+            let timeout = std::pin::pin!(coio::future::sleep(Duration::from_secs(10)));
+            match futures::future::select(read, timeout).await {
+                futures::future::Either::Left((n, _)) => Some(n.unwrap()),
+                futures::future::Either::Right(_) => None,
+            }
+        })
+        .map(|n| buf[..n].to_vec())
+    });
+    assert_eq!(got.as_deref(), Some(&b"b"[..]));
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use coio::net::unix::{UnixDatagram, UnixListener, UnixStream};
 use coio::{Runtime, chan};
 
+mod common;
+
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().workers(workers).build().unwrap()
 }
@@ -509,4 +511,32 @@ fn clones_conversions_and_abstract_names() {
             assert_eq!(&buf, b"con");
         }
     });
+}
+
+/// A Unix stream read stops after a message that carried descriptors, with
+/// more data queued: a short read there does not mean the socket is
+/// drained. The peer sends "a" with a descriptor, then "b", to a reader
+/// already waiting (so the data comes as one edge); the second read gets
+/// "b" (it used to wait for an edge that never came).
+#[test]
+fn a_read_after_a_message_with_descriptors_gets_the_rest() {
+    let got = rt(1).block_on(|| {
+        let (mut rx, tx) = UnixStream::pair().unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        // Registered, the read bit cleared by a wait that times out.
+        assert_eq!(
+            rx.read(&mut [0; 64]).unwrap_err().kind(),
+            ErrorKind::TimedOut
+        );
+        rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        common::send_with_fd(tx.as_raw_fd(), b"a", tx.as_raw_fd());
+        (&tx).write_all(b"b").unwrap();
+        let mut buf = [0; 64];
+        let n = rx.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"a");
+        let n = rx.read(&mut buf).unwrap();
+        buf[..n].to_vec()
+    });
+    assert_eq!(got, b"b");
 }

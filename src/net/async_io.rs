@@ -42,16 +42,28 @@ fn partial(len: usize) -> impl Fn(&usize) -> bool {
     move |&n| n > 0 && n < len
 }
 
+/// [`partial`] for a read: never on a socket whose short reads do not
+/// prove it drained (see `short_read_drains` of the stream types).
+#[inline]
+fn partial_read(len: usize, drains: bool) -> impl Fn(&usize) -> bool {
+    partial(if drains { len } else { 0 })
+}
+
 /// One poll of a read of a stream socket into `buf`.
 pub(crate) fn poll_read<T: AsRawFd>(
     io: &Fd<T>,
     cx: &mut Context<'_>,
     buf: &mut [u8],
+    drains: bool,
 ) -> Poll<io::Result<usize>> {
     let fd = io.as_raw_fd();
     let len = buf.len();
-    io.source()
-        .poll_io(Dir::Read, cx, || sys::recv(fd, buf), partial(len))
+    io.source().poll_io(
+        Dir::Read,
+        cx,
+        || sys::recv(fd, buf),
+        partial_read(len, drains),
+    )
 }
 
 /// One poll of a read into memory that may be uninitialized; `Ready(n)`:
@@ -61,11 +73,16 @@ pub(crate) fn poll_read_uninit<T: AsRawFd>(
     io: &Fd<T>,
     cx: &mut Context<'_>,
     buf: &mut [MaybeUninit<u8>],
+    drains: bool,
 ) -> Poll<io::Result<usize>> {
     let fd = io.as_raw_fd();
     let len = buf.len();
-    io.source()
-        .poll_io(Dir::Read, cx, || sys::recv_uninit(fd, buf), partial(len))
+    io.source().poll_io(
+        Dir::Read,
+        cx,
+        || sys::recv_uninit(fd, buf),
+        partial_read(len, drains),
+    )
 }
 
 /// One poll of a write of `buf`.
@@ -131,7 +148,7 @@ macro_rules! stream_async {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                $crate::net::async_io::poll_read(&self.io, cx, buf)
+                $crate::net::async_io::poll_read(&self.io, cx, buf, self.short_read_drains())
             }
 
             /// Polls a write of `buf` (see [`poll_read`](Self::poll_read)).
@@ -207,7 +224,7 @@ macro_rules! stream_async {
                 // SAFETY: `poll_read_uninit` only writes to the memory (a
                 // system call's output), never de-initializes it.
                 let dst = unsafe { buf.unfilled_mut() };
-                match $crate::net::async_io::poll_read_uninit(&self.io, cx, dst) {
+                match $crate::net::async_io::poll_read_uninit(&self.io, cx, dst, self.short_read_drains()) {
                     std::task::Poll::Ready(Ok(n)) => {
                         // SAFETY: the read initialized the first `n` bytes
                         // of the unfilled part.
@@ -265,7 +282,7 @@ macro_rules! stream_async {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                $crate::net::async_io::poll_read(&self.io, cx, buf)
+                $crate::net::async_io::poll_read(&self.io, cx, buf, self.short_read_drains())
             }
         }
 
@@ -311,7 +328,7 @@ macro_rules! stream_async {
             ) -> std::task::Poll<std::io::Result<()>> {
                 // SAFETY: `poll_read_uninit` only writes to the memory.
                 let dst = unsafe { buf.as_mut() };
-                match $crate::net::async_io::poll_read_uninit(&self.io, cx, dst) {
+                match $crate::net::async_io::poll_read_uninit(&self.io, cx, dst, self.short_read_drains()) {
                     std::task::Poll::Ready(Ok(n)) => {
                         // SAFETY: the read initialized the first `n` bytes.
                         unsafe { buf.advance(n) };

@@ -173,7 +173,12 @@ macro_rules! stream_read_write {
                 if let Some(r) = $crate::net::ring::recv(&self.io, buf, 0) {
                     return r;
                 }
-                let len = buf.len();
+                // 0: a short read does not clear (see `short_read_drains`).
+                let len = if self.short_read_drains() {
+                    buf.len()
+                } else {
+                    0
+                };
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&self.io);
                 self.io.source().io_stream($crate::io::Dir::Read, len, || {
                     $crate::io::sys::recv(fd, buf)
@@ -197,12 +202,20 @@ macro_rules! stream_read_write {
                 if let Some(r) = $crate::net::ring::recv_vectored(&self.io, bufs) {
                     return r;
                 }
+                let len = if self.short_read_drains() { len } else { 0 };
                 self.io.source().io_stream($crate::io::Dir::Read, len, || {
                     std::io::Read::read_vectored(&mut self.io.get_ref(), bufs)
                 })
             }
 
             fn write_impl(&self, buf: &[u8]) -> std::io::Result<usize> {
+                // A send of 0 bytes never waits for room (std returns at
+                // once): not gated on the write readiness, which a full
+                // socket has cleared.
+                if buf.is_empty() {
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&self.io);
+                    return $crate::io::sys::send(fd, buf);
+                }
                 #[cfg(target_os = "linux")]
                 if let Some(r) = $crate::net::ring::send(&self.io, buf) {
                     return r;

@@ -741,15 +741,27 @@ impl TcpStream {
         Ok(())
     }
 
+    /// Whether a read that returns fewer bytes than asked proves the
+    /// receive queue drained: on TCP it does (data that arrives meanwhile
+    /// comes with a new edge).
+    #[inline]
+    pub(crate) fn short_read_drains(&self) -> bool {
+        true
+    }
+
     /// Vectored writes send with `MSG_NOSIGNAL` (see [`send_vectored`]).
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let bufs = crate::io::sys::iov_max(bufs);
         let fd = self.io.as_raw_fd();
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        // Nothing to send never waits for room (as `write_impl`).
+        if len == 0 {
+            return crate::io::sys::send_vectored(fd, bufs);
+        }
         #[cfg(target_os = "linux")]
         if let Some(r) = super::ring::send_vectored(&self.io, bufs) {
             return r;
         }
-        let len = bufs.iter().map(|b| b.len()).sum();
         self.io
             .source()
             .io_stream(Dir::Write, len, || crate::io::sys::send_vectored(fd, bufs))

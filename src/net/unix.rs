@@ -711,13 +711,27 @@ impl UnixStream {
         Ok(())
     }
 
+    /// Whether a short read proves the receive queue drained: not on an
+    /// AF_UNIX stream, whose reads stop after a message that carried
+    /// descriptors (`SCM_RIGHTS`), and between messages of different
+    /// writers when `SO_PASSCRED` is on, with more data queued and no new
+    /// edge to come.
+    #[inline]
+    pub(crate) fn short_read_drains(&self) -> bool {
+        false
+    }
+
     fn write_vectored_impl(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let bufs = crate::io::sys::iov_max(bufs);
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        // Nothing to send never waits for room (as `write_impl`).
+        if len == 0 {
+            return (&mut self.io.get_ref()).write_vectored(bufs);
+        }
         #[cfg(target_os = "linux")]
         if let Some(r) = super::ring::send_vectored(&self.io, bufs) {
             return r;
         }
-        let len = bufs.iter().map(|b| b.len()).sum();
         self.io.source().io_stream(Dir::Write, len, || {
             (&mut self.io.get_ref()).write_vectored(bufs)
         })

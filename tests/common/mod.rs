@@ -160,3 +160,31 @@ pub fn ping_pong_pairs(
     }
     handles
 }
+
+/// Sends `data` on `fd` with the descriptor `pass` attached (`SCM_RIGHTS`),
+/// as a peer passing a descriptor does.
+pub fn send_with_fd(fd: i32, data: &[u8], pass: i32) {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
+    // SAFETY: CMSG_SPACE is a size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    // SAFETY: a zeroed msghdr is valid; it points to `iov` and `cbuf`
+    // (aligned for cmsghdr, `space` bytes), which outlive the call; the
+    // control message is written within `cbuf` by the CMSG macros.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), pass);
+        assert_eq!(libc::sendmsg(fd, &msg, 0), data.len() as isize);
+    }
+}
