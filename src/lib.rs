@@ -96,7 +96,10 @@
 //! not wait, on a socket or another descriptor of coio's, or a channel's
 //! `send`, `recv` or select (not its `try_` forms, nor a select with a
 //! bare `default =>`), blocking or async (in [`future::block_on`]), yields
-//! the coroutine (a cooperative budget, as tokio's;
+//! the coroutine (a cooperative budget, as tokio's; a timed wait of
+//! [`sync`]'s or a channel's that times out without waiting counts too,
+//! and a zero [`sleep`] yields, so that polling loops with zero timeouts
+//! let the coroutines they wait for run;
 //! [`WorkerMetrics::coop_yields`] counts these). A yield is a
 //! wait like any other: a std `Mutex` guard held across one blocks a
 //! coroutine of the same worker that asks for it, and the worker with it;

@@ -1029,3 +1029,129 @@ fn once_lock_cancelled_waiter_and_cancelled_initializer() {
         assert_eq!(c.get(), Some(&3));
     });
 }
+
+/// Polling loops with zero timeouts, ported from threads (where the OS
+/// preempts the poller): each must let the coroutine it waits for, homed
+/// on the same single worker, run. A timed wait that ends without waiting
+/// spends the cooperative budget as an operation that completes does; a
+/// zero `sleep` yields. (Each loop used to hold the worker for ever.)
+#[test]
+fn zero_timeout_polling_loops_let_the_others_run() {
+    use coio::chan::{self, Select};
+    let z = Duration::ZERO;
+    common::within(Duration::from_secs(30), move || {
+        rt(1).block_on(move || {
+            // A lock held by a coroutine that gives it back when it runs
+            // again (after the poller started).
+            let m = Arc::new(Mutex::new(0));
+            let holder = {
+                let m = m.clone();
+                coio::spawn(move || {
+                    let g = m.lock();
+                    coio::yield_now();
+                    drop(g);
+                })
+            };
+            coio::yield_now();
+            while m.lock_timeout(z).is_none() {}
+            holder.join().unwrap();
+
+            let l = Arc::new(RwLock::new(0));
+            let holder = {
+                let l = l.clone();
+                coio::spawn(move || {
+                    let g = l.read();
+                    coio::yield_now();
+                    drop(g);
+                })
+            };
+            coio::yield_now();
+            while l.write_timeout(z).is_none() {}
+            holder.join().unwrap();
+
+            let s = Arc::new(Semaphore::new(1));
+            let holder = {
+                let s = s.clone();
+                coio::spawn(move || {
+                    let p = s.acquire();
+                    coio::yield_now();
+                    drop(p);
+                })
+            };
+            coio::yield_now();
+            while s.acquire_timeout(z).is_none() {}
+            holder.join().unwrap();
+
+            // A condition set by a coroutine that has not run yet.
+            let pair = Arc::new((Mutex::new(false), Condvar::new()));
+            let setter = {
+                let pair = pair.clone();
+                coio::spawn(move || {
+                    *pair.0.lock() = true;
+                    pair.1.notify_all();
+                })
+            };
+            let mut g = pair.0.lock();
+            while !*g {
+                g = pair.1.wait_timeout(g, z).0;
+            }
+            drop(g);
+            setter.join().unwrap();
+            let setter = {
+                let pair = pair.clone();
+                coio::spawn(move || {
+                    *pair.0.lock() = false;
+                    pair.1.notify_all();
+                })
+            };
+            // (The lock taken anew each time: the setter needs it.)
+            while pair
+                .1
+                .wait_timeout_while(pair.0.lock(), z, |set| *set)
+                .1
+                .timed_out()
+            {}
+            setter.join().unwrap();
+
+            let flag = Arc::new(AtomicBool::new(false));
+            let setter = {
+                let flag = flag.clone();
+                coio::spawn(move || flag.store(true, SeqCst))
+            };
+            while !flag.load(SeqCst) {
+                coio::sleep(z);
+            }
+            setter.join().unwrap();
+
+            let (tx, rx) = chan::bounded(1);
+            let sender = coio::spawn(move || tx.send(1).unwrap());
+            let got = loop {
+                match rx.recv_timeout(z) {
+                    Ok(v) => break v,
+                    Err(chan::RecvTimeoutError::Timeout) => {}
+                    Err(e) => panic!("{e:?}"),
+                }
+            };
+            assert_eq!(got, 1);
+            sender.join().unwrap();
+
+            let (tx, rx) = chan::bounded(1);
+            tx.send(0).unwrap();
+            let receiver = coio::spawn(move || rx.recv().unwrap() + rx.recv().unwrap());
+            while tx.send_timeout(1, z).is_err() {}
+            assert_eq!(receiver.join().unwrap(), 1);
+
+            let (tx, rx) = chan::bounded::<u8>(1);
+            let sender = coio::spawn(move || tx.send(2).unwrap());
+            loop {
+                let mut sel = Select::new();
+                sel.recv(&rx);
+                if let Ok(op) = sel.select_timeout(z) {
+                    assert_eq!(op.recv(&rx), Ok(2));
+                    break;
+                }
+            }
+            sender.join().unwrap();
+        });
+    });
+}

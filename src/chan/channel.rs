@@ -388,6 +388,10 @@ impl<T> Chan<T> {
                 Err((_, fail)) => return Err(fail),
             };
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                // An operation that did not wait: it spends the budget, so
+                // that a loop of timed-out sends lets the others run.
+                drop(g);
+                coop_spend();
                 return Err(SendFail::Timeout(v));
             }
             let blocker = Blocker::new(crate::runtime::dump::Wait::ChanSend);
@@ -435,6 +439,9 @@ impl<T> Chan<T> {
                 Err((g, _)) => g,
             };
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                // As in `send`.
+                drop(g);
+                coop_spend();
                 return Err(RecvFail::Timeout);
             }
             let blocker = Blocker::new(crate::runtime::dump::Wait::ChanRecv);

@@ -42,7 +42,8 @@
 //!   timers of its worker run. The `try_` forms and a select with a bare
 //!   `default =>` arm never yield; the timed forms (`recv_timeout`, a
 //!   select with `default(timeout)`, `Select::select_timeout`) count as the
-//!   untimed ones do. As at any wait, a borrow of a thread-local (a
+//!   untimed ones do, and so does a timed form that times out without
+//!   waiting (a zero timeout in a polling loop). As at any wait, a borrow of a thread-local (a
 //!   `RefCell` in a `thread_local!`) must not be held across one.
 //! * [`select!`](crate::select!) waits on several operations at once;
 //!   [`Select`] does the same for a set of operations known only at run

@@ -377,6 +377,8 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
             Mode::Block => None,
             Mode::Until(d) => {
                 if d.is_some_and(|d| Instant::now() >= d) {
+                    // As a timed-out `recv`: it spends the budget.
+                    coop_spend();
                     return None;
                 }
                 d

@@ -266,6 +266,12 @@ impl Blocker {
                     return Woken::Cancelled;
                 }
                 if deadline.is_some_and(|d| Instant::now() >= d) && self.abort() {
+                    // A wait that may not have waited at all (its deadline
+                    // had passed): it spends the cooperative budget, so
+                    // that a loop of zero timeouts lets the worker's other
+                    // coroutines run. (After a real wait the budget is
+                    // fresh, and this spends one of 128.)
+                    worker::coop_spend();
                     return Woken::TimedOut;
                 }
                 if self.state.load(Acquire) == WAITING {

@@ -187,7 +187,10 @@ pub fn yield_now() {
 /// Blocks the current coroutine (or thread) for at least `dur`.
 ///
 /// In a coroutine, only the coroutine waits: its worker runs others. The
-/// timer is accurate to about a millisecond.
+/// timer is accurate to about a millisecond. A zero sleep is a
+/// [`yield_now`]: a loop `while !ready() { sleep(Duration::ZERO) }` lets
+/// the coroutine that makes `ready` true run, as `std::thread::sleep`
+/// lets another thread.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -205,10 +208,18 @@ pub fn yield_now() {
 /// blocks its whole worker thread for that time (a panicking coroutine
 /// cannot be switched away from).
 pub fn sleep(dur: Duration) {
-    if worker::coroutine_local().is_none() {
+    let Some(l) = worker::coroutine_local() else {
         return std::thread::sleep(dur);
-    }
+    };
     let deadline = Instant::now().checked_add(dur);
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        // A zero (or already elapsed) sleep still lets the worker's other
+        // coroutines run, as `thread::sleep(0)` lets other threads run: a
+        // polling loop `while !ready { sleep(ZERO) }` must not hold the
+        // worker for ever.
+        check_cancel(l);
+        return yield_now();
+    }
     wait_until(|| false, deadline, true, Wait::Sleep);
 }
 

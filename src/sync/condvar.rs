@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering::*};
 
 use super::{Failed, Mutex, MutexGuard, QueueLock, lock_queue};
 use crate::park::{self, Blocker, WaitQueue, Woken};
+use crate::runtime::worker::coop_spend;
 
 /// A condition variable: coroutines and threads wait on it, holding a
 /// [`Mutex`] that it releases during the wait and takes back before the
@@ -266,6 +267,9 @@ impl Condvar {
                 return (guard, WaitTimeoutResult(false));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                // As `Mutex::lock_timeout` (the guard is coio's: it may be
+                // held across the yield).
+                coop_spend();
                 return (guard, WaitTimeoutResult(true));
             }
             guard = self.wait_until(guard, deadline).0;

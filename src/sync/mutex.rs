@@ -78,6 +78,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 
 use super::{Failed, QueueLock, lock_queue};
 use crate::park::{self, Blocker, Woken};
+use crate::runtime::worker::coop_spend;
 
 /// `state`: the lock is held.
 const LOCKED: usize = 1;
@@ -317,7 +318,13 @@ impl<T: ?Sized> Mutex<T> {
         }
         match self.lock_slow(super::deadline(dur)) {
             Ok(()) => Some(self.guard()),
-            Err(Failed::TimedOut) => None,
+            Err(Failed::TimedOut) => {
+                // As a timed-out channel operation: a loop of zero
+                // timeouts lets the worker's other coroutines (the
+                // holder's) run.
+                coop_spend();
+                None
+            }
             Err(Failed::Cancelled) => park::unwind_cancelled(),
         }
     }

@@ -49,6 +49,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 
 use super::{Failed, QueueLock, lock_queue};
 use crate::park::{self, Blocker, WaitQueue, Woken};
+use crate::runtime::worker::coop_spend;
 
 /// `state`: a writer holds the lock.
 const WRITER: usize = 1;
@@ -524,7 +525,11 @@ fn too_many_readers() -> ! {
 fn finish(r: Result<(), Failed>) -> bool {
     match r {
         Ok(()) => true,
-        Err(Failed::TimedOut) => false,
+        Err(Failed::TimedOut) => {
+            // As `Mutex::lock_timeout`.
+            coop_spend();
+            false
+        }
         Err(Failed::Cancelled) => park::unwind_cancelled(),
     }
 }

@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 
 use super::{Failed, QueueLock, lock_queue};
 use crate::park::{self, Blocker, WaitQueue, Woken};
+use crate::runtime::worker::coop_spend;
 
 /// `state`: the wait queue has entries.
 const QUEUED: usize = 1;
@@ -210,7 +211,11 @@ impl Semaphore {
         }
         match self.acquire_slow(super::deadline(dur)) {
             Ok(()) => Some(SemaphorePermit { sem: self }),
-            Err(Failed::TimedOut) => None,
+            Err(Failed::TimedOut) => {
+                // As `Mutex::lock_timeout`.
+                coop_spend();
+                None
+            }
             Err(Failed::Cancelled) => park::unwind_cancelled(),
         }
     }
