@@ -70,7 +70,8 @@ impl Wake for CoroutineWaker {
 /// Polled in a coroutine (as in [`block_on`]), it arms a timer on the
 /// coroutine's worker, like `coio::sleep` does; no timer thread. Polled on
 /// a thread that is not a coio worker (another executor's), it falls back
-/// to a helper thread per sleep: use that executor's own timers there.
+/// to a helper thread per sleep (which ends when the sleep completes or is
+/// dropped): use that executor's own timers there.
 ///
 /// ```
 /// use std::time::{Duration, Instant};

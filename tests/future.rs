@@ -356,3 +356,32 @@ fn block_on_in_a_generator_resumed_by_another_coroutine() {
     });
     assert_eq!(got, 7);
 }
+
+/// The helper thread of a `future::sleep` polled off the workers (one per
+/// sleep, the documented fallback) ends when the sleep is dropped, not at
+/// its deadline: a timeout raced against quick work in a loop would pile
+/// up threads (with `Duration::MAX`, each sleeping for a century).
+#[test]
+fn a_dropped_sleep_off_the_workers_ends_its_helper_thread() {
+    fn helpers() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+            .filter(|n| n.trim_end() == "coio-sleep")
+            .count()
+    }
+    for _ in 0..20 {
+        let mut s = std::pin::pin!(coio::future::sleep(Duration::MAX));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(s.as_mut().poll(&mut cx).is_pending());
+    }
+    // (Other tests of this binary may have a helper or two of their own.)
+    let start = Instant::now();
+    while helpers() >= 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the helper threads of 20 dropped sleeps still wait"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}

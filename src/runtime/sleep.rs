@@ -21,7 +21,9 @@
 //! `fired` flag are shared through a lock and an atomic.
 //!
 //! A `Sleep` polled off the workers (a plain thread's executor) has no
-//! heap to use: one helper thread per such sleep waits for the deadline.
+//! heap to use: one helper thread per such sleep waits for the deadline,
+//! or until the sleep lets go of it (dropped or re-armed elsewhere: the
+//! `abandoned` flag, and an unpark), whichever comes first.
 //! That is a fallback, documented as costly; async code on another
 //! runtime should use that runtime's timers.
 
@@ -71,6 +73,9 @@ pub(crate) struct WakerTimer {
     generation: Cell<u32>,
     /// The deadline passed (set by the firing worker).
     fired: AtomicBool,
+    /// The `Sleep` let go of this timer (disarmed or dropped): a helper
+    /// thread waiting for it may end early.
+    abandoned: AtomicBool,
     /// The task to wake.
     waker: Mutex<Option<Waker>>,
 }
@@ -88,6 +93,7 @@ impl WakerTimer {
         WakerTimer {
             generation: Cell::new(0),
             fired: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             waker: Mutex::new(Some(waker.clone())),
         }
     }
@@ -122,6 +128,9 @@ struct Armed {
     /// On a worker: its identity (the `Local`'s address) and the timer's
     /// generation there. None: on a helper thread (the fallback).
     on: Option<(usize, u32)>,
+    /// The helper thread waiting for the deadline (the fallback), to
+    /// unpark when the sleep is disarmed, so that it ends then.
+    helper: Option<std::thread::Thread>,
 }
 
 /// A future that completes at a deadline, on coio's timers (see the
@@ -219,6 +228,10 @@ impl Sleep {
         };
         // Nobody to wake any more.
         drop(armed.timer.lock().take());
+        armed.timer.abandoned.store(true, Release);
+        if let Some(h) = &armed.helper {
+            h.unpark();
+        }
         if let Some((worker, generation)) = armed.on
             && let Some(l) = worker::local()
             && l as *const worker::Local as usize == worker
@@ -233,6 +246,7 @@ impl Sleep {
     /// worker, else on a helper thread.
     fn arm(&mut self, waker: &Waker) {
         let timer = Arc::new(WakerTimer::new(waker));
+        let mut helper = None;
         let on = match worker::local() {
             Some(l) => {
                 let generation = l
@@ -247,13 +261,21 @@ impl Sleep {
                     std::thread::Builder::new()
                         .name("coio-sleep".into())
                         .spawn(move || {
-                            let left = deadline.saturating_duration_since(Instant::now());
-                            std::thread::sleep(left);
-                            t.fire();
+                            // Until the deadline, or until the sleep lets
+                            // go of the timer (then nothing is to fire).
+                            while !t.abandoned.load(Acquire) {
+                                let left = deadline.saturating_duration_since(Instant::now());
+                                if left.is_zero() {
+                                    t.fire();
+                                    return;
+                                }
+                                std::thread::park_timeout(left);
+                            }
                         });
-                if spawned.is_err() {
+                match spawned {
+                    Ok(h) => helper = Some(h.thread().clone()),
                     // No thread to wait with: poll again soon instead.
-                    waker.wake_by_ref();
+                    Err(_) => waker.wake_by_ref(),
                 }
                 None
             }
@@ -262,6 +284,7 @@ impl Sleep {
             timer,
             deadline: self.deadline,
             on,
+            helper,
         });
     }
 }
