@@ -401,6 +401,109 @@ fn positional_reads_and_writes() {
     }
 }
 
+/// Positional reads and writes on a pipe fail with `ESPIPE` and leave its
+/// data alone, as std's `pread`/`pwrite` do. (The ring's read at an offset
+/// does not check that the file has positions: on a pipe it read the
+/// stream.)
+#[test]
+fn positional_io_on_a_pipe_is_espipe() {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::FileExt;
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills `fds` with two new descriptors, owned below.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: the pipe's ends, owned by nothing else.
+        let (r, w) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        (&w).write_all(b"abcdef").unwrap();
+        let (r, w) = (File::from_std(r), File::from_std(w));
+        let (read, write, rest) = rt(driver).block_on(move || {
+            let mut buf = [0u8; 3];
+            let read = r.read_at(&mut buf, 0).map_err(|e| e.raw_os_error());
+            let write = w.write_at(b"xyz", 100).map_err(|e| e.raw_os_error());
+            drop(w);
+            let mut rest = Vec::new();
+            (&r).read_to_end(&mut rest).unwrap();
+            (read, write, rest)
+        });
+        assert_eq!(read, Err(Some(libc::ESPIPE)), "{driver:?}");
+        assert_eq!(write, Err(Some(libc::ESPIPE)), "{driver:?}");
+        assert_eq!(rest, b"abcdef", "{driver:?}");
+    }
+}
+
+/// Two coroutines reading through one shared `&File` until its end split
+/// it between them, every byte read once, as two threads do with std (the
+/// kernel's `read` holds the file's position lock; the ring's read at the
+/// position does not, and two of them in flight at once read the same
+/// range: coio holds a lock of its own). The file is dropped from the page
+/// cache so that reads wait for the disk and overlap.
+#[test]
+fn two_coroutines_reading_one_file_split_it() {
+    const LEN: usize = 8 << 20;
+    const CHUNK: usize = 64 << 10;
+    // Every 4-byte word is its own index: a chunk tells where it started.
+    let data: Vec<u8> = (0..(LEN / 4) as u32).flat_map(u32::to_le_bytes).collect();
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        // /var/tmp: on disk (the temp dir may be a tmpfs, always cached).
+        let d = Path::new("/var/tmp").join(format!(
+            "coio-uring-fs-shared-{driver:?}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("f");
+        let f = std::fs::File::create(&p).unwrap();
+        (&f).write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        drop(f);
+        let starts = rt(driver).block_on(|| {
+            let f = std::sync::Arc::new(File::open(&p).unwrap());
+            // SAFETY: an advice about an open descriptor's cached pages.
+            let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            assert_eq!(r, 0);
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let f = f.clone();
+                    coio::spawn(move || {
+                        let mut buf = vec![0u8; CHUNK];
+                        let mut starts = Vec::new();
+                        loop {
+                            match (&*f).read(&mut buf).unwrap() {
+                                0 => return starts,
+                                n => starts
+                                    .push((u32::from_le_bytes(buf[..4].try_into().unwrap()), n)),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let mut all: Vec<_> = readers
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect();
+            all.sort();
+            all
+        });
+        std::fs::remove_dir_all(&d).unwrap();
+        // Back to back, from 0 to the end, nothing twice.
+        let mut at = 0;
+        for (start, n) in starts {
+            assert_eq!(
+                start as usize * 4,
+                at,
+                "{driver:?}: a range read twice or skipped"
+            );
+            at += n;
+        }
+        assert_eq!(at, LEN, "{driver:?}");
+    }
+}
+
 /// A FIFO opened for writing waits for its reader, as std's open does, on
 /// both drivers (the ring's own open fails with ENXIO at once: coio then
 /// opens on the pool); what is written arrives.

@@ -26,6 +26,14 @@
 //! does (the ring's attempt fails with `ENXIO`, and the open is done on
 //! the pool).
 //!
+//! Cancellation and shutdown: a call on the pool cannot be interrupted
+//! (see [`blocking`]): a coroutine cancelled while it waits for one, or a
+//! runtime dropped meanwhile, waits until the call returns. A read of a
+//! FIFO, a pipe or a terminal that nobody writes to therefore holds a
+//! cancellation or a shutdown on an epoll runtime (on a ring, the read is
+//! cancelled in the kernel). Give such reads a way to end (close the
+//! writer's end) before cancelling them.
+//!
 //! Linux offers no readiness for regular files (they are always "ready"),
 //! so without a ring a thread pool is the portable way to keep file I/O
 //! off the workers.
@@ -33,8 +41,15 @@
 //! Invariants: every call that may touch the disk goes through the ring or
 //! `blocking` (paths and buffers are borrowed: both wait for the call, so
 //! they outlive it); nothing here keeps state between calls beyond the
-//! wrapped `std::fs` values; a ring operation uses and advances the file's
-//! position as the pool's call does, so the two mix.
+//! wrapped `std::fs` values, a file's `positional` kind (probed once) and
+//! its `cursor` lock; a ring operation uses and advances the file's
+//! position as the pool's call does, so the two mix. The ring's operations
+//! at the position do not take the kernel's position lock (`read(2)` and
+//! `write(2)` do): on a file with positions, coio's `cursor` lock, shared
+//! by the handles `try_clone` makes, keeps two of them (or one and a
+//! `seek`) from using the same position at once. A descriptor duplicated
+//! outside coio (a raw `dup`, a std `File` of the same open file) is not
+//! covered: use one `coio::fs::File` and its clones per open file.
 
 use std::fmt;
 use std::fs::{DirEntry, Metadata, Permissions};
@@ -474,6 +489,22 @@ pub struct File {
     inner: std::fs::File,
     /// `O_NONBLOCK` was set when the file was opened or wrapped: no ring.
     nonblocking: bool,
+    /// Whether positional I/O (`pread`/`pwrite`) may go through the ring:
+    /// 0 not known yet, 1 yes (a regular file or a block device), 2 no.
+    /// The ring's read and write at an offset do not check, as
+    /// `pread(2)` does, that the file has positions: on a pipe, a socket
+    /// or a tty they would read or write the stream instead of failing
+    /// with `ESPIPE`. Such files take the pool, which gives std's error.
+    #[cfg(target_os = "linux")]
+    positional: std::sync::atomic::AtomicU8,
+    /// Held by every ring operation at the file's position, and by
+    /// `seek`, of a file with positions: the ring's reads and writes at
+    /// offset -1 do not take the open file's position lock, as `read(2)`
+    /// and `write(2)` do, so two of them in flight at once (two coroutines
+    /// reading through one `&File`, or a `seek` meanwhile) would use the
+    /// same position. Shared by `try_clone`.
+    #[cfg(target_os = "linux")]
+    cursor: std::sync::Arc<crate::sync::Mutex<()>>,
 }
 
 impl File {
@@ -583,6 +614,10 @@ impl File {
         File {
             inner: file,
             nonblocking: flags != -1 && flags & libc::O_NONBLOCK != 0,
+            #[cfg(target_os = "linux")]
+            positional: std::sync::atomic::AtomicU8::new(0),
+            #[cfg(target_os = "linux")]
+            cursor: Default::default(),
         }
     }
 
@@ -709,6 +744,30 @@ impl File {
         (!self.nonblocking).then(|| std::os::fd::AsRawFd::as_raw_fd(&self.inner))
     }
 
+    /// [`ring_fd`](File::ring_fd), for `pread`/`pwrite`: None also for a
+    /// file without positions (see `positional`).
+    #[cfg(target_os = "linux")]
+    fn ring_fd_at(&self) -> Option<std::os::fd::RawFd> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let fd = self.ring_fd()?;
+        let known = match self.positional.load(Relaxed) {
+            0 => {
+                let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+                // SAFETY: fstat fills `st` for an open descriptor.
+                let ok = unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0 && {
+                    // SAFETY: filled by the successful fstat.
+                    let m = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
+                    m == libc::S_IFREG || m == libc::S_IFBLK
+                };
+                let v = if ok { 1 } else { 2 };
+                self.positional.store(v, Relaxed);
+                v
+            }
+            v => v,
+        };
+        (known == 1).then_some(fd)
+    }
+
     /// Another handle to the same open file (`std::fs::File::try_clone`).
     ///
     /// ```
@@ -730,7 +789,26 @@ impl File {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<File> {
-        blocking(|| self.inner.try_clone()).map(File::from_std)
+        let f = blocking(|| self.inner.try_clone()).map(File::from_std)?;
+        #[cfg(target_os = "linux")]
+        let f = File {
+            cursor: self.cursor.clone(),
+            ..f
+        };
+        Ok(f)
+    }
+
+    /// Runs `op`, a ring operation at the file's position, with the file's
+    /// descriptor; under the file's `cursor` lock if it has positions.
+    /// None (nothing done) where the ring does not apply.
+    #[cfg(target_os = "linux")]
+    fn at_cursor<T>(&self, op: impl FnOnce(std::os::fd::RawFd) -> Option<T>) -> Option<T> {
+        if !crate::io::uring::available() {
+            return None;
+        }
+        let fd = self.ring_fd()?;
+        let _g = self.ring_fd_at().is_some().then(|| self.cursor.lock());
+        op(fd)
     }
 }
 
@@ -760,14 +838,15 @@ impl File {
 impl std::os::unix::fs::FileExt for File {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         ring_or_pool!(
-            self.ring_fd().and_then(|fd| ring::read_at(fd, buf, offset)),
+            self.ring_fd_at()
+                .and_then(|fd| ring::read_at(fd, buf, offset)),
             std::os::unix::fs::FileExt::read_at(&self.inner, buf, offset)
         )
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         ring_or_pool!(
-            self.ring_fd()
+            self.ring_fd_at()
                 .and_then(|fd| ring::write_at(fd, buf, offset)),
             std::os::unix::fs::FileExt::write_at(&self.inner, buf, offset)
         )
@@ -814,13 +893,13 @@ macro_rules! io_impls {
         impl Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read(fd, buf)), f.read(buf))
+                ring_or_pool!(self.at_cursor(|fd| ring::read(fd, buf)), f.read(buf))
             }
 
             fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::read_vectored(fd, bufs)),
+                    self.at_cursor(|fd| ring::read_vectored(fd, bufs)),
                     f.read_vectored(bufs)
                 )
             }
@@ -828,7 +907,7 @@ macro_rules! io_impls {
             fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::read_to_end(fd, buf)),
+                    self.at_cursor(|fd| ring::read_to_end(fd, buf)),
                     f.read_to_end(buf)
                 )
             }
@@ -836,7 +915,7 @@ macro_rules! io_impls {
             fn read_to_string(&mut self, buf: &mut String) -> io::Result<usize> {
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::read_to_string(fd, buf)),
+                    self.at_cursor(|fd| ring::read_to_string(fd, buf)),
                     f.read_to_string(buf)
                 )
             }
@@ -844,7 +923,7 @@ macro_rules! io_impls {
             fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::read_exact(fd, buf)),
+                    self.at_cursor(|fd| ring::read_exact(fd, buf)),
                     f.read_exact(buf)
                 )
             }
@@ -853,13 +932,13 @@ macro_rules! io_impls {
         impl Write for $t {
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
                 let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::write(fd, buf)), f.write(buf))
+                ring_or_pool!(self.at_cursor(|fd| ring::write(fd, buf)), f.write(buf))
             }
 
             fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::write_vectored(fd, bufs)),
+                    self.at_cursor(|fd| ring::write_vectored(fd, bufs)),
                     f.write_vectored(bufs)
                 )
             }
@@ -867,7 +946,7 @@ macro_rules! io_impls {
             fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::write_all(fd, buf)),
+                    self.at_cursor(|fd| ring::write_all(fd, buf)),
                     f.write_all(buf)
                 )
             }
@@ -886,6 +965,9 @@ macro_rules! io_impls {
             /// `&File`, a clone, the pool) holds for its whole transfer.
             fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
                 let mut f = &self.inner;
+                #[cfg(target_os = "linux")]
+                let _g = (crate::io::uring::available() && self.ring_fd_at().is_some())
+                    .then(|| self.cursor.lock());
                 blocking(|| f.seek(pos))
             }
         }
