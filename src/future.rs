@@ -179,6 +179,13 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
                 break v;
             }
+            if crate::runtime::worker::coop_yield_wanted() {
+                // A leaf future spent the coroutine's budget (see
+                // `worker::coop_poll_proceed`): the yield it asked for,
+                // here, where no poll is in progress; then poll again.
+                crate::runtime::worker::coop_yield();
+                continue;
+            }
             // Parks unless this runs in a generator that `poll` suspended
             // and another coroutine of this worker resumed: the coroutine
             // that would park, and that the future must wake, is then that

@@ -194,3 +194,80 @@ fn an_async_read_after_a_message_with_descriptors_gets_the_rest() {
     });
     assert_eq!(got.as_deref(), Some(&b"b"[..]));
 }
+
+/// Two coroutines of one worker each read, in `compat::tokio::block_on`
+/// (which enters tokio's context for each poll of its future), a socket
+/// that always has data, a byte at a time: their budgets run out again and
+/// again. The yield happens in `block_on`, between polls, never inside one
+/// with tokio's context guard held (a coroutine yielded there, the other
+/// entered its own guard, and tokio panicked: "`EnterGuard` values dropped
+/// out of order"), and no other coroutine sees tokio's context as current.
+#[test]
+fn budget_yields_happen_between_polls() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use tokio::io::AsyncReadExt;
+    const N: usize = 2000;
+    let (joined, leaked) = rt(1).block_on(|| {
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (mut rx, tx) = UnixStream::pair().unwrap();
+                std::io::Write::write_all(&mut &tx, &[7; N]).unwrap();
+                coio::spawn(move || {
+                    let _tx = tx;
+                    coio::compat::tokio::block_on(async move {
+                        let mut b = [0; 1];
+                        for _ in 0..N {
+                            rx.read_exact(&mut b).await.unwrap();
+                        }
+                    })
+                })
+            })
+            .collect();
+        let watcher = {
+            let done = done.clone();
+            coio::spawn(move || {
+                let mut leaked = false;
+                while !done.load(SeqCst) {
+                    leaked |= tokio::runtime::Handle::try_current().is_ok();
+                    coio::yield_now();
+                }
+                leaked
+            })
+        };
+        let joined: Vec<_> = readers.into_iter().map(|h| h.join().is_ok()).collect();
+        done.store(true, SeqCst);
+        (joined, watcher.join().unwrap())
+    });
+    assert_eq!(joined, [true, true], "a reader panicked");
+    assert!(
+        !leaked,
+        "a coroutine outside tokio's block_on saw tokio's context"
+    );
+}
+
+/// A future polled in a coroutine by another executor than coio's
+/// (futures' `block_on`, a documented hazard: it blocks the worker) reads
+/// a socket that always has data: when the budget runs out, its reads ask
+/// for a yield once, and then go on (that executor polls again at once and
+/// never yields; asking again would spin it for ever).
+#[test]
+fn another_executor_s_polls_go_on_when_the_budget_runs_out() {
+    use futures::io::AsyncReadExt;
+    const N: usize = 2000;
+    let n = common::within(Duration::from_secs(30), || {
+        rt(1).block_on(|| {
+            let (mut rx, tx) = UnixStream::pair().unwrap();
+            std::io::Write::write_all(&mut &tx, &[7; N]).unwrap();
+            futures::executor::block_on(async move {
+                let mut b = [0; 1];
+                for _ in 0..N {
+                    rx.read_exact(&mut b).await.unwrap();
+                }
+                N
+            })
+        })
+    });
+    assert_eq!(n, N);
+}

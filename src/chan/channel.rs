@@ -506,10 +506,12 @@ impl<T> Chan<T> {
                     }
                 }
             }
+            // As in `recv` (a future polled by a coroutine's `block_on`),
+            // the yield made by `block_on`, outside this poll.
+            std::task::ready!(crate::runtime::worker::coop_poll_proceed(cx));
             let mut g = match self.recv_locked(self.lock(), None) {
                 Ok(v) => {
-                    // As in `recv` (a future polled by a coroutine's `block_on`).
-                    coop_spend();
+                    crate::runtime::worker::coop_spend_in_poll();
                     return Poll::Ready(Ok(v));
                 }
                 Err((_, RecvFail::Closed)) => return Poll::Ready(Err(RecvFail::Closed)),
@@ -600,12 +602,14 @@ impl<T> Chan<T> {
                     }
                 }
             }
+            // As in `poll_recv`.
+            std::task::ready!(crate::runtime::worker::coop_poll_proceed(cx));
             let v = value
                 .take()
                 .expect("coio: a send future was polled after it completed");
             let (mut g, v) = match self.send_locked(self.lock(), v, None) {
                 Ok(()) => {
-                    coop_spend();
+                    crate::runtime::worker::coop_spend_in_poll();
                     return Poll::Ready(Ok(()));
                 }
                 Err((g, SendFail::Full(v))) => (g, v),

@@ -228,12 +228,14 @@ impl Source {
         drained: impl Fn(&R) -> bool,
     ) -> std::task::Poll<io::Result<R>> {
         use std::task::Poll;
+        // In a coroutine (a future in `future::block_on`), the cooperative
+        // budget as for the blocking calls: a future that polls an
+        // always-ready socket yields now and then, through `block_on`
+        // (never inside this poll: see `worker::coop_poll_proceed`).
+        std::task::ready!(worker::coop_poll_proceed(cx));
         loop {
             if let Some(r) = self.try_ready(dir, &mut op, &drained) {
-                // In a coroutine (a future in `future::block_on`), the
-                // cooperative budget as for the blocking calls: a future
-                // that polls an always-ready socket yields now and then.
-                worker::coop_spend();
+                worker::coop_spend_in_poll();
                 return Poll::Ready(r);
             }
             if !self.state.is_live() {

@@ -404,6 +404,17 @@ pub(crate) struct Local {
     /// coroutine (the scheduler loop, the bookkeeping) may draw on it too,
     /// harmlessly: only the cold path looks at who is running.
     coop_left: Cell<u32>,
+    /// A leaf future (a socket's, a channel's) found the budget spent
+    /// and returned `Pending`, asking for a yield ([`coop_poll_proceed`]),
+    /// which `future::block_on` makes after its poll ([`coop_yield_wanted`]). Never
+    /// a switch inside `poll`: the future's callers may hold thread-local
+    /// state across it (tokio's context guard of `compat::tokio::block_on`,
+    /// a tracing span), which another coroutine would then see, or drop out
+    /// of order. Cleared by that yield and at every pick (any switch): a
+    /// leaf that finds it still set is polled again by an executor that
+    /// did not yield (another one than coio's, in a coroutine), and
+    /// proceeds instead of asking for ever.
+    coop_wanted: Cell<bool>,
     /// Set while the worker does its own bookkeeping (fires its timers,
     /// polls its driver; see [`bookkeeping`](Self::bookkeeping)), which may
     /// run user code, a `Waker` or a waker's `Drop`, on the stack of the
@@ -493,6 +504,57 @@ pub(crate) fn local<'a>() -> Option<&'a Local> {
     unsafe { p.as_ref() }
 }
 
+/// After `future::block_on`'s poll of its future: whether a leaf future
+/// asked for a yield (see `Local::coop_wanted`), which the caller makes
+/// through [`coop_yield`] before it polls again.
+#[inline]
+pub(crate) fn coop_yield_wanted() -> bool {
+    local().is_some_and(|l| l.coop_wanted.get())
+}
+
+/// At the start of a leaf future's poll (a socket's or a channel's
+/// operation), in a coroutine whose budget is spent: `Pending`, with
+/// `cx`'s waker woken and a yield asked for, which `future::block_on`
+/// makes after its poll before it polls again. Else `Ready` (go on, and
+/// [`coop_spend_in_poll`] after an operation that did not wait); also
+/// when a yield was asked for already and not made (another executor
+/// polls, which coio cannot make yield: never a switch inside `poll`), and
+/// off the workers.
+#[inline]
+pub(crate) fn coop_poll_proceed(cx: &std::task::Context<'_>) -> std::task::Poll<()> {
+    if let Some(l) = local()
+        && l.coop_left.get() <= 1
+        && l.runs_coroutine_code()
+        && !l.coop_wanted.replace(true)
+    {
+        cx.waker().wake_by_ref();
+        return std::task::Poll::Pending;
+    }
+    std::task::Poll::Ready(())
+}
+
+/// The yield a leaf future asked for ([`coop_poll_proceed`]), made by
+/// `future::block_on` after its poll: as the budget's own yield (counted,
+/// timers and poller first; see [`Local::coop_yield`]).
+pub(crate) fn coop_yield() {
+    if let Some(l) = coroutine_local() {
+        l.coop_wanted.set(false);
+        l.coop_yield();
+    }
+}
+
+/// [`coop_spend`] for a leaf future, inside `poll`: counts the operation,
+/// never yields (the next poll's [`coop_poll_proceed`] asks for it).
+#[inline]
+pub(crate) fn coop_spend_in_poll() {
+    if let Some(l) = local() {
+        let left = l.coop_left.get();
+        if left > 1 {
+            l.coop_left.set(left - 1);
+        }
+    }
+}
+
 /// The current coroutine's worker, if this code runs in a coroutine.
 #[inline]
 pub(crate) fn coroutine_local<'a>() -> Option<&'a Local> {
@@ -546,6 +608,7 @@ pub(crate) fn worker_main(
         pending: Cell::new(None),
         tick: Cell::new(0),
         coop_left: Cell::new(COOP_BUDGET),
+        coop_wanted: Cell::new(false),
         in_bookkeeping: Cell::new(false),
         clock: Cell::new(super::dump::coarse_ms()),
         timers: RefCell::new(Timers::default()),
@@ -724,6 +787,7 @@ impl Local {
         self.tick.set(tick);
         // Whatever runs next starts a fresh run of the budget.
         self.coop_left.set(COOP_BUDGET);
+        self.coop_wanted.set(false);
         if tick.is_multiple_of(FAIRNESS_TICKS) {
             self.set_clock();
             self.fire_timers();
