@@ -271,3 +271,84 @@ fn another_executor_s_polls_go_on_when_the_budget_runs_out() {
     });
     assert_eq!(n, N);
 }
+
+/// Two tasks awaiting `accept_async` on one listener (as with tokio's
+/// `accept()` futures): each is woken by a connection, whoever polled
+/// last. (The listener kept one waker, the last poll's: the first task was
+/// never woken, with its connection queued.)
+#[test]
+fn two_accept_futures_on_one_listener_are_both_woken() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::task::{Context, Wake, Waker};
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    let flag = || Arc::new(Flag(AtomicBool::new(false)));
+    let accepted = common::within(Duration::from_secs(30), move || {
+        rt(1).block_on(move || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut futs = [
+                Box::pin(listener.accept_async()),
+                Box::pin(listener.accept_async()),
+            ];
+            let flags = [flag(), flag()];
+            let wakers = flags.clone().map(Waker::from);
+            for (f, w) in futs.iter_mut().zip(&wakers) {
+                assert!(f.as_mut().poll(&mut Context::from_waker(w)).is_pending());
+            }
+            let mut accepted = [false, false];
+            let mut clients = Vec::new();
+            for _ in 0..2 {
+                clients.push(TcpStream::connect(addr).unwrap());
+                // The one that takes this connection: the first woken one
+                // still waiting (a wake it never gets hangs here).
+                loop {
+                    let woken = (0..2).find(|&i| !accepted[i] && flags[i].0.swap(false, SeqCst));
+                    if let Some(i) = woken {
+                        let cx = &mut Context::from_waker(&wakers[i]);
+                        if futs[i].as_mut().poll(cx).is_ready() {
+                            accepted[i] = true;
+                            break;
+                        }
+                    }
+                    coio::sleep(Duration::from_millis(1));
+                }
+            }
+            accepted
+        })
+    });
+    assert_eq!(accepted, [true, true]);
+}
+
+/// Accept futures dropped while they wait leave no entry behind (an entry
+/// woken after its future was freed would write to freed memory: the
+/// valgrind step of `.ci/run` runs this), and the listener goes on.
+#[test]
+fn dropped_accept_futures_leave_nothing_behind() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let ok = common::within(Duration::from_secs(30), || {
+        rt(1).block_on(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            for _ in 0..100 {
+                let mut f = Box::pin(listener.accept_async());
+                assert!(
+                    f.as_mut()
+                        .poll(&mut Context::from_waker(Waker::noop()))
+                        .is_pending()
+                );
+            }
+            let client = TcpStream::connect(addr).unwrap();
+            let (s, _) = block_on(listener.accept_async()).unwrap();
+            s.peer_addr().unwrap() == client.local_addr().unwrap()
+        })
+    });
+    assert!(ok);
+}

@@ -424,6 +424,18 @@ impl<T: AsRawFd> Fd<T> {
             .poll_io(Dir::Read, cx, || op(&self.inner), |_| false)
     }
 
+    /// [`poll_read_with`](Fd::poll_read_with) for a future that several
+    /// tasks may await at once (see `Source::poll_io_queued`).
+    pub(crate) fn poll_read_queued<R>(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        wait: &mut reactor::QueuedWait,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> std::task::Poll<io::Result<R>> {
+        self.source
+            .poll_io_queued(Dir::Read, cx, wait, || op(&self.inner))
+    }
+
     pub(crate) fn source(&self) -> &Source {
         &self.source
     }

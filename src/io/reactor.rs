@@ -417,6 +417,91 @@ impl IoState {
     }
 }
 
+/// An async waiter of one direction with an entry of its own in the
+/// direction's queue, as a coroutine's `wait` has, instead of the one
+/// waker slot of [`IoState::poll_ready`] (whose last poll's waker
+/// replaces the others'): for futures that several tasks may await at
+/// once on one socket (`accept_async` on a shared listener). Every event
+/// of the direction wakes every entry (`wake_all`). Dropping it removes
+/// its entry.
+#[derive(Default)]
+pub(crate) struct QueuedWait {
+    /// The queued entry: the state whose queue holds it, the direction,
+    /// and the blocker, boxed so that the entry's address stays put while
+    /// the future that owns this moves between polls.
+    entry: Option<(Arc<IoState>, Dir, Box<Blocker>)>,
+}
+
+impl QueuedWait {
+    /// Removes the entry, if any (claimed or not: a claim in progress is
+    /// waited out, so that the claimer is done with the blocker).
+    pub(crate) fn clear(&mut self) {
+        let Some((state, dir, blocker)) = self.entry.take() else {
+            return;
+        };
+        if blocker.abort() {
+            state.waiters.lock().queue(dir).remove(&blocker);
+        } else {
+            // Claimed: `poll_woken` returns once the claim is finished.
+            let _ = blocker.poll_woken();
+        }
+    }
+}
+
+impl Drop for QueuedWait {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+impl IoState {
+    /// [`poll_ready`](Self::poll_ready) with an entry of the caller's own
+    /// ([`QueuedWait`]): `Ready` if `dir` is ready, the descriptor is not
+    /// registered with a live driver, or `wait`'s entry was woken (the
+    /// entry is gone then); else `Pending` with `wait` queued, or its
+    /// waker brought up to date.
+    pub(crate) fn poll_ready_queued(
+        self: &Arc<Self>,
+        dir: Dir,
+        wait: &mut QueuedWait,
+        waker: &Waker,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
+        if let Some((_, _, blocker)) = &wait.entry {
+            if blocker.poll_woken().is_none() {
+                let _w = self.waiters.lock();
+                // SAFETY: we hold the lock of the one queue with the
+                // blocker's entry, and own the blocker.
+                if unsafe { blocker.set_waker(waker) } {
+                    return Poll::Pending;
+                }
+            }
+            // Woken (or claimed while we looked): the entry is gone.
+            wait.clear();
+            return Poll::Ready(());
+        }
+        let mut w = self.waiters.lock();
+        if self.unregistered() {
+            return Poll::Ready(());
+        }
+        // Checks readiness and announces the waiter in one operation, as
+        // `wait` does.
+        let announced = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+            (!Self::is_ready(Seen(cur), dir)).then_some(cur | dir.waiting_bit())
+        });
+        if announced.is_err() {
+            return Poll::Ready(());
+        }
+        let blocker = Box::new(Blocker::for_waker(waker.clone()));
+        // SAFETY: the entry is removed before the box is freed: by a claim
+        // (which `QueuedWait::clear` waits out) or by `clear` itself.
+        unsafe { w.queue(dir).push(&blocker, 0, std::ptr::null_mut()) };
+        drop(w);
+        wait.entry = Some((self.clone(), dir, blocker));
+        Poll::Pending
+    }
+}
+
 impl Ready for IoState {
     fn set_ready(&self, bits: usize) {
         self.record(bits);

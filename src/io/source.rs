@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
-use super::reactor::{Dir, IoState};
+use super::reactor::{Dir, IoState, QueuedWait};
 use crate::runtime::dump::Wait;
 use crate::runtime::worker;
 
@@ -247,6 +247,43 @@ impl Source {
                 }
             }
             if self.state.poll_ready(dir, cx.waker()).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// [`poll_io`](Self::poll_io) for a future that several tasks may
+    /// await at once on this descriptor: its wait is an entry of its own
+    /// (`wait`), not the one waker slot of the direction. For operations
+    /// that never drain partially (an accept).
+    pub(crate) fn poll_io_queued<R>(
+        &self,
+        dir: Dir,
+        cx: &mut std::task::Context<'_>,
+        wait: &mut QueuedWait,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> std::task::Poll<io::Result<R>> {
+        use std::task::Poll;
+        std::task::ready!(worker::coop_poll_proceed(cx));
+        loop {
+            if let Some(r) = self.try_ready(dir, &mut op, &|_| false) {
+                wait.clear();
+                worker::coop_spend_in_poll();
+                return Poll::Ready(r);
+            }
+            if !self.state.is_live() {
+                let Some(l) = worker::coroutine_local() else {
+                    return Poll::Ready(Err(not_in_coroutine()));
+                };
+                if let Err(e) = self.state.register(self.fd, &l.driver.borrow()) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            if self
+                .state
+                .poll_ready_queued(dir, wait, cx.waker())
+                .is_pending()
+            {
                 return Poll::Pending;
             }
         }

@@ -44,6 +44,15 @@ pub struct TcpListener {
     io: Fd<mio::net::TcpListener>,
 }
 
+/// A connection mio accepted (non-blocking), as coio's.
+fn accepted((s, addr): (mio::net::TcpStream, SocketAddr)) -> (TcpStream, SocketAddr) {
+    let fd = s.into_raw_fd();
+    // SAFETY: `fd` is the connected, non-blocking TCP socket mio accepted,
+    // whose ownership we took with `into_raw_fd`.
+    let s = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    (TcpStream::from_nonblocking(s), addr)
+}
+
 impl TcpListener {
     /// Binds to `addr` (the first of its addresses that works), as std's
     /// `bind`. Name resolution runs off the coroutine's worker.
@@ -152,7 +161,10 @@ impl TcpListener {
 
     /// Polls for a connection: the async form of [`accept`](Self::accept)
     /// (see `coio::net`'s "Async I/O": the first poll must come from a
-    /// coroutine).
+    /// coroutine). Only the waker of the latest `Pending` poll is woken,
+    /// whoever polled before (as tokio's `poll_accept`): tasks that await
+    /// connections on one listener at once use
+    /// [`accept_async`](Self::accept_async), whose futures each wait.
     ///
     /// ```
     /// use std::future::poll_fn;
@@ -175,15 +187,7 @@ impl TcpListener {
         &self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<(TcpStream, SocketAddr)>> {
-        self.io
-            .poll_read_with(cx, |l| l.accept())
-            .map_ok(|(s, addr)| {
-                let fd = s.into_raw_fd();
-                // SAFETY: `fd` is the connected, non-blocking TCP socket mio
-                // accepted, whose ownership we took with `into_raw_fd`.
-                let s = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-                (TcpStream::from_nonblocking(s), addr)
-            })
+        self.io.poll_read_with(cx, |l| l.accept()).map_ok(accepted)
     }
 
     /// A future of the next connection: the async form of
@@ -206,7 +210,14 @@ impl TcpListener {
     pub fn accept_async(
         &self,
     ) -> impl std::future::Future<Output = io::Result<(TcpStream, SocketAddr)>> + '_ {
-        std::future::poll_fn(move |cx| self.poll_accept(cx))
+        // Its own entry among the listener's waiters: several tasks may
+        // await accepts on one listener, each woken by a connection.
+        let mut wait = crate::io::reactor::QueuedWait::default();
+        std::future::poll_fn(move |cx| {
+            self.io
+                .poll_read_queued(cx, &mut wait, |l| l.accept())
+                .map_ok(accepted)
+        })
     }
 
     /// An endless iterator of accepted connections (as std's).

@@ -212,7 +212,9 @@ impl UnixListener {
 
     /// Polls for a connection: the async form of [`accept`](Self::accept)
     /// (see `coio::net`'s "Async I/O": the first poll must come from a
-    /// coroutine).
+    /// coroutine). Only the waker of the latest `Pending` poll is woken (see
+    /// `TcpListener::poll_accept`); [`accept_async`](Self::accept_async)'s
+    /// futures each wait.
     ///
     /// ```
     /// use std::future::poll_fn;
@@ -264,7 +266,13 @@ impl UnixListener {
     pub fn accept_async(
         &self,
     ) -> impl std::future::Future<Output = io::Result<(UnixStream, SocketAddr)>> + '_ {
-        std::future::poll_fn(move |cx| self.poll_accept(cx))
+        // Its own entry among the listener's waiters (as TcpListener's).
+        let mut wait = crate::io::reactor::QueuedWait::default();
+        std::future::poll_fn(move |cx| {
+            self.io
+                .poll_read_queued(cx, &mut wait, |l| l.accept())
+                .map_ok(|(s, addr)| (UnixStream::from_nonblocking(s.into()), addr))
+        })
     }
 
     /// An endless iterator of accepted connections (as std's).
