@@ -177,6 +177,13 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     if let Some((mut owner, mut waker)) = crate::runtime::local::take_waker(make) {
         let out = loop {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+                // A leaf may have asked for a yield inside a future that
+                // went on without it (the other arm of a select was
+                // ready): made all the same, or the ask would stay, and
+                // every later leaf would go on without one.
+                if crate::runtime::worker::coop_yield_wanted() {
+                    crate::runtime::worker::coop_yield();
+                }
                 break v;
             }
             if crate::runtime::worker::coop_yield_wanted() {

@@ -352,3 +352,52 @@ fn dropped_accept_futures_leave_nothing_behind() {
     });
     assert!(ok);
 }
+
+/// A future that goes on when one of its leaves asks for a yield (the
+/// first ready of two receives: the first asks, out of budget, the second
+/// is ready) still yields, in `block_on` after the poll: the ask used to
+/// be dropped with the `Ready`, stay set, and let every later leaf go on
+/// without asking, so that a coroutine of the same worker never ran.
+#[test]
+fn a_yield_asked_for_inside_a_ready_poll_is_made() {
+    use std::future::{Future, poll_fn};
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::task::Poll;
+    common::within(Duration::from_secs(30), || {
+        rt(1).block_on(|| {
+            let (ta, ra) = coio::chan::unbounded::<u32>();
+            let (tb, rb) = coio::chan::unbounded::<u32>();
+            ta.try_send(1).unwrap();
+            tb.try_send(2).unwrap();
+            let flag = Arc::new(AtomicBool::new(false));
+            let setter = {
+                let flag = flag.clone();
+                coio::spawn(move || flag.store(true, SeqCst))
+            };
+            let mut rounds = 0u64;
+            while !flag.load(SeqCst) {
+                let (i, v) = block_on(async {
+                    let mut a = pin!(ra.recv_async());
+                    let mut b = pin!(rb.recv_async());
+                    poll_fn(|cx| {
+                        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                            return Poll::Ready((0, v.unwrap()));
+                        }
+                        if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                            return Poll::Ready((1, v.unwrap()));
+                        }
+                        Poll::Pending
+                    })
+                    .await
+                });
+                // Back where it came from (a try_ form: never yields).
+                [&ta, &tb][i].try_send(v).unwrap();
+                rounds += 1;
+                assert!(rounds < 1_000_000, "the other coroutine never ran");
+            }
+            setter.join().unwrap();
+        })
+    });
+}

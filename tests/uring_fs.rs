@@ -592,3 +592,52 @@ fn a_non_blocking_fifo_read_does_not_wait() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// A coroutine that writes to a file while it unwinds (a destructor's
+/// flush) while another coroutine of its worker holds the file's cursor
+/// lock across ring reads (a long `read_to_end`): the write goes without
+/// the lock instead of waiting for it in place (an unwinding coroutine
+/// cannot switch, and the holder, on the same worker, never ran again to
+/// let go: the worker hung).
+#[test]
+fn a_write_while_unwinding_does_not_wait_for_the_cursor_lock() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let d = dir("unwind", driver);
+        let p = d.join("f");
+        std::fs::write(&p, vec![7u8; 32 << 20]).unwrap();
+        let len = common::within(std::time::Duration::from_secs(60), move || {
+            rt(driver).block_on(move || {
+                let file = Arc::new(File::options().read(true).write(true).open(&p).unwrap());
+                let started = Arc::new(AtomicBool::new(false));
+                let reader = {
+                    let (file, started) = (file.clone(), started.clone());
+                    coio::spawn(move || {
+                        started.store(true, SeqCst);
+                        let mut v = Vec::new();
+                        (&*file).read_to_end(&mut v).unwrap();
+                        v.len()
+                    })
+                };
+                struct WriteOnDrop(Arc<File>);
+                impl Drop for WriteOnDrop {
+                    fn drop(&mut self) {
+                        let _ = (&*self.0).write(b"x");
+                    }
+                }
+                let panicker = coio::spawn(move || {
+                    while !started.load(SeqCst) {
+                        coio::yield_now();
+                    }
+                    let _write = WriteOnDrop(file);
+                    panic!("a panic whose unwinding writes to the file");
+                });
+                assert!(panicker.join().is_err());
+                reader.join().unwrap()
+            })
+        });
+        assert!(len >= (32 << 20) - 1, "{driver:?}: {len}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -46,10 +46,13 @@
 //! position as the pool's call does, so the two mix. The ring's operations
 //! at the position do not take the kernel's position lock (`read(2)` and
 //! `write(2)` do): on a file with positions, coio's `cursor` lock, shared
-//! by the handles `try_clone` makes, keeps two of them (or one and a
-//! `seek`) from using the same position at once. A descriptor duplicated
-//! outside coio (a raw `dup`, a std `File` of the same open file) is not
-//! covered: use one `coio::fs::File` and its clones per open file.
+//! by the handles `try_clone` makes, is held by every operation at the
+//! position (ring or pool, coroutine or plain thread) and by `seek`, so
+//! that no two use the same position at once; a coroutine that unwinds
+//! takes it only if it is free (it cannot wait for a holder on its own
+//! worker). A descriptor duplicated outside coio (a raw `dup`, a std
+//! `File` of the same open file) is not covered: use one
+//! `coio::fs::File` and its clones per open file.
 
 use std::fmt;
 use std::fs::{DirEntry, Metadata, Permissions};
@@ -744,14 +747,14 @@ impl File {
         (!self.nonblocking).then(|| std::os::fd::AsRawFd::as_raw_fd(&self.inner))
     }
 
-    /// [`ring_fd`](File::ring_fd), for `pread`/`pwrite`: None also for a
-    /// file without positions (see `positional`).
+    /// Whether the file has positions: a regular file or a block device
+    /// (an `fstat`, once per `File`; see `positional`).
     #[cfg(target_os = "linux")]
-    fn ring_fd_at(&self) -> Option<std::os::fd::RawFd> {
+    fn positional(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
-        let fd = self.ring_fd()?;
-        let known = match self.positional.load(Relaxed) {
+        match self.positional.load(Relaxed) {
             0 => {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.inner);
                 let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
                 // SAFETY: fstat fills `st` for an open descriptor.
                 let ok = unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0 && {
@@ -759,13 +762,43 @@ impl File {
                     let m = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
                     m == libc::S_IFREG || m == libc::S_IFBLK
                 };
-                let v = if ok { 1 } else { 2 };
-                self.positional.store(v, Relaxed);
-                v
+                self.positional.store(if ok { 1 } else { 2 }, Relaxed);
+                ok
             }
-            v => v,
-        };
-        (known == 1).then_some(fd)
+            v => v == 1,
+        }
+    }
+
+    /// [`ring_fd`](File::ring_fd), for `pread`/`pwrite`: None also for a
+    /// file without positions (see `positional`).
+    #[cfg(target_os = "linux")]
+    fn ring_fd_at(&self) -> Option<std::os::fd::RawFd> {
+        self.ring_fd().filter(|_| self.positional())
+    }
+
+    /// The file's `cursor` lock, held by an operation at the file's
+    /// position (through the ring or the pool, in a coroutine or on a
+    /// plain thread: any two of them may be a ring operation and another)
+    /// and by `seek`, on a file with positions; None on others. While the
+    /// thread unwinds (a destructor's flush) only if it is free: a
+    /// coroutine that unwinds cannot switch, so it cannot wait for a holder
+    /// of its own worker, which could never run again to let go; the call
+    /// then goes without it, racing for the position in that corner.
+    #[cfg(target_os = "linux")]
+    fn cursor_guard(&self) -> Option<crate::sync::MutexGuard<'_, ()>> {
+        if !self.positional() {
+            return None;
+        }
+        if std::thread::panicking() {
+            return self.cursor.try_lock();
+        }
+        Some(self.cursor.lock())
+    }
+
+    /// Elsewhere: no ring, no lock (the kernel's position lock suffices).
+    #[cfg(not(target_os = "linux"))]
+    fn cursor_guard(&self) -> Option<()> {
+        None
     }
 
     /// Another handle to the same open file (`std::fs::File::try_clone`).
@@ -796,19 +829,6 @@ impl File {
             ..f
         };
         Ok(f)
-    }
-
-    /// Runs `op`, a ring operation at the file's position, with the file's
-    /// descriptor; under the file's `cursor` lock if it has positions.
-    /// None (nothing done) where the ring does not apply.
-    #[cfg(target_os = "linux")]
-    fn at_cursor<T>(&self, op: impl FnOnce(std::os::fd::RawFd) -> Option<T>) -> Option<T> {
-        if !crate::io::uring::available() {
-            return None;
-        }
-        let fd = self.ring_fd()?;
-        let _g = self.ring_fd_at().is_some().then(|| self.cursor.lock());
-        op(fd)
     }
 }
 
@@ -892,38 +912,43 @@ macro_rules! io_impls {
     ($($t:ty),*) => {$(
         impl Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let _cursor = self.cursor_guard();
                 let mut f = &self.inner;
-                ring_or_pool!(self.at_cursor(|fd| ring::read(fd, buf)), f.read(buf))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read(fd, buf)), f.read(buf))
             }
 
             fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+                let _cursor = self.cursor_guard();
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.at_cursor(|fd| ring::read_vectored(fd, bufs)),
+                    self.ring_fd().and_then(|fd| ring::read_vectored(fd, bufs)),
                     f.read_vectored(bufs)
                 )
             }
 
             fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+                let _cursor = self.cursor_guard();
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.at_cursor(|fd| ring::read_to_end(fd, buf)),
+                    self.ring_fd().and_then(|fd| ring::read_to_end(fd, buf)),
                     f.read_to_end(buf)
                 )
             }
 
             fn read_to_string(&mut self, buf: &mut String) -> io::Result<usize> {
+                let _cursor = self.cursor_guard();
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.at_cursor(|fd| ring::read_to_string(fd, buf)),
+                    self.ring_fd().and_then(|fd| ring::read_to_string(fd, buf)),
                     f.read_to_string(buf)
                 )
             }
 
             fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+                let _cursor = self.cursor_guard();
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.at_cursor(|fd| ring::read_exact(fd, buf)),
+                    self.ring_fd().and_then(|fd| ring::read_exact(fd, buf)),
                     f.read_exact(buf)
                 )
             }
@@ -931,22 +956,25 @@ macro_rules! io_impls {
 
         impl Write for $t {
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let _cursor = self.cursor_guard();
                 let mut f = &self.inner;
-                ring_or_pool!(self.at_cursor(|fd| ring::write(fd, buf)), f.write(buf))
+                ring_or_pool!(self.ring_fd().and_then(|fd| ring::write(fd, buf)), f.write(buf))
             }
 
             fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                let _cursor = self.cursor_guard();
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.at_cursor(|fd| ring::write_vectored(fd, bufs)),
+                    self.ring_fd().and_then(|fd| ring::write_vectored(fd, bufs)),
                     f.write_vectored(bufs)
                 )
             }
 
             fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+                let _cursor = self.cursor_guard();
                 let mut f = &self.inner;
                 ring_or_pool!(
-                    self.at_cursor(|fd| ring::write_all(fd, buf)),
+                    self.ring_fd().and_then(|fd| ring::write_all(fd, buf)),
                     f.write_all(buf)
                 )
             }
@@ -965,9 +993,7 @@ macro_rules! io_impls {
             /// `&File`, a clone, the pool) holds for its whole transfer.
             fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
                 let mut f = &self.inner;
-                #[cfg(target_os = "linux")]
-                let _g = (crate::io::uring::available() && self.ring_fd_at().is_some())
-                    .then(|| self.cursor.lock());
+                let _cursor = self.cursor_guard();
                 blocking(|| f.seek(pos))
             }
         }
