@@ -410,18 +410,24 @@ fn worker_counts() -> Vec<usize> {
 }
 
 /// Starts the watchdog: it is told each variant as it starts, and ends the
-/// process if one takes longer than [`HANG_LIMIT`].
+/// process if one takes longer than [`HANG_LIMIT`], or than
+/// `WAKEHOP_HANG_LIMIT` seconds if set (under callgrind, which runs the
+/// program about 50 times slower, to count instructions).
 fn watchdog() -> std_mpsc::Sender<String> {
+    let limit = std::env::var("WAKEHOP_HANG_LIMIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(HANG_LIMIT, Duration::from_secs);
     let (tx, rx) = std_mpsc::channel::<String>();
     std::thread::spawn(move || {
         let mut current = String::from("(none)");
         loop {
-            match rx.recv_timeout(HANG_LIMIT) {
+            match rx.recv_timeout(limit) {
                 Ok(next) => current = next,
                 Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {
                     eprintln!(
-                        "wakehop: {current} did not finish within {HANG_LIMIT:?} \
+                        "wakehop: {current} did not finish within {limit:?} \
                          ({} runs of {ROUNDS} round trips): hung",
                         REPS + 1
                     );
