@@ -43,7 +43,7 @@
 //! Use this `block_on` in coroutines instead.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -168,28 +168,33 @@ impl Wake for ThreadWaker {
 /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
 /// cancelled while the future is pending (the future is dropped on the
 /// way).
-pub fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
+pub fn block_on<F: Future>(mut fut: F) -> F::Output {
+    // Pinned where the argument lies (`pin!` would move it to a new place
+    // first: a copy of the whole future, a `memcpy` per call for a large
+    // one).
+    // SAFETY: `fut` is shadowed here and never moved again; it is dropped
+    // in place when this function returns or unwinds.
+    let mut fut = unsafe { Pin::new_unchecked(&mut fut) };
     // In a coroutine: a waker that unparks it, the one its last block_on
     // kept if any. (Taken out of that cache: a nested block_on, run by
     // this one's future, makes its own.)
     let make = || Waker::from(Arc::new(CoroutineWaker(crate::current())));
     if let Some((mut owner, mut waker)) = crate::runtime::local::take_waker(make) {
         let out = loop {
+            // A leaf future that spent the coroutine's budget asks for a
+            // yield (see `worker::coop_poll_proceed`): made here, where no
+            // poll is in progress; also after a `Ready` (a leaf may have
+            // asked inside a future that went on without it, the other arm
+            // of a select ready: the ask would stay, and every later leaf
+            // would go on without one).
             if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
-                // A leaf may have asked for a yield inside a future that
-                // went on without it (the other arm of a select was
-                // ready): made all the same, or the ask would stay, and
-                // every later leaf would go on without one.
                 if crate::runtime::worker::coop_yield_wanted() {
                     crate::runtime::worker::coop_yield();
                 }
                 break v;
             }
             if crate::runtime::worker::coop_yield_wanted() {
-                // A leaf future spent the coroutine's budget (see
-                // `worker::coop_poll_proceed`): the yield it asked for,
-                // here, where no poll is in progress; then poll again.
+                // Polled again, without parking.
                 crate::runtime::worker::coop_yield();
                 continue;
             }

@@ -512,6 +512,18 @@ pub(crate) fn coop_yield_wanted() -> bool {
     local().is_some_and(|l| l.coop_wanted.get())
 }
 
+/// The yield a leaf future asked for ([`coop_poll_proceed`]), made by
+/// `future::block_on` after its poll: as the budget's own yield (counted,
+/// timers and poller first; see `Local::coop_yield`).
+#[cold]
+#[inline(never)]
+pub(crate) fn coop_yield() {
+    if let Some(l) = coroutine_local() {
+        l.coop_wanted.set(false);
+        l.coop_yield();
+    }
+}
+
 /// At the start of a leaf future's poll (a socket's or a channel's
 /// operation), in a coroutine whose budget is spent: `Pending`, with
 /// `cx`'s waker woken and a yield asked for, which `future::block_on`
@@ -531,16 +543,6 @@ pub(crate) fn coop_poll_proceed(cx: &std::task::Context<'_>) -> std::task::Poll<
         return std::task::Poll::Pending;
     }
     std::task::Poll::Ready(())
-}
-
-/// The yield a leaf future asked for ([`coop_poll_proceed`]), made by
-/// `future::block_on` after its poll: as the budget's own yield (counted,
-/// timers and poller first; see [`Local::coop_yield`]).
-pub(crate) fn coop_yield() {
-    if let Some(l) = coroutine_local() {
-        l.coop_wanted.set(false);
-        l.coop_yield();
-    }
 }
 
 /// [`coop_spend`] for a leaf future, inside `poll`: counts the operation,
