@@ -1042,45 +1042,40 @@ fn zero_timeout_polling_loops_let_the_others_run() {
     common::within(Duration::from_secs(30), move || {
         rt(1).block_on(move || {
             // A lock held by a coroutine that gives it back when it runs
-            // again (after the poller started).
+            // again (after the poller started), and the poller's loop.
+            fn poll_until(hold: impl FnOnce() + Send + 'static, mut poll: impl FnMut() -> bool) {
+                let holder = coio::spawn(hold);
+                coio::yield_now();
+                while !poll() {}
+                holder.join().unwrap();
+            }
             let m = Arc::new(Mutex::new(0));
-            let holder = {
-                let m = m.clone();
-                coio::spawn(move || {
-                    let g = m.lock();
+            let m2 = m.clone();
+            poll_until(
+                move || {
+                    let _g = m2.lock();
                     coio::yield_now();
-                    drop(g);
-                })
-            };
-            coio::yield_now();
-            while m.lock_timeout(z).is_none() {}
-            holder.join().unwrap();
-
+                },
+                || m.lock_timeout(z).is_some(),
+            );
             let l = Arc::new(RwLock::new(0));
-            let holder = {
-                let l = l.clone();
-                coio::spawn(move || {
-                    let g = l.read();
+            let l2 = l.clone();
+            poll_until(
+                move || {
+                    let _g = l2.read();
                     coio::yield_now();
-                    drop(g);
-                })
-            };
-            coio::yield_now();
-            while l.write_timeout(z).is_none() {}
-            holder.join().unwrap();
-
+                },
+                || l.write_timeout(z).is_some(),
+            );
             let s = Arc::new(Semaphore::new(1));
-            let holder = {
-                let s = s.clone();
-                coio::spawn(move || {
-                    let p = s.acquire();
+            let s2 = s.clone();
+            poll_until(
+                move || {
+                    let _p = s2.acquire();
                     coio::yield_now();
-                    drop(p);
-                })
-            };
-            coio::yield_now();
-            while s.acquire_timeout(z).is_none() {}
-            holder.join().unwrap();
+                },
+                || s.acquire_timeout(z).is_some(),
+            );
 
             // A condition set by a coroutine that has not run yet.
             let pair = Arc::new((Mutex::new(false), Condvar::new()));

@@ -65,7 +65,7 @@ use mio::Token;
 
 use crate::driver::{self, Driver, Ready};
 pub(crate) use crate::driver::{ERROR, READ_CLOSED, READABLE, URGENT, WRITABLE, WRITE_CLOSED};
-use crate::park::{Blocker, Lock, WaitQueue, Woken};
+use crate::park::{Blocker, Lock, LockGuard, WaitQueue, Woken};
 use crate::runtime::dump::Wait;
 
 /// Not readiness: coroutines may be queued to read (set under the waiters'
@@ -393,6 +393,24 @@ impl IoState {
         self.live.load(Acquire)
     }
 
+    /// An async waiter's first step, as `wait`'s: None (no wait) if the
+    /// descriptor is not registered with a live driver or `dir` is ready;
+    /// else the waiters' lock, with the direction's waiting bit set by the
+    /// same operation that found it not ready (see `record`), for the
+    /// caller to keep its waiter under.
+    fn announce(&self, dir: Dir) -> Option<LockGuard<'_, Waiters>> {
+        let w = self.waiters.lock();
+        if self.unregistered() {
+            return None;
+        }
+        self.readiness
+            .fetch_update(AcqRel, Acquire, |cur| {
+                (!Self::is_ready(Seen(cur), dir)).then_some(cur | dir.waiting_bit())
+            })
+            .ok()?;
+        Some(w)
+    }
+
     /// The async form of [`wait`](Self::wait): `Ready` if `dir` is ready
     /// (or the descriptor is not registered with a live driver: the caller
     /// then registers it and tries again), else `Pending` with `waker`
@@ -400,18 +418,9 @@ impl IoState {
     /// an earlier poll: one async waiter per direction).
     pub(crate) fn poll_ready(&self, dir: Dir, waker: &Waker) -> std::task::Poll<()> {
         use std::task::Poll;
-        let mut w = self.waiters.lock();
-        if self.unregistered() {
+        let Some(mut w) = self.announce(dir) else {
             return Poll::Ready(());
-        }
-        // Checks readiness and announces the waiter in one operation, as
-        // `wait` does.
-        let announced = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
-            (!Self::is_ready(Seen(cur), dir)).then_some(cur | dir.waiting_bit())
-        });
-        if announced.is_err() {
-            return Poll::Ready(());
-        }
+        };
         crate::runtime::task::keep_waker(w.task(dir), waker);
         Poll::Pending
     }
@@ -480,18 +489,9 @@ impl IoState {
             wait.clear();
             return Poll::Ready(());
         }
-        let mut w = self.waiters.lock();
-        if self.unregistered() {
+        let Some(mut w) = self.announce(dir) else {
             return Poll::Ready(());
-        }
-        // Checks readiness and announces the waiter in one operation, as
-        // `wait` does.
-        let announced = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
-            (!Self::is_ready(Seen(cur), dir)).then_some(cur | dir.waiting_bit())
-        });
-        if announced.is_err() {
-            return Poll::Ready(());
-        }
+        };
         let blocker = Box::new(Blocker::for_waker(waker.clone()));
         // SAFETY: the entry is removed before the box is freed: by a claim
         // (which `QueuedWait::clear` waits out) or by `clear` itself.

@@ -238,18 +238,26 @@ impl Source {
                 worker::coop_spend_in_poll();
                 return Poll::Ready(r);
             }
-            if !self.state.is_live() {
-                let Some(l) = worker::coroutine_local() else {
-                    return Poll::Ready(Err(not_in_coroutine()));
-                };
-                if let Err(e) = self.state.register(self.fd, &l.driver.borrow()) {
-                    return Poll::Ready(Err(e));
-                }
+            if let Err(e) = self.register_async() {
+                return Poll::Ready(Err(e));
             }
             if self.state.poll_ready(dir, cx.waker()).is_pending() {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Registers the descriptor, if it is not registered with a live
+    /// driver, with the polling coroutine's worker; an error saying so
+    /// off the workers (there is no driver to register it with).
+    fn register_async(&self) -> io::Result<()> {
+        if self.state.is_live() {
+            return Ok(());
+        }
+        let Some(l) = worker::coroutine_local() else {
+            return Err(not_in_coroutine());
+        };
+        self.state.register(self.fd, &l.driver.borrow())
     }
 
     /// [`poll_io`](Self::poll_io) for a future that several tasks may
@@ -271,13 +279,8 @@ impl Source {
                 worker::coop_spend_in_poll();
                 return Poll::Ready(r);
             }
-            if !self.state.is_live() {
-                let Some(l) = worker::coroutine_local() else {
-                    return Poll::Ready(Err(not_in_coroutine()));
-                };
-                if let Err(e) = self.state.register(self.fd, &l.driver.borrow()) {
-                    return Poll::Ready(Err(e));
-                }
+            if let Err(e) = self.register_async() {
+                return Poll::Ready(Err(e));
             }
             if self
                 .state
