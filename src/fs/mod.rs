@@ -492,20 +492,25 @@ pub struct File {
     inner: std::fs::File,
     /// `O_NONBLOCK` was set when the file was opened or wrapped: no ring.
     nonblocking: bool,
-    /// Whether positional I/O (`pread`/`pwrite`) may go through the ring:
-    /// 0 not known yet, 1 yes (a regular file or a block device), 2 no.
-    /// The ring's read and write at an offset do not check, as
-    /// `pread(2)` does, that the file has positions: on a pipe, a socket
-    /// or a tty they would read or write the stream instead of failing
-    /// with `ESPIPE`. Such files take the pool, which gives std's error.
+    /// Whether the file has positions (a regular file or a block device):
+    /// 0 not known yet, 1 yes, 2 no. It decides two things. Positional I/O
+    /// (`read_at`/`write_at`) goes through the ring only on such a file:
+    /// the ring's read and write at an offset do not check, as `pread(2)`
+    /// does, that the file has positions, and on a pipe, a socket or a tty
+    /// they would read or write the stream instead of failing with
+    /// `ESPIPE` (such files take the pool, which gives std's error). And
+    /// only such a file takes the `cursor` lock.
     #[cfg(target_os = "linux")]
     positional: std::sync::atomic::AtomicU8,
-    /// Held by every ring operation at the file's position, and by
-    /// `seek`, of a file with positions: the ring's reads and writes at
-    /// offset -1 do not take the open file's position lock, as `read(2)`
-    /// and `write(2)` do, so two of them in flight at once (two coroutines
-    /// reading through one `&File`, or a `seek` meanwhile) would use the
-    /// same position. Shared by `try_clone`.
+    /// Held, on a file with positions, by every operation at the file's
+    /// position (through the ring or the pool, in a coroutine or on a
+    /// plain thread) and by `seek`: the ring's reads and writes at offset
+    /// -1 do not take the open file's position lock, as `read(2)` and
+    /// `write(2)` do, so two of them in flight at once (two coroutines
+    /// reading through one `&File`, or a `seek` or a pool read meanwhile)
+    /// would use the same position. Shared by `try_clone`; a descriptor
+    /// duplicated outside coio (`dup`, `std`'s `try_clone` of
+    /// `into_std`'s file) does not share it.
     #[cfg(target_os = "linux")]
     cursor: std::sync::Arc<crate::sync::Mutex<()>>,
 }
@@ -905,6 +910,20 @@ impl std::os::fd::AsRawFd for File {
     }
 }
 
+/// One `Read` or `Write` call at the file's position: under its `cursor`
+/// lock (see [`File::cursor_guard`]), through the ring or the pool; `fd`
+/// names the descriptor in the ring's expression, `f` the `&std::fs::File`
+/// in the pool's.
+macro_rules! at_cursor {
+    ($file:expr, |$fd:ident| $ring:expr, |$f:ident| $pool:expr) => {{
+        let file: &File = $file;
+        let _cursor = file.cursor_guard();
+        #[allow(unused_mut)]
+        let mut $f = &file.inner;
+        ring_or_pool!(file.ring_fd().and_then(|$fd| $ring), $pool)
+    }};
+}
+
 /// `Read`, `Write` and `Seek`, for `File` and `&File` (as std has them for
 /// both), each call one ring operation (a loop of them for the composite
 /// calls) or one trip to the pool.
@@ -912,71 +931,37 @@ macro_rules! io_impls {
     ($($t:ty),*) => {$(
         impl Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let _cursor = self.cursor_guard();
-                let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::read(fd, buf)), f.read(buf))
+                at_cursor!(self, |fd| ring::read(fd, buf), |f| f.read(buf))
             }
 
             fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-                let _cursor = self.cursor_guard();
-                let mut f = &self.inner;
-                ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::read_vectored(fd, bufs)),
-                    f.read_vectored(bufs)
-                )
+                at_cursor!(self, |fd| ring::read_vectored(fd, bufs), |f| f.read_vectored(bufs))
             }
 
             fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-                let _cursor = self.cursor_guard();
-                let mut f = &self.inner;
-                ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::read_to_end(fd, buf)),
-                    f.read_to_end(buf)
-                )
+                at_cursor!(self, |fd| ring::read_to_end(fd, buf), |f| f.read_to_end(buf))
             }
 
             fn read_to_string(&mut self, buf: &mut String) -> io::Result<usize> {
-                let _cursor = self.cursor_guard();
-                let mut f = &self.inner;
-                ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::read_to_string(fd, buf)),
-                    f.read_to_string(buf)
-                )
+                at_cursor!(self, |fd| ring::read_to_string(fd, buf), |f| f.read_to_string(buf))
             }
 
             fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-                let _cursor = self.cursor_guard();
-                let mut f = &self.inner;
-                ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::read_exact(fd, buf)),
-                    f.read_exact(buf)
-                )
+                at_cursor!(self, |fd| ring::read_exact(fd, buf), |f| f.read_exact(buf))
             }
         }
 
         impl Write for $t {
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                let _cursor = self.cursor_guard();
-                let mut f = &self.inner;
-                ring_or_pool!(self.ring_fd().and_then(|fd| ring::write(fd, buf)), f.write(buf))
+                at_cursor!(self, |fd| ring::write(fd, buf), |f| f.write(buf))
             }
 
             fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-                let _cursor = self.cursor_guard();
-                let mut f = &self.inner;
-                ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::write_vectored(fd, bufs)),
-                    f.write_vectored(bufs)
-                )
+                at_cursor!(self, |fd| ring::write_vectored(fd, bufs), |f| f.write_vectored(bufs))
             }
 
             fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-                let _cursor = self.cursor_guard();
-                let mut f = &self.inner;
-                ring_or_pool!(
-                    self.ring_fd().and_then(|fd| ring::write_all(fd, buf)),
-                    f.write_all(buf)
-                )
+                at_cursor!(self, |fd| ring::write_all(fd, buf), |f| f.write_all(buf))
             }
 
             /// A `std::fs::File` has no buffer: nothing to do.
