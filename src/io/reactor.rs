@@ -368,7 +368,7 @@ impl IoState {
             // claim finished or after the abort, and on abort we remove it.
             unsafe { w.queue(dir).push(&blocker, 0, std::ptr::null_mut()) };
         }
-        match blocker.wait(deadline, true) {
+        match blocker.wait_inlined(deadline, true) {
             Woken::Done(_) | Woken::Retry(_) => Ok(()),
             Woken::TimedOut => {
                 self.waiters.lock().queue(dir).remove(&blocker);

@@ -140,13 +140,16 @@ impl Source {
         self.io_with(dir, Wait::Connect, Deadline::At(deadline), op, |_| false)
     }
 
-    // Inlined into each socket call, and `park` below kept out of line
-    // with the wait inlined into it: a parked coroutine's stack then holds
-    // three frames below the caller's (the call, `park`, `block_current`)
-    // instead of six, and those lines are what a resume reads back cold
-    // when many connections take turns (issue 13; `bench/echo-cachesim.sh`
-    // at 500 connections: 850 -> 610 bytes of frames, 19.4 -> 16.8
-    // simulated L2 misses and 1,225 -> 1,083 instructions per request).
+    // Inlined into each socket call, with `park` below and the whole wait
+    // (down to `Local::block_current_inlined` and the switch): a parked
+    // coroutine's stack then holds one frame below the caller's, the
+    // socket call's, instead of six, and those lines are what a resume
+    // reads back cold when many connections take turns (issue 13;
+    // `bench/echo-cachesim.sh` at 500 connections: 850 -> 610 bytes of
+    // frames in three, 19.4 -> 16.8 simulated L2 misses and 1,225 -> 1,083
+    // instructions per request; then 610 -> 224 bytes in one, 16.0 ->
+    // 12.8 misses and 1,090 -> 1,020 instructions). Each socket call's
+    // code grows by the wait's (about 2 KiB).
     #[inline(always)]
     fn io_with<R>(
         &self,
@@ -295,8 +298,8 @@ impl Source {
     /// Parks the running coroutine of worker `l` until the netpoller
     /// reports `dir` ready (registering the descriptor with `l` if it is
     /// not registered yet), `deadline` passes or the coroutine is
-    /// cancelled.
-    #[inline(never)]
+    /// cancelled. Inlined with its wait, see `io_with`.
+    #[inline(always)]
     fn park(
         &self,
         l: &worker::Local,

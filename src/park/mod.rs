@@ -239,17 +239,36 @@ impl Blocker {
     // stack of each parked coroutine (see `Source::io_with`).
     #[inline(always)]
     pub(crate) fn wait(&self, deadline: Option<Instant>, cancellable: bool) -> Woken {
+        self.wait_in::<false>(deadline, cancellable)
+    }
+
+    /// [`wait`](Blocker::wait) with the coroutine's suspension inlined too
+    /// (`Local::block_current_inlined`), for the socket calls' wait
+    /// (`Source::park`, itself inlined into each call): no frame between
+    /// a parked connection's socket call and its saved context (see
+    /// `Source::io_with`).
+    #[inline(always)]
+    pub(crate) fn wait_inlined(&self, deadline: Option<Instant>, cancellable: bool) -> Woken {
+        self.wait_in::<true>(deadline, cancellable)
+    }
+
+    #[inline(always)]
+    fn wait_in<const INLINED: bool>(&self, deadline: Option<Instant>, cancellable: bool) -> Woken {
         // Nothing below is meant to panic; if something did, the caller's
         // entries would still point into this frame after the unwind took
         // it away, and the next claimer would write to freed stack.
         let abort_on_unwind = AbortOnUnwind("inside a wait of the parking core");
-        let woken = self.wait_inner(deadline, cancellable);
+        let woken = self.wait_inner::<INLINED>(deadline, cancellable);
         std::mem::forget(abort_on_unwind);
         woken
     }
 
     #[inline(always)]
-    fn wait_inner(&self, deadline: Option<Instant>, cancellable: bool) -> Woken {
+    fn wait_inner<const INLINED: bool>(
+        &self,
+        deadline: Option<Instant>,
+        cancellable: bool,
+    ) -> Woken {
         let mut spins = 0u32;
         loop {
             let s = self.state.load(Acquire);
@@ -275,7 +294,7 @@ impl Blocker {
                     return Woken::TimedOut;
                 }
                 if self.state.load(Acquire) == WAITING {
-                    self.block(deadline);
+                    self.block::<INLINED>(deadline);
                 }
                 continue;
             }
@@ -292,7 +311,7 @@ impl Blocker {
             if spins < 64 && !cfg!(loom) {
                 std::hint::spin_loop();
             } else {
-                self.block(None);
+                self.block::<false>(None);
             }
         }
     }
@@ -300,9 +319,10 @@ impl Blocker {
     /// Suspends the coroutine, or parks the thread, once (until a wake, a
     /// timer, or spuriously).
     #[inline]
-    fn block(&self, deadline: Option<Instant>) {
+    fn block<const INLINED: bool>(&self, deadline: Option<Instant>) {
         match &self.who {
             Who::Task(_) => match worker::coroutine_local() {
+                Some(l) if INLINED => l.block_current_inlined(deadline, false, self.wait),
                 Some(l) => l.block_current(deadline, false, self.wait),
                 None => unreachable!("coio: a coroutine's blocker outside its coroutine"),
             },
