@@ -110,3 +110,84 @@ fn signals_coio_cannot_watch_are_refused() {
         assert!(e.to_string().contains(&format!("signal {sig}")), "{e}");
     }
 }
+
+/// The worker's thread id, for `pthread_kill`, and the spinner's stop flag.
+static DEEP_THREAD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static DEEP_SPIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Recurses until less than `stop_below` of stack address is left above
+/// the frame, then records its thread and spins until told to stop.
+#[inline(never)]
+fn deep(stop_below: usize) -> usize {
+    use std::sync::atomic::Ordering::SeqCst;
+    let buf = [0u8; 256];
+    std::hint::black_box(&buf);
+    if (&buf as *const u8 as usize) < stop_below {
+        // SAFETY: pthread_self has no preconditions.
+        DEEP_THREAD.store(unsafe { libc::pthread_self() } as u64, SeqCst);
+        while DEEP_SPIN.load(SeqCst) {
+            std::hint::spin_loop();
+        }
+        return 0;
+    }
+    deep(stop_below) + std::hint::black_box(1)
+}
+
+/// A signal that arrives while a coroutine has used most of its stack (2 KiB
+/// left: legitimate, no overflow) is handled on the worker's alternate
+/// stack. On the coroutine's own, the kernel could not fit the signal
+/// frame and turned it into a SIGSEGV, which coio passed on to std's
+/// handler: the signal was lost, and with it the process's overflow
+/// reporting (std's handler resets SIGSEGV to its default).
+#[test]
+fn a_signal_on_a_nearly_full_coroutine_stack_is_not_lost() {
+    use std::sync::atomic::Ordering::SeqCst;
+    if common::child_role().is_none() {
+        let out = in_child("a_signal_on_a_nearly_full_coroutine_stack_is_not_lost");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let rt = coio::Runtime::builder()
+        .workers(1)
+        .stall_warning(None)
+        .build()
+        .unwrap();
+    let rx = coio::signal::notify(&[libc::SIGUSR1]).unwrap();
+    let worker = std::thread::spawn(move || {
+        rt.block_on(|| {
+            coio::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(|| {
+                    let here = 0u8;
+                    let top = (&here as *const u8 as usize + 4095) & !4095;
+                    deep(top - 64 * 1024 + 2048)
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+    });
+    while DEEP_THREAD.load(SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: the worker thread lives until `worker` is joined below.
+    assert_eq!(
+        unsafe { libc::pthread_kill(DEEP_THREAD.load(SeqCst) as libc::pthread_t, libc::SIGUSR1) },
+        0
+    );
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    DEEP_SPIN.store(false, SeqCst);
+    worker.join().unwrap();
+    assert_eq!(got, Ok(libc::SIGUSR1), "the signal was lost");
+    // SAFETY: reads the current action only.
+    let segv = unsafe {
+        let mut now: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut now);
+        now.sa_sigaction
+    };
+    assert_ne!(segv, libc::SIG_DFL, "coio's overflow handler is gone");
+}

@@ -96,7 +96,7 @@ pub(crate) fn listen(sig: i32, what: &str, f: Listener) -> io::Result<u64> {
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_signal as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
+            sa.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
             libc::sigemptyset(&mut sa.sa_mask);
             let mut old: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(sig, &sa, &mut old) != 0 {
