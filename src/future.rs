@@ -45,25 +45,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use crate::Coroutine;
+use crate::runtime::blocking::FutureWaker;
 pub use crate::runtime::sleep::Sleep;
 
 /// A waker that unparks a coroutine.
-struct CoroutineWaker(Coroutine);
-
-impl Wake for CoroutineWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
 /// A future that completes after `dur`, on coio's timers: the async form
 /// of [`coio::sleep`](crate::sleep), for async code in coroutines.
 ///
@@ -102,15 +91,22 @@ pub fn sleep_until(deadline: std::time::Instant) -> Sleep {
 }
 
 /// A waker that unparks a plain thread.
-struct ThreadWaker(Thread);
+struct ThreadWaker {
+    thread: Thread,
+    /// Set by a wake, taken before the thread parks: the thread's park
+    /// token is shared by all its parks, a nested `block_on`'s too (see
+    /// `blocking::FutureWaker`).
+    notified: AtomicBool,
+}
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        self.notified.store(true, Release);
+        self.thread.unpark();
     }
 }
 
@@ -178,16 +174,17 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
     // In a coroutine: a waker that unparks it, the one its last block_on
     // kept if any. (Taken out of that cache: a nested block_on, run by
     // this one's future, makes its own.)
-    let make = || Waker::from(Arc::new(CoroutineWaker(crate::current())));
+    let make = || FutureWaker::new(crate::current());
     if let Some((mut owner, mut waker)) = crate::runtime::local::take_waker(make) {
         let out = loop {
+            let (notify, w) = &waker;
             // A leaf future that spent the coroutine's budget asks for a
             // yield (see `worker::coop_poll_proceed`): made here, where no
             // poll is in progress; also after a `Ready` (a leaf may have
             // asked inside a future that went on without it, the other arm
             // of a select ready: the ask would stay, and every later leaf
             // would go on without one).
-            if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(w)) {
                 if crate::runtime::worker::coop_yield_wanted() {
                     crate::runtime::worker::coop_yield();
                 }
@@ -196,6 +193,11 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
             if crate::runtime::worker::coop_yield_wanted() {
                 // Polled again, without parking.
                 crate::runtime::worker::coop_yield();
+                continue;
+            }
+            if notify.take_notified() {
+                // Woken since the poll began (maybe while a nested
+                // `block_on` parked, and took the park token).
                 continue;
             }
             // Parks unless this runs in a generator that `poll` suspended
@@ -215,12 +217,19 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
         crate::runtime::local::keep_waker(owner, waker);
         return out;
     }
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let notify = Arc::new(ThreadWaker {
+        thread: thread::current(),
+        notified: AtomicBool::new(false),
+    });
+    let waker = Waker::from(notify.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        thread::park();
+        // As `FutureWaker::take_notified`.
+        if !(notify.notified.load(Relaxed) && notify.notified.swap(false, Acquire)) {
+            thread::park();
+        }
     }
 }

@@ -385,3 +385,67 @@ fn a_dropped_sleep_off_the_workers_ends_its_helper_thread() {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A future that waits for `a` and, in its first poll, runs a nested
+/// `block_on` of `b` (a sync helper called from async code).
+struct WithNested {
+    a: Receiver<u32>,
+    b: Option<Receiver<u32>>,
+    from_b: u32,
+}
+
+impl Future for WithNested {
+    type Output = u32;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        if let Poll::Ready(v) = Pin::new(&mut self.a).poll(cx) {
+            return Poll::Ready(v + self.from_b);
+        }
+        if let Some(b) = self.b.take() {
+            self.from_b = block_on(b);
+        }
+        Poll::Pending
+    }
+}
+
+/// `a` is sent (waking the outer `block_on`) while the nested one waits for
+/// `b`: the nested wait must not take the outer one's wake (they share the
+/// coroutine's, or the thread's, park token), or the outer one would park
+/// for ever once `b` comes.
+fn nested_block_on_keeps_the_outer_wake(send: impl FnOnce(Box<dyn FnOnce() + Send>)) -> u32 {
+    let (tx_a, rx_a) = oneshot();
+    let (tx_b, rx_b) = oneshot();
+    send(Box::new(move || {
+        thread::sleep(Duration::from_millis(10));
+        tx_a.send(1);
+        thread::sleep(Duration::from_millis(40));
+        tx_b.send(10);
+    }));
+    block_on(WithNested {
+        a: rx_a,
+        b: Some(rx_b),
+        from_b: 0,
+    })
+}
+
+#[test]
+fn a_nested_block_on_keeps_the_outer_wake_in_a_coroutine() {
+    let v = within_20s(|| {
+        rt(1).block_on(|| {
+            nested_block_on_keeps_the_outer_wake(|f| {
+                // A plain thread: its sleeps leave the worker to the waiter.
+                thread::spawn(f);
+            })
+        })
+    });
+    assert_eq!(v, 11);
+}
+
+#[test]
+fn a_nested_block_on_keeps_the_outer_wake_on_a_thread() {
+    let v = within_20s(|| {
+        nested_block_on_keeps_the_outer_wake(|f| {
+            thread::spawn(f);
+        })
+    });
+    assert_eq!(v, 11);
+}

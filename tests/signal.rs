@@ -174,11 +174,10 @@ fn a_signal_on_a_nearly_full_coroutine_stack_is_not_lost() {
     while DEEP_THREAD.load(SeqCst) == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
+    let tid = DEEP_THREAD.load(SeqCst) as libc::pthread_t;
     // SAFETY: the worker thread lives until `worker` is joined below.
-    assert_eq!(
-        unsafe { libc::pthread_kill(DEEP_THREAD.load(SeqCst) as libc::pthread_t, libc::SIGUSR1) },
-        0
-    );
+    let sent = unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+    assert_eq!(sent, 0);
     let got = rx.recv_timeout(Duration::from_secs(10));
     DEEP_SPIN.store(false, SeqCst);
     worker.join().unwrap();

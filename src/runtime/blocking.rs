@@ -8,6 +8,9 @@
 //! condition is checked again.
 
 use std::panic::resume_unwind;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use super::dump::Wait;
@@ -284,6 +287,53 @@ fn far_future() -> Instant {
 
 fn park_impl(deadline: Option<Instant>) {
     park_as(deadline, Wait::Park);
+}
+
+/// The waker of a `future::block_on` in a coroutine: unparks the
+/// coroutine, after it sets `notified`.
+pub(crate) struct FutureWaker {
+    coroutine: Coroutine,
+    /// Set by a wake, taken by the `block_on` before it parks. The
+    /// coroutine's park token is shared by all its waits, and another one
+    /// may take a wake meant for this `block_on`: a nested `block_on`,
+    /// run by this one's future, parks on the same token, and when this
+    /// one's future is woken meanwhile, that park takes the wake; this
+    /// `block_on` would then park with nothing left to wake it.
+    notified: AtomicBool,
+}
+
+/// A [`FutureWaker`] and the `Waker` made of it, kept together (see
+/// `local::Values::waker`).
+pub(crate) type CachedWaker = (Arc<FutureWaker>, Waker);
+
+impl FutureWaker {
+    /// A waker of the running coroutine `coroutine`.
+    pub(crate) fn new(coroutine: Coroutine) -> CachedWaker {
+        let w = Arc::new(FutureWaker {
+            coroutine,
+            notified: AtomicBool::new(false),
+        });
+        (w.clone(), Waker::from(w))
+    }
+
+    /// Whether a wake came since the last call. A relaxed look first
+    /// (usually none came): a wake whose flag this misses unparks the
+    /// coroutine after it, so the park that follows returns at once.
+    #[inline]
+    pub(crate) fn take_notified(&self) -> bool {
+        self.notified.load(Relaxed) && self.notified.swap(false, Acquire)
+    }
+}
+
+impl Wake for FutureWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.notified.store(true, Release);
+        self.coroutine.unpark();
+    }
 }
 
 /// The park of `future::block_on`: parks the running coroutine (a dump
