@@ -196,7 +196,7 @@ fn an_async_read_after_a_message_with_descriptors_gets_the_rest() {
 }
 
 /// Two coroutines of one worker each read, in `compat::tokio::block_on`
-/// (which enters tokio's context for each poll of its future), a socket
+/// (which enters tokio's context while it polls its future), a socket
 /// that always has data, a byte at a time: their budgets run out again and
 /// again. The yield happens in `block_on`, between polls, never inside one
 /// with tokio's context guard held (a coroutine yielded there, the other
@@ -400,4 +400,101 @@ fn a_yield_asked_for_inside_a_ready_poll_is_made() {
             setter.join().unwrap();
         })
     });
+}
+
+/// A future of `compat::tokio::block_on` whose coroutine is cancelled is
+/// dropped as the coroutine unwinds, inside tokio's context: its
+/// destructors may need it (sqlx's pooled connection spawns a task to go
+/// back to its pool). Dropped outside, that spawn panicked during the
+/// unwind, and the process aborted.
+#[test]
+fn a_cancelled_compat_future_is_dropped_in_tokio_s_context() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    struct SpawnsOnDrop(Arc<AtomicBool>);
+    impl Drop for SpawnsOnDrop {
+        fn drop(&mut self) {
+            tokio::spawn(async {});
+            self.0.store(true, SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicBool::new(false));
+    let d = dropped.clone();
+    let cancelled = common::within(Duration::from_secs(30), move || {
+        rt(1).block_on(move || {
+            let h = coio::spawn(move || {
+                coio::compat::tokio::block_on(async move {
+                    let _d = SpawnsOnDrop(d);
+                    coio::future::sleep(Duration::from_secs(3600)).await;
+                })
+            });
+            coio::sleep(Duration::from_millis(50));
+            h.cancel();
+            h.join().is_err()
+        })
+    });
+    assert!(cancelled);
+    assert!(dropped.load(SeqCst));
+}
+
+/// Futures of `compat::tokio::block_on` that block their coroutines inside
+/// their polls (a blocking coio call, a nested `block_on`), two on one
+/// worker, whose waits overlap and end in the other order: each poll used
+/// to enter tokio's context with a guard of its own, and the guards were
+/// dropped out of the order they were made in (tokio panicked: "`EnterGuard`
+/// values dropped out of order"). No coroutine sees the context afterwards.
+#[test]
+fn compat_futures_may_block_their_coroutines_inside_a_poll() {
+    let (a, b, leaked) = common::within(Duration::from_secs(30), || {
+        rt(1).block_on(|| {
+            let a = coio::spawn(|| {
+                coio::compat::tokio::block_on(async {
+                    coio::sleep(Duration::from_millis(10));
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    1
+                })
+            });
+            let b = coio::spawn(|| {
+                coio::compat::tokio::block_on(async {
+                    let n = coio::future::block_on(async {
+                        coio::future::sleep(Duration::from_millis(50)).await;
+                        2
+                    });
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    n
+                })
+            });
+            let (a, b) = (a.join(), b.join());
+            let leaked = coio::spawn(|| tokio::runtime::Handle::try_current().is_ok())
+                .join()
+                .unwrap();
+            (a.ok(), b.ok(), leaked)
+        })
+    });
+    assert_eq!((a, b), (Some(1), Some(2)));
+    assert!(!leaked, "tokio's context stayed entered");
+}
+
+/// `compat::tokio::block_on` on the tokio runtime's own thread (in a task
+/// spawned through `compat::tokio::handle()`) would wait for that thread:
+/// it panics, saying so, instead of hanging.
+#[test]
+fn compat_block_on_on_the_tokio_thread_panics() {
+    let err = common::within(Duration::from_secs(30), || {
+        let task = coio::compat::tokio::handle().spawn(async {
+            coio::compat::tokio::block_on(async {
+                // Needs the thread this waits on.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                1
+            })
+        });
+        block_on(task).unwrap_err()
+    });
+    let payload = err.into_panic();
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(msg.contains("own thread"), "{msg}");
 }

@@ -39,10 +39,23 @@
 //!   ([`Builder::stack_size`](crate::Builder::stack_size), or the
 //!   runtime's `stack_size`), e.g. 256 KiB.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
+
+thread_local! {
+    /// This thread is one of the tokio runtime's own (see [`block_on`]'s
+    /// panics).
+    static TOKIO_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// The polls (and drops) of [`block_on`]'s futures in progress on this
+    /// thread, and the tokio context they entered together (see
+    /// [`Entered`]).
+    static ENTERED: RefCell<(usize, Option<::tokio::runtime::EnterGuard<'static>>)> =
+        const { RefCell::new((0, None)) };
+}
 
 /// The tokio runtime coio starts for [`block_on`].
 fn runtime() -> &'static ::tokio::runtime::Runtime {
@@ -51,6 +64,7 @@ fn runtime() -> &'static ::tokio::runtime::Runtime {
         ::tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("coio-tokio")
+            .on_thread_start(|| TOKIO_THREAD.with(|t| t.set(true)))
             .enable_all()
             .build()
             .unwrap_or_else(|e| {
@@ -79,8 +93,11 @@ pub fn handle() -> &'static ::tokio::runtime::Handle {
 /// one) while it is pending. See the [module docs](self) for the cost.
 ///
 /// The future need not be `'static` or `Send`: it is polled on the
-/// caller's stack, inside the tokio runtime's context (entered for each
-/// poll), so the sockets and timers it creates belong to that runtime.
+/// caller's stack, inside the tokio runtime's context (entered while it
+/// is polled, and while it is dropped), so the sockets and timers it
+/// creates belong to that runtime. It may block its coroutine inside a
+/// poll (a blocking coio call); the thread's other coroutines see the
+/// context meanwhile.
 ///
 /// ```
 /// coio::run(|| {
@@ -98,32 +115,89 @@ pub fn handle() -> &'static ::tokio::runtime::Handle {
 ///
 /// # Panics
 /// If the tokio runtime cannot be started (no threads), and as `fut`'s
-/// `poll` does.
+/// `poll` does. If called on that runtime's own thread (in a task spawned
+/// through [`handle`]): it would wait for that very thread; `.await` the
+/// future there instead.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
+    if TOKIO_THREAD.with(Cell::get) {
+        panic!(
+            "coio: compat::tokio::block_on called on the tokio runtime's own thread (in a task              spawned through compat::tokio::handle()); it would wait for itself. .await the              future there instead"
+        );
+    }
     crate::future::block_on(InTokio {
-        handle: handle(),
-        fut,
+        fut: ManuallyDrop::new(fut),
     })
 }
 
-/// A future polled inside a tokio runtime's context.
-struct InTokio<'h, F> {
-    handle: &'h ::tokio::runtime::Handle,
-    fut: F,
+/// A future polled, and dropped, inside the tokio runtime's context.
+struct InTokio<F> {
+    /// Dropped by `InTokio`'s own `Drop`, inside the context: a future
+    /// cancelled with its coroutine is dropped as it unwinds, and its
+    /// destructors may need the context too (sqlx's pooled connection
+    /// spawns a task to give itself back).
+    fut: ManuallyDrop<F>,
 }
 
-impl<F: Future> Future for InTokio<'_, F> {
+/// The tokio context, entered while this lives. All the [`block_on`]
+/// polls in progress on one thread share one entry: the first to begin
+/// enters and the last to end leaves. A future may switch its coroutine
+/// inside its poll (a blocking coio call, a nested `block_on`), and the
+/// thread's other coroutines then begin and end polls of their own
+/// meanwhile; one `EnterGuard` each would be dropped out of the order they
+/// were made in, which tokio refuses with a panic (and then leaves the
+/// thread in the context for good). Meanwhile, the other coroutines of
+/// the thread see the context, as they would with a guard each.
+struct Entered;
+
+impl Entered {
+    /// Reaches the thread-local anew at each call: the coroutine may have
+    /// switched since the last (out of line, so that no address of it is
+    /// kept across a switch).
+    #[inline(never)]
+    fn enter() -> Entered {
+        ENTERED.with(|e| {
+            let mut e = e.borrow_mut();
+            if e.0 == 0 {
+                e.1 = Some(handle().enter());
+            }
+            e.0 += 1;
+        });
+        Entered
+    }
+}
+
+impl Drop for Entered {
+    #[inline(never)]
+    fn drop(&mut self) {
+        let guard = ENTERED.with(|e| {
+            let mut e = e.borrow_mut();
+            // (Zero only if a generator suspended inside a poll was
+            // resumed on another thread: the entry stays on the first.)
+            e.0 = e.0.checked_sub(1)?;
+            if e.0 == 0 { e.1.take() } else { None }
+        });
+        // Dropped outside the borrow.
+        drop(guard);
+    }
+}
+
+impl<F: Future> Future for InTokio<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: `fut` is structurally pinned: never moved out of `self`,
-        // which is pinned; `handle` is not.
-        let this = unsafe { self.get_unchecked_mut() };
-        // Entered for this poll only: the guard is dropped before the
-        // coroutine can switch away (its `block_on` parks between polls),
-        // so guards of coroutines sharing the thread never interleave.
-        let _enter = this.handle.enter();
-        // SAFETY: see above.
-        unsafe { Pin::new_unchecked(&mut this.fut) }.poll(cx)
+        // which is pinned, and dropped in place by `InTokio`'s `Drop`.
+        let fut = unsafe { self.map_unchecked_mut(|s| &mut *s.fut) };
+        let _entered = Entered::enter();
+        fut.poll(cx)
+    }
+}
+
+impl<F> Drop for InTokio<F> {
+    fn drop(&mut self) {
+        let _entered = Entered::enter();
+        // SAFETY: dropped once, here, in place (it was pinned), and never
+        // used after.
+        unsafe { ManuallyDrop::drop(&mut self.fut) };
     }
 }
