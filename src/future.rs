@@ -10,12 +10,15 @@
 //!
 //! # Design
 //!
-//! * **The waker** is the coroutine's [`Coroutine`] handle behind one
-//!   `Arc`, made once per call: a wake is the coroutine's `unpark`, one
-//!   atomic read-modify-write of its state word, plus, only when the
-//!   coroutine is parked, one push into its home worker's inbox (which
-//!   wakes that worker if it sleeps). No allocation per wake; clones share
-//!   the `Arc`.
+//! * **The waker** is the coroutine's [`Coroutine`](crate::Coroutine)
+//!   handle and a `notified` flag behind one `Arc`, made by the
+//!   coroutine's first call and kept for its next: a wake sets the flag
+//!   and is the coroutine's `unpark`, one atomic read-modify-write of its
+//!   state word, plus, only when the coroutine is parked, one push into
+//!   its home worker's inbox (which wakes that worker if it sleeps). No
+//!   allocation per wake; clones share the `Arc`. The flag, looked at
+//!   before each park, keeps a wake that another wait of the coroutine
+//!   took (a nested `block_on` shares its park token).
 //! * **Spurious wakes are harmless**: the park token makes a wake that
 //!   comes before the park count, and a park that returns for another
 //!   reason (an unrelated `unpark`) only polls the future once more.
