@@ -449,3 +449,68 @@ fn a_nested_block_on_keeps_the_outer_wake_on_a_thread() {
     });
     assert_eq!(v, 11);
 }
+
+/// A waker that drops a future (here, a sleep) when it is woken, as some
+/// executors drop a task's future once they are gone.
+struct DropsOnWake(Mutex<Option<coio::future::Sleep>>);
+
+impl std::task::Wake for DropsOnWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        drop(self.0.lock().unwrap().take());
+    }
+}
+
+/// A sleep's waker, run by the worker as its timer fires, drops another
+/// sleep armed on the same worker: the worker's timer heap must not be
+/// borrowed meanwhile (it was: "already borrowed", and the worker
+/// aborted the process).
+#[test]
+fn a_sleep_s_waker_may_drop_another_sleep_of_the_worker() {
+    use futures::task::noop_waker;
+    within_20s(|| {
+        rt(1).block_on(|| {
+            let mut long = coio::future::sleep(Duration::from_secs(3600));
+            let noop = noop_waker();
+            assert!(
+                Pin::new(&mut long)
+                    .poll(&mut Context::from_waker(&noop))
+                    .is_pending()
+            );
+            let dropper = Arc::new(DropsOnWake(Mutex::new(Some(long))));
+            let waker = Waker::from(dropper.clone());
+            let mut short = coio::future::sleep(Duration::from_millis(5));
+            assert!(
+                Pin::new(&mut short)
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+            coio::sleep(Duration::from_millis(50));
+            assert!(dropper.0.lock().unwrap().is_none(), "not woken");
+        })
+    });
+}
+
+/// A sleep first polled in a coroutine (its timer armed on that worker),
+/// then awaited elsewhere after the runtime is gone: the worker's exit
+/// wakes it, to arm again where it is polled (it hung: the exit dropped
+/// the timer unwoken). It still waits for its deadline.
+#[test]
+fn a_sleep_outlives_the_runtime_it_was_armed_on() {
+    use futures::task::noop_waker;
+    let start = Instant::now();
+    let sleep = rt(1).block_on(|| {
+        let mut s = coio::future::sleep(Duration::from_millis(300));
+        let noop = noop_waker();
+        assert!(
+            Pin::new(&mut s)
+                .poll(&mut Context::from_waker(&noop))
+                .is_pending()
+        );
+        s
+    });
+    within_20s(move || futures::executor::block_on(sleep));
+    assert!(start.elapsed() >= Duration::from_millis(300));
+}

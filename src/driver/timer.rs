@@ -126,9 +126,11 @@ impl<T: Target> Timers<T> {
         self.heap.is_empty()
     }
 
-    /// Pops the timers due at `now`, passing each live one's target to
-    /// `wake`.
-    pub(crate) fn fire(&mut self, now: Instant, mut wake: impl FnMut(T)) {
+    /// Pops the next live timer due at `now`, if any, and returns its
+    /// target (one at a time, so that the caller can fire it with the
+    /// heap let go: firing may run code that arms or disarms timers).
+    #[inline]
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<T> {
         while let Some(top) = self.heap.peek() {
             if top.deadline > now {
                 break;
@@ -138,16 +140,20 @@ impl<T: Target> Timers<T> {
                 e.target
                     .timer_generation()
                     .set(e.generation.wrapping_add(1));
-                wake(e.target);
-            } else {
-                self.dead = self.dead.saturating_sub(1);
+                return Some(e.target);
             }
+            self.dead = self.dead.saturating_sub(1);
         }
+        None
     }
 
-    /// Drops every entry (worker exit).
-    pub(crate) fn clear(&mut self) {
-        self.heap.clear();
+    /// Empties the heap (worker exit), returning the live timers' targets.
+    pub(crate) fn take_all(&mut self) -> Vec<T> {
         self.dead = 0;
+        self.heap
+            .drain()
+            .filter(Entry::live)
+            .map(|e| e.target)
+            .collect()
     }
 }

@@ -65,6 +65,19 @@ impl TimerRef {
             TimerRef::Waker(w) => w.fire(),
         }
     }
+
+    /// The heap's worker exits with the timer armed. A coroutine's is
+    /// dropped (the coroutine is cancelled with its runtime); a
+    /// [`Sleep`]'s is woken, to arm again wherever it is polled next.
+    pub(crate) fn orphan(self) {
+        if let TimerRef::Waker(w) = self {
+            w.orphaned.store(true, Release);
+            let w = w.lock().take();
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
 }
 
 /// The shared half of a [`Sleep`] armed on a worker (see the module docs).
@@ -73,6 +86,9 @@ pub(crate) struct WakerTimer {
     generation: Cell<u32>,
     /// The deadline passed (set by the firing worker).
     fired: AtomicBool,
+    /// The worker whose heap held it exited before the deadline (see
+    /// [`TimerRef::orphan`]).
+    orphaned: AtomicBool,
     /// The `Sleep` let go of this timer (disarmed or dropped): a helper
     /// thread waiting for it may end early.
     abandoned: AtomicBool,
@@ -93,6 +109,7 @@ impl WakerTimer {
         WakerTimer {
             generation: Cell::new(0),
             fired: AtomicBool::new(false),
+            orphaned: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             waker: Mutex::new(Some(waker.clone())),
         }
@@ -233,6 +250,7 @@ impl Sleep {
             h.unpark();
         }
         if let Some((worker, generation)) = armed.on
+            && !armed.timer.orphaned.load(Acquire)
             && let Some(l) = worker::local()
             && l as *const worker::Local as usize == worker
         {
@@ -301,7 +319,12 @@ impl Future for Sleep {
                 this.armed = None;
                 return Poll::Ready(());
             }
-            return Poll::Pending;
+            // (Seen after the waker is in place: an orphaning after this
+            // load wakes that waker.)
+            if !armed.timer.orphaned.load(Acquire) {
+                return Poll::Pending;
+            }
+            // Its worker exited: armed again below, here.
         }
         if Instant::now() >= this.deadline {
             this.disarm();

@@ -643,7 +643,12 @@ pub(crate) fn worker_main(
     }
     local.dump_slot().set_thread(false);
     LOCAL.with(|l| l.set(ptr::null()));
-    local.timers.borrow_mut().clear();
+    // The async sleeps armed here (their futures may live on, awaited
+    // elsewhere) are woken to arm again where they are polled next.
+    let timers = local.timers.borrow_mut().take_all();
+    for t in timers {
+        t.orphan();
+    }
     // Fresh coroutines dealt to this worker after its last look go to the
     // injector, where the runtime's drop abandons them (as from now on
     // does `Remote::deal`).
@@ -956,16 +961,21 @@ impl Local {
 
     /// Fires the due timers (their tasks go to `ready`).
     fn fire_timers(&self) {
-        let mut timers = self.timers.borrow_mut();
-        if timers.is_empty() {
+        if self.timers.borrow().is_empty() {
             return;
         }
+        let now = Instant::now();
         let mut fired = 0;
         self.bookkeeping(|| {
-            timers.fire(Instant::now(), |t| {
+            // The heap is let go before each fires: an async `Sleep`'s
+            // waker runs another executor's code, which may drop or poll
+            // futures holding sleeps of this worker (disarm, arm).
+            loop {
+                let due = self.timers.borrow_mut().pop_due(now);
+                let Some(t) = due else { break };
                 fired += 1;
                 t.fire();
-            })
+            }
         });
         bump(&self.counts().timers_fired, fired);
     }
