@@ -1150,3 +1150,48 @@ fn zero_timeout_polling_loops_let_the_others_run() {
         });
     });
 }
+
+/// Loops of operations that complete at once without waiting, on one
+/// worker, until another coroutine of the worker has run: on a closed
+/// channel (blocking and async forms, whose results are errors), and of
+/// async sleeps that are due at once. Each spends the cooperative budget,
+/// so the other coroutine gets its turn (each loop ran for ever).
+#[test]
+fn operations_that_fail_or_finish_at_once_let_the_others_run() {
+    use coio::chan;
+    use coio::future::block_on;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    common::within(Duration::from_secs(30), || {
+        rt(1).block_on(|| {
+            // Runs `step` until a coroutine spawned first has run.
+            fn until_the_other_ran(mut step: impl FnMut()) {
+                let ran = Arc::new(AtomicBool::new(false));
+                let r = ran.clone();
+                let other = coio::spawn(move || r.store(true, SeqCst));
+                while !ran.load(SeqCst) {
+                    step();
+                }
+                other.join().unwrap();
+            }
+            let (tx, rx) = chan::bounded::<u32>(1);
+            drop(rx);
+            until_the_other_ran(|| assert!(tx.send(1).is_err()));
+            until_the_other_ran(|| assert!(block_on(tx.send_async(1)).is_err()));
+            let (tx, rx) = chan::bounded::<u32>(1);
+            drop(tx);
+            until_the_other_ran(|| assert!(rx.recv().is_err()));
+            until_the_other_ran(|| assert!(block_on(rx.recv_async()).is_err()));
+            until_the_other_ran(|| block_on(coio::future::sleep(Duration::ZERO)));
+            // In one `block_on`.
+            let ran = Arc::new(AtomicBool::new(false));
+            let r = ran.clone();
+            let other = coio::spawn(move || r.store(true, SeqCst));
+            block_on(async {
+                while !ran.load(SeqCst) {
+                    coio::future::sleep(Duration::ZERO).await;
+                }
+            });
+            other.join().unwrap();
+        })
+    });
+}

@@ -385,7 +385,13 @@ impl<T> Chan<T> {
                     v = w;
                     g
                 }
-                Err((_, fail)) => return Err(fail),
+                Err((_, fail)) => {
+                    // Disconnected: done without waiting, as a success (a
+                    // loop that sends into a closed channel lets the
+                    // others run).
+                    coop_spend();
+                    return Err(fail);
+                }
             };
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 // An operation that did not wait: it spends the budget, so
@@ -435,7 +441,11 @@ impl<T> Chan<T> {
                     coop_spend();
                     return Ok(v);
                 }
-                Err((_, RecvFail::Closed)) => return Err(RecvFail::Closed),
+                Err((_, RecvFail::Closed)) => {
+                    // As a disconnected `send`.
+                    coop_spend();
+                    return Err(RecvFail::Closed);
+                }
                 Err((g, _)) => g,
             };
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -514,7 +524,11 @@ impl<T> Chan<T> {
                     crate::runtime::worker::coop_spend_in_poll();
                     return Poll::Ready(Ok(v));
                 }
-                Err((_, RecvFail::Closed)) => return Poll::Ready(Err(RecvFail::Closed)),
+                Err((_, RecvFail::Closed)) => {
+                    // As in `recv`.
+                    crate::runtime::worker::coop_spend_in_poll();
+                    return Poll::Ready(Err(RecvFail::Closed));
+                }
                 Err((g, _)) => g,
             };
             let w = wait.insert(AsyncWait {
@@ -613,7 +627,11 @@ impl<T> Chan<T> {
                     return Poll::Ready(Ok(()));
                 }
                 Err((g, SendFail::Full(v))) => (g, v),
-                Err((_, fail)) => return Poll::Ready(Err(fail)),
+                Err((_, fail)) => {
+                    // As in `send`.
+                    crate::runtime::worker::coop_spend_in_poll();
+                    return Poll::Ready(Err(fail));
+                }
             };
             let w = wait.insert(AsyncWait {
                 blocker: Blocker::for_waker(cx.waker().clone()),

@@ -311,12 +311,17 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // A leaf of the cooperative budget, as a channel's receive (a
+        // loop of sleeps that are due at once, or of zero ones, lets the
+        // worker's other coroutines run; as `coio::sleep(ZERO)` yields).
+        std::task::ready!(worker::coop_poll_proceed(cx));
         let this = self.get_mut();
         if let Some(armed) = &this.armed
             && armed.deadline == this.deadline
         {
             if armed.timer.set_waker(cx.waker()) {
                 this.armed = None;
+                worker::coop_spend_in_poll();
                 return Poll::Ready(());
             }
             // (Seen after the waker is in place: an orphaning after this
@@ -328,6 +333,7 @@ impl Future for Sleep {
         }
         if Instant::now() >= this.deadline {
             this.disarm();
+            worker::coop_spend_in_poll();
             return Poll::Ready(());
         }
         this.disarm();
