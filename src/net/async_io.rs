@@ -91,6 +91,10 @@ pub(crate) fn poll_write<T: AsRawFd>(
     cx: &mut Context<'_>,
     buf: &[u8],
 ) -> Poll<io::Result<usize>> {
+    if buf.is_empty() {
+        // Nothing to wait for room for (as the blocking `write`, and std's).
+        return Poll::Ready(Ok(0));
+    }
     let fd = io.as_raw_fd();
     io.source()
         .poll_io(Dir::Write, cx, || sys::send(fd, buf), partial(buf.len()))
@@ -105,6 +109,10 @@ pub(crate) fn poll_write_vectored<T: AsRawFd>(
     let fd = io.as_raw_fd();
     let bufs = sys::iov_max(bufs);
     let len = bufs.iter().map(|b| b.len()).sum();
+    if len == 0 {
+        // As in `poll_write`.
+        return Poll::Ready(Ok(0));
+    }
     io.source().poll_io(
         Dir::Write,
         cx,
