@@ -648,3 +648,24 @@ fn socket_write_and_connect_reasons() {
     assert!(header(&d, "write").contains("[socket write, "), "{d}");
     assert!(header(&d, "connect").contains("[socket connect, "), "{d}");
 }
+
+/// A long name is cut at a character's boundary (it was cut at 64 bytes,
+/// in the middle of a two-byte character).
+#[test]
+fn a_long_name_is_cut_between_characters() {
+    let name = format!("a{}", "é".repeat(40));
+    let d = coio::run(move || {
+        let (tx, rx) = coio::chan::bounded::<u32>(1);
+        let h = coio::Builder::new()
+            .name(name)
+            .spawn(move || wait_for_message(rx))
+            .unwrap();
+        coio::sleep(Duration::from_millis(20));
+        let d = dump_text();
+        tx.send(1).unwrap();
+        h.join().unwrap();
+        d
+    });
+    let cut = format!("\"a{}\" [", "é".repeat(31));
+    assert!(d.contains(&cut), "{d}");
+}

@@ -55,6 +55,11 @@ fn coio_stall_warning_sets_and_the_builder_wins() {
     set_env(Some("250"));
     assert!(monitored("s4", None));
     assert!(!monitored("s5", Some(None)));
+    // Zero however spelled, and `off` in any case, are off too.
+    set_env(Some("00"));
+    assert!(!monitored("s6", None));
+    set_env(Some("OFF"));
+    assert!(!monitored("s7", None));
     set_env(Some("often"));
     let e = Runtime::builder().workers(1).build().err().unwrap();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);

@@ -409,8 +409,14 @@ impl<'a> Writer<'a> {
         end: trace::End,
     ) {
         let h = t.header();
-        let name = h.name().unwrap_or("").as_bytes();
-        let name = &name[..name.len().min(NAME_MAX)];
+        let name = h.name().unwrap_or("");
+        // Cut at a character's boundary (a name is UTF-8, and read back
+        // as such).
+        let mut cut = name.len().min(NAME_MAX);
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let name = &name.as_bytes()[..cut];
         let end = match end {
             trace::End::Complete => 0u64,
             trace::End::Truncated => 1,

@@ -233,12 +233,14 @@ fn stall_warning_from_env() -> io::Result<Option<Option<Duration>>> {
     env_setting(
         "COIO_STALL_WARNING",
         "a number of milliseconds or off",
-        |v| match v {
-            "off" | "0" => Some(None),
-            _ => v
-                .parse::<u64>()
+        |v| {
+            if v.eq_ignore_ascii_case("off") {
+                return Some(None);
+            }
+            // Zero however spelled ("00") is off, as on the builder.
+            v.parse::<u64>()
                 .ok()
-                .map(|ms| Some(Duration::from_millis(ms))),
+                .map(|ms| (ms > 0).then(|| Duration::from_millis(ms)))
         },
     )
 }
