@@ -768,6 +768,74 @@ fn no_stall_warning_for_time_in_the_panic_hook() {
     assert!(!stderr.contains("without coming back"), "{stderr}");
 }
 
+/// A destructor that spins as a panic unwinds, after a slow panic hook,
+/// in the same resume: the hook's time is not warned about, the spin is
+/// (the monitor gave up on the resume once it had seen the hook).
+#[test]
+fn a_stall_after_a_slow_panic_hook_is_warned_about() {
+    if common::child_role().is_some() {
+        struct SpinOnDrop;
+        impl Drop for SpinOnDrop {
+            fn drop(&mut self) {
+                let t = std::time::Instant::now();
+                while t.elapsed() < Duration::from_millis(800) {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        std::panic::set_hook(Box::new(|_| std::thread::sleep(Duration::from_millis(300))));
+        let rt = Runtime::builder()
+            .workers(1)
+            .stall_warning(Some(Duration::from_millis(100)))
+            .build()
+            .unwrap();
+        let r = rt.block_on(|| {
+            coio::spawn(|| {
+                let _s = SpinOnDrop;
+                panic!("in a coroutine")
+            })
+            .join()
+        });
+        assert!(r.is_err());
+        return;
+    }
+    let out = common::run_in_child(
+        "a_stall_after_a_slow_panic_hook_is_warned_about",
+        "hook",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings = stderr.matches("without coming back").count();
+    assert_eq!(warnings, 1, "{stderr}");
+    assert!(stderr.contains("SpinOnDrop"), "{stderr}");
+}
+
+/// A coroutine that yields often, alone on its worker (each yield picks it
+/// again), comes back to the scheduler: no stall warning (it got one: the
+/// monitor saw no new resume).
+#[test]
+fn a_coroutine_that_yields_alone_is_not_a_stall() {
+    if common::child_role().is_some() {
+        let rt = Runtime::builder()
+            .workers(1)
+            .stall_warning(Some(Duration::from_millis(50)))
+            .build()
+            .unwrap();
+        rt.block_on(|| {
+            let t = std::time::Instant::now();
+            while t.elapsed() < Duration::from_millis(400) {
+                coio::yield_now();
+            }
+        });
+        return;
+    }
+    let out = common::run_in_child("a_coroutine_that_yields_alone_is_not_a_stall", "alone", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("without coming back"), "{stderr}");
+}
+
 #[test]
 fn detached_results_are_dropped_when_their_coroutines_finish() {
     // Finished tasks are recycled for new spawns: what a detached coroutine

@@ -340,7 +340,11 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 // The panic hook's own report (std's prints a backtrace,
                 // whose first symbolisation takes a good part of a second)
                 // is not a stall of the user's code: no warning for it.
+                // Looked at again after another threshold: what follows
+                // the hook in the same resume (a destructor that spins as
+                // the panic unwinds) is warned about as any stall.
                 if what.as_deref().is_some_and(in_panic_hook) {
+                    *s = (resumes, running, now, NONE);
                     continue;
                 }
                 let what = what.map(|d| format!(" {d}")).unwrap_or_else(|| "\n".into());

@@ -1389,8 +1389,13 @@ impl Local {
     fn switch_away(&self) {
         let me = self.current_started();
         match self.next_task() {
-            // Woken meanwhile (or alone in the queue): go on running.
-            Some(Job::Started(next)) if next.same(me) => {}
+            // Woken meanwhile (or alone in the queue): go on running,
+            // counted as a resume (the stall monitor and the metrics' polls
+            // see a coroutine that yields alone come back).
+            Some(Job::Started(next)) if next.same(me) => {
+                // SAFETY: the running task is unfinished.
+                self.progress().enter(unsafe { me.get() }.header().id);
+            }
             Some(Job::Started(next)) => self.transfer(me, next),
             other => {
                 self.pending.set(other);
