@@ -205,3 +205,41 @@ fn display_is_one_schedtrace_line() {
     assert!(line.contains("homed=[0 0]"), "{line}");
     assert!(!line.contains('\n'));
 }
+
+/// A worker's busy time never goes back, read while its workers fall
+/// asleep and wake all the time (a read between the worker's two stores
+/// counted the last stretch twice, and the next read was smaller).
+#[test]
+fn busy_time_never_goes_back() {
+    let backs = rt(2).block_on(|| {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sleepers: Vec<_> = (0..4)
+            .map(|_| {
+                let stop = stop.clone();
+                coio::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        coio::sleep(Duration::from_micros(200));
+                    }
+                })
+            })
+            .collect();
+        let mut last = vec![Duration::ZERO; 2];
+        let mut backs = 0;
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_millis(1500) {
+            for (i, w) in coio::metrics().workers.iter().enumerate() {
+                if w.busy < last[i] {
+                    backs += 1;
+                }
+                last[i] = w.busy;
+            }
+            coio::yield_now();
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in sleepers {
+            s.join().unwrap();
+        }
+        backs
+    });
+    assert_eq!(backs, 0);
+}

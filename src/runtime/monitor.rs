@@ -84,6 +84,9 @@ pub(crate) struct Counts {
     /// Microseconds spent awake, up to the last change of state (see
     /// `Progress::busy_time`).
     pub(crate) busy_us: AtomicU64,
+    /// The most `Progress::busy_time` has answered (written by readers,
+    /// the metrics' callers).
+    pub(crate) busy_answered: AtomicU64,
 }
 
 /// Adds `n` to a counter that only the calling thread writes.
@@ -142,14 +145,20 @@ impl Progress {
 
     /// Microseconds the worker has spent awake, as of `now` (µs since the
     /// epoch), and whether it sleeps now.
+    /// Never less than an earlier answer: the worker adds a stretch to
+    /// `busy_us` before it marks itself asleep (a reader between the two
+    /// counts the stretch twice), with a time taken before a reader's
+    /// `now` may be; the next answer would be smaller.
     pub(crate) fn busy_time(&self, now: u64, counts: &Counts) -> (u64, bool) {
         let since = self.since.load(Relaxed);
         let total = counts.busy_us.load(Relaxed);
-        if since & ASLEEP == 0 {
+        let (busy, asleep) = if since & ASLEEP == 0 {
             (total + now.saturating_sub(since), false)
         } else {
             (total, true)
-        }
+        };
+        let before = counts.busy_answered.fetch_max(busy, Relaxed);
+        (busy.max(before), asleep)
     }
 
     /// The worker is about to resume coroutine `id`.
