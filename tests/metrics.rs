@@ -223,7 +223,7 @@ fn busy_time_never_goes_back() {
                 })
             })
             .collect();
-        let mut last = vec![Duration::ZERO; 2];
+        let mut last = [Duration::ZERO; 2];
         let mut backs = 0;
         let t = std::time::Instant::now();
         while t.elapsed() < Duration::from_millis(1500) {
