@@ -540,3 +540,30 @@ fn a_read_after_a_message_with_descriptors_gets_the_rest() {
     });
     assert_eq!(got, b"b");
 }
+
+/// A writer parked on a full Unix stream is woken by a shutdown of the
+/// stream's writing through the same handle, and fails as std's does
+/// (`BrokenPipe`). epoll reports nothing for it (no `EPOLLOUT`, no
+/// `EPOLLHUP` until both sides are shut): the writer waited for ever.
+#[test]
+fn a_shutdown_of_writing_wakes_a_parked_writer() {
+    let kind = common::within(Duration::from_secs(30), || {
+        rt(2).block_on(|| {
+            let (a, _b) = UnixStream::pair().unwrap();
+            let a = std::sync::Arc::new(a);
+            let w = a.clone();
+            let writer = coio::spawn(move || {
+                let buf = vec![0u8; 1 << 20];
+                loop {
+                    if let Err(e) = (&*w).write(&buf) {
+                        return e.kind();
+                    }
+                }
+            });
+            coio::sleep(Duration::from_millis(100));
+            a.shutdown(std::net::Shutdown::Write).unwrap();
+            writer.join().unwrap()
+        })
+    });
+    assert_eq!(kind, std::io::ErrorKind::BrokenPipe);
+}

@@ -439,6 +439,25 @@ impl<T: AsRawFd> Fd<T> {
     pub(crate) fn source(&self) -> &Source {
         &self.source
     }
+
+    /// `shutdown(2)` of the socket, through `shut`; then this handle's
+    /// waiters of the directions shut down are woken, to find out. The
+    /// poller does not always report it: a Unix stream whose send side is
+    /// shut, with its send buffer full, gets no `EPOLLOUT` and no
+    /// `EPOLLHUP` (that needs both sides shut), and a writer parked on it
+    /// waited for ever. (A clone's waiters, whose descriptor is another,
+    /// and a peer's shutdown of its reading, are not seen that way: the
+    /// writer waits for its timeout, as in any epoll runtime; the ring
+    /// driver sees both.)
+    pub(crate) fn shutdown(
+        &self,
+        how: std::net::Shutdown,
+        shut: impl FnOnce(&T, std::net::Shutdown) -> io::Result<()>,
+    ) -> io::Result<()> {
+        shut(&self.inner, how)?;
+        self.source.shut_down(how);
+        Ok(())
+    }
 }
 
 impl<T: AsRawFd> Drop for Fd<T> {

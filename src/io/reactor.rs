@@ -260,6 +260,12 @@ impl IoState {
         }
     }
 
+    /// Records `bits` that the poller will not report (a shutdown made
+    /// through this descriptor), waking their directions' waiters.
+    pub(crate) fn mark(&self, bits: usize) {
+        self.record(bits);
+    }
+
     /// Wakes every waiter of `dir`, each claim finished (its wake made)
     /// outside the lock, and clears the direction's waiting bit once the
     /// queue and the async waiter's slot are empty (under the lock, where

@@ -353,6 +353,18 @@ impl Source {
         }
     }
 
+    /// The socket's `how` side(s) were shut down by this handle: marks them
+    /// closed and wakes their waiters (see `Fd::shutdown`).
+    pub(crate) fn shut_down(&self, how: std::net::Shutdown) {
+        use std::net::Shutdown;
+        let bits = match how {
+            Shutdown::Read => super::reactor::READ_CLOSED,
+            Shutdown::Write => super::reactor::WRITE_CLOSED,
+            Shutdown::Both => super::reactor::READ_CLOSED | super::reactor::WRITE_CLOSED,
+        };
+        self.state.mark(bits);
+    }
+
     /// Removes the descriptor from its netpoller (before it is handed out;
     /// dropping the source does it too).
     pub(crate) fn deregister(&self) {

@@ -577,7 +577,7 @@ impl TcpStream {
     /// # Errors
     /// The OS error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.io.shutdown(how, |s, how| s.shutdown(how))
     }
 
     /// A second handle to the same connection (a duplicated descriptor),

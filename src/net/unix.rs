@@ -630,7 +630,11 @@ impl UnixStream {
     }
 
     /// Shuts down reading, writing or both; waiters of a shut-down
-    /// direction see it at once (reads return 0, writes fail).
+    /// direction see it at once (reads return 0, writes fail). With the
+    /// epoll driver, a writer parked on a full stream through a
+    /// [`try_clone`](UnixStream::try_clone) handle does not: epoll reports
+    /// no change of a Unix stream's send side (the same for a shutdown of
+    /// reading by the peer); it waits for its write timeout.
     ///
     /// ```
     /// use std::io::Read;
@@ -646,7 +650,7 @@ impl UnixStream {
     /// # Errors
     /// The OS error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.io.shutdown(how, |s, how| s.shutdown(how))
     }
 
     /// A second handle to the same connection (a duplicated descriptor),
@@ -1189,7 +1193,7 @@ impl UnixDatagram {
     /// # Errors
     /// The OS error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.io.shutdown(how, |s, how| s.shutdown(how))
     }
 }
 
