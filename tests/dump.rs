@@ -669,3 +669,53 @@ fn a_long_name_is_cut_between_characters() {
     let cut = format!("\"a{}\" [", "é".repeat(31));
     assert!(d.contains(&cut), "{d}");
 }
+
+/// Coroutines not started yet move between workers (stolen) while a dump
+/// collects the workers' answers one after another: each is listed once
+/// (some were listed twice, or four times, with the header's count
+/// including them).
+#[test]
+fn each_coroutine_is_listed_once_while_they_are_stolen() {
+    let rt = std::sync::Arc::new(coio::Runtime::builder().workers(2).build().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (r, s) = (rt.clone(), stop.clone());
+    let spawner = std::thread::spawn(move || {
+        r.block_on(move || {
+            while !s.load(SeqCst) {
+                let hs: Vec<_> = (0..200).map(|_| coio::spawn(coio::yield_now)).collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+            }
+        })
+    });
+    let t = std::time::Instant::now();
+    let mut dumps = 0;
+    let mut twice = Vec::new();
+    while t.elapsed() < Duration::from_secs(2) {
+        let mut out = Vec::new();
+        rt.dump(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let mut ids: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("coroutine "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != n {
+            twice.push(text);
+        }
+        dumps += 1;
+    }
+    stop.store(true, SeqCst);
+    spawner.join().unwrap();
+    assert!(dumps > 10);
+    assert!(
+        twice.is_empty(),
+        "{} of {dumps} dumps listed a coroutine twice, e.g.:\n{}",
+        twice.len(),
+        twice[0]
+    );
+}

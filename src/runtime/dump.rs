@@ -697,6 +697,7 @@ fn dump_with(
     let mut entries = Vec::new();
     let mut notes = Vec::new();
     collect(shared, &mut entries, &mut notes, now_ms, own);
+    once_each(&mut entries);
     let layout = match layout {
         Layout::Auto if entries.len() > AUTO_GROUPED => Layout::Grouped,
         Layout::Auto => Layout::Full,
@@ -709,6 +710,35 @@ fn dump_with(
     drop(_one);
     out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+/// Keeps one entry per coroutine. A coroutine not started yet may be
+/// listed twice: stolen between two workers' answers (or started by its
+/// thief, and listed again as such). A started listing wins (a coroutine
+/// starts once, so it is the later news), else the first.
+fn once_each(entries: &mut Vec<Entry>) {
+    let mut at: HashMap<u64, usize> = HashMap::with_capacity(entries.len());
+    let mut keep = vec![true; entries.len()];
+    for i in 0..entries.len() {
+        match at.get(&entries[i].id) {
+            None => {
+                at.insert(entries[i].id, i);
+            }
+            Some(&j) => {
+                if entries[j].kind == Kind::NotStarted && entries[i].kind != Kind::NotStarted {
+                    keep[j] = false;
+                    at.insert(entries[i].id, i);
+                } else {
+                    keep[i] = false;
+                }
+            }
+        }
+    }
+    let mut i = 0;
+    entries.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -138,17 +138,18 @@ impl Local {
     /// snapshot of a moving system).
     fn list_fresh(&self, w: &mut Writer<'_>) {
         let n = self.fresh.len();
-        // The first one put back: met again, the round is over (thieves
-        // took some meanwhile; going on would list it twice).
-        let mut first: Option<*const ()> = None;
+        // One met again (put back already): the round is over. Thieves
+        // take some meanwhile, maybe the first one put back, so each one
+        // listed is looked for, not only the first (at most `FRESH_CAP`).
+        let mut listed: Vec<*const ()> = Vec::with_capacity(n);
         for _ in 0..n {
             let Some(t) = self.fresh.pop() else { break };
             let p = Arc::as_ptr(&t) as *const ();
-            if first == Some(p) {
+            if listed.contains(&p) {
                 self.fresh.push(t);
                 break;
             }
-            first.get_or_insert(p);
+            listed.push(p);
             w.coroutine(
                 &*t,
                 Kind::NotStarted,
