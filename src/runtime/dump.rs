@@ -43,9 +43,13 @@
 //!    (a generator's); not in the middle of a switch. The registry cannot
 //!    be changing then, since only the scheduler loop changes it. The
 //!    running coroutine is walked from the signal's registers. Nothing in
-//!    there allocates, locks or calls libc. The signals interrupt system
-//!    calls: most restart by themselves, std retries `sleep` and the I/O
-//!    calls that return `EINTR`.
+//!    there allocates, locks or calls libc. The signals interrupt the
+//!    system call a stuck coroutine is blocked in (the handler is
+//!    `SA_RESTART`): most restart by themselves, std retries
+//!    `thread::sleep`, but a call with a timeout of its own fails with
+//!    `EINTR` (a socket read with `SO_RCVTIMEO`, std's
+//!    `set_read_timeout`; `poll`, `select`, `epoll_wait`, `nanosleep`
+//!    from C), and std returns that as an error (`ErrorKind::Interrupted`).
 //! 4. After [`GIVE_UP`], a worker that never answered is reported as such
 //!    and its request withdrawn (`REQUESTED` → `IDLE`, a CAS that loses to
 //!    a worker that has begun: then its `DONE` is awaited).
@@ -514,9 +518,11 @@ struct Entry {
 /// being resumed; a coroutine running on a worker that does not come back
 /// to its scheduler is captured on that worker's thread, through a signal
 /// (`SIGURG`, after 10 ms without an answer from its scheduler loop), so a
-/// dump shows what a stuck worker is doing; a system call it is blocked in
-/// sees the signal (most restart; std retries `sleep` and I/O that returns
-/// `EINTR`). `file:line`
+/// dump shows what a stuck worker is doing. A system call it is blocked in
+/// sees the signal: most restart, but one with a timeout of its own fails
+/// with `EINTR` (std: `ErrorKind::Interrupted`; a std socket read with a
+/// read timeout, `poll` from C), which a coroutine that blocks its worker
+/// there must be ready for. `file:line`
 /// needs line tables in the build (`debug = "line-tables-only"` in the
 /// Cargo profile, or more); without them frames show function names only.
 ///

@@ -392,8 +392,13 @@ impl RuntimeBuilder {
     /// stack, captured on the stuck worker's thread with a signal
     /// (`SIGURG`, as Go's preemption uses), once per stall. A system call
     /// the coroutine is blocked in sees the signal: most restart by
-    /// themselves, and std retries `sleep` and the I/O calls that return
-    /// `EINTR`; code of its own that treats `EINTR` as an error may see one.
+    /// themselves and std retries `thread::sleep`, but a call with a
+    /// timeout of its own fails with `EINTR`, which std returns as an
+    /// error (`ErrorKind::Interrupted`): a std socket read or write with a
+    /// timeout set, `poll`, `select` or `nanosleep` called from C. That
+    /// coroutine is blocking its worker (what the warning is about); until
+    /// it is fixed, `None` here (or `COIO_STALL_WARNING=off`) keeps the
+    /// signal away.
     ///
     /// ```
     /// use std::time::Duration;
