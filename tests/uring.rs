@@ -841,3 +841,43 @@ fn vectored_io_past_iov_max_transfers_the_first_1024_slices() {
         });
     }
 }
+
+/// After a receive through the ring that filled its buffer, the next ones
+/// are made at once while data is queued, without a trip through the ring
+/// each (no completion counted in the worker's I/O events): a reader on a
+/// worker busy with other coroutines waited for the worker's next look at
+/// the ring for every buffer, and a bulk read ran 60 times slower than on
+/// epoll.
+#[test]
+fn receives_after_a_full_one_are_made_at_once() {
+    if !kernel_has_uring() {
+        return;
+    }
+    let completions = rt(1).block_on(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (queued_tx, queued_rx) = coio::chan::bounded::<()>(1);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(&[7u8; 64 * 1024]).unwrap();
+            queued_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let (mut c, _) = l.accept().unwrap();
+        queued_rx.recv().unwrap();
+        // All 64 KiB are queued (loopback): the first read goes through
+        // the ring and fills its buffer.
+        let mut buf = vec![0u8; 8 * 1024];
+        c.read_exact(&mut buf).unwrap();
+        let before = coio::metrics().workers[0].io_events;
+        for _ in 0..7 {
+            c.read_exact(&mut buf).unwrap();
+        }
+        let after = coio::metrics().workers[0].io_events;
+        done_tx.send(()).unwrap();
+        coio::blocking(move || peer.join().unwrap());
+        after - before
+    });
+    assert_eq!(completions, 0);
+}

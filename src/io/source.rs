@@ -45,6 +45,9 @@ pub(crate) struct Source {
     /// Set by the user's `set_nonblocking(true)`: operations then return
     /// `WouldBlock` instead of waiting, as std's do.
     nonblocking: AtomicBool,
+    /// The last receive through the ring filled its buffer: more is likely
+    /// queued (see `net::ring::recv`).
+    more_queued: AtomicBool,
 }
 
 impl Source {
@@ -57,6 +60,20 @@ impl Source {
             read_timeout: AtomicU64::new(0),
             write_timeout: AtomicU64::new(0),
             nonblocking: AtomicBool::new(false),
+            more_queued: AtomicBool::new(false),
+        }
+    }
+
+    /// See the field.
+    #[inline]
+    pub(crate) fn more_queued(&self) -> bool {
+        self.more_queued.load(Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn set_more_queued(&self, more: bool) {
+        if self.more_queued.load(Relaxed) != more {
+            self.more_queued.store(more, Relaxed);
         }
     }
 
