@@ -117,9 +117,10 @@ impl<T> Taken for Held<'_, T> {}
 
 impl<T> Drop for Held<'_, T> {
     fn drop(&mut self) {
-        // Dropped uncompleted: the value goes back to the channel.
+        // Dropped uncompleted: the value goes back to the channel, first
+        // (it was the oldest when it was taken).
         if let (Some(c), Some(Ok(v))) = (self.chan, self.value.take()) {
-            c.give_back(v);
+            c.give_back(v, 0);
         }
     }
 }
