@@ -177,17 +177,19 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
     // In a coroutine: a waker that unparks it, the one its last block_on
     // kept if any. (Taken out of that cache: a nested block_on, run by
     // this one's future, makes its own.)
-    let make = || FutureWaker::new(crate::current());
+    let make = || FutureWaker::waker(crate::current());
     if let Some((mut owner, mut waker)) = crate::runtime::local::take_waker(make) {
+        // A wake of the cached waker's last use, after its last poll: not
+        // this call's.
+        FutureWaker::of(&waker).take_notified();
         let out = loop {
-            let (notify, w) = &waker;
             // A leaf future that spent the coroutine's budget asks for a
             // yield (see `worker::coop_poll_proceed`): made here, where no
             // poll is in progress; also after a `Ready` (a leaf may have
             // asked inside a future that went on without it, the other arm
             // of a select ready: the ask would stay, and every later leaf
             // would go on without one).
-            if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(w)) {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
                 if crate::runtime::worker::coop_yield_wanted() {
                     crate::runtime::worker::coop_yield();
                 }
@@ -198,22 +200,26 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
                 crate::runtime::worker::coop_yield();
                 continue;
             }
-            if notify.take_notified() {
-                // Woken since the poll began (maybe while a nested
-                // `block_on` parked, and took the park token).
-                continue;
-            }
-            // Parks unless this runs in a generator that `poll` suspended
-            // and another coroutine of this worker resumed: the coroutine
-            // that would park, and that the future must wake, is then that
-            // one, and the future is polled again with its waker.
-            match crate::runtime::blocking::park_future(owner) {
-                Ok(()) => {}
-                Err(Some(id)) => (owner, waker) = (id, make()),
-                Err(None) => panic!(
-                    "coio: a generator running future::block_on in a coroutine was resumed \
-                     outside any coroutine; resume it in a coroutine"
-                ),
+            // Parks until this call's waker is woken (its flag, taken
+            // here): a park may return for another reason, and another wait
+            // of the coroutine may take the wake's park token (a nested
+            // `block_on`, run by this one's future). Unless this runs in a
+            // generator that `poll` suspended and another coroutine of this
+            // worker resumed: the coroutine that would park, and that the
+            // future must wake, is then that one, and the future is polled
+            // again with its waker.
+            while !FutureWaker::of(&waker).take_notified() {
+                match crate::runtime::blocking::park_future(owner) {
+                    Ok(()) => {}
+                    Err(Some(id)) => {
+                        (owner, waker) = (id, make());
+                        break;
+                    }
+                    Err(None) => panic!(
+                        "coio: a generator running future::block_on in a coroutine was \
+                         resumed outside any coroutine; resume it in a coroutine"
+                    ),
+                }
             }
         };
         // For the coroutine's next block_on (skipped if this one unwinds).
@@ -230,8 +236,8 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        // As `FutureWaker::take_notified`.
-        if !(notify.notified.load(Relaxed) && notify.notified.swap(false, Acquire)) {
+        // As in a coroutine (`FutureWaker::take_notified`).
+        while !(notify.notified.load(Relaxed) && notify.notified.swap(false, Acquire)) {
             thread::park();
         }
     }

@@ -38,14 +38,15 @@
 //! its values are created and dropped on it (or by a generator of its
 //! thread, as above).
 
-use super::blocking::CachedWaker;
-use super::task::Header;
-use super::worker;
 use std::any::{Any, TypeId};
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::task::Waker;
+
+use super::task::Header;
+use super::worker;
 
 /// A key for coroutine-local storage; declare with
 /// [`coroutine_local!`](crate::coroutine_local).
@@ -81,9 +82,9 @@ pub(crate) struct Values {
     /// twice per `block_on` was 15% of the instructions of a hop through a
     /// tokio oneshot. Unused on plain threads. Dropped with the values at
     /// the coroutine's end, which breaks the cycle task -> waker -> task.
-    /// Kept only by the coroutine it wakes (see `keep_waker`). With the
-    /// waker's own state, for its `notified` flag.
-    waker: Option<CachedWaker>,
+    /// Kept only by the coroutine it wakes (see `keep_waker`). Made by
+    /// `blocking::FutureWaker::waker`.
+    waker: Option<Waker>,
 }
 
 impl Values {
@@ -317,7 +318,7 @@ fn index_mismatch() -> ! {
 /// [`Values::waker`]), taken out of the cache, or else `make()`. None on a
 /// plain thread.
 #[inline]
-pub(crate) fn take_waker(make: impl FnOnce() -> CachedWaker) -> Option<(u64, CachedWaker)> {
+pub(crate) fn take_waker(make: impl FnOnce() -> Waker) -> Option<(u64, Waker)> {
     let l = worker::coroutine_local()?;
     let (id, cached) = l.with_current(|t| {
         let h = t.header();
@@ -336,7 +337,7 @@ pub(crate) fn take_waker(make: impl FnOnce() -> CachedWaker) -> Option<(u64, Cac
 /// else (a plain thread, or a generator that another coroutine resumed)
 /// drops it.
 #[inline]
-pub(crate) fn keep_waker(owner: u64, waker: CachedWaker) {
+pub(crate) fn keep_waker(owner: u64, waker: Waker) {
     let Some(l) = worker::coroutine_local() else {
         return;
     };
