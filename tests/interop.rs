@@ -309,36 +309,6 @@ fn a_dropped_receive_future_loses_no_value() {
     }
 }
 
-/// Receive futures handed values in turn, then dropped unpolled (in the
-/// order they were queued, and in the other order): the values go back in
-/// the order they were sent, before what is buffered (the first dropped
-/// went to the front, and the second in front of it).
-#[test]
-fn dropped_receive_futures_give_values_back_in_order() {
-    let waker = noop_waker();
-    let mut cx = std::task::Context::from_waker(&waker);
-    for reverse in [false, true] {
-        let (tx, rx) = chan::bounded::<u32>(4);
-        let mut f1 = Box::pin(rx.recv_async());
-        let mut f2 = Box::pin(rx.recv_async());
-        assert!(f1.as_mut().poll(&mut cx).is_pending());
-        assert!(f2.as_mut().poll(&mut cx).is_pending());
-        // 1 to the first future, 2 to the second, 3 into the buffer.
-        tx.send(1).unwrap();
-        tx.send(2).unwrap();
-        tx.send(3).unwrap();
-        if reverse {
-            drop(f2);
-            drop(f1);
-        } else {
-            drop(f1);
-            drop(f2);
-        }
-        let got: Vec<u32> = (0..3).map(|_| rx.recv().unwrap()).collect();
-        assert_eq!(got, [1, 2, 3], "dropped in reverse: {reverse}");
-    }
-}
-
 /// A send future dropped while it waits drops its value unsent; one whose
 /// receivers all go away completes with the value back.
 #[test]

@@ -114,10 +114,6 @@ unsafe fn give_value<T>(c: &Claimed, v: T) {
 pub(crate) struct AsyncWait<T> {
     blocker: Blocker,
     packet: Packet<T>,
-    /// A receive's place among the async receives queued on the channel
-    /// (`Inner::queued`): claims take the oldest first, so it orders the
-    /// values they were handed, for `give_back`.
-    seq: u64,
 }
 
 /// What the lock guards.
@@ -137,13 +133,6 @@ struct Inner<T> {
     tx_closed: bool,
     /// Every `Receiver` is gone.
     rx_closed: bool,
-    /// Async receives queued so far (see `AsyncWait::seq`).
-    queued: u64,
-    /// The places (`AsyncWait::seq`) of the values given back by dropped
-    /// async receives that are at the front of `buf`, one each, in order:
-    /// a value given back goes in among them by its place, so that
-    /// several give the order they were handed in (usually empty).
-    given_back: VecDeque<u64>,
     /// Dynamic selects ([`Select`](super::Select)) waiting for an
     /// operation on this channel to become ready (entries without
     /// packets). Every change that can make a receive or a send ready
@@ -283,8 +272,6 @@ impl<T> Chan<T> {
                 receivers: WaitQueue::new(),
                 tx_closed: false,
                 rx_closed: false,
-                queued: 0,
-                given_back: VecDeque::new(),
                 observers: WaitQueue::new(),
             }),
             cap,
@@ -363,9 +350,6 @@ impl<T> Chan<T> {
         me: Option<&Blocker>,
     ) -> Result<T, (LockGuard<'a, Inner<T>>, RecvFail)> {
         if let Some(v) = g.buf.pop_front() {
-            if !g.given_back.is_empty() {
-                g.given_back.pop_front();
-            }
             g.notify();
             // (The buffer can be over-full by values given back by dropped
             // async receivers, `give_back`: no refill until it is not.)
@@ -547,12 +531,9 @@ impl<T> Chan<T> {
                 }
                 Err((g, _)) => g,
             };
-            let seq = g.queued;
-            g.queued += 1;
             let w = wait.insert(AsyncWait {
                 blocker: Blocker::for_waker(cx.waker().clone()),
                 packet: Packet::new(None),
-                seq,
             });
             // SAFETY: `wait` stays in place until its entry is gone: the
             // caller's contract, and `cancel_recv` removes it or waits for
@@ -573,18 +554,17 @@ impl<T> Chan<T> {
         } else if let Some(Woken::Done(_)) = w.blocker.poll_woken()
             && let Some(v) = w.packet.take()
         {
-            self.give_back(v, w.seq);
+            self.give_back(v);
         }
         *wait = None;
     }
 
-    /// A value handed to a receive future (queued `seq`-th) that was
-    /// dropped before taking it: it goes to the oldest waiting receiver,
-    /// else back to the front of the buffer (it was older than what is
-    /// buffered; the buffer may then hold one more than its capacity, or a
-    /// value for a rendezvous channel, until a receive takes it), among
-    /// the values given back there before in the order they were handed.
-    pub(crate) fn give_back(&self, v: T, seq: u64) {
+    /// A value handed to a receive future that was dropped before taking
+    /// it: it goes to the oldest waiting receiver, else back to the front
+    /// of the buffer (it was the oldest value; the buffer may then hold one
+    /// more than its capacity, or a value for a rendezvous channel, until
+    /// a receive takes it).
+    pub(crate) fn give_back(&self, v: T) {
         let mut g = self.lock();
         if g.rx_closed {
             drop(g);
@@ -597,9 +577,7 @@ impl<T> Chan<T> {
             unsafe { give_value(&c, v) };
             return;
         }
-        let at = g.given_back.partition_point(|&s| s < seq);
-        g.given_back.insert(at, seq);
-        g.buf.insert(at, v);
+        g.buf.push_front(v);
         g.notify();
     }
 
@@ -658,7 +636,6 @@ impl<T> Chan<T> {
             let w = wait.insert(AsyncWait {
                 blocker: Blocker::for_waker(cx.waker().clone()),
                 packet: Packet::new(Some(v)),
-                seq: 0,
             });
             // SAFETY: as in `poll_recv`.
             unsafe { g.senders.push(&w.blocker, 0, w.packet.as_ptr()) };
@@ -847,7 +824,6 @@ impl<T> Chan<T> {
             let mut g = self.lock();
             g.rx_closed = true;
             g.notify();
-            g.given_back.clear();
             std::mem::take(&mut g.buf)
         };
         // As in `close_tx`.

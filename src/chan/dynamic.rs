@@ -117,10 +117,9 @@ impl<T> Taken for Held<'_, T> {}
 
 impl<T> Drop for Held<'_, T> {
     fn drop(&mut self) {
-        // Dropped uncompleted: the value goes back to the channel, first
-        // (it was the oldest when it was taken).
+        // Dropped uncompleted: the value goes back to the channel.
         if let (Some(c), Some(Ok(v))) = (self.chan, self.value.take()) {
-            c.give_back(v, 0);
+            c.give_back(v);
         }
     }
 }
