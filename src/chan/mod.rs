@@ -531,7 +531,10 @@ impl<T> Receiver<T> {
     /// code (any executor). It completes with `Err` once every sender is
     /// gone and the buffer is drained. Dropping it before it completes
     /// loses nothing: a value a sender handed it meanwhile goes back to the
-    /// channel, for the next receiver.
+    /// channel, for the next receiver, ahead of what is buffered. When
+    /// several such futures are dropped with values in hand, their values
+    /// come back in the order the futures are dropped in, last dropped
+    /// first, which is not always the order they were sent in.
     ///
     /// ```
     /// # coio::run(|| {
