@@ -208,9 +208,20 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
             // worker resumed: the coroutine that would park, and that the
             // future must wake, is then that one, and the future is polled
             // again with its waker.
-            while !FutureWaker::of(&waker).take_notified() {
+            if FutureWaker::of(&waker).take_notified() {
+                // Woken while it polled: polled again without parking, but
+                // a cancelled coroutine unwinds here as at a park (a future
+                // that wakes itself at every poll never parks).
+                crate::runtime::blocking::cancel_point();
+                continue;
+            }
+            loop {
                 match crate::runtime::blocking::park_future(owner) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if FutureWaker::of(&waker).take_notified() {
+                            break;
+                        }
+                    }
                     Err(Some(id)) => {
                         (owner, waker) = (id, make());
                         break;

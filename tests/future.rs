@@ -514,3 +514,29 @@ fn a_sleep_outlives_the_runtime_it_was_armed_on() {
     within_20s(move || futures::executor::block_on(sleep));
     assert!(start.elapsed() >= Duration::from_millis(300));
 }
+
+/// A future that wakes itself at every poll (a busy wait) in a coroutine
+/// that is cancelled: `block_on` polls it again without parking (its wake
+/// came during the poll), and still unwinds with `Cancelled` there (it
+/// looped for ever: only a park checked for cancellation).
+#[test]
+fn a_self_waking_future_s_coroutine_can_be_cancelled() {
+    let r = within_20s(|| {
+        let rt = rt(1);
+        let started = Arc::new(AtomicUsize::new(0));
+        let s = started.clone();
+        let h = rt.spawn(move || {
+            block_on(std::future::poll_fn(|cx| {
+                s.store(1, SeqCst);
+                cx.waker().wake_by_ref();
+                Poll::<()>::Pending
+            }))
+        });
+        while started.load(SeqCst) == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        h.cancel();
+        h.join().map_err(|e| e.is::<coio::Cancelled>())
+    });
+    assert_eq!(r, Err(true));
+}
