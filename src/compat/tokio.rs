@@ -39,22 +39,23 @@
 //!   ([`Builder::stack_size`](crate::Builder::stack_size), or the
 //!   runtime's `stack_size`), e.g. 256 KiB.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
+/// The tokio context [`block_on`]'s futures entered on this thread.
+type Entry = Option<ManuallyDrop<::tokio::runtime::EnterGuard<'static>>>;
+
 thread_local! {
-    /// This thread is one of the tokio runtime's own (see [`block_on`]'s
-    /// panics).
-    static TOKIO_THREAD: Cell<bool> = const { Cell::new(false) };
     /// The polls (and drops) of [`block_on`]'s futures in progress on this
     /// thread, and the tokio context they entered together (see
-    /// [`Entered`]).
-    static ENTERED: RefCell<(usize, Option<::tokio::runtime::EnterGuard<'static>>)> =
-        const { RefCell::new((0, None)) };
+    /// [`Entered`]). The guard is never dropped by the thread's exit (a
+    /// generator suspended inside a poll and leaked leaves it entered):
+    /// tokio's own thread-local may be gone by then.
+    static ENTERED: RefCell<(usize, Entry)> = const { RefCell::new((0, None)) };
 }
 
 /// The tokio runtime coio starts for [`block_on`].
@@ -64,7 +65,6 @@ fn runtime() -> &'static ::tokio::runtime::Runtime {
         ::tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("coio-tokio")
-            .on_thread_start(|| TOKIO_THREAD.with(|t| t.set(true)))
             .enable_all()
             .build()
             .unwrap_or_else(|e| {
@@ -113,24 +113,33 @@ pub fn handle() -> &'static ::tokio::runtime::Handle {
 /// });
 /// ```
 ///
+/// Not in a task on that runtime's own worker thread (spawned through
+/// [`handle`]): it would park the thread that drives the future, and wait
+/// for ever (as tokio's own `block_on` would; tokio refuses that one with
+/// a panic). `.await` the future there instead; a `spawn_blocking`
+/// closure may call it.
+///
+/// A tokio context the caller entered itself (`Handle::enter`) stays
+/// current for such a future while another coroutine of the thread is
+/// inside a poll of one (the polls in progress on a thread share one
+/// entry, see [`Entered`]), and for one nested in such a future under
+/// that guard: the future then runs in the caller's context.
+///
 /// # Panics
 /// If the tokio runtime cannot be started (no threads), and as `fut`'s
-/// `poll` does. If called on that runtime's own thread (in a task spawned
-/// through [`handle`]): it would wait for that very thread; `.await` the
-/// future there instead.
+/// `poll` does.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
-    if TOKIO_THREAD.with(Cell::get) {
-        panic!(
-            "coio: compat::tokio::block_on called on the tokio runtime's own thread (in a task              spawned through compat::tokio::handle()); it would wait for itself. .await the              future there instead"
-        );
-    }
     crate::future::block_on(InTokio {
+        handle: handle(),
         fut: ManuallyDrop::new(fut),
     })
 }
 
 /// A future polled, and dropped, inside the tokio runtime's context.
 struct InTokio<F> {
+    /// The runtime's handle, got (the runtime started) before the future
+    /// is wrapped: a start that fails panics, which `Drop` must not.
+    handle: &'static ::tokio::runtime::Handle,
     /// Dropped by `InTokio`'s own `Drop`, inside the context: a future
     /// cancelled with its coroutine is dropped as it unwinds, and its
     /// destructors may need the context too (sqlx's pooled connection
@@ -154,11 +163,11 @@ impl Entered {
     /// switched since the last (out of line, so that no address of it is
     /// kept across a switch).
     #[inline(never)]
-    fn enter() -> Entered {
+    fn enter(handle: &'static ::tokio::runtime::Handle) -> Entered {
         ENTERED.with(|e| {
             let mut e = e.borrow_mut();
             if e.0 == 0 {
-                e.1 = Some(handle().enter());
+                e.1 = Some(ManuallyDrop::new(handle.enter()));
             }
             e.0 += 1;
         });
@@ -171,13 +180,11 @@ impl Drop for Entered {
     fn drop(&mut self) {
         let guard = ENTERED.with(|e| {
             let mut e = e.borrow_mut();
-            // (Zero only if a generator suspended inside a poll was
-            // resumed on another thread: the entry stays on the first.)
-            e.0 = e.0.checked_sub(1)?;
+            e.0 -= 1;
             if e.0 == 0 { e.1.take() } else { None }
         });
         // Dropped outside the borrow.
-        drop(guard);
+        drop(guard.map(ManuallyDrop::into_inner));
     }
 }
 
@@ -185,17 +192,17 @@ impl<F: Future> Future for InTokio<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _entered = Entered::enter(self.handle);
         // SAFETY: `fut` is structurally pinned: never moved out of `self`,
         // which is pinned, and dropped in place by `InTokio`'s `Drop`.
         let fut = unsafe { self.map_unchecked_mut(|s| &mut *s.fut) };
-        let _entered = Entered::enter();
         fut.poll(cx)
     }
 }
 
 impl<F> Drop for InTokio<F> {
     fn drop(&mut self) {
-        let _entered = Entered::enter();
+        let _entered = Entered::enter(self.handle);
         // SAFETY: dropped once, here, in place (it was pinned), and never
         // used after.
         unsafe { ManuallyDrop::drop(&mut self.fut) };
