@@ -541,3 +541,27 @@ fn an_async_empty_write_to_a_full_socket_completes_at_once() {
     assert_eq!(plain, Ok(0));
     assert_eq!(vectored, Ok(0));
 }
+
+/// An async write of nothing after the socket's writing was shut down
+/// fails as the blocking one (and std's) does: it is a real send of
+/// nothing, not an `Ok(0)` made up.
+#[test]
+fn an_async_empty_write_after_shutdown_fails_as_std_s() {
+    use tokio::io::AsyncWriteExt;
+    let (blocking, plain, vectored) = common::within(Duration::from_secs(30), || {
+        rt(1).block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (_s, _) = l.accept().unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let blocking = std::io::Write::write(&mut c, &[]).map_err(|e| e.kind());
+            let plain = block_on(c.write(&[])).map_err(|e| e.kind());
+            let empty = [std::io::IoSlice::new(&[])];
+            let vectored = block_on(c.write_vectored(&empty)).map_err(|e| e.kind());
+            (blocking, plain, vectored)
+        })
+    });
+    assert_eq!(blocking, Err(std::io::ErrorKind::BrokenPipe));
+    assert_eq!(plain, blocking);
+    assert_eq!(vectored, blocking);
+}

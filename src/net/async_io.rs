@@ -91,11 +91,12 @@ pub(crate) fn poll_write<T: AsRawFd>(
     cx: &mut Context<'_>,
     buf: &[u8],
 ) -> Poll<io::Result<usize>> {
-    if buf.is_empty() {
-        // Nothing to wait for room for (as the blocking `write`, and std's).
-        return Poll::Ready(Ok(0));
-    }
     let fd = io.as_raw_fd();
+    if buf.is_empty() {
+        // One send of nothing, which never waits for room, as the blocking
+        // `write` does (std's returns at once: 0, or the socket's error).
+        return Poll::Ready(sys::send(fd, buf));
+    }
     io.source()
         .poll_io(Dir::Write, cx, || sys::send(fd, buf), partial(buf.len()))
 }
@@ -111,7 +112,7 @@ pub(crate) fn poll_write_vectored<T: AsRawFd>(
     let len = bufs.iter().map(|b| b.len()).sum();
     if len == 0 {
         // As in `poll_write`.
-        return Poll::Ready(Ok(0));
+        return Poll::Ready(sys::send_vectored(fd, bufs));
     }
     io.source().poll_io(
         Dir::Write,
