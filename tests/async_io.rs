@@ -515,23 +515,10 @@ fn a_leaked_generator_inside_a_compat_poll_lets_its_thread_end() {
 /// waited for room), plain and vectored.
 #[test]
 fn an_async_empty_write_to_a_full_socket_completes_at_once() {
-    use std::io::ErrorKind;
     use tokio::io::AsyncWriteExt;
     let (plain, vectored) = common::within(Duration::from_secs(30), || {
         rt(1).block_on(|| {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            let (_s, _) = l.accept().unwrap();
-            c.set_write_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            let big = vec![0u8; 1 << 20];
-            loop {
-                match std::io::Write::write(&mut c, &big) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::TimedOut => break,
-                    Err(e) => panic!("{e}"),
-                }
-            }
+            let (mut c, _s) = common::full_socket();
             let plain = block_on(c.write(&[])).map_err(|e| e.kind());
             let empty = [std::io::IoSlice::new(&[]), std::io::IoSlice::new(&[])];
             let vectored = block_on(c.write_vectored(&empty)).map_err(|e| e.kind());

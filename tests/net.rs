@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use coio::net::{TcpListener, TcpStream};
 use coio::{Runtime, chan};
 
+mod common;
+
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().workers(workers).build().unwrap()
 }
@@ -563,20 +565,7 @@ fn from_std_keeps_the_timeouts() {
 #[test]
 fn an_empty_write_to_a_full_socket_returns_at_once() {
     let (plain, vectored) = rt(1).block_on(|| {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (_s, _) = l.accept().unwrap();
-        c.set_write_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let big = vec![0u8; 1 << 20];
-        loop {
-            match c.write(&big) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::TimedOut => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        c.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (mut c, _s) = common::full_socket();
         let plain = c.write(&[]).map_err(|e| e.kind());
         let vectored = c
             .write_vectored(&[std::io::IoSlice::new(&[]), std::io::IoSlice::new(&[])])

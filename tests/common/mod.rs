@@ -75,6 +75,27 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
     }
 }
 
+/// In a coroutine: a connected loopback pair `(c, s)` whose first end's
+/// send buffer is full (written to until a write times out), with a
+/// write timeout of 10 s left on it.
+pub fn full_socket() -> (coio::net::TcpStream, coio::net::TcpStream) {
+    let l = coio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = coio::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    c.set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let big = vec![0u8; 1 << 20];
+    loop {
+        match std::io::Write::write(&mut c, &big) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    c.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    (c, s)
+}
+
 /// Starts an example server's `accept_loop` on a fresh loopback listener in
 /// `rt`; its address.
 pub fn start(
