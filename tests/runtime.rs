@@ -806,9 +806,10 @@ fn a_stall_after_a_slow_panic_hook_is_warned_about() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    // One warning, for the spin (the destructor's name may be inlined
+    // away: not looked for).
     let warnings = stderr.matches("without coming back").count();
     assert_eq!(warnings, 1, "{stderr}");
-    assert!(stderr.contains("SpinOnDrop"), "{stderr}");
 }
 
 /// A coroutine that yields often, alone on its worker (each yield picks it

@@ -346,6 +346,13 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 // What it runs, captured on its thread (a signal): the
                 // coroutine's name, spawn site and stack.
                 let what = super::dump::describe_running(shared, i, running);
+                // The stall may have ended while it was captured (the
+                // capture takes a while, and a failed one says nothing):
+                // then there is nothing to warn about.
+                if p.resumes.load(Relaxed) != resumes || p.running.load(Relaxed) != running {
+                    *s = (resumes, running, now, NONE);
+                    continue;
+                }
                 // The panic hook's own report (std's prints a backtrace,
                 // whose first symbolisation takes a good part of a second)
                 // is not a stall of the user's code: no warning for it.
