@@ -346,10 +346,14 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 // What it runs, captured on its thread (a signal): the
                 // coroutine's name, spawn site and stack.
                 let what = super::dump::describe_running(shared, i, running);
-                // The stall may have ended while it was captured (the
-                // capture takes a while, and a failed one says nothing):
-                // then there is nothing to warn about.
-                if p.resumes.load(Relaxed) != resumes || p.running.load(Relaxed) != running {
+                // A capture that found nothing, because the stall ended
+                // meanwhile: nothing to warn about. (One that found the
+                // coroutine running is a stall, even if it ended while its
+                // stack was named, which takes a good part of a second the
+                // first time in a debug build.)
+                if what.is_none()
+                    && (p.resumes.load(Relaxed) != resumes || p.running.load(Relaxed) != running)
+                {
                     *s = (resumes, running, now, NONE);
                     continue;
                 }
