@@ -21,7 +21,7 @@
 //!   took (a nested `block_on` shares its park token).
 //! * **Spurious wakes are harmless**: the park token makes a wake that
 //!   comes before the park count, and a park that returns for another
-//!   reason (an unrelated `unpark`) only polls the future once more.
+//!   reason (an unrelated `unpark`) parks again, the flag unset.
 //! * **Cancellation** ([`JoinHandle::cancel`](crate::JoinHandle::cancel),
 //!   runtime shutdown) unwinds the coroutine out of its park, and the
 //!   future, pinned on the coroutine's stack, is dropped there, on the
@@ -48,14 +48,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::{AtomicBool, Ordering::Release};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use crate::runtime::blocking::FutureWaker;
+use crate::runtime::blocking::{FutureWaker, take_flag};
 pub use crate::runtime::sleep::Sleep;
 
-/// A waker that unparks a coroutine.
 /// A future that completes after `dur`, on coio's timers: the async form
 /// of [`coio::sleep`](crate::sleep), for async code in coroutines.
 ///
@@ -208,7 +207,8 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
             // worker resumed: the coroutine that would park, and that the
             // future must wake, is then that one, and the future is polled
             // again with its waker.
-            if FutureWaker::of(&waker).take_notified() {
+            let state = FutureWaker::of(&waker);
+            if state.take_notified() {
                 // Woken while it polled: polled again without parking, but
                 // a cancelled coroutine unwinds here as at a park (a future
                 // that wakes itself at every poll never parks).
@@ -218,7 +218,7 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
             loop {
                 match crate::runtime::blocking::park_future(owner) {
                     Ok(()) => {
-                        if FutureWaker::of(&waker).take_notified() {
+                        if state.take_notified() {
                             break;
                         }
                     }
@@ -247,8 +247,8 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        // As in a coroutine (`FutureWaker::take_notified`).
-        while !(notify.notified.load(Relaxed) && notify.notified.swap(false, Acquire)) {
+        // As in a coroutine.
+        while !take_flag(&notify.notified) {
             thread::park();
         }
     }

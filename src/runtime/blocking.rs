@@ -378,13 +378,20 @@ impl FutureWaker {
         self.coroutine.unpark();
     }
 
-    /// Whether a wake came since the last call. A relaxed look first
-    /// (usually none came): a wake whose flag this misses unparks the
-    /// coroutine after it, so the park that follows returns at once.
+    /// Whether a wake came since the last call (see [`take_flag`]).
     #[inline]
     pub(crate) fn take_notified(&self) -> bool {
-        self.notified.load(Relaxed) && self.notified.swap(false, Acquire)
+        take_flag(&self.notified)
     }
+}
+
+/// Takes a wake flag: whether a wake set it since the last take. A
+/// relaxed look first (usually none came): a wake whose flag this misses
+/// unparks the waiter after it sets the flag, so the park that follows
+/// returns at once, and the next take sees it.
+#[inline]
+pub(crate) fn take_flag(flag: &AtomicBool) -> bool {
+    flag.load(Relaxed) && flag.swap(false, Acquire)
 }
 
 /// The park of `future::block_on`: parks the running coroutine (a dump

@@ -161,7 +161,7 @@ impl Wait {
 }
 
 use std::cell::UnsafeCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::panic::Location;
@@ -723,28 +723,15 @@ fn dump_with(
 /// thief, and listed again as such). A started listing wins (a coroutine
 /// starts once, so it is the later news), else the first.
 fn once_each(entries: &mut Vec<Entry>) {
-    let mut at: HashMap<u64, usize> = HashMap::with_capacity(entries.len());
-    let mut keep = vec![true; entries.len()];
-    for i in 0..entries.len() {
-        match at.get(&entries[i].id) {
-            None => {
-                at.insert(entries[i].id, i);
-            }
-            Some(&j) => {
-                if entries[j].kind == Kind::NotStarted && entries[i].kind != Kind::NotStarted {
-                    keep[j] = false;
-                    at.insert(entries[i].id, i);
-                } else {
-                    keep[i] = false;
-                }
-            }
-        }
-    }
-    let mut i = 0;
-    entries.retain(|_| {
-        i += 1;
-        keep[i - 1]
-    });
+    // (A started coroutine is listed once: only its home lists it.)
+    let started: HashSet<u64> = entries
+        .iter()
+        .filter(|e| e.kind != Kind::NotStarted)
+        .map(|e| e.id)
+        .collect();
+    let mut seen = HashSet::new();
+    entries
+        .retain(|e| e.kind != Kind::NotStarted || (!started.contains(&e.id) && seen.insert(e.id)));
 }
 
 #[cfg(not(target_os = "linux"))]

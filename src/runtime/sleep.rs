@@ -71,11 +71,7 @@ impl TimerRef {
     /// [`Sleep`]'s is woken, to arm again wherever it is polled next.
     pub(crate) fn orphan(self) {
         if let TimerRef::Waker(w) = self {
-            w.orphaned.store(true, Release);
-            let w = w.lock().take();
-            if let Some(w) = w {
-                w.wake();
-            }
+            w.set_and_wake(&w.orphaned);
         }
     }
 }
@@ -116,9 +112,14 @@ impl WakerTimer {
     }
 
     fn fire(&self) {
-        self.fired.store(true, Release);
+        self.set_and_wake(&self.fired);
+    }
+
+    /// Sets `flag` (`fired` or `orphaned`), then wakes the task to wake,
+    /// if any (taken, so once), outside the lock.
+    fn set_and_wake(&self, flag: &AtomicBool) {
+        flag.store(true, Release);
         let w = self.lock().take();
-        // Outside the lock.
         if let Some(w) = w {
             w.wake();
         }
