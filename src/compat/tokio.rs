@@ -122,8 +122,8 @@ pub fn handle() -> &'static ::tokio::runtime::Handle {
 /// A tokio context the caller entered itself (`Handle::enter`) stays
 /// current for such a future while another coroutine of the thread is
 /// inside a poll of one (the polls in progress on a thread share one
-/// entry), and for one nested in such a future under
-/// that guard: the future then runs in the caller's context.
+/// entry), and for one nested in such a future under that guard: the
+/// future then runs in the caller's context.
 ///
 /// # Panics
 /// If the tokio runtime cannot be started (no threads), and as `fut`'s

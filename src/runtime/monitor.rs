@@ -145,6 +145,7 @@ impl Progress {
 
     /// Microseconds the worker has spent awake, as of `now` (µs since the
     /// epoch), and whether it sleeps now.
+    ///
     /// Never less than an earlier answer: the worker adds a stretch to
     /// `busy_us` before it marks itself asleep (a reader between the two
     /// counts the stretch twice), with a time taken before a reader's
