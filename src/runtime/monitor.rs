@@ -81,12 +81,60 @@ pub(crate) struct Counts {
     pub(crate) timers_fired: AtomicU64,
     /// Yields forced by the cooperative budget (`Local::coop_spend`).
     pub(crate) coop_yields: AtomicU64,
-    /// Microseconds spent awake, up to the last change of state (see
-    /// `Progress::busy_time`).
-    pub(crate) busy_us: AtomicU64,
+    /// Time spent awake (see [`BusyClock`]).
+    pub(crate) busy: BusyClock,
     /// The most `Progress::busy_time` has answered (written by readers,
     /// the metrics' callers).
     pub(crate) busy_answered: AtomicU64,
+}
+
+/// A worker's time spent awake (not sleeping in its driver), in µs, which
+/// only the worker writes and `metrics()` reads from any thread.
+///
+/// The total and the state are one word, so that a reader sees them
+/// together: kept as two (the total up to the last change of state, and the
+/// time of that change), a reader between the worker's two stores counted
+/// the stretch that was ending twice, and the answer ran ahead of the wall
+/// clock by as much as that stretch. The word holds, shifted left by one:
+/// - asleep, the total, with bit 0 set;
+/// - awake, the total minus the time the worker woke (wrapping, read back
+///   sign-extended), with bit 0 clear; a reader adds its `now`.
+///
+/// The epoch's word, 0, is a worker awake since the epoch.
+#[derive(Default)]
+pub(crate) struct BusyClock(AtomicU64);
+
+impl BusyClock {
+    /// The worker falls asleep at `now`. Only the worker calls it.
+    pub(crate) fn fall_asleep(&self, now: u64) {
+        let (total, asleep) = self.read(now);
+        if !asleep {
+            self.0.store(total << 1 | 1, Relaxed);
+        }
+    }
+
+    /// The worker wakes at `now`. Only the worker calls it.
+    pub(crate) fn wake(&self, now: u64) {
+        let w = self.0.load(Relaxed);
+        if w & 1 == 1 {
+            self.0.store((w >> 1).wrapping_sub(now) << 1, Relaxed);
+        }
+    }
+
+    /// The time spent awake as of `now`, and whether the worker sleeps.
+    /// A `now` read before the worker woke gives less than the total up to
+    /// the wake (never less than 0); `Progress::busy_time` keeps its
+    /// answers monotone.
+    pub(crate) fn read(&self, now: u64) -> (u64, bool) {
+        let w = self.0.load(Relaxed);
+        if w & 1 == 1 {
+            (w >> 1, true)
+        } else {
+            // Total minus the wake time, as a signed number.
+            let offset = (w as i64) >> 1;
+            (offset.saturating_add(now as i64).max(0) as u64, false)
+        }
+    }
 }
 
 /// Adds `n` to a counter that only the calling thread writes.
@@ -113,9 +161,10 @@ impl Progress {
     /// epoch): folds the period since its last change into its busy
     /// fraction. Called by the worker alone, twice per sleep.
     pub(crate) fn set_asleep(&self, asleep: bool, now: u64, counts: &Counts) {
-        let since = self.since.load(Relaxed);
-        if asleep && since & ASLEEP == 0 {
-            bump(&counts.busy_us, now.saturating_sub(since));
+        if asleep {
+            counts.busy.fall_asleep(now);
+        } else {
+            counts.busy.wake(now);
         }
         let f = self.busy(now);
         self.busy
@@ -146,18 +195,14 @@ impl Progress {
     /// Microseconds the worker has spent awake, as of `now` (µs since the
     /// epoch), and whether it sleeps now.
     ///
-    /// Never less than an earlier answer: the worker adds a stretch to
-    /// `busy_us` before it marks itself asleep (a reader between the two
-    /// counts the stretch twice), with a time taken before a reader's
-    /// `now` may be; the next answer would be smaller.
+    /// Never less than an earlier answer: the worker's clock read at a
+    /// change of state may come after a reader's `now` (a reader that
+    /// still sees it awake then answers a little more than the worker
+    /// counts when it falls asleep), so answers are kept monotone with a
+    /// `fetch_max`. The gap is that of two clock reads, never a stretch:
+    /// the total and the state are one word.
     pub(crate) fn busy_time(&self, now: u64, counts: &Counts) -> (u64, bool) {
-        let since = self.since.load(Relaxed);
-        let total = counts.busy_us.load(Relaxed);
-        let (busy, asleep) = if since & ASLEEP == 0 {
-            (total + now.saturating_sub(since), false)
-        } else {
-            (total, true)
-        };
+        let (busy, asleep) = counts.busy.read(now);
         let before = counts.busy_answered.fetch_max(busy, Relaxed);
         (busy.max(before), asleep)
     }
@@ -394,4 +439,38 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
 fn in_panic_hook(stack: &str) -> bool {
     stack.contains("panicking::panic_with_hook")
         || stack.contains("panicking::rust_panic_with_hook")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BusyClock;
+
+    #[test]
+    fn busy_clock_counts_the_awake_stretches_only() {
+        let c = BusyClock::default();
+        // Awake since the epoch.
+        assert_eq!(c.read(5), (5, false));
+        c.fall_asleep(10);
+        assert_eq!(c.read(100), (10, true));
+        // A second fall asleep changes nothing.
+        c.fall_asleep(20);
+        assert_eq!(c.read(100), (10, true));
+        c.wake(50);
+        assert_eq!(c.read(60), (20, false));
+        // A reader's clock read before the wake: less, never negative.
+        assert_eq!(c.read(45), (5, false));
+        assert_eq!(c.read(0), (0, false));
+        // A second wake changes nothing.
+        c.wake(55);
+        assert_eq!(c.read(60), (20, false));
+        c.fall_asleep(70);
+        assert_eq!(c.read(80), (30, true));
+        // Far from the epoch (a year of µs), where the awake word's offset
+        // is a large negative number.
+        let year = 365 * 24 * 3600 * 1_000_000u64;
+        c.wake(year);
+        assert_eq!(c.read(year + 7), (37, false));
+        c.fall_asleep(year + 10);
+        assert_eq!(c.read(year + 1000), (40, true));
+    }
 }
