@@ -1195,3 +1195,48 @@ fn operations_that_fail_or_finish_at_once_let_the_others_run() {
         })
     });
 }
+
+/// The same loops on a closed channel while another coroutine of the worker
+/// uses the channel: the budget's yield comes after the channel's lock is
+/// released (it came with the lock held, and the other coroutine spun on
+/// it for ever, its worker with it).
+#[test]
+fn a_closed_channel_s_budget_yield_holds_no_lock() {
+    use coio::chan;
+    common::within(Duration::from_secs(30), || {
+        rt(1).block_on(|| {
+            let (tx, rx) = chan::unbounded::<u32>();
+            drop(tx);
+            let rx2 = rx.clone();
+            let a = coio::spawn(move || {
+                for _ in 0..1000 {
+                    assert!(rx.recv().is_err());
+                }
+            });
+            let b = coio::spawn(move || {
+                for _ in 0..1000 {
+                    assert_eq!(rx2.len(), 0);
+                    coio::yield_now();
+                }
+            });
+            a.join().unwrap();
+            b.join().unwrap();
+            let (tx, rx) = chan::unbounded::<u32>();
+            drop(rx);
+            let tx2 = tx.clone();
+            let senders: Vec<_> = [tx, tx2]
+                .into_iter()
+                .map(|tx| {
+                    coio::spawn(move || {
+                        for i in 0..1000 {
+                            assert!(tx.send(i).is_err());
+                        }
+                    })
+                })
+                .collect();
+            for s in senders {
+                s.join().unwrap();
+            }
+        })
+    });
+}

@@ -385,10 +385,11 @@ impl<T> Chan<T> {
                     v = w;
                     g
                 }
-                Err((_, fail)) => {
+                Err((g, fail)) => {
                     // Disconnected: done without waiting, as a success (a
                     // loop that sends into a closed channel lets the
-                    // others run).
+                    // others run). The lock first: the spend may switch.
+                    drop(g);
                     coop_spend();
                     return Err(fail);
                 }
@@ -441,8 +442,9 @@ impl<T> Chan<T> {
                     coop_spend();
                     return Ok(v);
                 }
-                Err((_, RecvFail::Closed)) => {
+                Err((g, RecvFail::Closed)) => {
                     // As a disconnected `send`.
+                    drop(g);
                     coop_spend();
                     return Err(RecvFail::Closed);
                 }
