@@ -243,3 +243,50 @@ fn busy_time_never_goes_back() {
     });
     assert_eq!(backs, 0);
 }
+
+/// Nor does it run ahead of the wall clock: a worker that computes for
+/// 3 ms stretches and naps between them, read all the time from a plain
+/// thread. (A read between the worker's two stores at a fall asleep
+/// counted the ending stretch twice, and the monotone answer then kept
+/// that: 30 reads in 8 s grew by up to 15 ms more than the wall clock.)
+#[test]
+fn busy_time_never_grows_faster_than_the_wall_clock() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::time::Instant;
+    let rt = rt(1);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let worker = rt.spawn(move || {
+        while !s.load(SeqCst) {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(3) {
+                std::hint::spin_loop();
+            }
+            coio::sleep(Duration::from_micros(200));
+        }
+    });
+    let start = Instant::now();
+    let mut previous: Option<(Instant, Duration)> = None;
+    let mut ahead = Vec::new();
+    while start.elapsed() < Duration::from_secs(2) {
+        let before = Instant::now();
+        let busy = rt.metrics().workers[0].busy;
+        let after = Instant::now();
+        if let Some((then, was)) = previous {
+            let grew = busy.saturating_sub(was);
+            // The wall clock from before the previous read to after this
+            // one, and 2 ms for a worker preempted between its clock read
+            // and its store.
+            if grew > after - then + Duration::from_millis(2) {
+                ahead.push(grew - (after - then));
+            }
+        }
+        previous = Some((before, busy));
+    }
+    stop.store(true, SeqCst);
+    worker.join().unwrap();
+    assert!(
+        ahead.is_empty(),
+        "busy time ran ahead of the wall clock: {ahead:?}"
+    );
+}
