@@ -540,3 +540,58 @@ fn a_self_waking_future_s_coroutine_can_be_cancelled() {
     });
     assert_eq!(r, Err(true));
 }
+
+/// A dynamic select's send that found a receive future waiting does not
+/// hold the future's claim until the send is completed: the future's
+/// poll and drop, on the select's own thread before the completion,
+/// return at once (both waited for the claim, for ever). The value then
+/// reaches the future if it waits again, else the channel.
+#[test]
+fn a_selected_send_does_not_hold_a_receive_future() {
+    use coio::chan::{self, Select};
+    common::within(Duration::from_secs(20), || {
+        let mut cx = Context::from_waker(Waker::noop());
+        for drop_it in [false, true] {
+            let (tx, rx) = chan::bounded::<u32>(0);
+            let mut fut = Box::pin(rx.recv_async());
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            let mut sel = Select::new();
+            sel.send(&tx);
+            let op = sel.select();
+            if drop_it {
+                drop(fut);
+                op.send(&tx, 1).unwrap();
+                assert_eq!(rx.try_recv(), Ok(1));
+            } else {
+                assert!(fut.as_mut().poll(&mut cx).is_pending());
+                op.send(&tx, 1).unwrap();
+                assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
+            }
+            assert!(rx.try_recv().is_err());
+        }
+        // From another thread that holds the operation for a while: the
+        // future's poll does not wait for it.
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let mut fut = Box::pin(rx.recv_async());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        let (selected_tx, selected) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let mut sel = Select::new();
+            sel.send(&tx);
+            let op = sel.select();
+            selected_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            op.send(&tx, 1).unwrap();
+        });
+        selected.recv().unwrap();
+        let t = std::time::Instant::now();
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+        holder.join().unwrap();
+        assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
+    });
+}

@@ -756,7 +756,20 @@ impl<T> Chan<T> {
             return Some(SendReservation::Closed);
         }
         if let Some(c) = g.receivers.claim(None, false) {
-            return Some(SendReservation::Receiver(c));
+            if !c.is_future() {
+                return Some(SendReservation::Receiver(c));
+            }
+            // A receive future's claim cannot be held until the caller
+            // completes the send: the future's poll and drop wait for a
+            // claim to finish, and its owner may be this very thread (it
+            // spun for ever). It is told to look again, and the send
+            // holds a slot instead, which `complete_send` hands to a
+            // waiting receiver or, if none waits by then, puts in the
+            // buffer even if that makes it over-full (as `give_back`).
+            g.reserved += 1;
+            drop(g);
+            c.release();
+            return Some(SendReservation::Room(self));
         }
         if g.has_room(self.cap) {
             g.reserved += 1;
@@ -768,7 +781,8 @@ impl<T> Chan<T> {
     /// Completes a reserved send with `v`, without waiting: into the
     /// claimed receiver's packet; or, into the slot held for it, which
     /// goes to the oldest waiting receiver if one came meanwhile (the
-    /// buffer is then empty), else into the buffer. `Err(v)`: every
+    /// buffer is then empty), else into the buffer (over-full if the slot
+    /// was held for a receive future, see `reserve_send`). `Err(v)`: every
     /// receiver is gone.
     pub(crate) fn complete_send(&self, r: SendReservation<'_>, v: T) -> Result<(), T> {
         match r {

@@ -17,7 +17,13 @@
 //! * a send claims the oldest waiting receiver (which keeps waiting, its
 //!   packet reserved for this send), or finds room in the buffer, or finds
 //!   the channel closed. [`send`](SelectedOperation::send) completes it;
-//!   dropped uncompleted, the claimed receiver is told to look again.
+//!   dropped uncompleted, the claimed receiver is told to look again. A
+//!   waiting receive future (`recv_async`) is not held that way (its
+//!   owner may poll or drop it before the send completes, on this very
+//!   thread): it is told to look again, and the send holds a slot of the
+//!   buffer instead, which `send` fills even if the channel is a
+//!   rendezvous one or full by then (the value waits there for the next
+//!   receive).
 //!
 //! With nothing ready, the select makes one blocker and queues it on
 //! every channel involved, after checking under each channel's lock that

@@ -572,6 +572,17 @@ impl Claimed {
         self.packet
     }
 
+    /// Whether the claimed waiter is a future (its blocker wakes a
+    /// [`Waker`]): its owner polls or drops it on its own schedule, and
+    /// both wait for the claim to finish, so such a claim must not be held
+    /// across code that may wait for that owner.
+    #[inline]
+    pub(crate) fn is_future(&self) -> bool {
+        // SAFETY: claimed and not yet DONE: the blocker is alive (as in
+        // `drop`), and `who` is read-only to a claimer.
+        matches!(unsafe { self.blocker.as_ref() }.who, Who::Waker(_))
+    }
+
     /// Finishes the claim as a retry (the waiter looks again), whatever
     /// it was claimed as: for a claimer that gives up on the operation
     /// without touching the packet (a dynamic select's reservation
