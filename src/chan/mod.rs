@@ -536,6 +536,16 @@ impl<T> Receiver<T> {
     /// come back in the order the futures are dropped in, last dropped
     /// first, which is not always the order they were sent in.
     ///
+    /// A value in a future's hands is not in the channel: when every
+    /// sender is gone, the other receivers may be told the channel is
+    /// closed while a future still holds one, and a value given back after
+    /// that waits for a receive that may never come. Code that drops
+    /// receive futures after the senders are gone (a `select` of a receive
+    /// and a timeout, say) should drain the channel with `try_recv` once
+    /// the future is dropped. (The same holds for a value that a dynamic
+    /// [`Select`](crate::chan::Select)'s receive took and whose operation
+    /// is dropped uncompleted.)
+    ///
     /// ```
     /// # coio::run(|| {
     /// let (tx, rx) = coio::chan::bounded(1);
