@@ -595,3 +595,66 @@ fn a_selected_send_does_not_hold_a_receive_future() {
         assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
     });
 }
+
+/// A value handed to a receive future still counts as the channel's once
+/// the senders are gone: another receiver is not told the channel is
+/// closed while the future holds it; it gets the value when the future is
+/// dropped, and "closed" only after that, or after the future took its
+/// value. (It was told "closed" at once, and the value came back with
+/// nobody left to take it.)
+#[test]
+fn a_value_in_a_receive_future_s_hands_keeps_the_channel_open() {
+    use coio::chan;
+    common::within(Duration::from_secs(20), || {
+        let mut cx = Context::from_waker(Waker::noop());
+        for take_it in [false, true] {
+            let (tx, rx) = chan::unbounded::<u32>();
+            let other = rx.clone();
+            let mut fut = Box::pin(rx.recv_async());
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            let (out_tx, out) = mpsc::channel();
+            let receiver = thread::spawn(move || {
+                while let Ok(v) = other.recv() {
+                    out_tx.send(Some(v)).unwrap();
+                }
+                out_tx.send(None).unwrap();
+            });
+            thread::sleep(Duration::from_millis(50)); // it waits, behind the future
+            tx.send(7).unwrap(); // to the future
+            drop(tx);
+            assert_eq!(
+                out.recv_timeout(Duration::from_millis(200)),
+                Err(mpsc::RecvTimeoutError::Timeout),
+                "told closed while the future holds a value"
+            );
+            if take_it {
+                assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(7)));
+            } else {
+                drop(fut);
+                assert_eq!(out.recv().unwrap(), Some(7));
+            }
+            assert_eq!(out.recv().unwrap(), None);
+            receiver.join().unwrap();
+            assert!(rx.try_recv().is_err());
+        }
+    });
+}
+
+/// The same with nobody else receiving: the value dropped with the
+/// future goes back to the buffer, and a later receive takes it, then
+/// finds the channel closed.
+#[test]
+fn a_value_given_back_after_the_senders_left_is_received_later() {
+    use coio::chan;
+    common::within(Duration::from_secs(20), || {
+        let mut cx = Context::from_waker(Waker::noop());
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let mut fut = Box::pin(rx.recv_async());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        let sender = thread::spawn(move || tx.send(7).unwrap());
+        sender.join().unwrap(); // to the future, then gone
+        drop(fut);
+        assert_eq!(rx.recv(), Ok(7));
+        assert!(rx.recv().is_err());
+    });
+}

@@ -19,10 +19,17 @@
 //! * Queues may also hold stale entries (of waiters that timed out, were
 //!   cancelled, or were chosen through another select arm); the parking
 //!   core drops them when it meets them.
-//! * `tx_closed` (every sender gone) and `rx_closed` (every receiver gone)
-//!   only ever go from false to true; when one is set, every waiter of the
-//!   other side is woken to look again. A receiver still drains the buffer
-//!   after `tx_closed`; the buffer is emptied when `rx_closed` is set.
+//! * "Every sender gone" ([`TX_CLOSED`] in `Chan::rx_state`) and
+//!   `rx_closed` (every receiver gone) only ever go from false to true;
+//!   when one is set, every waiter of the other side is woken to look
+//!   again. A receiver still drains the buffer after the senders are gone;
+//!   the buffer is emptied when `rx_closed` is set.
+//! * A receive finds the channel closed only when every sender is gone,
+//!   the buffer is empty *and* no receive future holds a value it was
+//!   handed (`rx_state` counts those): a future dropped before it takes
+//!   its value gives the value back (`give_back`), and a receiver told
+//!   "closed" meanwhile would have left it behind. The last such value
+//!   taken or given back wakes the receivers (`landed`).
 //!
 //! # Handing values over
 //!
@@ -49,6 +56,7 @@ use std::time::Instant;
 use loom::sync::atomic::AtomicUsize;
 #[cfg(not(loom))]
 use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 use crate::park::{Blocker, Claimed, Lock, LockGuard, WaitQueue, Woken, unwind_cancelled};
 use crate::runtime::worker::coop_spend;
@@ -129,8 +137,6 @@ struct Inner<T> {
     senders: WaitQueue,
     /// Receivers waiting for a value (packets are empty).
     receivers: WaitQueue,
-    /// Every `Sender` is gone.
-    tx_closed: bool,
     /// Every `Receiver` is gone.
     rx_closed: bool,
     /// Dynamic selects ([`Select`](super::Select)) waiting for an
@@ -167,10 +173,11 @@ impl<T> Inner<T> {
         }
     }
 
-    /// Whether a receive would complete now (with a value, or closed); a
-    /// waiting sender of `me` (the asking select) does not count.
-    fn recv_ready(&self, me: Option<&Blocker>) -> bool {
-        !self.buf.is_empty() || self.tx_closed || self.senders.has_waiting(me)
+    /// Whether a receive would complete now (with a value, or closed: see
+    /// [`Chan::tx_closed`]); a waiting sender of `me` (the asking select)
+    /// does not count.
+    fn recv_ready(&self, tx_closed: bool, me: Option<&Blocker>) -> bool {
+        !self.buf.is_empty() || tx_closed || self.senders.has_waiting(me)
     }
 
     /// Whether a send would complete now (room, a receiver, or closed); a
@@ -230,7 +237,17 @@ pub(crate) struct Chan<T> {
     pub(crate) tx_count: AtomicUsize,
     /// Live `Receiver`s (the last one to go closes the receiving side).
     pub(crate) rx_count: AtomicUsize,
+    /// [`TX_CLOSED`] once every sender is gone, plus [`IN_FLIGHT`] per
+    /// value handed to a receive future and not yet taken or given back
+    /// (module docs). One word, so that the future that settles the last
+    /// of them sees whether the senders are gone with the same access.
+    rx_state: AtomicUsize,
 }
+
+/// `Chan::rx_state`: every sender is gone.
+const TX_CLOSED: usize = 1;
+/// `Chan::rx_state`: one value in a receive future's hands.
+const IN_FLIGHT: usize = 2;
 
 /// A send's outcome other than success; the value comes back.
 pub(crate) enum SendFail<T> {
@@ -270,13 +287,49 @@ impl<T> Chan<T> {
                 reserved: 0,
                 senders: WaitQueue::new(),
                 receivers: WaitQueue::new(),
-                tx_closed: false,
                 rx_closed: false,
                 observers: WaitQueue::new(),
             }),
             cap,
             tx_count: AtomicUsize::new(1),
             rx_count: AtomicUsize::new(1),
+            rx_state: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether a receive finds the channel closed (once the buffer is
+    /// empty): every sender is gone and no receive future holds a value
+    /// (module docs).
+    #[inline]
+    fn tx_closed(&self) -> bool {
+        self.rx_state.load(Acquire) == TX_CLOSED
+    }
+
+    /// Puts `v` into the packet of `c`, a claimed receiver, counting it
+    /// in flight if the receiver is a future (which may give it back).
+    ///
+    /// # Safety
+    /// As for [`give_value`].
+    #[inline]
+    unsafe fn hand_over(&self, c: &Claimed, v: T) {
+        if c.is_future() {
+            // Before the claim finishes (the future cannot settle the value
+            // before that). No receiver can see the senders gone meanwhile
+            // without this: the caller holds a `Sender` (a send), or a
+            // value counted already (`give_back`).
+            self.rx_state.fetch_add(IN_FLIGHT, Relaxed);
+        }
+        // SAFETY: caller.
+        unsafe { give_value(c, v) };
+    }
+
+    /// A value a receive future held was taken or given back. The last one
+    /// after the senders went wakes the receivers, which may find the
+    /// channel closed now.
+    #[inline]
+    fn landed(&self) {
+        if self.rx_state.fetch_sub(IN_FLIGHT, AcqRel) == IN_FLIGHT | TX_CLOSED {
+            self.wake_receivers();
         }
     }
 
@@ -324,7 +377,7 @@ impl<T> Chan<T> {
         if let Some(c) = g.receivers.claim(me, false) {
             drop(g);
             // SAFETY: an entry of `receivers` of a `Chan<T>`.
-            unsafe { give_value(&c, v) };
+            unsafe { self.hand_over(&c, v) };
             return Ok(());
         }
         if g.has_room(self.cap) {
@@ -366,7 +419,7 @@ impl<T> Chan<T> {
             // SAFETY: as above.
             return Ok(unsafe { take_value::<T>(&c) });
         }
-        if g.tx_closed {
+        if self.tx_closed() {
             return Err((g, RecvFail::Closed));
         }
         Err((g, RecvFail::Empty))
@@ -500,6 +553,7 @@ impl<T> Chan<T> {
                     Some(Woken::Done(_)) => {
                         let v = w.packet.take();
                         *wait = None;
+                        self.landed();
                         return Poll::Ready(Ok(
                             v.expect("coio: a receiver was woken without a value")
                         ));
@@ -571,16 +625,18 @@ impl<T> Chan<T> {
         if g.rx_closed {
             drop(g);
             drop(v);
-            return;
-        }
-        if let Some(c) = g.receivers.claim(None, false) {
+        } else if let Some(c) = g.receivers.claim(None, false) {
             drop(g);
             // SAFETY: an entry of `receivers` of a `Chan<T>`.
-            unsafe { give_value(&c, v) };
-            return;
+            unsafe { self.hand_over(&c, v) };
+        } else {
+            g.buf.push_front(v);
+            g.notify();
+            drop(g);
         }
-        g.buf.push_front(v);
-        g.notify();
+        // Counted in its new place first (handed over, or buffered under
+        // the lock): no receiver sees the channel closed in between.
+        self.landed();
     }
 
     /// One poll of an async send ([`SendFut`](super::SendFut)) of the
@@ -693,7 +749,7 @@ impl<T> Chan<T> {
         packet: &Packet<T>,
     ) -> bool {
         let mut g = self.lock();
-        if g.tx_closed || !g.buf.is_empty() || g.senders.has_waiting(Some(blocker)) {
+        if self.tx_closed() || !g.buf.is_empty() || g.senders.has_waiting(Some(blocker)) {
             return false;
         }
         // SAFETY: caller.
@@ -716,7 +772,7 @@ impl<T> Chan<T> {
         if send {
             g.send_ready(self.cap, None)
         } else {
-            g.recv_ready(None)
+            g.recv_ready(self.tx_closed(), None)
         }
     }
 
@@ -732,7 +788,7 @@ impl<T> Chan<T> {
         let ready = if send {
             g.send_ready(self.cap, Some(blocker))
         } else {
-            g.recv_ready(Some(blocker))
+            g.recv_ready(self.tx_closed(), Some(blocker))
         };
         if ready {
             return false;
@@ -789,7 +845,7 @@ impl<T> Chan<T> {
             SendReservation::Receiver(c) => {
                 // SAFETY: a claim of an entry of `receivers` of this
                 // `Chan<T>` (`reserve_send`), kept unfinished until now.
-                unsafe { give_value(&c, v) };
+                unsafe { self.hand_over(&c, v) };
                 drop(c);
                 Ok(())
             }
@@ -803,7 +859,7 @@ impl<T> Chan<T> {
                 if let Some(c) = g.receivers.claim(None, false) {
                     drop(g);
                     // SAFETY: an entry of `receivers` of a `Chan<T>`.
-                    unsafe { give_value(&c, v) };
+                    unsafe { self.hand_over(&c, v) };
                     return Ok(());
                 }
                 g.buf.push_back(v);
@@ -814,15 +870,27 @@ impl<T> Chan<T> {
     }
 
     /// The last sender is gone: waiting receivers look again (and find the
-    /// channel closed once the buffer is drained).
+    /// channel closed once the buffer is drained and no receive future
+    /// holds a value).
     pub(crate) fn close_tx(&self) {
         {
-            let mut g = self.lock();
-            g.tx_closed = true;
-            g.notify();
+            // Under the lock, where the receivers read it before they
+            // queue.
+            let _g = self.lock();
+            self.rx_state.fetch_or(TX_CLOSED, AcqRel);
         }
+        self.wake_receivers();
+    }
+
+    /// Wakes every waiting receiver, and every select watching, to look
+    /// again (the senders are gone, or the last value in flight after
+    /// that landed).
+    fn wake_receivers(&self) {
+        self.lock().notify();
         // One claim at a time, each woken outside the lock (an async
-        // waiter's waker may run any code). Nobody queues after the flag.
+        // waiter's waker may run any code). Receivers queue after this
+        // only while values are in flight, and the last of those to land
+        // wakes them again.
         loop {
             let c = self.lock().receivers.claim(None, true);
             match c {

@@ -536,15 +536,15 @@ impl<T> Receiver<T> {
     /// come back in the order the futures are dropped in, last dropped
     /// first, which is not always the order they were sent in.
     ///
-    /// A value in a future's hands is not in the channel: when every
-    /// sender is gone, the other receivers may be told the channel is
-    /// closed while a future still holds one, and a value given back after
-    /// that waits for a receive that may never come. Code that drops
-    /// receive futures after the senders are gone (a `select` of a receive
-    /// and a timeout, say) should drain the channel with `try_recv` once
-    /// the future is dropped. (The same holds for a value that a dynamic
-    /// [`Select`](crate::chan::Select)'s receive took and whose operation
-    /// is dropped uncompleted.)
+    /// A value in a future's hands still counts as the channel's: once
+    /// every sender is gone, the other receivers are told the channel is
+    /// closed only when no future holds one any more (each is taken, or
+    /// given back to them). So a future leaked with a value in hand
+    /// (`mem::forget`) keeps them waiting, as a leaked `Sender` does. A
+    /// value that a dynamic [`Select`](crate::chan::Select)'s receive took
+    /// is not counted that way: if its operation is dropped uncompleted
+    /// after the senders are gone, receivers told "closed" meanwhile do
+    /// not see it come back (`try_recv` still finds it).
     ///
     /// ```
     /// # coio::run(|| {
@@ -1142,6 +1142,43 @@ mod loom_tests {
             sel.send(&tx);
             sel.select().send(&tx, 7).unwrap();
             assert_eq!(t.join().unwrap(), 7);
+        });
+    }
+
+    /// A receive future handed a value as the last sender leaves, then
+    /// polled once more (taking it) or dropped (giving it back), beside a
+    /// plain receiver on another thread: the value arrives exactly once,
+    /// and the plain receiver is told "closed" only after that, never
+    /// while the future holds it, and is never left waiting.
+    #[test]
+    fn loom_a_value_in_a_future_s_hands_is_not_lost_at_close() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        model(|| {
+            let (tx, rx) = unbounded::<u32>();
+            let other = rx.clone();
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut fut = Box::pin(rx.recv_async());
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            let s = thread::spawn(move || {
+                tx.send(7).unwrap();
+                drop(tx);
+            });
+            let b = thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Ok(v) = other.recv() {
+                    got.push(v);
+                }
+                got
+            });
+            let mut got = match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(Ok(v)) => vec![v],
+                _ => Vec::new(),
+            };
+            drop(fut);
+            s.join().unwrap();
+            got.extend(b.join().unwrap());
+            assert_eq!(got, [7]);
         });
     }
 
