@@ -214,6 +214,18 @@
 //! generators unwound at thread exit after a std thread-local their frames
 //! use); ARCHITECTURE.md, "Known gaps", describes them exactly.
 
+/// `eprintln!` that ignores a failed write, as std's panic hook does.
+/// coio prints from panic hooks, destructors and the scheduler loop, where
+/// `eprintln!`'s own panic (stderr closed, or a pipe whose reader is gone:
+/// `prog 2>&1 | head -1`) would abort the process or unwind where no
+/// unwind is expected.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod arch;
 pub mod chan;
 pub mod compat;

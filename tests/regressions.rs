@@ -296,3 +296,41 @@ fn shutdown_does_not_spin() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A coroutine's panic with stderr a pipe whose reader is gone (`prog
+/// 2>&1 | head -1` once `head` left) is still caught by `join`: coio's
+/// note in front of the panic hook ignores the failed write, as std's hook
+/// does (its `eprintln!` panicked inside the hook, which aborted). In a
+/// child process, whose stderr this changes.
+#[test]
+fn a_coroutine_panic_with_stderr_a_broken_pipe_is_caught() {
+    if common::child_role().is_some() {
+        let mut fds = [0; 2];
+        // SAFETY: plain calls on descriptors this process owns; fd 2
+        // becomes a pipe with no reader.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::close(fds[0]);
+            assert_eq!(libc::dup2(fds[1], 2), 2);
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+        let caught = coio::run(|| {
+            coio::spawn(|| -> u32 { panic!("a coroutine's panic") })
+                .join()
+                .is_err()
+        });
+        println!("caught: {caught}");
+        std::process::exit(if caught { 0 } else { 1 });
+    }
+    let out = common::run_in_child(
+        "a_coroutine_panic_with_stderr_a_broken_pipe_is_caught",
+        "epipe",
+        &[],
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("caught: true"),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -99,7 +99,7 @@ unsafe fn take_value<T>(c: &Claimed) -> T {
         // Unwinding here would drop `c`, telling the sender its value went
         // through: a broken invariant must not look like a delivery.
         None => {
-            eprintln!("coio: a waiting sender without its value (a bug in coio); aborting");
+            note!("coio: a waiting sender without its value (a bug in coio); aborting");
             std::process::abort()
         }
     }

@@ -310,7 +310,7 @@ impl<I, Y> fmt::Debug for Yielder<I, Y> {
 #[cold]
 #[inline(never)]
 fn abort_yield_while_panicking() -> ! {
-    eprintln!(
+    note!(
         "\ncoio: a generator tried to yield while it was unwinding from a panic \
          (a destructor called yield_); the thread's panic state cannot be carried \
          across a suspension, aborting (checked in debug builds only)"

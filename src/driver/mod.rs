@@ -236,7 +236,7 @@ impl Driver {
         if let Some(ring) = &self.ring
             && let Err(e) = ring.enable()
         {
-            eprintln!("coio: cannot enable a worker's io_uring ({e}); it uses epoll");
+            note!("coio: cannot enable a worker's io_uring ({e}); it uses epoll");
             self.ring = None;
         }
     }
@@ -303,7 +303,7 @@ impl Driver {
             if e.kind() != io::ErrorKind::Interrupted {
                 // epoll_wait fails only for bad arguments; say so rather
                 // than spin on it.
-                eprintln!("coio: epoll_wait failed: {e}");
+                note!("coio: epoll_wait failed: {e}");
             }
             return;
         }

@@ -226,7 +226,7 @@ impl Ring {
             if let Err(e) = self.ring.submit()
                 && !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EINTR))
             {
-                eprintln!("coio: io_uring_enter (submit) failed: {e}");
+                note!("coio: io_uring_enter (submit) failed: {e}");
             }
         }
     }
@@ -356,7 +356,7 @@ fn report_enter_error(result: io::Result<usize>) -> bool {
                 Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
             ) =>
         {
-            eprintln!("coio: io_uring_enter failed: {e}");
+            note!("coio: io_uring_enter failed: {e}");
             true
         }
         _ => false,
@@ -380,7 +380,7 @@ impl Drop for Ring {
             {
                 // The kernel may still write the operations' memory: end
                 // the process rather than free it.
-                eprintln!("coio: io_uring_enter failed while closing a ring: {e}; aborting");
+                note!("coio: io_uring_enter failed while closing a ring: {e}; aborting");
                 std::process::abort();
             }
             let mut cq = self.ring.completion();

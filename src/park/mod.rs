@@ -369,7 +369,7 @@ pub(crate) struct AbortOnUnwind(pub(crate) &'static str);
 impl Drop for AbortOnUnwind {
     #[cold]
     fn drop(&mut self) {
-        eprintln!("coio: a panic {} (a bug in coio); aborting", self.0);
+        note!("coio: a panic {} (a bug in coio); aborting", self.0);
         std::process::abort();
     }
 }

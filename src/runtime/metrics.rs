@@ -193,9 +193,7 @@ pub(crate) fn schedtrace_period() -> Option<Duration> {
         Ok(ms) => Some(Duration::from_millis(ms)),
         Err(_) if v.trim().is_empty() => None,
         Err(_) => {
-            eprintln!(
-                "coio: COIO_SCHEDTRACE={v:?} is not a number of milliseconds; no schedule trace"
-            );
+            note!("coio: COIO_SCHEDTRACE={v:?} is not a number of milliseconds; no schedule trace");
             None
         }
     }

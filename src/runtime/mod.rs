@@ -562,7 +562,7 @@ impl RuntimeBuilder {
             IoDriver::Uring => match uring_drivers(workers, self.uring_entries) {
                 Ok(drivers) => (IoDriver::Uring, drivers),
                 Err(e) => {
-                    eprintln!("coio: io_uring is not available here ({e}); using epoll");
+                    note!("coio: io_uring is not available here ({e}); using epoll");
                     (IoDriver::Epoll, epoll_drivers(workers)?)
                 }
             },
@@ -1016,7 +1016,7 @@ impl Drop for Runtime {
             && Arc::ptr_eq(&l.shared, &self.shared)
         {
             // Joining our own thread would never return.
-            eprintln!(
+            note!(
                 "coio: a Runtime was dropped from inside one of its own coroutines; \
                  it is leaked instead of shut down"
             );
@@ -1025,7 +1025,7 @@ impl Drop for Runtime {
         if pool::serving(shared_id(&self.shared)) {
             // The coroutine that waits for this job cannot finish before
             // the job returns, and shutdown waits for it: a deadlock.
-            eprintln!(
+            note!(
                 "coio: a Runtime was dropped inside coio::blocking, called by one of its own \
                  coroutines; it is leaked instead of shut down (shutdown would wait for that \
                  coroutine, which waits for this function)"

@@ -377,7 +377,7 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
             // threshold): that gets its own warning too.
             if stalled >= threshold && s.3 != UNWINDING && p.blocked_unwinding.load(Relaxed) {
                 s.3 = UNWINDING;
-                eprintln!(
+                note!(
                     "coio: worker {thread_prefix}-{i} has been blocked for {:.1} s in coroutine \
                      #{running}, which waits while it unwinds from a panic, without coming back \
                      to the scheduler: a coroutine that unwinds cannot switch, so its whole \
@@ -414,7 +414,7 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                     continue;
                 }
                 let what = what.map(|d| format!(" {d}")).unwrap_or_else(|| "\n".into());
-                eprintln!(
+                note!(
                     "coio: worker {thread_prefix}-{i} has been running coroutine {running} for \
                      {:.1} s without coming back to the scheduler; the other coroutines homed on \
                      that worker cannot run until it does.{what}\

@@ -43,5 +43,5 @@ fn note() {
             h.site()
         )
     });
-    eprintln!("{line}");
+    note!("{line}");
 }

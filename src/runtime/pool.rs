@@ -500,7 +500,7 @@ fn max_threads_from_env() -> usize {
     match value.trim().parse::<usize>() {
         Ok(n) if n > 0 => n,
         _ => {
-            eprintln!(
+            note!(
                 "coio: {VAR}={value:?} is not a positive integer; \
                  using the default of {DEFAULT_MAX_THREADS}"
             );

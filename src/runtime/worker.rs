@@ -638,7 +638,7 @@ pub(crate) fn worker_main(
     // runtime be freed under them: abort instead.
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| local.run())).is_err() {
         LOCAL.with(|l| l.set(ptr::null()));
-        eprintln!("coio: a worker's scheduler loop panicked (a bug in coio); aborting");
+        note!("coio: a worker's scheduler loop panicked (a bug in coio); aborting");
         std::process::abort();
     }
     local.dump_slot().set_thread(false);
@@ -1219,7 +1219,7 @@ impl Local {
     fn no_stack(&self, task: TaskRef, e: std::io::Error) {
         let reason = format!("coio: a coroutine could not start: no stack could be had ({e})");
         if !self.shared.no_stack_reported.swap(true, Relaxed) {
-            eprintln!(
+            note!(
                 "{reason}. Coroutines that cannot get a stack never run: their closures are \
                  dropped unrun and JoinHandle::join returns Err with this message. Fewer \
                  coroutines alive at once, smaller stacks or StackPolicy::Auto (canary stacks \
