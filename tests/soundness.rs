@@ -504,6 +504,41 @@ fn joining_itself_panics_instead_of_waiting_forever() {
     assert!(msg.contains("join on its own JoinHandle"), "{msg}");
 }
 
+/// The same for a handle polled once as a future before it reaches the
+/// coroutine it joins (by a timeout wrapper, say): its join, and its next
+/// poll, panic too (they waited on themselves for ever).
+#[test]
+fn joining_itself_panics_after_the_handle_was_polled() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    for await_it in [false, true] {
+        let rt = rt(1);
+        let (tx, rx) = coio::chan::bounded::<coio::JoinHandle<()>>(1);
+        let (said_tx, said_rx) = coio::chan::bounded::<String>(1);
+        let mut h = rt.spawn(move || {
+            let mut me = rx.recv().unwrap();
+            let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if await_it {
+                    let mut cx = Context::from_waker(Waker::noop());
+                    let _ = std::pin::Pin::new(&mut me).poll(&mut cx);
+                } else {
+                    let _ = me.join();
+                }
+            }))
+            .unwrap_err();
+            let msg = e.downcast_ref::<&str>().map(|s| s.to_string());
+            said_tx.send(msg.unwrap_or_default()).unwrap();
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(std::pin::Pin::new(&mut h).poll(&mut cx).is_pending());
+        tx.send(h).unwrap();
+        let msg = said_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("still waiting");
+        assert!(msg.contains("its own JoinHandle"), "{msg}");
+    }
+}
+
 // --- Minor: more workers than file descriptors.
 
 /// `COIO_WORKERS=4096` under `ulimit -n 1024`: the error names the workers

@@ -1201,17 +1201,18 @@ impl<T> JoinHandle<T> {
     /// Also panics if the handle was awaited as a future until it returned
     /// the result already.
     pub fn join(self) -> thread::Result<T> {
-        if self.waker.is_some() || self.taken {
-            // Polled as a future before: its waiter is registered (the
-            // protocol takes one per task), so go on waiting as a future.
-            return crate::future::block_on(self);
-        }
+        // First, whether the handle was polled before or not.
         if !self.task.header().is_complete() && joins_itself(self.task.header()) {
             // The handle is dropped (detached) by the unwinding.
             panic!(
                 "coio: a coroutine called join on its own JoinHandle, which would wait \
                  forever (deadlock avoided, as std's EDEADLK)"
             );
+        }
+        if self.waker.is_some() || self.taken {
+            // Polled as a future before: its waiter is registered (the
+            // protocol takes one per task), so go on waiting as a future.
+            return crate::future::block_on(self);
         }
         // Joined, not detached: no `Drop` (which would detach) for it.
         let this = std::mem::ManuallyDrop::new(self);
@@ -1322,15 +1323,17 @@ impl<T> std::future::Future for JoinHandle<T> {
         );
         let h = this.task.header();
         if !h.is_complete() {
+            // At every poll: a handle polled first elsewhere may be moved
+            // to the coroutine it joins.
+            if joins_itself(h) {
+                panic!(
+                    "coio: a coroutine awaited its own JoinHandle, which would wait \
+                     forever (deadlock avoided, as std's EDEADLK)"
+                );
+            }
             match &this.waker {
                 Some(w) => w.set(cx.waker()),
                 None => {
-                    if joins_itself(h) {
-                        panic!(
-                            "coio: a coroutine awaited its own JoinHandle, which would wait \
-                             forever (deadlock avoided, as std's EDEADLK)"
-                        );
-                    }
                     let w = Arc::new(JoinWaker(std::sync::Mutex::new(Some(cx.waker().clone()))));
                     if h.set_join_waiter(Waiter(w.clone())) {
                         this.waker = Some(w);
