@@ -334,3 +334,64 @@ fn a_coroutine_panic_with_stderr_a_broken_pipe_is_caught() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Loops of operations that never wait are cancelled when their budget
+/// runs out: reads at end of stream, receives from a channel a thread
+/// keeps full, sends into one it keeps empty, and selects. A runtime's
+/// drop, which cancels them all, ends (it waited for them for ever: the
+/// budget's yield let others run but was no cancellation point), and so
+/// does `cancel` then `join` of one of them.
+#[test]
+fn loops_that_never_wait_are_cancelled() {
+    use std::io::Read;
+    common::within(Duration::from_secs(30), || {
+        let rt = rt(1);
+        let spinning = std::sync::Arc::new(AtomicUsize::new(0));
+        // Reads at end of stream.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let s = spinning.clone();
+        rt.spawn(move || {
+            let mut c = coio::net::TcpStream::connect(addr).unwrap();
+            let mut buf = [0u8; 64];
+            s.fetch_add(1, SeqCst);
+            loop {
+                // The peer closed: Ok(0), at once, every time.
+                let _ = c.read(&mut buf);
+            }
+        });
+        let (peer, _) = listener.accept().unwrap();
+        drop(peer);
+        // Receives from a channel that is always full.
+        let (tx, rx) = coio::chan::bounded::<u8>(16);
+        let feeder = thread::spawn(move || while tx.send(1).is_ok() {});
+        let s = spinning.clone();
+        let receiver = rt.spawn(move || {
+            s.fetch_add(1, SeqCst);
+            loop {
+                let _ = rx.recv();
+            }
+        });
+        // Selects on it, with sends into an unbounded one.
+        let (tx2, rx2) = coio::chan::unbounded::<u8>();
+        let s = spinning.clone();
+        rt.spawn(move || {
+            s.fetch_add(1, SeqCst);
+            loop {
+                let _ = tx2.send(1);
+                coio::select! {
+                    recv(rx2) -> _ => {}
+                }
+            }
+        });
+        while spinning.load(SeqCst) < 3 {
+            thread::sleep(Duration::from_millis(5));
+        }
+        thread::sleep(Duration::from_millis(50));
+        receiver.cancel();
+        let e = receiver.join().unwrap_err();
+        assert!(e.is::<coio::Cancelled>());
+        drop(rt);
+        feeder.join().unwrap();
+    });
+}

@@ -59,7 +59,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 use crate::park::{Blocker, Claimed, Lock, LockGuard, WaitQueue, Woken, unwind_cancelled};
-use crate::runtime::worker::coop_spend;
+use crate::runtime::worker::coop_spend_cancellable;
 
 /// Where a value is handed over between a waiter and its claimer (see the
 /// parking core's protocol for who may touch it when).
@@ -431,7 +431,7 @@ impl<T> Chan<T> {
         loop {
             let mut g = match self.send_locked(self.lock(), v, None) {
                 Ok(()) => {
-                    coop_spend();
+                    coop_spend_cancellable();
                     return Ok(());
                 }
                 Err((g, SendFail::Full(w))) => {
@@ -443,7 +443,7 @@ impl<T> Chan<T> {
                     // loop that sends into a closed channel lets the
                     // others run). The lock first: the spend may switch.
                     drop(g);
-                    coop_spend();
+                    coop_spend_cancellable();
                     return Err(fail);
                 }
             };
@@ -451,7 +451,7 @@ impl<T> Chan<T> {
                 // An operation that did not wait: it spends the budget, so
                 // that a loop of timed-out sends lets the others run.
                 drop(g);
-                coop_spend();
+                coop_spend_cancellable();
                 return Err(SendFail::Timeout(v));
             }
             let blocker = Blocker::new(crate::runtime::dump::Wait::ChanSend);
@@ -492,13 +492,13 @@ impl<T> Chan<T> {
         loop {
             let mut g = match self.recv_locked(self.lock(), None) {
                 Ok(v) => {
-                    coop_spend();
+                    coop_spend_cancellable();
                     return Ok(v);
                 }
                 Err((g, RecvFail::Closed)) => {
                     // As a disconnected `send`.
                     drop(g);
-                    coop_spend();
+                    coop_spend_cancellable();
                     return Err(RecvFail::Closed);
                 }
                 Err((g, _)) => g,
@@ -506,7 +506,7 @@ impl<T> Chan<T> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 // As in `send`.
                 drop(g);
-                coop_spend();
+                coop_spend_cancellable();
                 return Err(RecvFail::Timeout);
             }
             let blocker = Blocker::new(crate::runtime::dump::Wait::ChanRecv);

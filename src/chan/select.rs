@@ -37,7 +37,7 @@ use super::channel::{Packet, RecvFail, SendFail};
 use super::timer::earliest;
 use super::{Flavor, Receiver, RecvError, SendError, Sender};
 use crate::park::{Blocker, Woken, unwind_cancelled};
-use crate::runtime::worker::coop_spend;
+use crate::runtime::worker::coop_spend_cancellable;
 
 /// How long a select may wait.
 #[derive(Clone, Copy, Debug)]
@@ -367,7 +367,7 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
                 // cooperative budget, as a `recv` does; a `default` arm
                 // makes it a `try_` (which never yields).
                 if !matches!(mode, Mode::Try) {
-                    coop_spend();
+                    coop_spend_cancellable();
                 }
                 return Some((i, won));
             }
@@ -378,7 +378,7 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
             Mode::Until(d) => {
                 if d.is_some_and(|d| Instant::now() >= d) {
                     // As a timed-out `recv`: it spends the budget.
-                    coop_spend();
+                    coop_spend_cancellable();
                     return None;
                 }
                 d

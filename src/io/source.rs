@@ -186,7 +186,7 @@ impl Source {
             if let Some(r) = self.try_ready(dir, &mut op, &drained) {
                 // An operation that did not wait counts against the
                 // coroutine's budget (a wait, a switch, starts a new one).
-                l.coop_spend();
+                l.coop_spend_cancellable();
                 return r;
             }
             self.park(l, dir, deadline.resolve(), wait)?;

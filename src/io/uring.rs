@@ -131,6 +131,12 @@ unsafe fn run_on_ring(
     deadline: impl FnOnce() -> Option<Instant>,
     wait: Wait,
 ) -> Option<io::Result<u32>> {
+    // A cancelled coroutine unwinds before it submits anything: in a loop
+    // of operations that complete at once (reads at end of stream), each
+    // result came first and stood, and the cancellation was never seen.
+    if park::is_cancelled() {
+        park::unwind_cancelled();
+    }
     let op = Op {
         completion: Completion::new(complete),
         result: Cell::new(None),

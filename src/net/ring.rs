@@ -14,7 +14,7 @@
 //! ring (accepts after one try at once, see [`accept`]; a receive after
 //! one that filled its buffer too, see [`recv`]). A send, an accept or a
 //! receive done at once did not wait, and counts against the coroutine's
-//! cooperative budget as on the readiness path (`worker::coop_spend`);
+//! cooperative budget as on the readiness path (`worker::coop_spend_cancellable`);
 //! receives through the ring always wait.
 //!
 //! Each lends the kernel the caller's own buffers and a `msghdr` or
@@ -55,7 +55,7 @@ pub(super) fn recv<T: AsRawFd>(
         match crate::io::sys::recv(fd, buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.set_more_queued(false),
             r => {
-                crate::runtime::worker::coop_spend();
+                crate::runtime::worker::coop_spend_cancellable();
                 src.set_more_queued(filled(&r));
                 return Some(r);
             }
@@ -82,7 +82,7 @@ pub(super) fn send<T: AsRawFd>(io: &Fd<T>, buf: &[u8]) -> Option<io::Result<usiz
     match crate::io::sys::send(fd, buf) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         r => {
-            crate::runtime::worker::coop_spend();
+            crate::runtime::worker::coop_spend_cancellable();
             return Some(r);
         }
     }
@@ -113,7 +113,7 @@ unsafe fn sendmsg<T: AsRawFd>(
     msg: &libc::msghdr,
 ) -> Option<io::Result<usize>> {
     if let Some(r) = sendmsg_now(fd, msg) {
-        crate::runtime::worker::coop_spend();
+        crate::runtime::worker::coop_spend_cancellable();
         return Some(r);
     }
     // SAFETY: the caller's contract; sendmsg only reads what `msg` points
@@ -256,7 +256,7 @@ pub(super) fn accept<T: AsRawFd>(
     if new >= 0 {
         // SAFETY: the kernel made this descriptor for us just now.
         let new = unsafe { OwnedFd::from_raw_fd(new) };
-        crate::runtime::worker::coop_spend();
+        crate::runtime::worker::coop_spend_cancellable();
         return Some(Ok((new, name, len)));
     }
     let e = io::Error::last_os_error();

@@ -1253,7 +1253,10 @@ impl<T> JoinHandle<T> {
     /// running its destructors; one that has not started never runs.
     /// `join` then returns `Err(payload)`. Cancelling a finished coroutine
     /// does nothing. A coroutine that never reaches a blocking point runs
-    /// to its end.
+    /// to its end; socket and channel operations that complete without
+    /// waiting count as one each time they spend the cooperative budget
+    /// (every 128 in a row), so a loop of them (reads at end of stream,
+    /// say) is cancelled too.
     ///
     /// ```
     /// use std::time::Duration;

@@ -557,6 +557,14 @@ pub(crate) fn coop_spend_in_poll() {
     }
 }
 
+/// [`Local::coop_spend_cancellable`] for the running coroutine, if any.
+#[inline]
+pub(crate) fn coop_spend_cancellable() {
+    if let Some(l) = local() {
+        l.coop_spend_cancellable();
+    }
+}
+
 /// The current coroutine's worker, if this code runs in a coroutine.
 #[inline]
 pub(crate) fn coroutine_local<'a>() -> Option<&'a Local> {
@@ -1327,6 +1335,34 @@ impl Local {
             self.coop_left.set(left - 1);
         } else {
             self.coop_yield();
+        }
+    }
+
+    /// [`coop_spend`](Self::coop_spend) after an operation that left
+    /// nothing registered anywhere (no wait queue holds an entry of the
+    /// caller's): the budget's yield is then also a cancellation point, as
+    /// `yield_now` is. A loop of operations that never wait (reads at end
+    /// of stream, receives from a channel a thread keeps full) never saw
+    /// its cancellation otherwise, and a runtime's shutdown waited for it
+    /// for ever. The operation is done; its result goes with the unwinding,
+    /// as anything else the coroutine holds when it is cancelled. No cost
+    /// before the budget is spent.
+    #[inline]
+    pub(crate) fn coop_spend_cancellable(&self) {
+        let left = self.coop_left.get();
+        if left > 1 {
+            self.coop_left.set(left - 1);
+        } else {
+            self.coop_yield_cancellable();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn coop_yield_cancellable(&self) {
+        self.coop_yield();
+        if self.runs_coroutine_code() {
+            super::blocking::check_cancel(self);
         }
     }
 
