@@ -719,3 +719,44 @@ fn each_coroutine_is_listed_once_while_they_are_stolen() {
         twice[0]
     );
 }
+
+/// A coroutine whose dump waits for another one's (a thread dumping in a
+/// loop) lets its worker go on meanwhile: a ticker on the same worker keeps
+/// ticking. (It blocked the worker, for seconds at a time.)
+#[test]
+fn a_coroutine_waiting_to_dump_does_not_hold_its_worker() {
+    use std::time::Instant;
+    let rt = Arc::new(common::quiet_rt(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let dumper = {
+        let (rt, stop) = (rt.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                rt.dump(&mut std::io::sink()).unwrap();
+            }
+        })
+    };
+    let ticks = rt.block_on(|| {
+        let ticker = coio::spawn(|| {
+            let t = Instant::now();
+            let mut n = 0u32;
+            while t.elapsed() < Duration::from_millis(1000) {
+                coio::sleep(Duration::from_millis(1));
+                n += 1;
+            }
+            n
+        });
+        let dumps = coio::spawn(|| {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(1000) {
+                coio::dump(&mut std::io::sink()).unwrap();
+            }
+        });
+        dumps.join().unwrap();
+        ticker.join().unwrap()
+    });
+    stop.store(true, SeqCst);
+    dumper.join().unwrap();
+    // About 900 expected; a generous bound for a loaded machine.
+    assert!(ticks >= 100, "the ticker ticked {ticks} times in 1 s");
+}

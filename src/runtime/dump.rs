@@ -476,8 +476,14 @@ impl Drop for Writer<'_> {
 }
 
 /// One dump at a time in the process (the signal handler's slot use and
-/// the symbolizer's cache assume it).
-static DUMPING: Mutex<()> = Mutex::new(());
+/// the symbolizer's cache assume it). coio's own `Mutex`: a coroutine that
+/// waits for it suspends, and its worker goes on (with std's, it blocked
+/// the worker, for seconds when a thread dumped in a loop, and a worker
+/// that waits cannot answer the dump in progress either), and a waiter of
+/// over a millisecond is handed the lock (a coroutine that polled a std
+/// lock lost to such a thread for seconds). The guard never crosses a
+/// switch in a dump: it does not wait once it holds the lock.
+static DUMPING: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
 
 /// Names kept across dumps.
 #[cfg(target_os = "linux")]
@@ -697,7 +703,7 @@ fn dump_with(
     layout: Layout,
     own: Option<(u64, u64, u64)>,
 ) -> io::Result<()> {
-    let _one = DUMPING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = DUMPING.lock();
     let started = Instant::now();
     let now_ms = coarse_ms();
     let mut entries = Vec::new();
@@ -1505,11 +1511,7 @@ pub(crate) fn unwatch_signal(shared: &Arc<Shared>) {
 pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option<String> {
     // A dump in progress (it may take seconds) is not waited for: the
     // warning goes without the stack.
-    let _one = match DUMPING.try_lock() {
-        Ok(g) => g,
-        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return None,
-    };
+    let _one = DUMPING.try_lock()?;
     let unwinder = Unwinder::load();
     let mut cache = trace::new_cache();
     let mut buf = vec![0u64; 1024];
