@@ -778,7 +778,7 @@ fn a_stall_after_a_slow_panic_hook_is_warned_about() {
         impl Drop for SpinOnDrop {
             fn drop(&mut self) {
                 let t = std::time::Instant::now();
-                while t.elapsed() < Duration::from_millis(800) {
+                while t.elapsed() < Duration::from_millis(1500) {
                     std::hint::spin_loop();
                 }
             }
@@ -789,6 +789,15 @@ fn a_stall_after_a_slow_panic_hook_is_warned_about() {
             .stall_warning(Some(Duration::from_millis(100)))
             .build()
             .unwrap();
+        // The symbols loaded first, by a dump from this thread of a
+        // sleeping coroutine (no stall):
+        // a capture's first symbolisation takes most of a second in a
+        // debug build, seconds on a loaded machine, and a capture begun
+        // in the hook could end after the spin (then nothing is warned).
+        let sleeper = rt.spawn(|| coio::sleep(Duration::from_millis(300)));
+        std::thread::sleep(Duration::from_millis(50));
+        rt.dump(&mut std::io::sink()).unwrap();
+        sleeper.join().unwrap();
         let r = rt.block_on(|| {
             coio::spawn(|| {
                 let _s = SpinOnDrop;
