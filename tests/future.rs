@@ -658,3 +658,54 @@ fn a_value_given_back_after_the_senders_left_is_received_later() {
         assert!(rx.recv().is_err());
     });
 }
+
+/// A value a dynamic select's receive held, given back when its operation
+/// is dropped uncompleted, is not one a receive future held: the count of
+/// those stays right, and the channel is seen closed once drained, the
+/// value given back to the buffer or to a waiting future. (It was taken off
+/// the count, which wrapped, and the channel never looked closed again:
+/// receivers waited for ever.)
+#[test]
+fn a_select_s_receive_given_back_leaves_the_close_seen() {
+    common::within(Duration::from_secs(30), || {
+        use coio::chan::{self, RecvTimeoutError, Select};
+        let closed = |rx: &chan::Receiver<u32>| {
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(5)),
+                Err(RecvTimeoutError::Disconnected)
+            );
+        };
+        for close_first in [false, true] {
+            let (tx, rx) = chan::bounded::<u32>(4);
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+            if close_first {
+                drop(tx);
+                let mut sel = Select::new();
+                sel.recv(&rx);
+                drop(sel.select());
+            } else {
+                let mut sel = Select::new();
+                sel.recv(&rx);
+                drop(sel.select());
+                drop(tx);
+            }
+            assert_eq!(rx.iter().collect::<Vec<_>>(), [1, 2]);
+            closed(&rx);
+        }
+        // Given back to a waiting receive future.
+        let (tx, rx) = chan::unbounded::<u32>();
+        tx.send(1).unwrap();
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        let op = sel.select();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut fut = Box::pin(rx.recv_async());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        drop(op);
+        assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
+        drop(fut);
+        drop(tx);
+        closed(&rx);
+    });
+}

@@ -127,7 +127,8 @@ pub(crate) struct AsyncWait<T> {
 /// What the lock guards.
 struct Inner<T> {
     /// Buffered values (never more than the capacity, less `reserved`;
-    /// values given back by dropped async receives may exceed it).
+    /// values given back by dropped async receives, and a dynamic select's
+    /// send reserved on a waiting receive future, may exceed it).
     buf: VecDeque<T>,
     /// Buffer slots held for sends a dynamic select reserved
     /// ([`SendReservation::Room`]) and not yet completed or released:
@@ -214,8 +215,10 @@ pub(crate) enum SendReservation<'a> {
     /// A waiting receiver, claimed: it waits until the value is in its
     /// packet (or the claim is released with retry).
     Receiver(Claimed),
-    /// A free slot of the buffer, held (counted in `reserved`) for this
-    /// send: the channel, to give the slot back if the send is dropped.
+    /// A slot of the buffer, held (counted in `reserved`) for this send: a
+    /// free one, or one beyond the capacity in place of a receive future
+    /// (`reserve_send`); the channel, to give the slot back if the send is
+    /// dropped.
     Room(&'a dyn ReleaseRoom),
     /// Every receiver is gone.
     Closed,
@@ -404,8 +407,9 @@ impl<T> Chan<T> {
     ) -> Result<T, (LockGuard<'a, Inner<T>>, RecvFail)> {
         if let Some(v) = g.buf.pop_front() {
             g.notify();
-            // (The buffer can be over-full by values given back by dropped
-            // async receivers, `give_back`: no refill until it is not.)
+            // (The buffer can be over-full: `give_back`, and
+            // `reserve_send` on a receive future. No refill until it is
+            // not.)
             if let Some(c) = g.refill(self.cap, me) {
                 drop(g);
                 drop(c);
@@ -610,17 +614,19 @@ impl<T> Chan<T> {
         } else if let Some(Woken::Done(_)) = w.blocker.poll_woken()
             && let Some(v) = w.packet.take()
         {
-            self.give_back(v);
+            self.give_back(v, true);
         }
         *wait = None;
     }
 
     /// A value handed to a receive future that was dropped before taking
-    /// it: it goes to the oldest waiting receiver, else back to the front
-    /// of the buffer (it was the oldest value; the buffer may then hold one
-    /// more than its capacity, or a value for a rendezvous channel, until
-    /// a receive takes it).
-    pub(crate) fn give_back(&self, v: T) {
+    /// it (`counted`: it is in `rx_state`'s count), or held by a dynamic
+    /// select's receive dropped uncompleted (not counted): it goes to the
+    /// oldest waiting receiver, else back to the front of the buffer (it
+    /// was the oldest value; the buffer may then hold one more than its
+    /// capacity, or a value for a rendezvous channel, until a receive
+    /// takes it).
+    pub(crate) fn give_back(&self, v: T, counted: bool) {
         let mut g = self.lock();
         if g.rx_closed {
             drop(g);
@@ -636,7 +642,9 @@ impl<T> Chan<T> {
         }
         // Counted in its new place first (handed over, or buffered under
         // the lock): no receiver sees the channel closed in between.
-        self.landed();
+        if counted {
+            self.landed();
+        }
     }
 
     /// One poll of an async send ([`SendFut`](super::SendFut)) of the
@@ -804,8 +812,9 @@ impl<T> Chan<T> {
     }
 
     /// Dynamic select: reserves a send if one would complete now: claims
-    /// the oldest waiting receiver, or holds a free slot of the buffer, or
-    /// finds the channel closed.
+    /// the oldest waiting receiver (a receive future: holds a slot in its
+    /// place, see below), or holds a free slot of the buffer, or finds the
+    /// channel closed.
     pub(crate) fn reserve_send(&self) -> Option<SendReservation<'_>> {
         let mut g = self.lock();
         if g.rx_closed {

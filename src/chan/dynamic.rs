@@ -125,7 +125,8 @@ impl<T> Drop for Held<'_, T> {
     fn drop(&mut self) {
         // Dropped uncompleted: the value goes back to the channel.
         if let (Some(c), Some(Ok(v))) = (self.chan, self.value.take()) {
-            c.give_back(v);
+            // Not counted in flight (see `recv_async`'s docs).
+            c.give_back(v, false);
         }
     }
 }
