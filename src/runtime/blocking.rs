@@ -36,6 +36,16 @@ pub(crate) fn cancel_pending(l: &worker::Local) -> bool {
 /// cleaned up).
 #[cold]
 pub(crate) fn unwind_cancelled() -> ! {
+    if cfg!(panic = "abort") {
+        // `resume_unwind` would abort silently.
+        note!(
+            "coio: a cancelled coroutine must unwind, and this program is built with \
+             panic = \"abort\": aborting. JoinHandle::cancel and Scope::cancel need \
+             panic = \"unwind\" (a runtime's shutdown leaves its coroutines suspended \
+             instead when panics abort)."
+        );
+        std::process::abort();
+    }
     resume_unwind(Box::new(Cancelled))
 }
 

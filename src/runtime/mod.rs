@@ -147,6 +147,12 @@ impl Shared {
 /// last `Arc<Runtime>` going there, say), it says so on stderr and is
 /// leaked instead, its workers left running.
 ///
+/// In a program built with `panic = "abort"`, where nothing unwinds, the
+/// coroutines that started are left suspended instead of cancelled: their
+/// stacks, and everything on them, are leaked (no destructor runs), and a
+/// join of one of them from a thread never returns. Coroutines that never
+/// started are dropped as usual.
+///
 /// ```
 /// let rt = coio::Runtime::builder().workers(2).build()?;
 /// // From a plain thread: spawn, and join (which blocks the thread).

@@ -1258,6 +1258,11 @@ impl<T> JoinHandle<T> {
     /// (every 128 in a row), so a loop of them (reads at end of stream,
     /// say) is cancelled too.
     ///
+    /// Cancelling unwinds: in a program built with `panic = "abort"`, a
+    /// cancelled coroutine that has started aborts the process, with a
+    /// message, at that point (one that has not started is dropped as
+    /// usual).
+    ///
     /// ```
     /// use std::time::Duration;
     ///

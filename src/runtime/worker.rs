@@ -594,6 +594,12 @@ pub(crate) fn schedule_started(home: &Remote, task: Started) {
     home.push(task);
 }
 
+/// Whether a shutdown leaves started coroutines suspended for good (leaked,
+/// with their stacks) instead of cancelling them: where panics abort
+/// (`panic = "abort"`), since cancelling unwinds. As a suspended
+/// `Generator` is leaked when dropped there.
+const LEAVE_AT_CLOSE: bool = cfg!(panic = "abort");
+
 /// Runs worker `index` until the runtime shuts down.
 pub(crate) fn worker_main(
     shared: Arc<Shared>,
@@ -651,6 +657,15 @@ pub(crate) fn worker_main(
     }
     local.dump_slot().set_thread(false);
     LOCAL.with(|l| l.set(ptr::null()));
+    if LEAVE_AT_CLOSE {
+        // The coroutines left suspended (`begin_close`) are leaked with
+        // their stacks: nothing on those stacks is dropped or freed, so
+        // what refers to them (wait-queue entries, in-flight ring
+        // operations) stays valid.
+        for t in local.registry.borrow_mut().slots.drain(..).flatten() {
+            std::mem::forget(t);
+        }
+    }
     // The async sleeps armed here (their futures may live on, awaited
     // elsewhere) are woken to arm again where they are polled next.
     let timers = local.timers.borrow_mut().take_all();
@@ -768,6 +783,10 @@ impl Local {
                 if self.searching.get() {
                     self.stop_searching();
                 }
+                if LEAVE_AT_CLOSE && self.closing.get() && matches!(job, Job::Started(_)) {
+                    // Left suspended for good (`begin_close`).
+                    continue;
+                }
                 self.run_job(job);
                 continue;
             }
@@ -780,7 +799,7 @@ impl Local {
                     self.begin_close();
                     continue;
                 }
-                if self.registry.borrow().len == 0
+                if (LEAVE_AT_CLOSE || self.registry.borrow().len == 0)
                     && self.fresh.is_empty()
                     && self.overflow.borrow().is_empty()
                 {
@@ -1290,10 +1309,14 @@ impl Local {
     }
 
     /// Shutdown: cancel every started coroutine of this worker and abandon
-    /// the fresh ones it holds (see module docs).
+    /// the fresh ones it holds (see module docs). Where panics abort
+    /// ([`LEAVE_AT_CLOSE`]), started coroutines are left suspended instead.
     #[cold]
     fn begin_close(&self) {
         self.closing.set(true);
+        if LEAVE_AT_CLOSE {
+            return;
+        }
         // Waking touches only the run queues, not the registry.
         for t in self.registry.borrow().slots.iter().flatten() {
             task::cancel(&**t);
@@ -1423,6 +1446,12 @@ impl Local {
     /// of a yield, or of a park/unpark handoff.
     #[inline(always)]
     fn switch_away(&self) {
+        if LEAVE_AT_CLOSE && self.closing.get() {
+            // Back to the loop, which runs no started coroutine any more
+            // (`begin_close`): one that yields in a loop is left there.
+            self.switch_out();
+            return;
+        }
         let me = self.current_started();
         match self.next_task() {
             // Woken meanwhile (or alone in the queue): go on running,
