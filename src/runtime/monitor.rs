@@ -56,6 +56,9 @@ pub(crate) struct Progress {
     /// switch, so the worker thread waits in its place (see
     /// `worker::Local::block_in_place`), which the warning then explains.
     blocked_unwinding: AtomicBool,
+    /// The running coroutine is in the panic hook (coio's, in front of the
+    /// program's: `panic_note`), whose time is not a stall of its code.
+    in_panic_hook: AtomicBool,
 }
 
 /// A worker's event counters for `coio::metrics()`. Each is written by the
@@ -261,6 +264,10 @@ impl Progress {
     /// The running coroutine blocks its worker in place (it unwinds), or
     /// no longer does.
     #[cold]
+    pub(crate) fn set_in_panic_hook(&self, inside: bool) {
+        self.in_panic_hook.store(inside, Relaxed);
+    }
+
     pub(crate) fn set_blocked_unwinding(&self, blocked: bool) {
         self.blocked_unwinding.store(blocked, Relaxed);
     }
@@ -391,6 +398,7 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 s.3 = STALLED;
                 // What it runs, captured on its thread (a signal): the
                 // coroutine's name, spawn site and stack.
+                let hook_before = p.in_panic_hook.load(Relaxed);
                 let what = super::dump::describe_running(shared, i, running);
                 // A capture that found nothing, because the stall ended
                 // meanwhile: nothing to warn about. (One that found the
@@ -408,8 +416,14 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 // is not a stall of the user's code: no warning for it.
                 // Looked at again after another threshold: what follows
                 // the hook in the same resume (a destructor that spins as
-                // the panic unwinds) is warned about as any stall.
-                if what.as_deref().is_some_and(in_panic_hook) {
+                // the panic unwinds) is warned about as any stall. Known by
+                // the mark coio's hook sets, or, for a hook the program set
+                // after coio's, by the stack's names (none in a stripped
+                // binary).
+                if hook_before
+                    || p.in_panic_hook.load(Relaxed)
+                    || what.as_deref().is_some_and(in_panic_hook)
+                {
                     *s = (resumes, running, now, NONE);
                     continue;
                 }

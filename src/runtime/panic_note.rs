@@ -20,10 +20,30 @@ pub(crate) fn install() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            // The stall monitor's mark (not a stall of the coroutine's
+            // code), cleared however the hook ends.
+            let _mark = worker::coroutine_local().map(|l| InHook::new(l.progress()));
             note();
             previous(info);
         }));
     });
+}
+
+/// Marks the running coroutine's worker as in the panic hook while it
+/// lives (`Progress::set_in_panic_hook`).
+struct InHook<'a>(&'a super::monitor::Progress);
+
+impl<'a> InHook<'a> {
+    fn new(p: &'a super::monitor::Progress) -> Self {
+        p.set_in_panic_hook(true);
+        InHook(p)
+    }
+}
+
+impl Drop for InHook<'_> {
+    fn drop(&mut self) {
+        self.0.set_in_panic_hook(false);
+    }
 }
 
 /// The line naming the running coroutine, if the panic is in one. The
