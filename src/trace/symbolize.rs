@@ -71,7 +71,12 @@ impl Symbolizer {
                 .then(|| addr2line::Loader::new(&m.path).ok())
                 .flatten()
         });
-        let file_name = m.path.rsplit('/').next().unwrap_or("");
+        // A module without a path is the vDSO (the kernel's page of
+        // `clock_gettime` and friends).
+        let file_name = match m.path.rsplit('/').next() {
+            Some(name) if !name.is_empty() => name,
+            _ => "[vdso]",
+        };
         let probe = addr - m.bias;
         let Some(loader) = loader.as_ref() else {
             return unknown(format!("{file_name}+{probe:#x}"));
