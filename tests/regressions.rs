@@ -395,3 +395,40 @@ fn loops_that_never_wait_are_cancelled() {
         feeder.join().unwrap();
     });
 }
+
+/// A dynamic select cancelled as its budget runs out unwinds before it
+/// reserves its operation: the send's slot of a `bounded(1)` is not
+/// leaked. (The budget's yield after the reservation unwound with the
+/// reservation held, and nothing released it: the channel stayed full for
+/// good.)
+#[test]
+fn a_select_cancelled_at_its_budget_leaves_no_reservation() {
+    use coio::chan::{self, Select};
+    common::within(Duration::from_secs(30), || {
+        let rt = rt(1);
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let h = {
+            let tx = tx.clone();
+            rt.spawn(move || {
+                // Not a cancellation point: the cancel waits for the loop.
+                coio::blocking(|| thread::sleep(Duration::from_millis(100)));
+                let (side, _keep) = chan::unbounded::<u32>();
+                // 127 operations that do not wait, then the select: the
+                // 128th spend of the budget.
+                for _ in 0..127 {
+                    side.send(0).unwrap();
+                }
+                let mut sel = Select::new();
+                sel.send(&tx);
+                let op = sel.select();
+                op.send(&tx, 1).unwrap();
+            })
+        };
+        thread::sleep(Duration::from_millis(20));
+        h.cancel();
+        assert!(h.join().unwrap_err().is::<coio::Cancelled>());
+        assert!(rx.try_recv().is_err());
+        assert_eq!(tx.try_send(5), Ok(()));
+        assert_eq!(rx.try_recv(), Ok(5));
+    });
+}

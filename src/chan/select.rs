@@ -37,7 +37,7 @@ use super::channel::{Packet, RecvFail, SendFail};
 use super::timer::earliest;
 use super::{Flavor, Receiver, RecvError, SendError, Sender};
 use crate::park::{Blocker, Woken, unwind_cancelled};
-use crate::runtime::worker::coop_spend_cancellable;
+use crate::runtime::worker::coop_spend;
 
 /// How long a select may wait.
 #[derive(Clone, Copy, Debug)]
@@ -360,6 +360,13 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
     order: &[usize],
     mode: Mode,
 ) -> Option<(usize, A::Won)> {
+    if !matches!(mode, Mode::Try) {
+        // The budget's yield after an arm that did not wait is no
+        // cancellation point here (a dynamic select's arm holds a
+        // reservation then, which an unwind would not release): a select
+        // whose budget is spent is one before it tries its arms.
+        crate::runtime::worker::coop_cancel_point();
+    }
     loop {
         for &i in order {
             if let Some(won) = arms.try_now(i) {
@@ -367,7 +374,7 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
                 // cooperative budget, as a `recv` does; a `default` arm
                 // makes it a `try_` (which never yields).
                 if !matches!(mode, Mode::Try) {
-                    coop_spend_cancellable();
+                    coop_spend();
                 }
                 return Some((i, won));
             }
@@ -378,7 +385,7 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
             Mode::Until(d) => {
                 if d.is_some_and(|d| Instant::now() >= d) {
                     // As a timed-out `recv`: it spends the budget.
-                    coop_spend_cancellable();
+                    coop_spend();
                     return None;
                 }
                 d
