@@ -746,17 +746,74 @@ fn a_coroutine_waiting_to_dump_does_not_hold_its_worker() {
             }
             n
         });
-        let dumps = coio::spawn(|| {
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_millis(1000) {
-                coio::dump(&mut std::io::sink()).unwrap();
-            }
-        });
+        let dumps = {
+            let stop = stop.clone();
+            coio::spawn(move || {
+                while !stop.load(SeqCst) {
+                    coio::dump(&mut std::io::sink()).unwrap();
+                }
+            })
+        };
+        let ticks = ticker.join().unwrap();
+        // The thread stops, and the coroutine's dump gets its turn.
+        stop.store(true, SeqCst);
         dumps.join().unwrap();
-        ticker.join().unwrap()
+        ticks
     });
-    stop.store(true, SeqCst);
     dumper.join().unwrap();
     // About 900 expected; a generous bound for a loaded machine.
     assert!(ticks >= 100, "the ticker ticked {ticks} times in 1 s");
+}
+
+/// A dump made by a coroutine as it unwinds (from a destructor during a
+/// panic, where it cannot switch and so blocks its worker), beside another
+/// coroutine of the worker and a thread that dump in loops: every dump
+/// ends. (With coio's own `Mutex` for the dump lock, the lock was handed to
+/// the other coroutine, suspended on the blocked worker: a deadlock.)
+#[test]
+fn a_dump_while_unwinding_beside_other_dumps_ends() {
+    common::within(Duration::from_secs(60), || {
+        struct DumpOnDrop;
+        impl Drop for DumpOnDrop {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    coio::dump(&mut std::io::sink()).unwrap();
+                }
+            }
+        }
+        let rt = Arc::new(common::quiet_rt(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let dumper = {
+            let (rt, stop) = (rt.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    rt.dump(&mut std::io::sink()).unwrap();
+                }
+            })
+        };
+        rt.block_on(|| {
+            let other = {
+                let stop = stop.clone();
+                coio::spawn(move || {
+                    while !stop.load(SeqCst) {
+                        coio::dump(&mut std::io::sink()).unwrap();
+                    }
+                })
+            };
+            let unwinding = coio::spawn(|| {
+                for _ in 0..3 {
+                    let r = std::panic::catch_unwind(|| {
+                        let _d = DumpOnDrop;
+                        panic!("unwinding with a dump");
+                    });
+                    assert!(r.is_err());
+                    coio::yield_now();
+                }
+            });
+            unwinding.join().unwrap();
+            stop.store(true, SeqCst);
+            other.join().unwrap();
+        });
+        dumper.join().unwrap();
+    });
 }

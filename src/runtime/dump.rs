@@ -476,14 +476,33 @@ impl Drop for Writer<'_> {
 }
 
 /// One dump at a time in the process (the signal handler's slot use and
-/// the symbolizer's cache assume it). coio's own `Mutex`: a coroutine that
-/// waits for it suspends, and its worker goes on (with std's, it blocked
-/// the worker, for seconds when a thread dumped in a loop, and a worker
-/// that waits cannot answer the dump in progress either), and a waiter of
-/// over a millisecond is handed the lock (a coroutine that polled a std
-/// lock lost to such a thread for seconds). The guard never crosses a
-/// switch in a dump: it does not wait once it holds the lock.
-static DUMPING: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
+/// the symbolizer's cache assume it). Taken through [`lock_dumping`].
+static DUMPING: Mutex<()> = Mutex::new(());
+
+/// Takes [`DUMPING`]. A coroutine that is not unwinding waits for it in
+/// 1 ms sleeps, so that its worker goes on meanwhile (blocking there, it
+/// held the worker for seconds when a thread dumped in a loop); it may
+/// wait longer than a thread would, but never holds the lock across a
+/// switch, so a thread, or a coroutine that unwinds (which cannot switch:
+/// it blocks its worker), can block on it safely. (coio's own `Mutex`
+/// hands the lock to a suspended coroutine, which an unwinding coroutine
+/// blocking the same worker then waited for for ever.)
+fn lock_dumping() -> std::sync::MutexGuard<'static, ()> {
+    loop {
+        match DUMPING.try_lock() {
+            Ok(g) => return g,
+            Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock)
+                if crate::is_coroutine() && !std::thread::panicking() =>
+            {
+                crate::sleep(Duration::from_millis(1));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return DUMPING.lock().unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+}
 
 /// Names kept across dumps.
 #[cfg(target_os = "linux")]
@@ -703,7 +722,7 @@ fn dump_with(
     layout: Layout,
     own: Option<(u64, u64, u64)>,
 ) -> io::Result<()> {
-    let _one = DUMPING.lock();
+    let _one = lock_dumping();
     let started = Instant::now();
     let now_ms = coarse_ms();
     let mut entries = Vec::new();
@@ -1511,7 +1530,11 @@ pub(crate) fn unwatch_signal(shared: &Arc<Shared>) {
 pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option<String> {
     // A dump in progress (it may take seconds) is not waited for: the
     // warning goes without the stack.
-    let _one = DUMPING.try_lock()?;
+    let _one = match DUMPING.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
     let unwinder = Unwinder::load();
     let mut cache = trace::new_cache();
     let mut buf = vec![0u64; 1024];
