@@ -83,5 +83,44 @@ fn main() {
         dropped.load(SeqCst),
         "a coroutine's closure was not dropped"
     );
+    wakes_after_the_drop();
     println!("done");
+}
+
+/// Coroutines left suspended are woken after their runtime is gone: by a
+/// channel's sender (from this thread and from another runtime's
+/// coroutine), by an unpark, and by a `blocking` call that ends. The
+/// wakes land in the leaked runtime's inboxes, harmlessly (they read freed
+/// memory: valgrind in CI).
+fn wakes_after_the_drop() {
+    let (tx, rx) = coio::chan::bounded::<u32>(0);
+    let (tx2, rx2) = coio::chan::bounded::<u32>(0);
+    let (me_tx, me_rx) = std::sync::mpsc::channel();
+    let rt = coio::Runtime::builder()
+        .workers(1)
+        .build()
+        .expect("runtime");
+    rt.block_on(move || {
+        coio::spawn(move || rx.recv());
+        coio::spawn(move || rx2.recv());
+        coio::spawn(move || {
+            me_tx.send(coio::current()).unwrap();
+            coio::park();
+        });
+        coio::spawn(|| coio::blocking(|| std::thread::sleep(Duration::from_millis(200))));
+        coio::sleep(Duration::from_millis(20));
+    });
+    let parked = me_rx.recv().unwrap();
+    drop(rt);
+    let _ = tx.send(7);
+    coio::Runtime::builder()
+        .workers(1)
+        .build()
+        .expect("runtime")
+        .block_on(move || {
+            let _ = tx2.send(8);
+        });
+    parked.unpark();
+    // The blocking call ends meanwhile, and wakes its coroutine.
+    std::thread::sleep(Duration::from_millis(300));
 }

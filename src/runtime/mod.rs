@@ -149,9 +149,11 @@ impl Shared {
 ///
 /// In a program built with `panic = "abort"`, where nothing unwinds, the
 /// coroutines that started are left suspended instead of cancelled: their
-/// stacks, and everything on them, are leaked (no destructor runs), and a
-/// join of one of them from a thread never returns. Coroutines that never
-/// started are dropped as usual.
+/// stacks, and everything on them, are leaked (no destructor runs), with
+/// the runtime's shared state (their wakes still land there); a join of
+/// one of them from a thread never returns, and the drop does not wait for
+/// their [`blocking`](crate::blocking) calls. Coroutines that never started
+/// are dropped as usual.
 ///
 /// ```
 /// let rt = coio::Runtime::builder().workers(2).build()?;

@@ -557,6 +557,14 @@ pub(crate) fn coop_spend_in_poll() {
     }
 }
 
+/// [`Local::coop_cancel_point`] for the running coroutine, if any.
+#[inline]
+pub(crate) fn coop_cancel_point() {
+    if let Some(l) = local() {
+        l.coop_cancel_point();
+    }
+}
+
 /// [`Local::coop_spend_cancellable`] for the running coroutine, if any.
 #[inline]
 pub(crate) fn coop_spend_cancellable() {
@@ -662,8 +670,17 @@ pub(crate) fn worker_main(
         // their stacks: nothing on those stacks is dropped or freed, so
         // what refers to them (wait-queue entries, in-flight ring
         // operations) stays valid.
+        let mut leaked = false;
         for t in local.registry.borrow_mut().slots.drain(..).flatten() {
             std::mem::forget(t);
+            leaked = true;
+        }
+        if leaked {
+            // Their wakes (a channel's sender, a blocking-pool call that
+            // ends, an unpark) still go to this worker's inbox, part of the
+            // runtime's shared state: leaked too, so that they land there
+            // harmlessly after the runtime is dropped.
+            std::mem::forget(local.shared.clone());
         }
     }
     // The async sleeps armed here (their futures may live on, awaited
@@ -1377,6 +1394,17 @@ impl Local {
             self.coop_left.set(left - 1);
         } else {
             self.coop_yield_cancellable();
+        }
+    }
+
+    /// Before an operation that may complete without waiting, where the
+    /// budget's yield after it cannot be a cancellation point (a dynamic
+    /// select's reservation): a cancelled coroutine whose budget is spent
+    /// unwinds here, before the operation.
+    #[inline]
+    pub(crate) fn coop_cancel_point(&self) {
+        if self.coop_left.get() <= 1 && self.runs_coroutine_code() {
+            super::blocking::check_cancel(self);
         }
     }
 
