@@ -720,6 +720,16 @@ fn each_coroutine_is_listed_once_while_they_are_stolen() {
     );
 }
 
+/// A thread that dumps `rt` in a loop until `stop`.
+fn dumping_thread(rt: &Arc<coio::Runtime>, stop: &Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let (rt, stop) = (rt.clone(), stop.clone());
+    std::thread::spawn(move || {
+        while !stop.load(SeqCst) {
+            rt.dump(&mut std::io::sink()).unwrap();
+        }
+    })
+}
+
 /// A coroutine whose dump waits for another one's (a thread dumping in a
 /// loop) lets its worker go on meanwhile: a ticker on the same worker keeps
 /// ticking. (It blocked the worker, for seconds at a time.)
@@ -728,14 +738,7 @@ fn a_coroutine_waiting_to_dump_does_not_hold_its_worker() {
     use std::time::Instant;
     let rt = Arc::new(common::quiet_rt(1));
     let stop = Arc::new(AtomicBool::new(false));
-    let dumper = {
-        let (rt, stop) = (rt.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(SeqCst) {
-                rt.dump(&mut std::io::sink()).unwrap();
-            }
-        })
-    };
+    let dumper = dumping_thread(&rt, &stop);
     let ticks = rt.block_on(|| {
         let ticker = coio::spawn(|| {
             let t = Instant::now();
@@ -783,14 +786,7 @@ fn a_dump_while_unwinding_beside_other_dumps_ends() {
         }
         let rt = Arc::new(common::quiet_rt(1));
         let stop = Arc::new(AtomicBool::new(false));
-        let dumper = {
-            let (rt, stop) = (rt.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(SeqCst) {
-                    rt.dump(&mut std::io::sink()).unwrap();
-                }
-            })
-        };
+        let dumper = dumping_thread(&rt, &stop);
         rt.block_on(|| {
             let other = {
                 let stop = stop.clone();
