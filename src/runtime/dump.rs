@@ -165,7 +165,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::panic::Location;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -479,22 +479,48 @@ impl Drop for Writer<'_> {
 /// the symbolizer's cache assume it). Taken through [`lock_dumping`].
 static DUMPING: Mutex<()> = Mutex::new(());
 
+/// Coroutines waiting for [`DUMPING`] (see [`lock_dumping`]).
+static COROUTINES_WAITING: AtomicUsize = AtomicUsize::new(0);
+
 /// Takes [`DUMPING`]. A coroutine that is not unwinding waits for it in
 /// 1 ms sleeps, so that its worker goes on meanwhile (blocking there, it
-/// held the worker for seconds when a thread dumped in a loop); it may
-/// wait longer than a thread would, but never holds the lock across a
-/// switch, so a thread, or a coroutine that unwinds (which cannot switch:
-/// it blocks its worker), can block on it safely. (coio's own `Mutex`
-/// hands the lock to a suspended coroutine, which an unwinding coroutine
-/// blocking the same worker then waited for for ever.)
+/// held the worker for seconds when a thread dumped in a loop), and never
+/// holds it across a switch, so a thread, or a coroutine that unwinds
+/// (which cannot switch: it blocks its worker), can block on it safely.
+/// (coio's own `Mutex` handed the lock to a suspended coroutine, which an
+/// unwinding coroutine blocking the same worker then waited for for ever.)
+/// A poller loses to a thread that dumps in a loop, though, every time:
+/// while a coroutine waits, a thread first waits too, up to 50 ms, for it
+/// to go first. An unwinding coroutine does not (the one it would wait
+/// for may be suspended on the worker it blocks).
 fn lock_dumping() -> std::sync::MutexGuard<'static, ()> {
+    /// Counts the caller in [`COROUTINES_WAITING`] while it lives
+    /// (a cancelled coroutine unwinds out of its sleep).
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            COROUTINES_WAITING.fetch_sub(1, SeqCst);
+        }
+    }
+    let poll = crate::is_coroutine() && !std::thread::panicking();
+    if !poll && !crate::is_coroutine() {
+        for _ in 0..50 {
+            if COROUTINES_WAITING.load(SeqCst) == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let mut waiting = None;
     loop {
         match DUMPING.try_lock() {
             Ok(g) => return g,
             Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock)
-                if crate::is_coroutine() && !std::thread::panicking() =>
-            {
+            Err(std::sync::TryLockError::WouldBlock) if poll => {
+                if waiting.is_none() {
+                    COROUTINES_WAITING.fetch_add(1, SeqCst);
+                    waiting = Some(Waiting);
+                }
                 crate::sleep(Duration::from_millis(1));
             }
             Err(std::sync::TryLockError::WouldBlock) => {
