@@ -114,8 +114,11 @@ impl Wake for ThreadWaker {
 
 /// Runs `fut` to completion and returns its output. In a coroutine only
 /// the coroutine waits while the future is pending (its worker runs other
-/// coroutines); outside one, the calling thread waits. See the [module
-/// docs](self) for the waker and for cancellation.
+/// coroutines); outside one, the calling thread waits. A future woken
+/// while it was polled (one that wakes itself, as `yield_now().await`
+/// does) is polled again after the worker's other runnable coroutines, as
+/// an executor queues a self-woken task behind the others. See the
+/// [module docs](self) for the waker and for cancellation.
 ///
 /// ```
 /// use std::future::Future;
@@ -210,9 +213,12 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
             let state = FutureWaker::of(&waker);
             if state.take_notified() {
                 // Woken while it polled: polled again without parking, but
-                // a cancelled coroutine unwinds here as at a park (a future
-                // that wakes itself at every poll never parks).
-                crate::runtime::blocking::cancel_point();
+                // after the worker's other runnable coroutines, as an
+                // executor queues a task that woke itself behind the others
+                // (a future that waits by waking itself, `yield_now().await`
+                // in a loop, waits for them). A cancelled coroutine unwinds
+                // here as at a park (such a future never parks).
+                crate::runtime::blocking::yield_now();
                 continue;
             }
             loop {

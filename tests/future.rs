@@ -541,6 +541,36 @@ fn a_self_waking_future_s_coroutine_can_be_cancelled() {
     assert_eq!(r, Err(true));
 }
 
+/// A future that wakes itself until another coroutine of its only worker
+/// sets a flag (`yield_now().await` in a loop, as async code waits): the
+/// self-wake lets the others run, as an executor queues a self-woken task
+/// behind them (`block_on` polled it again at once, for ever).
+#[test]
+fn a_self_waking_future_lets_the_worker_s_other_coroutines_run() {
+    let polls = within_20s(|| {
+        let rt = rt(1);
+        rt.block_on(|| {
+            let flag = Arc::new(AtomicUsize::new(0));
+            let f = flag.clone();
+            let h = coio::spawn(move || {
+                let mut polls = 0u64;
+                block_on(std::future::poll_fn(|cx| {
+                    polls += 1;
+                    if f.load(SeqCst) == 1 {
+                        return Poll::Ready(());
+                    }
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }));
+                polls
+            });
+            coio::spawn(move || flag.store(1, SeqCst));
+            h.join().unwrap()
+        })
+    });
+    assert!(polls >= 2, "{polls}");
+}
+
 /// A dynamic select's send that found a receive future waiting does not
 /// hold the future's claim until the send is completed: the future's
 /// poll and drop, on the select's own thread before the completion,

@@ -58,14 +58,6 @@ pub(crate) fn check_cancel(l: &worker::Local) {
     }
 }
 
-/// In a coroutine that is cancelled: unwinds (for `future::block_on`,
-/// which polls again without parking when woken meanwhile).
-pub(crate) fn cancel_point() {
-    if let Some(l) = worker::coroutine_local() {
-        check_cancel(l);
-    }
-}
-
 /// Waits until `done()` holds or `deadline` passes; returns whether
 /// `done()` held. The caller has registered a waiter that will be woken
 /// when `done()` may have become true. With `cancellable`, a cancelled
