@@ -487,3 +487,46 @@ fn yield_while_unwinding_is_passed_through_in_release_builds() {
     assert!(!std::thread::panicking());
     assert!(g.is_finished());
 }
+
+/// A named generator whose drop unwinds (its body turns the forced unwind
+/// into a panic of its own, or a value its closure captured panics when
+/// dropped) still frees its name: the next unnamed generator on the pooled
+/// stack reported it (and freed it, not its own).
+#[test]
+fn a_drop_that_panics_leaves_no_name_on_the_stack() {
+    use std::panic::resume_unwind;
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("a captured value panics when dropped");
+        }
+    }
+    let mut suspended = Generator::builder()
+        .name("suspended")
+        .build(|y, ()| {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| y.yield_(1))) {
+                if p.is::<coio::ForcedUnwind>() {
+                    panic!("the forced unwind turned into a panic");
+                }
+                resume_unwind(p);
+            }
+        })
+        .unwrap();
+    assert_eq!(suspended.next(), Some(1));
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(suspended))).is_err());
+    let other = Generator::new(|y, ()| y.yield_(2));
+    assert_eq!(other.name(), None, "after a suspended one");
+    drop(other);
+
+    let p = PanicOnDrop;
+    let fresh = Generator::builder()
+        .name("fresh")
+        .build(move |y, ()| {
+            let _p = &p;
+            y.yield_(1)
+        })
+        .unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(fresh))).is_err());
+    let other = Generator::new(|y, ()| y.yield_(2));
+    assert_eq!(other.name(), None, "after a fresh one");
+}

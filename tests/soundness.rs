@@ -266,6 +266,78 @@ fn plain_thread_exit_keeps_a_borrowed_coroutine_local_alive() {
     assert_eq!(PLAIN_DROPS.load(SeqCst), 1);
 }
 
+// --- 2b. A suspended generator resumed by a thread-local's destructor.
+
+thread_local! {
+    /// Resumes the generator it owns when destroyed; first used before
+    /// `EXIT_BORROWED`, so destroyed after it.
+    static RESUMER: RefCell<Option<Resumer>> = const { RefCell::new(None) };
+    static EXIT_BORROWED: String = "x".repeat(64);
+}
+
+/// Resumes its generator when dropped (to let it finish: ordinary code).
+struct Resumer(Generator<(), (), usize>);
+
+impl Drop for Resumer {
+    fn drop(&mut self) {
+        let _ = self.0.resume(());
+    }
+}
+
+/// Stashes in `RESUMER` a generator suspended inside `EXIT_BORROWED.with`,
+/// on a runtime's worker (`worker`) or a plain thread. At the thread's
+/// exit `EXIT_BORROWED` is destroyed first, then `RESUMER`, whose resume
+/// would read the freed string.
+fn stash_a_resumer() {
+    RESUMER.with(|_| {});
+    let mut g = Generator::new(|y: &coio::Yielder<(), ()>, ()| {
+        EXIT_BORROWED.with(|b| {
+            y.yield_(());
+            println!("resumed after what it borrows");
+            b.len()
+        })
+    });
+    assert_eq!(g.resume(()), GeneratorState::Yielded(()));
+    RESUMER.with(|r| *r.borrow_mut() = Some(Resumer(g)));
+}
+
+/// The resume panics (and the panic in a thread-local's destructor aborts
+/// the process) instead of running frames after a thread-local they borrow
+/// was destroyed; it read the freed string, on a worker (which marks its
+/// exit) and on a plain thread (once coio's own thread-local, made with
+/// the first stack, is destroyed).
+#[test]
+fn a_suspended_generator_is_not_resumed_by_a_destructor_at_thread_exit() {
+    match common::child_role().as_deref() {
+        Some("worker") => {
+            let rt = rt(1);
+            rt.block_on(stash_a_resumer);
+            drop(rt);
+            return;
+        }
+        Some(_) => {
+            thread::spawn(stash_a_resumer).join().unwrap();
+            return;
+        }
+        None => {}
+    }
+    for role in ["worker", "plain"] {
+        let out = common::run_in_child(
+            "a_suspended_generator_is_not_resumed_by_a_destructor_at_thread_exit",
+            role,
+            &[],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stdout.contains("resumed after"), "{role}: {stdout}");
+        assert!(!out.status.success(), "{role}: {stdout}");
+        assert!(
+            stderr.contains("a suspended generator was resumed while its thread exits"),
+            "{role}: {stderr}"
+        );
+    }
+}
+
 // --- 3. The last `Arc<Runtime>` dropped inside `coio::blocking`.
 
 /// The pool thread would run `Runtime::drop`, which waits for the

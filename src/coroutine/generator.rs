@@ -655,11 +655,18 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     ///
     /// # Panics
     /// If the generator panics, the panic is re-raised here and the
-    /// generator is finished. Resuming a finished generator panics.
+    /// generator is finished. Resuming a finished generator panics, and so
+    /// does resuming a suspended one once its thread has begun to exit (from
+    /// a thread-local's destructor on a runtime's worker, or after coio's
+    /// own thread-local was destroyed on another thread): thread-locals its
+    /// frames use may be destroyed already.
     #[inline]
     pub fn resume(&mut self, input: I) -> GeneratorState<Y, R> {
         if self.raw.is_finished() {
             resumed_finished();
+        }
+        if stack::thread_exit_begun() && self.raw.state() == State::Suspended {
+            resumed_at_thread_exit();
         }
         let input = ManuallyDrop::new(input);
         match self.send(transfer::send(&input), CONTINUE) {
@@ -774,6 +781,20 @@ fn resumed_finished() -> ! {
     panic!("coio: resumed a generator that has already finished")
 }
 
+/// A suspended generator resumed once its thread has begun to exit (by a
+/// thread-local's destructor): its frames may go on using a thread-local
+/// destroyed already, so it is not resumed (see `finish_for_drop`, which
+/// leaks it then). A fresh one has no frames and runs.
+#[cold]
+#[inline(never)]
+fn resumed_at_thread_exit() -> ! {
+    panic!(
+        "coio: a suspended generator was resumed while its thread exits (from a \
+         thread-local's destructor); its frames may use thread-locals destroyed \
+         already. Finish it before the thread ends"
+    )
+}
+
 impl Generator<(), (), ()> {
     /// Settings for a new generator (stack size and overflow policy):
     /// `Generator::builder().stack_size(1 << 20).build(|y, input| ...)`.
@@ -793,16 +814,25 @@ impl Generator<(), (), ()> {
 impl<I: 'static, Y: 'static, R: 'static> Drop for Generator<I, Y, R> {
     #[inline]
     fn drop(&mut self) {
+        /// A name set by the builder is ours to free, and the stack must go
+        /// back to the pool without it, also when finishing unwinds (a body
+        /// that turns the forced unwind into a panic, a captured value whose
+        /// drop panics: the next generator on the stack reported the name,
+        /// and freed it); a leaked (unfinished) generator keeps both.
+        struct FreeName<'g, I: 'static, Y: 'static, R: 'static>(&'g mut Generator<I, Y, R>);
+        impl<I: 'static, Y: 'static, R: 'static> Drop for FreeName<'_, I, Y, R> {
+            #[inline]
+            fn drop(&mut self) {
+                if self.0.raw.is_finished() && self.0.raw.stack().has_owner_name() {
+                    self.0.free_name();
+                }
+            }
+        }
+        let g = FreeName(self);
         // Finished: only the stack goes back to the pool (the raw
         // coroutine's drop). Otherwise finish it first.
-        if !self.raw.is_finished() {
-            self.finish_for_drop();
-        }
-        // A name set by the builder is ours to free, and the stack must go
-        // back to the pool without it; a leaked (unfinished) generator keeps
-        // both.
-        if self.raw.is_finished() && self.raw.stack().has_owner_name() {
-            self.free_name();
+        if !g.0.raw.is_finished() {
+            g.0.finish_for_drop();
         }
     }
 }

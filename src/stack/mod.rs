@@ -549,6 +549,9 @@ struct Flush;
 
 impl Drop for Flush {
     fn drop(&mut self) {
+        // The thread exits: from now on a suspended generator is neither
+        // resumed nor unwound (`thread_exit_begun`).
+        let _ = EXITING.try_with(|e| e.set(true));
         // Take everything out first, release after: `release_shared` may
         // allocate, and nothing may hold `&mut Local` meanwhile.
         if let Ok(stacks) = with_local(|local| local.close()) {
@@ -563,6 +566,14 @@ impl Drop for Flush {
 /// thread-locals it was using may already be destroyed.
 pub(crate) fn thread_exiting() -> bool {
     EXITING.try_with(Cell::get).unwrap_or(true) || FLUSH.try_with(|_| ()).is_err()
+}
+
+/// [`thread_exiting`]'s first half, for the generators' hot path: the
+/// thread said so, or its stack cache is being destroyed (which sets the
+/// same flag). One load: `EXITING` is const and has no destructor.
+#[inline(always)]
+pub(crate) fn thread_exit_begun() -> bool {
+    EXITING.with(Cell::get)
 }
 
 /// Marks this thread as exiting, from now on (see [`thread_exiting`]).
