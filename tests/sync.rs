@@ -1240,3 +1240,19 @@ fn a_closed_channel_s_budget_yield_holds_no_lock() {
         })
     });
 }
+
+/// The types without data of the user's, and `OnceLock`, are unwind-safe
+/// as std's are (code that uses std's in a `catch_unwind` closure stopped
+/// compiling with coio's).
+#[test]
+fn the_dataless_types_and_once_lock_are_unwind_safe() {
+    use std::panic::{RefUnwindSafe, UnwindSafe, catch_unwind};
+    fn unwind_safe<T: UnwindSafe + RefUnwindSafe>() {}
+    unwind_safe::<coio::sync::Condvar>();
+    unwind_safe::<coio::sync::Barrier>();
+    unwind_safe::<coio::sync::Semaphore>();
+    unwind_safe::<coio::sync::WaitGroup>();
+    unwind_safe::<coio::sync::OnceLock<u32>>();
+    let b = std::sync::Arc::new(coio::sync::Barrier::new(1));
+    assert!(catch_unwind(|| b.wait().is_leader()).unwrap());
+}

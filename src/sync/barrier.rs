@@ -51,6 +51,12 @@ pub struct Barrier {
     n: usize,
 }
 
+// A panic in a wait leaves nothing half-updated that a caller could see
+// (no user data; the waiter's own entry is removed by its unwinding), as
+// std's Barrier is unwind-safe.
+impl std::panic::UnwindSafe for Barrier {}
+impl std::panic::RefUnwindSafe for Barrier {}
+
 /// The lock-protected part of a [`Barrier`].
 struct Inner {
     /// Arrivals so far in the current generation (less than `n`).

@@ -67,6 +67,12 @@ pub struct Condvar {
     queue: QueueLock,
 }
 
+// A panic in a wait leaves nothing half-updated that a caller could see
+// (no user data; the waiter's own entry is removed by its unwinding), as
+// std's Condvar is unwind-safe.
+impl std::panic::UnwindSafe for Condvar {}
+impl std::panic::RefUnwindSafe for Condvar {}
+
 /// Whether a timed wait of a [`Condvar`] returned because its time ran
 /// out.
 ///

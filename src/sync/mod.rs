@@ -51,6 +51,14 @@
 //! itself. Code that must not expose half-done updates restores its
 //! invariants in its own `Drop` guards, as it would for any panic.
 //!
+//! For the same reason `Mutex` and `RwLock` are not
+//! [`RefUnwindSafe`](std::panic::RefUnwindSafe) (std's are, because they
+//! poison): a `catch_unwind` closure that uses one needs
+//! [`AssertUnwindSafe`](std::panic::AssertUnwindSafe), which says that the
+//! data is checked after a panic. The types that hold no data of the user's
+//! ([`Condvar`], [`Barrier`], [`Semaphore`], [`WaitGroup`]) and
+//! [`OnceLock`] are unwind-safe, as std's.
+//!
 //! [`JoinHandle::cancel`]: crate::JoinHandle::cancel
 //! [`Cancelled`]: crate::Cancelled
 //! [`sleep`]: crate::sleep

@@ -77,6 +77,14 @@ pub struct OnceLock<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
+// As std's: a panicking initializer leaves the cell uninitialized (module
+// docs), never a half-made value.
+impl<T: std::panic::RefUnwindSafe + std::panic::UnwindSafe> std::panic::RefUnwindSafe
+    for OnceLock<T>
+{
+}
+impl<T: std::panic::UnwindSafe> std::panic::UnwindSafe for OnceLock<T> {}
+
 // SAFETY: the value is written by one initializer (the CAS to RUNNING
 // elects it) before COMPLETE is published with Release, and only read
 // through `&` afterwards: sharing the cell shares `&T` (T: Sync) and may

@@ -70,6 +70,12 @@ pub struct Semaphore {
     queue: QueueLock,
 }
 
+// A panic in a wait leaves nothing half-updated that a caller could see
+// (no user data; the waiter's own entry is removed by its unwinding), as
+// std's Semaphore is unwind-safe.
+impl std::panic::UnwindSafe for Semaphore {}
+impl std::panic::RefUnwindSafe for Semaphore {}
+
 /// A permit of a [`Semaphore`]; given back when dropped.
 ///
 /// ```

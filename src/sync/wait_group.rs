@@ -72,6 +72,12 @@ pub struct WaitGroup {
     queue: QueueLock,
 }
 
+// A panic in a wait leaves nothing half-updated that a caller could see
+// (no user data; the waiter's own entry is removed by its unwinding), as
+// std's WaitGroup is unwind-safe.
+impl std::panic::UnwindSafe for WaitGroup {}
+impl std::panic::RefUnwindSafe for WaitGroup {}
+
 impl WaitGroup {
     /// A wait group with a count of zero.
     ///
