@@ -93,7 +93,9 @@
 //! I/O and channels that never have to wait (a peer that keeps a socket
 //! full, read a byte at a time; a producer on another worker that keeps a
 //! channel full) are taken care of: the 128th operation in a row that did
-//! not wait, on a socket or another descriptor of coio's, or a channel's
+//! not wait, on a socket or another descriptor of coio's (also one in the
+//! non-blocking mode that returned `WouldBlock`, and a connect or accept
+//! that failed at once), or a channel's
 //! `send`, `recv` or select (not its `try_` forms, nor a select with a
 //! bare `default =>`), blocking or async (in [`future::block_on`]), yields
 //! the coroutine (a cooperative budget, as tokio's; a timed wait of

@@ -342,7 +342,17 @@ impl Source {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
+                other => {
+                    // In the non-blocking mode a coroutine's operation never
+                    // waits: it counts against the budget as on the other
+                    // path, so that std's loop that retries on `WouldBlock`
+                    // lets the worker's others run, and can be cancelled.
+                    // (No-op on a plain thread.)
+                    if nonblocking {
+                        worker::coop_spend_cancellable();
+                    }
+                    return other;
+                }
             }
             poll_fd(self.fd, dir, deadline.resolve())?;
         }
@@ -427,6 +437,17 @@ impl Source {
 
     pub(crate) fn set_nonblocking(&self, on: bool) {
         self.nonblocking.store(on, Relaxed);
+    }
+
+    /// A clone's settings: the timeouts and the non-blocking mode of the
+    /// handle it was cloned from, as std's clone shares them (they are
+    /// the open socket's there); each handle's change its own from then on.
+    pub(crate) fn copy_settings(&self, from: &Source) {
+        self.read_timeout
+            .store(from.read_timeout.load(Relaxed), Relaxed);
+        self.write_timeout
+            .store(from.write_timeout.load(Relaxed), Relaxed);
+        self.nonblocking.store(from.nonblocking(), Relaxed);
     }
 }
 

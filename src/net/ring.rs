@@ -261,6 +261,9 @@ pub(super) fn accept<T: AsRawFd>(
     }
     let e = io::Error::last_os_error();
     if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
+        // Done without waiting, as a success (a loop that ignores accept's
+        // errors, `EMFILE`, lets the others run, as on the epoll path).
+        crate::runtime::worker::coop_spend_cancellable();
         return Some(Err(e));
     }
     // SAFETY: the entry writes only to `name` and `len`, borrowed for the
@@ -301,7 +304,10 @@ pub(super) fn connect_tcp(
         )
     };
     if fd < 0 {
-        return Some(Err(io::Error::last_os_error()));
+        let e = io::Error::last_os_error();
+        // Failed without waiting (see `TcpStream::connect_until`).
+        crate::runtime::worker::coop_spend_cancellable();
+        return Some(Err(e));
     }
     // SAFETY: the socket we just made; nobody else has it.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };

@@ -301,7 +301,9 @@ impl TcpListener {
         self.io.get_ref().take_error()
     }
 
-    /// A second handle to the same socket (a duplicated descriptor).
+    /// A second handle to the same socket (a duplicated descriptor). It
+    /// starts in this handle's non-blocking mode (std's clone shares it); a
+    /// change made later applies to one handle only.
     ///
     /// ```
     /// use coio::net::{TcpListener, TcpStream};
@@ -322,9 +324,11 @@ impl TcpListener {
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<TcpListener> {
         let fd = self.io.as_fd().try_clone_to_owned()?;
-        Ok(TcpListener {
+        let c = TcpListener {
             io: Fd::new_nonblocking(mio::net::TcpListener::from_std(fd.into())),
-        })
+        };
+        c.io.source().copy_settings(self.io.source());
+        Ok(c)
     }
 
     /// In non-blocking mode `accept` returns `WouldBlock` instead of
@@ -465,7 +469,16 @@ impl TcpStream {
         if let Some(r) = super::ring::connect_tcp(addr, deadline) {
             return Ok(TcpStream::from_nonblocking(r?.into()));
         }
-        let s = mio::net::TcpStream::connect(*addr)?;
+        let s = match mio::net::TcpStream::connect(*addr) {
+            Ok(s) => s,
+            Err(e) => {
+                // Failed without waiting (`EMFILE`, an unreachable network):
+                // counts against the budget, so that a loop that retries
+                // lets the others run and can be cancelled.
+                crate::runtime::worker::coop_spend_cancellable();
+                return Err(e);
+            }
+        };
         // SAFETY: the socket mio just created (non-blocking, connecting),
         // whose ownership we take.
         let s = unsafe { std::net::TcpStream::from_raw_fd(s.into_raw_fd()) };
@@ -581,8 +594,9 @@ impl TcpStream {
     }
 
     /// A second handle to the same connection (a duplicated descriptor),
-    /// for example to read in one coroutine and write in another. Timeouts
-    /// are per handle.
+    /// for example to read in one coroutine and write in another. It starts
+    /// with this handle's timeouts and non-blocking mode (std's clone
+    /// shares them); a change made later applies to one handle only.
     ///
     /// ```
     /// use std::io::{Read, Write};
@@ -608,7 +622,9 @@ impl TcpStream {
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream::from_nonblocking(self.io.get_ref().try_clone()?))
+        let c = TcpStream::from_nonblocking(self.io.get_ref().try_clone()?);
+        c.io.source().copy_settings(self.io.source());
+        Ok(c)
     }
 
     timeout_methods!(

@@ -222,8 +222,9 @@ impl UdpSocket {
         self.io.get_ref().local_addr()
     }
 
-    /// A second handle to the same socket (a duplicated descriptor).
-    /// Timeouts and the non-blocking mode are per handle.
+    /// A second handle to the same socket (a duplicated descriptor). It
+    /// starts with this handle's timeouts and non-blocking mode (std's
+    /// clone shares them); a change made later applies to one handle only.
     ///
     /// ```
     /// use coio::net::UdpSocket;
@@ -244,9 +245,11 @@ impl UdpSocket {
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         // The duplicate shares the open file, so it is non-blocking too.
-        Ok(UdpSocket {
+        let c = UdpSocket {
             io: Fd::new_nonblocking(self.io.get_ref().try_clone()?),
-        })
+        };
+        c.io.source().copy_settings(self.io.source());
+        Ok(c)
     }
 
     timeout_methods!(
@@ -527,7 +530,10 @@ impl UdpSocket {
     /// # Errors
     /// The resolution's or the last address's error.
     pub fn connect<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<()> {
-        each_addr(addr, |a| self.io.get_ref().connect(a))
+        let r = each_addr(addr, |a| self.io.get_ref().connect(a));
+        // Never waits: counts against the budget (see `TcpStream::connect`).
+        crate::runtime::worker::coop_spend_cancellable();
+        r
     }
 
     /// Sends `buf` as one datagram to the connected peer, blocking the

@@ -334,7 +334,9 @@ impl UnixListener {
         self.io.get_ref().take_error()
     }
 
-    /// A second handle to the same socket (a duplicated descriptor).
+    /// A second handle to the same socket (a duplicated descriptor). It
+    /// starts in this handle's non-blocking mode (std's clone shares it); a
+    /// change made later applies to one handle only.
     ///
     /// ```
     /// use coio::net::unix::{UnixListener, UnixStream};
@@ -358,7 +360,9 @@ impl UnixListener {
     pub fn try_clone(&self) -> io::Result<UnixListener> {
         let fd = self.io.as_fd().try_clone_to_owned()?;
         // The duplicate shares the open file, so it is non-blocking too.
-        Ok(UnixListener::from_nonblocking(fd.into()))
+        let c = UnixListener::from_nonblocking(fd.into());
+        c.io.source().copy_settings(self.io.source());
+        Ok(c)
     }
 
     /// In non-blocking mode `accept` returns `WouldBlock` instead of
@@ -514,7 +518,14 @@ impl UnixStream {
                     backoff = (backoff * 2).min(Duration::from_millis(50));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Failed without waiting (no such socket yet, refused):
+                    // counts against the budget, so that a loop that retries
+                    // until the server is up lets it run (a coroutine of the
+                    // same worker) and can be cancelled.
+                    crate::runtime::worker::coop_spend_cancellable();
+                    return Err(e);
+                }
             }
         };
         // Connected already on Linux; elsewhere maybe in progress.
@@ -654,8 +665,9 @@ impl UnixStream {
     }
 
     /// A second handle to the same connection (a duplicated descriptor),
-    /// for example to read in one coroutine and write in another. Timeouts
-    /// are per handle.
+    /// for example to read in one coroutine and write in another. It starts
+    /// with this handle's timeouts and non-blocking mode (std's clone
+    /// shares them); a change made later applies to one handle only.
     ///
     /// ```
     /// use std::io::{Read, Write};
@@ -679,7 +691,9 @@ impl UnixStream {
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<UnixStream> {
-        Ok(UnixStream::from_nonblocking(self.io.get_ref().try_clone()?))
+        let c = UnixStream::from_nonblocking(self.io.get_ref().try_clone()?);
+        c.io.source().copy_settings(self.io.source());
+        Ok(c)
     }
 
     timeout_methods!(
@@ -922,7 +936,10 @@ impl UnixDatagram {
     /// # Errors
     /// The OS error (`NotFound`, `ConnectionRefused`).
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
-        self.io.get_ref().connect(path)
+        let r = self.io.get_ref().connect(path);
+        // Never waits: counts against the budget (see `UnixStream::connect`).
+        crate::runtime::worker::coop_spend_cancellable();
+        r
     }
 
     /// Connects the socket to `addr` (see [`connect`](Self::connect)).
@@ -943,11 +960,15 @@ impl UnixDatagram {
     /// # Errors
     /// The OS error.
     pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
-        self.io.get_ref().connect_addr(addr)
+        let r = self.io.get_ref().connect_addr(addr);
+        // As `connect`.
+        crate::runtime::worker::coop_spend_cancellable();
+        r
     }
 
-    /// A second handle to the same socket (a duplicated descriptor).
-    /// Timeouts and the non-blocking mode are per handle.
+    /// A second handle to the same socket (a duplicated descriptor). It
+    /// starts with this handle's timeouts and non-blocking mode (std's
+    /// clone shares them); a change made later applies to one handle only.
     ///
     /// ```
     /// use coio::net::unix::UnixDatagram;
@@ -967,9 +988,9 @@ impl UnixDatagram {
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram::from_nonblocking(
-            self.io.get_ref().try_clone()?,
-        ))
+        let c = UnixDatagram::from_nonblocking(self.io.get_ref().try_clone()?);
+        c.io.source().copy_settings(self.io.source());
+        Ok(c)
     }
 
     /// The address the socket is bound to.
