@@ -567,3 +567,41 @@ fn a_shutdown_of_writing_wakes_a_parked_writer() {
     });
     assert_eq!(kind, std::io::ErrorKind::BrokenPipe);
 }
+
+/// A plain thread blocked writing to a Unix stream or datagram socket
+/// whose send buffer is full is woken by a shutdown of writing through
+/// the same handle, with `BrokenPipe` as std's (`poll(2)` reports nothing
+/// then: it waited for its timeout, or for ever).
+#[test]
+fn a_shutdown_wakes_a_plain_thread_blocked_writing() {
+    common::within(Duration::from_secs(20), || {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let (d, _e) = UnixDatagram::pair().unwrap();
+        let a = Arc::new(a);
+        let d = Arc::new(d);
+        a.set_nonblocking(true).unwrap();
+        while (&*a).write(&[0; 4096]).is_ok() {}
+        a.set_nonblocking(false).unwrap();
+        d.set_nonblocking(true).unwrap();
+        while d.send(&[0; 1024]).is_ok() {}
+        d.set_nonblocking(false).unwrap();
+        // Bounds the test if the wake is lost.
+        a.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        d.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let w = {
+            let a = a.clone();
+            std::thread::spawn(move || (&*a).write(&[0; 4096]).map_err(|e| e.kind()))
+        };
+        let s = {
+            let d = d.clone();
+            std::thread::spawn(move || d.send(&[0; 1024]).map_err(|e| e.kind()))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        a.shutdown(Shutdown::Write).unwrap();
+        d.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(w.join().unwrap(), Err(ErrorKind::BrokenPipe));
+        assert_eq!(s.join().unwrap(), Err(ErrorKind::BrokenPipe));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    });
+}

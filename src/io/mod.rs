@@ -445,7 +445,8 @@ impl<T: AsRawFd> Fd<T> {
     /// poller does not always report it: a Unix stream whose send side is
     /// shut, with its send buffer full, gets no `EPOLLOUT` and no
     /// `EPOLLHUP` (that needs both sides shut), and a writer parked on it
-    /// waited for ever. (A clone's waiters, whose descriptor is another,
+    /// waited for ever (a plain thread's `poll(2)` no less: it polls an
+    /// eventfd of the handle's too, which this signals). (A clone's waiters, whose descriptor is another,
     /// and a peer's shutdown of its reading, are not seen that way: the
     /// writer waits for its timeout, as in any epoll runtime; the ring
     /// driver sees both.)

@@ -24,7 +24,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use super::reactor::{Dir, IoState, QueuedWait};
@@ -48,6 +48,13 @@ pub(crate) struct Source {
     /// The last receive through the ring filled its buffer: more is likely
     /// queued (see `net::ring::recv`).
     more_queued: AtomicBool,
+    /// An eventfd that a plain thread waiting to write polls beside the
+    /// descriptor, made by the first such wait (-1 until then), signalled
+    /// by this handle's shutdown of writing: `poll(2)` reports nothing
+    /// then on a Unix socket with a full send buffer (see `Fd::shutdown`),
+    /// and the thread waited for ever where std's blocked send returns
+    /// `BrokenPipe`. Closed with the source.
+    shut_wake: AtomicI32,
 }
 
 impl Source {
@@ -61,6 +68,7 @@ impl Source {
             write_timeout: AtomicU64::new(0),
             nonblocking: AtomicBool::new(false),
             more_queued: AtomicBool::new(false),
+            shut_wake: AtomicI32::new(-1),
         }
     }
 
@@ -340,7 +348,15 @@ impl Source {
     ) -> io::Result<R> {
         loop {
             match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {
+                    if dir == Dir::Write && self.shut_wake.load(SeqCst) < 0 {
+                        // Made before the operation is tried again: a
+                        // shutdown either came before that try (which then
+                        // fails) or finds the eventfd and signals it.
+                        self.make_shut_wake()?;
+                        continue;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => {
                     // In the non-blocking mode a coroutine's operation never
@@ -354,8 +370,31 @@ impl Source {
                     return other;
                 }
             }
-            poll_fd(self.fd, dir, deadline.resolve())?;
+            let extra = match dir {
+                Dir::Write => self.shut_wake.load(SeqCst),
+                Dir::Read => -1,
+            };
+            poll_fd(self.fd, dir, deadline.resolve(), extra)?;
         }
+    }
+
+    /// Makes `shut_wake` (see the field), unless another thread just did.
+    #[cold]
+    fn make_shut_wake(&self) -> io::Result<()> {
+        // SAFETY: plain eventfd(2); the result is checked.
+        let e = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if e < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if self
+            .shut_wake
+            .compare_exchange(-1, e, SeqCst, SeqCst)
+            .is_err()
+        {
+            // SAFETY: ours, made above, not published.
+            unsafe { libc::close(e) };
+        }
+        Ok(())
     }
 
     /// Waits until `dir` is ready (for `Fd::readable`/`writable`, whose
@@ -376,7 +415,7 @@ impl Source {
                 self.state.clear(seen, dir);
                 self.park(l, dir, deadline, dir.wait())
             }
-            None => poll_fd(self.fd, dir, deadline),
+            None => poll_fd(self.fd, dir, deadline, -1),
         }
     }
 
@@ -390,6 +429,17 @@ impl Source {
             Shutdown::Both => super::reactor::READ_CLOSED | super::reactor::WRITE_CLOSED,
         };
         self.state.mark(bits);
+        if how != Shutdown::Read {
+            // After the shutdown itself (see `io_thread`).
+            let e = self.shut_wake.load(SeqCst);
+            if e >= 0 {
+                let one = 1u64;
+                // SAFETY: an eventfd of ours, open until the source is
+                // dropped; writes the 8 bytes of `one`. A failure (the
+                // counter full) leaves it readable all the same.
+                unsafe { libc::write(e, (&raw const one).cast(), 8) };
+            }
+        }
     }
 
     /// Removes the descriptor from its netpoller (before it is handed out;
@@ -463,6 +513,11 @@ const NO_TIMEOUT_SECS: u64 = i64::MAX as u64 / 1000;
 impl Drop for Source {
     fn drop(&mut self) {
         self.deregister();
+        let e = *self.shut_wake.get_mut();
+        if e >= 0 {
+            // SAFETY: our eventfd (see the field); nobody polls it any more.
+            unsafe { libc::close(e) };
+        }
     }
 }
 
@@ -512,8 +567,9 @@ pub(crate) fn timed_out() -> io::Error {
 }
 
 /// Blocks the thread until `fd` is ready for `dir` (or has an error or a
-/// hang-up), or `deadline` passes.
-fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+/// hang-up), or `extra` (an eventfd, if not -1) is signalled, or
+/// `deadline` passes.
+fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>, extra: RawFd) -> io::Result<()> {
     loop {
         let ms: libc::c_int = match deadline {
             None => -1,
@@ -527,7 +583,7 @@ fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
                 libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
             }
         };
-        match poll_once(fd, dir, ms) {
+        match poll_once(fd, dir, ms, extra) {
             Ok(true) => return Ok(()),
             Ok(false) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -539,7 +595,7 @@ fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
 /// Whether `fd` is ready for `dir` now (`poll(2)` without waiting).
 fn poll_now(fd: RawFd, dir: Dir) -> io::Result<bool> {
     loop {
-        match poll_once(fd, dir, 0) {
+        match poll_once(fd, dir, 0, -1) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
         }
@@ -548,19 +604,27 @@ fn poll_now(fd: RawFd, dir: Dir) -> io::Result<bool> {
 
 /// One `poll(2)` of `fd` for `dir`, for up to `ms` milliseconds (-1:
 /// forever); true if ready (or hung up, or in error: the next operation
-/// will not block).
-fn poll_once(fd: RawFd, dir: Dir, ms: libc::c_int) -> io::Result<bool> {
+/// will not block), or if `extra` (-1: none) is readable.
+fn poll_once(fd: RawFd, dir: Dir, ms: libc::c_int, extra: RawFd) -> io::Result<bool> {
     let events = match dir {
         Dir::Read => libc::POLLIN | libc::POLLRDHUP,
         Dir::Write => libc::POLLOUT,
     };
-    let mut pfd = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is a valid array of one pollfd for the call.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    // A negative descriptor is skipped by poll(2).
+    let mut pfds = [
+        libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: extra,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: `pfds` is a valid array of two pollfds for the call.
+    let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
