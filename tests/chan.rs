@@ -1286,3 +1286,86 @@ fn misusing_a_selected_operation_releases_its_reservation() {
     tx.send(5).unwrap();
     assert_eq!(receiver.join().unwrap(), 5);
 }
+
+/// Runs `spin(stop)` on a runtime's only worker, where a coroutine spawned
+/// first sets `stop`: `spin` must let it run. Fails after 20 s.
+fn lets_the_others_run(spin: impl FnOnce(&std::sync::atomic::AtomicBool) + Send + 'static) {
+    use std::sync::atomic::AtomicBool;
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        rt(1).block_on(move || {
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = stop.clone();
+            let _h = coio::spawn(move || s.store(true, SeqCst));
+            spin(&stop);
+        });
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the loop kept its worker");
+}
+
+/// Receives from the timer channels that complete without waiting count
+/// against the budget as a channel's: a loop on a tick always due, on
+/// zero `after`s, or polling `after`/`never` with zero timeouts, blocking
+/// or async, lets the worker's other coroutines run and can be cancelled
+/// (each kept its worker for ever).
+#[test]
+fn loops_on_timer_channels_that_never_wait_let_the_others_run() {
+    lets_the_others_run(|stop| {
+        let t = chan::tick(Duration::from_nanos(1));
+        while !stop.load(SeqCst) {
+            t.recv().unwrap();
+        }
+    });
+    lets_the_others_run(|stop| {
+        let t = chan::tick(Duration::from_nanos(1));
+        while !stop.load(SeqCst) {
+            t.recv_timeout(Duration::from_secs(1)).unwrap();
+        }
+    });
+    lets_the_others_run(|stop| {
+        while !stop.load(SeqCst) {
+            chan::after(Duration::ZERO).recv().unwrap();
+        }
+    });
+    lets_the_others_run(|stop| {
+        let later = chan::after(Duration::from_secs(3600));
+        while !stop.load(SeqCst) {
+            let _ = later.recv_timeout(Duration::ZERO);
+        }
+    });
+    lets_the_others_run(|stop| {
+        let n = coio::chan::never::<u8>();
+        while !stop.load(SeqCst) {
+            let _ = n.recv_timeout(Duration::ZERO);
+        }
+    });
+    lets_the_others_run(|stop| {
+        let t = chan::tick(Duration::from_nanos(1));
+        coio::future::block_on(async {
+            while !stop.load(SeqCst) {
+                t.recv_async().await.unwrap();
+            }
+        })
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let cancelled = rt(2).block_on(|| {
+            let h = coio::spawn(|| {
+                let t = chan::tick(Duration::from_nanos(1));
+                loop {
+                    t.recv().unwrap();
+                }
+            });
+            coio::sleep(Duration::from_millis(50));
+            h.cancel();
+            h.join().unwrap_err().is::<coio::Cancelled>()
+        });
+        let _ = tx.send(cancelled);
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("not cancelled")
+    );
+}

@@ -1019,7 +1019,11 @@ impl<T> Future for RecvFut<'_, T> {
                 unsafe { c.poll_recv(&mut this.wait, cx) }.map(|r| r.map_err(|_| RecvError))
             }
             Flavor::Timer(t, f) => loop {
+                // As a channel's (`Chan::poll_recv`): a future on a tick
+                // always due yields in `block_on` every budget.
+                std::task::ready!(crate::runtime::worker::coop_poll_proceed(cx));
                 if let Some(i) = t.try_take(Instant::now()) {
+                    crate::runtime::worker::coop_spend_in_poll();
                     return Poll::Ready(Ok(f(i)));
                 }
                 // An `after` that delivered (to a clone) never does again.

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use super::channel::RecvFail;
 use crate::park::{Blocker, Woken, unwind_cancelled};
 use crate::runtime::dump::Wait;
+use crate::runtime::worker::coop_spend_cancellable;
 
 /// "No delivery any more" in [`TimerChan::next`].
 const NONE: u64 = u64::MAX;
@@ -121,9 +122,15 @@ impl TimerChan {
         loop {
             let now = Instant::now();
             if let Some(i) = self.try_take(now) {
+                // As a channel's receive, this counts against the budget
+                // (spent at once after a wait, which renewed it): a loop on
+                // a tick always due (`tick(1ns)`, a body slower than the
+                // period) kept its worker, and could not be cancelled.
+                coop_spend_cancellable();
                 return Ok(i);
             }
             if deadline.is_some_and(|d| now >= d) {
+                coop_spend_cancellable();
                 return Err(RecvFail::Timeout);
             }
             sleep_until(earliest(self.due(), deadline));
@@ -144,6 +151,8 @@ pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant
 pub(crate) fn recv_never(deadline: Option<Instant>) -> RecvFail {
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
+            // As `TimerChan::recv`'s (a zero-timeout polling loop).
+            coop_spend_cancellable();
             return RecvFail::Timeout;
         }
         sleep_until(deadline);
