@@ -829,3 +829,35 @@ fn a_dump_while_unwinding_beside_other_dumps_ends() {
         dumper.join().unwrap();
     });
 }
+
+/// Coroutines spawned from outside and not taken by a worker yet (its only
+/// worker is stuck) cannot be listed, but the dump says how many it leaves
+/// out (it said nothing, while the metrics counted them live).
+#[test]
+fn a_dump_counts_the_coroutines_queued_from_outside() {
+    common::within(Duration::from_secs(30), || {
+        let rt = coio::Runtime::builder()
+            .workers(1)
+            .stall_warning(None)
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stuck = rt.spawn(move || {
+            tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        rx.recv().unwrap();
+        let queued: Vec<_> = (0..5).map(|i| rt.spawn(move || i)).collect();
+        let mut out = Vec::new();
+        rt.dump(&mut out).unwrap();
+        let dump = String::from_utf8(out).unwrap();
+        stuck.join().unwrap();
+        for h in queued {
+            h.join().unwrap();
+        }
+        assert!(
+            dump.contains("coio: 5 coroutine(s) spawned from outside the runtime"),
+            "{dump}"
+        );
+    });
+}

@@ -928,3 +928,48 @@ fn panics_name_their_coroutine() {
     assert!(next.contains("panicked at"), "{err}");
     assert!(err.contains("boom in a handler"));
 }
+
+/// A scope's parent cancelled while it waits cancels its children; a
+/// child spawned after that (by a child that was in `blocking`, which a
+/// cancel does not interrupt) is cancelled too (it was left running, and
+/// the cancelled parent waited for it for ever).
+#[test]
+fn a_cancelled_scope_cancels_children_spawned_after_the_cancel() {
+    common::within(Duration::from_secs(20), || {
+        let rt = rt(2);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let parent = rt.spawn(move || {
+            coio::scope(|s| {
+                s.spawn(move || {
+                    loop {
+                        coio::blocking(|| std::thread::sleep(Duration::from_millis(100)));
+                        s.spawn(|| coio::sleep(Duration::from_secs(3600)));
+                        let _ = tx.send(());
+                    }
+                });
+            })
+        });
+        rx.recv().unwrap();
+        // The child is in `blocking` again.
+        std::thread::sleep(Duration::from_millis(20));
+        parent.cancel();
+        assert!(parent.join().unwrap_err().is::<Cancelled>());
+    });
+}
+
+/// `Runtime::block_on` from a coroutine panics with advice that keeps the
+/// work on that runtime (`coio::spawn` alone would move it to the
+/// coroutine's own).
+#[test]
+fn block_on_from_a_coroutine_advises_the_runtime_s_spawn() {
+    let a = rt(1);
+    let b = Arc::new(rt(1));
+    let msg = a.block_on(move || {
+        let p = catch_unwind(AssertUnwindSafe(|| b.block_on(|| ()))).unwrap_err();
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap()
+    });
+    assert!(msg.contains("runtime.spawn(..).join()"), "{msg}");
+}

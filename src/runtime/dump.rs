@@ -61,7 +61,7 @@
 //! wake-up: a wait that began right after a coroutine computed for long
 //! without yielding shows that time too. Coroutines spawned from outside
 //! the runtime and not yet taken by a worker (in the injector) are not
-//! listed.
+//! listed, only counted in a note.
 
 /// What a suspended coroutine waits for, as a dump names it. Recorded by
 /// every blocking point of coio when the coroutine suspends (one byte,
@@ -573,7 +573,10 @@ struct Entry {
 /// sees the signal: most restart, but one with a timeout of its own fails
 /// with `EINTR` (std: `ErrorKind::Interrupted`; a std socket read with a
 /// read timeout, `poll` from C), which a coroutine that blocks its worker
-/// there must be ready for. `file:line`
+/// there must be ready for. Coroutines spawned from outside the runtime
+/// ([`Runtime::spawn`](crate::Runtime::spawn) from a plain thread) that no
+/// worker has taken yet are not listed: a line under the header counts
+/// them. `file:line`
 /// needs line tables in the build (`debug = "line-tables-only"` in the
 /// Cargo profile, or more); without them frames show function names only.
 ///
@@ -754,6 +757,16 @@ fn dump_with(
     let mut entries = Vec::new();
     let mut notes = Vec::new();
     collect(shared, &mut entries, &mut notes, now_ms, own);
+    // The injector cannot be walked (crossbeam's deque): its coroutines
+    // are counted, so that the dump says what it leaves out (they pile up
+    // there while the workers are stuck, which is when one dumps).
+    let queued = shared.injector.len();
+    if queued != 0 {
+        notes.push(format!(
+            "{queued} coroutine(s) spawned from outside the runtime and not taken by a worker \
+             yet, not listed"
+        ));
+    }
     once_each(&mut entries);
     let layout = match layout {
         Layout::Auto if entries.len() > AUTO_GROUPED => Layout::Grouped,

@@ -880,7 +880,8 @@ impl Runtime {
     /// # Panics
     /// If `f` panics, the panic is resumed here. Called from a coroutine
     /// (which would block its worker thread), it panics with a message:
-    /// use `spawn` and `join` there.
+    /// use [`Runtime::spawn`] (or [`spawn`](crate::spawn) for the
+    /// coroutine's own runtime) and `join` there.
     /// Also if `f`'s captures do not fit on the coroutine's stack (their size
     /// plus 4 KiB exceeds it), with a message: box large captures or ask
     /// for a larger stack ([`Builder::stack_size`],
@@ -897,7 +898,8 @@ impl Runtime {
         if blocking::is_coroutine() {
             panic!(
                 "coio: Runtime::block_on called from a coroutine; it would block the worker \
-                 thread. Use coio::spawn(..).join() instead"
+                 thread. Use runtime.spawn(..).join() instead (coio::spawn(..).join() for the \
+                 coroutine's own runtime)"
             );
         }
         // The closure travels boxed, but is moved onto the stack to run.

@@ -18,7 +18,7 @@
 
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -57,6 +57,11 @@ struct ScopeData {
     waiter: Mutex<Option<Waiter>>,
     /// Every child, for cancellation.
     children: Mutex<Vec<TaskRef>>,
+    /// The parent was cancelled while it waited, and cancelled the
+    /// children: a child spawned later (by a child that was in `blocking`,
+    /// or computing) is cancelled at its spawn. Written and read with
+    /// `children` locked.
+    cancelled: AtomicBool,
 }
 
 impl ScopeData {
@@ -178,6 +183,7 @@ where
             unjoined_panics: AtomicUsize::new(0),
             waiter: Mutex::new(None),
             children: Mutex::new(Vec::new()),
+            cancelled: AtomicBool::new(false),
         }),
         shared: l.shared.clone(),
         scope: PhantomData,
@@ -237,14 +243,22 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // after that.
         let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
         let task = TaskCell::new(job, None, Location::caller());
-        {
+        let cancelled = {
             let mut children = self.data.lock_children();
             if children.len() >= 64 && children.len().is_power_of_two() {
                 children.retain(|t| !t.header().is_complete());
             }
             children.push(task.clone());
-        }
+            self.data.cancelled.load(Relaxed)
+        };
         spawn_task(&self.shared, task.clone());
+        if cancelled {
+            // The parent's cancel went by (see the field): this child is
+            // dropped unrun, or unwinds at its first wait (once spawned, as
+            // `wait_all` cancels the others: a wake of a task not yet
+            // queued would queue it twice).
+            task::cancel(&*task);
+        }
         ScopedJoinHandle {
             inner: JoinHandle::new(task),
             packet,
@@ -268,7 +282,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                         .is_some_and(|l| l.with_current(|t| t.header().is_cancelled()))
                 {
                     cancelled = true;
-                    let children: Vec<TaskRef> = data.lock_children().clone();
+                    let children: Vec<TaskRef> = {
+                        let list = data.lock_children();
+                        data.cancelled.store(true, Relaxed);
+                        list.clone()
+                    };
                     for c in children {
                         task::cancel(&*c);
                     }
