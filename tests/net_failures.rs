@@ -823,3 +823,117 @@ fn many_readers_of_one_socket_share_its_bytes_and_all_see_eof() {
         println!("{total} bytes over {busy} of {READERS} readers");
     });
 }
+
+/// A plain thread's blocking write that has to wait (a full send buffer)
+/// waits and then succeeds with no descriptor left in the process, as
+/// std's: the eventfd that a shutdown would signal (`Source::shut_wake`)
+/// is not needed to wait (the write failed with `EMFILE`).
+#[test]
+fn a_plain_thread_s_blocking_write_needs_no_new_descriptor() {
+    if common::child_role().as_deref() != Some("emfile") {
+        let out = common::run_in_child(
+            "a_plain_thread_s_blocking_write_needs_no_new_descriptor",
+            "emfile",
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let (a, mut b) = coio::net::unix::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    while (&a).write(&[0; 4096]).is_ok() {}
+    a.set_nonblocking(false).unwrap();
+    a.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let reader = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        let mut buf = vec![0; 1 << 16];
+        while let Ok(1..) = b.read(&mut buf) {}
+    });
+    let lim = libc::rlimit {
+        rlim_cur: 512,
+        rlim_max: 512,
+    };
+    // SAFETY: plain setrlimit with a valid struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    let mut dups = Vec::new();
+    loop {
+        // SAFETY: dup of stderr; each kept in an OwnedFd.
+        let fd = unsafe { libc::dup(2) };
+        if fd < 0 {
+            break;
+        }
+        // SAFETY: the descriptor dup just made, ours alone.
+        dups.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    let r = (&a).write(&[1; 4096]);
+    drop(dups);
+    drop(a);
+    reader.join().unwrap();
+    assert!(r.is_ok(), "a blocking write failed: {r:?}");
+}
+
+/// Eventfds among this process's descriptors.
+fn eventfds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().contains("eventfd"))
+        .count()
+}
+
+/// A plain thread's connect that is in progress waits for writability
+/// through the same loop as a write, but makes no eventfd (one more
+/// descriptor per connecting socket, for the socket's life).
+#[test]
+fn a_plain_thread_s_connect_makes_no_eventfd() {
+    if common::child_role().as_deref() != Some("connect") {
+        let out = common::run_in_child("a_plain_thread_s_connect_makes_no_eventfd", "connect", &[]);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    // A listener with a backlog of 0, filled: later SYNs are dropped, so
+    // a connect stays in progress.
+    // SAFETY: plain socket(2), checked, owned by the listener at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0);
+    // SAFETY: the socket just made.
+    let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    // SAFETY: all-zero sockaddr_in is valid.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as _;
+    sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    let len = std::mem::size_of_val(&sa) as libc::socklen_t;
+    // SAFETY: bind and listen on our socket with a valid address.
+    assert_eq!(unsafe { libc::bind(fd, (&raw const sa).cast(), len) }, 0);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
+    let addr = l.local_addr().unwrap();
+    let mut fill = Vec::new();
+    for _ in 0..4 {
+        fill.push(coio::net::TcpStream::connect_timeout(
+            &addr,
+            Duration::from_millis(100),
+        ));
+    }
+    let before = eventfds();
+    let counter = thread::spawn(|| {
+        thread::sleep(Duration::from_millis(200));
+        eventfds()
+    });
+    let _ = coio::net::TcpStream::connect_timeout(&addr, Duration::from_millis(600));
+    assert_eq!(
+        counter.join().unwrap(),
+        before,
+        "an eventfd made for the connect"
+    );
+}

@@ -8,8 +8,9 @@
 //!   registered with the caller's worker the first time it has to wait,
 //!   and the coroutine is parked on the descriptor's read or write queue,
 //!   so that its worker runs others meanwhile;
-//! * on a plain thread, with `poll(2)` on the one descriptor: the thread
-//!   blocks, as with std's types.
+//! * on a plain thread, with `poll(2)` on the descriptor: the thread
+//!   blocks, as with std's types (a write also polls an eventfd of the
+//!   source's, which a shutdown of writing signals: see `shut_wake`).
 //!
 //! In a coroutine the readiness bits gate the operation: a direction known
 //! not to be ready is waited for without a system call. A read or write of
@@ -188,7 +189,7 @@ impl Source {
         // The coroutine's worker, this thread's: the same after every
         // wait, since a coroutine never leaves its worker.
         let Some(l) = worker::coroutine_local().filter(|_| !nonblocking) else {
-            return self.io_thread(dir, deadline, nonblocking, op);
+            return self.io_thread(dir, wait, deadline, nonblocking, op);
         };
         loop {
             if let Some(r) = self.try_ready(dir, &mut op, &drained) {
@@ -342,6 +343,7 @@ impl Source {
     fn io_thread<R>(
         &self,
         dir: Dir,
+        wait: Wait,
         mut deadline: Deadline,
         nonblocking: bool,
         mut op: impl FnMut() -> io::Result<R>,
@@ -349,11 +351,16 @@ impl Source {
         loop {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {
-                    if dir == Dir::Write && self.shut_wake.load(SeqCst) < 0 {
-                        // Made before the operation is tried again: a
-                        // shutdown either came before that try (which then
-                        // fails) or finds the eventfd and signals it.
-                        self.make_shut_wake()?;
+                    // Only for a write (a connect's wait for writability has
+                    // no use for it), and made before the operation is
+                    // tried again: a shutdown either came before that try
+                    // (which then fails) or finds the eventfd and signals
+                    // it. Without one (no descriptor left) the thread
+                    // waits as before, for writability or its timeout.
+                    if wait == Wait::SocketWrite
+                        && self.shut_wake.load(SeqCst) < 0
+                        && self.make_shut_wake()
+                    {
                         continue;
                     }
                 }
@@ -378,13 +385,14 @@ impl Source {
         }
     }
 
-    /// Makes `shut_wake` (see the field), unless another thread just did.
+    /// Makes `shut_wake` (see the field), unless another thread just did;
+    /// false if no eventfd could be made (`EMFILE`).
     #[cold]
-    fn make_shut_wake(&self) -> io::Result<()> {
+    fn make_shut_wake(&self) -> bool {
         // SAFETY: plain eventfd(2); the result is checked.
         let e = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if e < 0 {
-            return Err(io::Error::last_os_error());
+            return false;
         }
         if self
             .shut_wake
@@ -394,7 +402,7 @@ impl Source {
             // SAFETY: ours, made above, not published.
             unsafe { libc::close(e) };
         }
-        Ok(())
+        true
     }
 
     /// Waits until `dir` is ready (for `Fd::readable`/`writable`, whose
