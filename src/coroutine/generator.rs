@@ -665,14 +665,26 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
         if self.raw.is_finished() {
             resumed_finished();
         }
-        if stack::thread_exit_begun() && self.raw.state() == State::Suspended {
-            resumed_at_thread_exit();
+        if stack::thread_exit_begun() {
+            // Out of line: the common path falls through (one load and an
+            // untaken branch per resume).
+            self.check_thread_exit();
         }
         let input = ManuallyDrop::new(input);
         match self.send(transfer::send(&input), CONTINUE) {
             Out::Yielded(y) => GeneratorState::Yielded(y),
             Out::Complete(r) => GeneratorState::Complete(r),
             Out::Panicked(payload) => resume_unwind(payload),
+        }
+    }
+
+    /// A resume once the thread has begun to exit: refused for a suspended
+    /// generator (see `resumed_at_thread_exit`).
+    #[cold]
+    #[inline(never)]
+    fn check_thread_exit(&self) {
+        if self.raw.state() == State::Suspended {
+            resumed_at_thread_exit();
         }
     }
 

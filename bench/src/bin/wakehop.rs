@@ -37,6 +37,11 @@
 //!   channel designs awaited on tokio (W = 1 also on its current-thread
 //!   runtime, `(c_t)`): the same channels as the `coio block_on` rows, only
 //!   the executor differs, so they say what the channel itself costs.
+//! - `coio block_on self-wake`, `tokio yield_now` (and its current-thread
+//!   form): not a round trip but one yield of async code, alone on its
+//!   runtime: a future that wakes itself and returns `Pending` (what
+//!   `yield_now().await` does), polled again by `block_on` after the
+//!   worker's other coroutines, against `tokio::task::yield_now().await`.
 //!
 //! In each variant A, the measuring code, runs as a coroutine (task) of the
 //! runtime under test (coio: the `block_on` coroutine; tokio: a spawned
@@ -101,6 +106,18 @@ const VARIANTS: &[Variant] = &[
     Variant {
         name: "coio chan rendezvous",
         run: |w| Some(on_coio(w, coio_chan)),
+    },
+    Variant {
+        name: "coio block_on self-wake",
+        run: |w| Some(on_coio(w, coio_self_wake)),
+    },
+    Variant {
+        name: "tokio yield_now",
+        run: |w| Some(on_tokio(tokio_multi(w), tokio_yield_now)),
+    },
+    Variant {
+        name: "tokio yield_now (current_thread)",
+        run: |w| (w == 1).then(|| on_tokio(tokio_current(), tokio_yield_now)),
     },
     Variant {
         name: "tokio oneshot",
@@ -272,6 +289,30 @@ fn coio_chan() -> f64 {
         assert_eq!(pong_rx.recv().expect("B is gone"), i);
     }
     joined(b.join());
+    ns_per(start, ROUNDS)
+}
+
+/// [`ROUNDS`] yields of a future that wakes itself (see the module docs).
+fn coio_self_wake() -> f64 {
+    let start = Instant::now();
+    let mut left = ROUNDS;
+    block_on(std::future::poll_fn(|cx| {
+        if left == 0 {
+            return std::task::Poll::Ready(());
+        }
+        left -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }));
+    ns_per(start, ROUNDS)
+}
+
+/// [`ROUNDS`] `yield_now().await`s of one task.
+async fn tokio_yield_now() -> f64 {
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        tokio::task::yield_now().await;
+    }
     ns_per(start, ROUNDS)
 }
 
