@@ -6,8 +6,9 @@
 //! the caller only ever sees a reference to it, so nothing the caller does
 //! (leaking a [`ScopedJoinHandle`] with `mem::forget`, say) can skip the
 //! wait. The wait is not cancellable: a parent cancelled while it waits
-//! cancels its children instead, keeps waiting for them to unwind, and
-//! unwinds with `Cancelled` itself once they are done.
+//! cancels its children instead (and any child spawned later), keeps
+//! waiting for them to unwind, and unwinds with `Cancelled` itself once
+//! they are done.
 //!
 //! Each child's closure is boxed with its lifetime erased to `'static` and
 //! spawned as an ordinary coroutine, inside a `ChildJob` that drops the
