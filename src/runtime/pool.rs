@@ -121,7 +121,10 @@ const THREAD_NAME: &str = "coio-blocking";
 /// [`cancel`](crate::JoinHandle::cancel) meanwhile takes effect at the
 /// coroutine's next blocking point after `blocking` returned, as a
 /// goroutine in a system call in Go. For the same reason, shutting down a
-/// runtime (dropping it) waits for the `blocking` calls of its coroutines.
+/// runtime (dropping it) waits for the `blocking` calls of its coroutines:
+/// unlike Go's `main`, `coio::run` does not return while a coroutine waits
+/// in `blocking(|| stdin().read_line(..))` for a line that does not come.
+/// A program that must end then ends with [`std::process::exit`].
 ///
 /// # Panics
 /// If `f` panics, its panic is resumed in the caller with the same payload.
