@@ -842,14 +842,21 @@ fn a_dump_counts_the_coroutines_queued_from_outside() {
             .build()
             .unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        // Stuck until the dump is written (which may first wait for other
+        // tests' dumps: a stuck spell of a fixed length ran out once).
+        let dumped = Arc::new(AtomicBool::new(false));
+        let done = dumped.clone();
         let stuck = rt.spawn(move || {
             tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
+            while !done.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         });
         rx.recv().unwrap();
         let queued: Vec<_> = (0..5).map(|i| rt.spawn(move || i)).collect();
         let mut out = Vec::new();
         rt.dump(&mut out).unwrap();
+        dumped.store(true, SeqCst);
         let dump = String::from_utf8(out).unwrap();
         stuck.join().unwrap();
         for h in queued {
