@@ -209,3 +209,9 @@ pub fn send_with_fd(fd: i32, data: &[u8], pass: i32) {
         assert_eq!(libc::sendmsg(fd, &msg, 0), data.len() as isize);
     }
 }
+
+/// Whether this test process runs under valgrind (which preloads its
+/// libraries): for tests whose loop counts would take minutes there.
+pub fn under_valgrind() -> bool {
+    std::env::var_os("LD_PRELOAD").is_some_and(|v| v.to_string_lossy().contains("vgpreload"))
+}
