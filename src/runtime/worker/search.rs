@@ -11,21 +11,30 @@
 //! shutdown. The decision to sleep is taken under the inbox lock with the
 //! inbox's `parked` flag set for pushers to see, so a push or a deal is
 //! never slept through (the loom model in `worker`).
+//!
+//! The spin is shortened while other threads compete for the worker's core
+//! ([`Contention`]): a spinner then takes CPU time from the very worker it
+//! waits for.
 
+use std::cell::{Cell, OnceCell};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::*;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::Steal;
 
-use super::{Job, Local, SPIN, STEAL_LONE_WAIT};
+use super::{Job, Local, SPIN, SPIN_CONTENDED, STEAL_LONE_WAIT};
 use crate::runtime::monitor::bump;
 use crate::runtime::task::TaskRef;
 
 impl Local {
     /// With nothing queued: look at the inbox, timers and netpoller, steal
-    /// if allowed to search, spinning for up to [`SPIN`]. None: time to
-    /// park.
+    /// if allowed to search, spinning for up to [`SPIN`] ([`SPIN_CONTENDED`]
+    /// while workers wait for cores: [`Contention`]). None: time to park.
     ///
     /// A worker with sockets registered polls them once and, if that and
     /// one round of stealing find nothing, parks at once, in `epoll_wait`,
@@ -51,6 +60,7 @@ impl Local {
         // lets it run. (Decided once here, the spin loop keeps no branch
         // for valgrind.)
         let no_spin = self.driver.borrow().has_work() || self.valgrind;
+        let spin = self.contention.spin(start);
         loop {
             self.drain_inbox();
             self.fire_timers();
@@ -86,7 +96,7 @@ impl Local {
                 return None;
             }
             spins += 1;
-            if no_spin || (spins.is_multiple_of(16) && start.elapsed() > SPIN) {
+            if no_spin || (spins.is_multiple_of(16) && start.elapsed() > spin) {
                 return None;
             }
             std::hint::spin_loop();
@@ -258,6 +268,7 @@ impl Local {
         }
         let next = self.timers.borrow_mut().next_deadline();
         let asleep = Instant::now();
+        self.contention.sample(asleep);
         let timeout = [until, next]
             .into_iter()
             .flatten()
@@ -279,5 +290,237 @@ impl Local {
         self.set_clock();
         self.progress()
             .set_asleep(false, monitor.micros(now), self.counts());
+    }
+}
+
+/// How long the spin stays short after contention was last seen.
+const CONTENDED_HOLD: Duration = Duration::from_millis(50);
+
+/// Least time between two readings of the thread's wait for a core: a
+/// reading is a system call (a `pread` of `/proc/thread-self/schedstat`,
+/// ~1 µs), taken only on the way to sleep, which costs a system call
+/// anyway.
+const CONTENTION_WINDOW: Duration = Duration::from_millis(2);
+
+/// The share of the time between two readings that the thread spent
+/// runnable but waiting for a core, above which its core counts as
+/// contended: one part in this many.
+const CONTENDED_SHARE: u32 = 8;
+
+/// Whether other threads compete for this worker's core, from the time
+/// its thread spent runnable but waiting for a core (the scheduler's
+/// `run_delay`, in `/proc/thread-self/schedstat`), read when the worker is
+/// about to sleep: a worker that waited for more than one part in
+/// [`CONTENDED_SHARE`] of the time since the last reading shares its core
+/// with something runnable. Then every worker of the process, of any
+/// runtime, spins for [`SPIN_CONTENDED`] instead of [`SPIN`] until
+/// [`CONTENDED_HOLD`] has passed without such a reading: contention is the
+/// machine's, and the worker that waits for a core is often not the one
+/// whose spin keeps it waiting (a thread woken by another is first queued
+/// on the waker's core). Where that file cannot be read the spin stays
+/// long.
+///
+/// Why: with two spinning processes beside 2 workers on 2 cores, each
+/// handoff between the workers needs the receiving worker's thread on a
+/// core, and a 50 µs spin took CPU time from it (and from the program)
+/// at every idle moment: rounds of channel traffic took ~110 ms against
+/// ~35 ms with the short spin (`contended 2 2`, see BENCHMARKS.md). On an
+/// idle machine a worker hardly ever waits for a core (the runtime's own
+/// monitor thread, waking every 25 ms, takes a core for microseconds), so
+/// the long spin, and its sub-microsecond handoffs, stay. The count of
+/// preemptions would not tell the two apart: two busy threads sharing one
+/// core preempt each other only ~130 times a second here, the monitor up
+/// to 40 and, while it captures a stalled worker's stack, 10 times a
+/// millisecond.
+#[derive(Default)]
+pub(in crate::runtime) struct Contention {
+    /// The thread's `/proc/thread-self/schedstat`, opened at the first
+    /// reading (on the worker's thread; none: it cannot be read).
+    schedstat: OnceCell<Option<File>>,
+    /// Nanoseconds the thread had waited for a core at the last reading.
+    waited: Cell<u64>,
+    /// When that reading was taken (none yet: the next park reads).
+    read_at: Cell<Option<Instant>>,
+}
+
+/// Until when every worker's spin stays short: microseconds since
+/// [`epoch`] (0: not contended yet).
+static CONTENDED_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// The instant [`CONTENDED_UNTIL`] counts from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `t` in microseconds since [`epoch`].
+fn micros(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Contention {
+    /// How long a spin that starts at `now` lasts.
+    #[inline]
+    fn spin(&self, now: Instant) -> Duration {
+        let until = CONTENDED_UNTIL.load(Relaxed);
+        if until != 0 && micros(now) < until {
+            SPIN_CONTENDED
+        } else {
+            SPIN
+        }
+    }
+
+    /// Reads the thread's wait for a core, at most once per
+    /// [`CONTENTION_WINDOW`], and holds the short spin if it waited more
+    /// than one part in [`CONTENDED_SHARE`] of the time since the last
+    /// reading.
+    fn sample(&self, now: Instant) {
+        let last = self.read_at.get();
+        let elapsed = last.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        if last.is_some() && elapsed < CONTENTION_WINDOW {
+            return;
+        }
+        let Some(waited) = self.read_waited() else {
+            return;
+        };
+        self.record(now, waited);
+    }
+
+    /// Records a reading of `waited` nanoseconds taken at `now`; true if
+    /// it shows contention (then held for [`CONTENDED_HOLD`]).
+    fn record(&self, now: Instant, waited: u64) -> bool {
+        let before = self.waited.replace(waited);
+        let Some(last) = self.read_at.replace(Some(now)) else {
+            return false;
+        };
+        let elapsed = now.saturating_duration_since(last);
+        let new = Duration::from_nanos(waited.saturating_sub(before));
+        let contended = new.saturating_mul(CONTENDED_SHARE) > elapsed;
+        if contended {
+            CONTENDED_UNTIL.fetch_max(micros(now + CONTENDED_HOLD), Relaxed);
+        }
+        contended
+    }
+
+    /// The thread's wait for a core so far, in nanoseconds: the second
+    /// field of its schedstat (none if it cannot be read).
+    fn read_waited(&self) -> Option<u64> {
+        let file = self
+            .schedstat
+            .get_or_init(|| File::open("/proc/thread-self/schedstat").ok())
+            .as_ref()?;
+        let mut buf = [0u8; 96];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        text.split_ascii_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Pins the calling thread to `cpu`.
+    fn pin(cpu: usize) {
+        // SAFETY: cpu_set_t is a plain bit set, valid zeroed; CPU_SET and
+        // sched_setaffinity get a valid pointer to it and its size.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
+                0,
+                "sched_setaffinity"
+            );
+        }
+    }
+
+    /// A CPU this process may run on.
+    fn some_cpu() -> usize {
+        // SAFETY: as in `pin`; sched_getaffinity fills the set.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set),
+                0
+            );
+            (0..libc::CPU_SETSIZE as usize)
+                .find(|&c| libc::CPU_ISSET(c, &set))
+                .expect("no CPU")
+        }
+    }
+
+    /// Spins on this thread for `d`.
+    fn busy(d: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    fn a_thread_that_shares_its_core_with_a_busy_one_spins_briefly() {
+        let cpu = some_cpu();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hog = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                pin(cpu);
+                while !stop.load(Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        let seen = std::thread::spawn(move || {
+            pin(cpu);
+            let c = Contention::default();
+            c.sample(Instant::now());
+            assert_eq!(c.spin(Instant::now()), SPIN, "before any contention");
+            // The hog and this thread take turns on one CPU: a few time
+            // slices of a few milliseconds each.
+            busy(Duration::from_millis(100));
+            let now = Instant::now();
+            c.sample(now);
+            (c.read_waited(), c.spin(now))
+        })
+        .join()
+        .unwrap();
+        stop.store(true, Relaxed);
+        hog.join().unwrap();
+        let waited = seen.0.expect("/proc/thread-self/schedstat unreadable");
+        assert!(waited >= 20_000_000, "waited {waited} ns in 100 ms");
+        assert_eq!(seen.1, SPIN_CONTENDED, "after sharing a core");
+    }
+
+    #[test]
+    fn waiting_more_than_an_eighth_of_the_time_is_contention() {
+        let c = Contention::default();
+        let t0 = Instant::now();
+        assert!(
+            !c.record(t0, 1_000),
+            "a first reading has nothing to compare"
+        );
+        let t1 = t0 + Duration::from_millis(8);
+        assert!(!c.record(t1, 1_000 + 1_000_000), "1 ms in 8");
+        let t2 = t1 + Duration::from_millis(8);
+        assert!(c.record(t2, 1_000 + 2_000_001), "just over 1 ms in 8");
+        assert_eq!(c.spin(t2), SPIN_CONTENDED);
+        // Other tests may be contended too, but not for long past now.
+        assert_eq!(c.spin(t2 + CONTENDED_HOLD + Duration::from_secs(5)), SPIN);
+    }
+
+    #[test]
+    fn readings_closer_than_the_window_are_skipped() {
+        let c = Contention::default();
+        let t0 = Instant::now();
+        c.sample(t0);
+        c.waited.set(0);
+        c.sample(t0 + CONTENTION_WINDOW / 2);
+        assert_eq!(c.spin(t0 + CONTENTION_WINDOW / 2), SPIN);
+        assert_eq!(c.waited.get(), 0, "a reading was taken");
     }
 }
