@@ -119,6 +119,16 @@ impl<T: AsRawFd> Fd<T> {
         }
     }
 
+    /// A handle on a duplicate of the descriptor, made by `dup` (which
+    /// shares the open file, so it is non-blocking too): the sockets'
+    /// `try_clone`. It starts with this handle's timeouts and non-blocking
+    /// mode, as std's clone shares them (see `Source::copy_settings`).
+    pub(crate) fn duplicate(&self, dup: impl FnOnce(&T) -> io::Result<T>) -> io::Result<Fd<T>> {
+        let c = Fd::new_nonblocking(dup(self.get_ref())?);
+        c.source().copy_settings(self.source());
+        Ok(c)
+    }
+
     /// The wrapped object.
     ///
     /// ```

@@ -323,12 +323,11 @@ impl TcpListener {
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let fd = self.io.as_fd().try_clone_to_owned()?;
-        let c = TcpListener {
-            io: Fd::new_nonblocking(mio::net::TcpListener::from_std(fd.into())),
-        };
-        c.io.source().copy_settings(self.io.source());
-        Ok(c)
+        let io = self.io.duplicate(|l| {
+            let fd = l.as_fd().try_clone_to_owned()?;
+            Ok(mio::net::TcpListener::from_std(fd.into()))
+        })?;
+        Ok(TcpListener { io })
     }
 
     /// In non-blocking mode `accept` returns `WouldBlock` instead of
@@ -622,9 +621,9 @@ impl TcpStream {
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let c = TcpStream::from_nonblocking(self.io.get_ref().try_clone()?);
-        c.io.source().copy_settings(self.io.source());
-        Ok(c)
+        Ok(TcpStream {
+            io: self.io.duplicate(std::net::TcpStream::try_clone)?,
+        })
     }
 
     timeout_methods!(

@@ -244,12 +244,9 @@ impl UdpSocket {
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        // The duplicate shares the open file, so it is non-blocking too.
-        let c = UdpSocket {
-            io: Fd::new_nonblocking(self.io.get_ref().try_clone()?),
-        };
-        c.io.source().copy_settings(self.io.source());
-        Ok(c)
+        Ok(UdpSocket {
+            io: self.io.duplicate(std::net::UdpSocket::try_clone)?,
+        })
     }
 
     timeout_methods!(

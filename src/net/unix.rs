@@ -358,11 +358,11 @@ impl UnixListener {
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<UnixListener> {
-        let fd = self.io.as_fd().try_clone_to_owned()?;
-        // The duplicate shares the open file, so it is non-blocking too.
-        let c = UnixListener::from_nonblocking(fd.into());
-        c.io.source().copy_settings(self.io.source());
-        Ok(c)
+        let io = self.io.duplicate(|l| {
+            let fd = l.as_fd().try_clone_to_owned()?;
+            Ok(mio::net::UnixListener::from_std(fd.into()))
+        })?;
+        Ok(UnixListener { io })
     }
 
     /// In non-blocking mode `accept` returns `WouldBlock` instead of
@@ -691,9 +691,11 @@ impl UnixStream {
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let c = UnixStream::from_nonblocking(self.io.get_ref().try_clone()?);
-        c.io.source().copy_settings(self.io.source());
-        Ok(c)
+        Ok(UnixStream {
+            io: self
+                .io
+                .duplicate(std::os::unix::net::UnixStream::try_clone)?,
+        })
     }
 
     timeout_methods!(
@@ -988,9 +990,11 @@ impl UnixDatagram {
     /// # Errors
     /// The OS error of `dup`.
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        let c = UnixDatagram::from_nonblocking(self.io.get_ref().try_clone()?);
-        c.io.source().copy_settings(self.io.source());
-        Ok(c)
+        Ok(UnixDatagram {
+            io: self
+                .io
+                .duplicate(std::os::unix::net::UnixDatagram::try_clone)?,
+        })
     }
 
     /// The address the socket is bound to.
