@@ -19,7 +19,7 @@
 
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -57,16 +57,21 @@ struct ScopeData {
     /// The parent, once it waits.
     waiter: Mutex<Option<Waiter>>,
     /// Every child, for cancellation.
-    children: Mutex<Vec<TaskRef>>,
-    /// The parent was cancelled while it waited, and cancelled the
-    /// children: a child spawned later (by a child that was in `blocking`,
-    /// or computing) is cancelled at its spawn. Written and read with
-    /// `children` locked.
-    cancelled: AtomicBool,
+    children: Mutex<Children>,
+}
+
+/// A scope's children, for cancellation.
+#[derive(Default)]
+struct Children {
+    tasks: Vec<TaskRef>,
+    /// The parent was cancelled while it waited, and cancelled `tasks`: a
+    /// child spawned later (by a child that was in `blocking`, or
+    /// computing) is cancelled at its spawn.
+    cancelled: bool,
 }
 
 impl ScopeData {
-    fn lock_children(&self) -> std::sync::MutexGuard<'_, Vec<TaskRef>> {
+    fn lock_children(&self) -> std::sync::MutexGuard<'_, Children> {
         self.children.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -183,8 +188,7 @@ where
             running: AtomicUsize::new(0),
             unjoined_panics: AtomicUsize::new(0),
             waiter: Mutex::new(None),
-            children: Mutex::new(Vec::new()),
-            cancelled: AtomicBool::new(false),
+            children: Mutex::new(Children::default()),
         }),
         shared: l.shared.clone(),
         scope: PhantomData,
@@ -246,15 +250,16 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let task = TaskCell::new(job, None, Location::caller());
         let cancelled = {
             let mut children = self.data.lock_children();
-            if children.len() >= 64 && children.len().is_power_of_two() {
-                children.retain(|t| !t.header().is_complete());
+            let tasks = &mut children.tasks;
+            if tasks.len() >= 64 && tasks.len().is_power_of_two() {
+                tasks.retain(|t| !t.header().is_complete());
             }
-            children.push(task.clone());
-            self.data.cancelled.load(Relaxed)
+            tasks.push(task.clone());
+            children.cancelled
         };
         spawn_task(&self.shared, task.clone());
         if cancelled {
-            // The parent's cancel went by (see the field): this child is
+            // The parent's cancel went by (see `Children`): this child is
             // dropped unrun, or unwinds at its first wait (once spawned, as
             // `wait_all` cancels the others: a wake of a task not yet
             // queued would queue it twice).
@@ -275,20 +280,23 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             return;
         }
         *data.waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(current_waiter());
-        let mut cancelled = false;
         wait_until(
             || {
-                if !cancelled
-                    && worker::coroutine_local()
-                        .is_some_and(|l| l.with_current(|t| t.header().is_cancelled()))
+                if worker::coroutine_local()
+                    .is_some_and(|l| l.with_current(|t| t.header().is_cancelled()))
                 {
-                    cancelled = true;
-                    let children: Vec<TaskRef> = {
-                        let list = data.lock_children();
-                        data.cancelled.store(true, Relaxed);
-                        list.clone()
+                    // Once: the children of the first pass, later ones at
+                    // their spawn.
+                    let to_cancel = {
+                        let mut children = data.lock_children();
+                        let first = !std::mem::replace(&mut children.cancelled, true);
+                        if first {
+                            children.tasks.clone()
+                        } else {
+                            Vec::new()
+                        }
                     };
-                    for c in children {
+                    for c in to_cancel {
                         task::cancel(&*c);
                     }
                 }
