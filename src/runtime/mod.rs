@@ -325,7 +325,12 @@ impl RuntimeBuilder {
     /// with the workers. Measured on 2 cores shared with a load generator,
     /// echo at 50 connections: 1 worker served 1.4–1.6× the requests of
     /// 2, at a fifth of the p99 (BENCHMARKS.md, "Echo on 2 shared cores
-    /// at 50 connections").
+    /// at 50 connections"). Channel traffic between coroutines of
+    /// different workers suffers the same way: on 2 cores with two other
+    /// busy processes, rounds of it took ~35 ms with 2 workers against
+    /// ~4 ms with 1 (BENCHMARKS.md, "Two workers when the cores are
+    /// busy"; workers already spin only briefly while they wait for
+    /// cores).
     ///
     /// ```
     /// let rt = coio::Runtime::builder().workers(1).build()?;
