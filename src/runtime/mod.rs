@@ -654,7 +654,9 @@ impl RuntimeBuilder {
 /// The error of a runtime whose worker `index` of `workers` could not get
 /// `what`: the system's error, with the numbers that explain it (each
 /// worker needs a thread and three file descriptors: its epoll instance, a
-/// second handle on it, and the eventfd that wakes it).
+/// second handle on it, and the eventfd that wakes it; it also keeps its
+/// thread's schedstat open if it can, which is not needed: see
+/// `worker::search::Contention`).
 #[cold]
 fn worker_error(e: io::Error, index: usize, workers: usize, what: &str) -> io::Error {
     let hint = match e.raw_os_error() {

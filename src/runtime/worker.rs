@@ -664,7 +664,7 @@ pub(crate) fn worker_main(
         recycler: Recycler::default(),
         closing: Cell::new(false),
         valgrind: crate::arch::running_on_valgrind(),
-        contention: search::Contention::default(),
+        contention: search::Contention::new(),
         driver: RefCell::new(driver),
         mine: Mine::of(&shared, index),
         shared,

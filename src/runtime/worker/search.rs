@@ -16,7 +16,7 @@
 //! ([`Contention`]): a spinner then takes CPU time from the very worker it
 //! waits for.
 
-use std::cell::{Cell, OnceCell};
+use std::cell::Cell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
@@ -258,6 +258,11 @@ impl Local {
     /// lock, with `parked` set for pushers to see; a wake that comes before
     /// the sleep stays in epoll's ready list (see `crate::driver`).
     pub(super) fn sleep_on_inbox(&self, may_sleep: bool, until: Option<Instant>) {
+        // Only a worker that spins cares (see `find_work`), and it reads
+        // before it marks itself parked: a pusher meanwhile need not wake it.
+        if may_sleep && !self.valgrind && !self.driver.borrow().has_work() {
+            self.contention.sample(Instant::now());
+        }
         let remote = self.remote();
         {
             let mut inbox = remote.lock();
@@ -268,7 +273,6 @@ impl Local {
         }
         let next = self.timers.borrow_mut().next_deadline();
         let asleep = Instant::now();
-        self.contention.sample(asleep);
         let timeout = [until, next]
             .into_iter()
             .flatten()
@@ -298,50 +302,14 @@ const CONTENDED_HOLD: Duration = Duration::from_millis(50);
 
 /// Least time between two readings of the thread's wait for a core: a
 /// reading is a system call (a `pread` of `/proc/thread-self/schedstat`,
-/// ~1 µs), taken only on the way to sleep, which costs a system call
-/// anyway.
+/// ~2 µs), taken only on the way to sleep, which costs a system call
+/// anyway, and only by a worker that spins (no sockets registered).
 const CONTENTION_WINDOW: Duration = Duration::from_millis(2);
 
 /// The share of the time between two readings that the thread spent
 /// runnable but waiting for a core, above which its core counts as
 /// contended: one part in this many.
 const CONTENDED_SHARE: u32 = 8;
-
-/// Whether other threads compete for this worker's core, from the time
-/// its thread spent runnable but waiting for a core (the scheduler's
-/// `run_delay`, in `/proc/thread-self/schedstat`), read when the worker is
-/// about to sleep: a worker that waited for more than one part in
-/// [`CONTENDED_SHARE`] of the time since the last reading shares its core
-/// with something runnable. Then every worker of the process, of any
-/// runtime, spins for [`SPIN_CONTENDED`] instead of [`SPIN`] until
-/// [`CONTENDED_HOLD`] has passed without such a reading: contention is the
-/// machine's, and the worker that waits for a core is often not the one
-/// whose spin keeps it waiting (a thread woken by another is first queued
-/// on the waker's core). Where that file cannot be read the spin stays
-/// long.
-///
-/// Why: with two spinning processes beside 2 workers on 2 cores, each
-/// handoff between the workers needs the receiving worker's thread on a
-/// core, and a 50 µs spin took CPU time from it (and from the program)
-/// at every idle moment: rounds of channel traffic took ~110 ms against
-/// ~35 ms with the short spin (`contended 2 2`, see BENCHMARKS.md). On an
-/// idle machine a worker hardly ever waits for a core (the runtime's own
-/// monitor thread, waking every 25 ms, takes a core for microseconds), so
-/// the long spin, and its sub-microsecond handoffs, stay. The count of
-/// preemptions would not tell the two apart: two busy threads sharing one
-/// core preempt each other only ~130 times a second here, the monitor up
-/// to 40 and, while it captures a stalled worker's stack, 10 times a
-/// millisecond.
-#[derive(Default)]
-pub(in crate::runtime) struct Contention {
-    /// The thread's `/proc/thread-self/schedstat`, opened at the first
-    /// reading (on the worker's thread; none: it cannot be read).
-    schedstat: OnceCell<Option<File>>,
-    /// Nanoseconds the thread had waited for a core at the last reading.
-    waited: Cell<u64>,
-    /// When that reading was taken (none yet: the next park reads).
-    read_at: Cell<Option<Instant>>,
-}
 
 /// Until when every worker's spin stays short: microseconds since
 /// [`epoch`] (0: not contended yet).
@@ -358,11 +326,69 @@ fn micros(t: Instant) -> u64 {
     u64::try_from(t.saturating_duration_since(epoch()).as_micros()).unwrap_or(u64::MAX)
 }
 
+/// Whether other threads compete for the workers' cores, from the time a
+/// worker's thread spent runnable but waiting for a core (the scheduler's
+/// `run_delay`, in `/proc/thread-self/schedstat`), read when the worker is
+/// about to sleep: a worker that waited for more than one part in
+/// [`CONTENDED_SHARE`] of the time since its last reading shares its core
+/// with something runnable. Then every worker of the process, of any
+/// runtime, spins for [`SPIN_CONTENDED`] instead of [`SPIN`] until
+/// [`CONTENDED_HOLD`] has passed without such a reading: contention is the
+/// machine's, and the worker that waits for a core is often not the one
+/// whose spin keeps it waiting (a thread woken by another is first queued
+/// on the waker's core).
+///
+/// Each worker keeps its schedstat file open (opened as it starts, on its
+/// own thread: one descriptor more per worker); where it cannot be opened
+/// (no `/proc`, no descriptor left) that worker does not read, and the
+/// spin stays long unless another worker tells.
+///
+/// Why: with two spinning processes beside 2 workers on 2 cores, each
+/// handoff between the workers needs the receiving worker's thread on a
+/// core, and a 50 µs spin took CPU time from it (and from the program)
+/// at every idle moment: rounds of channel traffic took ~112 ms against
+/// ~38 ms with the short spin (`contended 2 2`, see BENCHMARKS.md). On an
+/// idle machine a worker hardly ever waits for a core (the runtime's own
+/// monitor thread, waking every 25 ms, takes a core for microseconds), so
+/// the long spin, and its sub-microsecond handoffs, stay. The count of
+/// preemptions would not tell the two apart: two busy threads sharing one
+/// core preempt each other only ~130 times a second here, the monitor up
+/// to 40 and, while it captures a stalled worker's stack, 10 times a
+/// millisecond.
+pub(in crate::runtime) struct Contention {
+    /// The thread's `/proc/thread-self/schedstat` (none: it could not be
+    /// opened).
+    schedstat: Option<File>,
+    /// Nanoseconds the thread had waited for a core at the last reading.
+    waited: Cell<u64>,
+    /// When the last reading was tried (none yet: the next park reads).
+    read_at: Cell<Option<Instant>>,
+    /// Whether that reading succeeded (the next one is compared with it).
+    read_ok: Cell<bool>,
+    /// Where the verdict goes: [`CONTENDED_UNTIL`] but in tests.
+    until: &'static AtomicU64,
+}
+
 impl Contention {
+    /// The calling thread's: opens its schedstat file.
+    pub(in crate::runtime) fn new() -> Contention {
+        Contention::with_flag(&CONTENDED_UNTIL)
+    }
+
+    fn with_flag(until: &'static AtomicU64) -> Contention {
+        Contention {
+            schedstat: File::open("/proc/thread-self/schedstat").ok(),
+            waited: Cell::new(0),
+            read_at: Cell::new(None),
+            read_ok: Cell::new(false),
+            until,
+        }
+    }
+
     /// How long a spin that starts at `now` lasts.
     #[inline]
     fn spin(&self, now: Instant) -> Duration {
-        let until = CONTENDED_UNTIL.load(Relaxed);
+        let until = self.until.load(Relaxed);
         if until != 0 && micros(now) < until {
             SPIN_CONTENDED
         } else {
@@ -371,49 +397,57 @@ impl Contention {
     }
 
     /// Reads the thread's wait for a core, at most once per
-    /// [`CONTENTION_WINDOW`], and holds the short spin if it waited more
-    /// than one part in [`CONTENDED_SHARE`] of the time since the last
-    /// reading.
+    /// [`CONTENTION_WINDOW`] (failed reads too), and holds the short spin
+    /// if it waited more than one part in [`CONTENDED_SHARE`] of the time
+    /// since the last reading.
     fn sample(&self, now: Instant) {
-        let last = self.read_at.get();
-        let elapsed = last.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
-        if last.is_some() && elapsed < CONTENTION_WINDOW {
-            return;
-        }
-        let Some(waited) = self.read_waited() else {
+        let Some(file) = &self.schedstat else {
             return;
         };
-        self.record(now, waited);
+        if self
+            .read_at
+            .get()
+            .is_some_and(|at| now.saturating_duration_since(at) < CONTENTION_WINDOW)
+        {
+            return;
+        }
+        match read_waited(file) {
+            Some(waited) => {
+                self.record(now, waited);
+            }
+            None => {
+                self.read_at.set(Some(now));
+                self.read_ok.set(false);
+            }
+        }
     }
 
     /// Records a reading of `waited` nanoseconds taken at `now`; true if
     /// it shows contention (then held for [`CONTENDED_HOLD`]).
     fn record(&self, now: Instant, waited: u64) -> bool {
         let before = self.waited.replace(waited);
-        let Some(last) = self.read_at.replace(Some(now)) else {
+        let last = self.read_at.replace(Some(now));
+        let compare = self.read_ok.replace(true);
+        let Some(last) = last.filter(|_| compare) else {
             return false;
         };
         let elapsed = now.saturating_duration_since(last);
         let new = Duration::from_nanos(waited.saturating_sub(before));
         let contended = new.saturating_mul(CONTENDED_SHARE) > elapsed;
         if contended {
-            CONTENDED_UNTIL.fetch_max(micros(now + CONTENDED_HOLD), Relaxed);
+            self.until.fetch_max(micros(now + CONTENDED_HOLD), Relaxed);
         }
         contended
     }
+}
 
-    /// The thread's wait for a core so far, in nanoseconds: the second
-    /// field of its schedstat (none if it cannot be read).
-    fn read_waited(&self) -> Option<u64> {
-        let file = self
-            .schedstat
-            .get_or_init(|| File::open("/proc/thread-self/schedstat").ok())
-            .as_ref()?;
-        let mut buf = [0u8; 96];
-        let n = file.read_at(&mut buf, 0).ok()?;
-        let text = std::str::from_utf8(&buf[..n]).ok()?;
-        text.split_ascii_whitespace().nth(1)?.parse().ok()
-    }
+/// The wait for a core so far, in nanoseconds, of the thread whose
+/// schedstat `file` is: its second field (none if it cannot be read).
+fn read_waited(file: &File) -> Option<u64> {
+    let mut buf = [0u8; 96];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    text.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(all(test, not(loom)))]
@@ -462,6 +496,12 @@ mod tests {
         }
     }
 
+    /// A `Contention` of the calling thread whose verdicts go to a flag of
+    /// its own (the process's is shared with every other test's runtimes).
+    fn own() -> Contention {
+        Contention::with_flag(Box::leak(Box::new(AtomicU64::new(0))))
+    }
+
     #[test]
     fn a_thread_that_shares_its_core_with_a_busy_one_spins_briefly() {
         let cpu = some_cpu();
@@ -477,28 +517,33 @@ mod tests {
         };
         let seen = std::thread::spawn(move || {
             pin(cpu);
-            let c = Contention::default();
+            let c = own();
             c.sample(Instant::now());
-            assert_eq!(c.spin(Instant::now()), SPIN, "before any contention");
+            let before = c.spin(Instant::now());
             // The hog and this thread take turns on one CPU: a few time
             // slices of a few milliseconds each.
             busy(Duration::from_millis(100));
             let now = Instant::now();
             c.sample(now);
-            (c.read_waited(), c.spin(now))
+            (
+                before,
+                c.schedstat.as_ref().and_then(read_waited),
+                c.spin(now),
+            )
         })
         .join()
         .unwrap();
         stop.store(true, Relaxed);
         hog.join().unwrap();
-        let waited = seen.0.expect("/proc/thread-self/schedstat unreadable");
+        assert_eq!(seen.0, SPIN, "before any contention");
+        let waited = seen.1.expect("/proc/thread-self/schedstat unreadable");
         assert!(waited >= 20_000_000, "waited {waited} ns in 100 ms");
-        assert_eq!(seen.1, SPIN_CONTENDED, "after sharing a core");
+        assert_eq!(seen.2, SPIN_CONTENDED, "after sharing a core");
     }
 
     #[test]
     fn waiting_more_than_an_eighth_of_the_time_is_contention() {
-        let c = Contention::default();
+        let c = own();
         let t0 = Instant::now();
         assert!(
             !c.record(t0, 1_000),
@@ -506,21 +551,38 @@ mod tests {
         );
         let t1 = t0 + Duration::from_millis(8);
         assert!(!c.record(t1, 1_000 + 1_000_000), "1 ms in 8");
+        assert_eq!(c.spin(t1), SPIN);
         let t2 = t1 + Duration::from_millis(8);
         assert!(c.record(t2, 1_000 + 2_000_001), "just over 1 ms in 8");
         assert_eq!(c.spin(t2), SPIN_CONTENDED);
-        // Other tests may be contended too, but not for long past now.
-        assert_eq!(c.spin(t2 + CONTENDED_HOLD + Duration::from_secs(5)), SPIN);
+        assert_eq!(c.spin(t2 + CONTENDED_HOLD), SPIN);
+    }
+
+    #[test]
+    fn a_reading_after_a_failed_one_is_not_compared() {
+        let c = own();
+        let t0 = Instant::now();
+        c.record(t0, 0);
+        // A failed read (as `sample` records it), then a success with a
+        // big wait since the first: no verdict from it.
+        c.read_at.set(Some(t0 + CONTENTION_WINDOW));
+        c.read_ok.set(false);
+        assert!(!c.record(t0 + 2 * CONTENTION_WINDOW, 1_000_000_000));
+        assert!(c.record(t0 + 3 * CONTENTION_WINDOW, 2_000_000_000));
     }
 
     #[test]
     fn readings_closer_than_the_window_are_skipped() {
-        let c = Contention::default();
+        let c = own();
+        if c.schedstat.is_none() {
+            return;
+        }
         let t0 = Instant::now();
         c.sample(t0);
-        c.waited.set(0);
+        assert_eq!(c.read_at.get(), Some(t0));
         c.sample(t0 + CONTENTION_WINDOW / 2);
-        assert_eq!(c.spin(t0 + CONTENTION_WINDOW / 2), SPIN);
-        assert_eq!(c.waited.get(), 0, "a reading was taken");
+        assert_eq!(c.read_at.get(), Some(t0), "a reading was taken");
+        c.sample(t0 + CONTENTION_WINDOW);
+        assert_eq!(c.read_at.get(), Some(t0 + CONTENTION_WINDOW));
     }
 }
