@@ -221,3 +221,51 @@ fn a_clone_starts_with_the_original_s_settings() {
         })
     });
 }
+
+/// Cancelled at the budget's yield of a loop of reads that never wait (a
+/// peer that sent plenty), a reader unwinds before it reads, never after:
+/// every byte is either returned to it or still in the socket. Likewise a
+/// writer's bytes are written only by calls that return. In both modes
+/// (blocking, and non-blocking with std's retry loop).
+#[test]
+fn a_socket_call_cancelled_at_its_budget_loses_no_bytes() {
+    const TOTAL: usize = 200_000;
+    for nonblocking in [false, true] {
+        for workers in [1, 2] {
+            let (returned, left) = within(Duration::from_secs(30), move || {
+                rt(workers).block_on(move || {
+                    let (mut c, s) = tcp_pair();
+                    c.write_all(&vec![7u8; TOTAL]).unwrap();
+                    let reader = s.try_clone().unwrap();
+                    reader.set_nonblocking(nonblocking).unwrap();
+                    let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                    let got2 = got.clone();
+                    let h = coio::spawn(move || {
+                        loop {
+                            match { &reader }.read(&mut [0; 1]) {
+                                Ok(n) => {
+                                    got2.fetch_add(n, SeqCst);
+                                }
+                                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    });
+                    coio::sleep(Duration::from_millis(1));
+                    h.cancel();
+                    assert!(h.join().unwrap_err().is::<coio::Cancelled>());
+                    drop(c);
+                    let mut rest = Vec::new();
+                    { &s }.read_to_end(&mut rest).unwrap();
+                    (got.load(SeqCst), rest.len())
+                })
+            });
+            assert!(returned > 0, "the reader never ran");
+            assert_eq!(
+                returned + left,
+                TOTAL,
+                "{returned} read, {left} left (nonblocking {nonblocking}, {workers} workers)"
+            );
+        }
+    }
+}

@@ -430,32 +430,29 @@ impl<T> Chan<T> {
     }
 
     /// Sends `v`, waiting for room or a receiver until `deadline`.
+    ///
+    /// Every call counts against the coroutine's cooperative budget
+    /// before it does anything: a loop of operations that never wait (a
+    /// channel a thread keeps empty, sends into a closed one, timed-out
+    /// sends) lets the worker's others run, and the budget's yield is a
+    /// cancellation point, before the operation, so that no value is sent,
+    /// or taken out of the channel, by a call that then unwinds. (A call
+    /// that waits starts a new budget: the spend was moot.)
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendFail<T>> {
+        coop_spend_cancellable();
         let mut v = v;
         loop {
             let mut g = match self.send_locked(self.lock(), v, None) {
-                Ok(()) => {
-                    coop_spend_cancellable();
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 Err((g, SendFail::Full(w))) => {
                     v = w;
                     g
                 }
-                Err((g, fail)) => {
-                    // Disconnected: done without waiting, as a success (a
-                    // loop that sends into a closed channel lets the
-                    // others run). The lock first: the spend may switch.
-                    drop(g);
-                    coop_spend_cancellable();
-                    return Err(fail);
-                }
+                // Disconnected.
+                Err((_, fail)) => return Err(fail),
             };
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                // An operation that did not wait: it spends the budget, so
-                // that a loop of timed-out sends lets the others run.
                 drop(g);
-                coop_spend_cancellable();
                 return Err(SendFail::Timeout(v));
             }
             let blocker = Blocker::new(crate::runtime::dump::Wait::ChanSend);
@@ -492,25 +489,17 @@ impl<T> Chan<T> {
     }
 
     /// Receives a value, waiting for one until `deadline`.
+    /// (The budget as in `send`.)
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvFail> {
+        coop_spend_cancellable();
         loop {
             let mut g = match self.recv_locked(self.lock(), None) {
-                Ok(v) => {
-                    coop_spend_cancellable();
-                    return Ok(v);
-                }
-                Err((g, RecvFail::Closed)) => {
-                    // As a disconnected `send`.
-                    drop(g);
-                    coop_spend_cancellable();
-                    return Err(RecvFail::Closed);
-                }
+                Ok(v) => return Ok(v),
+                Err((_, RecvFail::Closed)) => return Err(RecvFail::Closed),
                 Err((g, _)) => g,
             };
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                // As in `send`.
                 drop(g);
-                coop_spend_cancellable();
                 return Err(RecvFail::Timeout);
             }
             let blocker = Blocker::new(crate::runtime::dump::Wait::ChanRecv);

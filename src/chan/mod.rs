@@ -302,7 +302,9 @@ impl<T> Sender<T> {
     ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
-    /// cancelled while it waits (the value is dropped).
+    /// cancelled while it waits, or before it sends when its cooperative
+    /// budget is spent (see [`JoinHandle::cancel`](crate::JoinHandle::cancel));
+    /// the value is dropped, unsent.
     ///
     /// ```
     /// use coio::chan::{self, SendError};
@@ -503,7 +505,10 @@ impl<T> Receiver<T> {
     ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
-    /// cancelled while it waits.
+    /// cancelled while it waits, or before it receives when its
+    /// cooperative budget is spent (see
+    /// [`JoinHandle::cancel`](crate::JoinHandle::cancel)): a call that
+    /// unwinds takes no value out of the channel.
     ///
     /// ```
     /// use coio::chan::{self, RecvError};

@@ -191,11 +191,14 @@ impl Source {
         let Some(l) = worker::coroutine_local().filter(|_| !nonblocking) else {
             return self.io_thread(dir, wait, deadline, nonblocking, op);
         };
+        // Every call counts against the coroutine's budget, before the
+        // operation (one that waits starts a new budget: the spend was
+        // moot): a loop of calls that never wait lets the worker's others
+        // run, and the budget's yield is a cancellation point where no byte
+        // has been read or written by the call that unwinds.
+        l.coop_spend_cancellable();
         loop {
             if let Some(r) = self.try_ready(dir, &mut op, &drained) {
-                // An operation that did not wait counts against the
-                // coroutine's budget (a wait, a switch, starts a new one).
-                l.coop_spend_cancellable();
                 return r;
             }
             self.park(l, dir, deadline.resolve(), wait)?;
@@ -348,6 +351,14 @@ impl Source {
         nonblocking: bool,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        if nonblocking {
+            // In the non-blocking mode a coroutine's operation never
+            // waits: it counts against the budget as on the other path
+            // (before the operation, see `io_with`), so that std's loop
+            // that retries on `WouldBlock` lets the worker's others run,
+            // and can be cancelled. (No-op on a plain thread.)
+            worker::coop_spend_cancellable();
+        }
         loop {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {
@@ -365,17 +376,7 @@ impl Source {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => {
-                    // In the non-blocking mode a coroutine's operation never
-                    // waits: it counts against the budget as on the other
-                    // path, so that std's loop that retries on `WouldBlock`
-                    // lets the worker's others run, and can be cancelled.
-                    // (No-op on a plain thread.)
-                    if nonblocking {
-                        worker::coop_spend_cancellable();
-                    }
-                    return other;
-                }
+                other => return other,
             }
             let extra = match dir {
                 Dir::Write => self.shut_wake.load(SeqCst),

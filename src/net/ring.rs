@@ -14,8 +14,9 @@
 //! ring (accepts after one try at once, see [`accept`]; a receive after
 //! one that filled its buffer too, see [`recv`]). A send, an accept or a
 //! receive done at once did not wait, and counts against the coroutine's
-//! cooperative budget as on the readiness path (`worker::coop_spend_cancellable`);
-//! receives through the ring always wait.
+//! cooperative budget as on the readiness path (spent before the attempt,
+//! `worker::coop_spend_cancellable`, so that a cancelled coroutine unwinds
+//! before it has done anything); receives through the ring always wait.
 //!
 //! Each lends the kernel the caller's own buffers and a `msghdr` or
 //! `sockaddr` on the caller's stack; `io::uring::run` returns only once the
@@ -52,10 +53,10 @@ pub(super) fn recv<T: AsRawFd>(
     let len = buf.len();
     let filled = |r: &io::Result<usize>| matches!(r, Ok(n) if *n > 0 && *n == len);
     if flags == 0 && src.more_queued() && ring_applies(io) {
+        crate::runtime::worker::coop_spend_cancellable();
         match crate::io::sys::recv(fd, buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.set_more_queued(false),
             r => {
-                crate::runtime::worker::coop_spend_cancellable();
                 src.set_more_queued(filled(&r));
                 return Some(r);
             }
@@ -79,12 +80,10 @@ pub(super) fn send<T: AsRawFd>(io: &Fd<T>, buf: &[u8]) -> Option<io::Result<usiz
         return None;
     }
     let fd = io.as_raw_fd();
+    crate::runtime::worker::coop_spend_cancellable();
     match crate::io::sys::send(fd, buf) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        r => {
-            crate::runtime::worker::coop_spend_cancellable();
-            return Some(r);
-        }
+        r => return Some(r),
     }
     // SAFETY: the entry reads only `buf`, borrowed for the call.
     let r = unsafe {
@@ -112,8 +111,8 @@ unsafe fn sendmsg<T: AsRawFd>(
     fd: RawFd,
     msg: &libc::msghdr,
 ) -> Option<io::Result<usize>> {
+    crate::runtime::worker::coop_spend_cancellable();
     if let Some(r) = sendmsg_now(fd, msg) {
-        crate::runtime::worker::coop_spend_cancellable();
         return Some(r);
     }
     // SAFETY: the caller's contract; sendmsg only reads what `msg` points
@@ -242,6 +241,7 @@ pub(super) fn accept<T: AsRawFd>(
     // SAFETY: an all-zero sockaddr_storage is valid.
     let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    crate::runtime::worker::coop_spend_cancellable();
     // SAFETY: accept4 writes at most `len` bytes to `name`; the listener
     // is non-blocking (as all of coio's sockets are), so this does not
     // wait.
@@ -256,14 +256,13 @@ pub(super) fn accept<T: AsRawFd>(
     if new >= 0 {
         // SAFETY: the kernel made this descriptor for us just now.
         let new = unsafe { OwnedFd::from_raw_fd(new) };
-        crate::runtime::worker::coop_spend_cancellable();
         return Some(Ok((new, name, len)));
     }
     let e = io::Error::last_os_error();
     if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
         // Done without waiting, as a success (a loop that ignores accept's
-        // errors, `EMFILE`, lets the others run, as on the epoll path).
-        crate::runtime::worker::coop_spend_cancellable();
+        // errors, `EMFILE`, lets the others run, as on the epoll path: the
+        // budget was spent above).
         return Some(Err(e));
     }
     // SAFETY: the entry writes only to `name` and `len`, borrowed for the

@@ -1256,7 +1256,9 @@ impl<T> JoinHandle<T> {
     /// to its end; socket and channel operations that complete without
     /// waiting count as one each time they spend the cooperative budget
     /// (every 128 in a row), so a loop of them (reads at end of stream,
-    /// say) is cancelled too.
+    /// say) is cancelled too. Such an operation unwinds before it does
+    /// anything, never after: no value is taken out of a channel, or
+    /// sent, and no byte read or written, by a call that then unwinds.
     ///
     /// Cancelling unwinds: in a program built with `panic = "abort"`, a
     /// cancelled coroutine that has started aborts the process, with a

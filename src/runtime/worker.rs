@@ -1394,15 +1394,19 @@ impl Local {
         }
     }
 
-    /// [`coop_spend`](Self::coop_spend) after an operation that left
-    /// nothing registered anywhere (no wait queue holds an entry of the
-    /// caller's): the budget's yield is then also a cancellation point, as
-    /// `yield_now` is. A loop of operations that never wait (reads at end
-    /// of stream, receives from a channel a thread keeps full) never saw
-    /// its cancellation otherwise, and a runtime's shutdown waited for it
-    /// for ever. The operation is done; its result goes with the unwinding,
-    /// as anything else the coroutine holds when it is cancelled. No cost
-    /// before the budget is spent.
+    /// [`coop_spend`](Self::coop_spend) where the caller has nothing
+    /// registered anywhere (no wait queue holds an entry of its): the
+    /// budget's yield is then also a cancellation point, as `yield_now`
+    /// is. A loop of operations that never wait (reads at end of stream,
+    /// receives from a channel a thread keeps full) never saw its
+    /// cancellation otherwise, and a runtime's shutdown waited for it for
+    /// ever. Socket reads and writes, accepts and channel sends and
+    /// receives spend *before* the operation (one that then waits starts
+    /// a new budget: the spend was moot), so that a call that unwinds has
+    /// taken or given nothing (a received value, bytes read, an accepted
+    /// connection would be lost); connects, datagram connects and timer
+    /// channels spend after, where the result lost is a state or a tick.
+    /// No cost before the budget is spent.
     #[inline]
     pub(crate) fn coop_spend_cancellable(&self) {
         let left = self.coop_left.get();
