@@ -868,3 +868,41 @@ fn a_dump_counts_the_coroutines_queued_from_outside() {
         );
     });
 }
+
+/// A stall while a thread dumps in a loop is still warned about with the
+/// stalled coroutine's name and stack: the monitor waits for the dump in
+/// progress (the thread lets it go first) instead of warning without them
+/// (it did, whenever a dump was being made; found by a review).
+#[test]
+fn a_stall_during_dumps_is_named() {
+    if common::child_role().is_some() {
+        let rt = Arc::new(
+            coio::Runtime::builder()
+                .workers(2)
+                .stall_warning(Some(Duration::from_millis(50)))
+                .build()
+                .unwrap(),
+        );
+        // Symbols loaded before the stall.
+        rt.dump(&mut std::io::sink()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let dumper = dumping_thread(&rt, &stop);
+        let h = coio::Builder::new()
+            .name("staller")
+            .spawn_on(&rt, || std::thread::sleep(Duration::from_millis(600)))
+            .unwrap();
+        h.join().unwrap();
+        stop.store(true, SeqCst);
+        dumper.join().unwrap();
+        return;
+    }
+    let out = common::run_in_child("a_stall_during_dumps_is_named", "child", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("without coming back"))
+        .unwrap_or_else(|| panic!("no stall warning: {stderr}"));
+    assert!(warning.contains("It is \"staller\""), "{stderr}");
+    assert!(stderr.contains("nanosleep"), "{stderr}");
+}

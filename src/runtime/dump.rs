@@ -475,12 +475,30 @@ impl Drop for Writer<'_> {
     }
 }
 
+/// Counts its maker in [`POLLERS_WAITING`] while it lives (a cancelled
+/// coroutine unwinds out of its sleep).
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Waiting {
+        POLLERS_WAITING.fetch_add(1, SeqCst);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        POLLERS_WAITING.fetch_sub(1, SeqCst);
+    }
+}
+
 /// One dump at a time in the process (the signal handler's slot use and
 /// the symbolizer's cache assume it). Taken through [`lock_dumping`].
 static DUMPING: Mutex<()> = Mutex::new(());
 
-/// Coroutines waiting for [`DUMPING`] (see [`lock_dumping`]).
-static COROUTINES_WAITING: AtomicUsize = AtomicUsize::new(0);
+/// Coroutines, and the stall monitor, waiting for [`DUMPING`] in polls
+/// (see [`lock_dumping`], [`describe_running`]).
+static POLLERS_WAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// Takes [`DUMPING`]. A coroutine that is not unwinding waits for it in
 /// 1 ms sleeps, so that its worker goes on meanwhile (blocking there, it
@@ -494,18 +512,10 @@ static COROUTINES_WAITING: AtomicUsize = AtomicUsize::new(0);
 /// to go first. An unwinding coroutine does not (the one it would wait
 /// for may be suspended on the worker it blocks).
 fn lock_dumping() -> std::sync::MutexGuard<'static, ()> {
-    /// Counts the caller in [`COROUTINES_WAITING`] while it lives
-    /// (a cancelled coroutine unwinds out of its sleep).
-    struct Waiting;
-    impl Drop for Waiting {
-        fn drop(&mut self) {
-            COROUTINES_WAITING.fetch_sub(1, SeqCst);
-        }
-    }
     let poll = crate::is_coroutine() && !std::thread::panicking();
     if !poll && !crate::is_coroutine() {
         for _ in 0..50 {
-            if COROUTINES_WAITING.load(SeqCst) == 0 {
+            if POLLERS_WAITING.load(SeqCst) == 0 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -518,8 +528,7 @@ fn lock_dumping() -> std::sync::MutexGuard<'static, ()> {
             Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) if poll => {
                 if waiting.is_none() {
-                    COROUTINES_WAITING.fetch_add(1, SeqCst);
-                    waiting = Some(Waiting);
+                    waiting = Some(Waiting::new());
                 }
                 crate::sleep(Duration::from_millis(1));
             }
@@ -579,6 +588,15 @@ struct Entry {
 /// them. `file:line`
 /// needs line tables in the build (`debug = "line-tables-only"` in the
 /// Cargo profile, or more); without them frames show function names only.
+///
+/// The dump is made on the calling coroutine's worker thread, which runs
+/// nothing else meanwhile: the other coroutines of that worker wait for
+/// it, a few milliseconds for a few thousand coroutines, but the first
+/// dump of a process reads the program's symbols, which takes up to a
+/// second in a debug build (and the dump may wait up to 2 s for a worker
+/// that does not answer). Where that matters, dump from a plain thread
+/// with [`Runtime::dump`](crate::Runtime::dump), as the dump signal does
+/// ([`RuntimeBuilder::dump_signal`](crate::RuntimeBuilder::dump_signal)).
 ///
 /// ```
 /// coio::run(|| {
@@ -1561,19 +1579,43 @@ pub(crate) fn unwatch_signal(shared: &Arc<Shared>) {
     }
 }
 
+/// The longest the stall warning waits for a dump in progress to end
+/// before it goes without the coroutine's stack.
+const STALL_WAITS_FOR_DUMP: Duration = Duration::from_secs(1);
+
 /// For the stall warning: the coroutine running on worker `index` that
 /// does not come back, described (id, name, spawn site) with its stack,
 /// captured on the worker's thread through the dump signal. None if no
-/// answer came (the worker moved on, or cannot be signalled).
+/// answer came (the worker moved on, or cannot be signalled, or a dump
+/// held the capture for [`STALL_WAITS_FOR_DUMP`]), with whether it
+/// waited for a dump.
 #[cfg(target_os = "linux")]
-pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option<String> {
-    // A dump in progress (it may take seconds) is not waited for: the
-    // warning goes without the stack.
-    let _one = match DUMPING.try_lock() {
-        Ok(g) => g,
-        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return None,
+pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> (Option<String>, bool) {
+    // A dump in progress (one at a time) is waited for, in polls counted
+    // in `POLLERS_WAITING` (so that a thread that dumps in a loop lets
+    // this go first), up to a limit.
+    let mut waited = None;
+    let start = Instant::now();
+    let _one = loop {
+        match DUMPING.try_lock() {
+            Ok(g) => break g,
+            Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if start.elapsed() >= STALL_WAITS_FOR_DUMP {
+                    return (None, true);
+                }
+                waited.get_or_insert_with(Waiting::new);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     };
+    let waited = waited.is_some();
+    (describe_locked(shared, index, id), waited)
+}
+
+/// [`describe_running`] with [`DUMPING`] held.
+#[cfg(target_os = "linux")]
+fn describe_locked(shared: &Shared, index: usize, id: u64) -> Option<String> {
     let unwinder = Unwinder::load();
     let mut cache = trace::new_cache();
     let mut buf = vec![0u64; 1024];
@@ -1619,6 +1661,6 @@ pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> Option
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn describe_running(_: &Shared, _: usize, _: u64) -> Option<String> {
-    None
+pub(crate) fn describe_running(_: &Shared, _: usize, _: u64) -> (Option<String>, bool) {
+    (None, false)
 }

@@ -399,13 +399,16 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                 // What it runs, captured on its thread (a signal): the
                 // coroutine's name, spawn site and stack.
                 let hook_before = p.in_panic_hook.load(Relaxed);
-                let what = super::dump::describe_running(shared, i, running);
+                let (what, waited) = super::dump::describe_running(shared, i, running);
                 // A capture that found nothing, because the stall ended
                 // meanwhile: nothing to warn about. (One that found the
                 // coroutine running is a stall, even if it ended while its
                 // stack was named, which takes a good part of a second the
-                // first time in a debug build.)
+                // first time in a debug build; so is one that ended while
+                // the capture waited for a dump, warned about without its
+                // stack.)
                 if what.is_none()
+                    && !waited
                     && (p.resumes.load(Relaxed) != resumes || p.running.load(Relaxed) != running)
                 {
                     *s = (resumes, running, now, NONE);
@@ -427,7 +430,13 @@ pub(crate) fn run(shared: &Shared, thread_prefix: &str) {
                     *s = (resumes, running, now, NONE);
                     continue;
                 }
-                let what = what.map(|d| format!(" {d}")).unwrap_or_else(|| "\n".into());
+                let what = match what {
+                    Some(d) => format!(" {d}"),
+                    None if waited => " (Its stack was not captured: a coroutine dump was \
+                                       being made.)\n"
+                        .into(),
+                    None => "\n".into(),
+                };
                 note!(
                     "coio: worker {thread_prefix}-{i} has been running coroutine {running} for \
                      {:.1} s without coming back to the scheduler; the other coroutines homed on \
