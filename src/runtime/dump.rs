@@ -1497,7 +1497,8 @@ fn format(
 pub(crate) fn signal_from_env() -> io::Result<Option<i32>> {
     Ok(super::env_setting(
         "COIO_DUMP_SIGNAL",
-        "a signal's name (QUIT, SIGUSR1, ...) or number, or off",
+        "one of QUIT, USR1, USR2, HUP, INT, TERM, WINCH, PWR, TTIN, TTOU (SIGQUIT and so on \
+         too), a signal's number, or off",
         parse_signal,
     )?
     .flatten())
