@@ -37,7 +37,7 @@ use super::channel::{Packet, RecvFail, SendFail};
 use super::timer::earliest;
 use super::{Flavor, Receiver, RecvError, SendError, Sender};
 use crate::park::{Blocker, Woken, unwind_cancelled};
-use crate::runtime::worker::coop_spend;
+use crate::runtime::worker::coop_spend_cancellable;
 
 /// How long a select may wait.
 #[derive(Clone, Copy, Debug)]
@@ -361,21 +361,18 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
     mode: Mode,
 ) -> Option<(usize, A::Won)> {
     if !matches!(mode, Mode::Try) {
-        // The budget's yield after an arm that did not wait is no
-        // cancellation point here (a dynamic select's arm holds a
-        // reservation then, which an unwind would not release): a select
-        // whose budget is spent is one before it tries its arms.
-        crate::runtime::worker::coop_cancel_point();
+        // A select counts against the coroutine's cooperative budget, as a
+        // `recv` does, before it tries its arms: the budget's yield is a
+        // cancellation point where no arm has done anything (after, a
+        // dynamic select's arm would hold a reservation, which an unwind
+        // would not release, and a receive's value would be lost). One
+        // that then waits starts a new budget. A `default` arm makes it a
+        // `try_` (which never yields).
+        coop_spend_cancellable();
     }
     loop {
         for &i in order {
             if let Some(won) = arms.try_now(i) {
-                // A select that did not wait counts against the coroutine's
-                // cooperative budget, as a `recv` does; a `default` arm
-                // makes it a `try_` (which never yields).
-                if !matches!(mode, Mode::Try) {
-                    coop_spend();
-                }
                 return Some((i, won));
             }
         }
@@ -384,8 +381,6 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
             Mode::Block => None,
             Mode::Until(d) => {
                 if d.is_some_and(|d| Instant::now() >= d) {
-                    // As a timed-out `recv`: it spends the budget.
-                    coop_spend();
                     return None;
                 }
                 d

@@ -572,14 +572,6 @@ pub(crate) fn coop_spend_in_poll() {
     }
 }
 
-/// [`Local::coop_cancel_point`] for the running coroutine, if any.
-#[inline]
-pub(crate) fn coop_cancel_point() {
-    if let Some(l) = local() {
-        l.coop_cancel_point();
-    }
-}
-
 /// [`Local::coop_spend_cancellable`] for the running coroutine, if any.
 #[inline]
 pub(crate) fn coop_spend_cancellable() {
@@ -1414,17 +1406,6 @@ impl Local {
             self.coop_left.set(left - 1);
         } else {
             self.coop_yield_cancellable();
-        }
-    }
-
-    /// Before an operation that may complete without waiting, where the
-    /// budget's yield after it cannot be a cancellation point (a dynamic
-    /// select's reservation): a cancelled coroutine whose budget is spent
-    /// unwinds here, before the operation.
-    #[inline]
-    pub(crate) fn coop_cancel_point(&self) {
-        if self.coop_left.get() <= 1 && self.runs_coroutine_code() {
-            super::blocking::check_cancel(self);
         }
     }
 
