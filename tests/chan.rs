@@ -1392,7 +1392,10 @@ fn a_receiver_cancelled_at_its_budget_takes_no_value_with_it() {
                         got2.fetch_add(1, SeqCst);
                     }
                 });
-                coio::sleep(Duration::from_millis(1));
+                // Past two budgets' worth, so that it is in its loop.
+                while got.load(SeqCst) < 300 {
+                    coio::sleep(Duration::from_millis(1));
+                }
                 h.cancel();
                 assert!(h.join().unwrap_err().is::<coio::Cancelled>());
                 (got.load(SeqCst), keep.len())
@@ -1418,7 +1421,10 @@ fn a_sender_cancelled_at_its_budget_sends_nothing() {
                         sent2.fetch_add(1, SeqCst);
                     }
                 });
-                coio::sleep(Duration::from_millis(1));
+                // Past two budgets' worth, so that it is in its loop.
+                while sent.load(SeqCst) < 300 {
+                    coio::sleep(Duration::from_millis(1));
+                }
                 h.cancel();
                 assert!(h.join().unwrap_err().is::<coio::Cancelled>());
                 (sent.load(SeqCst), rx.len())

@@ -251,7 +251,10 @@ fn a_socket_call_cancelled_at_its_budget_loses_no_bytes() {
                             }
                         }
                     });
-                    coio::sleep(Duration::from_millis(1));
+                    // Past two budgets' worth, so that it is in its loop.
+                    while got.load(SeqCst) < 300 {
+                        coio::sleep(Duration::from_millis(1));
+                    }
                     h.cancel();
                     assert!(h.join().unwrap_err().is::<coio::Cancelled>());
                     drop(c);
