@@ -198,8 +198,9 @@ pub fn block_on<F: Future>(mut fut: F) -> F::Output {
                 break v;
             }
             if crate::runtime::worker::coop_yield_wanted() {
-                // Polled again, without parking.
-                crate::runtime::worker::coop_yield();
+                // Polled again, without parking; a cancelled coroutine
+                // unwinds here (nothing was taken by the pending poll).
+                crate::runtime::worker::coop_yield_cancellable();
                 continue;
             }
             // Parks until this call's waker is woken (its flag, taken

@@ -739,3 +739,48 @@ fn a_select_s_receive_given_back_leaves_the_close_seen() {
         closed(&rx);
     });
 }
+
+/// A loop of async channel operations that never wait (on a closed
+/// channel) yields to the worker's others and is cancelled, as the
+/// blocking forms are: the budget's yield after a pending poll is a
+/// cancellation point (it was not: `cancel` then `join` hung; found by a
+/// review).
+#[test]
+fn an_async_channel_loop_that_never_waits_can_be_cancelled() {
+    for workers in [1, 2] {
+        for send in [false, true] {
+            let cancelled = common::within(Duration::from_secs(20), move || {
+                rt(workers).block_on(move || {
+                    let (tx, rx) = coio::chan::bounded::<u32>(1);
+                    let laps = Arc::new(AtomicUsize::new(0));
+                    let laps2 = laps.clone();
+                    let h = if send {
+                        drop(rx);
+                        coio::spawn(move || {
+                            loop {
+                                assert!(block_on(tx.send_async(1)).is_err());
+                                laps2.fetch_add(1, SeqCst);
+                            }
+                        })
+                    } else {
+                        drop(tx);
+                        coio::spawn(move || {
+                            loop {
+                                assert!(block_on(rx.recv_async()).is_err());
+                                laps2.fetch_add(1, SeqCst);
+                            }
+                        })
+                    };
+                    // Past two budgets' worth: in its loop (and this
+                    // coroutine ran meanwhile, on its worker or another).
+                    while laps.load(SeqCst) < 300 {
+                        coio::sleep(Duration::from_millis(1));
+                    }
+                    h.cancel();
+                    h.join().unwrap_err().is::<coio::Cancelled>()
+                })
+            });
+            assert!(cancelled, "{workers} workers, send {send}");
+        }
+    }
+}

@@ -539,6 +539,20 @@ pub(crate) fn coop_yield() {
     }
 }
 
+/// [`coop_yield`] where its caller may be cancelled: `future::block_on`
+/// after a poll that returned `Pending` (nothing was taken; the future is
+/// dropped as the coroutine unwinds). A loop of async channel operations
+/// that never wait (`recv_async` on a closed channel) is then cancelled as
+/// the blocking forms are.
+#[cold]
+#[inline(never)]
+pub(crate) fn coop_yield_cancellable() {
+    if let Some(l) = coroutine_local() {
+        l.coop_wanted.set(false);
+        l.coop_yield_cancellable();
+    }
+}
+
 /// At the start of a leaf future's poll (a socket's or a channel's
 /// operation), in a coroutine whose budget is spent: `Pending`, with
 /// `cx`'s waker woken and a yield asked for, which `future::block_on`
