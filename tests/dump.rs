@@ -869,13 +869,14 @@ fn a_dump_counts_the_coroutines_queued_from_outside() {
     });
 }
 
-/// A stall while a thread dumps in a loop is still warned about with the
-/// stalled coroutine's name and stack: the monitor waits for the dump in
-/// progress (the thread lets it go first) instead of warning without them
-/// (it did, whenever a dump was being made; found by a review).
+/// A stall while a thread, or a coroutine, dumps in a loop is still warned
+/// about with the stalled coroutine's name and stack: the monitor waits for
+/// the dump in progress (the dumpers let it go first) instead of warning
+/// without them (it did, whenever a dump was being made; found by a
+/// review, and the coroutine's case by a second one).
 #[test]
 fn a_stall_during_dumps_is_named() {
-    if common::child_role().is_some() {
+    if let Some(role) = common::child_role() {
         let rt = Arc::new(
             coio::Runtime::builder()
                 .workers(2)
@@ -886,23 +887,45 @@ fn a_stall_during_dumps_is_named() {
         // Symbols loaded before the stall.
         rt.dump(&mut std::io::sink()).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let dumper = dumping_thread(&rt, &stop);
+        let dumper = if role == "thread" {
+            Some(dumping_thread(&rt, &stop))
+        } else {
+            let stop = stop.clone();
+            // Detached: the runtime's drop waits for it.
+            drop(
+                coio::Builder::new()
+                    .name("dumper")
+                    .spawn_on(&rt, move || {
+                        while !stop.load(SeqCst) {
+                            coio::dump(&mut std::io::sink()).unwrap();
+                            coio::yield_now();
+                        }
+                    })
+                    .unwrap(),
+            );
+            None
+        };
+        std::thread::sleep(Duration::from_millis(20));
         let h = coio::Builder::new()
             .name("staller")
             .spawn_on(&rt, || std::thread::sleep(Duration::from_millis(600)))
             .unwrap();
         h.join().unwrap();
         stop.store(true, SeqCst);
-        dumper.join().unwrap();
+        if let Some(d) = dumper {
+            d.join().unwrap();
+        }
         return;
     }
-    let out = common::run_in_child("a_stall_during_dumps_is_named", "child", &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let warning = stderr
-        .lines()
-        .find(|l| l.contains("without coming back"))
-        .unwrap_or_else(|| panic!("no stall warning: {stderr}"));
-    assert!(warning.contains("It is \"staller\""), "{stderr}");
-    assert!(stderr.contains("nanosleep"), "{stderr}");
+    for role in ["thread", "coroutine"] {
+        let out = common::run_in_child("a_stall_during_dumps_is_named", role, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{role}: {stderr}");
+        let warning = stderr
+            .lines()
+            .find(|l| l.contains("without coming back") && l.contains("staller"))
+            .unwrap_or_else(|| panic!("{role}: no stall warning naming the staller: {stderr}"));
+        assert!(warning.contains("It is \"staller\""), "{role}: {stderr}");
+        assert!(stderr.contains("nanosleep"), "{role}: {stderr}");
+    }
 }

@@ -475,6 +475,26 @@ impl Drop for Writer<'_> {
     }
 }
 
+/// Stall monitors (one per runtime) waiting for [`DUMPING`] in
+/// [`describe_running`]: coroutines about to dump let them go first.
+static MONITOR_WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts its maker in [`MONITOR_WAITING`] while it lives.
+struct MonitorWaiting;
+
+impl MonitorWaiting {
+    fn new() -> MonitorWaiting {
+        MONITOR_WAITING.fetch_add(1, SeqCst);
+        MonitorWaiting
+    }
+}
+
+impl Drop for MonitorWaiting {
+    fn drop(&mut self) {
+        MONITOR_WAITING.fetch_sub(1, SeqCst);
+    }
+}
+
 /// Counts its maker in [`POLLERS_WAITING`] while it lives (a cancelled
 /// coroutine unwinds out of its sleep).
 struct Waiting;
@@ -519,6 +539,17 @@ fn lock_dumping() -> std::sync::MutexGuard<'static, ()> {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    // The stall monitor goes first too, before a coroutine that dumps in a
+    // loop (which would otherwise take the lock back within microseconds,
+    // every time).
+    if poll {
+        for _ in 0..50 {
+            if MONITOR_WAITING.load(SeqCst) == 0 {
+                break;
+            }
+            crate::sleep(Duration::from_millis(1));
         }
     }
     let mut waiting = None;
@@ -1605,12 +1636,12 @@ pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> (Optio
                 if start.elapsed() >= STALL_WAITS_FOR_DUMP {
                     return (None, true);
                 }
-                waited.get_or_insert_with(Waiting::new);
+                waited.get_or_insert_with(|| (Waiting::new(), MonitorWaiting::new()));
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
     };
-    let waited = waited.is_some();
+    let waited = waited.take().is_some();
     (describe_locked(shared, index, id), waited)
 }
 
