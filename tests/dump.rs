@@ -877,20 +877,28 @@ fn a_dump_counts_the_coroutines_queued_from_outside() {
 #[test]
 fn a_stall_during_dumps_is_named() {
     if let Some(role) = common::child_role() {
+        // A threshold well above a dump's time once the symbols are
+        // loaded (milliseconds, in a debug build too), so that the
+        // dumper's own turns on its worker are not stalls.
         let rt = Arc::new(
             coio::Runtime::builder()
                 .workers(2)
-                .stall_warning(Some(Duration::from_millis(50)))
+                .stall_warning(Some(Duration::from_millis(200)))
                 .build()
                 .unwrap(),
         );
-        // Symbols loaded before the stall.
-        rt.dump(&mut std::io::sink()).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
+        let dumps = Arc::new(AtomicUsize::new(0));
         let dumper = if role == "thread" {
-            Some(dumping_thread(&rt, &stop))
+            let (rt, stop, dumps) = (rt.clone(), stop.clone(), dumps.clone());
+            Some(std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    rt.dump(&mut std::io::sink()).unwrap();
+                    dumps.fetch_add(1, SeqCst);
+                }
+            }))
         } else {
-            let stop = stop.clone();
+            let (stop, dumps) = (stop.clone(), dumps.clone());
             // Detached: the runtime's drop waits for it.
             drop(
                 coio::Builder::new()
@@ -898,6 +906,7 @@ fn a_stall_during_dumps_is_named() {
                     .spawn_on(&rt, move || {
                         while !stop.load(SeqCst) {
                             coio::dump(&mut std::io::sink()).unwrap();
+                            dumps.fetch_add(1, SeqCst);
                             coio::yield_now();
                         }
                     })
@@ -905,10 +914,14 @@ fn a_stall_during_dumps_is_named() {
             );
             None
         };
-        std::thread::sleep(Duration::from_millis(20));
+        // The symbols are loaded by the first dumps (slow in a debug
+        // build): the stall comes after them.
+        while dumps.load(SeqCst) < 3 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let h = coio::Builder::new()
             .name("staller")
-            .spawn_on(&rt, || std::thread::sleep(Duration::from_millis(600)))
+            .spawn_on(&rt, || std::thread::sleep(Duration::from_millis(1500)))
             .unwrap();
         h.join().unwrap();
         stop.store(true, SeqCst);
