@@ -479,36 +479,21 @@ impl Drop for Writer<'_> {
 /// [`describe_running`]: coroutines about to dump let them go first.
 static MONITOR_WAITING: AtomicUsize = AtomicUsize::new(0);
 
-/// Counts its maker in [`MONITOR_WAITING`] while it lives.
-struct MonitorWaiting;
-
-impl MonitorWaiting {
-    fn new() -> MonitorWaiting {
-        MONITOR_WAITING.fetch_add(1, SeqCst);
-        MonitorWaiting
-    }
-}
-
-impl Drop for MonitorWaiting {
-    fn drop(&mut self) {
-        MONITOR_WAITING.fetch_sub(1, SeqCst);
-    }
-}
-
-/// Counts its maker in [`POLLERS_WAITING`] while it lives (a cancelled
-/// coroutine unwinds out of its sleep).
-struct Waiting;
+/// Counts its maker in a count of waiters ([`POLLERS_WAITING`],
+/// [`MONITOR_WAITING`]) while it lives (a cancelled coroutine unwinds out
+/// of its sleep).
+struct Waiting(&'static AtomicUsize);
 
 impl Waiting {
-    fn new() -> Waiting {
-        POLLERS_WAITING.fetch_add(1, SeqCst);
-        Waiting
+    fn new(count: &'static AtomicUsize) -> Waiting {
+        count.fetch_add(1, SeqCst);
+        Waiting(count)
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        POLLERS_WAITING.fetch_sub(1, SeqCst);
+        self.0.fetch_sub(1, SeqCst);
     }
 }
 
@@ -559,7 +544,7 @@ fn lock_dumping() -> std::sync::MutexGuard<'static, ()> {
             Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) if poll => {
                 if waiting.is_none() {
-                    waiting = Some(Waiting::new());
+                    waiting = Some(Waiting::new(&POLLERS_WAITING));
                 }
                 crate::sleep(Duration::from_millis(1));
             }
@@ -1636,7 +1621,12 @@ pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> (Optio
                 if start.elapsed() >= STALL_WAITS_FOR_DUMP {
                     return (None, true);
                 }
-                waited.get_or_insert_with(|| (Waiting::new(), MonitorWaiting::new()));
+                waited.get_or_insert_with(|| {
+                    (
+                        Waiting::new(&POLLERS_WAITING),
+                        Waiting::new(&MONITOR_WAITING),
+                    )
+                });
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
