@@ -476,7 +476,8 @@ impl Drop for Writer<'_> {
 }
 
 /// Stall monitors (one per runtime) waiting for [`DUMPING`] in
-/// [`describe_running`]: coroutines about to dump let them go first.
+/// [`describe_running`]: coroutines about to dump let them go first
+/// ([`lock_dumping`]).
 static MONITOR_WAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts its maker in a count of waiters ([`POLLERS_WAITING`],
@@ -518,20 +519,21 @@ static POLLERS_WAITING: AtomicUsize = AtomicUsize::new(0);
 /// for may be suspended on the worker it blocks).
 fn lock_dumping() -> std::sync::MutexGuard<'static, ()> {
     let poll = crate::is_coroutine() && !std::thread::panicking();
-    if !poll && !crate::is_coroutine() {
+    // Who goes first, for up to 50 ms: pollers before a thread, and the
+    // stall monitor before a polling coroutine (which would otherwise take
+    // the lock back within microseconds, every time it dumps in a loop).
+    // `crate::sleep` parks only a coroutine, and is the thread's sleep on
+    // a thread.
+    let first = if poll {
+        Some(&MONITOR_WAITING)
+    } else if !crate::is_coroutine() {
+        Some(&POLLERS_WAITING)
+    } else {
+        None
+    };
+    if let Some(first) = first {
         for _ in 0..50 {
-            if POLLERS_WAITING.load(SeqCst) == 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    // The stall monitor goes first too, before a coroutine that dumps in a
-    // loop (which would otherwise take the lock back within microseconds,
-    // every time).
-    if poll {
-        for _ in 0..50 {
-            if MONITOR_WAITING.load(SeqCst) == 0 {
+            if first.load(SeqCst) == 0 {
                 break;
             }
             crate::sleep(Duration::from_millis(1));
@@ -1608,9 +1610,9 @@ const STALL_WAITS_FOR_DUMP: Duration = Duration::from_secs(1);
 /// waited for a dump.
 #[cfg(target_os = "linux")]
 pub(crate) fn describe_running(shared: &Shared, index: usize, id: u64) -> (Option<String>, bool) {
-    // A dump in progress (one at a time) is waited for, in polls counted
-    // in `POLLERS_WAITING` (so that a thread that dumps in a loop lets
-    // this go first), up to a limit.
+    // A dump in progress (one at a time) is waited for, up to a limit, in
+    // polls counted in `POLLERS_WAITING` and `MONITOR_WAITING` (so that a
+    // thread, or a coroutine, that dumps in a loop lets this go first).
     let mut waited = None;
     let start = Instant::now();
     let _one = loop {
