@@ -21,6 +21,8 @@ use coio::net::unix::UnixStream;
 use coio::net::{TcpListener, TcpStream};
 use coio::{IoDriver, Runtime};
 
+mod common;
+
 /// Whether this kernel lets a process set up an io_uring with the flags
 /// coio uses (SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG | R_DISABLED),
 /// asked directly.
@@ -880,4 +882,63 @@ fn receives_after_a_full_one_are_made_at_once() {
         after - before
     });
     assert_eq!(completions, 0);
+}
+
+/// A runtime asked for io_uring that runs out of file descriptors fails
+/// with the descriptor error and what to do, as an epoll one does: it does
+/// not say "io_uring is not available" and fall back (here epoll would have
+/// fitted, so the fallback hid the limit; from a review).
+#[test]
+fn out_of_descriptors_is_an_error_not_a_fallback() {
+    if !kernel_has_uring() {
+        eprintln!("note: this kernel has no usable io_uring; nothing to check");
+        return;
+    }
+    if common::child_role().as_deref() != Some("emfile") {
+        let out = common::run_in_child(
+            "out_of_descriptors_is_an_error_not_a_fallback",
+            "emfile",
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // Every descriptor taken, then 6 given back: enough for two epoll
+    // workers (3 each), not for two io_uring ones (4 each).
+    let mut dups = Vec::new();
+    loop {
+        // SAFETY: dup of stderr; each kept in an OwnedFd.
+        let fd = unsafe { libc::dup(2) };
+        if fd < 0 {
+            break;
+        }
+        // SAFETY: the descriptor dup just made, ours alone.
+        dups.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    dups.truncate(dups.len() - 6);
+    let built = Runtime::builder()
+        .workers(2)
+        .driver(IoDriver::Uring)
+        .stall_warning(None)
+        .build();
+    drop(dups);
+    let Err(e) = built else {
+        panic!("a runtime built without the descriptors its rings need");
+    };
+    assert_eq!(
+        e.raw_os_error(),
+        None,
+        "a bare error, without coio's words: {e}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("io_uring") && text.contains("ulimit -n"),
+        "{text}"
+    );
 }

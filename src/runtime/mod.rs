@@ -574,7 +574,12 @@ impl RuntimeBuilder {
         let (io_driver, drivers) = match wanted {
             IoDriver::Uring => match uring_drivers(workers, self.uring_entries) {
                 Ok(drivers) => (IoDriver::Uring, drivers),
-                Err(e) => {
+                // Out of descriptors is no lack of io_uring: said as such
+                // (epoll would run short of them next).
+                Err((e, i)) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    return Err(worker_error(e, i, workers, "its io_uring"));
+                }
+                Err((e, _)) => {
                     note!("coio: io_uring is not available here ({e}); using epoll");
                     (IoDriver::Epoll, epoll_drivers(workers)?)
                 }
@@ -621,7 +626,8 @@ impl RuntimeBuilder {
             let prefix = self.thread_name.clone();
             let handle = thread::Builder::new()
                 .name(format!("{}-monitor", self.thread_name))
-                .spawn(move || monitor::run(&shared, &prefix))?;
+                .spawn(move || monitor::run(&shared, &prefix))
+                .map_err(|e| helper_error(e, "stall monitor"))?;
             rt.shared
                 .monitor
                 .thread
@@ -644,7 +650,8 @@ impl RuntimeBuilder {
             rt.schedtrace = Some(
                 thread::Builder::new()
                     .name(format!("{}-schedtrace", self.thread_name))
-                    .spawn(move || metrics::schedtrace(&shared, period))?,
+                    .spawn(move || metrics::schedtrace(&shared, period))
+                    .map_err(|e| helper_error(e, "schedtrace"))?,
             );
         }
         Ok(rt)
@@ -654,14 +661,16 @@ impl RuntimeBuilder {
 /// The error of a runtime whose worker `index` of `workers` could not get
 /// `what`: the system's error, with the numbers that explain it (each
 /// worker needs a thread and three file descriptors: its epoll instance, a
-/// second handle on it, and the eventfd that wakes it; it also keeps its
+/// second handle on it, and the eventfd that wakes it, and its ring with
+/// io_uring; it also keeps its
 /// thread's schedstat open if it can, which is not needed: see
 /// `worker::search::Contention`).
 #[cold]
 fn worker_error(e: io::Error, index: usize, workers: usize, what: &str) -> io::Error {
     let hint = match e.raw_os_error() {
         Some(libc::EMFILE | libc::ENFILE) => format!(
-            "; each worker needs 3 file descriptors ({} for {workers} workers): raise the \
+            "; each worker needs 3 file descriptors, 4 with io_uring ({} for {workers} \
+             workers on epoll): raise the \
              limit (ulimit -n) or ask for fewer workers (COIO_WORKERS, RuntimeBuilder::workers)",
             3 * workers
         ),
@@ -676,6 +685,16 @@ fn worker_error(e: io::Error, index: usize, workers: usize, what: &str) -> io::E
     )
 }
 
+/// The error of a runtime whose `what` thread (the stall monitor, the
+/// schedtrace printer) could not be started.
+#[cold]
+fn helper_error(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("coio: cannot start the runtime's {what} thread: {e}"),
+    )
+}
+
 /// One epoll driver per worker.
 fn epoll_drivers(workers: usize) -> io::Result<Vec<Driver>> {
     (0..workers)
@@ -683,17 +702,19 @@ fn epoll_drivers(workers: usize) -> io::Result<Vec<Driver>> {
         .collect()
 }
 
-/// One io_uring driver per worker, or why not.
+/// One io_uring driver per worker, or why not and for which worker.
 #[cfg(target_os = "linux")]
-fn uring_drivers(workers: usize, entries: u32) -> io::Result<Vec<Driver>> {
-    (0..workers).map(|_| Driver::with_ring(entries)).collect()
+fn uring_drivers(workers: usize, entries: u32) -> Result<Vec<Driver>, (io::Error, usize)> {
+    (0..workers)
+        .map(|i| Driver::with_ring(entries).map_err(|e| (e, i)))
+        .collect()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn uring_drivers(_: usize, _: u32) -> io::Result<Vec<Driver>> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "io_uring is Linux's",
+fn uring_drivers(_: usize, _: u32) -> Result<Vec<Driver>, (io::Error, usize)> {
+    Err((
+        io::Error::new(io::ErrorKind::Unsupported, "io_uring is Linux's"),
+        0,
     ))
 }
 
