@@ -145,7 +145,17 @@ impl Shared {
 /// runtime cannot wait for itself: dropped inside one of its own
 /// coroutines, or inside [`blocking`](crate::blocking) called by one (the
 /// last `Arc<Runtime>` going there, say), it says so on stderr and is
-/// leaked instead, its workers left running.
+/// leaked instead, its workers left running. Only the dropping thread is
+/// checked: a drop on another thread that one of the runtime's coroutines
+/// waits for (a thread joined inside `blocking`, say) waits for that
+/// coroutine, which waits for it: a deadlock, as two threads joining each
+/// other. Dropped in a coroutine of *another* runtime, it shuts down as
+/// from a thread, and that coroutine's worker thread waits for it (nothing
+/// else runs there meanwhile).
+///
+/// Coroutines spawned during the shutdown (by a destructor of a cancelled
+/// one, say) never start: their handles' `join` returns at once an error
+/// whose payload is [`Cancelled`](crate::Cancelled).
 ///
 /// In a program built with `panic = "abort"`, where nothing unwinds, the
 /// coroutines that started are left suspended instead of cancelled: their
