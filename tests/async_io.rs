@@ -162,6 +162,62 @@ fn registered_sockets_serve_other_executors() {
     assert_eq!(&back, b"hello");
 }
 
+/// A socket made in a coroutine can be handed to async code elsewhere even
+/// if no coroutine ever waited on it (its reads there found data at once,
+/// or went through the ring): the first poll that must wait registers it
+/// with the worker that made it. (Before, the tokio task's read failed
+/// with "first polled outside a coroutine"; from a review.)
+#[test]
+fn sockets_made_in_coroutines_serve_other_executors_unregistered() {
+    use tokio::io::AsyncReadExt;
+    for driver in [coio::IoDriver::Epoll, coio::IoDriver::Uring] {
+        for blocking in [true, false] {
+            let rt = Runtime::builder()
+                .workers(1)
+                .driver(driver)
+                .build()
+                .unwrap();
+            let (s, tx) = rt.block_on(move || {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let (mut s, _) = listener.accept().unwrap();
+                std::io::Write::write_all(&mut c, b"helo").unwrap();
+                let mut b = [0; 4];
+                if blocking {
+                    std::io::Read::read_exact(&mut s, &mut b).unwrap();
+                } else {
+                    block_on(s.read_exact(&mut b)).unwrap();
+                }
+                assert_eq!(&b, b"helo");
+                (s, c)
+            });
+            let mut s = s;
+            let tokio = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let writer = std::thread::spawn(move || {
+                let mut c = tx;
+                std::thread::sleep(Duration::from_millis(50));
+                std::io::Write::write_all(&mut c, b"rest").unwrap();
+                c
+            });
+            let got = tokio.block_on(async move {
+                let mut b = [0; 4];
+                let r = tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut b)).await;
+                r.map(|r| r.map(|_| b))
+            });
+            let _c = writer.join().unwrap();
+            let got = got.expect("the read from tokio was never woken");
+            assert_eq!(
+                got.map_err(|e| e.to_string()),
+                Ok(*b"rest"),
+                "{driver:?}, blocking read first: {blocking}"
+            );
+        }
+    }
+}
+
 /// As tests/unix.rs's `a_read_after_a_message_with_descriptors_gets_the_rest`
 /// through tokio's `AsyncRead`: a short read that stopped after a message
 /// with descriptors does not mean the stream is drained. (A coio sleep

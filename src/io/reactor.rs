@@ -63,7 +63,7 @@ use loom::sync::atomic::AtomicUsize;
 
 use mio::Token;
 
-use crate::driver::{self, Driver, Ready};
+use crate::driver::{self, Ready};
 pub(crate) use crate::driver::{ERROR, READ_CLOSED, READABLE, URGENT, WRITABLE, WRITE_CLOSED};
 use crate::park::{Blocker, Lock, LockGuard, WaitQueue, Woken};
 use crate::runtime::dump::Wait;
@@ -300,7 +300,11 @@ impl IoState {
     /// Registers `fd` (whose state this is) with `driver`, unless it is
     /// registered with a driver that has not closed already.
     #[inline]
-    pub(crate) fn register(self: &Arc<Self>, fd: RawFd, driver: &Driver) -> io::Result<()> {
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        fd: RawFd,
+        driver: &Arc<driver::Handle>,
+    ) -> io::Result<()> {
         if self.live.load(Acquire) {
             return Ok(());
         }
@@ -308,7 +312,7 @@ impl IoState {
     }
 
     #[cold]
-    fn register_slow(self: &Arc<Self>, fd: RawFd, driver: &Driver) -> io::Result<()> {
+    fn register_slow(self: &Arc<Self>, fd: RawFd, handle: &Arc<driver::Handle>) -> io::Result<()> {
         let mut reg = self.registered.lock();
         if let Some((h, _)) = &*reg {
             if !h.is_closed() {
@@ -319,7 +323,6 @@ impl IoState {
             h.forget();
             *reg = None;
         }
-        let handle = driver.handle();
         let token = handle.register(fd, self.clone())?;
         *reg = Some((handle.clone(), token));
         self.live.store(true, Release);

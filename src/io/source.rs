@@ -56,13 +56,26 @@ pub(crate) struct Source {
     /// and the thread waited for ever where std's blocked send returns
     /// `BrokenPipe`. Closed with the source.
     shut_wake: AtomicI32,
+    /// The driver of the worker whose coroutine made this source, if one
+    /// did: async code polling it on another thread before any coroutine
+    /// registered it registers it there (see [`register_async`]). Weak: a
+    /// source that outlives its runtime does not keep the driver's
+    /// descriptors open.
+    ///
+    /// [`register_async`]: Self::register_async
+    home: Option<std::sync::Weak<crate::driver::Handle>>,
 }
 
 impl Source {
     /// A source for `fd`, which must be in non-blocking mode and stay open
     /// until the source is dropped.
     pub(crate) fn new(fd: RawFd) -> Source {
+        // Not registered yet (a socket that never waits never is); only
+        // its worker's driver noted, for async code elsewhere.
+        let home = worker::coroutine_local()
+            .and_then(|l| Some(Arc::downgrade(l.driver.try_borrow().ok()?.handle())));
         Source {
+            home,
             fd,
             state: Arc::new(IoState::new()),
             read_timeout: AtomicU64::new(0),
@@ -280,16 +293,21 @@ impl Source {
     }
 
     /// Registers the descriptor, if it is not registered with a live
-    /// driver, with the polling coroutine's worker; an error saying so
-    /// off the workers (there is no driver to register it with).
+    /// driver, with the polling coroutine's worker; off the workers, with
+    /// the worker whose coroutine made it (its events wake the poller's
+    /// waker from there); an error saying so if neither exists (no driver
+    /// to register it with).
     fn register_async(&self) -> io::Result<()> {
         if self.state.is_live() {
             return Ok(());
         }
-        let Some(l) = worker::coroutine_local() else {
-            return Err(not_in_coroutine());
-        };
-        self.state.register(self.fd, &l.driver.borrow())
+        if let Some(l) = worker::coroutine_local() {
+            return self.state.register(self.fd, l.driver.borrow().handle());
+        }
+        match self.home.as_ref().and_then(std::sync::Weak::upgrade) {
+            Some(home) if !home.is_closed() => self.state.register(self.fd, &home),
+            _ => Err(not_in_coroutine()),
+        }
     }
 
     /// [`poll_io`](Self::poll_io) for a future that several tasks may
@@ -336,7 +354,7 @@ impl Source {
         deadline: Option<Instant>,
         wait: Wait,
     ) -> io::Result<()> {
-        self.state.register(self.fd, &l.driver.borrow())?;
+        self.state.register(self.fd, l.driver.borrow().handle())?;
         self.state.wait(dir, deadline, wait)
     }
 
@@ -551,14 +569,16 @@ impl Deadline {
     }
 }
 
-/// The error of an async operation on a descriptor that no coroutine has
-/// registered yet, polled outside a coroutine.
+/// The error of an async operation that would wait, polled outside a
+/// coroutine, on a descriptor that was made outside coio's coroutines (or
+/// by a runtime that is gone) and that no coroutine has registered yet.
 #[cold]
 fn not_in_coroutine() -> io::Error {
     io::Error::other(
-        "coio: async I/O on a coio socket was first polled outside a coroutine; poll it \
-         in a coroutine (e.g. in coio::future::block_on, or with \
-         coio::compat::hyper::Executor), whose worker's poller then drives it",
+        "coio: async I/O that must wait, polled outside a coroutine, on a coio socket \
+         made outside one that no coroutine has waited on yet: no coio poller drives it; \
+         make it, or poll it first, in a coroutine (e.g. in coio::future::block_on, or \
+         with coio::compat::hyper::Executor)",
     )
 }
 

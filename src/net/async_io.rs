@@ -16,12 +16,15 @@
 //! on `WouldBlock` it keeps the task's waker in the socket's readiness
 //! state, one per direction (the latest poll's, as tokio's sockets do), and
 //! the worker's driver wakes it with the socket's next event of that
-//! direction. The socket is registered with the worker of the coroutine
-//! that polls it first, so async code must run in a coroutine: in
+//! direction. The socket is registered, at the first poll that must wait,
+//! with the worker of the polling coroutine; polled on another thread
+//! (a tokio task's), with the worker whose coroutine made the socket (an
+//! accept or connect in a coroutine). So a socket made or waited on in a
+//! coroutine can be polled from any thread; one made outside coio's
+//! coroutines must first be polled in one: in
 //! [`coio::future::block_on`](crate::future::block_on), or spawned with
-//! `coio::compat::hyper::Executor` (feature `hyper`). A socket first polled
-//! elsewhere returns an error saying so; once registered, it can be polled
-//! from any thread.
+//! `coio::compat::hyper::Executor` (feature `hyper`). A poll elsewhere
+//! that must wait returns an error saying so.
 //!
 //! Read and write timeouts (`set_read_timeout`, ...) and the non-blocking
 //! mode concern the blocking calls only: async code has its own timeouts.
