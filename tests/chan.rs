@@ -3,7 +3,7 @@
 //! test in which every message must arrive exactly once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -1404,6 +1404,45 @@ fn a_receiver_cancelled_at_its_budget_takes_no_value_with_it() {
             assert_eq!(returned + left, 100_000, "{returned} returned, {left} left");
         }
     }
+}
+
+/// As above for `after`'s one delivery: a receive cancelled at the
+/// budget's yield leaves it to the channel's clones. The receive runs after
+/// k receives that never wait, so that one k puts it at the yield (1
+/// worker: deterministic). (At that k, the delivery went to nobody before;
+/// found by a review.)
+#[test]
+fn an_after_receive_cancelled_at_its_budget_leaves_the_delivery() {
+    rt(1).block_on(|| {
+        for k in 0..300u32 {
+            let after = chan::after(Duration::ZERO);
+            let (tx, rx) = chan::unbounded::<u32>();
+            for i in 0..k {
+                tx.send(i).unwrap();
+            }
+            let (go_tx, go_rx) = chan::bounded::<()>(0);
+            let got = Arc::new(AtomicBool::new(false));
+            let (after2, got2) = (after.clone(), got.clone());
+            let h = coio::spawn(move || {
+                go_rx.recv().unwrap();
+                for _ in 0..k {
+                    rx.recv().unwrap();
+                }
+                after2.recv().unwrap();
+                got2.store(true, SeqCst);
+            });
+            coio::yield_now();
+            go_tx.send(()).unwrap();
+            h.cancel();
+            let _ = h.join();
+            let here = after.recv_timeout(Duration::from_millis(5)).is_ok();
+            assert!(
+                got.load(SeqCst) != here,
+                "k = {k}: the delivery went to {}",
+                if here { "both" } else { "nobody" }
+            );
+        }
+    });
 }
 
 /// As above for a sender: a send that unwinds has sent nothing.

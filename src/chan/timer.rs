@@ -119,18 +119,19 @@ impl TimerChan {
 
     /// Receives, waiting until `deadline` at most (None: no limit).
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Instant, RecvFail> {
+        // As a channel's receive, this counts against the budget: a loop on
+        // a tick always due (`tick(1ns)`, a body slower than the period)
+        // kept its worker, and could not be cancelled. Spent before the
+        // take, so that a receive cancelled at the budget's yield has taken
+        // nothing (`after`'s one delivery went to nobody: its clones did
+        // not get it either).
+        coop_spend_cancellable();
         loop {
             let now = Instant::now();
             if let Some(i) = self.try_take(now) {
-                // As a channel's receive, this counts against the budget
-                // (spent at once after a wait, which renewed it): a loop on
-                // a tick always due (`tick(1ns)`, a body slower than the
-                // period) kept its worker, and could not be cancelled.
-                coop_spend_cancellable();
                 return Ok(i);
             }
             if deadline.is_some_and(|d| now >= d) {
-                coop_spend_cancellable();
                 return Err(RecvFail::Timeout);
             }
             sleep_until(earliest(self.due(), deadline));

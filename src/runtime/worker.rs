@@ -1410,8 +1410,9 @@ impl Local {
     /// receives spend *before* the operation (one that then waits starts
     /// a new budget: the spend was moot), so that a call that unwinds has
     /// taken or given nothing (a received value, bytes read, an accepted
-    /// connection would be lost); connects, datagram connects and timer
-    /// channels spend after, where the result lost is a state or a tick.
+    /// connection would be lost, or `chan::after`'s one delivery);
+    /// connects and datagram connects spend after, where the result lost
+    /// is a state.
     /// No cost before the budget is spent.
     #[inline]
     pub(crate) fn coop_spend_cancellable(&self) {
