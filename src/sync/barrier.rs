@@ -14,8 +14,12 @@
 //! A waiting coroutine that is cancelled withdraws its arrival (under the
 //! lock: if its generation is still the current one, the count goes back
 //! down, so that the barrier waits for another party in its place) and
-//! unwinds. If the claim won the race with the cancellation, the waiter is
-//! released normally (and unwinds at its next blocking point).
+//! unwinds. If its generation completed first, the waiter is released
+//! normally (and unwinds at its next blocking point): whether the leader's
+//! claim won the race with the cancellation, or the cancellation had
+//! already given up the entry (the leader's claim of it failed) but not
+//! yet taken the lock, so that the leader counted this arrival and went
+//! on. (Unwinding then would make a generation of `n - 1` parties.)
 
 use std::fmt;
 use std::ptr;
@@ -162,7 +166,9 @@ impl Barrier {
     ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
-    /// cancelled while it waits; its arrival is withdrawn.
+    /// cancelled while it waits; its arrival is withdrawn. Unless its
+    /// generation completed first: it then returns (and unwinds at its
+    /// next blocking point).
     pub fn wait(&self) -> BarrierWaitResult {
         let blocker = Blocker::new(crate::runtime::dump::Wait::Barrier);
         let generation;
@@ -186,11 +192,16 @@ impl Barrier {
         match blocker.wait(None, true) {
             Woken::Done(_) => BarrierWaitResult(false),
             Woken::Cancelled => {
+                #[cfg(all(test, not(loom)))]
+                tests::before_withdraw();
                 let mut inner = self.lock();
                 inner.queue.remove(&blocker);
-                if inner.generation == generation {
-                    inner.count -= 1;
+                if inner.generation != generation {
+                    // Completed, counting this arrival (see the module
+                    // docs).
+                    return BarrierWaitResult(false);
                 }
+                inner.count -= 1;
                 drop(inner);
                 park::unwind_cancelled()
             }
@@ -210,5 +221,52 @@ impl fmt::Debug for Barrier {
         f.debug_struct("Barrier")
             .field("n", &self.n)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::Mutex;
+
+    use super::Barrier;
+
+    /// Run by a cancelled waiter between giving up its entry and taking
+    /// the lock (the race's window, a few instructions wide otherwise).
+    static HOOK: Mutex<Option<Box<dyn FnOnce() + Send>>> = Mutex::new(None);
+
+    pub(super) fn before_withdraw() {
+        let hook = HOOK.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    /// The leader arrives in the window: it counts the cancelled waiter's
+    /// arrival and goes on, so the waiter is released as a party of the
+    /// generation, not unwound (it unwound, and the generation had had
+    /// one party fewer than `n`; found by a review with a delay injected
+    /// there).
+    #[test]
+    fn a_generation_completed_in_the_cancel_window_releases_the_waiter() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let b = Arc::new(Barrier::new(2));
+        let leader_b = b.clone();
+        *HOOK.lock().unwrap() = Some(Box::new(move || {
+            // A plain thread, waited for by blocking this worker (a
+            // cancelled coroutine cannot wait otherwise).
+            let leader = std::thread::spawn(move || leader_b.wait().is_leader());
+            assert!(leader.join().unwrap(), "the second party leads");
+        }));
+        let waiter_b = b.clone();
+        let r = rt.block_on(move || {
+            let h = crate::spawn(move || waiter_b.wait().is_leader());
+            while b.lock().queue.is_empty() {
+                crate::yield_now();
+            }
+            h.cancel();
+            h.join()
+        });
+        assert_eq!(r.ok(), Some(false), "the waiter was counted: not unwound");
     }
 }
