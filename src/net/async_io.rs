@@ -26,6 +26,15 @@
 //! `coio::compat::hyper::Executor` (feature `hyper`). A poll elsewhere
 //! that must wait returns an error saying so.
 //!
+//! The sockets' own methods, std's names, win over the async extension
+//! traits' methods of the same name: `stream.shutdown().await` does not
+//! compile (the inherent `shutdown(how)` is found first); write
+//! `AsyncWriteExt::shutdown(&mut stream).await` (tokio) or
+//! `AsyncWriteExt::close(&mut stream).await` (futures). With both
+//! `std::io::Read` and an async extension trait in scope, `read_to_end`,
+//! `write_all` and the like are ambiguous: name the trait, or import only
+//! one of them in the module that does async I/O.
+//!
 //! Read and write timeouts (`set_read_timeout`, ...) and the non-blocking
 //! mode concern the blocking calls only: async code has its own timeouts.
 //! The io_uring driver does not change this path: async operations wait
