@@ -398,8 +398,22 @@ impl Handle {
     /// Registers `fd` (edge-triggered, for reading and writing) with
     /// `target` to tell of its events; returns the token to deregister it
     /// with.
+    ///
+    /// # Errors
+    /// The registry's error; an error saying so if the driver has closed
+    /// (checked under the table's lock, which the driver's drop takes to
+    /// close it: a registration from another thread never lands in a table
+    /// that nobody will empty or poll).
     pub(crate) fn register(&self, fd: RawFd, target: Arc<dyn Ready>) -> io::Result<Token> {
-        let token = self.lock_slab().insert(target);
+        let token = {
+            let mut slab = self.lock_slab();
+            if self.closed.load(Relaxed) {
+                return Err(io::Error::other(
+                    "coio: the runtime of this socket has shut down",
+                ));
+            }
+            slab.insert(target)
+        };
         if let Err(e) = self.registry.register(
             &mut SourceFd(&fd),
             token,

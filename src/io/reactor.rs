@@ -131,7 +131,8 @@ pub(crate) struct IoState {
     registered: Lock<Option<(Arc<driver::Handle>, Token)>>,
     /// Registered with a driver that has not closed: set under the
     /// `registered` lock by `register`, cleared by `deregister` and when the
-    /// driver closes (`driver_closed`, before the waiters are woken). Lets
+    /// driver closes (`driver_closed`, under the same lock, before the
+    /// waiters are woken). Lets
     /// every wait after the first skip that lock, twice.
     live: AtomicBool,
 }
@@ -522,7 +523,13 @@ impl Ready for IoState {
     /// cleared before the wakes: a waiter that queues after them sees it
     /// under its queue's lock (`wait`); one queued before is woken.
     fn driver_closed(&self) {
+        // Under the `registered` lock: a registration from another thread
+        // (async code off the workers, `Source::register_async`) that put
+        // this state in the slab before the driver took it sets `live`
+        // under that lock too, and must not set it after this clears it.
+        let reg = self.registered.lock();
         self.live.store(false, Release);
+        drop(reg);
         self.wake_all(Dir::Read);
         self.wake_all(Dir::Write);
     }

@@ -58,9 +58,9 @@ pub(crate) struct Source {
     shut_wake: AtomicI32,
     /// The driver of the worker whose coroutine made this source, if one
     /// did: async code polling it on another thread before any coroutine
-    /// registered it registers it there (see [`register_async`]). Weak: a
-    /// source that outlives its runtime does not keep the driver's
-    /// descriptors open.
+    /// registered it registers it there (see [`register_async`]). Weak:
+    /// it alone keeps nothing of the driver alive (a registration does,
+    /// until the source is dropped).
     ///
     /// [`register_async`]: Self::register_async
     home: Option<std::sync::Weak<crate::driver::Handle>>,
@@ -305,7 +305,15 @@ impl Source {
             return self.state.register(self.fd, l.driver.borrow().handle());
         }
         match self.home.as_ref().and_then(std::sync::Weak::upgrade) {
-            Some(home) if !home.is_closed() => self.state.register(self.fd, &home),
+            // (A close after the check fails the registration, under the
+            // driver's table lock: see `driver::Handle::register`.)
+            Some(home) if !home.is_closed() => self.state.register(self.fd, &home).map_err(|e| {
+                if home.is_closed() {
+                    not_in_coroutine()
+                } else {
+                    e
+                }
+            }),
             _ => Err(not_in_coroutine()),
         }
     }
@@ -570,15 +578,16 @@ impl Deadline {
 }
 
 /// The error of an async operation that would wait, polled outside a
-/// coroutine, on a descriptor that was made outside coio's coroutines (or
-/// by a runtime that is gone) and that no coroutine has registered yet.
+/// coroutine, on a descriptor that was made outside coio's coroutines and
+/// that no coroutine has registered yet, or whose runtime is gone.
 #[cold]
 fn not_in_coroutine() -> io::Error {
     io::Error::other(
         "coio: async I/O that must wait, polled outside a coroutine, on a coio socket \
-         made outside one that no coroutine has waited on yet: no coio poller drives it; \
-         make it, or poll it first, in a coroutine (e.g. in coio::future::block_on, or \
-         with coio::compat::hyper::Executor)",
+         made outside one that no coroutine has waited on yet, or whose runtime has shut \
+         down: no coio poller drives it; make it, or poll it first, in a coroutine of a \
+         running runtime (e.g. in coio::future::block_on, or with \
+         coio::compat::hyper::Executor)",
     )
 }
 

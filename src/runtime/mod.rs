@@ -587,7 +587,7 @@ impl RuntimeBuilder {
                 // Out of descriptors is no lack of io_uring: said as such
                 // (epoll would run short of them next).
                 Err((e, i)) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    return Err(worker_error(e, i, workers, "its io_uring"));
+                    return Err(worker_error(e, i, workers, "its netpoller and io_uring"));
                 }
                 Err((e, _)) => {
                     note!("coio: io_uring is not available here ({e}); using epoll");
