@@ -317,6 +317,9 @@ impl IoState {
         let mut reg = self.registered.lock();
         if let Some((h, _)) = &*reg {
             if !h.is_closed() {
+                // (Live already, unless a close of another driver cleared
+                // it: see `driver_closed`.)
+                self.live.store(true, Release);
                 return Ok(());
             }
             // Its worker is gone, and its driver with it (whose table let
@@ -527,8 +530,15 @@ impl Ready for IoState {
         // (async code off the workers, `Source::register_async`) that put
         // this state in the slab before the driver took it sets `live`
         // under that lock too, and must not set it after this clears it.
+        // Only if the registration is still this driver's (or none): a
+        // registrant that found it closed may have moved it to another
+        // driver meanwhile, whose `live` this must not clear (the state
+        // would then wait as if unregistered, and never re-register: a
+        // spin).
         let reg = self.registered.lock();
-        self.live.store(false, Release);
+        if reg.as_ref().is_none_or(|(h, _)| h.is_closed()) {
+            self.live.store(false, Release);
+        }
         drop(reg);
         self.wake_all(Dir::Read);
         self.wake_all(Dir::Write);
@@ -693,5 +703,61 @@ mod loom_tests {
             assert!(flag.load(SeqCst));
             poller.join().unwrap();
         });
+    }
+}
+
+/// Registrations racing a driver's close, with real drivers and threads.
+#[cfg(all(test, not(loom)))]
+mod race_tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::sync::Barrier;
+
+    /// A thread registers with driver A while A is dropped, and another
+    /// registers with driver B (which then wins, A being closed). After
+    /// each round `live` says the truth: true if registered with a driver
+    /// that has not closed, false otherwise. (A's close cleared `live`
+    /// after B's registration set it, in 18 of 20,000 rounds: every wait
+    /// on the socket then returned at once, a spin; from a review.)
+    #[test]
+    fn live_says_the_truth_after_a_close_races_two_registrations() {
+        for round in 0..5_000u32 {
+            let (s, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+            s.set_nonblocking(true).unwrap();
+            let fd = s.as_raw_fd();
+            let state = Arc::new(IoState::new());
+            let b = driver::Driver::new().unwrap();
+            let a = driver::Driver::new().unwrap();
+            let (ha, hb) = (a.handle().clone(), b.handle().clone());
+            let go = Arc::new(Barrier::new(3));
+            let spin = |n: u32| (0..n).for_each(|_| std::hint::spin_loop());
+            let closer = {
+                let go = go.clone();
+                std::thread::spawn(move || {
+                    go.wait();
+                    spin(round % 200);
+                    drop(a);
+                })
+            };
+            let to_a = {
+                let (go, state) = (go.clone(), state.clone());
+                std::thread::spawn(move || {
+                    go.wait();
+                    let _ = state.register(fd, &ha);
+                })
+            };
+            go.wait();
+            spin((round / 200) % 50);
+            let _ = state.register(fd, &hb);
+            to_a.join().unwrap();
+            closer.join().unwrap();
+            let truth = match &*state.registered.lock() {
+                Some((h, _)) => !h.is_closed(),
+                None => false,
+            };
+            assert_eq!(state.is_live(), truth, "round {round}");
+            state.deregister(fd);
+            drop(b);
+        }
     }
 }
