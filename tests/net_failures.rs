@@ -110,17 +110,6 @@ fn read_pattern_to_end(s: &mut impl Read) -> usize {
     }
 }
 
-/// Asserts that the child process run for a test succeeded.
-fn assert_child_ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "child failed: {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 // 1. A peer reset wakes a coroutine blocked in read.
 
 #[test]
@@ -246,7 +235,7 @@ fn peer_reset_wakes_a_blocked_writer() {
     }
     reset_mid_write();
     let out = common::run_in_child("peer_reset_wakes_a_blocked_writer", "sigpipe", &[]);
-    assert_child_ok(&out);
+    common::assert_child_ok(&out);
 }
 
 // 3. Half-close.
@@ -346,7 +335,7 @@ fn accept_backs_off_on_emfile_and_recovers() {
         std::process::exit(0);
     }
     let out = common::run_in_child("accept_backs_off_on_emfile_and_recovers", "emfile", &[]);
-    assert_child_ok(&out);
+    common::assert_child_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     for line in stdout.lines().filter(|l| l.starts_with("EMFILE")) {
         println!("{line}");
@@ -578,7 +567,7 @@ fn ten_thousand_connections_at_once() {
         "clients",
         &[(ADDR, &addr.to_string())],
     );
-    assert_child_ok(&out);
+    common::assert_child_ok(&out);
     wait_until(HANG, "the server seeing every connection close", || {
         counts.closed.load(Relaxed) == N
     });
@@ -836,12 +825,7 @@ fn a_plain_thread_s_blocking_write_needs_no_new_descriptor() {
             "emfile",
             &[],
         );
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_child_ok(&out);
         return;
     }
     let (a, mut b) = coio::net::unix::UnixStream::pair().unwrap();
@@ -860,16 +844,7 @@ fn a_plain_thread_s_blocking_write_needs_no_new_descriptor() {
     };
     // SAFETY: plain setrlimit with a valid struct.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-    let mut dups = Vec::new();
-    loop {
-        // SAFETY: dup of stderr; each kept in an OwnedFd.
-        let fd = unsafe { libc::dup(2) };
-        if fd < 0 {
-            break;
-        }
-        // SAFETY: the descriptor dup just made, ours alone.
-        dups.push(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
+    let dups = common::take_all_fds();
     let r = (&a).write(&[1; 4096]);
     drop(dups);
     drop(a);
@@ -893,12 +868,7 @@ fn eventfds() -> usize {
 fn a_plain_thread_s_connect_makes_no_eventfd() {
     if common::child_role().as_deref() != Some("connect") {
         let out = common::run_in_child("a_plain_thread_s_connect_makes_no_eventfd", "connect", &[]);
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_child_ok(&out);
         return;
     }
     // A listener with a backlog of 0, filled: later SYNs are dropped, so

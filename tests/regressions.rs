@@ -289,12 +289,7 @@ fn shutdown_does_not_spin() {
         std::process::exit(0);
     }
     let out = common::run_in_child("shutdown_does_not_spin", "shutdown", &[]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_child_ok(&out);
 }
 
 /// A coroutine's panic with stderr a pipe whose reader is gone (`prog

@@ -900,27 +900,12 @@ fn out_of_descriptors_is_an_error_not_a_fallback() {
             "emfile",
             &[],
         );
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_child_ok(&out);
         return;
     }
-    use std::os::fd::{FromRawFd, OwnedFd};
     // Every descriptor taken, then 6 given back: enough for two epoll
     // workers (3 each), not for two io_uring ones (4 each).
-    let mut dups = Vec::new();
-    loop {
-        // SAFETY: dup of stderr; each kept in an OwnedFd.
-        let fd = unsafe { libc::dup(2) };
-        if fd < 0 {
-            break;
-        }
-        // SAFETY: the descriptor dup just made, ours alone.
-        dups.push(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
+    let mut dups = common::take_all_fds();
     dups.truncate(dups.len() - 6);
     let built = Runtime::builder()
         .workers(2)

@@ -29,6 +29,35 @@ pub fn run_in_child(name: &str, role: &str, env: &[(&str, &str)]) -> Output {
     cmd.output().expect("re-running the test binary")
 }
 
+/// Asserts that a child process run by [`run_in_child`] succeeded, with
+/// its output if not.
+pub fn assert_child_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Takes every file descriptor this process may still open (duplicates
+/// of stderr), to be given back by dropping them: for tests of running
+/// out (in a child process: the whole process runs out).
+pub fn take_all_fds() -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut dups = Vec::new();
+    loop {
+        // SAFETY: dup of stderr; each kept in an OwnedFd.
+        let fd = unsafe { libc::dup(2) };
+        if fd < 0 {
+            return dups;
+        }
+        // SAFETY: the descriptor dup just made, ours alone.
+        dups.push(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    }
+}
+
 /// CPU time (user and system) used by this process so far.
 pub fn cpu_time() -> Duration {
     // SAFETY: rusage is plain data; all zeroes is a valid value.
