@@ -337,10 +337,16 @@ impl IoState {
     /// registrations" in `crate::driver`). Called before `fd` is closed or
     /// given away.
     pub(crate) fn deregister(&self, fd: RawFd) {
-        let Some((handle, token)) = self.registered.lock().take() else {
-            return;
+        let (handle, token) = {
+            let mut reg = self.registered.lock();
+            let Some(r) = reg.take() else {
+                return;
+            };
+            // Under the lock, as every write of `live` (a registration
+            // after it must find the flag cleared, not clear it after).
+            self.live.store(false, Release);
+            r
         };
-        self.live.store(false, Release);
         handle.deregister(fd, token);
     }
 
