@@ -646,7 +646,7 @@ fn too_few_descriptors_for_the_workers_says_so() {
     assert!(e.contains("of 4096"), "{e}");
     assert!(e.contains("Too many open files"), "{e}");
     assert!(
-        e.contains("3 file descriptors (12288 for 4096 workers)"),
+        e.contains("3 file descriptors") && e.contains("(12288 for 4096 workers"),
         "{e}"
     );
 }
