@@ -304,18 +304,18 @@ impl Source {
         if let Some(l) = worker::coroutine_local() {
             return self.state.register(self.fd, l.driver.borrow().handle());
         }
-        match self.home.as_ref().and_then(std::sync::Weak::upgrade) {
-            // (A close after the check fails the registration, under the
-            // driver's table lock: see `driver::Handle::register`.)
-            Some(home) if !home.is_closed() => self.state.register(self.fd, &home).map_err(|e| {
-                if home.is_closed() {
-                    not_in_coroutine()
-                } else {
-                    e
-                }
-            }),
-            _ => Err(not_in_coroutine()),
-        }
+        // A closed driver refuses the registration (under its table's lock:
+        // see `driver::Handle::register`), whenever it closed.
+        let Some(home) = self.home.as_ref().and_then(std::sync::Weak::upgrade) else {
+            return Err(not_in_coroutine());
+        };
+        self.state.register(self.fd, &home).map_err(|e| {
+            if home.is_closed() {
+                not_in_coroutine()
+            } else {
+                e
+            }
+        })
     }
 
     /// [`poll_io`](Self::poll_io) for a future that several tasks may
