@@ -637,7 +637,7 @@ impl RuntimeBuilder {
             let handle = thread::Builder::new()
                 .name(format!("{}-monitor", self.thread_name))
                 .spawn(move || monitor::run(&shared, &prefix))
-                .map_err(|e| helper_error(e, "stall monitor"))?;
+                .map_err(|e| start_error(e, "the runtime's stall monitor thread"))?;
             rt.shared
                 .monitor
                 .thread
@@ -661,7 +661,7 @@ impl RuntimeBuilder {
                 thread::Builder::new()
                     .name(format!("{}-schedtrace", self.thread_name))
                     .spawn(move || metrics::schedtrace(&shared, period))
-                    .map_err(|e| helper_error(e, "schedtrace"))?,
+                    .map_err(|e| start_error(e, "the runtime's schedtrace thread"))?,
             );
         }
         Ok(rt)
@@ -695,14 +695,12 @@ fn worker_error(e: io::Error, index: usize, workers: usize, what: &str) -> io::E
     )
 }
 
-/// The error of a runtime whose `what` thread (the stall monitor, the
-/// schedtrace printer) could not be started.
+/// `e`, said to be the error of starting `what` (a runtime's stall
+/// monitor or schedtrace thread, the signal relay), so that the user
+/// learns what could not be made.
 #[cold]
-fn helper_error(e: io::Error, what: &str) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!("coio: cannot start the runtime's {what} thread: {e}"),
-    )
+pub(crate) fn start_error(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("coio: cannot start {what}: {e}"))
 }
 
 /// One epoll driver per worker.

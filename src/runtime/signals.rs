@@ -163,6 +163,9 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
+/// What [`start`] makes, for its errors.
+const RELAY_NAME: &str = "the signal relay (a pipe and a thread)";
+
 /// Starts the relay thread, once per process (under the registry's lock).
 fn start() -> io::Result<()> {
     if PIPE_WRITE.load(Relaxed) >= 0 {
@@ -171,7 +174,7 @@ fn start() -> io::Result<()> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(relay_error(io::Error::last_os_error()));
+        return Err(super::start_error(io::Error::last_os_error(), RELAY_NAME));
     }
     let read = fds[0];
     // The reading end blocks: the thread waits in read(2).
@@ -189,20 +192,10 @@ fn start() -> io::Result<()> {
             libc::close(fds[0]);
             libc::close(fds[1]);
         }
-        return Err(relay_error(e));
+        return Err(super::start_error(e, RELAY_NAME));
     }
     PIPE_WRITE.store(fds[1], Relaxed);
     Ok(())
-}
-
-/// `e`, said to be the signal relay's (a user who asked for a dump signal
-/// or `signal::notify` learns what could not be made).
-#[cold]
-fn relay_error(e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!("coio: cannot start the signal relay (a pipe and a thread): {e}"),
-    )
 }
 
 /// The relay thread: waits for signals and calls their listeners.
