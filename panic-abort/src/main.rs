@@ -6,11 +6,14 @@
 //!   one not started yet. Where nothing unwinds, the started ones are left
 //!   suspended (leaked), the one not started is dropped, and the program
 //!   goes on: it prints `done` and exits with 0 (it aborted, silently).
+//!   Frames left suspended inside a worker's thread-local borrow that
+//!   scoped threads read on keep the worker from exiting (its
+//!   thread-locals stay alive).
 //! - `cancel`: cancels a sleeping coroutine, which cannot unwind: the
 //!   process aborts with coio's message saying so.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 /// Sets its flag when dropped.
@@ -84,7 +87,73 @@ fn main() {
         "a coroutine's closure was not dropped"
     );
     wakes_after_the_drop();
+    borrows_that_outlive_the_drop();
     println!("done");
+}
+
+thread_local! {
+    /// Borrowed by suspended frames, and through them by scoped threads.
+    static BORROWED: Vec<u64> = (0..512).collect();
+}
+
+/// Reads `v` until `stop`, counting reads and the ones that found it changed.
+fn read_until_stopped(v: &[u64], stop: &AtomicBool, reads: &AtomicUsize, bad: &AtomicUsize) {
+    while !stop.load(SeqCst) {
+        if v.iter().fold(0u64, |a, x| a.wrapping_add(*x)) != 511 * 512 / 2 {
+            bad.fetch_add(1, SeqCst);
+        }
+        reads.fetch_add(1, SeqCst);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Frames left suspended for good inside a worker's `thread_local!` borrow
+/// that a `thread::scope`'s thread reads on: a coroutine sleeping there at
+/// shutdown (left suspended), and a generator suspended there and dropped
+/// (leaked: it cannot unwind). The worker must stay (parked for good), not
+/// exit and destroy the value under the readers; the drop returns.
+fn borrows_that_outlive_the_drop() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let bad = Arc::new(AtomicUsize::new(0));
+    let rt = coio::Runtime::builder()
+        .workers(1)
+        .build()
+        .expect("runtime");
+    let (s, r, b) = (stop.clone(), reads.clone(), bad.clone());
+    rt.block_on(move || {
+        let (s2, r2, b2) = (s.clone(), r.clone(), b.clone());
+        coio::spawn(move || {
+            BORROWED.with(|v| {
+                std::thread::scope(|sc| {
+                    sc.spawn(|| read_until_stopped(v, &s2, &r2, &b2));
+                    coio::sleep(Duration::from_secs(3600));
+                })
+            })
+        });
+        coio::spawn(move || {
+            let mut g = coio::Generator::new(move |y: &coio::Yielder<(), ()>, ()| {
+                BORROWED.with(|v| {
+                    std::thread::scope(|sc| {
+                        sc.spawn(|| read_until_stopped(v, &s, &r, &b));
+                        y.yield_(());
+                    })
+                })
+            });
+            g.resume(());
+            drop(g);
+        })
+        .join()
+        .unwrap();
+        coio::sleep(Duration::from_millis(20));
+    });
+    drop(rt);
+    std::thread::sleep(Duration::from_millis(100));
+    let before = reads.load(SeqCst);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(reads.load(SeqCst) > before, "the readers stopped");
+    assert_eq!(bad.load(SeqCst), 0, "a reader saw the value destroyed");
+    stop.store(true, SeqCst);
 }
 
 /// Coroutines left suspended are woken after their runtime is gone: by a

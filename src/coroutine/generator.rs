@@ -334,7 +334,11 @@ fn abort_yield_while_panicking() -> ! {
 /// (`mem::forget`, an `Rc` cycle), and then its frames are never unwound,
 /// so nothing they hold may borrow from anything that can go away (a
 /// `std::thread::scope` suspended inside would otherwise outlive the data
-/// its threads borrow). A leaked generator's stack is never reused.
+/// its threads borrow). A leaked generator's stack is never reused. Its
+/// frames may still borrow the thread's thread-locals, shared with other
+/// threads: a thread of coio's own (a runtime's worker, a blocking-pool
+/// thread) with such frames never exits, so that its thread-locals live on;
+/// a plain thread exits as it will (see ARCHITECTURE.md, "Known gaps").
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>(_: T) {}
@@ -535,6 +539,9 @@ where
     // switch's scratch space for the life of the coroutine, and its only
     // field is written by the switch (through a Cell).
     let yielder: &Yielder<I, Y> = unsafe { &*yielder_at::<I, Y>(link) };
+    // Counted until the resumer sees the body end (`send`): the count is
+    // read here before the body first switches away, and not after.
+    super::frame_begins();
     let out: Result<R, Box<dyn Any + Send>> = {
         // SAFETY: the initial object is our Start<F>; moved out once.
         let f = unsafe { ptr::read(obj.cast::<Start<F>>()) }.f;
@@ -777,12 +784,20 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
                 // SAFETY: `yield_` sent a Y with `transfer::send`.
                 Out::Yielded(unsafe { transfer::receive::<Y>(ret) })
             }
-            // SAFETY: the body returned an R sent with `transfer::send`; its
-            // slot lies on the finished stack, still mapped.
-            RETURNED => Out::Complete(unsafe { transfer::receive::<R>(ret) }),
-            // SAFETY: the body panicked and sent the address of the payload's
-            // box, on the finished stack, still mapped.
-            _ => Out::Panicked(unsafe { ptr::read(ret as *const Box<dyn Any + Send>) }),
+            RETURNED => {
+                // The body ended (it began on this thread: `entry`).
+                super::frame_ends();
+                // SAFETY: the body returned an R sent with
+                // `transfer::send`; its slot lies on the finished stack,
+                // still mapped.
+                Out::Complete(unsafe { transfer::receive::<R>(ret) })
+            }
+            _ => {
+                super::frame_ends();
+                // SAFETY: the body panicked and sent the address of the
+                // payload's box, on the finished stack, still mapped.
+                Out::Panicked(unsafe { ptr::read(ret as *const Box<dyn Any + Send>) })
+            }
         }
     }
 }

@@ -56,15 +56,20 @@
 //! Thread exit is the one moment the first rule is not enough: a body
 //! suspended inside `LocalKey::with` holds a reference to a thread-local,
 //! and thread-locals are destroyed one by one when the thread exits. A
-//! dropped generator is therefore leaked, not unwound, once the thread is
-//! known to exit: from the end of a runtime worker's loop (the worker says
-//! so before any of its thread-locals is destroyed), and on any thread
-//! once coio's own thread-local has been destroyed. The second closes the
-//! common case on plain threads (the generator is owned by a thread-local
-//! created before the thread's first generator), not every order of
-//! destruction (see ARCHITECTURE.md, "Known gaps"). `coroutine_local!`
-//! values are safe in any order: a borrowed one lives until its borrow
-//! ends.
+//! thread that coio owns (a runtime's worker, a blocking-pool thread)
+//! therefore never exits while frames of a generator it started may be
+//! live (a count per thread: bodies begun and not ended): it parks for
+//! good instead, and its thread-locals are never destroyed. That also
+//! covers frames that were leaked (`mem::forget`, or dropped where they
+//! cannot be unwound) while the reference they hold is shared with other
+//! threads (a `thread::scope` they are suspended in). On other threads, a
+//! dropped generator is leaked, not unwound, once the thread is known to
+//! exit: once coio's own thread-local has been destroyed. That closes the
+//! common case (the generator is owned by a thread-local created before
+//! the thread's first generator), not every order of destruction, nor a
+//! leaked frame's shared borrow (see ARCHITECTURE.md, "Known gaps").
+//! `coroutine_local!` values are safe in any order: a borrowed one lives
+//! until its borrow ends.
 //!
 //! Likewise std's panic count is per thread, so a coroutine must not
 //! suspend while it is unwinding, and a panic that starts on a coroutine
@@ -76,6 +81,7 @@
 
 pub mod generator;
 
+use std::cell::Cell;
 use std::mem::ManuallyDrop;
 
 use crate::arch;
@@ -249,6 +255,48 @@ impl RawCoroutine {
             self.sp = std::ptr::null_mut();
             sp_or_status as usize
         }
+    }
+}
+
+thread_local! {
+    /// Generators whose body began on this thread and has not ended
+    /// (const, no destructor: readable while the thread's other
+    /// thread-locals are destroyed).
+    static LIVE_FRAMES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A generator's body begins on this thread (see [`frames_live`]); called
+/// by the body's root before it first switches away.
+#[inline(always)]
+pub(crate) fn frame_begins() {
+    LIVE_FRAMES.with(|n| n.set(n.get() + 1));
+}
+
+/// A generator's body that began on this thread ended; called by its
+/// resumer, on the same thread, when the switch back says so.
+#[inline(always)]
+pub(crate) fn frame_ends() {
+    LIVE_FRAMES.with(|n| n.set(n.get() - 1));
+}
+
+/// Whether frames of a generator started on this thread may still be
+/// live: a generator suspended, or leaked suspended (`mem::forget`, or
+/// dropped where it cannot be unwound). Such frames may hold borrows of
+/// this thread's thread-locals that outlive any unwinding, shared with
+/// other threads (a `thread::scope` inside a `with`): a thread of coio's
+/// own with live frames never exits (see [`stay_for_ever`]).
+pub(crate) fn frames_live() -> bool {
+    LIVE_FRAMES.with(|n| n.get() != 0)
+}
+
+/// Parks this thread for good, instead of exiting: its thread-locals,
+/// which leaked frames may still borrow, are then never destroyed. For the
+/// threads coio owns (workers, the blocking pool), at the end of their
+/// main functions, when frames are still live ([`frames_live`]).
+#[cold]
+pub(crate) fn stay_for_ever() -> ! {
+    loop {
+        std::thread::park();
     }
 }
 

@@ -165,6 +165,19 @@ impl Shared {
 /// their [`blocking`](crate::blocking) calls. Coroutines that never started
 /// are dropped as usual.
 ///
+/// A worker thread whose coroutines leave frames suspended for good (the
+/// coroutines left suspended where panics abort; a [`Generator`] left
+/// suspended in a thread-local, leaked with `mem::forget`, or dropped
+/// where it cannot be unwound) does not exit: it parks for good, and the
+/// drop does not wait for it. Those frames may borrow the thread's
+/// thread-locals (inside `LocalKey::with`) and share the borrows with
+/// other threads (a `std::thread::scope` they are suspended in), so the
+/// thread-locals must never be destroyed. Such a thread keeps its worker's
+/// memory and file descriptors (its poller) until the process ends.
+/// Threads of the blocking pool do the same.
+///
+/// [`Generator`]: crate::Generator
+///
 /// ```
 /// let rt = coio::Runtime::builder().workers(2).build()?;
 /// // From a plain thread: spawn, and join (which blocks the thread).
@@ -177,7 +190,11 @@ impl Shared {
 /// ```
 pub struct Runtime {
     shared: Arc<Shared>,
+    /// The workers' threads, by index.
     threads: Vec<thread::JoinHandle<()>>,
+    /// How each worker left its loop (see `worker::End`); in a mutex only
+    /// to keep `Runtime` `Sync` (the drop alone reads it, through `&mut`).
+    ends: std::sync::Mutex<std::sync::mpsc::Receiver<worker::End>>,
     monitor: Option<thread::JoinHandle<()>>,
     /// The schedule trace's thread (`RuntimeBuilder::schedtrace`).
     schedtrace: Option<thread::JoinHandle<()>>,
@@ -617,17 +634,20 @@ impl RuntimeBuilder {
                 .map(|_| crossbeam_utils::CachePadded::new(dump::Slot::default()))
                 .collect(),
         });
+        let (ended, ends) = std::sync::mpsc::channel();
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(workers),
+            ends: std::sync::Mutex::new(ends),
             monitor: None,
             schedtrace: None,
         };
         for (index, (deque, driver)) in deques.into_iter().zip(drivers).enumerate() {
             let shared = shared.clone();
+            let ended = ended.clone();
             let handle = thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
-                .spawn(move || worker::worker_main(shared, index, deque, driver))
+                .spawn(move || worker::worker_main(shared, index, deque, driver, ended))
                 .map_err(|e| worker_error(e, index, workers, "its thread"))?;
             rt.threads.push(handle);
         }
@@ -1083,8 +1103,25 @@ impl Drop for Runtime {
         for r in self.shared.remotes.iter() {
             r.unpark();
         }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        // Each started worker says how it ended: a worker left with live
+        // frames stays parked for good and is not joined (see the end of
+        // `worker::worker_main`); the others are.
+        let mut threads: Vec<_> = self.threads.drain(..).map(Some).collect();
+        let ends = self
+            .ends
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for _ in 0..threads.len() {
+            // An error: every worker's sender is gone (each sends first).
+            let Ok(end) = ends.recv() else { break };
+            match end {
+                worker::End::Exits(i) => {
+                    if let Some(t) = threads[i].take() {
+                        let _ = t.join();
+                    }
+                }
+                worker::End::Stays(i) => drop(threads[i].take()),
+            }
         }
         if let Some(m) = self.monitor.take() {
             self.shared.monitor.stop.store(true, SeqCst);

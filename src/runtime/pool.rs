@@ -455,7 +455,16 @@ impl Pool {
         }
         thread::Builder::new()
             .name(THREAD_NAME.into())
-            .spawn(move || self.thread_main())
+            .spawn(move || {
+                self.thread_main();
+                if crate::coroutine::frames_live() {
+                    // A job left a generator suspended here (forgotten, or
+                    // in a thread-local): its frames may borrow this
+                    // thread's thread-locals, so the thread never exits
+                    // (see `coroutine::stay_for_ever`).
+                    crate::coroutine::stay_for_ever();
+                }
+            })
             .map(drop)
     }
 

@@ -635,6 +635,7 @@ pub(crate) fn worker_main(
     index: usize,
     fresh: Deque<TaskRef>,
     mut driver: Driver,
+    ends: std::sync::mpsc::Sender<End>,
 ) {
     // Before anything polls it: a ring gets this thread as its issuer.
     driver.start();
@@ -687,22 +688,15 @@ pub(crate) fn worker_main(
     }
     local.dump_slot().set_thread(false);
     LOCAL.with(|l| l.set(ptr::null()));
+    // The coroutines left suspended (`begin_close`, where panics abort) are
+    // leaked with their stacks: nothing on those stacks is dropped or
+    // freed, so what refers to them (wait-queue entries, in-flight ring
+    // operations) stays valid.
+    let mut leaked = false;
     if LEAVE_AT_CLOSE {
-        // The coroutines left suspended (`begin_close`) are leaked with
-        // their stacks: nothing on those stacks is dropped or freed, so
-        // what refers to them (wait-queue entries, in-flight ring
-        // operations) stays valid.
-        let mut leaked = false;
         for t in local.registry.borrow_mut().slots.drain(..).flatten() {
             std::mem::forget(t);
             leaked = true;
-        }
-        if leaked {
-            // Their wakes (a channel's sender, a blocking-pool call that
-            // ends, an unpark) still go to this worker's inbox, part of the
-            // runtime's shared state: leaked too, so that they land there
-            // harmlessly after the runtime is dropped.
-            std::mem::forget(local.shared.clone());
         }
     }
     // The async sleeps armed here (their futures may live on, awaited
@@ -722,6 +716,19 @@ pub(crate) fn worker_main(
     for t in dealt {
         local.shared.injector.push(t);
     }
+    if leaked || crate::coroutine::frames_live() {
+        // Frames of this thread stay suspended for good: leaked coroutines,
+        // or generators suspended (left in a thread-local, forgotten, or
+        // owned by a leaked coroutine). They may borrow this thread's
+        // thread-locals (inside `LocalKey::with`) and share those borrows
+        // with other threads (a `thread::scope` they are suspended in): the
+        // thread-locals must never be destroyed, so this thread never
+        // exits. It keeps `local` (the coroutines' wakes still land in its
+        // inbox and driver, part of the shared state it holds) and is not
+        // joined by the runtime's drop.
+        let _ = ends.send(End::Stays(index));
+        crate::coroutine::stay_for_ever();
+    }
     // No coroutine runs on this thread any more; what follows is the
     // destruction of its thread-locals, in an order nobody controls. A
     // suspended generator that one of them owns (stashed there by a
@@ -730,6 +737,16 @@ pub(crate) fn worker_main(
     // alive, and such generators are leaked instead (see `Generator`'s
     // drop).
     stack::mark_thread_exiting();
+    let _ = ends.send(End::Exits(index));
+}
+
+/// How a worker left its loop (sent to `Runtime`'s drop).
+pub(crate) enum End {
+    /// Worker `n` returns from its main function: join its thread.
+    Exits(usize),
+    /// Worker `n` stays parked for good, with live frames: its thread is
+    /// not joined (see the end of `worker_main`).
+    Stays(usize),
 }
 
 impl Local {
