@@ -641,3 +641,70 @@ fn a_write_while_unwinding_does_not_wait_for_the_cursor_lock() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// `read_to_end` into a vector with room left for the rest of the file
+/// reads into that room, as std's does: the vector does not grow (it
+/// doubled on the ring, before any read, when less than 8 KiB was spare).
+#[test]
+fn read_to_end_grows_a_vector_only_when_full() {
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let d = dir("rte-room", driver);
+        let p = d.join("small");
+        std::fs::write(&p, b"0123456789").unwrap();
+        let mut v = Vec::with_capacity(4 << 20);
+        v.resize((4 << 20) - 100, 7u8);
+        let cap = v.capacity();
+        let v = rt(driver).block_on(|| {
+            assert_eq!(File::open(&p).unwrap().read_to_end(&mut v).unwrap(), 10);
+            v
+        });
+        assert_eq!(v.capacity(), cap, "{driver:?}");
+        assert_eq!(&v[v.len() - 10..], b"0123456789", "{driver:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+/// A `read_to_string` cancelled while it waits (a FIFO with a writer and
+/// nothing written) leaves the caller's string as it was, as std's leaves
+/// it on an error (it was emptied on the ring: taken for the read, not
+/// given back by the unwinding). On the pool the read goes on to its end
+/// (the writer's close), then the cancel.
+#[test]
+fn a_cancelled_read_to_string_leaves_the_string() {
+    for driver in [IoDriver::Uring, IoDriver::Epoll] {
+        let d = dir("rts-cancel", driver);
+        let fifo = d.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // The writer, on a thread of its own (its open waits for the
+        // reader's): open, and silent, until told.
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let writer_path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            let w = std::fs::OpenOptions::new().write(true).open(writer_path);
+            let _ = wait.recv();
+            drop(w);
+        });
+        let left = rt(driver).block_on(|| {
+            let shared = std::sync::Arc::new(coio::sync::Mutex::new(String::from("keep me")));
+            let (s2, fifo2) = (shared.clone(), fifo.clone());
+            let h = coio::spawn(move || {
+                let mut f = File::open(&fifo2).unwrap();
+                let mut g = s2.lock();
+                let _ = f.read_to_string(&mut g);
+            });
+            coio::sleep(std::time::Duration::from_millis(100));
+            h.cancel();
+            // On the pool (epoll), the cancel waits for the read to end:
+            // the writer's close ends it (nothing more to read).
+            done.send(()).unwrap();
+            let _ = h.join();
+            let s = shared.lock().clone();
+            s
+        });
+        writer.join().unwrap();
+        assert_eq!(left, "keep me", "{driver:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

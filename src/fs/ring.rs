@@ -174,8 +174,19 @@ fn read_to_end_sized(fd: RawFd, buf: &mut Vec<u8>, mut sized: bool) -> Option<io
                 Err(e) => return Some(Err(e)),
             }
         }
-        if buf.capacity() - buf.len() < 8 * 1024 {
-            buf.reserve((buf.capacity() - start).max(32 * 1024));
+        if buf.len() == buf.capacity() {
+            // Grown only when full, as std's (a vector with room left is
+            // read into as it is), and without aborting when memory is
+            // short: std's error.
+            if buf
+                .try_reserve((buf.capacity() - start).max(32 * 1024))
+                .is_err()
+            {
+                return Some(Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    "coio: failed to allocate read buffer",
+                )));
+            }
         }
         let spare = buf.spare_capacity_mut();
         // SAFETY: the entry writes at most `spare.len()` bytes into the
@@ -203,16 +214,38 @@ pub(super) fn read_to_string(fd: RawFd, buf: &mut String) -> Option<io::Result<u
     if !uring::available() {
         return None;
     }
-    let start = buf.len();
-    let mut bytes = std::mem::take(buf).into_bytes();
-    let r = read_to_end(fd, &mut bytes)?;
-    let valid = std::str::from_utf8(&bytes[start..]).is_ok();
-    if !valid {
-        bytes.truncate(start);
+    /// Gives the string back when dropped, whatever happens meanwhile (a
+    /// cancellation unwinds through the read): what was read is kept if
+    /// it is UTF-8 (`valid`), else cut off, as std's does.
+    struct Back<'a> {
+        buf: &'a mut String,
+        bytes: Vec<u8>,
+        start: usize,
+        valid: bool,
     }
-    // SAFETY: `bytes[..start]` was a String's, and the rest was just found
-    // to be UTF-8 (or cut off).
-    *buf = unsafe { String::from_utf8_unchecked(bytes) };
+    impl Drop for Back<'_> {
+        fn drop(&mut self) {
+            let mut bytes = std::mem::take(&mut self.bytes);
+            if !self.valid {
+                bytes.truncate(self.start);
+            }
+            // SAFETY: `bytes[..start]` was a String's, and the rest was
+            // found to be UTF-8 (`valid`) or is cut off.
+            *self.buf = unsafe { String::from_utf8_unchecked(bytes) };
+        }
+    }
+    let start = buf.len();
+    let bytes = std::mem::take(buf).into_bytes();
+    let mut back = Back {
+        buf,
+        bytes,
+        start,
+        valid: false,
+    };
+    let r = read_to_end(fd, &mut back.bytes)?;
+    let valid = std::str::from_utf8(&back.bytes[start..]).is_ok();
+    back.valid = valid;
+    drop(back);
     Some(match r {
         Ok(_) if !valid => Err(io::Error::new(
             io::ErrorKind::InvalidData,
