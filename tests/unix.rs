@@ -605,3 +605,111 @@ fn a_shutdown_wakes_a_plain_thread_blocked_writing() {
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     });
 }
+
+/// A client socket bound to the abstract name `name`, connected to the
+/// listener at `path` (std cannot bind a stream socket before connecting).
+fn bound_client(name: &[u8], path: &Path) -> std::os::unix::net::UnixStream {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    /// `bytes` at `sun_path[lead..]`.
+    fn raw(lead: usize, bytes: &[u8]) -> libc::sockaddr_un {
+        // SAFETY: all zeroes is a valid sockaddr_un.
+        let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, &b) in a.sun_path[lead..].iter_mut().zip(bytes) {
+            *d = b as libc::c_char;
+        }
+        a
+    }
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned
+    // by the returned stream.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0);
+    // SAFETY: fresh, ours alone.
+    let s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    let a = raw(1, name);
+    // SAFETY: `a` is a sockaddr_un holding the abstract name (family,
+    // leading NUL, name: no trailing NUL).
+    let bound = unsafe { libc::bind(fd, (&raw const a).cast(), (2 + 1 + name.len()) as u32) };
+    assert_eq!(bound, 0);
+    let path = path.as_os_str().as_bytes();
+    let b = raw(0, path);
+    // SAFETY: `b` is a sockaddr_un holding the path and its NUL.
+    let connected =
+        unsafe { libc::connect(fd, (&raw const b).cast(), (2 + path.len() + 1) as u32) };
+    assert_eq!(connected, 0);
+    s
+}
+
+/// `accept` reports a client bound to an abstract name by that name, as
+/// std's does, from a plain thread and in coroutines on both drivers,
+/// blocking and async (mio's accept said "unnamed").
+#[test]
+fn accept_names_a_peer_bound_to_an_abstract_name() {
+    use std::os::linux::net::SocketAddrExt;
+    let path = TempPath::new("abstract-peer");
+    let l = UnixListener::bind(&path).unwrap();
+    let tag = std::process::id();
+    let name = format!("coio-peer-{tag}-thread");
+    let _c = bound_client(name.as_bytes(), path.as_ref());
+    let (_, addr) = l.accept().unwrap();
+    assert_eq!(
+        addr.as_abstract_name(),
+        Some(name.as_bytes()),
+        "plain thread"
+    );
+    for driver in [coio::IoDriver::Epoll, coio::IoDriver::Uring] {
+        let rt = Runtime::builder()
+            .workers(1)
+            .driver(driver)
+            .build()
+            .unwrap();
+        let name = format!("coio-peer-{tag}-{driver:?}");
+        let _c = bound_client(name.as_bytes(), path.as_ref());
+        let addr = rt.block_on(|| l.accept().unwrap().1);
+        assert_eq!(addr.as_abstract_name(), Some(name.as_bytes()), "{driver:?}");
+        let name = format!("coio-peer-{tag}-{driver:?}-async");
+        let _c = bound_client(name.as_bytes(), path.as_ref());
+        let addr = rt.block_on(|| coio::future::block_on(l.accept_async()).unwrap().1);
+        assert_eq!(
+            addr.as_abstract_name(),
+            Some(name.as_bytes()),
+            "{driver:?} async"
+        );
+        // And an unnamed client stays unnamed.
+        let _c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let addr = rt.block_on(|| l.accept().unwrap().1);
+        assert!(addr.is_unnamed(), "{driver:?}: {addr:?}");
+    }
+}
+
+/// `connect_addr` to an abstract name that starts with a NUL byte reaches
+/// that name, not the one a byte shorter (mio dropped the last byte), and
+/// the empty abstract name connects, as with std.
+#[test]
+fn connect_addr_reaches_abstract_names_with_a_leading_nul() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    let tag = std::process::id();
+    let wanted = SocketAddr::from_abstract_name(format!("\0coio-srv{tag}x")).unwrap();
+    let shorter = SocketAddr::from_abstract_name(format!("\0coio-srv{tag}")).unwrap();
+    let lw = UnixListener::bind_addr(&wanted).unwrap();
+    let _ls = UnixListener::bind_addr(&shorter).unwrap();
+    let rt = rt(1);
+    let c = rt.block_on(|| UnixStream::connect_addr(&wanted).unwrap());
+    // (Checked before the accept, which would wait for ever otherwise.)
+    assert_eq!(
+        c.peer_addr().unwrap().as_abstract_name(),
+        wanted.as_abstract_name()
+    );
+    rt.block_on(|| lw.accept().unwrap());
+    let empty = SocketAddr::from_abstract_name(b"").unwrap();
+    // The empty name is one per network namespace: skip if taken.
+    if let Ok(le) = UnixListener::bind_addr(&empty) {
+        rt.block_on(|| {
+            let c = UnixStream::connect_addr(&empty).unwrap();
+            let _ = le.accept().unwrap();
+            assert_eq!(c.peer_addr().unwrap().as_abstract_name(), Some(&b""[..]));
+        });
+    }
+}

@@ -700,8 +700,7 @@ fn a_cancelled_read_to_string_leaves_the_string() {
             // the writer's close ends it (nothing more to read).
             done.send(()).unwrap();
             let _ = h.join();
-            let s = shared.lock().clone();
-            s
+            shared.lock().clone()
         });
         writer.join().unwrap();
         assert_eq!(left, "keep me", "{driver:?}");

@@ -51,7 +51,7 @@
 use std::fmt;
 use std::io::{self, IoSlice, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -59,6 +59,112 @@ pub use std::os::unix::net::SocketAddr;
 
 use super::finish_connect;
 use crate::io::{Dir, Fd, set_nonblocking};
+
+/// Accepts a connection on `l`, non-blocking and close-on-exec, with the
+/// peer's address as std gives it. (mio 1.2's accept reports a peer bound
+/// to an abstract name as unnamed.)
+fn accept(l: &mio::net::UnixListener) -> io::Result<(mio::net::UnixStream, SocketAddr)> {
+    // SAFETY: all zeroes is a valid `sockaddr_un`.
+    let mut raw: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: accept4 on the listener's open descriptor; the kernel writes
+    // at most `len` bytes of the peer's address to `raw`.
+    let fd = unsafe {
+        libc::accept4(
+            l.as_raw_fd(),
+            (&raw mut raw).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor accept4 just made, ours alone.
+    let s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    Ok((mio::net::UnixStream::from_std(s), address_of(&raw, len)))
+}
+
+/// The address the kernel wrote as `raw` (`len` bytes), as std's
+/// `SocketAddr`: a path, an abstract name, or unnamed.
+fn address_of(raw: &libc::sockaddr_un, len: libc::socklen_t) -> SocketAddr {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+    let n = (len as usize)
+        .saturating_sub(offset)
+        .min(raw.sun_path.len());
+    // SAFETY: the first `n` of `sun_path`'s `c_char`s, read as bytes (the
+    // same size and alignment).
+    let path: &[u8] = unsafe { std::slice::from_raw_parts(raw.sun_path.as_ptr().cast(), n) };
+    let addr = match path.first() {
+        None => SocketAddr::from_pathname(""),
+        Some(0) => SocketAddr::from_abstract_name(&path[1..]),
+        Some(_) => {
+            let end = path.iter().position(|&b| b == 0).unwrap_or(n);
+            SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(&path[..end]))
+        }
+    };
+    // Cannot fail (a name the kernel gave fits): unnamed if it did.
+    addr.or_else(|_| SocketAddr::from_pathname(""))
+        .expect("coio: an empty path makes an unnamed Unix socket address")
+}
+
+/// A new non-blocking, close-on-exec stream socket connected (or
+/// connecting) to `addr`, whose `sockaddr_un` is built as std builds it.
+/// (mio 1.2's drops the last byte of an abstract name that starts with a
+/// NUL, which can reach another socket, and refuses the empty one.)
+fn connect(addr: &SocketAddr) -> io::Result<std::os::unix::net::UnixStream> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: all zeroes is a valid `sockaddr_un`.
+    let mut raw: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    raw.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    // A path, with room for its NUL; an abstract name after its leading
+    // NUL; nothing for an unnamed address (the kernel refuses it, as
+    // std's connect sees).
+    let (lead, name, nul) = if let Some(p) = addr.as_pathname() {
+        let b = p.as_os_str().as_bytes();
+        (0, b, usize::from(!b.is_empty()))
+    } else if let Some(n) = addr.as_abstract_name() {
+        (1, n, 0)
+    } else {
+        (0, &[][..], 0)
+    };
+    if lead + name.len() + nul > raw.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "coio: Unix socket address longer than sun_path",
+        ));
+    }
+    for (d, &b) in raw.sun_path[lead..].iter_mut().zip(name) {
+        *d = b as libc::c_char;
+    }
+    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + lead + name.len() + nul;
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor socket(2) just made, ours alone.
+    let s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    // SAFETY: `raw` is a `sockaddr_un` whose first `len` bytes are the
+    // address.
+    let r = unsafe { libc::connect(fd, (&raw const raw).cast(), len as libc::socklen_t) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    Ok(s)
+}
 
 /// A Unix domain socket server, as [`std::os::unix::net::UnixListener`],
 /// whose `accept` blocks only the calling coroutine.
@@ -205,7 +311,7 @@ impl UnixListener {
             let addr = s.peer_addr()?;
             return Ok((s, addr));
         }
-        let (s, addr) = self.io.accept_with(|l| l.accept())?;
+        let (s, addr) = self.io.accept_with(accept)?;
         // mio accepted it non-blocking (accept4 with SOCK_NONBLOCK).
         Ok((UnixStream::from_nonblocking(s.into()), addr))
     }
@@ -240,7 +346,7 @@ impl UnixListener {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<(UnixStream, SocketAddr)>> {
         self.io
-            .poll_read_with(cx, |l| l.accept())
+            .poll_read_with(cx, accept)
             // mio accepted it non-blocking (accept4 with SOCK_NONBLOCK).
             .map_ok(|(s, addr)| (UnixStream::from_nonblocking(s.into()), addr))
     }
@@ -270,7 +376,7 @@ impl UnixListener {
         let mut wait = crate::io::reactor::QueuedWait::default();
         std::future::poll_fn(move |cx| {
             self.io
-                .poll_read_queued(cx, &mut wait, |l| l.accept())
+                .poll_read_queued(cx, &mut wait, accept)
                 .map_ok(|(s, addr)| (UnixStream::from_nonblocking(s.into()), addr))
         })
     }
@@ -510,8 +616,8 @@ impl UnixStream {
     pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
         let mut backoff = Duration::from_millis(1);
         let s = loop {
-            match mio::net::UnixStream::connect_addr(addr) {
-                Ok(s) => break UnixStream::from_nonblocking(s.into()),
+            match connect(addr) {
+                Ok(s) => break UnixStream::from_nonblocking(s),
                 // The backlog is full: nothing to poll for, so retry.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     crate::sleep(backoff);
