@@ -41,8 +41,14 @@
 //! over every worker), and new work spreads by stealing. What placement
 //! cannot even out is a few long-lived coroutines getting busy at the same
 //! time on one worker: give heavy work to a fresh child coroutine and wait
-//! for it, and it runs wherever there is room (ARCHITECTURE.md, "What
-//! placement cannot fix", has the numbers):
+//! for it, and an idle worker can take it (ARCHITECTURE.md, "What
+//! placement cannot fix", has the numbers). Its own worker may start it
+//! first, though (the parent waiting at once leaves it the next thing to
+//! run there), and a child that then computes without yielding holds up
+//! the coroutines homed on that worker, the parent's timeouts included: a
+//! `recv_timeout` on its result fires only once the child yields. Long
+//! computations call [`yield_now`] now and then, or run on
+//! [`blocking`]:
 //!
 //! ```
 //! coio::run(|| {
@@ -88,7 +94,7 @@
 //! | `futures::executor::block_on`, a tokio runtime's `block_on` | [`future::block_on`], `compat::tokio::block_on` (feature `tokio`) |
 //! | std's sockets, and libraries that open their own (ureq's default transport, blocking database clients) | [`net`] (adopt a socket with `from_std` or `From<OwnedFd>`), the library's transport hook over `coio::net::TcpStream` where it has one, or [`blocking`] |
 //! | blocking system calls: files, DNS lookups (`ToSocketAddrs` with a host name), C libraries that block | [`fs`], [`blocking`] (an elastic thread pool; only the coroutine waits) |
-//! | a long computation without a wait | a [`yield_now`] every millisecond or so, or [`blocking`] / a fresh coroutine for the heavy part |
+//! | a long computation without a wait | a [`yield_now`] every millisecond or so, or [`blocking`] for the heavy part (a fresh coroutine may start on the same worker) |
 //!
 //! I/O and channels that never have to wait (a peer that keeps a socket
 //! full, read a byte at a time; a producer on another worker that keeps a

@@ -575,3 +575,85 @@ fn an_empty_write_to_a_full_socket_returns_at_once() {
     assert_eq!(plain, Ok(0));
     assert_eq!(vectored, Ok(0));
 }
+
+/// A port of `use std::net::{..}` and `use std::sync::{..}` compiles with
+/// the paths changed alone, and a socket can be used inside
+/// `catch_unwind` (std's sockets are unwind-safe).
+#[test]
+fn std_imports_port_by_path_and_sockets_are_unwind_safe() {
+    use coio::net::{
+        IpAddr, Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream,
+        ToSocketAddrs, UdpSocket,
+    };
+    use coio::sync::atomic::{AtomicUsize, Ordering};
+    use coio::sync::{Arc, Mutex};
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    unwind_safe::<TcpStream>();
+    unwind_safe::<TcpListener>();
+    unwind_safe::<UdpSocket>();
+    unwind_safe::<coio::net::unix::UnixStream>();
+    unwind_safe::<coio::net::unix::UnixListener>();
+    unwind_safe::<coio::net::unix::UnixDatagram>();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::<SocketAddr>::new()));
+    let ip: IpAddr = Ipv4Addr::LOCALHOST.into();
+    let at = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    assert_eq!(at.ip(), ip);
+    coio::run(move || {
+        let l = TcpListener::bind(at).unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = TcpStream::connect(addr.to_socket_addrs().unwrap().next().unwrap()).unwrap();
+        let (s, peer) = l.accept().unwrap();
+        // (coio's `Mutex` is not unwind-safe: it does not poison.)
+        let r = std::panic::catch_unwind(|| {
+            hits.fetch_add(1, Ordering::Relaxed);
+            s.peer_addr().unwrap()
+        });
+        seen.lock().push(r.unwrap());
+        assert_eq!(seen.lock()[0], peer);
+        c.shutdown(Shutdown::Both).unwrap();
+        assert_eq!(hits.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// A socket leaving coio stays non-blocking (documented: other handles
+/// may share it); once set blocking, a child process can write a large
+/// answer to it as its stdout (it failed with `EAGAIN` as it was).
+#[test]
+fn a_socket_set_blocking_serves_a_child_process() {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::process::{Command, Stdio};
+    const LEN: usize = 4 << 20;
+    coio::run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let reader = coio::spawn(move || {
+            let mut c = TcpStream::connect(addr).unwrap();
+            // Late, so that the child fills the socket's buffers first.
+            coio::sleep(Duration::from_millis(100));
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).unwrap();
+            all.len()
+        });
+        let (s, _) = l.accept().unwrap();
+        let s = s.into_std();
+        // SAFETY: F_GETFL on an open descriptor.
+        let flags = unsafe { libc::fcntl(s.as_raw_fd(), libc::F_GETFL) };
+        assert_ne!(
+            flags & libc::O_NONBLOCK,
+            0,
+            "documented: still non-blocking"
+        );
+        s.set_nonblocking(false).unwrap();
+        let status = coio::blocking(move || {
+            Command::new("head")
+                .args(["-c", &LEN.to_string(), "/dev/zero"])
+                .stdout(Stdio::from(OwnedFd::from(s)))
+                .status()
+        })
+        .unwrap();
+        assert!(status.success(), "{status:?}");
+        assert_eq!(reader.join().unwrap(), LEN);
+    });
+}

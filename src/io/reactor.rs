@@ -137,6 +137,13 @@ pub(crate) struct IoState {
     live: AtomicBool,
 }
 
+// Sockets are unwind-safe, as std's (a handler run under `catch_unwind`
+// that uses one): the state behind these locks is changed only by coio's
+// own short sections, which run no user code and leave it consistent at
+// any point a panic could start outside them.
+impl std::panic::RefUnwindSafe for IoState {}
+impl std::panic::UnwindSafe for IoState {}
+
 struct Waiters {
     read: WaitQueue,
     write: WaitQueue,

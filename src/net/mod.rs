@@ -16,7 +16,17 @@
 //! * name resolution (`"example.com:80"`) runs off the workers, on the
 //!   blocking pool, which is why the address types must be `Send`;
 //! * `TcpListener::bind` listens with the system's maximum backlog (Go's
-//!   choice), not std's 128.
+//!   choice), not std's 128;
+//! * the non-blocking mode and the timeouts belong to each handle, not to
+//!   the kernel's socket: `try_clone` copies them once (a later
+//!   `set_nonblocking` or `set_read_timeout` on one handle leaves the
+//!   other as it was), and `from_std` adopts a std socket's timeouts but
+//!   not its non-blocking mode (set it on the coio socket);
+//! * the descriptor itself is always non-blocking, and stays so when it
+//!   leaves coio (`into_std`, `into_raw_fd`, `OwnedFd::from`), since other
+//!   handles may still share it: call `set_nonblocking(false)` on what you
+//!   got before handing it to blocking code or to a child process (as its
+//!   stdin or stdout, say), which would otherwise see `EAGAIN`.
 //!
 //! Unix sockets are in [`unix`], for `std::os::unix::net`.
 //!
@@ -342,8 +352,14 @@ pub mod unix;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
+/// std's address and option types, under the same names, so that
+/// `use std::net::{..}` ports as a whole.
+pub use std::net::{
+    AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
+    ToSocketAddrs,
+};
+
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 

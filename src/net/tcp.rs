@@ -105,7 +105,9 @@ impl TcpListener {
         })
     }
 
-    /// Gives back the std listener (in non-blocking mode).
+    /// Gives back the std listener, still in non-blocking mode (see
+    /// `coio::net`'s differences from std): call `set_nonblocking(false)` on
+    /// it before handing it to blocking code or a child process.
     ///
     /// ```
     /// let listener = coio::net::TcpListener::bind("127.0.0.1:0")?;
@@ -518,7 +520,9 @@ impl TcpStream {
         })
     }
 
-    /// Gives back the std stream (in non-blocking mode).
+    /// Gives back the std stream, still in non-blocking mode (see
+    /// `coio::net`'s differences from std): call `set_nonblocking(false)` on
+    /// it before handing it to blocking code or a child process.
     ///
     /// ```
     /// use coio::net::{TcpListener, TcpStream};
@@ -814,12 +818,14 @@ impl AsFd for TcpStream {
     }
 }
 
+/// The descriptor stays in non-blocking mode (see `into_std`).
 impl IntoRawFd for TcpStream {
     fn into_raw_fd(self) -> RawFd {
         self.into_std().into_raw_fd()
     }
 }
 
+/// The descriptor stays in non-blocking mode (see `into_std`).
 impl From<TcpStream> for OwnedFd {
     fn from(s: TcpStream) -> OwnedFd {
         s.into_std().into()
@@ -838,12 +844,14 @@ impl AsFd for TcpListener {
     }
 }
 
+/// The descriptor stays in non-blocking mode (see `into_std`).
 impl IntoRawFd for TcpListener {
     fn into_raw_fd(self) -> RawFd {
         self.into_std().into_raw_fd()
     }
 }
 
+/// The descriptor stays in non-blocking mode (see `into_std`).
 impl From<TcpListener> for OwnedFd {
     fn from(l: TcpListener) -> OwnedFd {
         l.into_std().into()

@@ -86,7 +86,9 @@ impl UdpSocket {
         })
     }
 
-    /// Gives back the std socket (in non-blocking mode).
+    /// Gives back the std socket, still in non-blocking mode (see
+    /// `coio::net`'s differences from std): call `set_nonblocking(false)` on
+    /// it before handing it to blocking code or a child process.
     ///
     /// ```
     /// let socket = coio::net::UdpSocket::bind("127.0.0.1:0")?;
@@ -649,12 +651,14 @@ impl AsFd for UdpSocket {
     }
 }
 
+/// The descriptor stays in non-blocking mode (see `into_std`).
 impl IntoRawFd for UdpSocket {
     fn into_raw_fd(self) -> RawFd {
         self.into_std().into_raw_fd()
     }
 }
 
+/// The descriptor stays in non-blocking mode (see `into_std`).
 impl From<UdpSocket> for OwnedFd {
     fn from(s: UdpSocket) -> OwnedFd {
         s.into_std().into()

@@ -261,7 +261,9 @@ impl UnixListener {
         }
     }
 
-    /// Gives back the std listener (in non-blocking mode).
+    /// Gives back the std listener, still in non-blocking mode (see
+    /// `coio::net`'s differences from std): call `set_nonblocking(false)` on
+    /// it before handing it to blocking code or a child process.
     ///
     /// ```
     /// let path = std::env::temp_dir().join(format!("coio-doc-into-std-{}.sock", std::process::id()));
@@ -694,7 +696,9 @@ impl UnixStream {
         })
     }
 
-    /// Gives back the std stream (in non-blocking mode).
+    /// Gives back the std stream, still in non-blocking mode (see
+    /// `coio::net`'s differences from std): call `set_nonblocking(false)` on
+    /// it before handing it to blocking code or a child process.
     ///
     /// ```
     /// use std::io::{Read, Write};
@@ -1011,7 +1015,9 @@ impl UnixDatagram {
         })
     }
 
-    /// Gives back the std socket (in non-blocking mode).
+    /// Gives back the std socket, still in non-blocking mode (see
+    /// `coio::net`'s differences from std): call `set_nonblocking(false)` on
+    /// it before handing it to blocking code or a child process.
     ///
     /// ```
     /// let (a, b) = coio::net::unix::UnixDatagram::pair()?;
@@ -1342,12 +1348,14 @@ macro_rules! fd_traits {
             }
         }
 
+        /// The descriptor stays in non-blocking mode (see `into_std`).
         impl IntoRawFd for $t {
             fn into_raw_fd(self) -> RawFd {
                 self.into_std().into_raw_fd()
             }
         }
 
+        /// The descriptor stays in non-blocking mode (see `into_std`).
         impl From<$t> for OwnedFd {
             fn from(s: $t) -> OwnedFd {
                 s.into_std().into()

@@ -82,6 +82,10 @@ pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use wait_group::WaitGroup;
 
+/// std's reference counting and atomics, which never wait, under the same
+/// names, so that `use std::sync::{Arc, Mutex}` ports as a whole.
+pub use std::sync::{Arc, Weak, atomic};
+
 use crate::park::{Lock, LockGuard, WaitQueue};
 
 /// The internal lock of a primitive's wait queue: the parking core's spin
