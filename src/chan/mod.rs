@@ -52,7 +52,9 @@
 //!   and nil channel: a timeout for a whole loop of selects, a periodic
 //!   tick, an arm switched off.
 //!
-//! The names follow `std::sync::mpsc` and crossbeam-channel. The
+//! The names follow `std::sync::mpsc` (whose [`channel`],
+//! [`sync_channel`] and [`SyncSender`] are here too, as other names for
+//! [`unbounded`], [`bounded`] and [`Sender`]) and crossbeam-channel. The
 //! structure follows Go's channels: one lock per channel, a ring buffer and
 //! FIFO queues of waiting senders and receivers, built on coio's parking
 //! core (see `channel.rs`).
@@ -126,6 +128,40 @@ pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     bounded(usize::MAX)
 }
+
+/// `std::sync::mpsc::channel`'s name for [`unbounded`], so that a port of
+/// std code is a change of paths.
+///
+/// ```
+/// use coio::chan::{channel, Receiver, Sender};
+///
+/// let (tx, rx): (Sender<u32>, Receiver<u32>) = channel();
+/// tx.send(1).unwrap();
+/// assert_eq!(rx.recv(), Ok(1));
+/// ```
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    unbounded()
+}
+
+/// `std::sync::mpsc::sync_channel`'s name for [`bounded`] (a `bound` of 0
+/// is a rendezvous, as std's).
+///
+/// ```
+/// use coio::chan::{sync_channel, SyncSender};
+///
+/// let (tx, rx) = sync_channel(1);
+/// let tx: SyncSender<&str> = tx;
+/// tx.send("one").unwrap();
+/// assert!(tx.try_send("two").is_err()); // full
+/// assert_eq!(rx.recv(), Ok("one"));
+/// ```
+pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
+    bounded(bound)
+}
+
+/// `std::sync::mpsc::SyncSender`'s name: coio's channels have one sender
+/// type, bounded or not.
+pub type SyncSender<T> = Sender<T>;
 
 /// The sending side of a channel. Clone it for more producers.
 ///
