@@ -713,3 +713,45 @@ fn connect_addr_reaches_abstract_names_with_a_leading_nul() {
         });
     }
 }
+
+/// A peer bound to a path that fills all 108 bytes of `sun_path` (no NUL;
+/// the kernel allows it, std's `SocketAddr::from_pathname` does not):
+/// `accept` names it, as std's accept and `peer_addr` do.
+#[test]
+fn accept_names_a_peer_whose_path_fills_sun_path() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("coio-fill-{}", std::process::id()));
+    let _ = std::fs::create_dir(&dir);
+    let listen = dir.join("l");
+    let _ = std::fs::remove_file(&listen);
+    let long = dir.join("x".repeat(108 - dir.as_os_str().len() - 1));
+    let _ = std::fs::remove_file(&long);
+    assert_eq!(long.as_os_str().len(), 108);
+    let l = UnixListener::bind(&listen).unwrap();
+    // SAFETY: socket(2) with constant arguments; owned at once.
+    let c = unsafe { OwnedFd::from_raw_fd(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0)) };
+    let at = |p: &[u8]| {
+        // SAFETY: all zeroes is a valid sockaddr_un.
+        let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, &b) in a.sun_path.iter_mut().zip(p) {
+            *d = b as libc::c_char;
+        }
+        a
+    };
+    let a = at(long.as_os_str().as_bytes());
+    // SAFETY: a sockaddr_un of 2 + 108 bytes (the whole path, no NUL).
+    let bound = unsafe { libc::bind(c.as_raw_fd(), (&raw const a).cast(), 110) };
+    assert_eq!(bound, 0, "{}", std::io::Error::last_os_error());
+    let la = at(listen.as_os_str().as_bytes());
+    let len = 2 + listen.as_os_str().len() + 1;
+    // SAFETY: a sockaddr_un holding the listener's path and its NUL.
+    let connected = unsafe { libc::connect(c.as_raw_fd(), (&raw const la).cast(), len as u32) };
+    assert_eq!(connected, 0);
+    let (s, addr) = rt(1).block_on(|| l.accept().unwrap());
+    assert_eq!(s.peer_addr().unwrap().as_pathname(), Some(long.as_path()));
+    assert_eq!(addr.as_pathname(), Some(long.as_path()));
+    drop((s, c));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

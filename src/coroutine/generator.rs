@@ -664,9 +664,16 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     /// If the generator panics, the panic is re-raised here and the
     /// generator is finished. Resuming a finished generator panics, and so
     /// does resuming a suspended one once its thread has begun to exit (from
-    /// a thread-local's destructor on a runtime's worker, or after coio's
-    /// own thread-local was destroyed on another thread): thread-locals its
-    /// frames use may be destroyed already.
+    /// a thread-local's destructor on a runtime's worker or a blocking-pool
+    /// thread, or after coio's own thread-local was destroyed on another
+    /// thread): thread-locals its frames use may be destroyed already.
+    ///
+    /// # Aborts
+    /// If a generator started in a thread-local's destructor, while a
+    /// runtime's worker or a blocking-pool thread exits, suspends: its
+    /// frames could outlive the thread-locals they borrow (and the thread
+    /// has already made sure no other frames are live). Run such
+    /// generators to completion.
     #[inline]
     pub fn resume(&mut self, input: I) -> GeneratorState<Y, R> {
         if self.raw.is_finished() {
@@ -675,7 +682,7 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
         if stack::thread_exit_begun() {
             // Out of line: the common path falls through (one load and an
             // untaken branch per resume).
-            self.check_thread_exit();
+            return self.resume_at_thread_exit(input);
         }
         let input = ManuallyDrop::new(input);
         match self.send(transfer::send(&input), CONTINUE) {
@@ -685,13 +692,28 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
         }
     }
 
-    /// A resume once the thread has begun to exit: refused for a suspended
-    /// generator (see `resumed_at_thread_exit`).
+    /// A resume once the thread has begun to exit (only thread-locals'
+    /// destructors run): refused for a suspended generator (see
+    /// `resumed_at_thread_exit`). A fresh one runs; on a thread of coio's
+    /// own, which promises never to exit under live frames but is past
+    /// its last count of them, it must not suspend: the process aborts if
+    /// it does (see `suspended_at_thread_exit`).
     #[cold]
     #[inline(never)]
-    fn check_thread_exit(&self) {
+    fn resume_at_thread_exit(&mut self, input: I) -> GeneratorState<Y, R> {
         if self.raw.state() == State::Suspended {
             resumed_at_thread_exit();
+        }
+        let input = ManuallyDrop::new(input);
+        match self.send(transfer::send(&input), CONTINUE) {
+            Out::Yielded(y) => {
+                if super::thread_owned() {
+                    suspended_at_thread_exit();
+                }
+                GeneratorState::Yielded(y)
+            }
+            Out::Complete(r) => GeneratorState::Complete(r),
+            Out::Panicked(payload) => resume_unwind(payload),
         }
     }
 
@@ -820,6 +842,22 @@ fn resumed_at_thread_exit() -> ! {
          thread-local's destructor); its frames may use thread-locals destroyed \
          already. Finish it before the thread ends"
     )
+}
+
+/// A generator suspended in a thread-local's destructor while a thread of
+/// coio's own exits: its frames may borrow thread-locals destroyed next
+/// (and share the borrows with other threads), and the thread has already
+/// decided to exit. Aborts, since a panic could be caught and the
+/// generator leaked all the same.
+#[cold]
+#[inline(never)]
+fn suspended_at_thread_exit() -> ! {
+    note!(
+        "coio: a generator suspended in a thread-local's destructor while a runtime worker or \
+         blocking-pool thread exits; its frames could outlive the thread-locals they borrow. \
+         Aborting. Let generators started in such destructors run to completion"
+    );
+    std::process::abort()
 }
 
 impl Generator<(), (), ()> {

@@ -59,7 +59,9 @@
 //! thread that coio owns (a runtime's worker, a blocking-pool thread)
 //! therefore never exits while frames of a generator it started may be
 //! live (a count per thread: bodies begun and not ended): it parks for
-//! good instead, and its thread-locals are never destroyed. That also
+//! good instead, and its thread-locals are never destroyed (and a
+//! generator that a thread-local's destructor starts there after that
+//! count must not suspend: the process aborts if it does). That also
 //! covers frames that were leaked (`mem::forget`, or dropped where they
 //! cannot be unwound) while the reference they hold is shared with other
 //! threads (a `thread::scope` they are suspended in). On other threads, a
@@ -263,6 +265,22 @@ thread_local! {
     /// (const, no destructor: readable while the thread's other
     /// thread-locals are destroyed).
     static LIVE_FRAMES: Cell<usize> = const { Cell::new(0) };
+    /// Set on the threads coio owns (workers, the blocking pool), which
+    /// never exit under live frames (const, no destructor).
+    static OWNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// This thread is one of coio's own (a runtime's worker, a blocking-pool
+/// thread): it never exits while frames of its generators may be live
+/// ([`stay_for_ever`]), and once it has begun to exit no generator may
+/// suspend on it (see `Generator::resume`).
+pub(crate) fn mark_thread_owned() {
+    OWNED.with(|o| o.set(true));
+}
+
+/// Whether this thread is one of coio's own ([`mark_thread_owned`]).
+pub(crate) fn thread_owned() -> bool {
+    OWNED.with(Cell::get)
 }
 
 /// A generator's body begins on this thread (see [`frames_live`]); called

@@ -138,9 +138,11 @@ pub(crate) struct IoState {
 }
 
 // Sockets are unwind-safe, as std's (a handler run under `catch_unwind`
-// that uses one): the state behind these locks is changed only by coio's
-// own short sections, which run no user code and leave it consistent at
-// any point a panic could start outside them.
+// that uses one): the state behind these locks is changed only in coio's
+// own short sections, whose guards release on unwind and which leave it
+// consistent wherever a panic can start (a user's waker cloned or dropped
+// under the waiters' lock included: at worst a stale "may have waiters"
+// bit, which costs a look at an empty queue).
 impl std::panic::RefUnwindSafe for IoState {}
 impl std::panic::UnwindSafe for IoState {}
 

@@ -82,12 +82,19 @@ fn accept(l: &mio::net::UnixListener) -> io::Result<(mio::net::UnixStream, Socke
     }
     // SAFETY: the descriptor accept4 just made, ours alone.
     let s = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
-    Ok((mio::net::UnixStream::from_std(s), address_of(&raw, len)))
+    let addr = match address_of(&raw, len) {
+        Some(addr) => addr,
+        // A path std cannot rebuild from its bytes (all 108 of `sun_path`,
+        // no NUL): std's own `peer_addr` takes the raw parts.
+        None => s.peer_addr()?,
+    };
+    Ok((mio::net::UnixStream::from_std(s), addr))
 }
 
 /// The address the kernel wrote as `raw` (`len` bytes), as std's
-/// `SocketAddr`: a path, an abstract name, or unnamed.
-fn address_of(raw: &libc::sockaddr_un, len: libc::socklen_t) -> SocketAddr {
+/// `SocketAddr`: a path, an abstract name, or unnamed; None if std's
+/// constructors refuse it (a path that fills `sun_path`).
+fn address_of(raw: &libc::sockaddr_un, len: libc::socklen_t) -> Option<SocketAddr> {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::ffi::OsStrExt;
     let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
@@ -105,9 +112,7 @@ fn address_of(raw: &libc::sockaddr_un, len: libc::socklen_t) -> SocketAddr {
             SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(&path[..end]))
         }
     };
-    // Cannot fail (a name the kernel gave fits): unnamed if it did.
-    addr.or_else(|_| SocketAddr::from_pathname(""))
-        .expect("coio: an empty path makes an unnamed Unix socket address")
+    addr.ok()
 }
 
 /// A new non-blocking, close-on-exec stream socket connected (or

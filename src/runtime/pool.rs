@@ -456,6 +456,7 @@ impl Pool {
         thread::Builder::new()
             .name(THREAD_NAME.into())
             .spawn(move || {
+                crate::coroutine::mark_thread_owned();
                 self.thread_main();
                 if crate::coroutine::frames_live() {
                     // A job left a generator suspended here (forgotten, or
@@ -464,6 +465,9 @@ impl Pool {
                     // (see `coroutine::stay_for_ever`).
                     crate::coroutine::stay_for_ever();
                 }
+                // Only thread-locals' destructors run from here on: none
+                // may suspend a generator (see `Generator::resume`).
+                crate::stack::mark_thread_exiting();
             })
             .map(drop)
     }

@@ -637,6 +637,7 @@ pub(crate) fn worker_main(
     mut driver: Driver,
     ends: std::sync::mpsc::Sender<End>,
 ) {
+    crate::coroutine::mark_thread_owned();
     // Before anything polls it: a ring gets this thread as its issuer.
     driver.start();
     // Room for the dump's signal handler (and overflow reports), and the
@@ -727,6 +728,9 @@ pub(crate) fn worker_main(
         // inbox and driver, part of the shared state it holds) and is not
         // joined by the runtime's drop.
         let _ = ends.send(End::Stays(index));
+        // (Not kept: the drop's receive fails once every worker that did
+        // not send is gone.)
+        drop(ends);
         crate::coroutine::stay_for_ever();
     }
     // No coroutine runs on this thread any more; what follows is the
