@@ -216,11 +216,12 @@
 //! Every `unsafe` block carries a `// SAFETY:` comment, and
 //! `unsafe_op_in_unsafe_fn` is denied. The goal is that no safe API can
 //! cause undefined behaviour; the thread-local rule that makes this true for
-//! coroutines is explained in the docs of [`coroutine`]. Two narrow gaps
+//! coroutines is explained in the docs of [`coroutine`]. Narrow gaps
 //! remain (overflows of canary stacks on kernels without userfaultfd write
-//! protection, and, on plain threads that are not a runtime's workers,
-//! generators unwound at thread exit after a std thread-local their frames
-//! use); ARCHITECTURE.md, "Known gaps", describes them exactly.
+//! protection, and, on plain threads that are not coio's own, generators
+//! unwound, or leaked frames read by scoped threads, at thread exit after a
+//! std thread-local their frames use); ARCHITECTURE.md, "Known gaps",
+//! describes them exactly.
 
 /// `eprintln!` that ignores a failed write, as std's panic hook does.
 /// coio prints from panic hooks, destructors and the scheduler loop, where
