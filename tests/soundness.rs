@@ -531,6 +531,113 @@ fn a_generator_suspended_by_a_destructor_at_a_coio_threads_exit_aborts() {
     }
 }
 
+// --- 2e. User code that coio's threads run outside coroutines: wakers.
+
+/// A waker that runs `f` at its first wake (on whatever thread wakes it),
+/// and tells which thread that was.
+struct OnWake<F: Fn() + Send + Sync> {
+    f: F,
+    woken: std::sync::Mutex<Option<String>>,
+}
+
+impl<F: Fn() + Send + Sync + 'static> std::task::Wake for OnWake<F> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut woken = self.woken.lock().unwrap();
+        if woken.is_none() {
+            *woken = Some(thread::current().name().unwrap_or("?").to_string());
+            drop(woken);
+            (self.f)();
+        }
+    }
+}
+
+/// An async sleep polled off the workers waits on a helper thread of
+/// coio's, which runs the waker: a waker that leaves a frame there
+/// (suspended inside a thread-local's borrow that a scoped thread reads)
+/// keeps the thread from exiting. In a child process: without the fix the
+/// reader read the destroyed value.
+#[test]
+fn a_frame_left_by_a_waker_on_the_sleep_helper_keeps_its_thread_locals() {
+    const NAME: &str = "a_frame_left_by_a_waker_on_the_sleep_helper_keeps_its_thread_locals";
+    if common::child_role().is_some() {
+        let reader = Reader::default();
+        let r = reader.clone();
+        let wake = Arc::new(OnWake {
+            f: move || leave_a_scope("forget", r.clone()),
+            woken: std::sync::Mutex::new(None),
+        });
+        let waker = std::task::Waker::from(wake.clone());
+        let mut sleep = Box::pin(coio::future::sleep(Duration::from_millis(20)));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(wake.woken.lock().unwrap().as_deref(), Some("coio-sleep"));
+        let before = reader.reads.load(SeqCst);
+        thread::sleep(Duration::from_millis(100));
+        assert!(reader.reads.load(SeqCst) > before, "the reader stopped");
+        assert_eq!(reader.bad.load(SeqCst), 0, "read a destroyed thread-local");
+        assert_eq!(
+            SCOPED_DROPS.load(SeqCst),
+            0,
+            "the thread-local was destroyed"
+        );
+        reader.stop.store(true, SeqCst);
+        println!("held");
+        return;
+    }
+    let out = common::run_in_child(NAME, "child", &[]);
+    common::assert_child_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("held"));
+}
+
+/// A socket polled by async code off the workers is registered with a
+/// worker's driver; a runtime's drop closes the drivers, which wakes such
+/// wakers (user code) on the worker thread. A waker that steps a
+/// generator (suspending it, then dropping it: unwound) must not abort
+/// the process; and a worker that stays (a forgotten generator) still
+/// closes its driver, so that the waiter is woken and learns the runtime
+/// is gone instead of waiting for ever.
+#[test]
+fn a_workers_end_wakes_async_waiters_before_counting_frames() {
+    for stay in [false, true] {
+        let rt = rt(1);
+        let (a, _b) = rt.block_on(move || {
+            if stay {
+                let mut g = Generator::new(|y: &coio::Yielder<(), ()>, ()| y.yield_(()));
+                g.resume(());
+                std::mem::forget(g);
+            }
+            coio::net::unix::UnixStream::pair().unwrap()
+        });
+        let wake = Arc::new(OnWake {
+            f: || {
+                let mut g = Generator::new(|y: &coio::Yielder<(), u32>, ()| {
+                    y.yield_(1);
+                    y.yield_(2);
+                });
+                assert_eq!(g.resume(()), GeneratorState::Yielded(1));
+                drop(g);
+            },
+            woken: std::sync::Mutex::new(None),
+        });
+        let waker = std::task::Waker::from(wake.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut buf = [0u8; 8];
+        assert!(a.poll_read(&mut cx, &mut buf).is_pending());
+        within_20s(move || drop(rt));
+        let woken = wake.woken.lock().unwrap().clone();
+        assert!(woken.is_some(), "stay {stay}: the waiter was never woken");
+        let again = a.poll_read(&mut cx, &mut buf);
+        assert!(
+            matches!(again, std::task::Poll::Ready(Err(_))),
+            "stay {stay}: {again:?}"
+        );
+    }
+}
+
 // --- 3. The last `Arc<Runtime>` dropped inside `coio::blocking`.
 
 /// The pool thread would run `Runtime::drop`, which waits for the

@@ -337,7 +337,7 @@ fn abort_yield_while_panicking() -> ! {
 /// its threads borrow). A leaked generator's stack is never reused. Its
 /// frames may still borrow the thread's thread-locals, shared with other
 /// threads: a thread of coio's own (a runtime's worker, a blocking-pool
-/// thread) with such frames never exits, so that its thread-locals live on;
+/// or async-sleep thread) with such frames never exits, so that its thread-locals live on;
 /// a plain thread exits as it will (see ARCHITECTURE.md, "Known gaps").
 ///
 /// ```compile_fail
@@ -670,7 +670,8 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     ///
     /// # Aborts
     /// If a generator started in a thread-local's destructor, while a
-    /// runtime's worker or a blocking-pool thread exits, suspends: its
+    /// thread of coio's own (a runtime's worker, a blocking-pool or
+    /// async-sleep thread) exits, suspends: its
     /// frames could outlive the thread-locals they borrow (and the thread
     /// has already made sure no other frames are live). Run such
     /// generators to completion.
@@ -853,9 +854,10 @@ fn resumed_at_thread_exit() -> ! {
 #[inline(never)]
 fn suspended_at_thread_exit() -> ! {
     note!(
-        "coio: a generator suspended in a thread-local's destructor while a runtime worker or \
-         blocking-pool thread exits; its frames could outlive the thread-locals they borrow. \
-         Aborting. Let generators started in such destructors run to completion"
+        "coio: a generator suspended in a thread-local's destructor while a thread of coio's \
+         own (a runtime worker, a blocking-pool or async-sleep thread) exits; its frames could \
+         outlive the thread-locals they borrow. Aborting. Let generators started in such \
+         destructors run to completion"
     );
     std::process::abort()
 }

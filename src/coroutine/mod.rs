@@ -56,7 +56,8 @@
 //! Thread exit is the one moment the first rule is not enough: a body
 //! suspended inside `LocalKey::with` holds a reference to a thread-local,
 //! and thread-locals are destroyed one by one when the thread exits. A
-//! thread that coio owns (a runtime's worker, a blocking-pool thread)
+//! thread that coio owns (a runtime's worker, a blocking-pool thread, the
+//! helper thread of an async sleep polled off the workers)
 //! therefore never exits while frames of a generator it started may be
 //! live (a count per thread: bodies begun and not ended): it parks for
 //! good instead, and its thread-locals are never destroyed (and a
@@ -281,6 +282,20 @@ pub(crate) fn mark_thread_owned() {
 /// Whether this thread is one of coio's own ([`mark_thread_owned`]).
 pub(crate) fn thread_owned() -> bool {
     OWNED.with(Cell::get)
+}
+
+/// The body of a helper thread of coio's (the blocking pool's, an async
+/// sleep's) that runs user code (jobs, wakers): `f`, then, if frames are
+/// live, parks for good ([`stay_for_ever`]); else marks the thread
+/// exiting, so that only its thread-locals' destructors run after the
+/// count and none of them may suspend a generator.
+pub(crate) fn run_owned(f: impl FnOnce()) {
+    mark_thread_owned();
+    f();
+    if frames_live() {
+        stay_for_ever();
+    }
+    crate::stack::mark_thread_exiting();
 }
 
 /// A generator's body begins on this thread (see [`frames_live`]); called

@@ -362,9 +362,11 @@ impl Driver {
     }
 }
 
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // Nothing polls any more: let go of every target and tell it.
+impl Driver {
+    /// Nothing polls any more: refuses registrations from now on, lets go
+    /// of every target and tells it (its waiters are woken: user wakers
+    /// run). Again, or at the drop, it does nothing more.
+    pub(crate) fn close(&mut self) {
         let slab = {
             let mut slab = self.handle.lock_slab();
             self.handle.closed.store(true, Release);
@@ -373,6 +375,12 @@ impl Drop for Driver {
         for target in slab.slots.into_iter().filter_map(|s| s.target) {
             target.driver_closed();
         }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

@@ -455,20 +455,10 @@ impl Pool {
         }
         thread::Builder::new()
             .name(THREAD_NAME.into())
-            .spawn(move || {
-                crate::coroutine::mark_thread_owned();
-                self.thread_main();
-                if crate::coroutine::frames_live() {
-                    // A job left a generator suspended here (forgotten, or
-                    // in a thread-local): its frames may borrow this
-                    // thread's thread-locals, so the thread never exits
-                    // (see `coroutine::stay_for_ever`).
-                    crate::coroutine::stay_for_ever();
-                }
-                // Only thread-locals' destructors run from here on: none
-                // may suspend a generator (see `Generator::resume`).
-                crate::stack::mark_thread_exiting();
-            })
+            // A job may leave a generator suspended here (forgotten, or in
+            // a thread-local): its frames may borrow this thread's
+            // thread-locals, so then the thread never exits.
+            .spawn(move || crate::coroutine::run_owned(|| self.thread_main()))
             .map(drop)
     }
 

@@ -276,10 +276,12 @@ impl Sleep {
             }
             None => {
                 let (t, deadline) = (timer.clone(), self.deadline);
-                let spawned =
-                    std::thread::Builder::new()
-                        .name("coio-sleep".into())
-                        .spawn(move || {
+                let spawned = std::thread::Builder::new()
+                    .name("coio-sleep".into())
+                    // The waker is user code: it may leave frames
+                    // live here (see `coroutine::run_owned`).
+                    .spawn(move || {
+                        crate::coroutine::run_owned(|| {
                             // Until the deadline, or until the sleep lets
                             // go of the timer (then nothing is to fire).
                             while !t.abandoned.load(Acquire) {
@@ -290,7 +292,8 @@ impl Sleep {
                                 }
                                 std::thread::park_timeout(left);
                             }
-                        });
+                        })
+                    });
                 match spawned {
                     Ok(h) => helper = Some(h.thread().clone()),
                     // No thread to wait with: poll again soon instead.

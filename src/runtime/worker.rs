@@ -701,10 +701,21 @@ pub(crate) fn worker_main(
         }
     }
     // The async sleeps armed here (their futures may live on, awaited
-    // elsewhere) are woken to arm again where they are polled next.
-    let timers = local.timers.borrow_mut().take_all();
-    for t in timers {
-        t.orphan();
+    // elsewhere) are woken to arm again where they are polled next, and
+    // the driver closes: the sockets registered with it learn so (their
+    // async waiters are woken, to register elsewhere or fail). Both run
+    // user code (wakers), before the frames are counted below, and a panic
+    // there must not skip that count: caught (the hook has reported it).
+    let wakes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let timers = local.timers.borrow_mut().take_all();
+        for t in timers {
+            t.orphan();
+        }
+        local.driver.borrow_mut().close();
+    }));
+    if let Err(payload) = wakes {
+        // Its drop could panic too.
+        std::mem::forget(payload);
     }
     // Fresh coroutines dealt to this worker after its last look go to the
     // injector, where the runtime's drop abandons them (as from now on
@@ -725,7 +736,8 @@ pub(crate) fn worker_main(
         // with other threads (a `thread::scope` they are suspended in): the
         // thread-locals must never be destroyed, so this thread never
         // exits. It keeps `local` (the coroutines' wakes still land in its
-        // inbox and driver, part of the shared state it holds) and is not
+        // inbox, part of the shared state it holds, and a ring's
+        // operations may still complete into their stacks) and is not
         // joined by the runtime's drop.
         let _ = ends.send(End::Stays(index));
         // (Not kept: the drop's receive fails once every worker that did
@@ -733,6 +745,9 @@ pub(crate) fn worker_main(
         drop(ends);
         crate::coroutine::stay_for_ever();
     }
+    // Nothing of this worker is needed any more (no user code runs in
+    // its drop: coroutines, timers and the driver's targets are done).
+    drop(local);
     // No coroutine runs on this thread any more; what follows is the
     // destruction of its thread-locals, in an order nobody controls. A
     // suspended generator that one of them owns (stashed there by a
