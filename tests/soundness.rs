@@ -638,6 +638,169 @@ fn a_workers_end_wakes_async_waiters_before_counting_frames() {
     }
 }
 
+/// User wakers that panic where coio's threads run them: at a worker's
+/// end (an async sleep's orphan wake, a socket waiter's wake at the
+/// driver's close), on the async-sleep helper thread, and on the signal
+/// relay. Each wake is caught: the other wakers are still woken, and a
+/// frame that a panicking waker left (suspended in a thread-local's
+/// borrow that a scoped thread reads) keeps its thread from exiting. In
+/// child processes: without the fix the panic skipped the count (the
+/// thread-local was destroyed under the reader), and the wakes after it.
+#[test]
+fn panicking_wakers_on_coio_threads_skip_neither_the_count_nor_the_other_wakes() {
+    use std::task::{Context, Waker};
+    const NAME: &str =
+        "panicking_wakers_on_coio_threads_skip_neither_the_count_nor_the_other_wakes";
+    let Some(role) = common::child_role() else {
+        for role in ["worker-end", "sleep-helper", "signal-relay"] {
+            let out = common::run_in_child(NAME, role, &[]);
+            common::assert_child_ok(&out);
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("held"),
+                "{role}"
+            );
+        }
+        return;
+    };
+    let reader = Reader::default();
+    let r = reader.clone();
+    let leaves_and_panics = Arc::new(OnWake {
+        f: move || {
+            leave_a_scope("forget", r.clone());
+            panic!("a user's waker panics after leaving a frame");
+        },
+        woken: std::sync::Mutex::new(None),
+    });
+    let quiet = || {
+        Arc::new(OnWake {
+            f: || {},
+            woken: std::sync::Mutex::new(None),
+        })
+    };
+    let panics = || {
+        Waker::from(Arc::new(OnWake {
+            f: || panic!("a user's waker panics"),
+            woken: std::sync::Mutex::new(None),
+        }))
+    };
+    // Waits a little, then checks: every waker woken, the frame's
+    // thread-local alive and read (called while the sleeps and receivers
+    // still live).
+    let held = |others: &[&std::sync::Mutex<Option<String>>]| {
+        thread::sleep(Duration::from_millis(300));
+        assert!(
+            leaves_and_panics.woken.lock().unwrap().is_some(),
+            "{role}: not woken"
+        );
+        for (i, o) in others.iter().enumerate() {
+            assert!(o.lock().unwrap().is_some(), "{role}: waker {i} never woken");
+        }
+        let before = reader.reads.load(SeqCst);
+        thread::sleep(Duration::from_millis(100));
+        assert!(
+            reader.reads.load(SeqCst) > before,
+            "{role}: the reader stopped"
+        );
+        assert_eq!(
+            reader.bad.load(SeqCst),
+            0,
+            "{role}: read a destroyed thread-local"
+        );
+        assert_eq!(
+            SCOPED_DROPS.load(SeqCst),
+            0,
+            "{role}: the thread-local was destroyed"
+        );
+        reader.stop.store(true, SeqCst);
+        println!("held");
+    };
+    match role.as_str() {
+        "worker-end" => {
+            let rt = rt(1);
+            // On the worker: a panicking sleep (earliest: woken first), a
+            // later sleep, and three socket waiters (one leaves a frame and
+            // panics, one panics, one is quiet), polled from this thread.
+            let (sleep_ok, socket_ok) = (quiet(), quiet());
+            let (_sleeps, pairs) = rt.block_on(|| {
+                let mut first = Box::pin(coio::future::sleep(Duration::from_secs(3600)));
+                let w = panics();
+                assert!(
+                    first
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&w))
+                        .is_pending()
+                );
+                let mut second = Box::pin(coio::future::sleep(Duration::from_secs(3700)));
+                let w = Waker::from(sleep_ok.clone());
+                assert!(
+                    second
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&w))
+                        .is_pending()
+                );
+                let pairs: Vec<_> = (0..3)
+                    .map(|_| coio::net::unix::UnixStream::pair().unwrap())
+                    .collect();
+                ((first, second), pairs)
+            });
+            let wakers = [
+                Waker::from(leaves_and_panics.clone()),
+                panics(),
+                Waker::from(socket_ok.clone()),
+            ];
+            let mut buf = [0u8; 8];
+            for ((a, _), w) in pairs.iter().zip(&wakers) {
+                assert!(
+                    a.poll_read(&mut Context::from_waker(w), &mut buf)
+                        .is_pending()
+                );
+            }
+            within_20s(move || drop(rt));
+            held(&[&sleep_ok.woken, &socket_ok.woken]);
+        }
+        "sleep-helper" => {
+            // Polled off the workers: waits on coio's helper thread.
+            let mut sleep = Box::pin(coio::future::sleep(Duration::from_millis(20)));
+            let w = Waker::from(leaves_and_panics.clone());
+            assert!(
+                sleep
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&w))
+                    .is_pending()
+            );
+            held(&[]);
+        }
+        _ => {
+            let rx = coio::signal::notify(&[libc::SIGUSR2]).unwrap();
+            let w = Waker::from(leaves_and_panics.clone());
+            let mut first = Box::pin(rx.recv_async());
+            assert!(
+                first
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&w))
+                    .is_pending()
+            );
+            // SAFETY: raising a signal coio relays.
+            unsafe { libc::raise(libc::SIGUSR2) };
+            thread::sleep(Duration::from_millis(100));
+            // The relay goes on: a later signal is delivered.
+            let later = quiet();
+            let w = Waker::from(later.clone());
+            let _ = first.as_mut().poll(&mut Context::from_waker(&w));
+            let mut second = Box::pin(rx.recv_async());
+            assert!(
+                second
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&w))
+                    .is_pending()
+            );
+            // SAFETY: as above.
+            unsafe { libc::raise(libc::SIGUSR2) };
+            held(&[&later.woken]);
+        }
+    }
+}
+
 // --- 3. The last `Arc<Runtime>` dropped inside `coio::blocking`.
 
 /// The pool thread would run `Runtime::drop`, which waits for the

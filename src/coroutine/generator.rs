@@ -855,9 +855,9 @@ fn resumed_at_thread_exit() -> ! {
 fn suspended_at_thread_exit() -> ! {
     note!(
         "coio: a generator suspended in a thread-local's destructor while a thread of coio's \
-         own (a runtime worker, a blocking-pool or async-sleep thread) exits; its frames could \
-         outlive the thread-locals they borrow. Aborting. Let generators started in such \
-         destructors run to completion"
+         own (a runtime worker, a blocking-pool, async-sleep or signal thread) exits; its frames \
+         could outlive the thread-locals they borrow. Aborting. Let generators started in \
+         such destructors run to completion"
     );
     std::process::abort()
 }

@@ -289,13 +289,21 @@ pub(crate) fn thread_owned() -> bool {
 /// live, parks for good ([`stay_for_ever`]); else marks the thread
 /// exiting, so that only its thread-locals' destructors run after the
 /// count and none of them may suspend a generator.
+/// A panic out of `f` (a user's waker that panicked) is caught first, so
+/// that the count is made whatever happens, and dropped (the panic hook
+/// has reported it).
 pub(crate) fn run_owned(f: impl FnOnce()) {
     mark_thread_owned();
-    f();
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     if frames_live() {
         stay_for_ever();
     }
     crate::stack::mark_thread_exiting();
+    if let Err(payload) = out {
+        // Its drop could panic too, and only thread-locals' destructors
+        // are to run from here on.
+        std::mem::forget(payload);
+    }
 }
 
 /// A generator's body begins on this thread (see [`frames_live`]); called

@@ -365,7 +365,9 @@ impl Driver {
 impl Driver {
     /// Nothing polls any more: refuses registrations from now on, lets go
     /// of every target and tells it (its waiters are woken: user wakers
-    /// run). Again, or at the drop, it does nothing more.
+    /// run). Again, or at the drop, it does nothing more. A waker that
+    /// panics does not keep the other targets from being told (the panic
+    /// hook has reported it).
     pub(crate) fn close(&mut self) {
         let slab = {
             let mut slab = self.handle.lock_slab();
@@ -373,7 +375,12 @@ impl Driver {
             std::mem::take(&mut *slab)
         };
         for target in slab.slots.into_iter().filter_map(|s| s.target) {
-            target.driver_closed();
+            let told =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target.driver_closed()));
+            if let Err(payload) = told {
+                // Its drop could panic too.
+                std::mem::forget(payload);
+            }
         }
     }
 }

@@ -174,8 +174,9 @@ impl Shared {
 /// other threads (a `std::thread::scope` they are suspended in), so the
 /// thread-locals must never be destroyed. Such a thread keeps its worker's
 /// memory and file descriptors (its poller) until the process ends.
-/// Threads of the blocking pool, and the helper thread of an async
-/// [`sleep`](crate::future::sleep) polled off the workers, do the same.
+/// Threads of the blocking pool, the helper thread of an async
+/// [`sleep`](crate::future::sleep) polled off the workers and the signal
+/// relay thread do the same.
 ///
 /// [`Generator`]: crate::Generator
 ///

@@ -185,7 +185,10 @@ fn start() -> io::Result<()> {
     }
     let spawned = std::thread::Builder::new()
         .name("coio-signals".into())
-        .spawn(move || run(read));
+        // Listeners wake user wakers here (channel receivers awaited
+        // elsewhere): user code, which may leave frames (see
+        // `coroutine::run_owned`).
+        .spawn(move || crate::coroutine::run_owned(|| run(read)));
     if let Err(e) = spawned {
         // SAFETY: our own descriptors, used by nobody else.
         unsafe {
@@ -228,10 +231,16 @@ fn deliver(sig: i32) {
     let mut gone = Vec::new();
     let mut taken = false;
     for (id, f) in &targets {
-        if f(sig) {
-            taken = true;
-        } else {
-            gone.push(*id);
+        // A listener wakes a user's waker, which may panic: the relay goes
+        // on for the others (the panic hook has reported it).
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(sig))) {
+            Ok(true) => taken = true,
+            Ok(false) => gone.push(*id),
+            Err(payload) => {
+                taken = true;
+                // Its drop could panic too.
+                std::mem::forget(payload);
+            }
         }
     }
     if gone.is_empty() {

@@ -704,19 +704,18 @@ pub(crate) fn worker_main(
     // elsewhere) are woken to arm again where they are polled next, and
     // the driver closes: the sockets registered with it learn so (their
     // async waiters are woken, to register elsewhere or fail). Both run
-    // user code (wakers), before the frames are counted below, and a panic
-    // there must not skip that count: caught (the hook has reported it).
-    let wakes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let timers = local.timers.borrow_mut().take_all();
-        for t in timers {
-            t.orphan();
+    // user code (wakers), before the frames are counted below; each wake
+    // is caught, so that a panicking one (the hook has reported it) keeps
+    // neither the others nor the count from happening.
+    let timers = local.timers.borrow_mut().take_all();
+    for t in timers {
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.orphan()))
+        {
+            // Its drop could panic too.
+            std::mem::forget(payload);
         }
-        local.driver.borrow_mut().close();
-    }));
-    if let Err(payload) = wakes {
-        // Its drop could panic too.
-        std::mem::forget(payload);
     }
+    local.driver.borrow_mut().close();
     // Fresh coroutines dealt to this worker after its last look go to the
     // injector, where the runtime's drop abandons them (as from now on
     // does `Remote::deal`).
@@ -745,17 +744,19 @@ pub(crate) fn worker_main(
         drop(ends);
         crate::coroutine::stay_for_ever();
     }
-    // Nothing of this worker is needed any more (no user code runs in
-    // its drop: coroutines, timers and the driver's targets are done).
-    drop(local);
     // No coroutine runs on this thread any more; what follows is the
     // destruction of its thread-locals, in an order nobody controls. A
     // suspended generator that one of them owns (stashed there by a
     // coroutine) must not be unwound then: its frames may use another
     // thread-local destroyed before it. Say so now, while all of them are
     // alive, and such generators are leaked instead (see `Generator`'s
-    // drop).
+    // drop); and no generator may suspend from now on (the count is made).
     stack::mark_thread_exiting();
+    // Nothing of this worker is needed any more (no user code runs in its
+    // drop: coroutines, timers and the driver's targets are done; were any
+    // to run and suspend a generator, the process would abort, not exit
+    // under its frames).
+    drop(local);
     let _ = ends.send(End::Exits(index));
 }
 
