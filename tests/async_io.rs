@@ -668,3 +668,66 @@ fn an_async_empty_write_after_shutdown_fails_as_std_s() {
     assert_eq!(plain, blocking);
     assert_eq!(vectored, blocking);
 }
+
+/// The tokio runtime that `compat::tokio` starts is coio's: a frame that a
+/// `spawn_blocking` closure leaves on one of its threads (a generator
+/// suspended inside a thread-local's borrow that a scoped thread reads,
+/// then forgotten) keeps that thread from exiting past tokio's keep-alive
+/// (10 s), as on coio's own threads. In a child process: before, the
+/// thread exited and the scoped thread read the destroyed value.
+#[test]
+fn a_frame_left_on_a_compat_tokio_thread_keeps_its_thread_locals() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    /// Counts its drop, and overwrites itself.
+    struct Value(Vec<u64>);
+    impl Drop for Value {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, SeqCst);
+            self.0.iter_mut().for_each(|x| *x = u64::MAX);
+        }
+    }
+    thread_local! {
+        static VALUE: Value = Value((0..64).collect());
+    }
+    const NAME: &str = "a_frame_left_on_a_compat_tokio_thread_keeps_its_thread_locals";
+    if common::child_role().is_none() {
+        let out = common::run_in_child(NAME, "child", &[]);
+        common::assert_child_ok(&out);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("held"));
+        return;
+    }
+    let (bad, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (b, s) = (bad.clone(), stop.clone());
+    let h = coio::compat::tokio::handle();
+    h.block_on(h.spawn_blocking(move || {
+        let mut g = coio::Generator::new(move |y: &coio::Yielder<(), ()>, ()| {
+            VALUE.with(|v| {
+                std::thread::scope(|sc| {
+                    sc.spawn(|| {
+                        while !s.load(SeqCst) {
+                            if v.0.iter().fold(0u64, |a, x| a.wrapping_add(*x)) != 63 * 64 / 2 {
+                                b.fetch_add(1, SeqCst);
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    });
+                    y.yield_(());
+                })
+            })
+        });
+        g.resume(());
+        std::mem::forget(g);
+    }))
+    .unwrap();
+    // Past tokio's keep-alive for idle blocking threads (10 s).
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(DROPS.load(SeqCst), 0, "the thread-local was destroyed");
+    assert_eq!(bad.load(SeqCst), 0, "read a destroyed thread-local");
+    stop.store(true, SeqCst);
+    println!("held");
+}

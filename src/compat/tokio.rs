@@ -65,6 +65,12 @@ fn runtime() -> &'static ::tokio::runtime::Runtime {
         ::tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("coio-tokio")
+            // Its threads run user code (tasks, `spawn_blocking` closures)
+            // and may exit (the blocking pool's, after their keep-alive):
+            // treated as coio's own (see `coroutine::run_owned`), on the
+            // exiting thread itself, before its thread-locals go.
+            .on_thread_start(crate::coroutine::mark_thread_owned)
+            .on_thread_stop(crate::coroutine::end_owned)
             .enable_all()
             .build()
             .unwrap_or_else(|e| {

@@ -284,6 +284,17 @@ pub(crate) fn thread_owned() -> bool {
     OWNED.with(Cell::get)
 }
 
+/// The end of a thread of coio's own ([`mark_thread_owned`]), run on it
+/// once it runs no more user code but its thread-locals' destructors:
+/// parks for good if frames are live, else marks the thread exiting (no
+/// generator may suspend on it from now on).
+pub(crate) fn end_owned() {
+    if frames_live() {
+        stay_for_ever();
+    }
+    crate::stack::mark_thread_exiting();
+}
+
 /// The body of a helper thread of coio's (the blocking pool's, an async
 /// sleep's) that runs user code (jobs, wakers): `f`, then, if frames are
 /// live, parks for good ([`stay_for_ever`]); else marks the thread
@@ -295,10 +306,7 @@ pub(crate) fn thread_owned() -> bool {
 pub(crate) fn run_owned(f: impl FnOnce()) {
     mark_thread_owned();
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    if frames_live() {
-        stay_for_ever();
-    }
-    crate::stack::mark_thread_exiting();
+    end_owned();
     if let Err(payload) = out {
         // Its drop could panic too, and only thread-locals' destructors
         // are to run from here on.

@@ -175,8 +175,9 @@ impl Shared {
 /// thread-locals must never be destroyed. Such a thread keeps its worker's
 /// memory and file descriptors (its poller) until the process ends.
 /// Threads of the blocking pool, the helper thread of an async
-/// [`sleep`](crate::future::sleep) polled off the workers and the signal
-/// relay thread do the same.
+/// [`sleep`](crate::future::sleep) polled off the workers, the signal
+/// relay thread and the threads of the tokio runtime that
+/// `coio::compat::tokio` starts do the same.
 ///
 /// [`Generator`]: crate::Generator
 ///

@@ -213,7 +213,15 @@ fn run(read: libc::c_int) {
             }
             return;
         }
-        deliver(i32::from(b));
+        // Caught as a whole too: dropping a listener (the last reference
+        // to a user's channel) runs user code.
+        let sig = i32::from(b);
+        if let Err(payload) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(sig)))
+        {
+            // Its drop could panic too.
+            std::mem::forget(payload);
+        }
     }
 }
 
