@@ -369,6 +369,31 @@ struct Reader {
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl Reader {
+    /// Checks that the reader reads on and never found the value destroyed
+    /// (nor was it dropped), then stops it and says "held".
+    fn held(&self, what: &str) {
+        let before = self.reads.load(SeqCst);
+        thread::sleep(Duration::from_millis(100));
+        assert!(
+            self.reads.load(SeqCst) > before,
+            "{what}: the reader stopped (did it panic, reading a destroyed value?)"
+        );
+        assert_eq!(
+            self.bad.load(SeqCst),
+            0,
+            "{what}: read a destroyed thread-local"
+        );
+        assert_eq!(
+            SCOPED_DROPS.load(SeqCst),
+            0,
+            "{what}: the thread-local was destroyed"
+        );
+        self.stop.store(true, SeqCst);
+        println!("held");
+    }
+}
+
 /// Leaves on this thread a generator suspended inside `SCOPED.with` and a
 /// `thread::scope` whose thread reads the value until told to stop (std
 /// lets it: the reference lives until the scope ends). The frame is then
@@ -415,26 +440,14 @@ fn a_leaked_frame_keeps_the_thread_locals_it_borrows() {
             let how = how.to_string();
             rt.block_on(move || coio::blocking(move || leave_a_scope(&how, r)));
         } else {
-            rt.block_on(move || coio::spawn(move || leave_a_scope(&role, r)).join().unwrap());
+            let how = role.clone();
+            rt.block_on(move || coio::spawn(move || leave_a_scope(&how, r)).join().unwrap());
         }
         // Returns: a worker that stays is not waited for.
         within_20s(move || drop(rt));
         // Past the pool's keep-alive (50 ms here) too.
         thread::sleep(Duration::from_millis(300));
-        let before = reader.reads.load(SeqCst);
-        thread::sleep(Duration::from_millis(100));
-        assert!(
-            reader.reads.load(SeqCst) > before,
-            "the reader stopped (did it panic, reading a destroyed value?)"
-        );
-        assert_eq!(reader.bad.load(SeqCst), 0, "read a destroyed thread-local");
-        assert_eq!(
-            SCOPED_DROPS.load(SeqCst),
-            0,
-            "the thread-local was destroyed"
-        );
-        reader.stop.store(true, SeqCst);
-        println!("held");
+        reader.held(&role);
         return;
     }
     // (A pool thread's stashed generator was unwound at its exit before
@@ -575,17 +588,7 @@ fn a_frame_left_by_a_waker_on_the_sleep_helper_keeps_its_thread_locals() {
         assert!(sleep.as_mut().poll(&mut cx).is_pending());
         thread::sleep(Duration::from_millis(300));
         assert_eq!(wake.woken.lock().unwrap().as_deref(), Some("coio-sleep"));
-        let before = reader.reads.load(SeqCst);
-        thread::sleep(Duration::from_millis(100));
-        assert!(reader.reads.load(SeqCst) > before, "the reader stopped");
-        assert_eq!(reader.bad.load(SeqCst), 0, "read a destroyed thread-local");
-        assert_eq!(
-            SCOPED_DROPS.load(SeqCst),
-            0,
-            "the thread-local was destroyed"
-        );
-        reader.stop.store(true, SeqCst);
-        println!("held");
+        reader.held("sleep helper");
         return;
     }
     let out = common::run_in_child(NAME, "child", &[]);
@@ -695,24 +698,7 @@ fn panicking_wakers_on_coio_threads_skip_neither_the_count_nor_the_other_wakes()
         for (i, o) in others.iter().enumerate() {
             assert!(o.lock().unwrap().is_some(), "{role}: waker {i} never woken");
         }
-        let before = reader.reads.load(SeqCst);
-        thread::sleep(Duration::from_millis(100));
-        assert!(
-            reader.reads.load(SeqCst) > before,
-            "{role}: the reader stopped"
-        );
-        assert_eq!(
-            reader.bad.load(SeqCst),
-            0,
-            "{role}: read a destroyed thread-local"
-        );
-        assert_eq!(
-            SCOPED_DROPS.load(SeqCst),
-            0,
-            "{role}: the thread-local was destroyed"
-        );
-        reader.stop.store(true, SeqCst);
-        println!("held");
+        reader.held(&role);
     };
     match role.as_str() {
         "worker-end" => {
