@@ -369,15 +369,24 @@ struct Reader {
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Waits until `cond` holds, for 10 s at most (a loaded machine is slow);
+/// fails saying `what` otherwise.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 impl Reader {
     /// Checks that the reader reads on and never found the value destroyed
     /// (nor was it dropped), then stops it and says "held".
     fn held(&self, what: &str) {
         let before = self.reads.load(SeqCst);
-        thread::sleep(Duration::from_millis(100));
-        assert!(
-            self.reads.load(SeqCst) > before,
-            "{what}: the reader stopped (did it panic, reading a destroyed value?)"
+        eventually(
+            &format!("{what}: the reader stopped (did it panic, reading a destroyed value?)"),
+            || self.reads.load(SeqCst) > before + 5,
         );
         assert_eq!(
             self.bad.load(SeqCst),
@@ -446,7 +455,7 @@ fn a_leaked_frame_keeps_the_thread_locals_it_borrows() {
         // Returns: a worker that stays is not waited for.
         within_20s(move || drop(rt));
         // Past the pool's keep-alive (50 ms here) too.
-        thread::sleep(Duration::from_millis(300));
+        thread::sleep(Duration::from_millis(1000));
         reader.held(&role);
         return;
     }
@@ -521,8 +530,13 @@ fn a_generator_suspended_by_a_destructor_at_a_coio_threads_exit_aborts() {
             rt.block_on(|| coio::spawn(|| LATE_STARTER.with(|_| ())).join().unwrap());
         }
         within_20s(move || drop(rt));
-        // Past the pool's keep-alive (50 ms here).
-        thread::sleep(Duration::from_millis(500));
+        // The abort ends this process; the pool's thread exits past its
+        // keep-alive (50 ms here), so wait long for it.
+        thread::sleep(Duration::from_millis(if role == "pool" {
+            20_000
+        } else {
+            500
+        }));
         assert_eq!(
             LATE_DROPS.load(SeqCst),
             0,
@@ -586,8 +600,10 @@ fn a_frame_left_by_a_waker_on_the_sleep_helper_keeps_its_thread_locals() {
         let mut sleep = Box::pin(coio::future::sleep(Duration::from_millis(20)));
         let mut cx = std::task::Context::from_waker(&waker);
         assert!(sleep.as_mut().poll(&mut cx).is_pending());
-        thread::sleep(Duration::from_millis(300));
+        eventually("not woken", || wake.woken.lock().unwrap().is_some());
         assert_eq!(wake.woken.lock().unwrap().as_deref(), Some("coio-sleep"));
+        // Past the helper thread's end.
+        thread::sleep(Duration::from_millis(200));
         reader.held("sleep helper");
         return;
     }
@@ -690,21 +706,23 @@ fn panicking_wakers_on_coio_threads_skip_neither_the_count_nor_the_other_wakes()
     // thread-local alive and read (called while the sleeps and receivers
     // still live).
     let held = |others: &[&std::sync::Mutex<Option<String>>]| {
-        thread::sleep(Duration::from_millis(300));
-        assert!(
-            leaves_and_panics.woken.lock().unwrap().is_some(),
-            "{role}: not woken"
-        );
+        eventually(&format!("{role}: not woken"), || {
+            leaves_and_panics.woken.lock().unwrap().is_some()
+        });
         for (i, o) in others.iter().enumerate() {
-            assert!(o.lock().unwrap().is_some(), "{role}: waker {i} never woken");
+            eventually(&format!("{role}: waker {i} never woken"), || {
+                o.lock().unwrap().is_some()
+            });
         }
+        // Past the thread's end (the helpers end after the wake).
+        thread::sleep(Duration::from_millis(200));
         reader.held(&role);
     };
     match role.as_str() {
         "worker-end" => {
             let rt = rt(1);
             // On the worker: a panicking sleep (earliest: woken first), a
-            // later sleep, and three socket waiters (one leaves a frame and
+            // later sleep, and three socket readers (one leaves a frame and
             // panics, one panics, one is quiet), polled from this thread.
             let (sleep_ok, socket_ok) = (quiet(), quiet());
             let (_sleeps, pairs) = rt.block_on(|| {
@@ -741,8 +759,18 @@ fn panicking_wakers_on_coio_threads_skip_neither_the_count_nor_the_other_wakes()
                         .is_pending()
                 );
             }
+            // And a writer waiting on the socket whose reader's waker
+            // panics (the same socket's other direction).
+            let writer_ok = quiet();
+            let w = Waker::from(writer_ok.clone());
+            let full = [0u8; 65536];
+            while pairs[1]
+                .0
+                .poll_write(&mut Context::from_waker(&w), &full)
+                .is_ready()
+            {}
             within_20s(move || drop(rt));
-            held(&[&sleep_ok.woken, &socket_ok.woken]);
+            held(&[&sleep_ok.woken, &socket_ok.woken, &writer_ok.woken]);
         }
         "sleep-helper" => {
             // Polled off the workers: waits on coio's helper thread.
@@ -768,7 +796,9 @@ fn panicking_wakers_on_coio_threads_skip_neither_the_count_nor_the_other_wakes()
             );
             // SAFETY: raising a signal coio relays.
             unsafe { libc::raise(libc::SIGUSR2) };
-            thread::sleep(Duration::from_millis(100));
+            eventually("signal-relay: not woken", || {
+                leaves_and_panics.woken.lock().unwrap().is_some()
+            });
             // The relay goes on: a later signal is delivered.
             let later = quiet();
             let w = Waker::from(later.clone());

@@ -65,10 +65,16 @@ fn runtime() -> &'static ::tokio::runtime::Runtime {
         ::tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("coio-tokio")
-            // Its threads run user code (tasks, `spawn_blocking` closures)
-            // and may exit (the blocking pool's, after their keep-alive):
-            // treated as coio's own (see `coroutine::run_owned`), on the
-            // exiting thread itself, before its thread-locals go.
+            // Its threads run user code (tasks, `spawn_blocking` closures),
+            // which may leave generator frames borrowing their
+            // thread-locals: they never expire (tokio's blocking threads
+            // would after 10 s idle, and a thread kept for such frames
+            // would hold up every later one, each joining the one before),
+            // and are treated as coio's own should they stop all the same
+            // (the hooks run on the thread itself; see
+            // `coroutine::end_owned`).
+            // (A century: finite, for condvars that add it to a clock.)
+            .thread_keep_alive(std::time::Duration::from_secs(100 * 365 * 24 * 3600))
             .on_thread_start(crate::coroutine::mark_thread_owned)
             .on_thread_stop(crate::coroutine::end_owned)
             .enable_all()

@@ -336,9 +336,9 @@ fn abort_yield_while_panicking() -> ! {
 /// `std::thread::scope` suspended inside would otherwise outlive the data
 /// its threads borrow). A leaked generator's stack is never reused. Its
 /// frames may still borrow the thread's thread-locals, shared with other
-/// threads: a thread of coio's own (a runtime's worker, a blocking-pool
-/// or async-sleep thread) with such frames never exits, so that its thread-locals live on;
-/// a plain thread exits as it will (see ARCHITECTURE.md, "Known gaps").
+/// threads: a thread of coio's own (see the [module docs](super)) with such
+/// frames never exits, so that its thread-locals live on; a plain thread
+/// exits as it will (see ARCHITECTURE.md, "Known gaps").
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>(_: T) {}
@@ -664,14 +664,14 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     /// If the generator panics, the panic is re-raised here and the
     /// generator is finished. Resuming a finished generator panics, and so
     /// does resuming a suspended one once its thread has begun to exit (from
-    /// a thread-local's destructor on a runtime's worker or a blocking-pool
-    /// thread, or after coio's own thread-local was destroyed on another
-    /// thread): thread-locals its frames use may be destroyed already.
+    /// a thread-local's destructor on a thread of coio's own, see the
+    /// [module docs](super), or after coio's own thread-local was destroyed
+    /// on another thread): thread-locals its frames use may be destroyed
+    /// already.
     ///
     /// # Aborts
     /// If a generator started in a thread-local's destructor, while a
-    /// thread of coio's own (a runtime's worker, a blocking-pool or
-    /// async-sleep thread) exits, suspends: its
+    /// thread of coio's own exits, suspends: its
     /// frames could outlive the thread-locals they borrow (and the thread
     /// has already made sure no other frames are live). Run such
     /// generators to completion.
@@ -855,7 +855,8 @@ fn resumed_at_thread_exit() -> ! {
 fn suspended_at_thread_exit() -> ! {
     note!(
         "coio: a generator suspended in a thread-local's destructor while a thread of coio's \
-         own (a runtime worker, a blocking-pool, async-sleep or signal thread) exits; its frames \
+         own (a runtime worker, a blocking-pool, async-sleep, signal or compat::tokio thread) \
+         exits; its frames \
          could outlive the thread-locals they borrow. Aborting. Let generators started in \
          such destructors run to completion"
     );

@@ -57,7 +57,8 @@
 //! suspended inside `LocalKey::with` holds a reference to a thread-local,
 //! and thread-locals are destroyed one by one when the thread exits. A
 //! thread that coio owns (a runtime's worker, a blocking-pool thread, the
-//! helper thread of an async sleep polled off the workers)
+//! helper thread of an async sleep polled off the workers, the signal
+//! relay, a thread of the tokio runtime that `compat::tokio` starts)
 //! therefore never exits while frames of a generator it started may be
 //! live (a count per thread: bodies begun and not ended): it parks for
 //! good instead, and its thread-locals are never destroyed (and a
@@ -266,13 +267,12 @@ thread_local! {
     /// (const, no destructor: readable while the thread's other
     /// thread-locals are destroyed).
     static LIVE_FRAMES: Cell<usize> = const { Cell::new(0) };
-    /// Set on the threads coio owns (workers, the blocking pool), which
-    /// never exit under live frames (const, no destructor).
+    /// Set on the threads coio owns (see the module docs), which never
+    /// exit under live frames (const, no destructor).
     static OWNED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// This thread is one of coio's own (a runtime's worker, a blocking-pool
-/// thread): it never exits while frames of its generators may be live
+/// This thread is one of coio's own (see the module docs): it never exits while frames of its generators may be live
 /// ([`stay_for_ever`]), and once it has begun to exit no generator may
 /// suspend on it (see `Generator::resume`).
 pub(crate) fn mark_thread_owned() {
@@ -340,8 +340,8 @@ pub(crate) fn frames_live() -> bool {
 
 /// Parks this thread for good, instead of exiting: its thread-locals,
 /// which leaked frames may still borrow, are then never destroyed. For the
-/// threads coio owns (workers, the blocking pool), at the end of their
-/// main functions, when frames are still live ([`frames_live`]).
+/// threads coio owns (see the module docs), at their end, when frames are
+/// still live ([`frames_live`]).
 #[cold]
 pub(crate) fn stay_for_ever() -> ! {
     loop {

@@ -375,8 +375,10 @@ impl Driver {
             std::mem::take(&mut *slab)
         };
         for target in slab.slots.into_iter().filter_map(|s| s.target) {
-            let told =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target.driver_closed()));
+            // Moved in: its last reference may go here too.
+            let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                target.driver_closed()
+            }));
             if let Err(payload) = told {
                 // Its drop could panic too.
                 std::mem::forget(payload);

@@ -555,8 +555,18 @@ impl Ready for IoState {
             self.live.store(false, Release);
         }
         drop(reg);
-        self.wake_all(Dir::Read);
-        self.wake_all(Dir::Write);
+        // Users' wakers run here (at a worker's end): one that panics (the
+        // hook has reported it) must not keep the others from being woken.
+        // `wake_all` takes each task out before waking it, so going on
+        // wakes the rest.
+        for dir in [Dir::Read, Dir::Write] {
+            while let Err(payload) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.wake_all(dir)))
+            {
+                // Its drop could panic too.
+                std::mem::forget(payload);
+            }
+        }
     }
 }
 

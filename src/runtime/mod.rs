@@ -176,8 +176,8 @@ impl Shared {
 /// memory and file descriptors (its poller) until the process ends.
 /// Threads of the blocking pool, the helper thread of an async
 /// [`sleep`](crate::future::sleep) polled off the workers, the signal
-/// relay thread and the threads of the tokio runtime that
-/// `coio::compat::tokio` starts do the same.
+/// relay thread do the same; the threads of the tokio runtime that
+/// `coio::compat::tokio` starts never expire.
 ///
 /// [`Generator`]: crate::Generator
 ///

@@ -709,7 +709,8 @@ pub(crate) fn worker_main(
     // neither the others nor the count from happening.
     let timers = local.timers.borrow_mut().take_all();
     for t in timers {
-        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.orphan()))
+        if let Err(payload) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || t.orphan()))
         {
             // Its drop could panic too.
             std::mem::forget(payload);
