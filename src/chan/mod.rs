@@ -161,6 +161,16 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
 
 /// `std::sync::mpsc::SyncSender`'s name: coio's channels have one sender
 /// type, bounded or not.
+///
+/// ```
+/// use coio::chan::{Sender, SyncSender, sync_channel};
+///
+/// let (tx, rx) = sync_channel::<u8>(1);
+/// let same: Sender<u8> = tx.clone(); // the same type
+/// let tx: SyncSender<u8> = same;
+/// tx.send(7).unwrap();
+/// assert_eq!(rx.recv(), Ok(7));
+/// ```
 pub type SyncSender<T> = Sender<T>;
 
 /// The sending side of a channel. Clone it for more producers.

@@ -354,6 +354,16 @@ pub use udp::UdpSocket;
 
 /// std's address and option types, under the same names, so that
 /// `use std::net::{..}` ports as a whole.
+///
+/// ```
+/// use coio::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+///
+/// let any: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+/// let listener = TcpListener::bind(any)?;
+/// let client = TcpStream::connect(listener.local_addr()?)?;
+/// client.shutdown(Shutdown::Write)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
     ToSocketAddrs,

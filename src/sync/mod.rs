@@ -84,6 +84,16 @@ pub use wait_group::WaitGroup;
 
 /// std's reference counting and atomics, which never wait, under the same
 /// names, so that `use std::sync::{Arc, Mutex}` ports as a whole.
+///
+/// ```
+/// use coio::sync::atomic::{AtomicU32, Ordering};
+/// use coio::sync::{Arc, Mutex};
+///
+/// let hits = Arc::new((Mutex::new(0), AtomicU32::new(0)));
+/// *hits.0.lock() += 1;
+/// hits.1.fetch_add(1, Ordering::Relaxed);
+/// assert_eq!((*hits.0.lock(), hits.1.load(Ordering::Relaxed)), (1, 1));
+/// ```
 pub use std::sync::{Arc, Weak, atomic};
 
 use crate::park::{Lock, LockGuard, WaitQueue};
