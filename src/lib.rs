@@ -235,6 +235,20 @@ macro_rules! note {
     }};
 }
 
+/// Runs `f`, user code that coio calls where a panic must not unwind (a
+/// waker, a destructor, a detached job): its result, or None if it
+/// panicked. The panic hook has reported the panic; its payload is leaked,
+/// since dropping it could panic too.
+pub(crate) fn surviving<T>(f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(payload) => {
+            std::mem::forget(payload);
+            None
+        }
+    }
+}
+
 mod arch;
 pub mod chan;
 pub mod compat;

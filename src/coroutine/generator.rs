@@ -856,9 +856,8 @@ fn suspended_at_thread_exit() -> ! {
     note!(
         "coio: a generator suspended in a thread-local's destructor while a thread of coio's \
          own (a runtime worker, a blocking-pool, async-sleep, signal or compat::tokio thread) \
-         exits; its frames \
-         could outlive the thread-locals they borrow. Aborting. Let generators started in \
-         such destructors run to completion"
+         exits; its frames could outlive the thread-locals they borrow. Aborting. Let \
+         generators started in such destructors run to completion"
     );
     std::process::abort()
 }

@@ -272,9 +272,10 @@ thread_local! {
     static OWNED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// This thread is one of coio's own (see the module docs): it never exits while frames of its generators may be live
-/// ([`stay_for_ever`]), and once it has begun to exit no generator may
-/// suspend on it (see `Generator::resume`).
+/// This thread is one of coio's own (see the module docs): it never exits
+/// while frames of its generators may be live ([`stay_for_ever`]), and
+/// once it has begun to exit no generator may suspend on it (see
+/// `Generator::resume`).
 pub(crate) fn mark_thread_owned() {
     OWNED.with(|o| o.set(true));
 }
@@ -300,18 +301,12 @@ pub(crate) fn end_owned() {
 /// live, parks for good ([`stay_for_ever`]); else marks the thread
 /// exiting, so that only its thread-locals' destructors run after the
 /// count and none of them may suspend a generator.
-/// A panic out of `f` (a user's waker that panicked) is caught first, so
-/// that the count is made whatever happens, and dropped (the panic hook
-/// has reported it).
+/// A panic out of `f` (a user's waker that panicked) is caught first
+/// (`crate::surviving`), so that the count is made whatever happens.
 pub(crate) fn run_owned(f: impl FnOnce()) {
     mark_thread_owned();
-    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    crate::surviving(f);
     end_owned();
-    if let Err(payload) = out {
-        // Its drop could panic too, and only thread-locals' destructors
-        // are to run from here on.
-        std::mem::forget(payload);
-    }
 }
 
 /// A generator's body begins on this thread (see [`frames_live`]); called

@@ -376,13 +376,7 @@ impl Driver {
         };
         for target in slab.slots.into_iter().filter_map(|s| s.target) {
             // Moved in: its last reference may go here too.
-            let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                target.driver_closed()
-            }));
-            if let Err(payload) = told {
-                // Its drop could panic too.
-                std::mem::forget(payload);
-            }
+            crate::surviving(move || target.driver_closed());
         }
     }
 }

@@ -560,12 +560,7 @@ impl Ready for IoState {
         // `wake_all` takes each task out before waking it, so going on
         // wakes the rest.
         for dir in [Dir::Read, Dir::Write] {
-            while let Err(payload) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.wake_all(dir)))
-            {
-                // Its drop could panic too.
-                std::mem::forget(payload);
-            }
+            while crate::surviving(|| self.wake_all(dir)).is_none() {}
         }
     }
 }

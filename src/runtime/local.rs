@@ -40,7 +40,6 @@
 
 use std::any::{Any, TypeId};
 use std::cell::{Cell, UnsafeCell};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::task::Waker;
@@ -420,12 +419,9 @@ pub(crate) fn drop_locals(h: &Header) {
     }
 }
 
-/// Drops `v`, surviving a panicking destructor (the panic hook has
-/// reported it; a payload whose own drop panics is leaked).
+/// Drops `v`, surviving a panicking destructor (see `crate::surviving`).
 fn drop_surviving<T>(v: T) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(v))) {
-        std::mem::forget(payload);
-    }
+    crate::surviving(move || drop(v));
 }
 
 /// Declares coroutine-local storage: a [`LocalKey`] whose

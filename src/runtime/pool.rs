@@ -219,10 +219,7 @@ fn spawn_detached_on(
         // SAFETY: `job` came from `Box::leak` below and runs once
         // (running consumes the `JobRef`).
         let f = unsafe { Box::from_raw(job.cast::<Box<dyn FnOnce() + Send>>().as_ptr()) };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(*f)) {
-            // Reported by the hook; a payload whose drop panics is leaked.
-            std::mem::forget(payload);
-        }
+        crate::surviving(*f);
     }
     let job = JobRef {
         job: NonNull::from(Box::leak(Box::new(f))).cast(),

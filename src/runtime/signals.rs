@@ -216,12 +216,7 @@ fn run(read: libc::c_int) {
         // Caught as a whole too: dropping a listener (the last reference
         // to a user's channel) runs user code.
         let sig = i32::from(b);
-        if let Err(payload) =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(sig)))
-        {
-            // Its drop could panic too.
-            std::mem::forget(payload);
-        }
+        crate::surviving(|| deliver(sig));
     }
 }
 
@@ -241,14 +236,9 @@ fn deliver(sig: i32) {
     for (id, f) in &targets {
         // A listener wakes a user's waker, which may panic: the relay goes
         // on for the others (the panic hook has reported it).
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(sig))) {
-            Ok(true) => taken = true,
-            Ok(false) => gone.push(*id),
-            Err(payload) => {
-                taken = true;
-                // Its drop could panic too.
-                std::mem::forget(payload);
-            }
+        match crate::surviving(|| f(sig)) {
+            Some(false) => gone.push(*id),
+            Some(true) | None => taken = true,
         }
     }
     if gone.is_empty() {

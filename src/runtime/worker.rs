@@ -709,12 +709,7 @@ pub(crate) fn worker_main(
     // neither the others nor the count from happening.
     let timers = local.timers.borrow_mut().take_all();
     for t in timers {
-        if let Err(payload) =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || t.orphan()))
-        {
-            // Its drop could panic too.
-            std::mem::forget(payload);
-        }
+        crate::surviving(move || t.orphan());
     }
     local.driver.borrow_mut().close();
     // Fresh coroutines dealt to this worker after its last look go to the
