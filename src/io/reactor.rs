@@ -23,9 +23,9 @@
 //! while another writes it. The word holds readiness bits and, above them,
 //! a tick counted up by every event:
 //!
-//! * the poller ORs the event's bits in and bumps the tick, then wakes the
-//!   waiters of each direction that became ready (all of them: each
-//!   retries its operation);
+//! * the poller ORs the event's bits in and bumps the tick, then wakes
+//!   *one* waiter of each direction that became ready (see "One wake per
+//!   event" below);
 //! * a user that got `WouldBlock` clears the direction's bit, but only if
 //!   the tick is still the one it read before the operation: an event that
 //!   came in between is kept, so an edge cannot be lost;
@@ -39,6 +39,43 @@
 //!   edge-triggered socket, and every event of a socket whose coroutine is
 //!   busy. The poller clears a waiting bit, under the lock, when it finds
 //!   the queue empty.
+//!
+//! # One wake per event, passed on
+//!
+//! Many coroutines may wait on one descriptor: receivers sharing a UDP
+//! socket, acceptors sharing a listener. Waking all of them for every
+//! event (as tokio's readiness does) costs one wake, switch and requeue
+//! per waiter per event, of which all but one find nothing: at light load,
+//! with 1,000 receivers parked, several times the CPU per request of one
+//! receiver (`bench/shared-pairs.sh`). Go avoids it by letting one
+//! goroutine at a time wait in the poller (the descriptor's read lock);
+//! here an event wakes one waiter, which *passes the wake on*:
+//!
+//! * a coroutine's wait in the I/O loop (`Source::io`) queues its entry
+//!   as [`PASSES_ON`]: woken, it retries its operation, and when that does
+//!   not return `WouldBlock` (it moved data, or failed, or found the end)
+//!   it calls [`IoState::pass_on`], which wakes the next waiter if the
+//!   direction still has waiters and is still ready (a datagram socket
+//!   stays ready after a receive: more may be queued; a drained stream
+//!   does not). A `WouldBlock` clears the readiness instead, and the
+//!   waiters left sleep until the next event, as they should;
+//! * every other waiter (an async task's waker, a future's entry, a wait
+//!   for readiness alone, `Fd::readable`) cannot promise to retry: it may
+//!   be dropped, or its caller may do something else. An event wakes those
+//!   it meets in front of the first `PASSES_ON` entry as well, and the
+//!   async slot always, so that a wake is never left with one of them.
+//!
+//! Why no waiter is left asleep while the direction is ready: a waiter
+//! queues only after finding the direction not ready (in the same
+//! operation that sets the waiting bit), and only an event makes it ready
+//! again, which wakes one `PASSES_ON` waiter (or all the others, if none).
+//! That waiter either finds it not ready again (no one to wake) or
+//! succeeds and passes the wake on to the next, which does the same; its
+//! `pass_on` reads the word after its own `seen`, so it sees the waiting
+//! bit of every waiter queued before the event. A descriptor's close
+//! ([`Ready::driver_closed`]) and a shutdown through it ([`IoState::mark`])
+//! still wake everyone. The loom model `loom_one_edge_two_readers` checks
+//! the pass (two datagrams, one edge, two parked readers).
 //!
 //! # Lifetime
 //!
@@ -73,6 +110,10 @@ use crate::runtime::dump::Wait;
 const READ_WAITING: usize = 32;
 /// Not readiness: coroutines may be queued to write (as `READ_WAITING`).
 const WRITE_WAITING: usize = 64;
+/// The operation number a waiter queues with when it retries its
+/// operation once woken and then calls [`IoState::pass_on`] (see "One wake
+/// per event, passed on"); others queue with 0.
+pub(crate) const PASSES_ON: usize = 1;
 /// Where the event tick starts in `readiness`.
 const TICK_SHIFT: u32 = 8;
 const TICK_ONE: usize = 1 << TICK_SHIFT;
@@ -242,8 +283,9 @@ impl IoState {
         }
     }
 
-    /// The poller saw an event: records it, then wakes the waiters of each
-    /// direction it makes ready, if that direction may have any (its
+    /// The poller saw an event: records it, then wakes a waiter of each
+    /// direction it makes ready (`wake_one`; every waiter if `all`), if
+    /// that direction may have any (its
     /// waiting bit, read by the same atomic operation that records the
     /// event: a waiter sets the bit, under the waiters' lock, by an
     /// operation on the same word that checks readiness, so either the
@@ -251,7 +293,7 @@ impl IoState {
     /// lock after the waiter has queued). An event on a socket nobody waits
     /// on (the writable edge that comes with every readable one) takes no
     /// lock.
-    fn record(&self, bits: usize) {
+    fn record(&self, bits: usize, all: bool) {
         let mut cur = self.readiness.load(Relaxed);
         loop {
             let new = ((cur & !BITS).wrapping_add(TICK_ONE)) | (cur & BITS) | bits;
@@ -265,15 +307,63 @@ impl IoState {
         }
         for dir in [Dir::Read, Dir::Write] {
             if bits & dir.ready_mask() != 0 && cur & dir.waiting_bit() != 0 {
-                self.wake_all(dir);
+                if all {
+                    self.wake_all(dir);
+                } else {
+                    self.wake_one(dir);
+                }
             }
         }
     }
 
     /// Records `bits` that the poller will not report (a shutdown made
-    /// through this descriptor), waking their directions' waiters.
+    /// through this descriptor), waking all their directions' waiters.
     pub(crate) fn mark(&self, bits: usize) {
-        self.record(bits);
+        self.record(bits, true);
+    }
+
+    /// An operation in direction `dir` did not return `WouldBlock`: if the
+    /// direction still has waiters and is still ready, wakes the next one
+    /// (see "One wake per event, passed on"). One load when nobody else
+    /// waits.
+    #[inline]
+    pub(crate) fn pass_on(&self, dir: Dir) {
+        let cur = self.readiness.load(Acquire);
+        if cur & dir.waiting_bit() != 0 && Self::is_ready(Seen(cur), dir) {
+            self.wake_one(dir);
+        }
+    }
+
+    /// Wakes the oldest [`PASSES_ON`] waiter of `dir`, every other waiter
+    /// queued before it, and the async waiter's waker (each claim finished
+    /// outside the lock); all the entries if none passes on. Clears the
+    /// direction's waiting bit, under the lock, once the queue is empty.
+    /// As in `wake_all`, the async slot is emptied on every pass.
+    #[cold]
+    #[inline(never)]
+    fn wake_one(&self, dir: Dir) {
+        loop {
+            let (claimed, task, more) = {
+                let mut w = self.waiters.lock();
+                let task = w.task(dir).take();
+                let queue = w.queue(dir);
+                let claimed = queue.claim_oldest(true);
+                let empty = queue.is_empty();
+                if empty {
+                    self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
+                }
+                let more = !empty && matches!(claimed, Some((oper, _)) if oper != PASSES_ON);
+                (claimed, task, more)
+            };
+            // Outside the lock.
+            drop(claimed);
+            if let Some(t) = task {
+                t.wake();
+            }
+            if !more {
+                break;
+            }
+        }
     }
 
     /// Wakes every waiter of `dir`, each claim finished (its wake made)
@@ -369,13 +459,17 @@ impl IoState {
     /// Waits until `dir` is ready, `deadline` passes (`TimedOut`) or the
     /// coroutine is cancelled (it unwinds). The descriptor must be
     /// registered. Called by a coroutine (or a coroutine's thread blocking
-    /// in place while it unwinds).
+    /// in place while it unwinds). `passes_on`: once woken (an `Ok`), the
+    /// caller retries its operation and, unless that returns `WouldBlock`,
+    /// calls [`pass_on`](Self::pass_on); an event then wakes it alone (see
+    /// "One wake per event, passed on").
     #[inline(always)]
     pub(crate) fn wait(
         &self,
         dir: Dir,
         deadline: Option<std::time::Instant>,
         wait: Wait,
+        passes_on: bool,
     ) -> io::Result<()> {
         let blocker = Blocker::new(wait);
         {
@@ -394,7 +488,10 @@ impl IoState {
             // SAFETY: the entry is removed (below, or by a claimer) before
             // `blocker` goes out of scope: `wait` returns only after a
             // claim finished or after the abort, and on abort we remove it.
-            unsafe { w.queue(dir).push(&blocker, 0, std::ptr::null_mut()) };
+            unsafe {
+                w.queue(dir)
+                    .push(&blocker, passes_on as usize, std::ptr::null_mut())
+            };
         }
         match blocker.wait_inlined(deadline, true) {
             Woken::Done(_) | Woken::Retry(_) => Ok(()),
@@ -458,9 +555,10 @@ impl IoState {
 /// direction's queue, as a coroutine's `wait` has, instead of the one
 /// waker slot of [`IoState::poll_ready`] (whose last poll's waker
 /// replaces the others'): for futures that several tasks may await at
-/// once on one socket (`accept_async` on a shared listener). Every event
-/// of the direction wakes every entry (`wake_all`). Dropping it removes
-/// its entry.
+/// once on one socket (`accept_async` on a shared listener). An event of
+/// the direction wakes it if it comes before the first coroutine that
+/// passes the wake on (see "One wake per event, passed on"). Dropping it
+/// removes its entry.
 #[derive(Default)]
 pub(crate) struct QueuedWait {
     /// The queued entry: the state whose queue holds it, the direction,
@@ -532,7 +630,7 @@ impl IoState {
 
 impl Ready for IoState {
     fn set_ready(&self, bits: usize) {
-        self.record(bits);
+        self.record(bits, false);
     }
 
     /// Nothing polls the driver any more: whoever waits (coroutines of
@@ -591,11 +689,12 @@ mod loom_tests {
                 // (A CAS, not a swap: loom 0.7's `swap` was seen to read a
                 // value older than the thread's own store.)
                 if data.compare_exchange(true, false, SeqCst, SeqCst).is_ok() {
+                    state.pass_on(Dir::Read);
                     return;
                 }
                 state.clear(seen, Dir::Read);
             }
-            state.wait(Dir::Read, None, Wait::SocketRead).unwrap();
+            state.wait(Dir::Read, None, Wait::SocketRead, true).unwrap();
         }
     }
 
@@ -617,6 +716,57 @@ mod loom_tests {
             };
             read(&state, &data);
             poller.join().unwrap();
+        });
+    }
+
+    /// A reader of a datagram socket (`data` counts the datagrams queued),
+    /// as `Source::io` reads: try while ready, take one datagram and pass
+    /// the wake on, clear on `WouldBlock` (none left), wait otherwise.
+    fn read_datagram(state: &IoState, data: &loom::sync::atomic::AtomicUsize) {
+        loop {
+            let seen = state.seen();
+            if IoState::is_ready(seen, Dir::Read) {
+                let n = data.load(SeqCst);
+                if n > 0 {
+                    if data.compare_exchange(n, n - 1, SeqCst, SeqCst).is_ok() {
+                        state.pass_on(Dir::Read);
+                        return;
+                    }
+                    // Another reader took one meanwhile: try again (a
+                    // datagram socket's `EINTR`-like retry, for the model).
+                    continue;
+                }
+                state.clear(seen, Dir::Read);
+            }
+            state.wait(Dir::Read, None, Wait::SocketRead, true).unwrap();
+        }
+    }
+
+    /// Two readers share a datagram socket; two datagrams arrive with one
+    /// edge (epoll merges the events of a burst). The edge wakes one
+    /// reader; it must pass the wake on, or the other sleeps with a
+    /// datagram queued (loom reports that as a deadlock).
+    #[test]
+    fn loom_one_edge_two_readers() {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let state = Arc::new(registered());
+            // As a socket that found nothing yet (a fresh state says ready).
+            state.clear(state.seen(), Dir::Read);
+            let data = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (state, data) = (state.clone(), data.clone());
+                    loom::thread::spawn(move || read_datagram(&state, &data))
+                })
+                .collect();
+            data.fetch_add(2, SeqCst);
+            state.set_ready(READABLE);
+            for r in readers {
+                r.join().unwrap();
+            }
+            assert_eq!(data.load(SeqCst), 0);
         });
     }
 
@@ -718,7 +868,7 @@ mod loom_tests {
                     }
                     state.clear(seen, Dir::Read);
                 }
-                state.wait(Dir::Read, None, Wait::SocketRead).unwrap();
+                state.wait(Dir::Read, None, Wait::SocketRead, true).unwrap();
             }
             assert!(flag.load(SeqCst));
             poller.join().unwrap();

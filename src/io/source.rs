@@ -214,7 +214,8 @@ impl Source {
             if let Some(r) = self.try_ready(dir, &mut op, &drained) {
                 return r;
             }
-            self.park(l, dir, deadline.resolve(), wait)?;
+            // Woken, the loop retries and passes the wake on (`try_ready`).
+            self.park(l, dir, deadline.resolve(), wait, true)?;
         }
     }
 
@@ -223,7 +224,9 @@ impl Source {
     /// word says `dir` may be ready (again after `EINTR`). Its result, or
     /// None if the direction is not ready (a `WouldBlock` clears it, unless
     /// an event came meanwhile; a partial transfer, `drained`, clears the
-    /// readiness bit).
+    /// readiness bit). Any other result passes the event's wake on to the
+    /// next waiter, if the direction is still ready (see "One wake per
+    /// event, passed on" in `reactor`).
     #[inline(always)]
     fn try_ready<R>(
         &self,
@@ -241,6 +244,7 @@ impl Source {
                     if drained(&r) {
                         self.state.clear_drained(seen, dir);
                     }
+                    self.state.pass_on(dir);
                     return Some(Ok(r));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -248,7 +252,10 @@ impl Source {
                     return None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Some(Err(e)),
+                Err(e) => {
+                    self.state.pass_on(dir);
+                    return Some(Err(e));
+                }
             }
         }
     }
@@ -353,7 +360,9 @@ impl Source {
     /// Parks the running coroutine of worker `l` until the netpoller
     /// reports `dir` ready (registering the descriptor with `l` if it is
     /// not registered yet), `deadline` passes or the coroutine is
-    /// cancelled. Inlined with its wait, see `io_with`.
+    /// cancelled. Inlined with its wait, see `io_with`. `passes_on`: the
+    /// caller retries once woken, and passes the wake on (see
+    /// `IoState::wait`).
     #[inline(always)]
     fn park(
         &self,
@@ -361,9 +370,10 @@ impl Source {
         dir: Dir,
         deadline: Option<Instant>,
         wait: Wait,
+        passes_on: bool,
     ) -> io::Result<()> {
         self.state.register(self.fd, l.driver.borrow().handle())?;
-        self.state.wait(dir, deadline, wait)
+        self.state.wait(dir, deadline, wait, passes_on)
     }
 
     /// The plain-thread path (and the non-blocking mode): `op`, then
@@ -448,7 +458,7 @@ impl Source {
                     return Ok(());
                 }
                 self.state.clear(seen, dir);
-                self.park(l, dir, deadline, dir.wait())
+                self.park(l, dir, deadline, dir.wait(), false)
             }
             None => poll_fd(self.fd, dir, deadline, -1),
         }

@@ -512,6 +512,20 @@ impl WaitQueue {
         None
     }
 
+    /// Claims the oldest claimable entry, dropping stale ones, with its
+    /// operation number: for owners whose waiters say by it how they
+    /// take a wake (the readiness queues' `PASSES_ON`).
+    #[inline]
+    pub(crate) fn claim_oldest(&mut self, retry: bool) -> Option<(usize, Claimed)> {
+        while let Some(e) = self.entries.pop_front() {
+            let oper = e.oper;
+            if let Some(c) = e.claim(retry) {
+                return Some((oper, c));
+            }
+        }
+        None
+    }
+
     /// Claims the oldest entry still waiting if its operation number
     /// satisfies `pred`, dropping the stale entries in front of it; None,
     /// claiming nothing, if no entry waits or the oldest one does not
