@@ -249,6 +249,14 @@ pub(crate) fn surviving<T>(f: impl FnOnce() -> T) -> Option<T> {
     }
 }
 
+/// Wakes a user's waker (an async task's, kept by a future of coio's)
+/// from coio's own code (a worker's poller or timers, a channel's or a
+/// lock's hand-over, a coroutine's end), which must go on whatever the
+/// waker does: a panic is reported by the hook and goes no further.
+pub(crate) fn wake_surviving(w: std::task::Waker) {
+    surviving(|| w.wake());
+}
+
 mod arch;
 pub mod chan;
 pub mod compat;

@@ -358,7 +358,9 @@ impl IoState {
             // Outside the lock.
             drop(claimed);
             if let Some(t) = task {
-                t.wake();
+                // On the poller (a worker) or a coroutine passing a wake
+                // on: a panicking waker goes no further.
+                crate::wake_surviving(t);
             }
             if !more {
                 break;
@@ -389,7 +391,9 @@ impl IoState {
             // Outside the lock.
             drop(claimed);
             if let Some(t) = task {
-                t.wake();
+                // On the poller (a worker) or a coroutine passing a wake
+                // on: a panicking waker goes no further.
+                crate::wake_surviving(t);
             }
             if empty {
                 break;

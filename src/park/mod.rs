@@ -667,7 +667,13 @@ impl Drop for Claimed {
                 // claimer.
                 let w = unsafe { std::mem::replace(&mut *w.get(), Waker::noop().clone()) };
                 b.state.store(done, Release);
-                w.wake();
+                // A user's waker: its panic (reported by the hook) must
+                // not unwind through the claimer, whose owner (a channel
+                // handing over a value, waking the receivers of a close,
+                // counting a select's reservation) is mid-way through its
+                // own bookkeeping, and would lose a value or leave
+                // waiters unwoken.
+                crate::wake_surviving(w);
             }
         }
     }

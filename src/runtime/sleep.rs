@@ -121,7 +121,9 @@ impl WakerTimer {
         flag.store(true, Release);
         let w = self.lock().take();
         if let Some(w) = w {
-            w.wake();
+            // On the worker's timers (or the helper thread): a panicking
+            // waker goes no further.
+            crate::wake_surviving(w);
         }
     }
 

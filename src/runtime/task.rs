@@ -1160,9 +1160,10 @@ impl JoinWaker {
 
 impl Wake for JoinWaker {
     fn wake_up(&self) {
-        // Woken outside the lock: a waker may run arbitrary code.
+        // Woken outside the lock: a waker may run arbitrary code, and
+        // panic (at a coroutine's end, on its worker: it goes no further).
         if let Some(w) = self.clear() {
-            w.wake();
+            crate::wake_surviving(w);
         }
     }
 }
