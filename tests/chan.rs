@@ -1476,3 +1476,62 @@ fn a_sender_cancelled_at_its_budget_sends_nothing() {
         }
     }
 }
+
+/// A dynamic select's reserved receive holds a value that it gives back
+/// if dropped uncompleted: while it holds it, another receiver must not
+/// be told the channel closed (it would stop, and the value come back
+/// behind it), whether the value was buffered when reserved or handed
+/// over by a sender to the waiting select. (From a review: `recv()`
+/// returned `RecvError`, then `try_recv()` the value.)
+#[test]
+fn a_select_holding_a_value_keeps_other_receivers_from_seeing_the_channel_closed() {
+    use coio::chan::{RecvTimeoutError, Select};
+    // Buffered when reserved.
+    let (tx, rx) = chan::bounded::<u32>(4);
+    let rx2 = rx.clone();
+    tx.send(42).unwrap();
+    drop(tx);
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    let op = sel.select();
+    assert_eq!(
+        rx2.recv_timeout(Duration::from_millis(50)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    drop(op);
+    assert_eq!(rx2.recv(), Ok(42));
+    assert_eq!(rx2.recv(), Err(chan::RecvError));
+    // Completed instead: the others then see the close.
+    let (tx, rx) = chan::bounded::<u32>(4);
+    tx.send(7).unwrap();
+    drop(tx);
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    assert_eq!(sel.select().recv(&rx), Ok(7));
+    assert_eq!(rx.recv(), Err(chan::RecvError));
+
+    // Handed over by a sender to the select waiting in a coroutine.
+    rt(2).block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let rx2 = rx.clone();
+        let (go_tx, go_rx) = chan::bounded::<()>(0);
+        let selector = coio::spawn(move || {
+            let mut sel = Select::new();
+            sel.recv(&rx);
+            let op = sel.select(); // waits, then is handed 5
+            go_rx.recv().unwrap();
+            drop(op); // gives 5 back
+        });
+        coio::sleep(Duration::from_millis(20)); // the select waits
+        tx.send(5).unwrap();
+        drop(tx);
+        assert_eq!(
+            rx2.recv_timeout(Duration::from_millis(50)),
+            Err(RecvTimeoutError::Timeout)
+        );
+        go_tx.send(()).unwrap();
+        assert_eq!(rx2.recv(), Ok(5));
+        assert_eq!(rx2.recv(), Err(chan::RecvError));
+        selector.join().unwrap();
+    });
+}

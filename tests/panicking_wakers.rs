@@ -4,7 +4,8 @@
 //! reported (by the hook) and goes no further: the channel keeps its
 //! values and wakes its other waiters, the worker goes on serving its
 //! other coroutines. (Before, the first three lost a value, stranded a
-//! receiver and leaked a slot; from a review.)
+//! receiver and leaked a slot; from a review.) Also: a cancelled
+//! sender's unsent value whose destructor panics.
 
 use std::future::Future;
 use std::pin::pin;
@@ -126,4 +127,28 @@ fn a_worker_survives_panicking_wakers_on_its_poller_and_timers() {
     assert_eq!(served.load(SeqCst), 1);
     // The runtime still serves.
     assert_eq!(rt.block_on(|| 7), 7);
+}
+
+/// A sender cancelled while it waits drops its unsent value: a panic of
+/// that value's destructor is reported, and `join` still says
+/// `Cancelled`.
+#[test]
+fn a_cancelled_senders_value_whose_drop_panics_still_ends_it_cancelled() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("this destructor panics");
+        }
+    }
+    let (tx, rx) = chan::bounded::<Bomb>(0);
+    let err = coio::run(move || {
+        let h = coio::spawn(move || {
+            let _ = tx.send(Bomb);
+        });
+        coio::sleep(Duration::from_millis(10));
+        h.cancel();
+        h.join().unwrap_err()
+    });
+    assert!(err.is::<coio::Cancelled>());
+    drop(rx);
 }

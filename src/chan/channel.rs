@@ -25,11 +25,15 @@
 //!   again. A receiver still drains the buffer after the senders are gone;
 //!   the buffer is emptied when `rx_closed` is set.
 //! * A receive finds the channel closed only when every sender is gone,
-//!   the buffer is empty *and* no receive future holds a value it was
-//!   handed (`rx_state` counts those): a future dropped before it takes
-//!   its value gives the value back (`give_back`), and a receiver told
-//!   "closed" meanwhile would have left it behind. The last such value
-//!   taken or given back wakes the receivers (`landed`).
+//!   the buffer is empty *and* no receive future or dynamic select's
+//!   reserved receive holds a value it was handed or took (`rx_state`
+//!   counts those): one dropped before it takes its value gives the value
+//!   back (`give_back`), and a receiver told "closed" meanwhile would have
+//!   left it behind. The last such value taken or given back wakes the
+//!   receivers (`landed`). A select's reservation counts its value under
+//!   the lock when it takes it from the buffer (`try_recv_held`), and a
+//!   sender's hand-over counts it for a receiver entry queued with
+//!   [`HELD`], as for a future's.
 //!
 //! # Handing values over
 //!
@@ -249,8 +253,16 @@ pub(crate) struct Chan<T> {
 
 /// `Chan::rx_state`: every sender is gone.
 const TX_CLOSED: usize = 1;
-/// `Chan::rx_state`: one value in a receive future's hands.
+/// `Chan::rx_state`: one value in a receive future's hands (or a dynamic
+/// select's reserved receive's).
 const IN_FLIGHT: usize = 2;
+
+/// A flag on the operation number of a receiver's queue entry: a dynamic
+/// select's reserving receive, which may give its value back (dropped
+/// uncompleted), so that a hand-over counts the value in flight as for a
+/// future. Far above any select's operation index; `select::rounds`
+/// masks it off.
+pub(crate) const HELD: usize = 1 << 40;
 
 /// A send's outcome other than success; the value comes back.
 pub(crate) enum SendFail<T> {
@@ -309,13 +321,14 @@ impl<T> Chan<T> {
     }
 
     /// Puts `v` into the packet of `c`, a claimed receiver, counting it
-    /// in flight if the receiver is a future (which may give it back).
+    /// in flight if the receiver is a future or a dynamic select's
+    /// reserving receive ([`HELD`]): either may give it back.
     ///
     /// # Safety
     /// As for [`give_value`].
     #[inline]
     unsafe fn hand_over(&self, c: &Claimed, v: T) {
-        if c.is_future() {
+        if c.is_future() || c.oper() & HELD != 0 {
             // Before the claim finishes (the future cannot settle the value
             // before that). No receiver can see the senders gone meanwhile
             // without this: the caller holds a `Sender` (a send), or a
@@ -326,11 +339,11 @@ impl<T> Chan<T> {
         unsafe { give_value(c, v) };
     }
 
-    /// A value a receive future held was taken or given back. The last one
-    /// after the senders went wakes the receivers, which may find the
-    /// channel closed now.
+    /// A value a receive future (or a dynamic select's reservation) held
+    /// was taken or given back. The last one after the senders went wakes
+    /// the receivers, which may find the channel closed now.
     #[inline]
-    fn landed(&self) {
+    pub(crate) fn landed(&self) {
         if self.rx_state.fetch_sub(IN_FLIGHT, AcqRel) == IN_FLIGHT | TX_CLOSED {
             self.wake_receivers();
         }
@@ -396,6 +409,37 @@ impl<T> Chan<T> {
     #[inline]
     pub(crate) fn try_recv(&self, me: Option<&Blocker>) -> Result<T, RecvFail> {
         self.recv_locked(self.lock(), me).map_err(|(_, e)| e)
+    }
+
+    /// [`try_recv`](Self::try_recv) for a dynamic select's reservation,
+    /// which may give the value back (`give_back(v, true)`) or take it
+    /// (`landed`): a value it gets is counted in flight, under the lock
+    /// (from the buffer) or before the sender's claim is finished (from
+    /// a waiting sender, which holds a `Sender` until then), so that no
+    /// receiver finds the channel closed while the value is held.
+    pub(crate) fn try_recv_held(&self) -> Result<T, RecvFail> {
+        let mut g = self.lock();
+        if let Some(v) = g.buf.pop_front() {
+            self.rx_state.fetch_add(IN_FLIGHT, Relaxed);
+            g.notify();
+            if let Some(c) = g.refill(self.cap, None) {
+                drop(g);
+                drop(c);
+            }
+            return Ok(v);
+        }
+        if !g.senders.is_empty()
+            && let Some(c) = g.senders.claim(None, false)
+        {
+            drop(g);
+            self.rx_state.fetch_add(IN_FLIGHT, Relaxed);
+            // SAFETY: an entry of `senders` of a `Chan<T>`, claimed.
+            return Ok(unsafe { take_value::<T>(&c) });
+        }
+        if self.tx_closed() {
+            return Err(RecvFail::Closed);
+        }
+        Err(RecvFail::Empty)
     }
 
     /// `try_recv` with the lock held; on `Empty`, gives the lock back.
@@ -478,7 +522,10 @@ impl<T> Chan<T> {
                 }
                 Woken::Cancelled => {
                     self.lock().senders.remove(&blocker);
-                    drop(packet);
+                    // The unsent value goes with the cancellation; a panic
+                    // of its destructor (reported by the hook) must not
+                    // take the place of `Cancelled` in `join`.
+                    crate::surviving(|| drop(packet));
                     unwind_cancelled();
                 }
             }

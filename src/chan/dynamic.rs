@@ -123,10 +123,12 @@ impl<T> Taken for Held<'_, T> {}
 
 impl<T> Drop for Held<'_, T> {
     fn drop(&mut self) {
-        // Dropped uncompleted: the value goes back to the channel.
+        // Dropped uncompleted: the value goes back to the channel, where
+        // it is counted in flight until then (`Chan::try_recv_held`, and
+        // the `HELD` hand-over), so that no receiver was told the channel
+        // closed meanwhile.
         if let (Some(c), Some(Ok(v))) = (self.chan, self.value.take()) {
-            // Not counted in flight (see `recv_async`'s docs).
-            c.give_back(v, false);
+            c.give_back(v, true);
         }
     }
 }
@@ -136,7 +138,7 @@ struct RecvOp<'a, T>(&'a Receiver<T>, Packet<T>);
 impl<'a, T> Operation<'a> for RecvOp<'a, T> {
     fn reserve(&self) -> Option<Option<Reservation<'a>>> {
         let (chan, value) = match self.0.flavor() {
-            Flavor::Chan(c) => match c.try_recv(None) {
+            Flavor::Chan(c) => match c.try_recv_held() {
                 Ok(v) => (Some(&**c), Ok(v)),
                 Err(RecvFail::Closed) => (None, Err(RecvError)),
                 Err(RecvFail::Empty | RecvFail::Timeout) => return None,
@@ -161,7 +163,10 @@ impl<'a, T> Operation<'a> for RecvOp<'a, T> {
     unsafe fn watch(&self, blocker: &Blocker, oper: usize, reserve: bool) -> bool {
         match self.0.flavor() {
             // SAFETY: caller (the packet is part of `self`).
-            Flavor::Chan(c) if reserve => unsafe { c.register_recv(blocker, oper, &self.1) },
+            // `HELD`: a sender's hand-over counts the value in flight.
+            Flavor::Chan(c) if reserve => unsafe {
+                c.register_recv(blocker, oper | super::channel::HELD, &self.1)
+            },
             // SAFETY: caller.
             Flavor::Chan(c) => unsafe { c.watch(blocker, oper, false) },
             // The select's deadline covers a timer; `never` never changes.
@@ -651,7 +656,11 @@ impl fmt::Debug for Select<'_> {
 /// received value goes back to the front of its channel (a delivery of
 /// [`after`](super::after) or [`tick`](super::tick) is dropped: it is
 /// lost), and a receiver claimed for a send is told to look again.
-/// Meanwhile that receiver keeps waiting: complete the operation promptly.
+/// Meanwhile that receiver keeps waiting, past its timeout and through a
+/// cancellation (it is claimed: both apply once the operation is
+/// completed or dropped), as a lock's holder keeps its waiters: complete
+/// the operation promptly, and do not wait for that receiver's coroutine
+/// (a `join`) while holding it.
 ///
 /// ```
 /// use coio::chan::{self, Select};
@@ -732,9 +741,15 @@ impl SelectedOperation<'_> {
                 // above: two live channels never share an address), so
                 // its `T` is this `T`.
                 let mut held = unsafe { Box::from_raw(raw.cast::<Held<'_, T>>()) };
-                held.value
+                let v = held
+                    .value
                     .take()
-                    .expect("coio: a reserved receive without its value")
+                    .expect("coio: a reserved receive without its value");
+                if let (Some(c), Ok(_)) = (held.chan, &v) {
+                    // Taken: no longer in flight.
+                    c.landed();
+                }
+                v
             }
             _ => unreachable!("coio: checked above"),
         }

@@ -592,10 +592,8 @@ impl<T> Receiver<T> {
     /// closed only when no future holds one any more (each is taken, or
     /// given back to them). So a future leaked with a value in hand
     /// (`mem::forget`) keeps them waiting, as a leaked `Sender` does. A
-    /// value that a dynamic [`Select`]'s receive took
-    /// is not counted that way: if its operation is dropped uncompleted
-    /// after the senders are gone, receivers told "closed" meanwhile do
-    /// not see it come back (`try_recv` still finds it).
+    /// value that a dynamic [`Select`]'s receive reserved counts the same
+    /// way, until its [`SelectedOperation`] is completed or dropped.
     ///
     /// ```
     /// # coio::run(|| {

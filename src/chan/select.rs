@@ -414,7 +414,11 @@ pub(crate) fn rounds<A: Arms + ?Sized>(
             arms.unregister(i, &blocker);
         }
         match woken {
-            Some(Woken::Done(i)) => return Some((i, arms.claimed(i))),
+            Some(Woken::Done(i)) => {
+                // (A dynamic select's receive queues with `HELD` set.)
+                let i = i & !super::channel::HELD;
+                return Some((i, arms.claimed(i)));
+            }
             // An arm became ready while we registered, a channel closed, a
             // timer arm's delivery is due, or the deadline passed: try the
             // arms again (at the deadline, the check above ends it).

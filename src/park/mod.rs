@@ -586,6 +586,12 @@ impl Claimed {
         self.packet
     }
 
+    /// The operation number the claimed entry was queued with.
+    #[inline]
+    pub(crate) fn oper(&self) -> usize {
+        self.state >> OPER_SHIFT
+    }
+
     /// Whether the claimed waiter is a future (its blocker wakes a
     /// [`Waker`]): its owner polls or drops it on its own schedule, and
     /// both wait for the claim to finish, so such a claim must not be held
