@@ -91,6 +91,7 @@
 //! | `std::thread::sleep` | [`sleep`] |
 //! | a `std::sync::Mutex` or `RwLock` guard held across a wait (a sleep, a receive, socket I/O): with 2 workers, a second coroutine locking it blocks its thread, and the holder may be homed behind it | [`sync::Mutex`], [`sync::RwLock`] (a std guard taken and dropped with no wait in between is fine) |
 //! | `std::sync::mpsc`, crossbeam-channel, std's `Condvar`, `Barrier`, a thread's `join` | [`chan`], [`sync`], [`JoinHandle::join`] |
+//! | std's `LazyLock`, `OnceLock` or `Once` (or `once_cell`, `lazy_static`) whose initializer waits (reads a file, asks a server): a second coroutine using it meanwhile blocks its worker, where the initializer's coroutine may be homed | [`sync::LazyLock`], [`sync::OnceLock`], [`sync::Once`] (std's are fine when the initializer never waits) |
 //! | `futures::executor::block_on`, a tokio runtime's `block_on` | [`future::block_on`], `compat::tokio::block_on` (feature `tokio`) |
 //! | std's sockets, and libraries that open their own (ureq's default transport, blocking database clients) | [`net`] (adopt a socket with `from_std` or `From<OwnedFd>`), the library's transport hook over `coio::net::TcpStream` where it has one, or [`blocking`] |
 //! | blocking system calls: files, DNS lookups (`ToSocketAddrs` with a host name), C libraries that block | [`fs`], [`blocking`] (an elastic thread pool; only the coroutine waits) |

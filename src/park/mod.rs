@@ -381,6 +381,13 @@ pub(crate) fn is_cancelled() -> bool {
     worker::coroutine_local().is_some_and(blocking::cancel_pending)
 }
 
+/// Whether the running coroutine was cancelled, unwinding or not (false
+/// on a plain thread): for a destructor that tells a cancellation's
+/// unwind from a panic's (a `Once`'s poison).
+pub(crate) fn cancel_requested() -> bool {
+    worker::coroutine_local().is_some_and(|l| l.with_current(|t| t.header().is_cancelled()))
+}
+
 /// Unwinds with [`Cancelled`](crate::Cancelled), after a wait returned
 /// `Woken::Cancelled` and the caller cleaned up.
 pub(crate) use crate::runtime::blocking::unwind_cancelled;
@@ -521,6 +528,33 @@ impl WaitQueue {
             let oper = e.oper;
             if let Some(c) = e.claim(retry) {
                 return Some((oper, c));
+            }
+        }
+        None
+    }
+
+    /// Claims the oldest claimable entry whose operation number satisfies
+    /// `pred`, leaving the others queued (and dropping stale ones met on
+    /// the way): for owners whose waiters want different things of one
+    /// event (a `OnceLock`'s waiters that may initialize it, and those
+    /// that only wait for it).
+    pub(crate) fn claim_matching(
+        &mut self,
+        retry: bool,
+        pred: impl Fn(usize) -> bool,
+    ) -> Option<Claimed> {
+        let mut i = 0;
+        while i < self.entries.len() {
+            let e = &self.entries[i];
+            // SAFETY: as in `claim`.
+            let waiting = unsafe { e.blocker.as_ref() }.is_waiting();
+            if waiting && !pred(e.oper) {
+                i += 1;
+                continue;
+            }
+            let e = self.entries.remove(i).expect("index in range");
+            if let Some(c) = e.claim(retry) {
+                return Some(c);
             }
         }
         None

@@ -87,3 +87,29 @@ fn loom_condvar_no_lost_wakeup() {
         t.join().unwrap();
     });
 }
+
+/// `OnceLock::wait` against an initializer and a second waiter that may
+/// initialize: the waiter that only waits queues even while nobody runs
+/// an initializer (a wait for one yet to come), and every interleaving
+/// of its queueing with the initializer's `COMPLETE` wakes it (a lost
+/// wake leaves it parked: a deadlock) and shows it the value.
+#[test]
+fn loom_once_lock_wait_sees_the_value() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(|| {
+        let c = Arc::new(super::OnceLock::new());
+        let waiter = {
+            let c = c.clone();
+            thread::spawn(move || *c.wait())
+        };
+        let other = {
+            let c = c.clone();
+            thread::spawn(move || *c.get_or_init(|| 2))
+        };
+        let mine = *c.get_or_init(|| 1);
+        let theirs = other.join().unwrap();
+        assert_eq!(mine, theirs);
+        assert_eq!(waiter.join().unwrap(), mine);
+    });
+}

@@ -1,6 +1,11 @@
 //! Locks and other synchronization primitives for coroutines and plain
 //! threads alike: [`Mutex`], [`RwLock`], [`Condvar`], [`Semaphore`],
-//! [`Barrier`], [`WaitGroup`] and [`OnceLock`], with std's names.
+//! [`Barrier`], [`WaitGroup`], [`OnceLock`], [`Once`] and [`LazyLock`],
+//! with std's names. (std's `Once`, `OnceLock` and `LazyLock` block the
+//! whole worker thread of a caller that finds another's initializer
+//! running, for as long as it runs: if that initializer waits for
+//! anything on the same worker, the worker is stuck for good. These
+//! suspend only the caller.)
 //!
 //! ```
 //! use std::sync::Arc;
@@ -50,14 +55,16 @@
 //! one left it. There is no poisoning, so `lock()` returns the guard
 //! itself. Code that must not expose half-done updates restores its
 //! invariants in its own `Drop` guards, as it would for any panic.
+//! ([`Once`] and [`LazyLock`] are poisoned by a panicking initializer as
+//! std's are, since it did not finish; [`OnceLock`] is not, as std's.)
 //!
 //! For the same reason `Mutex` and `RwLock` are not
 //! [`RefUnwindSafe`](std::panic::RefUnwindSafe) (std's are, because they
 //! poison): a `catch_unwind` closure that uses one needs
 //! [`AssertUnwindSafe`](std::panic::AssertUnwindSafe), which says that the
 //! data is checked after a panic. The types that hold no data of the user's
-//! ([`Condvar`], [`Barrier`], [`Semaphore`], [`WaitGroup`]) and
-//! [`OnceLock`] are unwind-safe, as std's.
+//! ([`Condvar`], [`Barrier`], [`Semaphore`], [`WaitGroup`], [`Once`]) and
+//! [`OnceLock`] and [`LazyLock`] are unwind-safe, as std's.
 //!
 //! [`JoinHandle::cancel`]: crate::JoinHandle::cancel
 //! [`Cancelled`]: crate::Cancelled
@@ -68,7 +75,9 @@ use std::time::{Duration, Instant};
 
 mod barrier;
 mod condvar;
+mod lazy_lock;
 mod mutex;
+mod once;
 mod once_lock;
 mod rwlock;
 mod semaphore;
@@ -76,7 +85,9 @@ mod wait_group;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
+pub use lazy_lock::LazyLock;
 pub use mutex::{Mutex, MutexGuard};
+pub use once::{Once, OnceState};
 pub use once_lock::OnceLock;
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};

@@ -19,15 +19,25 @@
 //!   CAS came after fails it (the state is no longer `RUNNING`) and sees
 //!   `COMPLETE`.
 //! * The initializer panics (or its coroutine is cancelled): a guard's
-//!   `Drop`, under the queue lock, claims the oldest waiter with *retry* —
-//!   it will take over the initialization — and stores `INCOMPLETE`, with
-//!   `QUEUED` if entries remain (under the queue lock with `RUNNING` set the
-//!   state cannot change otherwise). The next initializer's `COMPLETE` swap
-//!   then sees `QUEUED` and releases the rest. With no waiter, the state is
+//!   `Drop`, under the queue lock, claims the oldest waiter that may
+//!   initialize with *retry* — it will take over the initialization — and
+//!   every waiter that only waits ([`OnceLock::wait`], [`Once::wait`]) with
+//!   *retry* too (each looks again: a `Once`'s sees the poison, a
+//!   `OnceLock`'s queues again), and stores `INCOMPLETE`, with `QUEUED` if
+//!   entries remain (under the queue lock with `RUNNING` set the state
+//!   cannot change otherwise). The next initializer's `COMPLETE` swap then
+//!   sees `QUEUED` and releases the rest. With no waiter, the state is
 //!   simply `INCOMPLETE` again and the next caller initializes.
+//! * A waiter that only waits queues whenever the state is not `COMPLETE`
+//!   (`INCOMPLETE` too: it waits for an initializer yet to come), with
+//!   operation number [`WAITS_ONLY`], so that an abandoned initialization
+//!   is never handed to it. The next initializer's CAS from `INCOMPLETE`
+//!   keeps `QUEUED`, and its `COMPLETE` swap releases it.
 //!
 //! A waiter that is cancelled removes its entry and clears `QUEUED` if the
 //! queue is then empty; if the claim won instead, it goes on as claimed.
+//!
+//! [`Once::wait`]: super::Once::wait
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -52,6 +62,10 @@ const COMPLETE: usize = 2;
 const MASK: usize = 3;
 /// `state`: the wait queue has entries.
 const QUEUED: usize = 4;
+
+/// The operation number of a waiter that only waits for the value (it
+/// never initializes); others queue with 0.
+const WAITS_ONLY: usize = 1;
 
 /// A cell that is written at most once, after std's `OnceLock`; callers
 /// that find its initializer running wait for it (a coroutine suspends, a
@@ -229,6 +243,37 @@ impl<T> OnceLock<T> {
         self.init_slow(f)
     }
 
+    /// The value, once it is initialized: waits (without initializing it
+    /// itself) until an initializer, running or to come, has written it,
+    /// as std's `OnceLock::wait`.
+    ///
+    /// ```
+    /// use coio::sync::OnceLock;
+    ///
+    /// let config = OnceLock::new();
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         s.spawn(|| assert_eq!(*config.wait(), "loaded"));
+    ///         s.spawn(|| {
+    ///             coio::sleep(std::time::Duration::from_millis(5));
+    ///             config.set("loaded").unwrap();
+    ///         });
+    ///     })
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
+    /// cancelled while it waits.
+    pub fn wait(&self) -> &T {
+        loop {
+            if let Some(v) = self.get() {
+                return v;
+            }
+            self.wait_state(true);
+        }
+    }
+
     /// Consumes the cell and returns its value, if any.
     ///
     /// ```
@@ -310,20 +355,28 @@ impl<T> OnceLock<T> {
                     // SAFETY: we just wrote it and published COMPLETE.
                     return unsafe { self.value_ref() };
                 }
-                _ => self.wait_running(),
+                _ => self.wait_state(false),
             }
         }
     }
 
-    /// Waits while an initializer runs; returns when it finished, failed
-    /// (this caller may then take over), or was not running any more.
-    fn wait_running(&self) {
+    /// Waits while an initializer runs (`waits_only`: until the value is
+    /// there, whether one runs or not); returns when it finished, failed
+    /// (a caller that may initialize then takes over), or was not running
+    /// any more (`waits_only`: the value is there). The caller looks
+    /// again.
+    pub(super) fn wait_state(&self, waits_only: bool) {
         let blocker = Blocker::new(crate::runtime::dump::Wait::Once);
         {
             let mut q = lock_queue(&self.queue);
             let mut s = self.state.load(Relaxed);
             loop {
-                if s & MASK != RUNNING {
+                let done = match s & MASK {
+                    COMPLETE => true,
+                    RUNNING => false,
+                    _ => !waits_only,
+                };
+                if done {
                     return;
                 }
                 match self.state.compare_exchange(s, s | QUEUED, Relaxed, Relaxed) {
@@ -331,10 +384,11 @@ impl<T> OnceLock<T> {
                     Err(now) => s = now,
                 }
             }
+            let oper = if waits_only { WAITS_ONLY } else { 0 };
             // SAFETY: the blocker stays on this stack until the wait below
             // returns: after a claim finished, or after we removed the
             // entry under this lock. No packet.
-            unsafe { q.push(&blocker, 0, ptr::null_mut()) };
+            unsafe { q.push(&blocker, oper, ptr::null_mut()) };
         }
         match blocker.wait(None, true) {
             // Done: complete; Retry: the initializer failed, try ourselves.
@@ -354,16 +408,22 @@ impl<T> OnceLock<T> {
 }
 
 impl<T> Drop for Abandon<'_, T> {
-    /// The initializer unwound: back to INCOMPLETE, and the oldest waiter
-    /// takes over (module docs).
+    /// The initializer unwound: back to INCOMPLETE, the oldest waiter that
+    /// may initialize takes over, and those that only wait look again
+    /// (module docs).
     fn drop(&mut self) {
         let cell = self.cell;
         let mut q = lock_queue(&cell.queue);
-        let successor = q.claim(None, true);
+        let successor = q.claim_matching(true, |oper| oper != WAITS_ONLY);
+        let mut waiting = Vec::new();
+        while let Some(c) = q.claim_matching(true, |oper| oper == WAITS_ONLY) {
+            waiting.push(c);
+        }
         let rest = if q.is_empty() { 0 } else { QUEUED };
         cell.state.store(INCOMPLETE | rest, Release);
         drop(q);
         drop(successor);
+        drop(waiting);
     }
 }
 
