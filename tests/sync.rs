@@ -1256,3 +1256,60 @@ fn the_dataless_types_and_once_lock_are_unwind_safe() {
     let b = std::sync::Arc::new(coio::sync::Barrier::new(1));
     assert!(catch_unwind(|| b.wait().is_leader()).unwrap());
 }
+
+/// `RwLockWriteGuard::downgrade`: the writer becomes a reader with no
+/// writer in between; the readers queued at the front join it at once, a
+/// writer queued at the front waits for it (and the readers behind that
+/// writer wait too: arrival order).
+#[test]
+fn rwlock_downgrade_lets_queued_readers_in_and_no_writer_between() {
+    use coio::sync::RwLockWriteGuard;
+    rt(1).block_on(|| {
+        let l = Arc::new(RwLock::new(0u32));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut w = l.write();
+        // Queued in order: two readers, a writer, a reader.
+        let spawn_reader = |name: &'static str| {
+            let (l, log) = (l.clone(), log.clone());
+            coio::spawn(move || {
+                let r = l.read();
+                log.lock().push((name, *r));
+                coio::sleep(Duration::from_millis(20));
+            })
+        };
+        let r1 = spawn_reader("r1");
+        let r2 = spawn_reader("r2");
+        let (l2, log2) = (l.clone(), log.clone());
+        let writer = coio::spawn(move || {
+            let mut w = l2.write();
+            *w += 10;
+            log2.lock().push(("w", *w));
+        });
+        let r3 = spawn_reader("r3");
+        coio::sleep(Duration::from_millis(10)); // all four queued
+        *w = 1;
+        let r = RwLockWriteGuard::downgrade(w);
+        assert_eq!(*r, 1);
+        coio::sleep(Duration::from_millis(5));
+        // r1 and r2 joined the downgraded lock (woken together, they run
+        // in either order); the writer and r3 wait.
+        let sorted = |mut v: Vec<(&'static str, u32)>| {
+            v[..2].sort_unstable();
+            v
+        };
+        assert_eq!(sorted(log.lock().clone()), [("r1", 1), ("r2", 1)]);
+        drop(r);
+        for h in [r1, r2, writer, r3] {
+            h.join().unwrap();
+        }
+        assert_eq!(
+            sorted(log.lock().clone()),
+            [("r1", 1), ("r2", 1), ("w", 11), ("r3", 11)]
+        );
+        // Uncontended: one CAS; the lock is then a plain read lock.
+        let r = RwLockWriteGuard::downgrade(l.write());
+        assert!(l.try_read().is_some() && l.try_write().is_none());
+        drop(r);
+        assert!(l.try_write().is_some());
+    });
+}

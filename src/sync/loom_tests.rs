@@ -113,3 +113,45 @@ fn loom_once_lock_wait_sees_the_value() {
         assert_eq!(waiter.join().unwrap(), mine);
     });
 }
+
+/// `RwLockWriteGuard::downgrade` while a reader and a writer queue: the
+/// reader gets in (no lost hand-over: a deadlock otherwise), the writer
+/// only after both read locks end, and the writer's and the downgrading
+/// writer's writes are seen by whoever locks after them (a loom cell).
+#[test]
+fn loom_rwlock_downgrade() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(|| {
+        let l = Arc::new(super::RwLock::new(UnsafeCell::new(0usize)));
+        let w = l.write();
+        // SAFETY: the write lock is held.
+        w.with_mut(|p| unsafe { *p = 1 });
+        let reader = {
+            let l = l.clone();
+            thread::spawn(move || {
+                let r = l.read();
+                // SAFETY: a read lock is held.
+                r.with(|p| unsafe { *p })
+            })
+        };
+        let writer = {
+            let l = l.clone();
+            thread::spawn(move || {
+                let w = l.write();
+                // SAFETY: the write lock is held.
+                w.with_mut(|p| unsafe { *p += 10 });
+            })
+        };
+        let r = super::RwLockWriteGuard::downgrade(w);
+        // SAFETY: a read lock is held.
+        let mine = r.with(|p| unsafe { *p });
+        assert_eq!(mine, 1);
+        drop(r);
+        let seen = reader.join().unwrap();
+        assert!(seen == 1 || seen == 11);
+        writer.join().unwrap();
+        // SAFETY: a read lock is held.
+        assert_eq!(l.read().with(|p| unsafe { *p }), 11);
+    });
+}

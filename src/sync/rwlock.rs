@@ -27,7 +27,9 @@
 //! starves, and no reader either.
 //!
 //! Who dispatches: a writer's unlock that finds `QUEUED` (its CAS from
-//! `WRITER` to 0 fails), the last reader's unlock (its decrement returns
+//! `WRITER` to 0 fails), a writer's downgrade that finds it (which counts
+//! itself a reader and drops `WRITER` under the queue lock first, so the
+//! readers at the front join it), the last reader's unlock (its decrement returns
 //! exactly one `READER` plus `QUEUED`), and a waiter that gives up (its
 //! departure may unblock the entries behind it, e.g. readers behind a
 //! writer that timed out). Under the queue lock with `QUEUED` set, the
@@ -531,6 +533,48 @@ fn finish(r: Result<(), Failed>) -> bool {
             false
         }
         Err(Failed::Cancelled) => park::unwind_cancelled(),
+    }
+}
+
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// Turns the write lock into a read lock, with no writer let in
+    /// between, as std's `RwLockWriteGuard::downgrade`. The readers at the
+    /// front of the queue join it at once; a writer at the front waits
+    /// for the read lock to end, as it waits for any reader's (and the
+    /// readers behind it wait for it: arrival order).
+    ///
+    /// ```
+    /// use coio::sync::{RwLock, RwLockWriteGuard};
+    ///
+    /// let l = RwLock::new(1);
+    /// let mut w = l.write();
+    /// *w += 1;
+    /// let r = RwLockWriteGuard::downgrade(w);
+    /// assert_eq!(*r, 2);
+    /// assert!(l.try_read().is_some()); // readers share it now
+    /// assert!(l.try_write().is_none());
+    /// ```
+    pub fn downgrade(guard: Self) -> RwLockReadGuard<'a, T> {
+        let lock = guard.lock;
+        // The write lock becomes the read lock: no unlock.
+        std::mem::forget(guard);
+        if lock
+            .state
+            .compare_exchange(WRITER, READER, Release, Relaxed)
+            .is_err()
+        {
+            // `QUEUED` is set (and stays so until we dispatch): no fast
+            // path gets in while the two steps below are made, and the
+            // waiters are handed the lock only under the queue lock.
+            let mut q = lock_queue(&lock.queue);
+            lock.state.fetch_add(READER, Relaxed);
+            lock.state.fetch_and(!WRITER, Release);
+            lock.dispatch(&mut q);
+        }
+        RwLockReadGuard {
+            lock,
+            _marker: PhantomData,
+        }
     }
 }
 
