@@ -7,7 +7,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use coio::net::{TcpListener, UdpSocket};
 use coio::{Runtime, chan};
@@ -178,5 +180,100 @@ fn looping_receivers_serve_single_datagrams_and_bursts() {
             sender.send_to(&[round], addr).unwrap();
         }
         assert_eq!(collect(&rx, 20, "burst").len(), 20);
+    });
+}
+
+/// Receivers on two workers: R1 (worker A) parks first, then R2 (worker
+/// B); a coroutine on A sends a datagram and keeps A busy. The event must
+/// wake R2 too (one waiter per worker), not only the oldest, R1, which
+/// cannot run until A is free (a started coroutine never changes worker).
+/// From a review: with one wake in all the datagram waited 3 s.
+#[test]
+fn a_datagram_does_not_wait_for_a_busy_worker_while_a_receiver_idles_on_another() {
+    let rt = Runtime::builder()
+        .workers(2)
+        .stall_warning(None)
+        .build()
+        .unwrap();
+    rt.block_on(|| {
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let addr = sock.local_addr().unwrap();
+        let got = Arc::new(AtomicBool::new(false));
+        // Candidates report their worker thread, then wait for a role.
+        let (ids_tx, ids_rx) = chan::unbounded::<(usize, ThreadId)>();
+        let mut cmds = Vec::new();
+        for i in 0..16 {
+            let (cmd_tx, cmd_rx) = chan::unbounded::<&'static str>();
+            cmds.push(cmd_tx);
+            let (ids_tx, sock, got) = (ids_tx.clone(), sock.clone(), got.clone());
+            coio::spawn(move || {
+                ids_tx.send((i, std::thread::current().id())).unwrap();
+                while let Ok(cmd) = cmd_rx.recv() {
+                    match cmd {
+                        "recv-timeout" => {
+                            let e = sock.recv(&mut [0; 8]).unwrap_err();
+                            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+                        }
+                        "recv" => {
+                            sock.recv(&mut [0; 8]).unwrap();
+                            got.store(true, SeqCst);
+                        }
+                        "busy" => {
+                            // Sends, then spins on this worker (no yield)
+                            // waiting up to 3 s for any receiver to get it.
+                            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                            s.send_to(b"x", addr).unwrap();
+                            let t = Instant::now();
+                            while !got.load(SeqCst) && t.elapsed() < Duration::from_secs(3) {
+                                std::hint::spin_loop();
+                            }
+                            assert!(
+                                got.load(SeqCst),
+                                "no receiver got the datagram in 3 s although one was \
+                                 parked on an idle worker"
+                            );
+                            return;
+                        }
+                        _ => return,
+                    }
+                }
+            });
+        }
+        let ids: Vec<_> = (0..16)
+            .map(|_| ids_rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        let a = ids[0].1;
+        let on_a: Vec<usize> = ids.iter().filter(|x| x.1 == a).map(|x| x.0).collect();
+        let on_b: Vec<usize> = ids.iter().filter(|x| x.1 != a).map(|x| x.0).collect();
+        assert!(on_a.len() >= 2 && !on_b.is_empty(), "placement: {ids:?}");
+        let (r1, p, r2) = (on_a[0], on_a[1], on_b[0]);
+        // Register the socket with worker B (R2's first wait times out).
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        cmds[r2].send("recv-timeout").unwrap();
+        coio::sleep(Duration::from_millis(100));
+        sock.set_read_timeout(None).unwrap();
+        // R1 (worker A) parks first, then R2 (worker B).
+        cmds[r1].send("recv").unwrap();
+        coio::sleep(Duration::from_millis(50));
+        cmds[r2].send("recv").unwrap();
+        coio::sleep(Duration::from_millis(50));
+        // P keeps worker A busy right after the datagram is sent.
+        cmds[p].send("busy").unwrap();
+        let t = Instant::now();
+        while !got.load(SeqCst) && t.elapsed() < Duration::from_secs(10) {
+            coio::sleep(Duration::from_millis(5));
+        }
+        assert!(got.load(SeqCst), "nothing received in 10 s");
+        // Let P finish its check (it panics the coroutine, reported below).
+        coio::sleep(Duration::from_millis(100));
+        for c in &cmds {
+            let _ = c.send("exit");
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the datagram was received only after {:?}: it waited for the busy worker",
+            t.elapsed()
+        );
     });
 }

@@ -2,7 +2,8 @@
 //! show (cargo builds tests with unwinding): `.ci/run` runs this program.
 //!
 //! - no argument: runtimes shut down with coroutines still waiting on a
-//!   socket, a timer, a channel and a join, one that yields in a loop, and
+//!   socket (one shared with another runtime too, whose receiver must
+//!   still be woken), a timer, a channel and a join, one that yields in a loop, and
 //!   one not started yet. Where nothing unwinds, the started ones are left
 //!   suspended (leaked), the one not started is dropped, and the program
 //!   goes on: it prints `done` and exits with 0 (it aborted, silently).
@@ -88,7 +89,43 @@ fn main() {
     );
     wakes_after_the_drop();
     borrows_that_outlive_the_drop();
+    a_socket_shared_with_a_dropped_runtime();
     println!("done");
+}
+
+/// A receiver left suspended for good (its runtime dropped) on a socket
+/// that another runtime's receiver shares: the first waiter of the
+/// socket's queue never runs again, and an event's wake must still reach
+/// the live one (an event wakes the first waiter of each worker; when it
+/// woke the first in all, the datagram stayed unread: from a review).
+fn a_socket_shared_with_a_dropped_runtime() {
+    let y = coio::Runtime::builder().workers(1).build().expect("runtime");
+    let sock = Arc::new(y.block_on(|| coio::net::UdpSocket::bind("127.0.0.1:0").expect("bind")));
+    let addr = sock.local_addr().expect("addr");
+    // Registered with Y's driver by a wait there that times out.
+    sock.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
+    let s = sock.clone();
+    y.block_on(move || assert!(s.recv(&mut [0; 8]).is_err()));
+    sock.set_read_timeout(None).expect("timeout");
+    // The oldest waiter, in runtime X, which is then dropped.
+    let x = coio::Runtime::builder().workers(1).build().expect("runtime");
+    let s = sock.clone();
+    x.spawn(move || {
+        let _ = s.recv(&mut [0; 8]);
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    drop(x);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s = sock.clone();
+    y.spawn(move || tx.send(s.recv(&mut [0; 8]).expect("recv")).expect("send"));
+    std::thread::sleep(Duration::from_millis(50));
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    c.send_to(b"one", addr).expect("send");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok(3),
+        "the live receiver was not woken"
+    );
 }
 
 thread_local! {

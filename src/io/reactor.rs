@@ -49,28 +49,37 @@
 //! with 1,000 receivers parked, several times the CPU per request of one
 //! receiver (`bench/shared-pairs.sh`). Go avoids it by letting one
 //! goroutine at a time wait in the poller (the descriptor's read lock);
-//! here an event wakes one waiter, which *passes the wake on*:
+//! its goroutines move to whichever P is free. Ours do not, so here an
+//! event wakes one waiter *per worker*, which *passes the wake on*:
 //!
 //! * a coroutine's wait in the I/O loop (`Source::io`) queues its entry
-//!   as [`PASSES_ON`]: woken, it retries its operation, and when that does
-//!   not return `WouldBlock` (it moved data, or failed, or found the end)
-//!   it calls [`IoState::pass_on`], which wakes the next waiter if the
-//!   direction still has waiters and is still ready (a datagram socket
+//!   as [`PASSES_ON`], in the FIFO of its worker: woken, it retries its
+//!   operation, and when that does not return `WouldBlock` (it moved data,
+//!   or failed, or found the end) it calls [`IoState::pass_on`], which, if
+//!   the direction still has waiters and is still ready (a datagram socket
 //!   stays ready after a receive: more may be queued; a drained stream
-//!   does not). A `WouldBlock` clears the readiness instead, and the
-//!   waiters left sleep until the next event, as they should;
+//!   does not), wakes the next of each worker. A `WouldBlock` clears the
+//!   readiness instead, and the waiters left sleep until the next event,
+//!   as they should;
+//! * one per worker, not one in all: a woken coroutine runs only on its
+//!   own worker, which may be busy (a long computation, a full run queue)
+//!   or gone for good (a runtime dropped under `panic = "abort"` leaves its
+//!   coroutines suspended); the first waiter of an idle worker must not
+//!   wait behind it (from a review: a datagram waited 3 s for a busy
+//!   worker while a receiver idled on the other). An event costs at most
+//!   one wake per worker with waiters, whatever their number;
 //! * every other waiter (an async task's waker, a future's entry, a wait
 //!   for readiness alone, `Fd::readable`) cannot promise to retry: it may
-//!   be dropped, or its caller may do something else. An event wakes those
-//!   it meets in front of the first `PASSES_ON` entry as well, and the
-//!   async slot always, so that a wake is never left with one of them.
+//!   be dropped, or its caller may do something else. Every event wakes
+//!   all of them (they are rare on a shared socket), and the async slot,
+//!   as before.
 //!
 //! Why no waiter is left asleep while the direction is ready: a waiter
 //! queues only after finding the direction not ready (in the same
 //! operation that sets the waiting bit), and only an event makes it ready
-//! again, which wakes one `PASSES_ON` waiter (or all the others, if none).
-//! That waiter either finds it not ready again (no one to wake) or
-//! succeeds and passes the wake on to the next, which does the same; its
+//! again, which wakes the first `PASSES_ON` waiter of each worker. Each
+//! either finds it not ready again (no one to wake) or succeeds and passes
+//! the wake on to the next of each worker, which do the same; its
 //! `pass_on` reads the word after its own `seen`, so it sees the waiting
 //! bit of every waiter queued before the event. A descriptor's close
 //! ([`Ready::driver_closed`]) and a shutdown through it ([`IoState::mark`])
@@ -102,7 +111,7 @@ use mio::Token;
 
 use crate::driver::{self, Ready};
 pub(crate) use crate::driver::{ERROR, READ_CLOSED, READABLE, URGENT, WRITABLE, WRITE_CLOSED};
-use crate::park::{Blocker, Lock, LockGuard, WaitQueue, Woken};
+use crate::park::{Blocker, Claimed, Lock, LockGuard, WaitQueue, Woken};
 use crate::runtime::dump::Wait;
 
 /// Not readiness: coroutines may be queued to read (set under the waiters'
@@ -110,9 +119,9 @@ use crate::runtime::dump::Wait;
 const READ_WAITING: usize = 32;
 /// Not readiness: coroutines may be queued to write (as `READ_WAITING`).
 const WRITE_WAITING: usize = 64;
-/// The operation number a waiter queues with when it retries its
-/// operation once woken and then calls [`IoState::pass_on`] (see "One wake
-/// per event, passed on"); others queue with 0.
+/// The operation number of a waiter that retries its operation once woken
+/// and then calls [`IoState::pass_on`] (see "One wake per event, passed
+/// on"), queued in its worker's FIFO; others queue with 0.
 pub(crate) const PASSES_ON: usize = 1;
 /// Where the event tick starts in `readiness`.
 const TICK_SHIFT: u32 = 8;
@@ -188,8 +197,8 @@ impl std::panic::RefUnwindSafe for IoState {}
 impl std::panic::UnwindSafe for IoState {}
 
 struct Waiters {
-    read: WaitQueue,
-    write: WaitQueue,
+    read: DirQueue,
+    write: DirQueue,
     /// The task of an async reader (`poll_ready`): one per direction, the
     /// latest poll's, as tokio's sockets keep it.
     read_task: Option<Waker>,
@@ -197,8 +206,114 @@ struct Waiters {
     write_task: Option<Waker>,
 }
 
+/// The waiters of one direction (see "One wake per event, passed on"):
+/// coroutines that pass the wake on, in one FIFO per home worker, and the
+/// others, in one FIFO.
+#[derive(Default)]
+struct DirQueue {
+    /// [`PASSES_ON`] waiters by their worker's `uid` (few: the workers
+    /// whose coroutines wait on this descriptor at once). An empty queue
+    /// stays, with its buffer, for its worker's next wait (no allocation
+    /// per wait), or for another worker's: a slot is reused whenever it is
+    /// empty, so there are never more than the most workers that waited
+    /// at once.
+    homes: Vec<(usize, WaitQueue)>,
+    /// Waiters that cannot promise to retry: woken by every event.
+    others: WaitQueue,
+}
+
+/// The claims of one wake: finished (the waiters woken) when dropped,
+/// outside the lock. One inline: the common case (one waiter) allocates
+/// nothing.
+#[derive(Default)]
+struct Claims {
+    first: Option<Claimed>,
+    more: Vec<Claimed>,
+}
+
+impl Claims {
+    fn push(&mut self, c: Claimed) {
+        if self.first.is_none() {
+            self.first = Some(c);
+        } else {
+            self.more.push(c);
+        }
+    }
+}
+
+impl DirQueue {
+    fn new() -> DirQueue {
+        DirQueue {
+            homes: Vec::new(),
+            others: WaitQueue::new(),
+        }
+    }
+
+    /// Whether no entry is queued (stale ones count).
+    fn is_empty(&self) -> bool {
+        self.others.is_empty() && self.homes.iter().all(|(_, q)| q.is_empty())
+    }
+
+    /// Queues `blocker`: in its home's FIFO if it passes the wake on
+    /// (`home`: its worker's `uid`), else with the others.
+    ///
+    /// # Safety
+    /// As [`WaitQueue::push`].
+    unsafe fn push(&mut self, blocker: &Blocker, home: Option<usize>) {
+        let Some(home) = home else {
+            // SAFETY: the caller's.
+            unsafe { self.others.push(blocker, 0, std::ptr::null_mut()) };
+            return;
+        };
+        let i = match self.homes.iter().position(|(h, _)| *h == home) {
+            Some(i) => i,
+            None => match self.homes.iter().position(|(_, q)| q.is_empty()) {
+                // An empty slot, another worker's: now this one's.
+                Some(i) => {
+                    self.homes[i].0 = home;
+                    i
+                }
+                None => {
+                    self.homes.push((home, WaitQueue::new()));
+                    self.homes.len() - 1
+                }
+            },
+        };
+        // SAFETY: the caller's.
+        unsafe {
+            self.homes[i]
+                .1
+                .push(blocker, PASSES_ON, std::ptr::null_mut())
+        };
+    }
+
+    /// Removes `blocker`'s entry, queued with `home` (after it gave up).
+    fn remove(&mut self, blocker: &Blocker, home: Option<usize>) {
+        let Some(home) = home else {
+            self.others.remove(blocker);
+            return;
+        };
+        if let Some((_, q)) = self.homes.iter_mut().find(|(h, _)| *h == home) {
+            q.remove(blocker);
+        }
+    }
+
+    /// Claims every other waiter and the oldest waiter of each home (one
+    /// round of a wake).
+    fn claim_round(&mut self, claims: &mut Claims) {
+        while let Some((_, c)) = self.others.claim_oldest(true) {
+            claims.push(c);
+        }
+        for (_, q) in &mut self.homes {
+            if let Some((_, c)) = q.claim_oldest(true) {
+                claims.push(c);
+            }
+        }
+    }
+}
+
 impl Waiters {
-    fn queue(&mut self, dir: Dir) -> &mut WaitQueue {
+    fn queue(&mut self, dir: Dir) -> &mut DirQueue {
         match dir {
             Dir::Read => &mut self.read,
             Dir::Write => &mut self.write,
@@ -225,8 +340,8 @@ impl IoState {
         IoState {
             readiness: AtomicUsize::new(READABLE | WRITABLE),
             waiters: Lock::new(Waiters {
-                read: WaitQueue::new(),
-                write: WaitQueue::new(),
+                read: DirQueue::new(),
+                write: DirQueue::new(),
                 read_task: None,
                 write_task: None,
             }),
@@ -334,37 +449,30 @@ impl IoState {
         }
     }
 
-    /// Wakes the oldest [`PASSES_ON`] waiter of `dir`, every other waiter
-    /// queued before it, and the async waiter's waker (each claim finished
-    /// outside the lock); all the entries if none passes on. Clears the
-    /// direction's waiting bit, under the lock, once the queue is empty.
-    /// As in `wake_all`, the async slot is emptied on every pass.
+    /// Wakes the oldest [`PASSES_ON`] waiter of each home worker of `dir`,
+    /// every other waiter, and the async waiter's waker (each claim
+    /// finished outside the lock). Clears the direction's waiting bit,
+    /// under the lock, once the queues are empty.
     #[cold]
     #[inline(never)]
     fn wake_one(&self, dir: Dir) {
-        loop {
-            let (claimed, task, more) = {
-                let mut w = self.waiters.lock();
-                let task = w.task(dir).take();
-                let queue = w.queue(dir);
-                let claimed = queue.claim_oldest(true);
-                let empty = queue.is_empty();
-                if empty {
-                    self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
-                }
-                let more = !empty && matches!(claimed, Some((oper, _)) if oper != PASSES_ON);
-                (claimed, task, more)
-            };
-            // Outside the lock.
-            drop(claimed);
-            if let Some(t) = task {
-                // On the poller (a worker) or a coroutine passing a wake
-                // on: a panicking waker goes no further.
-                crate::wake_surviving(t);
+        let mut claims = Claims::default();
+        let task = {
+            let mut w = self.waiters.lock();
+            let task = w.task(dir).take();
+            let queue = w.queue(dir);
+            queue.claim_round(&mut claims);
+            if queue.is_empty() {
+                self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
             }
-            if !more {
-                break;
-            }
+            task
+        };
+        // Outside the lock.
+        drop(claims);
+        if let Some(t) = task {
+            // On the poller (a worker) or a coroutine passing a wake on: a
+            // panicking waker goes no further.
+            crate::wake_surviving(t);
         }
     }
 
@@ -377,19 +485,20 @@ impl IoState {
     /// the loop going forever.
     fn wake_all(&self, dir: Dir) {
         loop {
-            let (claimed, task, empty) = {
+            let mut claims = Claims::default();
+            let (task, empty) = {
                 let mut w = self.waiters.lock();
                 let task = w.task(dir).take();
                 let queue = w.queue(dir);
-                let claimed = queue.claim(None, true);
+                queue.claim_round(&mut claims);
                 let empty = queue.is_empty();
                 if empty {
                     self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
                 }
-                (claimed, task, empty)
+                (task, empty)
             };
             // Outside the lock.
-            drop(claimed);
+            drop(claims);
             if let Some(t) = task {
                 // On the poller (a worker) or a coroutine passing a wake
                 // on: a panicking waker goes no further.
@@ -463,9 +572,10 @@ impl IoState {
     /// Waits until `dir` is ready, `deadline` passes (`TimedOut`) or the
     /// coroutine is cancelled (it unwinds). The descriptor must be
     /// registered. Called by a coroutine (or a coroutine's thread blocking
-    /// in place while it unwinds). `passes_on`: once woken (an `Ok`), the
-    /// caller retries its operation and, unless that returns `WouldBlock`,
-    /// calls [`pass_on`](Self::pass_on); an event then wakes it alone (see
+    /// in place while it unwinds). `passes_on`, the `uid` of the caller's
+    /// worker: once woken (an `Ok`), the caller retries its operation and,
+    /// unless that returns `WouldBlock`, calls [`pass_on`](Self::pass_on);
+    /// an event then wakes it alone of the waiters of that worker (see
     /// "One wake per event, passed on").
     #[inline(always)]
     pub(crate) fn wait(
@@ -473,7 +583,7 @@ impl IoState {
         dir: Dir,
         deadline: Option<std::time::Instant>,
         wait: Wait,
-        passes_on: bool,
+        passes_on: Option<usize>,
     ) -> io::Result<()> {
         let blocker = Blocker::new(wait);
         {
@@ -492,19 +602,16 @@ impl IoState {
             // SAFETY: the entry is removed (below, or by a claimer) before
             // `blocker` goes out of scope: `wait` returns only after a
             // claim finished or after the abort, and on abort we remove it.
-            unsafe {
-                w.queue(dir)
-                    .push(&blocker, passes_on as usize, std::ptr::null_mut())
-            };
+            unsafe { w.queue(dir).push(&blocker, passes_on) };
         }
         match blocker.wait_inlined(deadline, true) {
             Woken::Done(_) | Woken::Retry(_) => Ok(()),
             Woken::TimedOut => {
-                self.waiters.lock().queue(dir).remove(&blocker);
+                self.waiters.lock().queue(dir).remove(&blocker, passes_on);
                 Err(super::source::timed_out())
             }
             Woken::Cancelled => {
-                self.waiters.lock().queue(dir).remove(&blocker);
+                self.waiters.lock().queue(dir).remove(&blocker, passes_on);
                 crate::park::unwind_cancelled()
             }
         }
@@ -559,10 +666,9 @@ impl IoState {
 /// direction's queue, as a coroutine's `wait` has, instead of the one
 /// waker slot of [`IoState::poll_ready`] (whose last poll's waker
 /// replaces the others'): for futures that several tasks may await at
-/// once on one socket (`accept_async` on a shared listener). An event of
-/// the direction wakes it if it comes before the first coroutine that
-/// passes the wake on (see "One wake per event, passed on"). Dropping it
-/// removes its entry.
+/// once on one socket (`accept_async` on a shared listener). Every event
+/// of the direction wakes it (see "One wake per event, passed on").
+/// Dropping it removes its entry.
 #[derive(Default)]
 pub(crate) struct QueuedWait {
     /// The queued entry: the state whose queue holds it, the direction,
@@ -579,7 +685,7 @@ impl QueuedWait {
             return;
         };
         if blocker.abort() {
-            state.waiters.lock().queue(dir).remove(&blocker);
+            state.waiters.lock().queue(dir).remove(&blocker, None);
         } else {
             // Claimed: `poll_woken` returns once the claim is finished.
             let _ = blocker.poll_woken();
@@ -625,7 +731,7 @@ impl IoState {
         let blocker = Box::new(Blocker::for_waker(waker.clone()));
         // SAFETY: the entry is removed before the box is freed: by a claim
         // (which `QueuedWait::clear` waits out) or by `clear` itself.
-        unsafe { w.queue(dir).push(&blocker, 0, std::ptr::null_mut()) };
+        unsafe { w.queue(dir).push(&blocker, None) };
         drop(w);
         wait.entry = Some((self.clone(), dir, blocker));
         Poll::Pending
@@ -698,7 +804,9 @@ mod loom_tests {
                 }
                 state.clear(seen, Dir::Read);
             }
-            state.wait(Dir::Read, None, Wait::SocketRead, true).unwrap();
+            state
+                .wait(Dir::Read, None, Wait::SocketRead, Some(1))
+                .unwrap();
         }
     }
 
@@ -742,7 +850,9 @@ mod loom_tests {
                 }
                 state.clear(seen, Dir::Read);
             }
-            state.wait(Dir::Read, None, Wait::SocketRead, true).unwrap();
+            state
+                .wait(Dir::Read, None, Wait::SocketRead, Some(1))
+                .unwrap();
         }
     }
 
@@ -807,8 +917,8 @@ mod loom_tests {
                 // SAFETY: the poller's `set_ready` below claims both, and
                 // finishes the claims, before `a` and `b` go out of scope.
                 unsafe {
-                    w.queue(Dir::Read).push(&a, 0, std::ptr::null_mut());
-                    w.queue(Dir::Read).push(&b, 0, std::ptr::null_mut());
+                    w.queue(Dir::Read).push(&a, None);
+                    w.queue(Dir::Read).push(&b, None);
                 }
             }
             let flag = |_| std::sync::Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
@@ -872,7 +982,9 @@ mod loom_tests {
                     }
                     state.clear(seen, Dir::Read);
                 }
-                state.wait(Dir::Read, None, Wait::SocketRead, true).unwrap();
+                state
+                    .wait(Dir::Read, None, Wait::SocketRead, Some(1))
+                    .unwrap();
             }
             assert!(flag.load(SeqCst));
             poller.join().unwrap();

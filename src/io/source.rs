@@ -215,7 +215,7 @@ impl Source {
                 return r;
             }
             // Woken, the loop retries and passes the wake on (`try_ready`).
-            self.park(l, dir, deadline.resolve(), wait, true)?;
+            self.park(l, dir, deadline.resolve(), wait, Some(l.uid))?;
         }
     }
 
@@ -360,9 +360,9 @@ impl Source {
     /// Parks the running coroutine of worker `l` until the netpoller
     /// reports `dir` ready (registering the descriptor with `l` if it is
     /// not registered yet), `deadline` passes or the coroutine is
-    /// cancelled. Inlined with its wait, see `io_with`. `passes_on`: the
-    /// caller retries once woken, and passes the wake on (see
-    /// `IoState::wait`).
+    /// cancelled. Inlined with its wait, see `io_with`. `passes_on` (the
+    /// worker's `uid`): the caller retries once woken, and passes the wake
+    /// on (see `IoState::wait`).
     #[inline(always)]
     fn park(
         &self,
@@ -370,7 +370,7 @@ impl Source {
         dir: Dir,
         deadline: Option<Instant>,
         wait: Wait,
-        passes_on: bool,
+        passes_on: Option<usize>,
     ) -> io::Result<()> {
         self.state.register(self.fd, l.driver.borrow().handle())?;
         self.state.wait(dir, deadline, wait, passes_on)
@@ -458,7 +458,7 @@ impl Source {
                     return Ok(());
                 }
                 self.state.clear(seen, dir);
-                self.park(l, dir, deadline, dir.wait(), false)
+                self.park(l, dir, deadline, dir.wait(), None)
             }
             None => poll_fd(self.fd, dir, deadline, -1),
         }

@@ -397,6 +397,10 @@ impl Registry {
 /// A worker's own state; lives on its thread's stack (see module docs).
 pub(crate) struct Local {
     index: usize,
+    /// This worker's number among every worker the process started (of
+    /// any runtime), never reused: what a socket's waiters are grouped by
+    /// (`io::reactor`, "One wake per event").
+    pub(crate) uid: usize,
     pub(crate) shared: Arc<Shared>,
     fresh: Deque<TaskRef>,
     ready: RefCell<VecDeque<Started>>,
@@ -644,8 +648,11 @@ pub(crate) fn worker_main(
     // thread's id for its signal.
     stack::overflow::prepare_thread_with(stack::overflow::WORKER_ALT_STACK);
     shared.dumps[index].set_thread(true);
+    /// The next worker's `uid`.
+    static NEXT_UID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
     let local = Local {
         index,
+        uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         fresh,
         ready: RefCell::new(VecDeque::with_capacity(256)),
         lifo: Cell::new(None),
