@@ -268,3 +268,72 @@ fn a_panicking_lazy_lock_function_poisons_it_as_std() {
         Some(&"LazyLock instance has previously been poisoned")
     );
 }
+
+/// Threads call `wait` while a closure panics: each must panic (the Once
+/// is poisoned), none may stay parked. (From a review: a `wait` that
+/// looked at the poison just before the closure unwound, and queued just
+/// after the unwinding closure's wakes, was never woken; 1 in ~100
+/// rounds.)
+#[test]
+fn every_wait_racing_a_poisoning_closure_panics() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::time::Instant;
+    // Thousands of expected panics: keep them off the output.
+    std::panic::set_hook(Box::new(|_| {}));
+    watchdog(60, "Once::wait racing a poisoning closure");
+    let spin = |ns: u64| {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_nanos(ns) {
+            std::hint::spin_loop();
+        }
+    };
+    let start = Instant::now();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rounds = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        rounds += 1;
+        let once = Once::new();
+        let go = std::sync::Barrier::new(9);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let delay = rng % 8_000;
+                let (once, go) = (&once, &go);
+                s.spawn(move || {
+                    go.wait();
+                    spin(delay);
+                    assert!(catch_unwind(AssertUnwindSafe(|| once.wait())).is_err());
+                });
+            }
+            go.wait();
+            let _ = catch_unwind(AssertUnwindSafe(|| once.call_once(|| panic!("boom"))));
+        });
+    }
+    let _ = std::panic::take_hook();
+    assert!(rounds > 10);
+}
+
+/// As std's: `wait` on a poisoned Once while a `call_once_force` runs on
+/// it waits for that closure and returns (std panics only when none
+/// runs).
+#[test]
+fn wait_on_a_poisoned_once_waits_for_a_forced_closure_as_std() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    watchdog(30, "wait during a forced closure");
+    let coio_once = Once::new();
+    let std_once = std::sync::Once::new();
+    let _ = catch_unwind(|| coio_once.call_once(|| panic!("x")));
+    let _ = catch_unwind(|| std_once.call_once(|| panic!("x")));
+    let results = std::thread::scope(|s| {
+        s.spawn(|| coio_once.call_once_force(|_| std::thread::sleep(Duration::from_millis(200))));
+        s.spawn(|| std_once.call_once_force(|_| std::thread::sleep(Duration::from_millis(200))));
+        std::thread::sleep(Duration::from_millis(50));
+        (
+            catch_unwind(AssertUnwindSafe(|| coio_once.wait())).is_ok(),
+            catch_unwind(AssertUnwindSafe(|| std_once.wait())).is_ok(),
+        )
+    });
+    assert_eq!(results, (true, true));
+}

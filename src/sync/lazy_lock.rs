@@ -112,6 +112,56 @@ impl<T, F: FnOnce() -> T> LazyLock<T, F> {
     }
 }
 
+impl<T, F> LazyLock<T, F> {
+    /// The value, if it is made (never waits, never makes it).
+    ///
+    /// ```
+    /// use coio::sync::LazyLock;
+    ///
+    /// let l = LazyLock::new(|| 1);
+    /// assert_eq!(LazyLock::get(&l), None);
+    /// let _ = *l;
+    /// assert_eq!(LazyLock::get(&l), Some(&1));
+    /// ```
+    #[inline]
+    pub fn get(this: &LazyLock<T, F>) -> Option<&T> {
+        this.cell.get()
+    }
+
+    /// The value, if it is made, through an exclusive borrow.
+    #[inline]
+    pub fn get_mut(this: &mut LazyLock<T, F>) -> Option<&mut T> {
+        this.cell.get_mut()
+    }
+}
+
+impl<T, F: FnOnce() -> T> LazyLock<T, F> {
+    /// The value, made first if it is not yet, through an exclusive
+    /// borrow (no waiting: nobody else can be making it).
+    ///
+    /// ```
+    /// use coio::sync::LazyLock;
+    ///
+    /// let mut l = LazyLock::new(|| vec![1]);
+    /// LazyLock::force_mut(&mut l).push(2);
+    /// assert_eq!(*l, [1, 2]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the `LazyLock` is poisoned; resumes a panic of the function.
+    pub fn force_mut(this: &mut LazyLock<T, F>) -> &mut T {
+        if this.cell.get_mut().is_none() {
+            let f = this
+                .init
+                .get_mut()
+                .take()
+                .unwrap_or_else(|| panic!("LazyLock instance has previously been poisoned"));
+            let _ = this.cell.set(f());
+        }
+        this.cell.get_mut().expect("just made")
+    }
+}
+
 impl<T, F: FnOnce() -> T> Deref for LazyLock<T, F> {
     type Target = T;
 
@@ -129,15 +179,7 @@ impl<T, F: FnOnce() -> T> DerefMut for LazyLock<T, F> {
     /// If the `LazyLock` is poisoned; resumes a panic of the function.
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        if self.cell.get_mut().is_none() {
-            let f = self
-                .init
-                .get_mut()
-                .take()
-                .unwrap_or_else(|| panic!("LazyLock instance has previously been poisoned"));
-            let _ = self.cell.set(f());
-        }
-        self.cell.get_mut().expect("just made")
+        LazyLock::force_mut(self)
     }
 }
 

@@ -157,21 +157,27 @@ impl Once {
     /// one), as std's `Once::wait`.
     ///
     /// # Panics
-    /// If the `Once` is poisoned, now or while waiting, as std's (use
-    /// [`wait_force`](Self::wait_force) to wait past it). Unwinds with
-    /// [`Cancelled`](crate::Cancelled) if the coroutine is cancelled while
-    /// it waits.
+    /// If the `Once` is poisoned and no closure runs (a
+    /// [`call_once_force`](Self::call_once_force) running on it is waited
+    /// for), now or once the closure it waited for panicked, as std's (use
+    /// [`wait_force`](Self::wait_force) to wait past the poison). Unwinds
+    /// with [`Cancelled`](crate::Cancelled) if the coroutine is cancelled
+    /// while it waits.
     pub fn wait(&self) {
+        let poisoned = || self.poisoned.load(Acquire);
         loop {
             if self.is_completed() {
                 return;
             }
-            if self.poisoned.load(Acquire) {
+            if poisoned() && !self.done.is_running() {
                 panic!("Once instance has previously been poisoned");
             }
             // Woken when a closure completes it, or when one unwinds (to
-            // look at the poison again).
-            self.done.wait_state(true);
+            // look at the poison again). The poison is checked again under
+            // the queue lock, if no closure runs: a closure that unwound
+            // between the look above and the queueing has set it (before
+            // its wakes, made under that lock), and would wake nobody.
+            self.done.wait_state(true, poisoned);
         }
     }
 

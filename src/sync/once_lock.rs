@@ -270,7 +270,7 @@ impl<T> OnceLock<T> {
             if let Some(v) = self.get() {
                 return v;
             }
-            self.wait_state(true);
+            self.wait_state(true, || false);
         }
     }
 
@@ -314,6 +314,12 @@ impl<T> OnceLock<T> {
         self.state.load(Relaxed) & MASK == COMPLETE
     }
 
+    /// Whether an initializer runs now (a hint: it may end the next
+    /// moment).
+    pub(super) fn is_running(&self) -> bool {
+        self.state.load(Acquire) & MASK == RUNNING
+    }
+
     /// The value.
     ///
     /// # Safety
@@ -355,7 +361,7 @@ impl<T> OnceLock<T> {
                     // SAFETY: we just wrote it and published COMPLETE.
                     return unsafe { self.value_ref() };
                 }
-                _ => self.wait_state(false),
+                _ => self.wait_state(false, || false),
             }
         }
     }
@@ -363,9 +369,10 @@ impl<T> OnceLock<T> {
     /// Waits while an initializer runs (`waits_only`: until the value is
     /// there, whether one runs or not); returns when it finished, failed
     /// (a caller that may initialize then takes over), or was not running
-    /// any more (`waits_only`: the value is there). The caller looks
-    /// again.
-    pub(super) fn wait_state(&self, waits_only: bool) {
+    /// any more (`waits_only`: the value is there, or `give_up` says so
+    /// while none runs, checked under the queue lock, where an abandoned
+    /// initializer's wakes are made). The caller looks again.
+    pub(super) fn wait_state(&self, waits_only: bool, give_up: impl Fn() -> bool) {
         let blocker = Blocker::new(crate::runtime::dump::Wait::Once);
         {
             let mut q = lock_queue(&self.queue);
@@ -374,7 +381,7 @@ impl<T> OnceLock<T> {
                 let done = match s & MASK {
                     COMPLETE => true,
                     RUNNING => false,
-                    _ => !waits_only,
+                    _ => !waits_only || give_up(),
                 };
                 if done {
                     return;
