@@ -58,16 +58,21 @@
 //!   or failed, or found the end) it calls [`IoState::pass_on`], which, if
 //!   the direction still has waiters and is still ready (a datagram socket
 //!   stays ready after a receive: more may be queued; a drained stream
-//!   does not), wakes the next of each worker. A `WouldBlock` clears the
-//!   readiness instead, and the waiters left sleep until the next event,
-//!   as they should;
+//!   does not), wakes the next waiter of its own worker. A `WouldBlock`
+//!   clears the readiness instead, and the waiters left sleep until the
+//!   next event, as they should;
 //! * one per worker, not one in all: a woken coroutine runs only on its
 //!   own worker, which may be busy (a long computation, a full run queue)
 //!   or gone for good (a runtime dropped under `panic = "abort"` leaves its
 //!   coroutines suspended); the first waiter of an idle worker must not
 //!   wait behind it (from a review: a datagram waited 3 s for a busy
-//!   worker while a receiver idled on the other). An event costs at most
-//!   one wake per worker with waiters, whatever their number;
+//!   worker while a receiver idled on the other). So an event wakes the
+//!   first of every worker, and each passes on within its worker only: an
+//!   event costs at most one wake per worker with waiters, and a
+//!   successful operation at most one more, whatever their number (a
+//!   pass to every worker cost W wakes per datagram, and woke a busy
+//!   worker's next waiter behind the one still queued to run: from a
+//!   second review);
 //! * every other waiter (an async task's waker, a future's entry, a wait
 //!   for readiness alone, `Fd::readable`) cannot promise to retry: it may
 //!   be dropped, or its caller may do something else. Every event wakes
@@ -79,9 +84,12 @@
 //! operation that sets the waiting bit), and only an event makes it ready
 //! again, which wakes the first `PASSES_ON` waiter of each worker. Each
 //! either finds it not ready again (no one to wake) or succeeds and passes
-//! the wake on to the next of each worker, which do the same; its
-//! `pass_on` reads the word after its own `seen`, so it sees the waiting
-//! bit of every waiter queued before the event. A descriptor's close
+//! the wake on to the next of its worker, which does the same: every
+//! worker with waiters at the event has one woken waiter answerable for
+//! them while the direction stays ready; its `pass_on` reads the word
+//! after its own `seen`, so it sees the waiting bit of every waiter
+//! queued before the event. A waiter that queues later found the
+//! direction not ready, and the next event covers it. A descriptor's close
 //! ([`Ready::driver_closed`]) and a shutdown through it ([`IoState::mark`])
 //! still wake everyone. The loom model `loom_one_edge_two_readers` checks
 //! the pass (two datagrams, one edge, two parked readers).
@@ -222,23 +230,13 @@ struct DirQueue {
     others: WaitQueue,
 }
 
-/// The claims of one wake: finished (the waiters woken) when dropped,
-/// outside the lock. One inline: the common case (one waiter) allocates
-/// nothing.
-#[derive(Default)]
-struct Claims {
-    first: Option<Claimed>,
-    more: Vec<Claimed>,
-}
-
-impl Claims {
-    fn push(&mut self, c: Claimed) {
-        if self.first.is_none() {
-            self.first = Some(c);
-        } else {
-            self.more.push(c);
-        }
-    }
+/// Where a wake's pass through a direction's queues stands (see
+/// `IoState::wake_one`): the others it may still claim (as many as were
+/// queued when it began: one that queues again meanwhile is not claimed
+/// twice), and the next home slot.
+struct Cursor {
+    others: usize,
+    home: usize,
 }
 
 impl DirQueue {
@@ -298,17 +296,50 @@ impl DirQueue {
         }
     }
 
-    /// Claims every other waiter and the oldest waiter of each home (one
-    /// round of a wake).
-    fn claim_round(&mut self, claims: &mut Claims) {
-        while let Some((_, c)) = self.others.claim_oldest(true) {
-            claims.push(c);
-        }
-        for (_, q) in &mut self.homes {
-            if let Some((_, c)) = q.claim_oldest(true) {
-                claims.push(c);
+    /// The next claim of a wake's pass (`cursor`): an other waiter while
+    /// the cursor allows, then the oldest waiter of each home slot in turn
+    /// (slots never move: a pass visits every one that was there when it
+    /// began). None when the pass has nothing more to claim.
+    fn claim_next(&mut self, cursor: &mut Cursor) -> Option<Claimed> {
+        while cursor.others > 0 {
+            cursor.others -= 1;
+            match self.others.claim_oldest(true) {
+                Some((_, c)) => return Some(c),
+                None => cursor.others = 0,
             }
         }
+        while cursor.home < self.homes.len() {
+            let i = cursor.home;
+            cursor.home += 1;
+            if let Some((_, c)) = self.homes[i].1.claim_oldest(true) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Whether the pass at `cursor` has nothing more to claim.
+    fn pass_over(&self, cursor: &Cursor) -> bool {
+        (cursor.others == 0 || self.others.is_empty())
+            && self.homes[cursor.home.min(self.homes.len())..]
+                .iter()
+                .all(|(_, q)| q.is_empty())
+    }
+
+    /// Claims the oldest waiter of `home`'s queue, if any.
+    fn claim_home(&mut self, home: usize) -> Option<Claimed> {
+        let (_, q) = self.homes.iter_mut().find(|(h, _)| *h == home)?;
+        q.claim_oldest(true).map(|(_, c)| c)
+    }
+
+    /// Claims any waiter (the others first).
+    fn claim_any(&mut self) -> Option<Claimed> {
+        if let Some((_, c)) = self.others.claim_oldest(true) {
+            return Some(c);
+        }
+        self.homes
+            .iter_mut()
+            .find_map(|(_, q)| q.claim_oldest(true).map(|(_, c)| c))
     }
 }
 
@@ -437,68 +468,98 @@ impl IoState {
         self.record(bits, true);
     }
 
-    /// An operation in direction `dir` did not return `WouldBlock`: if the
-    /// direction still has waiters and is still ready, wakes the next one
-    /// (see "One wake per event, passed on"). One load when nobody else
-    /// waits.
+    /// A coroutine of worker `home` that was woken to retry (or just tried)
+    /// its operation in direction `dir` did not get `WouldBlock`: if the
+    /// direction still has waiters and is still ready, wakes the next of
+    /// that worker's (see "One wake per event, passed on"; the event woke
+    /// the first of every worker, each of which passes on within its
+    /// worker). One load when nobody else waits.
     #[inline]
-    pub(crate) fn pass_on(&self, dir: Dir) {
+    pub(crate) fn pass_on(&self, dir: Dir, home: usize) {
         let cur = self.readiness.load(Acquire);
         if cur & dir.waiting_bit() != 0 && Self::is_ready(Seen(cur), dir) {
-            self.wake_one(dir);
+            self.wake_home(dir, home);
         }
     }
 
-    /// Wakes the oldest [`PASSES_ON`] waiter of each home worker of `dir`,
-    /// every other waiter, and the async waiter's waker (each claim
-    /// finished outside the lock). Clears the direction's waiting bit,
-    /// under the lock, once the queues are empty.
+    /// The pass of `pass_on`: wakes the oldest waiter of `home`, if any.
     #[cold]
     #[inline(never)]
-    fn wake_one(&self, dir: Dir) {
-        let mut claims = Claims::default();
-        let task = {
+    fn wake_home(&self, dir: Dir, home: usize) {
+        let claimed = {
             let mut w = self.waiters.lock();
-            let task = w.task(dir).take();
             let queue = w.queue(dir);
-            queue.claim_round(&mut claims);
+            let claimed = queue.claim_home(home);
             if queue.is_empty() {
                 self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
             }
-            task
+            claimed
         };
         // Outside the lock.
-        drop(claims);
-        if let Some(t) = task {
-            // On the poller (a worker) or a coroutine passing a wake on: a
-            // panicking waker goes no further.
-            crate::wake_surviving(t);
+        drop(claimed);
+    }
+
+    /// An event's wake: the oldest [`PASSES_ON`] waiter of each home
+    /// worker of `dir`, every other waiter queued when it began, and the
+    /// async waiter's waker, each claim finished outside the lock (one
+    /// claim per lock: no allocation, whatever their number). Clears the
+    /// direction's waiting bit, under the lock, once the queues are empty.
+    /// As in `wake_all`, the async slot is emptied on every round.
+    #[cold]
+    #[inline(never)]
+    fn wake_one(&self, dir: Dir) {
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let (claimed, task, over) = {
+                let mut w = self.waiters.lock();
+                let task = w.task(dir).take();
+                let queue = w.queue(dir);
+                let cursor = cursor.get_or_insert_with(|| Cursor {
+                    others: queue.others.len(),
+                    home: 0,
+                });
+                let claimed = queue.claim_next(cursor);
+                if queue.is_empty() {
+                    self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
+                }
+                let over = claimed.is_none() || queue.pass_over(cursor);
+                (claimed, task, over)
+            };
+            // Outside the lock.
+            drop(claimed);
+            if let Some(t) = task {
+                // On the poller (a worker) or a coroutine passing a wake
+                // on: a panicking waker goes no further.
+                crate::wake_surviving(t);
+            }
+            if over {
+                break;
+            }
         }
     }
 
     /// Wakes every waiter of `dir`, each claim finished (its wake made)
     /// outside the lock, and clears the direction's waiting bit once the
-    /// queue and the async waiter's slot are empty (under the lock, where
+    /// queues and the async waiter's slot are empty (under the lock, where
     /// waiters set it). The slot is emptied on every pass: an async task
     /// may keep a waker there again between two passes (polled by another
     /// thread, woken by something else), and a slot left full would keep
     /// the loop going forever.
     fn wake_all(&self, dir: Dir) {
         loop {
-            let mut claims = Claims::default();
-            let (task, empty) = {
+            let (claimed, task, empty) = {
                 let mut w = self.waiters.lock();
                 let task = w.task(dir).take();
                 let queue = w.queue(dir);
-                queue.claim_round(&mut claims);
+                let claimed = queue.claim_any();
                 let empty = queue.is_empty();
                 if empty {
                     self.readiness.fetch_and(!dir.waiting_bit(), AcqRel);
                 }
-                (task, empty)
+                (claimed, task, empty)
             };
             // Outside the lock.
-            drop(claims);
+            drop(claimed);
             if let Some(t) = task {
                 // On the poller (a worker) or a coroutine passing a wake
                 // on: a panicking waker goes no further.
@@ -799,7 +860,7 @@ mod loom_tests {
                 // (A CAS, not a swap: loom 0.7's `swap` was seen to read a
                 // value older than the thread's own store.)
                 if data.compare_exchange(true, false, SeqCst, SeqCst).is_ok() {
-                    state.pass_on(Dir::Read);
+                    state.pass_on(Dir::Read, 1);
                     return;
                 }
                 state.clear(seen, Dir::Read);
@@ -841,7 +902,7 @@ mod loom_tests {
                 let n = data.load(SeqCst);
                 if n > 0 {
                     if data.compare_exchange(n, n - 1, SeqCst, SeqCst).is_ok() {
-                        state.pass_on(Dir::Read);
+                        state.pass_on(Dir::Read, 1);
                         return;
                     }
                     // Another reader took one meanwhile: try again (a

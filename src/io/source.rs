@@ -211,7 +211,7 @@ impl Source {
         // has been read or written by the call that unwinds.
         l.coop_spend_cancellable();
         loop {
-            if let Some(r) = self.try_ready(dir, &mut op, &drained) {
+            if let Some(r) = self.try_ready(dir, &mut op, &drained, Some(l.uid)) {
                 return r;
             }
             // Woken, the loop retries and passes the wake on (`try_ready`).
@@ -224,15 +224,18 @@ impl Source {
     /// word says `dir` may be ready (again after `EINTR`). Its result, or
     /// None if the direction is not ready (a `WouldBlock` clears it, unless
     /// an event came meanwhile; a partial transfer, `drained`, clears the
-    /// readiness bit). Any other result passes the event's wake on to the
-    /// next waiter, if the direction is still ready (see "One wake per
-    /// event, passed on" in `reactor`).
+    /// readiness bit). Any other result of a coroutine of worker `home`
+    /// (the blocking loop's) passes the event's wake on to the next waiter
+    /// of that worker, if the direction is still ready (see "One wake per
+    /// event, passed on" in `reactor`); async waiters hold no wake to
+    /// pass.
     #[inline(always)]
     fn try_ready<R>(
         &self,
         dir: Dir,
         op: &mut impl FnMut() -> io::Result<R>,
         drained: &impl Fn(&R) -> bool,
+        home: Option<usize>,
     ) -> Option<io::Result<R>> {
         loop {
             let seen = self.state.seen();
@@ -244,7 +247,9 @@ impl Source {
                     if drained(&r) {
                         self.state.clear_drained(seen, dir);
                     }
-                    self.state.pass_on(dir);
+                    if let Some(home) = home {
+                        self.state.pass_on(dir, home);
+                    }
                     return Some(Ok(r));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -253,7 +258,9 @@ impl Source {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.state.pass_on(dir);
+                    if let Some(home) = home {
+                        self.state.pass_on(dir, home);
+                    }
                     return Some(Err(e));
                 }
             }
@@ -286,7 +293,7 @@ impl Source {
         // (never inside this poll: see `worker::coop_poll_proceed`).
         std::task::ready!(worker::coop_poll_proceed(cx));
         loop {
-            if let Some(r) = self.try_ready(dir, &mut op, &drained) {
+            if let Some(r) = self.try_ready(dir, &mut op, &drained, None) {
                 worker::coop_spend_in_poll();
                 return Poll::Ready(r);
             }
@@ -339,7 +346,7 @@ impl Source {
         use std::task::Poll;
         std::task::ready!(worker::coop_poll_proceed(cx));
         loop {
-            if let Some(r) = self.try_ready(dir, &mut op, &|_| false) {
+            if let Some(r) = self.try_ready(dir, &mut op, &|_| false, None) {
                 wait.clear();
                 worker::coop_spend_in_poll();
                 return Poll::Ready(r);

@@ -595,6 +595,12 @@ impl WaitQueue {
         })
     }
 
+    /// The number of entries (stale ones count).
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Whether the queue has no entries (stale ones count).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
