@@ -13,14 +13,8 @@ fn rt(workers: usize) -> Runtime {
     Runtime::builder().workers(workers).build().unwrap()
 }
 
-/// Fails the test (the process) if it is still running after `secs`.
-fn watchdog(secs: u64, what: &'static str) {
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        eprintln!("{what}: still running after {secs} s");
-        std::process::exit(101);
-    });
-}
+mod common;
+use common::watchdog;
 
 #[test]
 fn once_lock_wait_waits_for_an_initializer_yet_to_come() {

@@ -28,14 +28,8 @@ fn panicking() -> Waker {
     Waker::from(Arc::new(Panicking))
 }
 
-/// Fails the test (the process) if it is still running after `secs`.
-fn watchdog(secs: u64, what: &'static str) {
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        eprintln!("{what}: still blocked after {secs} s");
-        std::process::exit(101);
-    });
-}
+mod common;
+use common::watchdog;
 
 #[test]
 fn a_close_wakes_the_receivers_queued_behind_a_panicking_waker() {

@@ -418,38 +418,33 @@ impl<T> Chan<T> {
     /// a waiting sender, which holds a `Sender` until then), so that no
     /// receiver finds the channel closed while the value is held.
     pub(crate) fn try_recv_held(&self) -> Result<T, RecvFail> {
-        let mut g = self.lock();
-        if let Some(v) = g.buf.pop_front() {
-            self.rx_state.fetch_add(IN_FLIGHT, Relaxed);
-            g.notify();
-            if let Some(c) = g.refill(self.cap, None) {
-                drop(g);
-                drop(c);
-            }
-            return Ok(v);
-        }
-        if !g.senders.is_empty()
-            && let Some(c) = g.senders.claim(None, false)
-        {
-            drop(g);
-            self.rx_state.fetch_add(IN_FLIGHT, Relaxed);
-            // SAFETY: an entry of `senders` of a `Chan<T>`, claimed.
-            return Ok(unsafe { take_value::<T>(&c) });
-        }
-        if self.tx_closed() {
-            return Err(RecvFail::Closed);
-        }
-        Err(RecvFail::Empty)
+        self.recv_counting(self.lock(), None, true)
+            .map_err(|(_, e)| e)
     }
 
     /// `try_recv` with the lock held; on `Empty`, gives the lock back.
     #[inline]
     fn recv_locked<'a>(
         &'a self,
-        mut g: LockGuard<'a, Inner<T>>,
+        g: LockGuard<'a, Inner<T>>,
         me: Option<&Blocker>,
     ) -> Result<T, (LockGuard<'a, Inner<T>>, RecvFail)> {
+        self.recv_counting(g, me, false)
+    }
+
+    /// `recv_locked`, counting the value it gets in flight if `held` (see
+    /// `try_recv_held`).
+    #[inline]
+    fn recv_counting<'a>(
+        &'a self,
+        mut g: LockGuard<'a, Inner<T>>,
+        me: Option<&Blocker>,
+        held: bool,
+    ) -> Result<T, (LockGuard<'a, Inner<T>>, RecvFail)> {
         if let Some(v) = g.buf.pop_front() {
+            if held {
+                self.rx_state.fetch_add(IN_FLIGHT, Relaxed);
+            }
             g.notify();
             // (The buffer can be over-full: `give_back`, and
             // `reserve_send` on a receive future. No refill until it is
@@ -464,6 +459,11 @@ impl<T> Chan<T> {
             && let Some(c) = g.senders.claim(me, false)
         {
             drop(g);
+            if held {
+                // Before the claim is finished (the sender holds its
+                // `Sender` until then).
+                self.rx_state.fetch_add(IN_FLIGHT, Relaxed);
+            }
             // SAFETY: as above.
             return Ok(unsafe { take_value::<T>(&c) });
         }

@@ -244,3 +244,13 @@ pub fn send_with_fd(fd: i32, data: &[u8], pass: i32) {
 pub fn under_valgrind() -> bool {
     std::env::var_os("LD_PRELOAD").is_some_and(|v| v.to_string_lossy().contains("vgpreload"))
 }
+
+/// Fails the test (the whole test process: a hang cannot be unwound)
+/// with `what` if it is still running after `secs`.
+pub fn watchdog(secs: u64, what: &'static str) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(secs));
+        eprintln!("{what}: still running after {secs} s");
+        std::process::exit(101);
+    });
+}
