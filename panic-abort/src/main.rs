@@ -99,16 +99,23 @@ fn main() {
 /// the live one (an event wakes the first waiter of each worker; when it
 /// woke the first in all, the datagram stayed unread: from a review).
 fn a_socket_shared_with_a_dropped_runtime() {
-    let y = coio::Runtime::builder().workers(1).build().expect("runtime");
+    let y = coio::Runtime::builder()
+        .workers(1)
+        .build()
+        .expect("runtime");
     let sock = Arc::new(y.block_on(|| coio::net::UdpSocket::bind("127.0.0.1:0").expect("bind")));
     let addr = sock.local_addr().expect("addr");
     // Registered with Y's driver by a wait there that times out.
-    sock.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .expect("timeout");
     let s = sock.clone();
     y.block_on(move || assert!(s.recv(&mut [0; 8]).is_err()));
     sock.set_read_timeout(None).expect("timeout");
     // The oldest waiter, in runtime X, which is then dropped.
-    let x = coio::Runtime::builder().workers(1).build().expect("runtime");
+    let x = coio::Runtime::builder()
+        .workers(1)
+        .build()
+        .expect("runtime");
     let s = sock.clone();
     x.spawn(move || {
         let _ = s.recv(&mut [0; 8]);
