@@ -66,6 +66,13 @@ impl<T: std::panic::RefUnwindSafe + std::panic::UnwindSafe, F: std::panic::Unwin
 
 impl<T, F: FnOnce() -> T> LazyLock<T, F> {
     /// A `LazyLock` that will make its value with `f`.
+    ///
+    /// ```
+    /// use coio::sync::LazyLock;
+    ///
+    /// static GREETING: LazyLock<String> = LazyLock::new(|| "hello".to_uppercase());
+    /// assert_eq!(*GREETING, "HELLO");
+    /// ```
     #[cfg(not(loom))]
     pub const fn new(f: F) -> LazyLock<T, F> {
         LazyLock {
@@ -129,6 +136,16 @@ impl<T, F> LazyLock<T, F> {
     }
 
     /// The value, if it is made, through an exclusive borrow.
+    ///
+    /// ```
+    /// use coio::sync::LazyLock;
+    ///
+    /// let mut l = LazyLock::new(|| 1);
+    /// assert_eq!(LazyLock::get_mut(&mut l), None);
+    /// let _ = *l;
+    /// *LazyLock::get_mut(&mut l).unwrap() += 1;
+    /// assert_eq!(*l, 2);
+    /// ```
     #[inline]
     pub fn get_mut(this: &mut LazyLock<T, F>) -> Option<&mut T> {
         this.cell.get_mut()

@@ -56,6 +56,11 @@ pub struct OnceState {
 
 impl OnceState {
     /// Whether an earlier closure of the `Once` panicked.
+    ///
+    /// ```
+    /// let once = coio::sync::Once::new();
+    /// once.call_once_force(|state| assert!(!state.is_poisoned()));
+    /// ```
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
     }
@@ -76,6 +81,11 @@ impl Drop for Poison<'_> {
 
 impl Once {
     /// A `Once` whose closure has not run.
+    ///
+    /// ```
+    /// static INIT: coio::sync::Once = coio::sync::Once::new();
+    /// assert!(!INIT.is_completed());
+    /// ```
     #[cfg(not(loom))]
     pub const fn new() -> Once {
         Once {
@@ -97,6 +107,15 @@ impl Once {
     /// runs (and, if that one panics, one waiter's closure runs instead,
     /// as with std: that waiter's `call_once` panics, the `Once` being
     /// poisoned).
+    ///
+    /// ```
+    /// use coio::sync::Once;
+    ///
+    /// let (once, mut runs) = (Once::new(), 0);
+    /// once.call_once(|| runs += 1);
+    /// once.call_once(|| runs += 1); // completed: not run again
+    /// assert_eq!(runs, 1);
+    /// ```
     ///
     /// # Panics
     /// If the `Once` is poisoned (an earlier closure panicked), as std's;
@@ -148,6 +167,13 @@ impl Once {
     }
 
     /// Whether a closure has completed this `Once` (never waits).
+    ///
+    /// ```
+    /// let once = coio::sync::Once::new();
+    /// assert!(!once.is_completed());
+    /// once.call_once(|| {});
+    /// assert!(once.is_completed());
+    /// ```
     #[inline]
     pub fn is_completed(&self) -> bool {
         self.done.get().is_some()
@@ -155,6 +181,19 @@ impl Once {
 
     /// Waits until a closure has completed this `Once` (without running
     /// one), as std's `Once::wait`.
+    ///
+    /// ```
+    /// use coio::sync::Once;
+    ///
+    /// let once = Once::new();
+    /// coio::run(|| {
+    ///     coio::scope(|s| {
+    ///         s.spawn(|| once.wait()); // parks until the closure below ran
+    ///         s.spawn(|| once.call_once(|| coio::sleep(std::time::Duration::from_millis(5))));
+    ///     })
+    /// });
+    /// assert!(once.is_completed());
+    /// ```
     ///
     /// # Panics
     /// If the `Once` is poisoned and no closure runs (a
@@ -182,6 +221,17 @@ impl Once {
     }
 
     /// Waits until a closure has completed this `Once`, poisoned or not.
+    ///
+    /// ```
+    /// use coio::sync::Once;
+    ///
+    /// let once = Once::new();
+    /// let _ = std::panic::catch_unwind(|| once.call_once(|| panic!("boom")));
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| once.wait_force()); // waits past the poison
+    ///     once.call_once_force(|_| {});
+    /// });
+    /// ```
     ///
     /// # Panics
     /// Unwinds with [`Cancelled`](crate::Cancelled) if the coroutine is
